@@ -1,0 +1,138 @@
+"""Command-line parsing only: ``python -m backend <command> [options]``.
+
+Each command's work lives in its own module; this file turns arguments into a call and
+hands it to :func:`backend.protocol.run`, which owns the event stream and exit status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Sequence
+
+from backend import protocol
+
+MODELS = ("DWBM", "SWBM", "TVGM")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage mistake as a ``bad_input`` event (exit 2)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        protocol.emit("error", kind="bad_input", message=f"{self.prog}: {message}")
+        sys.stderr.write(self.format_usage())
+        sys.exit(protocol.EXIT_BAD_INPUT)
+
+
+def _device(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
+                        help="auto: CUDA when available, else CPU")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m backend", description="CWSC toolkit backend")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    sub.add_parser("info", help="versions, devices, and the interpreter")
+
+    p = sub.add_parser("calibrate", help="calibrate DWBM/SWBM/TVGM per cell: CWSC labels and KGE")
+    p.add_argument("--precip", required=True, help="monthly precipitation (mm/month), one band per month")
+    p.add_argument("--pet", required=True, help="monthly potential evapotranspiration (mm/month)")
+    p.add_argument("--runoff", required=True, help="monthly runoff (mm/month)")
+    p.add_argument("--precip-var"), p.add_argument("--pet-var"), p.add_argument("--runoff-var")
+    p.add_argument("--time-dim", help="NetCDF time dimension name, when it cannot be found")
+    p.add_argument("--models", default=",".join(MODELS), help="comma-separated subset of DWBM,SWBM,TVGM")
+    p.add_argument("--objective", default="kge", choices=("kge", "nse"))
+    p.add_argument("--kge-form", default="2009", choices=("2009", "2012"))
+    p.add_argument("--formulation", default="conserving", choices=("conserving", "seed"))
+    p.add_argument("--warmup-months", type=int, default=None, help="default min(n/8, 24)")
+    p.add_argument("--calibration-fraction", type=float, default=0.75,
+                   help="calibration ends at this fraction of the months; validation is the rest")
+    p.add_argument("--restarts", type=int, default=None, help="independent SCE-UA runs per cell")
+    p.add_argument("--max-evaluations", type=int, default=None)
+    p.add_argument("--kge-threshold", type=float, default=0.0,
+                   help="models with calibration KGE above this enter the joint CWSC label")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--chunk-cells", type=int, default=None, help="cells per chunk (memory bound)")
+    p.add_argument("--dtype", default="float32", choices=("float32", "float64"))
+    _device(p)
+    p.add_argument("--out-cwsc", required=True)
+    p.add_argument("--out-kge", required=True)
+    p.add_argument("--out-details", default=None)
+
+    p = sub.add_parser("mask", help="keep labels whose KGE exceeds a threshold")
+    p.add_argument("--labels", required=True)
+    p.add_argument("--kge", required=True)
+    p.add_argument("--threshold", type=float, default=0.0)
+    p.add_argument("--out", required=True)
+
+    p = sub.add_parser("train", help="train the CWSC ResNet on predictor patches")
+    p.add_argument("--predictors", nargs="+", required=True)
+    p.add_argument("--labels", required=True)
+    p.add_argument("--kge", default=None)
+    p.add_argument("--kge-threshold", type=float, default=0.0)
+    p.add_argument("--patch-size", type=int, default=11)
+    p.add_argument("--test-fraction", type=float, default=0.3)
+    p.add_argument("--split", default="random", choices=("random", "blocks"))
+    p.add_argument("--block-size", type=int, default=None, help="cells per side of a spatial block")
+    p.add_argument("--epochs", type=int, default=None, help="default: the recipe's")
+    p.add_argument("--batch-size", type=int, default=None, help="default: the recipe's")
+    p.add_argument("--recipe", default="default", choices=("default", "seed"))
+    p.add_argument("--ensemble", type=int, default=1)
+    p.add_argument("--blocks", type=int, default=None, help="residual blocks per stage (n of 6n+2)")
+    p.add_argument("--widths", default=None, help="stage widths, e.g. 16,32,128")
+    p.add_argument("--seed", type=int, default=0)
+    _device(p)
+    p.add_argument("--out-model", required=True)
+    p.add_argument("--out-report", default=None)
+
+    p = sub.add_parser("predict", help="CWSC raster from a model file and predictors")
+    p.add_argument("--model", required=True)
+    p.add_argument("--predictors", nargs="+", required=True)
+    p.add_argument("--batch-size", type=int, default=None)
+    _device(p)
+    p.add_argument("--out", required=True)
+    p.add_argument("--out-uncertainty", default=None)
+
+    p = sub.add_parser("evaluate", help="compare a CWSC map with a reference and with free calibration")
+    p.add_argument("--cwsc", required=True)
+    p.add_argument("--reference", default=None)
+    p.add_argument("--truth", default=None, help="a known true CWSC (twin experiments)")
+    p.add_argument("--precip"), p.add_argument("--pet"), p.add_argument("--runoff")
+    p.add_argument("--models", default=",".join(MODELS))
+    p.add_argument("--restarts", type=int, default=None)
+    p.add_argument("--max-cells", type=int, default=2000,
+                   help="cells sampled for the simulation check")
+    p.add_argument("--seed", type=int, default=0)
+    _device(p)
+    p.add_argument("--out-report", required=True)
+
+    p = sub.add_parser("demo-data", help="write the synthetic twin-experiment region")
+    p.add_argument("--out", required=True)
+    p.add_argument("--seed", type=int, default=42)
+    return parser
+
+
+def _dispatch(args: argparse.Namespace) -> None:
+    if args.command == "info":
+        from backend.info import info_command as fn
+    elif args.command == "calibrate":
+        from backend.hydro.command import calibrate_command as fn
+    elif args.command == "mask":
+        from backend.mask import mask_command as fn
+    elif args.command == "train":
+        from backend.ml.command import train_command as fn
+    elif args.command == "predict":
+        from backend.ml.command import predict_command as fn
+    elif args.command == "evaluate":
+        from backend.evaluate import evaluate_command as fn
+    elif args.command == "demo-data":
+        from backend.demo import demo_data_command as fn
+    else:  # pragma: no cover - argparse refuses unknown commands
+        raise protocol.BadInput(f"unknown command {args.command}")
+    fn(args)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return protocol.run(lambda: _dispatch(args))

@@ -1,0 +1,48 @@
+"""``python -m backend info``: what the backend runs on, so a user can check the set-up."""
+
+from __future__ import annotations
+
+import platform
+import sys
+from importlib import metadata
+
+from backend import __version__, protocol
+
+
+def collect_info() -> dict:
+    versions = {"backend": __version__, "python": platform.python_version()}
+    for dist in ("torch", "numpy", "rasterio", "xarray", "netCDF4", "matplotlib", "scipy"):
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            versions[dist] = None
+    devices = [{"name": "cpu", "kind": "cpu", "threads": None}]
+    cuda = {"available": False}
+    try:
+        import torch
+
+        devices[0]["threads"] = torch.get_num_threads()
+        if torch.cuda.is_available():
+            cuda = {"available": True, "version": torch.version.cuda}
+            for i in range(torch.cuda.device_count()):
+                p = torch.cuda.get_device_properties(i)
+                devices.append({"name": f"cuda:{i}", "kind": "cuda", "model": p.name,
+                                "memory_gib": round(p.total_memory / 2**30, 1)})
+    except ImportError:
+        pass
+    return {"interpreter": sys.executable, "platform": platform.platform(), "versions": versions,
+            "cuda": cuda, "devices": devices}
+
+
+def info_command(args) -> None:  # noqa: ARG001
+    info = collect_info()
+    missing = [k for k in ("torch", "numpy", "rasterio", "xarray") if not info["versions"].get(k)]
+    if missing:
+        raise protocol.BadInput(f"the backend interpreter {sys.executable} lacks {', '.join(missing)}: "
+                                "run 'make setup' or point the CWSC provider setting to an "
+                                "environment that has them")
+    protocol.log(f"backend {info['versions']['backend']} on {info['interpreter']}")
+    for d in info["devices"]:
+        protocol.log(f"device {d['name']}: {d.get('model', d['kind'])}"
+                     + (f", {d['memory_gib']} GiB" if "memory_gib" in d else ""))
+    protocol.result(outputs={}, metrics=info)

@@ -1,0 +1,402 @@
+"""Grids and rasters at the edges: read GeoTIFF / NetCDF stacks, write GeoTIFFs atomically.
+
+Inside the backend a raster is a float32 array shaped ``(bands, rows, cols)`` with NaN
+where the file has nodata. On disk, float outputs use nodata -9999, are tiled and
+compressed, carry the input CRS and transform, and name every band.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import tempfile
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from backend.protocol import BadInput
+
+NODATA = -9999.0
+_TIME_NAMES = ("time", "t", "month", "months", "date", "valid_time")
+_Y_NAMES = ("lat", "latitude", "y", "rlat", "northing")
+_X_NAMES = ("lon", "longitude", "x", "rlon", "easting")
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A raster grid: CRS (WKT, "" when unknown), affine transform (a, b, c, d, e, f), size."""
+
+    crs: str
+    transform: tuple[float, float, float, float, float, float]
+    width: int
+    height: int
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.height, self.width)
+
+    @property
+    def resolution(self) -> tuple[float, float]:
+        return (abs(self.transform[0]), abs(self.transform[4]))
+
+    def affine(self):
+        from affine import Affine
+
+        return Affine(*self.transform)
+
+    def rasterio_crs(self):
+        from rasterio.crs import CRS
+
+        return CRS.from_wkt(self.crs) if self.crs else None
+
+    def same_as(self, other: "Grid") -> bool:
+        """Same shape, transform (to 1e-6 of a cell) and CRS."""
+        if self.shape != other.shape:
+            return False
+        cell = max(self.resolution) or 1.0
+        if any(abs(a - b) > 1e-6 * cell for a, b in zip(self.transform, other.transform)):
+            return False
+        return _same_crs(self.crs, other.crs)
+
+    def describe(self) -> str:
+        a, _, c, _, e, f = self.transform
+        return f"{self.width} x {self.height} cells of {abs(a):g} x {abs(e):g} from ({c:g}, {f:g})"
+
+    def to_dict(self) -> dict:
+        return {"crs": self.crs, "transform": list(self.transform), "width": self.width,
+                "height": self.height}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Grid":
+        return cls(d["crs"], tuple(float(v) for v in d["transform"]), int(d["width"]),
+                   int(d["height"]))
+
+
+def _same_crs(a: str, b: str) -> bool:
+    if a == b or not a or not b:
+        return True  # an unknown CRS is taken to be the other's
+    try:
+        from rasterio.crs import CRS
+
+        return CRS.from_wkt(a) == CRS.from_wkt(b)
+    except Exception:  # noqa: BLE001
+        return False
+
+
+@dataclass
+class Raster:
+    """An opened raster (GeoTIFF or any GDAL format, or one NetCDF variable).
+
+    ``read`` returns float32 ``(bands, rows, cols)`` with NaN for nodata; ``rows`` reads a
+    horizontal strip so callers can bound memory on large grids.
+    """
+
+    path: str
+    label: str
+    grid: Grid
+    count: int
+    descriptions: list[str]
+    _ds: object = field(repr=False, default=None)
+    _kind: str = "gdal"
+    _nodata: float | None = None
+    _flip_y: bool = False
+
+    def read(self, rows: slice | None = None, bands: Sequence[int] | None = None) -> np.ndarray:
+        rows = rows or slice(0, self.grid.height)
+        r0, r1 = rows.start or 0, min(rows.stop, self.grid.height)
+        if self._kind == "gdal":
+            from rasterio.windows import Window
+
+            idx = [b + 1 for b in bands] if bands is not None else None
+            data = self._ds.read(idx, window=Window(0, r0, self.grid.width, r1 - r0),
+                                 out_dtype="float32")
+            nodata = self._nodata
+        else:
+            da = self._ds
+            if self._flip_y:
+                h = self.grid.height
+                data = da[..., h - r1:h - r0, :].values[..., ::-1, :]
+            else:
+                data = da[..., r0:r1, :].values
+            data = np.asarray(data, dtype=np.float32)
+            if data.ndim == 2:
+                data = data[None]
+            if bands is not None:
+                data = data[list(bands)]
+            nodata = self._nodata
+        data = np.array(data, dtype=np.float32, copy=True)
+        if nodata is not None and not math.isnan(nodata):
+            data[data == np.float32(nodata)] = np.nan
+        return data
+
+    def close(self) -> None:
+        if self._ds is not None and self._kind == "gdal":
+            self._ds.close()
+        self._ds = None
+
+    def __enter__(self) -> "Raster":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def open_raster(path: str | os.PathLike, label: str, variable: str | None = None,
+                time_dim: str | None = None) -> Raster:
+    """Open ``path`` for the input called ``label`` (used in every error message).
+
+    NetCDF files are read with xarray: ``variable`` and ``time_dim`` are found when there is
+    one candidate, and must be named when there are several.
+    """
+    path = str(path)
+    if not os.path.exists(path):
+        raise BadInput(f"{label}: file '{path}' does not exist")
+    if os.path.isdir(path):
+        raise BadInput(f"{label}: '{path}' is a folder, not a raster file")
+    if path.lower().endswith((".nc", ".nc4", ".netcdf", ".cdf")) or _is_netcdf(path):
+        return _open_netcdf(path, label, variable, time_dim)
+    import rasterio
+    from rasterio.errors import RasterioIOError
+
+    try:
+        ds = rasterio.open(path)
+    except (RasterioIOError, Exception) as exc:  # noqa: BLE001
+        raise BadInput(f"{label}: '{path}' is not a raster GDAL can read ({_short(exc)})") from None
+    crs = ds.crs.to_wkt() if ds.crs else ""
+    t = ds.transform
+    grid = Grid(crs, (t.a, t.b, t.c, t.d, t.e, t.f), ds.width, ds.height)
+    descriptions = [d or f"{Path(path).stem}_{i + 1}" if ds.count > 1 else d or Path(path).stem
+                    for i, d in enumerate(ds.descriptions)]
+    return Raster(path, label, grid, ds.count, descriptions, ds, "gdal", ds.nodata)
+
+
+def _short(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:200]
+
+
+def _is_netcdf(path: str) -> bool:
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+    return head[:3] == b"CDF" or head.startswith(b"\x89HDF")
+
+
+def _open_netcdf(path: str, label: str, variable: str | None, time_dim: str | None) -> Raster:
+    import xarray as xr
+
+    try:
+        ds = xr.open_dataset(path, decode_times=False, mask_and_scale=True)
+    except Exception as exc:  # noqa: BLE001
+        raise BadInput(f"{label}: '{path}' is not a NetCDF file xarray can read ({_short(exc)})") from None
+    if variable is None:
+        candidates = [n for n, v in ds.data_vars.items()
+                      if v.ndim >= 2 and _spatial_dims(v.dims) is not None]
+        if not candidates:
+            raise BadInput(f"{label}: '{path}' holds no variable on a latitude/longitude grid")
+        if len(candidates) > 1:
+            raise BadInput(f"{label}: '{path}' holds several variables ({', '.join(candidates)}): "
+                           "name the one to use")
+        variable = candidates[0]
+    if variable not in ds.data_vars:
+        raise BadInput(f"{label}: '{path}' has no variable '{variable}' "
+                       f"(it has {', '.join(ds.data_vars) or 'none'})")
+    da = ds[variable]
+    spatial = _spatial_dims(da.dims)
+    if spatial is None:
+        raise BadInput(f"{label}: variable '{variable}' in '{path}' has no y/x (lat/lon) dimensions")
+    ydim, xdim = spatial
+    others = [d for d in da.dims if d not in (ydim, xdim)]
+    if time_dim is not None and time_dim not in da.dims:
+        raise BadInput(f"{label}: variable '{variable}' in '{path}' has no dimension '{time_dim}' "
+                       f"(it has {', '.join(da.dims)})")
+    if time_dim is None and others:
+        named = [d for d in others if d.lower() in _TIME_NAMES]
+        if len(others) == 1 and (named or da.sizes[others[0]] > 1):
+            time_dim = others[0]
+        elif len(named) == 1:
+            time_dim = named[0]
+        else:
+            raise BadInput(f"{label}: cannot tell the time dimension of '{variable}' in '{path}' "
+                           f"among {', '.join(others)}: name it")
+    extra = [d for d in others if d != time_dim]
+    if extra:
+        da = da.isel({d: 0 for d in extra})
+    da = da.transpose(*([time_dim] if time_dim else []), ydim, xdim)
+    y = np.asarray(ds[ydim].values if ydim in ds.coords else np.arange(da.sizes[ydim]), float)
+    x = np.asarray(ds[xdim].values if xdim in ds.coords else np.arange(da.sizes[xdim]), float)
+    if len(x) < 2 or len(y) < 2:
+        raise BadInput(f"{label}: '{path}' needs at least 2 x 2 cells")
+    dx, dy = np.diff(x), np.diff(y)
+    if not (np.allclose(dx, dx[0], rtol=1e-4) and np.allclose(dy, dy[0], rtol=1e-4)):
+        raise BadInput(f"{label}: the coordinates of '{path}' are not a regular grid")
+    flip = dy[0] > 0  # rows go north to south in every GeoTIFF we write
+    resx, resy = abs(dx[0]), abs(dy[0])
+    west = x[0] - resx / 2
+    north = (y.max() + resy / 2)
+    crs = ""
+    geographic = ydim.lower() in ("lat", "latitude") or xdim.lower() in ("lon", "longitude")
+    try:
+        from rasterio.crs import CRS
+
+        if "spatial_ref" in ds.variables and "crs_wkt" in ds["spatial_ref"].attrs:
+            crs = CRS.from_wkt(ds["spatial_ref"].attrs["crs_wkt"]).to_wkt()
+        elif geographic:
+            crs = CRS.from_epsg(4326).to_wkt()
+    except Exception:  # noqa: BLE001
+        crs = ""
+    grid = Grid(crs, (resx, 0.0, west, 0.0, -resy, north), len(x), len(y))
+    count = da.sizes[time_dim] if time_dim else 1
+    descriptions = [f"{variable} {i + 1}" for i in range(count)] if time_dim else [variable]
+    nodata = da.attrs.get("missing_value")
+    nodata = float(np.ravel(nodata)[0]) if nodata is not None else None
+    return Raster(path, label, grid, count, descriptions, da, "netcdf", nodata, bool(flip))
+
+
+def _spatial_dims(dims: Sequence[str]) -> tuple[str, str] | None:
+    lower = [d.lower() for d in dims]
+    y = next((dims[i] for i, d in enumerate(lower) if d in _Y_NAMES), None)
+    x = next((dims[i] for i, d in enumerate(lower) if d in _X_NAMES), None)
+    if y is None or x is None:
+        return None
+    return (y, x)
+
+
+def check_same_grid(rasters: Sequence[Raster]) -> Grid:
+    """All rasters on the first one's grid, or a ``BadInput`` naming the one that is not."""
+    first = rasters[0]
+    for r in rasters[1:]:
+        if not r.grid.same_as(first.grid):
+            raise BadInput(f"{r.label}: '{r.path}' is on a different grid ({r.grid.describe()}) "
+                           f"from {first.label} '{first.path}' ({first.grid.describe()})")
+    return first.grid
+
+
+def read_aligned(raster: Raster, grid: Grid, resampling: str = "bilinear") -> np.ndarray:
+    """Read ``raster`` on ``grid``: as is when the grids match, else warped onto it.
+
+    Returns float32 ``(bands, rows, cols)`` with NaN outside the source or at nodata.
+    A grid that cannot be aligned (unknown CRS on one side, no overlap) is a ``BadInput``.
+    """
+    if raster.grid.same_as(grid):
+        return raster.read()
+    if not raster.grid.crs or not grid.crs:
+        raise BadInput(f"{raster.label}: '{raster.path}' is on another grid "
+                       f"({raster.grid.describe()}) and one of the two has no CRS, so it cannot "
+                       f"be aligned to {grid.describe()}")
+    from rasterio.enums import Resampling
+    from rasterio.warp import reproject
+
+    src = raster.read()
+    out = np.full((raster.count, grid.height, grid.width), np.nan, np.float32)
+    method = getattr(Resampling, resampling)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            reproject(src, out, src_transform=raster.grid.affine(), src_crs=raster.grid.rasterio_crs(),
+                      dst_transform=grid.affine(), dst_crs=grid.rasterio_crs(), src_nodata=np.nan,
+                      dst_nodata=np.nan, resampling=method)
+    except Exception as exc:  # noqa: BLE001
+        raise BadInput(f"{raster.label}: '{raster.path}' cannot be aligned to the grid "
+                       f"{grid.describe()} ({_short(exc)})") from None
+    if np.isnan(out).all():
+        raise BadInput(f"{raster.label}: '{raster.path}' does not overlap the grid {grid.describe()}")
+    return out
+
+
+def check_output_path(path: str | os.PathLike, label: str) -> Path:
+    """The folder of ``path`` must exist and be writable; the file may be replaced."""
+    p = Path(path)
+    folder = p.parent if str(p.parent) else Path(".")
+    if not folder.is_dir():
+        raise BadInput(f"{label}: the folder '{folder}' does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise BadInput(f"{label}: the folder '{folder}' cannot be written")
+    if p.is_dir():
+        raise BadInput(f"{label}: '{p}' is a folder, not a file name")
+    return p
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike, label: str = "output") -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it to ``path`` only on success.
+
+    On any exception (a ``Cancelled`` from SIGTERM included) the temporary file and its
+    sidecars are removed, so a failed run never leaves a partial output.
+    """
+    final = check_output_path(path, label)
+    fd, tmp = tempfile.mkstemp(prefix=f".{final.stem}.", suffix=f".part{final.suffix}",
+                               dir=str(final.parent) or ".")
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, final)
+        aux = Path(str(tmp_path) + ".aux.xml")
+        if aux.exists():
+            os.replace(aux, Path(str(final) + ".aux.xml"))
+    finally:
+        for leftover in (tmp_path, Path(str(tmp_path) + ".aux.xml"), Path(str(tmp_path) + ".ovr")):
+            with contextlib.suppress(FileNotFoundError):
+                leftover.unlink()
+
+
+def geotiff_profile(grid: Grid, count: int, dtype: str = "float32") -> dict:
+    """A tiled, compressed GeoTIFF profile on ``grid`` with nodata -9999."""
+    profile = {
+        "driver": "GTiff", "dtype": dtype, "count": count, "width": grid.width,
+        "height": grid.height, "transform": grid.affine(), "crs": grid.rasterio_crs(),
+        "nodata": NODATA, "compress": "deflate", "predictor": 3 if dtype.startswith("float") else 2,
+        "BIGTIFF": "IF_SAFER",
+    }
+    if grid.width >= 16 and grid.height >= 16:
+        block = 256 if min(grid.width, grid.height) >= 256 else 16 * max(1, min(grid.width, grid.height) // 16)
+        profile.update(tiled=True, blockxsize=block, blockysize=block)
+    return profile
+
+
+def write_raster(path: str | os.PathLike, data: np.ndarray, grid: Grid,
+                 descriptions: Sequence[str], label: str = "output", overviews: bool = False,
+                 tags: dict | None = None) -> Path:
+    """Write float ``data`` shaped ``(bands, rows, cols)`` (NaN = nodata) atomically."""
+    import rasterio
+
+    data = np.asarray(data, dtype=np.float32)
+    if data.ndim == 2:
+        data = data[None]
+    if data.shape[1:] != grid.shape:
+        raise ValueError(f"data shape {data.shape} does not match grid {grid.shape}")
+    with atomic_output(path, label) as tmp:
+        with rasterio.open(tmp, "w", **geotiff_profile(grid, data.shape[0])) as dst:
+            dst.write(np.where(np.isfinite(data), data, NODATA).astype(np.float32))
+            for i, d in enumerate(descriptions, start=1):
+                dst.set_band_description(i, d)
+            if tags:
+                dst.update_tags(**{k: str(v) for k, v in tags.items()})
+        if overviews:
+            build_overviews(tmp)
+    return Path(path)
+
+
+def build_overviews(path: str | os.PathLike) -> None:
+    """Internal overviews (averages) so QGIS draws large outputs fast."""
+    import rasterio
+    from rasterio.enums import Resampling
+
+    with rasterio.open(path, "r+") as dst:
+        factors = [f for f in (2, 4, 8, 16, 32, 64) if min(dst.width, dst.height) // f >= 64]
+        if factors:
+            dst.build_overviews(factors, Resampling.average)
+            dst.update_tags(ns="rio_overview", resampling="average")
+
+
+def row_strips(height: int, width: int, bands: int, budget_bytes: int = 256 * 2**20,
+               min_rows: int = 1) -> Iterator[slice]:
+    """Horizontal strips of rows whose float32 data for ``bands`` bands fits ``budget_bytes``."""
+    per_row = max(1, width * bands * 4)
+    step = max(min_rows, budget_bytes // per_row)
+    for r0 in range(0, height, step):
+        yield slice(r0, min(height, r0 + step))
