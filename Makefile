@@ -40,7 +40,7 @@ test-plugin: $(STAMPS)/plugin-test $(STAMPS)/backend
 bench: $(STAMPS)/backend
 	$(VENV_PY) -m benchmarks
 
-demo: setup
+demo:
 	@bash scripts/demo.sh
 
 package: $(STAMPS)/backend

@@ -97,7 +97,6 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="compare a CWSC map with a reference and with free calibration")
     p.add_argument("--cwsc", required=True)
     p.add_argument("--reference", default=None)
-    p.add_argument("--truth", default=None, help="a known true CWSC (twin experiments)")
     p.add_argument("--precip"), p.add_argument("--pet"), p.add_argument("--runoff")
     p.add_argument("--models", default=",".join(MODELS))
     p.add_argument("--restarts", type=int, default=None)

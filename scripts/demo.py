@@ -1,0 +1,153 @@
+#!/usr/bin/env python3
+"""The CWSC demo: the whole workflow through ``qgis_process`` on the twin-experiment region.
+
+Run by ``make demo`` (scripts/demo.sh has already set up QGIS, the backend and the
+plugin). Runs with QGIS's own Python: stdlib and ``qgis`` only. Everything is written to
+``demo-output.new/`` and moved to ``demo-output/`` only when the run is complete, so an
+earlier run's results are replaced, never mixed with the new ones.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+FINAL = ROOT / "demo-output"
+WORK = ROOT / "demo-output.new"
+SEED = int(os.environ.get("CWSC_DEMO_SEED", "42"))
+BACKEND = os.environ.get("CWSC_BACKEND_PYTHON") or str(ROOT / ".venv" / "bin" / "python")
+
+
+def qgis_process() -> list[str]:
+    """Debian's wrapper passes an option QGIS 3.22 rejects; the binary itself works."""
+    for cmd in (["qgis_process"], ["qgis_process.bin"]):
+        try:
+            probe = subprocess.run(cmd + ["--version"], capture_output=True, text=True, timeout=60)
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        if probe.returncode == 0 and "not known" not in probe.stdout + probe.stderr:
+            return cmd
+    sys.exit("qgis_process was not found: install QGIS (apt-get install qgis) and run make demo again")
+
+
+def run_algorithm(qp: list[str], alg: str, params: list[tuple[str, object]]) -> dict:
+    args = [f"{k}={v}" for k, v in params]
+    cmd = qp + ["--json", "run", alg, "--"] + args
+    print(f"\n$ qgis_process --json run {alg} -- " + " ".join(
+        a if len(a) < 70 else a[:30] + "..." + a[-30:] for a in args), flush=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    text = proc.stdout
+    start = text.find("{")
+    if proc.returncode != 0 or start < 0:
+        sys.stderr.write(proc.stdout[-3000:] + "\n" + proc.stderr[-3000:] + "\n")
+        sys.exit(f"{alg} failed (exit {proc.returncode})")
+    return json.loads(text[start:])["results"]
+
+
+def backend(*args: str) -> dict:
+    proc = subprocess.run([BACKEND, "-m", "backend", *args], cwd=ROOT, capture_output=True, text=True)
+    events = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    result = next((e for e in events if e["event"] == "result"), None)
+    if proc.returncode != 0 or result is None:
+        sys.stderr.write(proc.stdout[-3000:] + proc.stderr[-3000:])
+        sys.exit(f"backend {args[0]} failed")
+    return result
+
+
+def main() -> int:
+    timings: dict[str, float] = {}
+    for key, name in (("CWSC_SETUP_MS", "set-up (QGIS, backend, test env)"),
+                      ("CWSC_DEPLOY_MS", "plugin package and deploy")):
+        if os.environ.get(key):
+            timings[name] = int(os.environ[key]) / 1000
+    shutil.rmtree(WORK, ignore_errors=True)
+    WORK.mkdir()
+    qp = qgis_process()
+
+    t = time.perf_counter()
+    data = WORK / "data"
+    demo = backend("demo-data", "--out", str(data), "--seed", str(SEED))
+    timings["demo data"] = time.perf_counter() - t
+    predictors = demo["outputs"]["predictors"]
+    print(f"demo region: {demo['metrics']['land_cells']} land cells, "
+          f"{demo['metrics']['months']} months, {len(predictors)} predictors", flush=True)
+
+    t = time.perf_counter()
+    cal = run_algorithm(qp, "cwsc:calibrate", [
+        ("PRECIPITATION", data / "precipitation.tif"), ("PET", data / "pet.tif"),
+        ("RUNOFF", data / "runoff.tif"), ("SEED", SEED),
+        ("OUTPUT_CWSC", WORK / "cwsc_labels.tif"), ("OUTPUT_KGE", WORK / "kge.tif"),
+        ("OUTPUT_DETAILS", WORK / "calibration_details.tif")])
+    timings["calibrate"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    mask = run_algorithm(qp, "cwsc:maskbykge", [
+        ("LABELS", WORK / "cwsc_labels.tif"), ("KGE", WORK / "kge.tif"), ("THRESHOLD", 0.0),
+        ("OUTPUT", WORK / "cwsc_labels_masked.tif")])
+    timings["mask by KGE"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    train = run_algorithm(qp, "cwsc:train", [("PREDICTORS", p) for p in predictors] + [
+        ("LABELS", WORK / "cwsc_labels_masked.tif"), ("SEED", SEED),
+        ("OUTPUT_MODEL", WORK / "cwsc_model.pt"), ("OUTPUT_REPORT", WORK / "training_report.html")])
+    timings["train"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    run_algorithm(qp, "cwsc:predict", [("MODEL", WORK / "cwsc_model.pt")]
+                  + [("PREDICTORS", p) for p in predictors] + [("OUTPUT", WORK / "cwsc.tif")])
+    timings["predict"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    ev = run_algorithm(qp, "cwsc:evaluate", [
+        ("CWSC", WORK / "cwsc.tif"), ("REFERENCE", data / "true_cwsc.tif"),
+        ("PRECIPITATION", data / "precipitation.tif"), ("PET", data / "pet.tif"),
+        ("RUNOFF", data / "runoff.tif"), ("OUTPUT_REPORT", WORK / "evaluation_report.html")])
+    timings["evaluate"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    from demo_project import build_project  # QGIS Python: loads qgis only now
+
+    build_project(WORK, data, title="CWSC (mm) predicted by the ResNet: synthetic demo region")
+    timings["project and map"] = time.perf_counter() - t
+
+    kept = int(mask.get("KEPT_CELLS", 0))
+    calibrated = int(cal.get("CELLS_CALIBRATED", kept + int(mask.get("MASKED_CELLS", 0))))
+    summary = {
+        "land_cells": demo["metrics"]["land_cells"],
+        "cells_calibrated": calibrated,
+        "cells_kept_by_kge_mask": kept,
+        "test_r2": train.get("TEST_R2"), "test_rmse_mm": train.get("TEST_RMSE"),
+        "r2_predicted_vs_true_all_land_cells": ev.get("R2_REFERENCE"),
+        "median_kge_fixed_cwsc": ev.get("MEDIAN_KGE_FIXED"),
+        "seconds": {k: round(v, 1) for k, v in timings.items()},
+    }
+    (WORK / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    shutil.rmtree(FINAL, ignore_errors=True)
+    WORK.rename(FINAL)
+
+    def fmt(v, spec=".3f"):
+        return "n/a" if v is None else format(float(v), spec)
+
+    print("\n================ CWSC demo summary ================")
+    print(f"land cells                          {summary['land_cells']}")
+    print(f"cells calibrated                    {calibrated}")
+    print(f"cells kept by the KGE > 0 mask      {kept}")
+    print(f"test R2 / RMSE (mm)                 {fmt(summary['test_r2'])} / {fmt(summary['test_rmse_mm'], '.1f')}")
+    print(f"R2 predicted vs true CWSC (all land) {fmt(summary['r2_predicted_vs_true_all_land_cells'])}")
+    print("time per step:")
+    for k, v in timings.items():
+        print(f"  {k:<34} {v:7.1f} s")
+    print(f"  {'total':<34} {sum(timings.values()):7.1f} s")
+    print(f"results: {FINAL}/ (open cwsc_demo.qgz in QGIS; cwsc_map.png; *_report.html)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).parent))
+    sys.exit(main())
