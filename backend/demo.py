@@ -105,7 +105,7 @@ def true_cwsc(p: dict[str, np.ndarray], land: np.ndarray) -> np.ndarray:
 
 def make_demo(region: DemoRegion, seed: int) -> dict[str, np.ndarray]:
     """Build every field of the demo; arrays are (rows, cols) or (months, rows, cols), NaN off land."""
-    from backend.hydro import simulate
+    from backend.hydro.models import simulate
 
     rng = np.random.default_rng(seed)
     grid = region.grid
@@ -180,7 +180,7 @@ def make_demo(region: DemoRegion, seed: int) -> dict[str, np.ndarray]:
     q = np.zeros_like(p_c)
     for k, (model, prm) in enumerate(params.items()):
         out = simulate(model, p_c, e_c, prm, formulation="conserving")
-        q += weights[:, k:k + 1] * np.asarray(out["runoff"], dtype=np.float64)
+        q += weights[:, k:k + 1] * np.asarray(out.runoff, dtype=np.float64)
     sigma = 0.12 + 0.1 * np.abs(rng.standard_normal(len(cells)))
     q_obs = q * np.exp(rng.normal(0, 1, q.shape) * sigma[:, None] - sigma[:, None] ** 2 / 2)
     failed = rng.random(len(cells)) < region.failed_fraction

@@ -331,6 +331,10 @@ def atomic_output(path: str | os.PathLike, label: str = "output") -> Iterator[Pa
     fd, tmp = tempfile.mkstemp(prefix=f".{final.stem}.", suffix=f".part{final.suffix}",
                                dir=str(final.parent) or ".")
     os.close(fd)
+    # mkstemp makes the file private (0600); an output should get the usual permissions.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
