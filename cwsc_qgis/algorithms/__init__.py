@@ -1,0 +1,11 @@
+"""One module per algorithm; ``ALGORITHMS`` lists them for the provider."""
+
+from .calibrate import CalibrateAlgorithm
+from .evaluate import EvaluateAlgorithm
+from .info import InfoAlgorithm
+from .maskbykge import MaskByKgeAlgorithm
+from .predict import PredictAlgorithm
+from .train import TrainAlgorithm
+
+ALGORITHMS = [CalibrateAlgorithm, MaskByKgeAlgorithm, TrainAlgorithm, PredictAlgorithm,
+              EvaluateAlgorithm, InfoAlgorithm]

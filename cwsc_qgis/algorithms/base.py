@@ -1,0 +1,248 @@
+"""The shared base class: parameters -> backend command line -> outputs, styles, numbers.
+
+Each algorithm module declares its parameters and implements :meth:`build`, which turns
+the parameter values into the backend's command-line options. This class does the rest:
+local file paths for input layers (temporary GeoTIFFs for layers that are not local
+files), output folder checks, the device default from the provider settings, the backend
+run (``runner.py``), ``.qml`` sidecars and load-time styles, and the numbers the backend
+reports.
+"""
+
+import os
+import tempfile
+
+from qgis.core import (QgsProcessingAlgorithm, QgsProcessingException,
+                       QgsProcessingParameterDefinition, QgsProcessingParameterEnum,
+                       QgsProcessingUtils, QgsRasterDataProvider, QgsRasterFileWriter,
+                       QgsRasterPipe)
+from qgis.PyQt.QtCore import QCoreApplication
+from qgis.PyQt.QtGui import QIcon
+
+from .. import settings, styles
+from ..runner import run_backend
+
+GROUPS = {
+    "calibration": "1 Calibration",
+    "learning": "2 Learning",
+    "evaluation": "3 Evaluation",
+    "tools": "Tools",
+}
+DEVICES = ["auto", "cpu", "cuda"]
+
+REFERENCES = """
+<h3>References</h3>
+<ul>
+<li>Xie, K. et al. (CWSC): Identification of spatially distributed parameters of hydrological
+models; physics-guided deep learning of catchment water storage capacity from spatial
+patches (the method this toolkit implements).</li>
+<li>Zhang, L. et al. (2008) Water balance modeling over variable time scales based on the
+Budyko framework (DWBM). Water Resources Research 44, W00A03.</li>
+<li>Xia, J. (TVGM) Time-variant gain model: nonlinear hydrological system identification.</li>
+<li>Duan, Q., Sorooshian, S., Gupta, V. (1992) Effective and efficient global optimization for
+conceptual rainfall-runoff models (SCE-UA). Water Resources Research 28(4), 1015-1031.</li>
+<li>Gupta, H. V. et al. (2009) Decomposition of the mean squared error and NSE performance
+criteria (KGE). Journal of Hydrology 377, 80-91.</li>
+<li>He, K. et al. (2016) Deep residual learning for image recognition (ResNet). CVPR.</li>
+</ul>
+"""
+
+
+def tr(text):
+    return QCoreApplication.translate("CWSC", text)
+
+
+def advanced(param):
+    param.setFlags(param.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+    return param
+
+
+def device_parameter(name="DEVICE"):
+    return advanced(QgsProcessingParameterEnum(
+        name, tr("Device (auto: the provider's default device, else CUDA when available)"),
+        options=DEVICES, defaultValue=0))
+
+
+class CwscAlgorithm(QgsProcessingAlgorithm):
+    """Base of every CWSC algorithm. Subclasses set the class attributes and ``build``."""
+
+    ALG_NAME = ""
+    DISPLAY_NAME = ""
+    GROUP = "tools"
+    COMMAND = ""
+    HELP = ""
+    #: output parameter -> style name (see styles.STYLES) for raster outputs
+    STYLES = {}
+    #: output number name -> backend metric key
+    NUMBERS = {}
+
+    # -- QgsProcessingAlgorithm boilerplate --------------------------------------------
+    def name(self):
+        return self.ALG_NAME
+
+    def displayName(self):  # noqa: N802
+        return tr(self.DISPLAY_NAME)
+
+    def group(self):
+        return tr(GROUPS[self.GROUP])
+
+    def groupId(self):  # noqa: N802
+        return self.GROUP
+
+    def icon(self):
+        return QIcon(settings.icon_path())
+
+    def shortHelpString(self):  # noqa: N802
+        return tr(self.HELP + REFERENCES)
+
+    def createInstance(self):  # noqa: N802
+        return type(self)()
+
+    def tr(self, text):
+        return tr(text)
+
+    # -- helpers for build() -----------------------------------------------------------
+    def raster_path(self, parameters, name, context, feedback, optional=False):
+        """A local file path for a raster input; non-file layers become temporary GeoTIFFs."""
+        if optional and parameters.get(name) in (None, ""):
+            return None
+        layer = self.parameterAsRasterLayer(parameters, name, context)
+        if layer is None:
+            if optional:
+                return None
+            raise QgsProcessingException(tr("{}: the raster layer cannot be loaded ({})").format(
+                name, parameters.get(name)))
+        return local_raster_path(layer, name, context, feedback)
+
+    def raster_paths(self, parameters, name, context, feedback):
+        layers = self.parameterAsLayerList(parameters, name, context)
+        if not layers:
+            raise QgsProcessingException(tr("{}: at least one raster layer is needed").format(name))
+        paths = []
+        for layer in layers:
+            if layer.type() != layer.RasterLayer:
+                raise QgsProcessingException(tr("{}: '{}' is not a raster layer").format(
+                    name, layer.name()))
+            paths.append(local_raster_path(layer, name, context, feedback))
+        return paths
+
+    def output_raster(self, parameters, name, context, optional=False):
+        path = self.parameterAsOutputLayer(parameters, name, context)
+        if optional and not path:
+            return None
+        return checked_output(name, path)
+
+    def output_file(self, parameters, name, context, optional=False):
+        path = self.parameterAsFileOutput(parameters, name, context)
+        if optional and not path:
+            return None
+        return checked_output(name, path)
+
+    def device(self, parameters, name, context):
+        value = DEVICES[self.parameterAsEnum(parameters, name, context)]
+        if value == "auto":
+            value = settings.setting_default_device()
+        return value
+
+    def optional_number(self, parameters, name, context, integer=True):
+        if parameters.get(name) in (None, ""):
+            return None
+        if integer:
+            return self.parameterAsInt(parameters, name, context)
+        return self.parameterAsDouble(parameters, name, context)
+
+    # -- the run -----------------------------------------------------------------------
+    def build(self, parameters, context, feedback):
+        """Return ``(args, outputs)``: backend options and ``{OUTPUT_NAME: path}``."""
+        raise NotImplementedError
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
+        args, outputs = self.build(parameters, context, feedback)
+        result = run_backend(self.COMMAND, args, feedback=feedback,
+                             outputs=[p for p in outputs.values() if p])
+        return self.collect(result, outputs, context, feedback)
+
+    def collect(self, result, outputs, context, feedback):
+        results = {}
+        for name, path in outputs.items():
+            if not path:
+                continue
+            results[name] = path
+            style = self.STYLES.get(name)
+            if style and os.path.isfile(path):
+                styles.style_output(path, style, context, feedback)
+        metrics = result.get("metrics") or {}
+        for output, key in self.NUMBERS.items():
+            results[output] = _number(metrics.get(key))
+        for key, value in metrics.items():  # every scalar metric, also those not declared
+            name = str(key).upper()
+            if name not in results and isinstance(value, (int, float, str, bool)):
+                results[name] = value
+        return results
+
+
+def _number(value):
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, (int, float)):
+        return value
+    return None
+
+
+def checked_output(name, path):
+    """Create the folder if needed and prove it can be written, before the backend starts."""
+    if not path:
+        raise QgsProcessingException(tr("{}: no output path given").format(name))
+    path = os.path.abspath(path)
+    folder = os.path.dirname(path)
+    try:
+        os.makedirs(folder, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".cwsc-write-test-", dir=folder)
+        os.close(fd)
+        os.remove(probe)
+    except OSError as exc:
+        raise QgsProcessingException(tr(
+            "{}: the output '{}' cannot be written: the folder '{}' is not writable ({}). "
+            "Choose another output path.").format(name, path, folder, exc.strerror or exc))
+    if os.path.isdir(path):
+        raise QgsProcessingException(tr("{}: '{}' is a folder, not a file name").format(
+            name, path))
+    return path
+
+
+def local_raster_path(layer, name, context, feedback):
+    source = layer.source()
+    if layer.providerType() == "gdal" and os.path.isfile(source):
+        return os.path.abspath(source)
+    return write_temporary_geotiff(layer, name, context, feedback)
+
+
+def write_temporary_geotiff(layer, name, context, feedback):
+    """Write a layer that is not a local file (memory, web service, subdataset) to a GeoTIFF."""
+    provider = layer.dataProvider()
+    if provider is None:
+        raise QgsProcessingException(tr("{}: layer '{}' has no data provider").format(
+            name, layer.name()))
+    path = QgsProcessingUtils.generateTempFilename("{}.tif".format(name.lower()))
+    feedback.pushInfo(tr("{}: writing layer '{}' ({}) to the temporary GeoTIFF {}").format(
+        name, layer.name(), layer.providerType(), path))
+    extent = provider.extent()
+    if provider.capabilities() & QgsRasterDataProvider.Size:
+        width, height = provider.xSize(), provider.ySize()
+    else:  # web services have no native grid: sample 1000 cells along the longer side
+        longer = max(extent.width(), extent.height()) or 1.0
+        width = max(1, int(round(1000 * extent.width() / longer)))
+        height = max(1, int(round(1000 * extent.height() / longer)))
+        feedback.pushWarning(tr("{}: layer '{}' has no native grid; sampled at {} x {} cells")
+                             .format(name, layer.name(), width, height))
+    pipe = QgsRasterPipe()
+    if not pipe.set(provider.clone()):
+        raise QgsProcessingException(tr("{}: cannot read layer '{}'").format(name, layer.name()))
+    writer = QgsRasterFileWriter(path)
+    writer.setOutputFormat("GTiff")
+    writer.setCreateOptions(["COMPRESS=DEFLATE", "TILED=YES"])
+    error = writer.writeRaster(pipe, width, height, extent, provider.crs(),
+                               context.transformContext())
+    if error != QgsRasterFileWriter.NoError:
+        raise QgsProcessingException(tr("{}: layer '{}' could not be written to a temporary "
+                                        "GeoTIFF (error {})").format(name, layer.name(), error))
+    return path

@@ -1,0 +1,117 @@
+"""cwsc:calibrate - per-cell calibration of DWBM, SWBM and TVGM: CWSC labels and KGE."""
+
+from qgis.core import (QgsProcessingOutputNumber, QgsProcessingParameterEnum,
+                       QgsProcessingParameterNumber, QgsProcessingParameterRasterDestination,
+                       QgsProcessingParameterRasterLayer)
+
+from .base import CwscAlgorithm, advanced, device_parameter, tr
+
+MODELS = ["DWBM", "SWBM", "TVGM"]
+OBJECTIVES = ["KGE", "NSE"]
+FORMULATIONS = ["conserving", "seed"]
+
+
+class CalibrateAlgorithm(CwscAlgorithm):
+    ALG_NAME = "calibrate"
+    DISPLAY_NAME = "Calibrate water balance models"
+    GROUP = "calibration"
+    COMMAND = "calibrate"
+    STYLES = {"OUTPUT_CWSC": "cwsc", "OUTPUT_KGE": "kge", "OUTPUT_DETAILS": "cwsc"}
+    NUMBERS = {"CELLS_CALIBRATED": "cells_calibrated", "MEDIAN_KGE": "median_kge"}
+    HELP = """
+<p><b>Step 1 of the CWSC workflow.</b> Calibrates three monthly water balance models on every
+grid cell with SCE-UA and turns the calibrated storage capacity parameter into a CWSC label
+(the training target of <i>Train CWSC ResNet</i>).</p>
+<p><b>Inputs</b>: <b>PRECIPITATION</b>, <b>PET</b> (potential evapotranspiration) and
+<b>RUNOFF</b>: rasters with one band per month, in mm/month, on the same grid
+(GeoTIFF or NetCDF).</p>
+<p><b>Parameters</b>: <b>MODELS</b>: DWBM (Zhang et al. 2008), SWBM and TVGM (Xia), default all;
+<b>OBJECTIVE</b>: KGE (Gupta et al. 2009, default) or NSE; advanced: <b>FORMULATION</b>
+(conserving, default, or the seed paper's), <b>WARMUP_MONTHS</b> (simulated, not scored;
+default min(n/8, 24)), <b>CALIBRATION_FRACTION</b> (0.75: the first 75 % of the months
+calibrate, the rest validate), <b>RESTARTS</b> (independent SCE-UA runs per cell),
+<b>MAX_EVALUATIONS</b>, <b>MODEL_KGE_THRESHOLD</b> (0: models above it enter the joint
+label), <b>SEED</b> (0), <b>DEVICE</b> (auto, cpu, cuda).</p>
+<p><b>Outputs</b>: <b>OUTPUT_CWSC</b>: joint CWSC label in mm (band 1) and the
+equifinality spread in mm (band 2); <b>OUTPUT_KGE</b>: calibration KGE of the best model
+(-inf..1, used by <i>Mask labels by KGE</i>); <b>OUTPUT_DETAILS</b> (optional): per-model
+parameters and efficiencies.</p>
+<p>Next step: <i>Mask labels by KGE</i>, then <i>Train CWSC ResNet</i>.</p>
+"""
+
+    def initAlgorithm(self, config=None):  # noqa: N802
+        self.addParameter(QgsProcessingParameterRasterLayer(
+            "PRECIPITATION", tr("Monthly precipitation (mm/month, one band per month)")))
+        self.addParameter(QgsProcessingParameterRasterLayer(
+            "PET", tr("Monthly potential evapotranspiration (mm/month)")))
+        self.addParameter(QgsProcessingParameterRasterLayer(
+            "RUNOFF", tr("Monthly runoff (mm/month)")))
+        self.addParameter(QgsProcessingParameterEnum(
+            "MODELS", tr("Water balance models"), options=MODELS, allowMultiple=True,
+            defaultValue=[0, 1, 2]))
+        self.addParameter(QgsProcessingParameterEnum(
+            "OBJECTIVE", tr("Objective function"), options=OBJECTIVES, defaultValue=0))
+        self.addParameter(advanced(QgsProcessingParameterEnum(
+            "FORMULATION", tr("Model formulation"), options=FORMULATIONS, defaultValue=0)))
+        self.addParameter(advanced(QgsProcessingParameterNumber(
+            "WARMUP_MONTHS", tr("Warm-up months (empty: min(n/8, 24))"),
+            type=QgsProcessingParameterNumber.Integer, minValue=0, optional=True)))
+        self.addParameter(advanced(QgsProcessingParameterNumber(
+            "CALIBRATION_FRACTION", tr("Fraction of the months used for calibration"),
+            type=QgsProcessingParameterNumber.Double, defaultValue=0.75, minValue=0.05,
+            maxValue=1.0)))
+        self.addParameter(advanced(QgsProcessingParameterNumber(
+            "RESTARTS", tr("SCE-UA restarts per cell (empty: backend default)"),
+            type=QgsProcessingParameterNumber.Integer, minValue=1, optional=True)))
+        self.addParameter(advanced(QgsProcessingParameterNumber(
+            "MAX_EVALUATIONS", tr("Maximum model evaluations per SCE-UA run (empty: default)"),
+            type=QgsProcessingParameterNumber.Integer, minValue=10, optional=True)))
+        self.addParameter(advanced(QgsProcessingParameterNumber(
+            "MODEL_KGE_THRESHOLD", tr("Models with calibration KGE above this enter the label"),
+            type=QgsProcessingParameterNumber.Double, defaultValue=0.0)))
+        self.addParameter(advanced(QgsProcessingParameterNumber(
+            "SEED", tr("Random seed"), type=QgsProcessingParameterNumber.Integer,
+            defaultValue=0, minValue=0)))
+        self.addParameter(device_parameter())
+        self.addParameter(QgsProcessingParameterRasterDestination(
+            "OUTPUT_CWSC", tr("CWSC labels (mm)")))
+        self.addParameter(QgsProcessingParameterRasterDestination(
+            "OUTPUT_KGE", tr("Calibration KGE")))
+        self.addParameter(QgsProcessingParameterRasterDestination(
+            "OUTPUT_DETAILS", tr("Per-model details"), optional=True, createByDefault=True))
+        for name, label in (("CELLS_CALIBRATED", "Cells calibrated"),
+                            ("MEDIAN_KGE", "Median calibration KGE")):
+            self.addOutput(QgsProcessingOutputNumber(name, tr(label)))
+
+    def build(self, parameters, context, feedback):
+        models = self.parameterAsEnums(parameters, "MODELS", context) or [0, 1, 2]
+        outputs = {
+            "OUTPUT_CWSC": self.output_raster(parameters, "OUTPUT_CWSC", context),
+            "OUTPUT_KGE": self.output_raster(parameters, "OUTPUT_KGE", context),
+            "OUTPUT_DETAILS": self.output_raster(parameters, "OUTPUT_DETAILS", context,
+                                                 optional=True),
+        }
+        args = [
+            "--precip", self.raster_path(parameters, "PRECIPITATION", context, feedback),
+            "--pet", self.raster_path(parameters, "PET", context, feedback),
+            "--runoff", self.raster_path(parameters, "RUNOFF", context, feedback),
+            "--models", ",".join(MODELS[i] for i in sorted(set(models))),
+            "--objective", OBJECTIVES[self.parameterAsEnum(parameters, "OBJECTIVE", context)].lower(),
+            "--formulation", FORMULATIONS[self.parameterAsEnum(parameters, "FORMULATION", context)],
+            "--calibration-fraction",
+            repr(self.parameterAsDouble(parameters, "CALIBRATION_FRACTION", context)),
+            "--kge-threshold",
+            repr(self.parameterAsDouble(parameters, "MODEL_KGE_THRESHOLD", context)),
+            "--seed", str(self.parameterAsInt(parameters, "SEED", context)),
+            "--device", self.device(parameters, "DEVICE", context),
+            "--out-cwsc", outputs["OUTPUT_CWSC"],
+            "--out-kge", outputs["OUTPUT_KGE"],
+        ]
+        for name, flag in (("WARMUP_MONTHS", "--warmup-months"), ("RESTARTS", "--restarts"),
+                           ("MAX_EVALUATIONS", "--max-evaluations")):
+            value = self.optional_number(parameters, name, context)
+            if value is not None:
+                args += [flag, str(value)]
+        if outputs["OUTPUT_DETAILS"]:
+            args += ["--out-details", outputs["OUTPUT_DETAILS"]]
+        return args, outputs

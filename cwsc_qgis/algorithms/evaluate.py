@@ -1,0 +1,88 @@
+"""cwsc:evaluate - compare a CWSC map with a reference and with free calibration."""
+
+from qgis.core import (QgsProcessingOutputNumber, QgsProcessingParameterEnum,
+                       QgsProcessingParameterFileDestination, QgsProcessingParameterNumber,
+                       QgsProcessingParameterRasterLayer)
+
+from .base import CwscAlgorithm, advanced, device_parameter, tr
+from .calibrate import MODELS
+
+
+class EvaluateAlgorithm(CwscAlgorithm):
+    ALG_NAME = "evaluate"
+    DISPLAY_NAME = "Evaluate CWSC map"
+    GROUP = "evaluation"
+    COMMAND = "evaluate"
+    NUMBERS = {"R2_REFERENCE": "r2_reference", "RMSE_REFERENCE": "rmse_reference",
+               "MEDIAN_KGE_FIXED": "median_kge_fixed", "MEDIAN_KGE_FREE": "median_kge_free",
+               "R2_TRUTH": "r2_truth"}
+    HELP = """
+<p><b>Step 4 of the CWSC workflow.</b> Checks a CWSC map two ways and writes an HTML report
+with figures:</p>
+<ul><li>against a <b>REFERENCE</b> map (optional; e.g. a root-zone storage capacity map, mm):
+R2 and RMSE of the cells both maps cover;</li>
+<li>with <b>PRECIPITATION</b>, <b>PET</b> and <b>RUNOFF</b> (optional, mm/month, one band per
+month): the water balance models (Zhang et al. 2008 DWBM, SWBM, Xia TVGM) are calibrated
+by SCE-UA (Duan et al. 1992) with CWSC fixed to the map and with CWSC free; the KGE
+(Gupta et al. 2009) of both tells how much simulation efficiency the map costs.</li></ul>
+<p>Advanced: <b>TRUTH</b> (a known true CWSC, twin experiments), <b>MODELS</b>,
+<b>RESTARTS</b>, <b>MAX_CELLS</b> (2000 cells sampled for the simulation check), <b>SEED</b>,
+<b>DEVICE</b>.</p>
+<p><b>Outputs</b>: <b>OUTPUT_REPORT</b> (HTML); numbers <b>R2_REFERENCE</b>,
+<b>RMSE_REFERENCE</b> (mm), <b>MEDIAN_KGE_FIXED</b>, <b>MEDIAN_KGE_FREE</b> and every other
+metric the backend reports.</p>
+"""
+
+    def initAlgorithm(self, config=None):  # noqa: N802
+        self.addParameter(QgsProcessingParameterRasterLayer("CWSC", tr("CWSC map (mm)")))
+        self.addParameter(QgsProcessingParameterRasterLayer(
+            "REFERENCE", tr("Reference map (optional, mm)"), optional=True))
+        self.addParameter(QgsProcessingParameterRasterLayer(
+            "PRECIPITATION", tr("Monthly precipitation (optional, mm/month)"), optional=True))
+        self.addParameter(QgsProcessingParameterRasterLayer(
+            "PET", tr("Monthly potential evapotranspiration (optional, mm/month)"), optional=True))
+        self.addParameter(QgsProcessingParameterRasterLayer(
+            "RUNOFF", tr("Monthly runoff (optional, mm/month)"), optional=True))
+        self.addParameter(advanced(QgsProcessingParameterRasterLayer(
+            "TRUTH", tr("True CWSC (twin experiments, optional)"), optional=True)))
+        self.addParameter(advanced(QgsProcessingParameterEnum(
+            "MODELS", tr("Water balance models"), options=MODELS, allowMultiple=True,
+            defaultValue=[0, 1, 2])))
+        self.addParameter(advanced(QgsProcessingParameterNumber(
+            "RESTARTS", tr("SCE-UA restarts per cell (empty: backend default)"),
+            type=QgsProcessingParameterNumber.Integer, minValue=1, optional=True)))
+        self.addParameter(advanced(QgsProcessingParameterNumber(
+            "MAX_CELLS", tr("Cells sampled for the simulation check"),
+            type=QgsProcessingParameterNumber.Integer, defaultValue=2000, minValue=1)))
+        self.addParameter(advanced(QgsProcessingParameterNumber(
+            "SEED", tr("Random seed"), type=QgsProcessingParameterNumber.Integer,
+            defaultValue=0, minValue=0)))
+        self.addParameter(device_parameter())
+        self.addParameter(QgsProcessingParameterFileDestination(
+            "OUTPUT_REPORT", tr("Evaluation report"), fileFilter="HTML files (*.html)"))
+        for name, label in (("R2_REFERENCE", "R2 against the reference"),
+                            ("RMSE_REFERENCE", "RMSE against the reference (mm)"),
+                            ("MEDIAN_KGE_FIXED", "Median KGE with CWSC fixed to the map"),
+                            ("MEDIAN_KGE_FREE", "Median KGE with CWSC calibrated freely"),
+                            ("R2_TRUTH", "R2 against the true CWSC")):
+            self.addOutput(QgsProcessingOutputNumber(name, tr(label)))
+
+    def build(self, parameters, context, feedback):
+        outputs = {"OUTPUT_REPORT": self.output_file(parameters, "OUTPUT_REPORT", context)}
+        args = ["--cwsc", self.raster_path(parameters, "CWSC", context, feedback)]
+        for name, flag in (("REFERENCE", "--reference"), ("TRUTH", "--truth"),
+                           ("PRECIPITATION", "--precip"), ("PET", "--pet"),
+                           ("RUNOFF", "--runoff")):
+            path = self.raster_path(parameters, name, context, feedback, optional=True)
+            if path:
+                args += [flag, path]
+        models = self.parameterAsEnums(parameters, "MODELS", context) or [0, 1, 2]
+        args += ["--models", ",".join(MODELS[i] for i in sorted(set(models))),
+                 "--max-cells", str(self.parameterAsInt(parameters, "MAX_CELLS", context)),
+                 "--seed", str(self.parameterAsInt(parameters, "SEED", context)),
+                 "--device", self.device(parameters, "DEVICE", context),
+                 "--out-report", outputs["OUTPUT_REPORT"]]
+        restarts = self.optional_number(parameters, "RESTARTS", context)
+        if restarts is not None:
+            args += ["--restarts", str(restarts)]
+        return args, outputs

@@ -1,0 +1,59 @@
+"""cwsc:info - the backend interpreter, package versions and devices."""
+
+import json
+
+from qgis.core import QgsProcessingOutputBoolean, QgsProcessingOutputString
+
+from .. import runner
+from .base import CwscAlgorithm, tr
+
+
+class InfoAlgorithm(CwscAlgorithm):
+    ALG_NAME = "info"
+    DISPLAY_NAME = "Backend information"
+    GROUP = "tools"
+    COMMAND = "info"
+    HELP = """
+<p>Checks the set-up: which Python interpreter runs the CWSC backend (provider setting,
+then the environment variable CWSC_BACKEND_PYTHON, then the path recorded by
+<code>make deploy</code>, then the project's <code>.venv</code> made by <code>make setup</code>),
+the versions of the backend, torch, numpy, rasterio and xarray, and the devices: the CPU
+and, when present, each CUDA device with its name and memory.</p>
+<p><b>Outputs</b>: <b>INTERPRETER</b>, <b>BACKEND_VERSION</b>, <b>TORCH_VERSION</b>,
+<b>CUDA_AVAILABLE</b>, <b>DEVICES</b> (text) and <b>INFO_JSON</b> (everything, as JSON).</p>
+<p>When the backend is missing or broken, the message says how to set it up (run
+<code>make setup</code>, then point Processing &gt; Options &gt; Providers &gt; CWSC &gt; Backend
+Python interpreter to <code>.venv/bin/python</code>).</p>
+"""
+
+    def initAlgorithm(self, config=None):  # noqa: N802
+        self.addOutput(QgsProcessingOutputString("INTERPRETER", tr("Backend interpreter")))
+        self.addOutput(QgsProcessingOutputString("BACKEND_VERSION", tr("Backend version")))
+        self.addOutput(QgsProcessingOutputString("TORCH_VERSION", tr("torch version")))
+        self.addOutput(QgsProcessingOutputBoolean("CUDA_AVAILABLE", tr("CUDA available")))
+        self.addOutput(QgsProcessingOutputString("DEVICES", tr("Devices")))
+        self.addOutput(QgsProcessingOutputString("INFO_JSON", tr("Everything, as JSON")))
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
+        run = runner.BackendRun("info", [], feedback=feedback)
+        result = run.run()
+        python = run.python
+        feedback.pushInfo(tr("Backend interpreter: {} (from {})").format(python, run.source))
+        info = result.get("metrics") or {}
+        versions = info.get("versions") or {}
+        devices = []
+        for d in info.get("devices") or []:
+            text = "{} ({})".format(d.get("name"), d.get("model", d.get("kind")))
+            if d.get("memory_gib") is not None:
+                text += ", {} GiB".format(d["memory_gib"])
+            devices.append(text)
+        for name, version in sorted(versions.items()):
+            feedback.pushInfo("{}: {}".format(name, version))
+        return {
+            "INTERPRETER": info.get("interpreter", python),
+            "BACKEND_VERSION": versions.get("backend"),
+            "TORCH_VERSION": versions.get("torch"),
+            "CUDA_AVAILABLE": bool((info.get("cuda") or {}).get("available")),
+            "DEVICES": "; ".join(devices),
+            "INFO_JSON": json.dumps(info),
+        }

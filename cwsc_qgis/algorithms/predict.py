@@ -1,0 +1,57 @@
+"""cwsc:predict - the CWSC raster from a model file and the predictors."""
+
+from qgis.core import (QgsProcessing, QgsProcessingParameterFile,
+                       QgsProcessingParameterMultipleLayers, QgsProcessingParameterNumber,
+                       QgsProcessingParameterRasterDestination)
+
+from .base import CwscAlgorithm, advanced, device_parameter, tr
+
+
+class PredictAlgorithm(CwscAlgorithm):
+    ALG_NAME = "predict"
+    DISPLAY_NAME = "Predict CWSC"
+    GROUP = "learning"
+    COMMAND = "predict"
+    STYLES = {"OUTPUT": "cwsc", "OUTPUT_UNCERTAINTY": "uncertainty"}
+    HELP = """
+<p><b>Step 3 of the CWSC workflow.</b> Applies a model trained by <i>Train CWSC ResNet</i> to
+a patch around every cell of the predictors and writes the CWSC map in mm (Xie et al.;
+ResNet, He et al. 2016).</p>
+<p><b>Inputs</b>: <b>MODEL</b>: the model file (.pt; opened without running code from it);
+<b>PREDICTORS</b>: the same predictor rasters, in the same order, as for training (the
+model names the ones it expects when they differ); <b>DEVICE</b> (auto, cpu, cuda).</p>
+<p><b>Outputs</b>: <b>OUTPUT</b>: CWSC (mm, nodata -9999); <b>OUTPUT_UNCERTAINTY</b>
+(optional): the spread of the ensemble members in mm (needs ENSEMBLE &gt; 1 at training).</p>
+<p>Next step: <i>Evaluate CWSC map</i>.</p>
+"""
+
+    def initAlgorithm(self, config=None):  # noqa: N802
+        self.addParameter(QgsProcessingParameterFile(
+            "MODEL", tr("Model file"), extension="pt"))
+        self.addParameter(QgsProcessingParameterMultipleLayers(
+            "PREDICTORS", tr("Predictor rasters (in the training order)"),
+            QgsProcessing.TypeRaster))
+        self.addParameter(device_parameter())
+        self.addParameter(advanced(QgsProcessingParameterNumber(
+            "BATCH_SIZE", tr("Batch size (empty: default)"),
+            type=QgsProcessingParameterNumber.Integer, minValue=1, optional=True)))
+        self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT", tr("CWSC (mm)")))
+        self.addParameter(QgsProcessingParameterRasterDestination(
+            "OUTPUT_UNCERTAINTY", tr("CWSC uncertainty (ensemble spread, mm)"), optional=True,
+            createByDefault=False))
+
+    def build(self, parameters, context, feedback):
+        outputs = {
+            "OUTPUT": self.output_raster(parameters, "OUTPUT", context),
+            "OUTPUT_UNCERTAINTY": self.output_raster(parameters, "OUTPUT_UNCERTAINTY", context,
+                                                     optional=True),
+        }
+        args = ["--model", self.parameterAsFile(parameters, "MODEL", context)]
+        args += ["--predictors"] + self.raster_paths(parameters, "PREDICTORS", context, feedback)
+        args += ["--device", self.device(parameters, "DEVICE", context), "--out", outputs["OUTPUT"]]
+        batch = self.optional_number(parameters, "BATCH_SIZE", context)
+        if batch is not None:
+            args += ["--batch-size", str(batch)]
+        if outputs["OUTPUT_UNCERTAINTY"]:
+            args += ["--out-uncertainty", outputs["OUTPUT_UNCERTAINTY"]]
+        return args, outputs

@@ -1,0 +1,127 @@
+"""cwsc:train - train the CWSC ResNet on spatial patches of predictor rasters."""
+
+from qgis.core import (QgsProcessingOutputNumber, QgsProcessingParameterEnum,
+                       QgsProcessingParameterFileDestination, QgsProcessingParameterMultipleLayers,
+                       QgsProcessingParameterNumber, QgsProcessingParameterRasterLayer,
+                       QgsProcessingParameterString, QgsProcessing)
+
+from .base import CwscAlgorithm, advanced, device_parameter, tr
+
+SPLITS = ["random", "blocks"]
+RECIPES = ["default", "seed"]
+MODEL_FILTER = "CWSC model files (*.pt)"
+HTML_FILTER = "HTML files (*.html)"
+
+
+class TrainAlgorithm(CwscAlgorithm):
+    ALG_NAME = "train"
+    DISPLAY_NAME = "Train CWSC ResNet"
+    GROUP = "learning"
+    COMMAND = "train"
+    NUMBERS = {"TEST_R2": "test_r2", "TEST_RMSE": "test_rmse", "TEST_KGE": "test_kge",
+               "TRAIN_SAMPLES": "train_samples", "TEST_SAMPLES": "test_samples"}
+    HELP = """
+<p><b>Step 2 of the CWSC workflow.</b> Trains a deep residual network (ResNet, He et al.
+2016) that maps a square patch of predictor rasters around a cell to the cell's CWSC label
+(Xie et al.), so CWSC can be predicted where no runoff was observed.</p>
+<p><b>Inputs</b>: <b>PREDICTORS</b>: the predictor rasters (climate, terrain, soil,
+vegetation), one channel each, in this order (predict needs the same order);
+<b>LABELS</b>: the CWSC labels in mm (band 1 is used), usually masked by KGE;
+<b>KGE</b> (optional) with <b>KGE_THRESHOLD</b> (0.0): only cells above it are used.
+Labels on another grid are aligned to the first predictor with a warning.</p>
+<p><b>Parameters</b>: <b>PATCH_SIZE</b> (11 cells, odd), <b>TEST_FRACTION</b> (0.3 of the
+labelled cells held out), <b>SPLIT</b> (random cells, or spatial blocks against spatial
+leakage), <b>EPOCHS</b> and <b>BATCH_SIZE</b> (empty: the recipe's), <b>RECIPE</b> (default,
+or the seed paper's settings), <b>ENSEMBLE</b> (1: networks trained with different seeds;
+their spread is the prediction uncertainty), <b>DEVICE</b> (auto, cpu, cuda), <b>SEED</b>
+(0: same seed on CPU gives the same model). Advanced: <b>BLOCK_SIZE</b>, network
+<b>BLOCKS</b> (n of 6n+2 layers) and <b>WIDTHS</b> (e.g. 16,32,128).</p>
+<p><b>Outputs</b>: <b>OUTPUT_MODEL</b>: the model file (.pt, it remembers the predictors,
+their order and normalisation); <b>OUTPUT_REPORT</b>: an HTML report with loss curves and test
+scatter; numbers <b>TEST_R2</b>, <b>TEST_RMSE</b> (mm), <b>TEST_KGE</b>,
+<b>TRAIN_SAMPLES</b>, <b>TEST_SAMPLES</b>.</p>
+<p>Next step: <i>Predict CWSC</i> with the model file and the same predictors.</p>
+"""
+
+    def initAlgorithm(self, config=None):  # noqa: N802
+        self.addParameter(QgsProcessingParameterMultipleLayers(
+            "PREDICTORS", tr("Predictor rasters (in this order)"), QgsProcessing.TypeRaster))
+        self.addParameter(QgsProcessingParameterRasterLayer("LABELS", tr("CWSC labels (mm)")))
+        self.addParameter(QgsProcessingParameterRasterLayer(
+            "KGE", tr("Calibration KGE (optional)"), optional=True))
+        self.addParameter(QgsProcessingParameterNumber(
+            "KGE_THRESHOLD", tr("KGE threshold (with KGE)"),
+            type=QgsProcessingParameterNumber.Double, defaultValue=0.0))
+        self.addParameter(QgsProcessingParameterNumber(
+            "PATCH_SIZE", tr("Patch size (cells, odd)"), type=QgsProcessingParameterNumber.Integer,
+            defaultValue=11, minValue=1, maxValue=101))
+        self.addParameter(QgsProcessingParameterNumber(
+            "TEST_FRACTION", tr("Test fraction"), type=QgsProcessingParameterNumber.Double,
+            defaultValue=0.3, minValue=0.0, maxValue=0.9))
+        self.addParameter(QgsProcessingParameterEnum(
+            "SPLIT", tr("Train/test split"), options=SPLITS, defaultValue=0))
+        self.addParameter(QgsProcessingParameterNumber(
+            "EPOCHS", tr("Epochs (empty: the recipe's)"), type=QgsProcessingParameterNumber.Integer,
+            minValue=1, optional=True))
+        self.addParameter(QgsProcessingParameterNumber(
+            "BATCH_SIZE", tr("Batch size (empty: the recipe's)"),
+            type=QgsProcessingParameterNumber.Integer, minValue=1, optional=True))
+        self.addParameter(QgsProcessingParameterEnum(
+            "RECIPE", tr("Training recipe"), options=RECIPES, defaultValue=0))
+        self.addParameter(advanced(QgsProcessingParameterNumber(
+            "ENSEMBLE", tr("Ensemble members"), type=QgsProcessingParameterNumber.Integer,
+            defaultValue=1, minValue=1, maxValue=50)))
+        self.addParameter(device_parameter())
+        self.addParameter(advanced(QgsProcessingParameterNumber(
+            "SEED", tr("Random seed"), type=QgsProcessingParameterNumber.Integer,
+            defaultValue=0, minValue=0)))
+        self.addParameter(advanced(QgsProcessingParameterNumber(
+            "BLOCK_SIZE", tr("Spatial block size for SPLIT=blocks (cells; empty: default)"),
+            type=QgsProcessingParameterNumber.Integer, minValue=1, optional=True)))
+        self.addParameter(advanced(QgsProcessingParameterNumber(
+            "BLOCKS", tr("Residual blocks per stage (empty: the recipe's)"),
+            type=QgsProcessingParameterNumber.Integer, minValue=1, optional=True)))
+        self.addParameter(advanced(QgsProcessingParameterString(
+            "WIDTHS", tr("Stage widths, e.g. 16,32,128 (empty: the recipe's)"), optional=True)))
+        self.addParameter(QgsProcessingParameterFileDestination(
+            "OUTPUT_MODEL", tr("Model file"), fileFilter=MODEL_FILTER))
+        self.addParameter(QgsProcessingParameterFileDestination(
+            "OUTPUT_REPORT", tr("Training report"), fileFilter=HTML_FILTER, optional=True,
+            createByDefault=True))
+        for name, label in (("TEST_R2", "Test R2"), ("TEST_RMSE", "Test RMSE (mm)"),
+                            ("TEST_KGE", "Test KGE"), ("TRAIN_SAMPLES", "Training samples"),
+                            ("TEST_SAMPLES", "Test samples")):
+            self.addOutput(QgsProcessingOutputNumber(name, tr(label)))
+
+    def build(self, parameters, context, feedback):
+        outputs = {
+            "OUTPUT_MODEL": self.output_file(parameters, "OUTPUT_MODEL", context),
+            "OUTPUT_REPORT": self.output_file(parameters, "OUTPUT_REPORT", context, optional=True),
+        }
+        args = ["--predictors"] + self.raster_paths(parameters, "PREDICTORS", context, feedback)
+        args += ["--labels", self.raster_path(parameters, "LABELS", context, feedback)]
+        kge = self.raster_path(parameters, "KGE", context, feedback, optional=True)
+        if kge:
+            args += ["--kge", kge]
+        args += [
+            "--kge-threshold", repr(self.parameterAsDouble(parameters, "KGE_THRESHOLD", context)),
+            "--patch-size", str(self.parameterAsInt(parameters, "PATCH_SIZE", context)),
+            "--test-fraction", repr(self.parameterAsDouble(parameters, "TEST_FRACTION", context)),
+            "--split", SPLITS[self.parameterAsEnum(parameters, "SPLIT", context)],
+            "--recipe", RECIPES[self.parameterAsEnum(parameters, "RECIPE", context)],
+            "--ensemble", str(self.parameterAsInt(parameters, "ENSEMBLE", context)),
+            "--seed", str(self.parameterAsInt(parameters, "SEED", context)),
+            "--device", self.device(parameters, "DEVICE", context),
+            "--out-model", outputs["OUTPUT_MODEL"],
+        ]
+        for name, flag in (("EPOCHS", "--epochs"), ("BATCH_SIZE", "--batch-size"),
+                           ("BLOCK_SIZE", "--block-size"), ("BLOCKS", "--blocks")):
+            value = self.optional_number(parameters, name, context)
+            if value is not None:
+                args += [flag, str(value)]
+        widths = (self.parameterAsString(parameters, "WIDTHS", context) or "").strip()
+        if widths:
+            args += ["--widths", widths.replace(" ", "")]
+        if outputs["OUTPUT_REPORT"]:
+            args += ["--out-report", outputs["OUTPUT_REPORT"]]
+        return args, outputs

@@ -1,0 +1,451 @@
+"""Start the backend in its own process and turn its JSON-lines events into QGIS feedback.
+
+``python -m backend <command> ...`` writes one JSON object per line on stdout (see
+``backend/protocol.py`` and design.md). A reader thread puts the lines on a queue; the
+calling thread polls the queue and ``feedback.isCanceled()`` every 100 ms, so Cancel
+stops the whole process tree (SIGTERM, then SIGKILL after 1.5 s) within 2 s.
+
+The backend interpreter is found in this order:
+
+1. the provider setting (Processing > Options > Providers > CWSC > Backend Python
+   interpreter), a python executable or a virtual environment folder;
+2. the environment variable ``CWSC_BACKEND_PYTHON``;
+3. the path recorded by ``scripts/deploy.sh`` in ``cwsc_qgis/backend_python.txt``;
+4. ``.venv`` made by ``make setup`` beside the ``backend`` package (the repository root
+   when the plugin runs from a checkout, the plugin folder when installed from the zip).
+
+An explicit choice (1 or 2) that does not work is reported, never silently skipped.
+"""
+
+import collections
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+from qgis.core import QgsProcessingException, QgsProcessingFeedback
+
+from . import settings
+
+EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT, EXIT_CANCELLED = 0, 1, 2, 3
+REQUIRED_MODULES = ("torch", "rasterio", "numpy")
+POLL_S = 0.1
+TERM_GRACE_S = 1.5
+STDERR_TAIL_LINES = 25
+
+SETUP_HINT = (
+    "Set up the backend: run 'make setup' in the CWSC source folder (it creates .venv with "
+    "torch, rasterio and numpy), then either set Processing > Options > Providers > "
+    "{group} > Backend Python interpreter, or the environment variable CWSC_BACKEND_PYTHON, "
+    "to that environment's python (e.g. /path/to/cwsc/.venv/bin/python); 'make deploy' "
+    "records it for you."
+).format(group=settings.PROVIDER_GROUP)
+
+_CHECK_SCRIPT = (
+    "import importlib.util as u, json, sys; "
+    "print(json.dumps({'python': sys.version.split()[0], 'executable': sys.executable, "
+    "'missing': [m for m in %r if u.find_spec(m) is None]}))" % (REQUIRED_MODULES,)
+)
+_checked = {}  # (realpath, mtime) -> check result of a working interpreter
+_checked_lock = threading.Lock()
+
+
+class BackendCancelled(QgsProcessingException):
+    """Raised after Cancel once the backend process tree is gone."""
+
+
+def _venv_python(folder):
+    if sys.platform == "win32":
+        return os.path.join(folder, "Scripts", "python.exe")
+    return os.path.join(folder, "bin", "python")
+
+
+def _normalise(path):
+    path = os.path.expanduser(path.strip().strip('"'))
+    if os.path.isdir(path):
+        return _venv_python(path)
+    return path
+
+
+def _recorded_python():
+    try:
+        with open(settings.RECORDED_PYTHON_FILE, encoding="utf-8") as fh:
+            return fh.read().strip()
+    except OSError:
+        return ""
+
+
+def interpreter_candidates():
+    """(path, where it came from, explicit) in lookup order."""
+    found = []
+    value = settings.setting_backend_python()
+    if value:
+        found.append((_normalise(value), "the provider setting 'Backend Python interpreter'", True))
+    value = os.environ.get(settings.ENV_BACKEND_PYTHON, "").strip()
+    if value:
+        found.append((_normalise(value), "the environment variable CWSC_BACKEND_PYTHON", True))
+    value = _recorded_python()
+    if value:
+        found.append((_normalise(value), "the path recorded at deploy time in "
+                      + settings.RECORDED_PYTHON_FILE, False))
+    root = settings.backend_root()
+    for folder in filter(None, [root, settings.PLUGIN_DIR]):
+        path = _venv_python(os.path.join(folder, ".venv"))
+        if all(path != c[0] for c in found):
+            found.append((path, "the project's virtual environment (make setup)", False))
+    return found
+
+
+def find_backend_python():
+    """The interpreter to run, and where it came from; a clear exception when there is none."""
+    tried = []
+    for path, source, explicit in interpreter_candidates():
+        if os.path.isfile(path) and os.access(path, os.X_OK):
+            return path, source
+        if explicit:
+            raise QgsProcessingException(
+                "CWSC backend interpreter '{}' (from {}) does not exist or is not executable. {}"
+                .format(path, source, SETUP_HINT))
+        tried.append(path)
+    raise QgsProcessingException(
+        "No CWSC backend interpreter found (tried: {}). {}".format(
+            ", ".join(tried) or "nothing", SETUP_HINT))
+
+
+def clean_env(root):
+    """The child's environment: no PYTHONHOME/PYTHONPATH or GDAL/PROJ data paths from QGIS."""
+    env = dict(os.environ)
+    for name in ("PYTHONHOME", "PYTHONPATH", "PYTHONSTARTUP", "PYTHONEXECUTABLE",
+                 "GDAL_DATA", "PROJ_LIB", "PROJ_DATA", "GDAL_DRIVER_PATH"):
+        env.pop(name, None)
+    if root:
+        env["PYTHONPATH"] = root
+    env["PYTHONUNBUFFERED"] = "1"
+    env["PYTHONIOENCODING"] = "utf-8"
+    env["PYTHONUTF8"] = "1"
+    return env
+
+
+def _popen_kwargs():
+    if sys.platform == "win32":
+        flags = getattr(subprocess, "CREATE_NO_WINDOW", 0x08000000)
+        flags |= getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0x00000200)
+        return {"creationflags": flags}
+    return {"start_new_session": True}
+
+
+def check_backend(python, source="", root=None):
+    """Quick check (cached per interpreter) that ``python`` has the backend's key packages."""
+    real = os.path.realpath(python)
+    try:
+        key = (real, os.path.getmtime(real))
+    except OSError:
+        key = (real, None)
+    with _checked_lock:
+        if key in _checked:
+            return _checked[key]
+    try:
+        done = subprocess.run([python, "-c", _CHECK_SCRIPT], env=clean_env(root),
+                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, timeout=60, **({} if sys.platform != "win32"
+                                                                     else _popen_kwargs()))
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise QgsProcessingException(
+            "CWSC backend interpreter '{}' (from {}) cannot be started: {}. {}".format(
+                python, source or "settings", exc, SETUP_HINT))
+    try:
+        info = json.loads(done.stdout.decode("utf-8", "replace").strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        tail = done.stderr.decode("utf-8", "replace").strip()[-600:]
+        raise QgsProcessingException(
+            "CWSC backend interpreter '{}' (from {}) does not run Python: {}. {}".format(
+                python, source or "settings", tail or "no output", SETUP_HINT))
+    if info.get("missing"):
+        raise QgsProcessingException(
+            "CWSC backend interpreter '{}' (from {}) lacks {}. {}".format(
+                python, source or "settings", ", ".join(info["missing"]), SETUP_HINT))
+    with _checked_lock:
+        _checked[key] = info
+    return info
+
+
+def forget_checks():
+    with _checked_lock:
+        _checked.clear()
+
+
+def _process_group_alive(pgid):
+    if sys.platform == "win32":
+        return False
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def terminate_tree(proc, grace_s=TERM_GRACE_S):
+    """SIGTERM the backend's process group, SIGKILL what is left after ``grace_s``."""
+    if sys.platform == "win32":
+        try:
+            proc.send_signal(signal.CTRL_BREAK_EVENT)
+            proc.wait(timeout=grace_s)
+        except (OSError, ValueError, subprocess.TimeoutExpired):
+            pass
+        subprocess.run(["taskkill", "/F", "/T", "/PID", str(proc.pid)],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **_popen_kwargs())
+        proc.wait()
+        return
+    pgid = proc.pid  # start_new_session=True: the child leads its own group
+    try:
+        os.killpg(pgid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    try:
+        proc.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        pass
+    # Whatever is left of the group (the backend itself, worker processes) goes now.
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
+
+
+def _remove_partial(outputs, started):
+    """After a cancel or failure: remove temporary siblings and outputs written by this run."""
+    for path in outputs:
+        if not path:
+            continue
+        folder, name = os.path.split(os.path.abspath(path))
+        stem, ext = os.path.splitext(name)
+        try:
+            names = os.listdir(folder)
+        except OSError:
+            continue
+        for other in names:
+            if other.startswith("." + stem + ".") and (".part" + ext) in other:
+                try:
+                    os.remove(os.path.join(folder, other))
+                except OSError:
+                    pass
+        try:
+            if os.path.getmtime(path) >= started:
+                os.remove(path)
+        except OSError:
+            pass
+
+
+class BackendRun:
+    """One backend command; ``run()`` blocks, feeds ``feedback`` and returns the result event."""
+
+    def __init__(self, command, args, feedback=None, outputs=(), python=None, root=None,
+                 check=True):
+        self.command = command
+        self.args = [str(a) for a in args]
+        self.feedback = feedback if feedback is not None else QgsProcessingFeedback()
+        self.outputs = [o for o in outputs if o]
+        self.root = root if root is not None else settings.backend_root()
+        self.python = python
+        self.source = "the caller"
+        self.check = check
+        self.proc = None
+        self.started = None
+        self.first_progress_s = None
+        self.stderr_tail = collections.deque(maxlen=200)
+        self.result = None
+        self.error = None
+        self.cancel_s = None
+
+    # -- event handling -------------------------------------------------------------------
+    def _push_warning(self, message):
+        fb = self.feedback
+        if hasattr(fb, "pushWarning"):
+            fb.pushWarning(message)
+        else:  # pragma: no cover - QGIS < 3.16
+            fb.reportError(message, False)
+
+    def _handle(self, raw):
+        text = raw.decode("utf-8", "replace").strip()
+        if not text:
+            return
+        try:
+            event = json.loads(text)
+            kind = event.get("event")
+        except (ValueError, AttributeError):
+            self.feedback.pushConsoleInfo(text)
+            return
+        fb = self.feedback
+        if kind == "progress":
+            if self.first_progress_s is None:
+                self.first_progress_s = time.monotonic() - self.started
+                fb.pushDebugInfo("backend: first progress after {:.2f} s".format(
+                    self.first_progress_s))
+            try:
+                fb.setProgress(100.0 * float(event.get("fraction", 0.0)))
+            except (TypeError, ValueError):
+                pass
+            stage = event.get("stage")
+            if stage and stage != getattr(self, "_stage", None):
+                self._stage = stage
+                if hasattr(fb, "setProgressText"):
+                    fb.setProgressText(str(stage))
+            extra = {k: v for k, v in event.items() if k not in ("event", "fraction", "stage")}
+            if extra:
+                fb.pushInfo("{}: {}".format(stage or "progress", ", ".join(
+                    "{}={}".format(k, _fmt(v)) for k, v in extra.items())))
+        elif kind == "log":
+            level = str(event.get("level", "info")).lower()
+            message = str(event.get("message", ""))
+            if level in ("warning", "error"):
+                self._push_warning(message)
+            elif level == "debug":
+                fb.pushDebugInfo(message)
+            else:
+                fb.pushInfo(message)
+        elif kind == "result":
+            self.result = {"outputs": event.get("outputs") or {},
+                           "metrics": event.get("metrics") or {}}
+        elif kind == "error":
+            self.error = {"kind": event.get("kind", "internal"),
+                          "message": str(event.get("message", "unknown error"))}
+        else:
+            fb.pushDebugInfo(text)
+
+    # -- the run --------------------------------------------------------------------------
+    def command_line(self):
+        return [self.python, "-m", "backend", self.command] + self.args
+
+    def run(self):
+        fb = self.feedback
+        self.started = time.monotonic()
+        wall_start = time.time()
+        if self.root is None:
+            raise QgsProcessingException(
+                "The CWSC plugin cannot find its 'backend' package (looked in {} and its parent "
+                "folder). Reinstall the plugin from the zip made by 'make package'."
+                .format(settings.PLUGIN_DIR))
+        if self.python is None:
+            self.python, self.source = find_backend_python()
+        if self.check:
+            check_backend(self.python, self.source, self.root)
+        fb.pushDebugInfo("backend: {}".format(subprocess.list2cmdline(self.command_line())))
+        try:
+            self.proc = subprocess.Popen(
+                self.command_line(), cwd=self.root, env=clean_env(self.root),
+                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                **_popen_kwargs())
+        except OSError as exc:
+            raise QgsProcessingException(
+                "Cannot start the CWSC backend '{}' (from {}): {}. {}".format(
+                    self.python, self.source, exc, SETUP_HINT))
+        lines = queue.Queue()
+        out_thread = threading.Thread(target=_pump, args=(self.proc.stdout, lines.put),
+                                      daemon=True)
+        err_thread = threading.Thread(target=_pump, args=(self.proc.stderr, self._stderr),
+                                      daemon=True)
+        out_thread.start()
+        err_thread.start()
+        cancelled = False
+        try:
+            while True:
+                if fb.isCanceled():
+                    cancelled = True
+                    t0 = time.monotonic()
+                    terminate_tree(self.proc)
+                    self.cancel_s = time.monotonic() - t0
+                    break
+                try:
+                    raw = lines.get(timeout=POLL_S)
+                except queue.Empty:
+                    continue
+                if raw is None:  # stdout closed: the backend is finishing
+                    break
+                self._handle(raw)
+            if not cancelled:
+                while self.proc.poll() is None:
+                    if fb.isCanceled():
+                        cancelled = True
+                        t0 = time.monotonic()
+                        terminate_tree(self.proc)
+                        self.cancel_s = time.monotonic() - t0
+                        break
+                    time.sleep(POLL_S / 2)
+        except BaseException:
+            terminate_tree(self.proc)
+            self.proc.stdout.close()
+            self.proc.stderr.close()
+            _remove_partial(self.outputs, wall_start)
+            raise
+        out_thread.join(timeout=2)
+        err_thread.join(timeout=2)
+        for stream in (self.proc.stdout, self.proc.stderr):
+            try:
+                stream.close()
+            except OSError:
+                pass
+        code = self.proc.returncode
+        if cancelled or code == EXIT_CANCELLED or (self.error or {}).get("kind") == "cancelled":
+            _remove_partial(self.outputs, wall_start)
+            if cancelled:
+                fb.pushInfo("CWSC backend stopped after cancel ({:.2f} s); no output was "
+                            "written.".format(self.cancel_s or 0.0))
+            raise BackendCancelled("Cancelled: the CWSC backend '{}' was stopped and left no "
+                                   "output.".format(self.command))
+        if code != EXIT_OK or self.error is not None:
+            _remove_partial(self.outputs, wall_start)
+            raise QgsProcessingException(self._failure_message(code))
+        if self.result is None:
+            raise QgsProcessingException(
+                "The CWSC backend '{}' finished without a result.{}".format(
+                    self.command, self._tail()))
+        return self.result
+
+    def _stderr(self, raw):
+        if raw is not None:
+            self.stderr_tail.append(raw.decode("utf-8", "replace").rstrip())
+
+    def _tail(self, lines=STDERR_TAIL_LINES):
+        tail = [line for line in list(self.stderr_tail)[-lines:] if line.strip()]
+        if not tail:
+            return ""
+        return "\n\nBackend stderr (last lines):\n" + "\n".join(tail)
+
+    def _failure_message(self, code):
+        error = self.error or {}
+        kind = error.get("kind")
+        message = error.get("message")
+        if kind == "bad_input" or (code == EXIT_BAD_INPUT and message):
+            return "CWSC {}: {}".format(self.command, message)
+        if message:
+            return "CWSC {} failed: {}{}".format(self.command, message, self._tail())
+        return "CWSC {} failed (backend exit status {}).{}".format(
+            self.command, code, self._tail() or " The backend wrote nothing on stderr.")
+
+
+def _pump(stream, put):
+    try:
+        for raw in iter(stream.readline, b""):
+            put(raw)
+    except (OSError, ValueError):
+        pass
+    finally:
+        put(None)
+
+
+def _fmt(value):
+    if isinstance(value, float):
+        return "{:.4g}".format(value)
+    return str(value)
+
+
+def run_backend(command, args, feedback=None, outputs=(), **kwargs):
+    """Run ``python -m backend <command> <args>``; return ``{"outputs":..., "metrics":...}``."""
+    return BackendRun(command, args, feedback=feedback, outputs=outputs, **kwargs).run()

@@ -1,0 +1,102 @@
+"""Provider settings (Processing > Options > Providers > CWSC) and where things live.
+
+Settings are registered through ``processing.core.ProcessingConfig`` when the provider
+loads; they are stored in ``QgsSettings`` under ``Processing/Configuration/<name>``, so
+they can also be read when the Processing plugin's Python classes are not around.
+"""
+
+import os
+
+from qgis.core import QgsSettings
+
+PLUGIN_DIR = os.path.dirname(os.path.abspath(__file__))
+
+PROVIDER_GROUP = "CWSC (catchment water storage capacity)"
+BACKEND_PYTHON = "CWSC_BACKEND_PYTHON"
+DEFAULT_DEVICE = "CWSC_DEFAULT_DEVICE"
+DEVICES = ["auto", "cpu", "cuda"]
+ENV_BACKEND_PYTHON = "CWSC_BACKEND_PYTHON"
+#: written by scripts/deploy.sh: the absolute path of the interpreter made by ``make setup``
+RECORDED_PYTHON_FILE = os.path.join(PLUGIN_DIR, "backend_python.txt")
+
+
+def resources_dir():
+    """``resources/`` inside the plugin (zip install) or beside it (repository checkout)."""
+    for candidate in (os.path.join(PLUGIN_DIR, "resources"),
+                      os.path.join(os.path.dirname(PLUGIN_DIR), "resources")):
+        if os.path.isdir(candidate):
+            return candidate
+    return os.path.join(PLUGIN_DIR, "resources")
+
+
+def resource_path(*parts):
+    return os.path.join(resources_dir(), *parts)
+
+
+def icon_path():
+    return resource_path("icon.svg")
+
+
+def backend_root():
+    """The folder that holds the ``backend`` package: the plugin folder (zip) or the repo root."""
+    for candidate in (PLUGIN_DIR, os.path.dirname(PLUGIN_DIR)):
+        if os.path.isfile(os.path.join(candidate, "backend", "__main__.py")):
+            return candidate
+    return None
+
+
+def _processing_config():
+    try:
+        from processing.core.ProcessingConfig import ProcessingConfig  # noqa: PLC0415
+    except ImportError:  # pragma: no cover - Processing plugin missing
+        return None
+    return ProcessingConfig
+
+
+def register_settings(icon=None):
+    cfg = _processing_config()
+    if cfg is None:
+        return
+    from processing.core.ProcessingConfig import Setting  # noqa: PLC0415
+
+    if icon is not None:
+        cfg.settingIcons[PROVIDER_GROUP] = icon
+    cfg.addSetting(Setting(
+        PROVIDER_GROUP, BACKEND_PYTHON,
+        "Backend Python interpreter (empty: $CWSC_BACKEND_PYTHON, then the path recorded by "
+        "'make deploy', then the project's .venv)", "", valuetype=Setting.FILE))
+    cfg.addSetting(Setting(
+        PROVIDER_GROUP, DEFAULT_DEVICE,
+        "Default device when an algorithm's DEVICE is left at 'auto'", DEVICES[0],
+        valuetype=Setting.SELECTION, options=list(DEVICES)))
+    cfg.readSettings()
+
+
+def unregister_settings():
+    cfg = _processing_config()
+    if cfg is None:
+        return
+    for name in (BACKEND_PYTHON, DEFAULT_DEVICE):
+        if name in cfg.settings:
+            cfg.removeSetting(name)
+
+
+def _setting(name):
+    cfg = _processing_config()
+    if cfg is not None and name in cfg.settings:
+        return cfg.getSetting(name, readable=True)
+    return QgsSettings().value("Processing/Configuration/" + name, None)
+
+
+def setting_backend_python():
+    value = _setting(BACKEND_PYTHON)
+    return str(value).strip() if value else ""
+
+
+def setting_default_device():
+    value = _setting(DEFAULT_DEVICE)
+    if isinstance(value, int) or (isinstance(value, str) and value.isdigit()):
+        index = int(value)
+        return DEVICES[index] if 0 <= index < len(DEVICES) else "auto"
+    value = str(value or "auto").strip().lower()
+    return value if value in DEVICES else "auto"
