@@ -1,0 +1,148 @@
+"""The model file: one ``torch.save`` of plain containers, opened with ``weights_only=True``.
+
+Layout (format ``cwsc-resnet``, version 1)::
+
+    {"format": "cwsc-resnet", "version": 1,
+     "metadata": "<JSON text>",            # everything but the weights, see ModelBundle
+     "members": [state_dict, ...]}         # one dict of tensors per ensemble member
+
+Loading never unpickles code: ``torch.load(weights_only=True)`` accepts tensors, dicts,
+lists, strings and numbers only, and the metadata is JSON text parsed by ``json``.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from dataclasses import dataclass, field
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+
+import torch
+
+from backend import io
+from backend.ml.network import ResNetConfig, build_network
+from backend.ml.patches import Scaling
+from backend.protocol import BadInput
+
+FORMAT = "cwsc-resnet"
+VERSION = 1
+
+
+@dataclass
+class ModelBundle:
+    """Everything needed to predict, and what the training measured."""
+
+    members: list[dict[str, torch.Tensor]]
+    network: ResNetConfig
+    scaling: Scaling
+    channels: list[str]  # predictor channel names, in input order (the mask channel excluded)
+    patch_size: int
+    grid: dict  # {"crs": WKT, "resolution": [x, y], "transform": [...], "width", "height"}
+    recipe: dict
+    metrics: dict = field(default_factory=dict)
+    sizes: dict = field(default_factory=dict)
+    training: dict = field(default_factory=dict)  # seed, split, kge threshold, histories, ...
+    versions: dict = field(default_factory=dict)
+
+    def metadata(self) -> dict:
+        return {"network": self.network.to_dict(), "scaling": self.scaling.to_dict(),
+                "channels": list(self.channels), "patch_size": int(self.patch_size),
+                "grid": self.grid, "recipe": self.recipe, "metrics": self.metrics,
+                "sizes": self.sizes, "training": self.training,
+                "versions": self.versions or software_versions(),
+                "ensemble": len(self.members)}
+
+    def networks(self, device: torch.device | str = "cpu") -> list[torch.nn.Module]:
+        """The members as networks in eval mode on ``device`` (channels-last)."""
+        nets = []
+        for state in self.members:
+            net = build_network(self.network)
+            net.load_state_dict(state)
+            nets.append(net.to(device).to(memory_format=torch.channels_last).eval())
+        return nets
+
+
+def software_versions() -> dict:
+    from backend import __version__
+
+    v = {"backend": __version__, "python": platform.python_version(), "torch": torch.__version__}
+    for dist in ("numpy", "rasterio"):
+        try:
+            v[dist] = importlib_metadata.version(dist)
+        except importlib_metadata.PackageNotFoundError:
+            v[dist] = None
+    return v
+
+
+def grid_summary(grid: io.Grid) -> dict:
+    return {**grid.to_dict(), "resolution": list(grid.resolution)}
+
+
+def save_model(path: str | Path, bundle: ModelBundle, label: str = "OUTPUT_MODEL") -> Path:
+    """Write the model atomically (a temporary file beside ``path``, renamed at the end)."""
+    payload = {"format": FORMAT, "version": VERSION,
+               "metadata": json.dumps(_jsonable(bundle.metadata()), allow_nan=False),
+               "members": [{k: v.detach().cpu().contiguous() for k, v in m.items()}
+                           for m in bundle.members]}
+    with io.atomic_output(path, label) as tmp:
+        torch.save(payload, tmp)
+    return Path(path)
+
+
+def _jsonable(value):
+    import math
+
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "item"):
+        return _jsonable(value.item())
+    return value
+
+
+def load_model(path: str | Path, label: str = "MODEL") -> ModelBundle:
+    """Open a model file; anything that is not a readable CWSC model is a ``BadInput``."""
+    p = Path(path)
+    if not p.is_file():
+        raise BadInput(f"{label}: model file '{p}' does not exist")
+    import zipfile
+
+    if not zipfile.is_zipfile(p):  # torch.save writes a zip archive: anything else is not ours
+        raise BadInput(f"{label}: '{p}' is not a CWSC model file (not a PyTorch archive); "
+                       "give a file written by the train step")
+    try:
+        payload = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any failure to unpack means "not our model"
+        raise BadInput(f"{label}: '{p}' is corrupted or not a CWSC model file (a weights-only "
+                       f"load failed: {type(exc).__name__})") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise BadInput(f"{label}: '{p}' is not a CWSC model file (no '{FORMAT}' format mark); "
+                       "give a file written by the train step")
+    if int(payload.get("version", 0)) > VERSION:
+        raise BadInput(f"{label}: '{p}' is model format version {payload.get('version')}, newer "
+                       f"than this backend reads ({VERSION}); update the plugin")
+    try:
+        meta = json.loads(payload["metadata"])
+        members = list(payload["members"])
+        bundle = ModelBundle(members=members, network=ResNetConfig.from_dict(meta["network"]),
+                             scaling=Scaling.from_dict(meta["scaling"]),
+                             channels=list(meta["channels"]), patch_size=int(meta["patch_size"]),
+                             grid=meta["grid"], recipe=meta["recipe"], metrics=meta.get("metrics", {}),
+                             sizes=meta.get("sizes", {}), training=meta.get("training", {}),
+                             versions=meta.get("versions", {}))
+        if not members:
+            raise ValueError("no ensemble member")
+        net = build_network(bundle.network)
+        for m in members:
+            net.load_state_dict(m)  # strict: every weight present and the right shape
+        if len(bundle.scaling.mean) != len(bundle.channels) or \
+                bundle.network.in_channels != len(bundle.channels) + 1:
+            raise ValueError("channel count disagrees with the network")
+    except Exception as exc:  # noqa: BLE001
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+        raise BadInput(f"{label}: '{p}' is a damaged CWSC model file ({type(exc).__name__}: {first})") from None
+    return bundle

@@ -1,0 +1,181 @@
+"""CWSC raster from a model file and predictor rasters, strip by strip.
+
+Memory stays bounded whatever the raster size: the predictors are read in horizontal
+strips (plus a halo of ``patch_size // 2`` rows), patches are gathered batch by batch from
+the strip, and the output GeoTIFF is written strip by strip into a temporary file that is
+renamed at the end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from backend import io, protocol
+from backend.ml import patches as P
+from backend.ml.modelfile import ModelBundle
+from backend.ml.training import _autocast, _set_threads
+from backend.protocol import BadInput
+
+CWSC_DESCRIPTION = "CWSC (mm)"
+STD_DESCRIPTION = "CWSC ensemble standard deviation (mm)"
+
+
+def match_channels(expected: Sequence[str], given: Sequence[str], label: str = "PREDICTORS") -> list[int]:
+    """Order of the given channels that feeds the model its expected channels.
+
+    Same names in another order are reordered; the same count under other names is taken
+    in order with a warning; anything else is a ``BadInput`` listing both.
+    """
+    expected, given = list(expected), list(given)
+    if given == expected:
+        return list(range(len(given)))
+    if sorted(given) == sorted(expected) and len(set(given)) == len(given):
+        protocol.warning(f"{label}: channels given in another order than at training; reordered")
+        return [given.index(n) for n in expected]
+    if len(given) == len(expected):
+        protocol.warning(f"{label}: channel names differ from the model's (expected "
+                         f"{', '.join(expected)}; given {', '.join(given)}); used in the given order")
+        return list(range(len(given)))
+    raise BadInput(f"{label}: the model expects {len(expected)} channels ({', '.join(expected)}) "
+                   f"but {len(given)} were given ({', '.join(given)})")
+
+
+class _Source:
+    """One predictor raster read strip by strip on the output grid."""
+
+    def __init__(self, raster: io.Raster, grid: io.Grid) -> None:
+        self.raster = raster
+        self.aligned = None
+        if not raster.grid.same_as(grid):
+            protocol.warning(f"{raster.label}: '{raster.path}' is on another grid "
+                             f"({raster.grid.describe()}); it is resampled onto {grid.describe()} "
+                             "and held in memory")
+            self.aligned = io.read_aligned(raster, grid)
+
+    def read(self, rows: slice) -> np.ndarray:
+        if self.aligned is not None:
+            return self.aligned[:, rows].copy()
+        return self.raster.read(rows)
+
+
+def _strip_rows(grid: io.Grid, channels: int, block_rows: int, budget_bytes: int) -> int:
+    # Raw strip + its padded copy (C + 1 channels) + a float64 temp or two: about 3x.
+    per_row = grid.width * (channels + 1) * 4 * 3
+    rows = max(1, budget_bytes // max(per_row, 1))
+    if rows >= block_rows:  # whole output tiles per strip: no tile is compressed twice
+        rows -= rows % block_rows
+    return min(rows, grid.height)
+
+
+def predict_raster(bundle: ModelBundle, predictor_paths: Sequence[str], out: str | Path,
+                   out_uncertainty: str | Path | None = None, device: str = "auto",
+                   batch_size: int | None = None, budget_bytes: int = 256 * 2**20,
+                   on_progress: Callable[[float], None] | None = None) -> dict:
+    """Predict CWSC (mm) on every cell whose predictors are valid; write GeoTIFF(s).
+
+    With an ensemble the output holds the members' mean; their standard deviation goes to
+    ``out_uncertainty`` or, when that is not given, to band 2 of ``out``.
+    Returns ``{"cells_predicted": int, "seconds": float}``.
+    """
+    import rasterio
+
+    from backend.devices import resolve_device
+
+    t0 = time.perf_counter()
+    dev = resolve_device(device)
+    _set_threads(dev)
+    batch_size = batch_size or (16384 if dev.type == "cuda" else 2048)
+    if batch_size < 1:
+        raise BadInput(f"BATCH_SIZE: {batch_size} must be at least 1")
+    rasters = P.open_predictors(predictor_paths)
+    with contextlib.ExitStack() as stack:
+        for r in rasters:
+            stack.callback(r.close)
+        grid = rasters[0].grid
+        order = match_channels(bundle.channels, P.channel_names(rasters))
+        P.check_patch_size(bundle.patch_size, grid.shape)
+        res = bundle.grid.get("resolution")
+        if res and not np.allclose(res, grid.resolution, rtol=1e-3):
+            protocol.warning(f"PREDICTORS: cells are {grid.resolution[0]:g} x {grid.resolution[1]:g} "
+                             f"but the model was trained on {res[0]:g} x {res[1]:g}; patches cover "
+                             "a different area than at training")
+        sources = [_Source(r, grid) for r in rasters]
+        nets = bundle.networks(dev)
+        k = len(nets)
+        two_bands = k > 1 and out_uncertainty is None
+        half = bundle.patch_size // 2
+        scaling = bundle.scaling
+        # A bounded GDAL block cache: the default (5 % of RAM) would grow with the raster.
+        stack.enter_context(rasterio.Env(GDAL_CACHEMAX=64))
+        tmp = stack.enter_context(io.atomic_output(out, "OUTPUT"))
+        profile = io.geotiff_profile(grid, 2 if two_bands else 1)
+        dst = stack.enter_context(rasterio.open(tmp, "w", **profile))
+        dst_std = None
+        if k > 1 and out_uncertainty is not None:
+            tmp_std = stack.enter_context(io.atomic_output(out_uncertainty, "OUTPUT_UNCERTAINTY"))
+            dst_std = stack.enter_context(rasterio.open(tmp_std, "w", **io.geotiff_profile(grid, 1)))
+        n_ch = len(bundle.channels)
+        step = _strip_rows(grid, n_ch, profile.get("blockysize", 1), budget_bytes)
+        cells = 0
+        from rasterio.windows import Window
+
+        for r0 in range(0, grid.height, step):
+            r1 = min(grid.height, r0 + step)
+            a, b = max(0, r0 - half), min(grid.height, r1 + half)
+            block = np.concatenate([s.read(slice(a, b)) for s in sources], axis=0)[order]
+            for i in range(n_ch):
+                if np.isinf(block[i]).any():
+                    src, band = _band_source(rasters, order[i])
+                    P.check_finite(block[i], src, band)
+            valid = np.isfinite(block[:, r0 - a:r1 - a]).all(axis=0)
+            padded = P.pad_block(block, scaling, half, top=half - (r0 - a), bottom=half - (b - r1))
+            del block
+            rows, cols = np.nonzero(valid)
+            mean = np.full((r1 - r0, grid.width), io.NODATA, np.float32)
+            std = np.full_like(mean, io.NODATA) if k > 1 else None
+            for i in range(0, len(rows), batch_size):
+                rr, cc = rows[i:i + batch_size], cols[i:i + batch_size]
+                x = P.extract_patches(padded, rr, cc, bundle.patch_size, scaling.kind)
+                xt = torch.from_numpy(x).to(dev).contiguous(memory_format=torch.channels_last)
+                with torch.inference_mode(), _autocast(dev):
+                    ys = torch.stack([net(xt).float() for net in nets])  # (K, n) scaled
+                ys = ys.cpu().numpy() * scaling.label_scale + scaling.label_offset
+                mean[rr, cc] = ys.mean(axis=0)
+                if std is not None:
+                    std[rr, cc] = ys.std(axis=0)
+            del padded
+            cells += len(rows)
+            win = Window(0, r0, grid.width, r1 - r0)
+            dst.write(mean, 1, window=win)
+            if two_bands:
+                dst.write(std, 2, window=win)
+            elif dst_std is not None:
+                dst_std.write(std, 1, window=win)
+            if on_progress is not None:
+                on_progress(r1 / grid.height)
+        dst.set_band_description(1, CWSC_DESCRIPTION)
+        if two_bands:
+            dst.set_band_description(2, STD_DESCRIPTION)
+        dst.update_tags(model_recipe=bundle.recipe.get("name", ""), ensemble=str(k))
+        dst.close()
+        io.build_overviews(tmp)
+        if dst_std is not None:
+            dst_std.set_band_description(1, STD_DESCRIPTION)
+            dst_std.close()
+            io.build_overviews(tmp_std)
+    return {"cells_predicted": int(cells), "seconds": time.perf_counter() - t0}
+
+
+def _band_source(rasters: Sequence[io.Raster], channel: int) -> tuple[str, int]:
+    for r in rasters:
+        if channel < r.count:
+            return r.path, channel
+        channel -= r.count
+    return rasters[-1].path, 0
