@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# `make package`: dist/cwsc_qgis.zip, accepted by QGIS "Plugins > Install from ZIP".
+# The zip holds one folder, cwsc_qgis/, with the plugin code, metadata.txt, resources/
+# (icon, QML styles), the backend package (cwsc_qgis/backend/, run as a separate process
+# with PYTHONPATH=cwsc_qgis) and requirements/backend.txt to set up its environment.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+OUT=${CWSC_DIST_DIR:-$ROOT/dist}
+mkdir -p "$OUT"
+PY=$(command -v python3 || command -v python)
+"$PY" - "$ROOT" "$OUT/cwsc_qgis.zip" <<'PYEOF'
+import os, sys, zipfile, time
+
+root, target = sys.argv[1], sys.argv[2]
+SKIP_DIRS = {"__pycache__", ".pytest_cache", ".mypy_cache"}
+SKIP_FILES = {"backend_python.txt"}  # written per machine by scripts/deploy.sh
+SKIP_EXT = (".pyc", ".pyo", ".part.tif")
+
+def walk(src, dest):
+    for folder, dirs, files in os.walk(os.path.join(root, src)):
+        dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS and not d.startswith("."))
+        for name in sorted(files):
+            if name in SKIP_FILES or name.endswith(SKIP_EXT) or name.startswith("."):
+                continue
+            path = os.path.join(folder, name)
+            rel = os.path.relpath(path, os.path.join(root, src))
+            yield path, "/".join(["cwsc_qgis", dest, rel.replace(os.sep, "/")]).replace("//", "/")
+
+entries = list(walk("cwsc_qgis", ""))
+entries += list(walk("backend", "backend"))
+entries += list(walk("resources", "resources"))
+for extra, dest in (("metadata.txt", "metadata.txt"), ("README.md", "README.md"),
+                    ("LICENSE", "LICENSE"), ("requirements/backend.txt", "requirements/backend.txt")):
+    if os.path.isfile(os.path.join(root, extra)):
+        entries.append((os.path.join(root, extra), "cwsc_qgis/" + dest))
+missing = [m for m in ("cwsc_qgis/metadata.txt", "cwsc_qgis/__init__.py", "cwsc_qgis/backend/__main__.py",
+                       "cwsc_qgis/resources/icon.svg") if m not in {e[1] for e in entries}]
+if missing:
+    sys.exit("package: missing " + ", ".join(missing))
+tmp = target + ".tmp"
+stamp = time.localtime(time.time())[:6]
+with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
+    zf.writestr(zipfile.ZipInfo("cwsc_qgis/", stamp), "")
+    for path, arc in entries:
+        zf.write(path, arc)
+os.replace(tmp, target)
+print(f"package: {target} ({len(entries)} files, {os.path.getsize(target) // 1024} KiB)")
+PYEOF
