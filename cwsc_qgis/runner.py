@@ -246,6 +246,9 @@ def _remove_partial(outputs, started):
 class BackendRun:
     """One backend command; ``run()`` blocks, feeds ``feedback`` and returns the result event."""
 
+    #: the most recent run (its ``proc.pid`` leads the process group): for tests and debugging
+    last = None
+
     def __init__(self, command, args, feedback=None, outputs=(), python=None, root=None,
                  check=True):
         self.command = command
@@ -346,6 +349,7 @@ class BackendRun:
             raise QgsProcessingException(
                 "Cannot start the CWSC backend '{}' (from {}): {}. {}".format(
                     self.python, self.source, exc, SETUP_HINT))
+        BackendRun.last = self
         lines = queue.Queue()
         out_thread = threading.Thread(target=_pump, args=(self.proc.stdout, lines.put),
                                       daemon=True)

@@ -1,0 +1,162 @@
+"""The provider, its algorithms and their contracted parameter names; plugin entry points."""
+
+import configparser
+from pathlib import Path
+
+from qgis.core import (QgsApplication, QgsProcessingOutputNumber,
+                       QgsProcessingParameterDefinition)
+
+ROOT = Path(__file__).resolve().parents[2]
+
+CONTRACT = {
+    "cwsc:calibrate": (["PRECIPITATION", "PET", "RUNOFF", "MODELS", "OBJECTIVE", "FORMULATION",
+                        "WARMUP_MONTHS", "CALIBRATION_FRACTION", "RESTARTS", "SEED", "DEVICE"],
+                       ["OUTPUT_CWSC", "OUTPUT_KGE", "OUTPUT_DETAILS"], []),
+    "cwsc:maskbykge": (["LABELS", "KGE", "THRESHOLD"], ["OUTPUT"], ["KEPT_CELLS", "MASKED_CELLS"]),
+    "cwsc:train": (["PREDICTORS", "LABELS", "KGE", "KGE_THRESHOLD", "PATCH_SIZE", "TEST_FRACTION",
+                    "SPLIT", "EPOCHS", "BATCH_SIZE", "RECIPE", "ENSEMBLE", "DEVICE", "SEED"],
+                   ["OUTPUT_MODEL", "OUTPUT_REPORT"],
+                   ["TEST_R2", "TEST_RMSE", "TEST_KGE", "TRAIN_SAMPLES", "TEST_SAMPLES"]),
+    "cwsc:predict": (["MODEL", "PREDICTORS", "DEVICE"], ["OUTPUT", "OUTPUT_UNCERTAINTY"], []),
+    "cwsc:evaluate": (["CWSC", "REFERENCE", "PRECIPITATION", "PET", "RUNOFF"], ["OUTPUT_REPORT"],
+                      ["R2_REFERENCE", "MEDIAN_KGE_FIXED"]),
+    "cwsc:info": ([], [], []),
+}
+
+
+def _alg(alg_id):
+    alg = QgsApplication.processingRegistry().algorithmById(alg_id)
+    assert alg is not None, alg_id
+    return alg
+
+
+def test_provider_loads_with_six_algorithms(provider):
+    assert provider.id() == "cwsc"
+    assert provider.name() == "CWSC (catchment water storage capacity)"
+    assert not provider.icon().isNull()
+    assert Path(provider.svgIconPath()).is_file()
+    assert sorted(a.id() for a in provider.algorithms()) == sorted(CONTRACT)
+
+
+def test_contracted_parameter_and_output_names(provider):  # noqa: ARG001
+    for alg_id, (inputs, destinations, numbers) in CONTRACT.items():
+        alg = _alg(alg_id)
+        params = {p.name(): p for p in alg.parameterDefinitions()}
+        for name in inputs + destinations:
+            assert name in params, f"{alg_id} lacks parameter {name}"
+        outputs = {o.name(): o for o in alg.outputDefinitions()}
+        for name in destinations + numbers:
+            assert name in outputs, f"{alg_id} lacks output {name}"
+        for name in numbers:
+            assert isinstance(outputs[name], QgsProcessingOutputNumber), (alg_id, name)
+
+
+def test_defaults_from_the_issue(provider):  # noqa: ARG001
+    cal = _alg("cwsc:calibrate")
+    models = cal.parameterDefinition("MODELS")
+    assert models.allowMultiple() and models.options() == ["DWBM", "SWBM", "TVGM"]
+    assert sorted(models.defaultValue()) == [0, 1, 2]
+    assert cal.parameterDefinition("OBJECTIVE").options() == ["KGE", "NSE"]
+    assert cal.parameterDefinition("FORMULATION").options() == ["conserving", "seed"]
+    assert cal.parameterDefinition("CALIBRATION_FRACTION").defaultValue() == 0.75
+    assert cal.parameterDefinition("DEVICE").options() == ["auto", "cpu", "cuda"]
+    assert _alg("cwsc:maskbykge").parameterDefinition("THRESHOLD").defaultValue() == 0.0
+    train = _alg("cwsc:train")
+    assert train.parameterDefinition("KGE").flags() & QgsProcessingParameterDefinition.FlagOptional
+    assert train.parameterDefinition("KGE_THRESHOLD").defaultValue() == 0.0
+    assert train.parameterDefinition("PATCH_SIZE").defaultValue() == 11
+    assert train.parameterDefinition("TEST_FRACTION").defaultValue() == 0.3
+    assert train.parameterDefinition("SPLIT").options() == ["random", "blocks"]
+    assert train.parameterDefinition("RECIPE").options() == ["default", "seed"]
+    assert train.parameterDefinition("ENSEMBLE").defaultValue() == 1
+    ev = _alg("cwsc:evaluate")
+    for name in ("REFERENCE", "PRECIPITATION", "PET", "RUNOFF"):
+        assert ev.parameterDefinition(name).flags() & QgsProcessingParameterDefinition.FlagOptional
+    advanced = QgsProcessingParameterDefinition.FlagAdvanced
+    for name in ("FORMULATION", "WARMUP_MONTHS", "RESTARTS", "SEED", "DEVICE"):
+        assert cal.parameterDefinition(name).flags() & advanced, name
+
+
+def test_groups_help_and_references(provider):  # noqa: ARG001
+    groups = {}
+    for alg_id in CONTRACT:
+        alg = _alg(alg_id)
+        groups[alg_id] = alg.group()
+        text = alg.shortHelpString()
+        assert len(text) > 300, alg_id
+        for ref in ("Zhang", "DWBM", "TVGM", "SCE-UA", "Duan", "KGE", "Gupta", "ResNet", "He, K.", "Xie"):
+            assert ref in text, (alg_id, ref)
+    assert groups["cwsc:calibrate"] == groups["cwsc:maskbykge"] == "1 Calibration"
+    assert groups["cwsc:train"] == groups["cwsc:predict"] == "2 Learning"
+    assert groups["cwsc:evaluate"] == "3 Evaluation"
+    assert groups["cwsc:info"] == "Tools"
+
+
+def test_settings_registered(provider):  # noqa: ARG001
+    from processing.core.ProcessingConfig import ProcessingConfig
+
+    from cwsc_qgis import settings
+
+    assert settings.BACKEND_PYTHON in ProcessingConfig.settings
+    assert ProcessingConfig.settings[settings.DEFAULT_DEVICE].options == ["auto", "cpu", "cuda"]
+    assert ProcessingConfig.settings[settings.BACKEND_PYTHON].group == provider.name()
+    ProcessingConfig.setSettingValue(settings.DEFAULT_DEVICE, 1)
+    try:
+        assert settings.setting_default_device() == "cpu"
+    finally:
+        ProcessingConfig.setSettingValue(settings.DEFAULT_DEVICE, 0)
+    assert settings.setting_default_device() == "auto"
+
+
+def test_class_factory_init_gui_and_unload(qgis_iface, qgis_processing):  # noqa: ARG001
+    import cwsc_qgis
+
+    registry = QgsApplication.processingRegistry()
+    existing = registry.providerById("cwsc")
+    if existing is not None:  # the session provider: take it out while the plugin's is in
+        registry.removeProvider(existing)
+    try:
+        plugin = cwsc_qgis.classFactory(qgis_iface)
+        plugin.initGui()
+        assert registry.providerById("cwsc") is not None
+        assert registry.algorithmById("cwsc:train") is not None
+        plugin.initProcessing()  # idempotent
+        plugin.unload()
+        assert registry.providerById("cwsc") is None
+    finally:
+        from cwsc_qgis.provider import CwscProvider
+
+        registry.addProvider(CwscProvider())
+
+
+def test_metadata():
+    meta = configparser.ConfigParser()
+    meta.read(ROOT / "metadata.txt", encoding="utf-8")
+    general = meta["general"]
+    assert general["hasProcessingProvider"] == "yes"
+    assert general["qgisMinimumVersion"] == "3.22"
+    assert general["supportsQt6"] == "True"
+    for key in ("name", "version", "description", "about", "author", "email", "icon"):
+        assert general.get(key), key
+    assert (ROOT / general["icon"]).is_file()
+
+
+def test_plugin_imports_only_qgis_and_stdlib():
+    import ast
+    import sys
+
+    allowed = {"qgis", "processing"} | set(sys.stdlib_module_names)
+    for path in (ROOT / "cwsc_qgis").rglob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                names = [node.module]
+            else:
+                continue
+            for name in names:
+                assert name.split(".")[0] in allowed, f"{path.name} imports {name}"
+            if any(n.startswith("qgis.PyQt") or n == "PyQt5" for n in names):
+                pass
+        assert "PyQt5" not in path.read_text(encoding="utf-8"), path
