@@ -140,11 +140,12 @@ def _popen_kwargs():
 
 def check_backend(python, source="", root=None):
     """Quick check (cached per interpreter) that ``python`` has the backend's key packages."""
-    real = os.path.realpath(python)
+    # not realpath: a venv's python is a symlink to the system one, with other packages
+    path = os.path.abspath(python)
     try:
-        key = (real, os.path.getmtime(real))
+        key = (path, os.path.getmtime(path))
     except OSError:
-        key = (real, None)
+        key = (path, None)
     with _checked_lock:
         if key in _checked:
             return _checked[key]
@@ -178,16 +179,23 @@ def forget_checks():
         _checked.clear()
 
 
-def _process_group_alive(pgid):
-    if sys.platform == "win32":
-        return False
+def _group_has_live_members(pgid):
+    """True while a process of group ``pgid`` is alive (zombies do not count; Linux /proc)."""
     try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
+        entries = os.listdir("/proc")
+    except OSError:
         return False
-    except PermissionError:
-        return True
-    return True
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % entry, encoding="ascii", errors="replace") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if len(fields) > 2 and fields[2] == str(pgid) and fields[0] != "Z":
+            return True
+    return False
 
 
 def terminate_tree(proc, grace_s=TERM_GRACE_S):
@@ -217,6 +225,9 @@ def terminate_tree(proc, grace_s=TERM_GRACE_S):
     except ProcessLookupError:
         pass
     proc.wait()
+    deadline = time.monotonic() + 0.4
+    while time.monotonic() < deadline and _group_has_live_members(pgid):
+        time.sleep(0.01)
 
 
 def _remove_partial(outputs, started):
