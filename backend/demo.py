@@ -187,7 +187,7 @@ def make_demo(region: DemoRegion, seed: int) -> dict[str, np.ndarray]:
     # Failed cells: runoff unrelated to their forcing (another cell's, shifted in time),
     # as where gauge data or runoff products are wrong.
     donors = rng.integers(0, len(cells), failed.sum())
-    shifts = rng.integers(60, months - 60, failed.sum())
+    shifts = rng.integers(months // 6, months - months // 6, failed.sum())
     q_obs[failed] = np.stack([np.roll(q[d], s) for d, s in zip(donors, shifts)]) * \
         rng.lognormal(0, 0.5, (failed.sum(), months))
 
