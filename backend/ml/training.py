@@ -78,6 +78,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     compile: bool | None = None  # torch.compile: None = on CUDA only (it does not pay on CPU)
+    threads: int | None = None  # CPU threads: None = every core
     track_test: bool = False  # test R2 after every epoch (benchmarks: time to reach a score)
 
     def resolved_recipe(self) -> Recipe:
@@ -125,8 +126,11 @@ class TrainResult:
 # ---------------------------------------------------------------------------------------
 
 
-def _set_threads(device: torch.device) -> None:
+def _set_threads(device: torch.device, threads: int | None = None) -> None:
     if device.type == "cpu":
+        if threads:
+            torch.set_num_threads(threads)
+            return
         from backend.devices import configure_cpu_threads
 
         configure_cpu_threads()
@@ -287,7 +291,7 @@ def train_from_arrays(predictors: np.ndarray, labels: np.ndarray, kge: np.ndarra
     t_start = time.perf_counter()
     recipe = config.resolved_recipe()
     device = resolve_device(config.device)
-    _set_threads(device)
+    _set_threads(device, config.threads)
     patch = config.patch_size
     P.check_patch_size(patch, labels.shape)
     samples = P.select_samples(predictors, labels, kge, kge_threshold)
