@@ -14,8 +14,7 @@ class EvaluateAlgorithm(CwscAlgorithm):
     GROUP = "evaluation"
     COMMAND = "evaluate"
     NUMBERS = {"R2_REFERENCE": "r2_reference", "RMSE_REFERENCE": "rmse_reference",
-               "MEDIAN_KGE_FIXED": "median_kge_fixed", "MEDIAN_KGE_FREE": "median_kge_free",
-               "R2_TRUTH": "r2_truth"}
+               "MEDIAN_KGE_FIXED": "median_kge_fixed", "MEDIAN_KGE_FREE": "median_kge_free"}
     HELP = """
 <p><b>Step 4 of the CWSC workflow.</b> Checks a CWSC map two ways and writes an HTML report
 with figures:</p>
@@ -25,7 +24,7 @@ R2 and RMSE of the cells both maps cover;</li>
 month): the water balance models (Zhang et al. 2008 DWBM, SWBM, Xia TVGM) are calibrated
 by SCE-UA (Duan et al. 1992) with CWSC fixed to the map and with CWSC free; the KGE
 (Gupta et al. 2009) of both tells how much simulation efficiency the map costs.</li></ul>
-<p>Advanced: <b>TRUTH</b> (a known true CWSC, twin experiments), <b>MODELS</b>,
+<p>Advanced: <b>MODELS</b>,
 <b>RESTARTS</b>, <b>MAX_CELLS</b> (2000 cells sampled for the simulation check), <b>SEED</b>,
 <b>DEVICE</b>.</p>
 <p><b>Outputs</b>: <b>OUTPUT_REPORT</b> (HTML); numbers <b>R2_REFERENCE</b>,
@@ -43,8 +42,6 @@ metric the backend reports.</p>
             "PET", tr("Monthly potential evapotranspiration (optional, mm/month)"), optional=True))
         self.addParameter(QgsProcessingParameterRasterLayer(
             "RUNOFF", tr("Monthly runoff (optional, mm/month)"), optional=True))
-        self.addParameter(advanced(QgsProcessingParameterRasterLayer(
-            "TRUTH", tr("True CWSC (twin experiments, optional)"), optional=True)))
         self.addParameter(advanced(QgsProcessingParameterEnum(
             "MODELS", tr("Water balance models"), options=MODELS, allowMultiple=True,
             defaultValue=[0, 1, 2])))
@@ -63,14 +60,13 @@ metric the backend reports.</p>
         for name, label in (("R2_REFERENCE", "R2 against the reference"),
                             ("RMSE_REFERENCE", "RMSE against the reference (mm)"),
                             ("MEDIAN_KGE_FIXED", "Median KGE with CWSC fixed to the map"),
-                            ("MEDIAN_KGE_FREE", "Median KGE with CWSC calibrated freely"),
-                            ("R2_TRUTH", "R2 against the true CWSC")):
+                            ("MEDIAN_KGE_FREE", "Median KGE with CWSC calibrated freely")):
             self.addOutput(QgsProcessingOutputNumber(name, tr(label)))
 
     def build(self, parameters, context, feedback):
         outputs = {"OUTPUT_REPORT": self.output_file(parameters, "OUTPUT_REPORT", context)}
         args = ["--cwsc", self.raster_path(parameters, "CWSC", context, feedback)]
-        for name, flag in (("REFERENCE", "--reference"), ("TRUTH", "--truth"),
+        for name, flag in (("REFERENCE", "--reference"),
                            ("PRECIPITATION", "--precip"), ("PET", "--pet"),
                            ("RUNOFF", "--runoff")):
             path = self.raster_path(parameters, name, context, feedback, optional=True)

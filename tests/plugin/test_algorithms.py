@@ -1,0 +1,309 @@
+"""Each algorithm end to end through processing.run on tiny rasters; bad inputs; cancel;
+styles; the Run -> first progress overhead."""
+
+import os
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+from qgis.core import (QgsProcessingException, QgsProcessingFeedback, QgsProject,
+                       QgsRasterLayer)
+
+from conftest import requires_backend
+from cwsc_qgis import runner
+
+TINY_NET = {"PATCH_SIZE": 5, "EPOCHS": 2, "BATCH_SIZE": 16, "BLOCKS": 1, "WIDTHS": "4,4,8",
+            "DEVICE": 1, "SEED": 3}
+
+
+class TimingFeedback(QgsProcessingFeedback):
+    """Records when progress arrives; cancels at the n-th progress event when asked."""
+
+    def __init__(self, cancel_at=None):
+        super().__init__()
+        self.t0 = time.monotonic()
+        self.first_progress = None
+        self.values = []
+        self.cancel_at = cancel_at
+        self.cancelled_at = None
+        self.messages = []
+
+    def setProgress(self, value):  # noqa: N802
+        if self.first_progress is None:
+            self.first_progress = time.monotonic() - self.t0
+        self.values.append(value)
+        super().setProgress(value)
+        if self.cancel_at is not None and len(self.values) >= self.cancel_at \
+                and self.cancelled_at is None:
+            self.cancelled_at = time.monotonic()
+            self.cancel()
+
+    def pushInfo(self, text):  # noqa: N802
+        self.messages.append(text)
+
+
+def predictors(data_dir):
+    return [str(data_dir / "predictors" / f"{n}.tif") for n in ("elevation", "soil_depth", "tree_cover")]
+
+
+_KEEP = []
+
+
+def _renderer(path):
+    layer = QgsRasterLayer(str(path), "check", "gdal")  # loads <name>.qml as its default style
+    assert layer.isValid()
+    _KEEP.append(layer)  # the renderer lives as long as its layer
+    return layer.renderer()
+
+
+def _ramp_range(renderer):
+    items = renderer.shader().rasterShaderFunction().colorRampItemList()
+    return items[0].value, items[-1].value
+
+
+# -- mask ------------------------------------------------------------------------------
+@requires_backend("mask")
+def test_maskbykge_end_to_end_with_styles(run_alg, data_dir, tmp_path):
+    out = tmp_path / "ausgabe ö" / "masked labels.tif"
+    result = run_alg("cwsc:maskbykge", {"LABELS": str(data_dir / "labels.tif"),
+                                        "KGE": str(data_dir / "kge.tif"), "THRESHOLD": 0.2,
+                                        "OUTPUT": str(out)})
+    assert result["OUTPUT"] == str(out) and out.is_file()
+    assert result["KEPT_CELLS"] > 0 and result["MASKED_CELLS"] > 0
+    assert result["KEPT_CELLS"] + result["MASKED_CELLS"] == 16 * 12 - 1
+    sidecar = out.with_suffix(".qml")
+    assert sidecar.is_file()
+    renderer = _renderer(out)
+    assert renderer.type() == "singlebandpseudocolor"
+    low, high = _ramp_range(renderer)
+    assert low == 0 and 300 <= high <= 1000  # stretched to the data, in mm
+    labels = [i.label for i in renderer.shader().rasterShaderFunction().colorRampItemList()]
+    assert all(label.endswith(" mm") for label in labels)
+
+
+@requires_backend("mask")
+def test_styles_applied_when_loaded(provider, data_dir, tmp_path):  # noqa: ARG001
+    import processing
+
+    QgsProject.instance().removeAllMapLayers()
+    out = tmp_path / "loaded.tif"
+    result = processing.runAndLoadResults("cwsc:maskbykge", {
+        "LABELS": str(data_dir / "labels.tif"), "KGE": str(data_dir / "kge.tif"),
+        "OUTPUT": str(out)})
+    layers = [lyr for lyr in QgsProject.instance().mapLayers().values()
+              if os.path.normpath(lyr.source()) == os.path.normpath(result["OUTPUT"])]
+    assert layers, list(QgsProject.instance().mapLayers().values())
+    assert layers[0].renderer().type() == "singlebandpseudocolor"
+    assert _ramp_range(layers[0].renderer())[0] == 0
+    QgsProject.instance().removeAllMapLayers()
+
+
+@requires_backend("mask")
+def test_layer_that_is_not_a_file_goes_through_a_temporary_geotiff(run_alg, data_dir, tmp_path):
+    archive = tmp_path / "inputs.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.write(data_dir / "kge.tif", "kge.tif")
+    kge_layer = QgsRasterLayer(f"/vsizip/{archive}/kge.tif", "zipped kge", "gdal")
+    assert kge_layer.isValid() and not os.path.isfile(kge_layer.source())
+    fb = TimingFeedback()
+    out = tmp_path / "masked.tif"
+    result = run_alg("cwsc:maskbykge", {"LABELS": str(data_dir / "labels.tif"), "KGE": kge_layer,
+                                        "OUTPUT": str(out)}, feedback=fb)
+    assert out.is_file() and result["KEPT_CELLS"] > 0
+    assert any("temporary GeoTIFF" in m for m in fb.messages)
+
+
+@requires_backend("mask")
+def test_rasters_on_different_grids(run_alg, data_dir, tmp_path):
+    out = tmp_path / "masked.tif"
+    with pytest.raises(QgsProcessingException) as err:
+        run_alg("cwsc:maskbykge", {"LABELS": str(data_dir / "labels.tif"),
+                                   "KGE": str(data_dir / "kge_other_grid.tif"),
+                                   "OUTPUT": str(out)})
+    text = str(err.value)
+    print("\nbad input (grids):", text)
+    assert "grid" in text and "kge_other_grid.tif" in text
+    assert "Traceback" not in text
+    assert not out.exists()
+
+
+def test_output_path_not_writable(run_alg, data_dir):
+    with pytest.raises(QgsProcessingException) as err:
+        run_alg("cwsc:maskbykge", {"LABELS": str(data_dir / "labels.tif"),
+                                   "KGE": str(data_dir / "kge.tif"),
+                                   "OUTPUT": "/proc/cwsc-not-writable/out.tif"})
+    print("\nbad input (output):", err.value)
+    assert "OUTPUT" in str(err.value) and "cannot be written" in str(err.value)
+
+
+def test_backend_interpreter_missing(run_alg, backend_env):
+    backend_env.setenv("CWSC_BACKEND_PYTHON", "/nonexistent/cwsc/bin/python")
+    with pytest.raises(QgsProcessingException) as err:
+        run_alg("cwsc:info", {})
+    print("\nbad input (no interpreter):", err.value)
+    assert "does not exist" in str(err.value) and "make setup" in str(err.value)
+    assert "CWSC_BACKEND_PYTHON" in str(err.value)
+
+
+def test_backend_interpreter_without_torch(run_alg, backend_env):
+    backend_env.setenv("CWSC_BACKEND_PYTHON", "/usr/bin/python3")  # QGIS's python: no torch
+    with pytest.raises(QgsProcessingException) as err:
+        run_alg("cwsc:info", {})
+    print("\nbad input (no torch):", err.value)
+    assert "lacks torch" in str(err.value) and "make setup" in str(err.value)
+
+
+def test_info_reports_the_backend(run_alg):
+    result = run_alg("cwsc:info", {})
+    assert result["INTERPRETER"] == os.environ["CWSC_BACKEND_PYTHON"]
+    assert result["TORCH_VERSION"] and result["BACKEND_VERSION"]
+    assert "cpu" in result["DEVICES"]
+    assert isinstance(result["CUDA_AVAILABLE"], bool)
+
+
+# -- train / predict -------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def trained(provider, data_dir, tmp_path_factory):  # noqa: ARG001
+    import processing
+
+    folder = tmp_path_factory.mktemp("modèle dir")
+    params = {"PREDICTORS": predictors(data_dir), "LABELS": str(data_dir / "labels.tif"),
+              "KGE": str(data_dir / "kge.tif"), "KGE_THRESHOLD": -0.5, "ENSEMBLE": 2,
+              "OUTPUT_MODEL": str(folder / "cwsc model.pt"),
+              "OUTPUT_REPORT": str(folder / "training report.html"), **TINY_NET}
+    fb = TimingFeedback()
+    result = processing.run("cwsc:train", params, feedback=fb)
+    print(f"\noverhead: train Run -> first progress {fb.first_progress:.2f} s")
+    return result, folder
+
+
+@requires_backend("train")
+def test_train_end_to_end(trained):
+    result, folder = trained
+    assert Path(result["OUTPUT_MODEL"]).is_file() and Path(result["OUTPUT_REPORT"]).is_file()
+    for name in ("TEST_R2", "TEST_RMSE", "TEST_KGE", "TRAIN_SAMPLES", "TEST_SAMPLES"):
+        assert name in result
+    assert result["TRAIN_SAMPLES"] > 0 and result["TEST_SAMPLES"] > 0
+    assert result["TEST_RMSE"] is not None and result["TEST_RMSE"] >= 0
+
+
+@requires_backend("predict")
+def test_predict_end_to_end_with_uncertainty(run_alg, trained, data_dir, tmp_path):
+    model = trained[0]["OUTPUT_MODEL"]
+    out, unc = tmp_path / "cwsc.tif", tmp_path / "cwsc spread.tif"
+    result = run_alg("cwsc:predict", {"MODEL": model, "PREDICTORS": predictors(data_dir),
+                                      "DEVICE": 1, "OUTPUT": str(out),
+                                      "OUTPUT_UNCERTAINTY": str(unc)})
+    assert out.is_file() and unc.is_file()
+    assert result["OUTPUT"] == str(out) and result["OUTPUT_UNCERTAINTY"] == str(unc)
+    assert result["CELLS_PREDICTED"] > 0
+    assert _renderer(out).type() == "singlebandpseudocolor"
+    assert out.with_suffix(".qml").is_file() and Path(str(unc)[:-4] + ".qml").is_file()
+    # the uncertainty has its own (sequential) ramp, not the CWSC one
+    cwsc_colour = _renderer(out).shader().rasterShaderFunction().colorRampItemList()[-1].color
+    unc_colour = _renderer(unc).shader().rasterShaderFunction().colorRampItemList()[-1].color
+    assert cwsc_colour != unc_colour
+
+
+@requires_backend("predict")
+def test_model_made_for_other_predictors(run_alg, trained, data_dir, tmp_path):
+    with pytest.raises(QgsProcessingException) as err:
+        run_alg("cwsc:predict", {"MODEL": trained[0]["OUTPUT_MODEL"],
+                                 "PREDICTORS": predictors(data_dir)[:2], "DEVICE": 1,
+                                 "OUTPUT": str(tmp_path / "cwsc.tif")})
+    print("\nbad input (predictors):", err.value)
+    assert "PREDICTORS" in str(err.value) or "predictor" in str(err.value).lower()
+    assert "Traceback" not in str(err.value)
+    assert not (tmp_path / "cwsc.tif").exists()
+
+
+@requires_backend("predict")
+def test_cuda_without_cuda(run_alg, trained, data_dir, tmp_path):
+    info = run_alg("cwsc:info", {})
+    if info["CUDA_AVAILABLE"]:
+        pytest.skip("this backend has CUDA")
+    with pytest.raises(QgsProcessingException) as err:
+        run_alg("cwsc:predict", {"MODEL": trained[0]["OUTPUT_MODEL"],
+                                 "PREDICTORS": predictors(data_dir), "DEVICE": 2,
+                                 "OUTPUT": str(tmp_path / "cwsc.tif")})
+    print("\nbad input (cuda):", err.value)
+    assert "cuda" in str(err.value).lower() and "DEVICE" in str(err.value)
+
+
+@requires_backend("train")
+@pytest.mark.skipif(sys.platform == "win32", reason="process groups")
+def test_cancel_during_training(run_alg, data_dir, tmp_path):
+    from test_runner import _group_members
+
+    out_dir = tmp_path / "cancelled"
+    fb = TimingFeedback(cancel_at=3)  # "read", then training epochs
+    params = {"PREDICTORS": predictors(data_dir), "LABELS": str(data_dir / "labels.tif"),
+              "OUTPUT_MODEL": str(out_dir / "model.pt"),
+              "OUTPUT_REPORT": str(out_dir / "report.html"), **TINY_NET, "EPOCHS": 500}
+    with pytest.raises(QgsProcessingException, match="Cancelled"):
+        run_alg("cwsc:train", params, feedback=fb)
+    elapsed = time.monotonic() - fb.cancelled_at
+    pgid = runner.BackendRun.last.proc.pid
+    assert _group_members(pgid) == []
+    print(f"\ncancel during training: backend process tree gone {elapsed:.2f} s after Cancel")
+    assert elapsed < 2.0
+    assert [p.name for p in out_dir.iterdir()] == []
+
+
+@requires_backend("mask")
+def test_overhead_run_to_first_progress(run_alg, data_dir, tmp_path):
+    run_alg("cwsc:info", {})  # warm disk cache and the interpreter check
+    fb = TimingFeedback()
+    run_alg("cwsc:maskbykge", {"LABELS": str(data_dir / "labels.tif"),
+                               "KGE": str(data_dir / "kge.tif"), "OUTPUT": str(tmp_path / "m.tif")},
+            feedback=fb)
+    print(f"\noverhead: maskbykge Run -> first progress {fb.first_progress:.2f} s")
+    assert fb.first_progress <= 3.0
+
+
+# -- calibrate / evaluate ---------------------------------------------------------------
+FAST_CALIBRATION = {"MODELS": [0, 2], "RESTARTS": 1, "MAX_EVALUATIONS": 300, "SEED": 1,
+                    "WARMUP_MONTHS": 6, "DEVICE": 1}
+
+
+@requires_backend("calibrate")
+def test_calibrate_end_to_end(run_alg, data_dir, tmp_path):
+    outs = {k: tmp_path / f"{k.lower()} é.tif" for k in ("OUTPUT_CWSC", "OUTPUT_KGE", "OUTPUT_DETAILS")}
+    result = run_alg("cwsc:calibrate", {
+        "PRECIPITATION": str(data_dir / "precipitation.tif"), "PET": str(data_dir / "pet.tif"),
+        "RUNOFF": str(data_dir / "runoff.tif"), "OBJECTIVE": 0, **FAST_CALIBRATION,
+        **{k: str(v) for k, v in outs.items()}})
+    for name, path in outs.items():
+        assert result[name] == str(path) and path.is_file(), name
+        assert path.with_suffix(".qml").is_file(), name
+    kge = _renderer(outs["OUTPUT_KGE"])
+    assert _ramp_range(kge) == (-1.0, 1.0)  # diverging, centred on 0
+    assert _renderer(outs["OUTPUT_CWSC"]).type() == "singlebandpseudocolor"
+
+
+@requires_backend("calibrate")
+def test_calibrate_rasters_on_different_grids(run_alg, data_dir, tmp_path):
+    with pytest.raises(QgsProcessingException) as err:
+        run_alg("cwsc:calibrate", {
+            "PRECIPITATION": str(data_dir / "precipitation.tif"), "PET": str(data_dir / "pet.tif"),
+            "RUNOFF": str(data_dir / "kge_other_grid.tif"), **FAST_CALIBRATION,
+            "OUTPUT_CWSC": str(tmp_path / "c.tif"), "OUTPUT_KGE": str(tmp_path / "k.tif")})
+    print("\nbad input (calibrate grids):", err.value)
+    assert "kge_other_grid.tif" in str(err.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+@requires_backend("evaluate")
+@requires_backend("calibrate")  # evaluate reads the forcing with the calibrate code
+def test_evaluate_end_to_end(run_alg, data_dir, tmp_path):
+    report = tmp_path / "évaluation report.html"
+    result = run_alg("cwsc:evaluate", {
+        "CWSC": str(data_dir / "labels.tif"), "REFERENCE": str(data_dir / "labels.tif"),
+        "PRECIPITATION": str(data_dir / "precipitation.tif"), "PET": str(data_dir / "pet.tif"),
+        "RUNOFF": str(data_dir / "runoff.tif"), "MODELS": [0], "RESTARTS": 1, "MAX_CELLS": 20,
+        "DEVICE": 1, "OUTPUT_REPORT": str(report)})
+    assert report.is_file() and result["OUTPUT_REPORT"] == str(report)
+    assert result["R2_REFERENCE"] == pytest.approx(1.0)
+    assert result["MEDIAN_KGE_FIXED"] is not None and result["MEDIAN_KGE_FREE"] is not None
