@@ -55,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--chunk-cells", type=int, default=None, help="cells per chunk (memory bound)")
     p.add_argument("--dtype", default="float32", choices=("float32", "float64"))
+    p.add_argument("--compile", default="auto", choices=("auto", "on", "off"),
+                   help="fuse each model month into one kernel with torch.compile (auto: large runs "
+                        "when a compiler is present)")
     _device(p)
     p.add_argument("--out-cwsc", required=True)
     p.add_argument("--out-kge", required=True)

@@ -44,6 +44,7 @@ class CalibrationConfig:
     dtype: torch.dtype = torch.float32
     device: torch.device | str = "cpu"
     max_columns: int = 32768               # model runs per tensor call (memory bound)
+    compile: str | bool | None = None      # fuse the month step: True/False/"auto" (None: env)
 
     def periods(self, months: int) -> tuple[int, int]:
         """(w, c): calibration months are [w, c), validation [c, months)."""
@@ -138,7 +139,8 @@ def calibrate_model(model: str, precip, pet, runoff, config: CalibrationConfig |
         out = []
         for i0 in range(0, x.shape[0], config.max_columns):
             sl = slice(i0, i0 + config.max_columns)
-            sim = run_months(forcing.select(cell[sl]), params_of(x[sl], cell[sl]))["runoff"]
+            sim = run_months(forcing.select(cell[sl]), params_of(x[sl], cell[sl]),
+                             compile=config.compile)["runoff"]
             out.append(target.objective(sim, cell[sl]))
         return torch.cat(out)
 
@@ -176,7 +178,7 @@ def calibrate_model(model: str, precip, pet, runoff, config: CalibrationConfig |
 
     # Final simulation with the best parameters: the labels' fit on both periods.
     prm = params_of(best_x, torch.arange(n_c, device=best_x.device))
-    sim = run_months(forcing, prm)["runoff"]
+    sim = run_months(forcing, prm, compile=config.compile)["runoff"]
     kge_cal = metrics.kge(sim[w:c], qc[w:c], axis=0, version=config.kge_version)
     nse_cal = metrics.nse(sim[w:c], qc[w:c], axis=0)
     kge_val = metrics.kge(sim[c:], qc[c:], axis=0, version=config.kge_version)
