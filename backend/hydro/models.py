@@ -92,7 +92,8 @@ def _fu(phi: torch.Tensor, a: torch.Tensor, inv_a: torch.Tensor) -> torch.Tensor
     u = torch.exp(lp.abs_().mul_(-a))
     g = torch.expm1(torch.log1p(u).mul_(inv_a))
     m = torch.clamp_min(phi, 1.0)
-    return (phi + 1.0).sub_(m).sub_(m * g)
+    # F >= 0 for phi >= 0; the clamp removes rounding below zero (alpha = 1 gives F = 0).
+    return (phi + 1.0).sub_(m).sub_(m * g).clamp_min_(0.0)
 
 
 @dataclass
@@ -123,6 +124,8 @@ def _dwbm_step(p, p_wet, p_dry, inv_p, e0p, s, g, sc, a1, a2, ia1, ia2, kg,
     """One DWBM month on rows (N,): returns (runoff, evap, new soil store S, new groundwater G)."""
     phi1 = (e0p + sc).sub_(s).mul_(inv_p).clamp_min_(0.0)
     x = _fu(phi1, a1, ia1).mul_(p_wet).add_(p_dry)
+    if conserving:
+        x = torch.minimum(x, p)  # rounding only: F <= 1, so infiltration never exceeds P
     qd = p - x
     w = x.add_(s)
     full = w > EMPTY
@@ -131,7 +134,9 @@ def _dwbm_step(p, p_wet, p_dry, inv_p, e0p, s, g, sc, a1, a2, ia1, ia2, kg,
     y = _fu((e0w + sc).mul_(inv_w), a2, ia2).mul_(w)
     e = _fu(e0w.mul_(inv_w), a2, ia2).mul_(w)
     if conserving:
-        e = torch.minimum(e, y)  # rounding only: F is increasing, so E <= Y in exact arithmetic
+        # Rounding only: F <= 1 and F is increasing, so E <= Y <= W in exact arithmetic.
+        y = torch.minimum(y, w)
+        e = torch.minimum(e, y)
     r = w - y
     s_new = y.sub_(e)
     if not conserving:
@@ -292,6 +297,8 @@ def _run_months(forcing: Forcing, params: Mapping[str, torch.Tensor], full: bool
     with torch.no_grad():
         if model == "DWBM":
             d = forcing.dwbm
+            # Seed: Qd = 0 (not P) in months below 0.01 mm, so P counts only on wet months.
+            p_in = d.p if conserving else d.p_wet
             sc, a1, a2, ia1, ia2, kg = (prm[k] for k in ("sc", "alpha1", "alpha2", "ia1", "ia2", "kg"))
             s = (0.1 * sc).expand(n).clone()
             g = torch.full((n,), 0.001, dtype=like.dtype, device=like.device)
@@ -299,7 +306,7 @@ def _run_months(forcing: Forcing, params: Mapping[str, torch.Tensor], full: bool
                 g_out = like.new_empty((n_t + 1, n))
                 s_out[0], g_out[0] = s, g
             for t in range(n_t):
-                q, e, s, g = step(d.p[t], d.p_wet[t], d.p_dry[t], d.inv_p[t], d.e0p[t], s, g,
+                q, e, s, g = step(p_in[t], d.p_wet[t], d.p_dry[t], d.inv_p[t], d.e0p[t], s, g,
                                   sc, a1, a2, ia1, ia2, kg, conserving)
                 q_out[t] = q
                 if full:
