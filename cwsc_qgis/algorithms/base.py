@@ -173,11 +173,22 @@ class CwscAlgorithm(QgsProcessingAlgorithm):
         metrics = result.get("metrics") or {}
         for output, key in self.NUMBERS.items():
             results[output] = _number(metrics.get(key))
-        for key, value in metrics.items():  # every scalar metric, also those not declared
-            name = str(key).upper()
-            if name not in results and isinstance(value, (int, float, str, bool)):
+        for name, value in _flat(metrics):  # every scalar metric, also those not declared
+            if name not in results:
                 results[name] = value
         return results
+
+
+def _flat(metrics, prefix=""):
+    """``{"median_kge": {"DWBM": 0.8}}`` -> ``[("MEDIAN_KGE_DWBM", 0.8)]``; scalars only."""
+    out = []
+    for key, value in metrics.items():
+        name = (prefix + "_" + str(key) if prefix else str(key)).upper().replace(" ", "_")
+        if isinstance(value, dict):
+            out += _flat(value, name)
+        elif value is None or isinstance(value, (int, float, str, bool)):
+            out.append((name, value))
+    return out
 
 
 def _number(value):

@@ -17,7 +17,8 @@ class CalibrateAlgorithm(CwscAlgorithm):
     GROUP = "calibration"
     COMMAND = "calibrate"
     STYLES = {"OUTPUT_CWSC": "cwsc", "OUTPUT_KGE": "kge", "OUTPUT_DETAILS": "cwsc"}
-    NUMBERS = {"CELLS_CALIBRATED": "cells_calibrated", "MEDIAN_KGE": "median_kge"}
+    NUMBERS = {"CELLS_CALIBRATED": "cells_calibrated", "CELLS_KGE_POSITIVE": "cells_kge_positive",
+               "MEDIAN_CWSC_MM": "median_cwsc_mm"}
     HELP = """
 <p><b>Step 1 of the CWSC workflow.</b> Calibrates three monthly water balance models on every
 grid cell with SCE-UA and turns the calibrated storage capacity parameter into a CWSC label
@@ -35,7 +36,9 @@ label), <b>SEED</b> (0), <b>DEVICE</b> (auto, cpu, cuda).</p>
 <p><b>Outputs</b>: <b>OUTPUT_CWSC</b>: joint CWSC label in mm (band 1) and the
 equifinality spread in mm (band 2); <b>OUTPUT_KGE</b>: calibration KGE of the best model
 (-inf..1, used by <i>Mask labels by KGE</i>); <b>OUTPUT_DETAILS</b> (optional): per-model
-parameters and efficiencies.</p>
+parameters and efficiencies (band descriptions name them); numbers
+<b>CELLS_CALIBRATED</b>, <b>CELLS_KGE_POSITIVE</b>, <b>MEDIAN_CWSC_MM</b> and, per model,
+<b>MEDIAN_KGE_DWBM</b> etc.</p>
 <p>Next step: <i>Mask labels by KGE</i>, then <i>Train CWSC ResNet</i>.</p>
 """
 
@@ -80,7 +83,8 @@ parameters and efficiencies.</p>
         self.addParameter(QgsProcessingParameterRasterDestination(
             "OUTPUT_DETAILS", tr("Per-model details"), optional=True, createByDefault=True))
         for name, label in (("CELLS_CALIBRATED", "Cells calibrated"),
-                            ("MEDIAN_KGE", "Median calibration KGE")):
+                            ("CELLS_KGE_POSITIVE", "Cells with calibration KGE > 0"),
+                            ("MEDIAN_CWSC_MM", "Median CWSC (mm)")):
             self.addOutput(QgsProcessingOutputNumber(name, tr(label)))
 
     def build(self, parameters, context, feedback):

@@ -42,6 +42,7 @@ def requires_backend(command):
 
 
 GRID = dict(width=16, height=12, west=10.0, north=50.0, res=0.25)
+FORCING_SHAPE = (4, 6)  # rows, cols: calibration is per cell, so its inputs stay very small
 MONTHS = 48
 
 
@@ -72,7 +73,7 @@ def _forcing(rng, rows, cols):
     season = np.sin(2 * np.pi * (t % 12) / 12.0)
     wet = rng.uniform(40, 120, (1, rows, cols))
     precip = np.clip(wet * (1 + 0.5 * season) + rng.gamma(2.0, 10.0, (MONTHS, rows, cols)), 0, None)
-    pet = np.clip(60 + 50 * np.sin(2 * np.pi * ((t % 12) - 3) / 12.0) + 0 * wet, 5, None)
+    pet = np.clip(60 + 50 * np.sin(2 * np.pi * ((t % 12) - 3) / 12.0) + 0.1 * wet, 5, None)
     capacity = rng.uniform(80, 400, (rows, cols))
     storage = 0.5 * capacity
     runoff = np.empty_like(precip)
@@ -88,14 +89,15 @@ def _forcing(rng, rows, cols):
 
 @pytest.fixture(scope="session")
 def data_dir(tmp_path_factory):
-    """Tiny inputs: 16 x 12 cells, 48 months; predictors, labels, KGE; an off-grid raster."""
+    """Tiny inputs: forcing on 6 x 4 cells, 48 months; predictors, labels and KGE on
+    16 x 12 cells; a KGE raster on another grid."""
     folder = tmp_path_factory.mktemp("cwsc dätä ü")
     rng = np.random.default_rng(7)
-    rows, cols = GRID["height"], GRID["width"]
-    precip, pet, runoff = _forcing(rng, rows, cols)
+    precip, pet, runoff = _forcing(rng, *FORCING_SHAPE)
     write_tif(folder / "precipitation.tif", precip)
     write_tif(folder / "pet.tif", pet)
     write_tif(folder / "runoff.tif", runoff)
+    rows, cols = GRID["height"], GRID["width"]
     y, x = np.mgrid[0:rows, 0:cols]
     predictors = {
         "elevation": 200 + 30 * x + 10 * rng.standard_normal((rows, cols)),
@@ -110,6 +112,7 @@ def data_dir(tmp_path_factory):
     spread = 10 + 0.1 * labels
     write_tif(folder / "labels.tif", np.stack([labels, spread]),
               descriptions=["CWSC (mm)", "spread (mm)"])
+    write_tif(folder / "cwsc_forcing_grid.tif", labels[1:1 + FORCING_SHAPE[0], :FORCING_SHAPE[1]])
     kge = np.clip(rng.normal(0.5, 0.4, (rows, cols)), -1.5, 0.99)
     write_tif(folder / "kge.tif", kge)
     write_tif(folder / "kge_other_grid.tif", kge[:8, :10], west=0.0, north=40.0, res=0.5)

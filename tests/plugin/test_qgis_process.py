@@ -1,0 +1,136 @@
+"""The plugin from the command line: ``make deploy`` into a throw-away HOME, then
+``qgis_process --json run cwsc:... -- NAME=value`` as a scripting user would."""
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import requires_backend
+
+ROOT = Path(__file__).resolve().parents[2]
+QGIS_PROCESS = shutil.which("qgis_process.bin") or shutil.which("qgis_process")
+pytestmark = pytest.mark.skipif(QGIS_PROCESS is None, reason="qgis_process is not installed")
+PREDICTOR_NAMES = ("elevation", "soil_depth", "tree_cover")
+
+
+@pytest.fixture(scope="module")
+def qp_env(tmp_path_factory):
+    """A HOME with the plugin deployed by scripts/deploy.sh (package included) and enabled."""
+    home = tmp_path_factory.mktemp("qgis home")
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("QGIS_CUSTOM_CONFIG_PATH", "PYTHONPATH", "PYTHONHOME")}
+    env.update(HOME=str(home), QT_QPA_PLATFORM="offscreen", CWSC_DIST_DIR=str(home / "dist"),
+               XDG_RUNTIME_DIR=str(home / "runtime"))
+    done = subprocess.run(["bash", str(ROOT / "scripts" / "deploy.sh")], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "6 cwsc algorithms" in done.stdout
+    plugin = home / ".local/share/QGIS/QGIS3/profiles/default/python/plugins/cwsc_qgis"
+    assert (plugin / "metadata.txt").is_file() and (plugin / "backend" / "__main__.py").is_file()
+    recorded = (plugin / "backend_python.txt").read_text(encoding="utf-8").strip()
+    assert recorded == os.environ["CWSC_BACKEND_PYTHON"]
+    # From here on the plugin must find the backend through the path deploy recorded.
+    env.pop("CWSC_BACKEND_PYTHON", None)
+    return env
+
+
+def qgis_process(env, *args, check=True, timeout=300):
+    done = subprocess.run([QGIS_PROCESS, *map(str, args)], env=env, capture_output=True,
+                          text=True, timeout=timeout)
+    if check:
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done
+
+
+def run_json(env, alg, params, check=True):
+    args = ["--json", "run", alg, "--"] + [f"{k}={v}" for k, v in params]
+    done = qgis_process(env, *args, check=check)
+    start = done.stdout.find("{")
+    data = json.loads(done.stdout[start:]) if start >= 0 and done.returncode == 0 else None
+    return done, data
+
+
+def test_zip_layout(qp_env):
+    import zipfile
+
+    names = zipfile.ZipFile(Path(qp_env["CWSC_DIST_DIR"]) / "cwsc_qgis.zip").namelist()
+    assert {n.split("/")[0] for n in names} == {"cwsc_qgis"}
+    for needed in ("cwsc_qgis/__init__.py", "cwsc_qgis/metadata.txt", "cwsc_qgis/runner.py",
+                   "cwsc_qgis/algorithms/train.py", "cwsc_qgis/backend/__main__.py",
+                   "cwsc_qgis/backend/protocol.py", "cwsc_qgis/resources/icon.svg",
+                   "cwsc_qgis/resources/styles/cwsc.qml", "cwsc_qgis/resources/styles/kge.qml"):
+        assert needed in names, needed
+    assert not any("__pycache__" in n or n.endswith("backend_python.txt") for n in names)
+
+
+def test_list_and_help(qp_env):
+    listing = qgis_process(qp_env, "list").stdout
+    for alg in ("calibrate", "maskbykge", "train", "predict", "evaluate", "info"):
+        assert f"cwsc:{alg}" in listing
+    help_text = qgis_process(qp_env, "help", "cwsc:train").stdout
+    for name in ("PREDICTORS", "LABELS", "KGE_THRESHOLD", "PATCH_SIZE", "TEST_FRACTION", "SPLIT",
+                 "EPOCHS", "RECIPE", "ENSEMBLE", "OUTPUT_MODEL", "TEST_R2"):
+        assert name in help_text
+
+
+def test_info_uses_the_recorded_interpreter(qp_env):
+    _, data = run_json(qp_env, "cwsc:info", [])
+    assert data["results"]["INTERPRETER"] == str(ROOT / ".venv" / "bin" / "python") or \
+        Path(data["results"]["INTERPRETER"]).name.startswith("python")
+    assert data["results"]["TORCH_VERSION"]
+
+
+@requires_backend("mask")
+def test_mask_from_the_command_line_and_bad_input(qp_env, data_dir, tmp_path):
+    out = tmp_path / "masked ü.tif"
+    _, data = run_json(qp_env, "cwsc:maskbykge", [
+        ("LABELS", data_dir / "labels.tif"), ("KGE", data_dir / "kge.tif"), ("THRESHOLD", 0.1),
+        ("OUTPUT", out)])
+    results = data["results"]
+    assert results["OUTPUT"] == str(out) and out.is_file() and out.with_suffix(".qml").is_file()
+    assert results["KEPT_CELLS"] > 0
+    done, _ = run_json(qp_env, "cwsc:maskbykge", [
+        ("LABELS", data_dir / "labels.tif"), ("KGE", data_dir / "kge_other_grid.tif"),
+        ("OUTPUT", tmp_path / "bad.tif")], check=False)
+    assert done.returncode != 0
+    assert "different grid" in done.stdout + done.stderr
+    assert not (tmp_path / "bad.tif").exists()
+
+
+@requires_backend("calibrate")
+def test_calibrate_from_the_command_line(qp_env, data_dir, tmp_path):
+    outs = {"OUTPUT_CWSC": tmp_path / "cwsc labels.tif", "OUTPUT_KGE": tmp_path / "kge.tif",
+            "OUTPUT_DETAILS": tmp_path / "details.tif"}
+    _, data = run_json(qp_env, "cwsc:calibrate", [
+        ("PRECIPITATION", data_dir / "precipitation.tif"), ("PET", data_dir / "pet.tif"),
+        ("RUNOFF", data_dir / "runoff.tif"), ("MODELS", "0,2"), ("OBJECTIVE", 0),
+        ("RESTARTS", 1), ("MAX_EVALUATIONS", 200), ("WARMUP_MONTHS", 6), ("SEED", 1),
+        ("DEVICE", 1)] + list(outs.items()))
+    results = data["results"]
+    for name, path in outs.items():
+        assert results[name] == str(path) and path.is_file(), name
+        assert path.with_suffix(".qml").is_file(), name
+    print("\nqgis_process cwsc:calibrate results:", {k: v for k, v in results.items()
+                                                     if not k.startswith("OUTPUT")})
+
+
+@requires_backend("predict")
+def test_train_and_predict_from_the_command_line(qp_env, data_dir, tmp_path):
+    predictors = [("PREDICTORS", data_dir / "predictors" / f"{n}.tif") for n in PREDICTOR_NAMES]
+    model = tmp_path / "cwsc model.pt"
+    _, data = run_json(qp_env, "cwsc:train", predictors + [
+        ("LABELS", data_dir / "labels.tif"), ("PATCH_SIZE", 5), ("EPOCHS", 1),
+        ("BATCH_SIZE", 16), ("BLOCKS", 1), ("WIDTHS", "4,4,8"), ("DEVICE", 1), ("SEED", 2),
+        ("OUTPUT_MODEL", model), ("OUTPUT_REPORT", tmp_path / "report.html")])
+    assert model.is_file() and data["results"]["TRAIN_SAMPLES"] > 0
+    out = tmp_path / "cwsc.tif"
+    _, data = run_json(qp_env, "cwsc:predict", [("MODEL", model)] + predictors + [
+        ("DEVICE", 1), ("OUTPUT", out)])
+    results = data["results"]
+    assert results["OUTPUT"] == str(out) and out.is_file()
+    assert out.with_suffix(".qml").is_file()
+    print("\nqgis_process cwsc:predict results:", results)
