@@ -84,6 +84,10 @@ def open_forcing(precip: str, pet: str, runoff: str, precip_var: str | None = No
     try:
         rasters.append(io.open_raster(pet, "PET", pet_var, time_dim))
         rasters.append(io.open_raster(runoff, "RUNOFF", runoff_var, time_dim))
+        for r in rasters:
+            if r.count < 2:
+                raise protocol.BadInput(f"{r.label}: '{r.path}' holds a single month (no time "
+                                        "dimension or one band): one band per month is needed")
         grid = io.check_same_grid(rasters)
         months = rasters[0].count
         for r in rasters[1:]:
