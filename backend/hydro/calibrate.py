@@ -68,6 +68,7 @@ class ModelLabels:
     objective: np.ndarray
     sc_spread: np.ndarray
     evaluations: np.ndarray
+    restart_objective: np.ndarray | None = None   # (C, restarts): each restart's best
 
 
 @dataclass
@@ -156,6 +157,8 @@ def calibrate_model(model: str, precip, pet, runoff, config: CalibrationConfig |
         best_x = res.best_x[rows]
         objective_best = res.best_f[rows]
         evaluations = res.evaluations.reshape(n_c, restarts).sum(1)
+        labels.restart_objective = np.full((n_cells, restarts), np.nan)
+        labels.restart_objective[cells.cpu().numpy()] = res.best_f.reshape(n_c, restarts).cpu().numpy()
         # Equifinality: sc over the final populations of all restarts, among the points
         # within the tolerance of the cell's best objective.
         pop_f = res.population_f.reshape(n_c, -1)

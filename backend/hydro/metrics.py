@@ -119,8 +119,8 @@ class CalibrationTarget:
         """1 - KGE (or 1 - NSE) of ``sim`` (T, M) against the cells ``cells`` (M,); NaN where
         the metric is undefined or the simulation failed."""
         s = sim[self.months]
-        w = self.weight[:, cells]
-        oc = self.centred[:, cells]
+        w = torch.index_select(self.weight, 1, cells)
+        oc = torch.index_select(self.centred, 1, cells)
         ms = (s * w).sum(0)
         ds = s - ms
         mo, vo = self.mo[cells], self.vo[cells]

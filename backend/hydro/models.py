@@ -250,12 +250,14 @@ class Forcing:
         """The forcing of the columns ``index`` (N',), for evaluating a subset of points."""
         out = Forcing.__new__(Forcing)
         out.model, out.conserving = self.model, self.conserving
-        out.p, out.e0 = self.p[:, index], self.e0[:, index]
+        # index_select along the cell axis is several times faster than fancy indexing.
+        pick = lambda a: torch.index_select(a, 1, index)  # noqa: E731
+        out.p = pick(self.p)
+        out.e0 = self.e0 if self.model == "DWBM" else pick(self.e0)  # DWBM reads e0p only
         out.dwbm = None
         if self.dwbm is not None:
             d = self.dwbm
-            out.dwbm = _DwbmForcing(out.p, d.p_wet[:, index], d.p_dry[:, index],
-                                    d.inv_p[:, index], d.e0p[:, index])
+            out.dwbm = _DwbmForcing(out.p, pick(d.p_wet), pick(d.p_dry), pick(d.inv_p), pick(d.e0p))
         return out
 
 
