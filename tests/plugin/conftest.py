@@ -119,19 +119,39 @@ def data_dir(tmp_path_factory):
     return folder
 
 
-@pytest.fixture(scope="session")
-def provider(qgis_processing):  # noqa: ARG001 - initialises Processing
+_PLUGIN = {}
+
+
+def ensure_provider():
+    """The registered cwsc provider; registers it through the plugin when it is not there.
+
+    The plugin object is kept here so the Python provider outlives every test.
+    """
     from qgis.core import QgsApplication
 
-    from cwsc_qgis.provider import CwscProvider
+    from cwsc_qgis.plugin import CwscPlugin
 
-    registry = QgsApplication.processingRegistry()
-    existing = registry.providerById("cwsc")
+    existing = QgsApplication.processingRegistry().providerById("cwsc")
     if existing is not None:
         return existing
-    prov = CwscProvider()
-    assert registry.addProvider(prov)
-    return prov
+    plugin = CwscPlugin(None)
+    plugin.initProcessing()
+    _PLUGIN["plugin"] = plugin
+    return plugin.provider
+
+
+@pytest.fixture(scope="session")
+def processing_ready(qgis_processing):  # noqa: ARG001 - initialises Processing
+    ensure_provider()
+    yield
+    plugin = _PLUGIN.pop("plugin", None)
+    if plugin is not None:
+        plugin.unload()
+
+
+@pytest.fixture()
+def provider(processing_ready):  # noqa: ARG001
+    return ensure_provider()
 
 
 @pytest.fixture()

@@ -51,6 +51,12 @@ def predictors(data_dir):
 _KEEP = []
 
 
+@pytest.fixture(autouse=True)
+def _release_layers():
+    yield
+    _KEEP.clear()  # layers must go before QGIS exits, or the interpreter crashes at exit
+
+
 def _renderer(path):
     layer = QgsRasterLayer(str(path), "check", "gdal")  # loads <name>.qml as its default style
     assert layer.isValid()
@@ -165,7 +171,7 @@ def test_info_reports_the_backend(run_alg):
 
 # -- train / predict -------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def trained(provider, data_dir, tmp_path_factory):  # noqa: ARG001
+def trained(processing_ready, data_dir, tmp_path_factory):  # noqa: ARG001
     import processing
 
     folder = tmp_path_factory.mktemp("modèle dir")

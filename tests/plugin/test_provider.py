@@ -108,25 +108,26 @@ def test_settings_registered(provider):  # noqa: ARG001
     assert settings.setting_default_device() == "auto"
 
 
-def test_class_factory_init_gui_and_unload(qgis_iface, qgis_processing):  # noqa: ARG001
+def test_class_factory_init_gui_and_unload(qgis_iface, provider):  # noqa: ARG001
     import cwsc_qgis
+    from conftest import _PLUGIN, ensure_provider
 
     registry = QgsApplication.processingRegistry()
-    existing = registry.providerById("cwsc")
-    if existing is not None:  # the session provider: take it out while the plugin's is in
-        registry.removeProvider(existing)
+    session_plugin = _PLUGIN.pop("plugin", None)
+    if session_plugin is not None:  # take the session's provider out while this one is in
+        session_plugin.unload()
+    plugin = cwsc_qgis.classFactory(qgis_iface)
     try:
-        plugin = cwsc_qgis.classFactory(qgis_iface)
         plugin.initGui()
-        assert registry.providerById("cwsc") is not None
+        assert registry.providerById("cwsc") is plugin.provider
         assert registry.algorithmById("cwsc:train") is not None
         plugin.initProcessing()  # idempotent
         plugin.unload()
         assert registry.providerById("cwsc") is None
+        assert registry.algorithmById("cwsc:train") is None
     finally:
-        from cwsc_qgis.provider import CwscProvider
-
-        registry.addProvider(CwscProvider())
+        plugin.unload()
+        ensure_provider()
 
 
 def test_metadata():
