@@ -56,10 +56,13 @@ def advanced(param):
     return param
 
 
-def device_parameter(name="DEVICE"):
-    return advanced(QgsProcessingParameterEnum(
+def device_parameter(name="DEVICE", is_advanced=True):
+    """auto, cpu, cuda; 'auto' uses the provider's default device setting (itself 'auto':
+    CUDA when available, else CPU)."""
+    param = QgsProcessingParameterEnum(
         name, tr("Device (auto: the provider's default device, else CUDA when available)"),
-        options=DEVICES, defaultValue=0))
+        options=DEVICES, defaultValue=0)
+    return advanced(param) if is_advanced else param
 
 
 class CwscAlgorithm(QgsProcessingAlgorithm):

@@ -31,7 +31,7 @@ model names the ones it expects when they differ); <b>DEVICE</b> (auto, cpu, cud
         self.addParameter(QgsProcessingParameterMultipleLayers(
             "PREDICTORS", tr("Predictor rasters (in the training order)"),
             QgsProcessing.TypeRaster))
-        self.addParameter(device_parameter())
+        self.addParameter(device_parameter(is_advanced=False))
         self.addParameter(advanced(QgsProcessingParameterNumber(
             "BATCH_SIZE", tr("Batch size (empty: default)"),
             type=QgsProcessingParameterNumber.Integer, minValue=1, optional=True)))

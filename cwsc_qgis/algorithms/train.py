@@ -71,7 +71,7 @@ scatter; numbers <b>TEST_R2</b>, <b>TEST_RMSE</b> (mm), <b>TEST_KGE</b>,
         self.addParameter(advanced(QgsProcessingParameterNumber(
             "ENSEMBLE", tr("Ensemble members"), type=QgsProcessingParameterNumber.Integer,
             defaultValue=1, minValue=1, maxValue=50)))
-        self.addParameter(device_parameter())
+        self.addParameter(device_parameter(is_advanced=False))
         self.addParameter(advanced(QgsProcessingParameterNumber(
             "SEED", tr("Random seed"), type=QgsProcessingParameterNumber.Integer,
             defaultValue=0, minValue=0)))

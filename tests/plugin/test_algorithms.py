@@ -236,6 +236,19 @@ def test_cuda_without_cuda(run_alg, trained, data_dir, tmp_path):
                                  "OUTPUT": str(tmp_path / "cwsc.tif")})
     print("\nbad input (cuda):", err.value)
     assert "cuda" in str(err.value).lower() and "DEVICE" in str(err.value)
+    # DEVICE left at auto follows the provider's default device setting
+    from processing.core.ProcessingConfig import ProcessingConfig
+
+    from cwsc_qgis import settings
+
+    ProcessingConfig.setSettingValue(settings.DEFAULT_DEVICE, 2)  # cuda
+    try:
+        with pytest.raises(QgsProcessingException, match="cuda"):
+            run_alg("cwsc:predict", {"MODEL": trained[0]["OUTPUT_MODEL"],
+                                     "PREDICTORS": predictors(data_dir), "DEVICE": 0,
+                                     "OUTPUT": str(tmp_path / "cwsc.tif")})
+    finally:
+        ProcessingConfig.setSettingValue(settings.DEFAULT_DEVICE, 0)
 
 
 @requires_backend("train")
