@@ -24,6 +24,12 @@ class CwscProvider(QgsProcessingProvider):
     def svgIconPath(self):  # noqa: N802
         return settings.icon_path()
 
+    def supportedOutputRasterLayerExtensions(self):  # noqa: N802
+        return ["tif"]  # the backend writes tiled, compressed GeoTIFFs
+
+    def defaultRasterFileExtension(self):  # noqa: N802
+        return "tif"
+
     def load(self):
         settings.register_settings(self.icon())
         self.refreshAlgorithms()

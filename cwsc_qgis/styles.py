@@ -11,9 +11,10 @@ import math
 import os
 import shutil
 
-from qgis.core import (QgsProcessingLayerPostProcessorInterface, QgsRasterBandStats,
+from qgis.core import (QgsProcessingLayerPostProcessorInterface,
                        QgsRasterLayer)
 
+from .compat import STAT_MAX
 from .settings import resource_path
 
 STYLES = {
@@ -61,7 +62,7 @@ def write_sidecar(raster_path, style, feedback=None):
         message, ok = layer.loadNamedStyle(template)
         renderer = layer.renderer()
         if ok and renderer is not None and renderer.type() == "singlebandpseudocolor":
-            stats = layer.dataProvider().bandStatistics(1, QgsRasterBandStats.Max)
+            stats = layer.dataProvider().bandStatistics(1, STAT_MAX)
             top = _nice_ceiling(stats.maximumValue)
             if top:
                 _rescale(renderer, 0.0, top, ADAPTIVE[style])

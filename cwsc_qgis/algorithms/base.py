@@ -12,12 +12,12 @@ import os
 import tempfile
 
 from qgis.core import (QgsProcessingAlgorithm, QgsProcessingException,
-                       QgsProcessingParameterDefinition, QgsProcessingParameterEnum,
-                       QgsProcessingUtils, QgsRasterDataProvider, QgsRasterFileWriter,
-                       QgsRasterPipe)
+                       QgsProcessingParameterEnum, QgsProcessingUtils, QgsRasterFileWriter,
+                       QgsRasterLayer, QgsRasterPipe)
 from qgis.PyQt.QtCore import QCoreApplication
 from qgis.PyQt.QtGui import QIcon
 
+from ..compat import CAPABILITY_SIZE, FLAG_ADVANCED, WRITER_OK
 from .. import settings, styles
 from ..runner import run_backend
 
@@ -52,7 +52,7 @@ def tr(text):
 
 
 def advanced(param):
-    param.setFlags(param.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+    param.setFlags(param.flags() | FLAG_ADVANCED)
     return param
 
 
@@ -122,7 +122,7 @@ class CwscAlgorithm(QgsProcessingAlgorithm):
             raise QgsProcessingException(tr("{}: at least one raster layer is needed").format(name))
         paths = []
         for layer in layers:
-            if layer.type() != layer.RasterLayer:
+            if not isinstance(layer, QgsRasterLayer):
                 raise QgsProcessingException(tr("{}: '{}' is not a raster layer").format(
                     name, layer.name()))
             paths.append(local_raster_path(layer, name, context, feedback))
@@ -240,7 +240,7 @@ def write_temporary_geotiff(layer, name, context, feedback):
     feedback.pushInfo(tr("{}: writing layer '{}' ({}) to the temporary GeoTIFF {}").format(
         name, layer.name(), layer.providerType(), path))
     extent = provider.extent()
-    if provider.capabilities() & QgsRasterDataProvider.Size:
+    if provider.capabilities() & CAPABILITY_SIZE:
         width, height = provider.xSize(), provider.ySize()
     else:  # web services have no native grid: sample 1000 cells along the longer side
         longer = max(extent.width(), extent.height()) or 1.0
@@ -256,7 +256,7 @@ def write_temporary_geotiff(layer, name, context, feedback):
     writer.setCreateOptions(["COMPRESS=DEFLATE", "TILED=YES"])
     error = writer.writeRaster(pipe, width, height, extent, provider.crs(),
                                context.transformContext())
-    if error != QgsRasterFileWriter.NoError:
+    if error != WRITER_OK:
         raise QgsProcessingException(tr("{}: layer '{}' could not be written to a temporary "
                                         "GeoTIFF (error {})").format(name, layer.name(), error))
     return path

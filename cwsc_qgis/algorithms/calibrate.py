@@ -4,6 +4,7 @@ from qgis.core import (QgsProcessingOutputNumber, QgsProcessingParameterEnum,
                        QgsProcessingParameterNumber, QgsProcessingParameterRasterDestination,
                        QgsProcessingParameterRasterLayer)
 
+from ..compat import INTEGER, DOUBLE
 from .base import CwscAlgorithm, advanced, device_parameter, tr
 
 MODELS = ["DWBM", "SWBM", "TVGM"]
@@ -58,22 +59,22 @@ parameters and efficiencies (band descriptions name them); numbers
             "FORMULATION", tr("Model formulation"), options=FORMULATIONS, defaultValue=0)))
         self.addParameter(advanced(QgsProcessingParameterNumber(
             "WARMUP_MONTHS", tr("Warm-up months (empty: min(n/8, 24))"),
-            type=QgsProcessingParameterNumber.Integer, minValue=0, optional=True)))
+            type=INTEGER, minValue=0, optional=True)))
         self.addParameter(advanced(QgsProcessingParameterNumber(
             "CALIBRATION_FRACTION", tr("Fraction of the months used for calibration"),
-            type=QgsProcessingParameterNumber.Double, defaultValue=0.75, minValue=0.05,
+            type=DOUBLE, defaultValue=0.75, minValue=0.05,
             maxValue=1.0)))
         self.addParameter(advanced(QgsProcessingParameterNumber(
             "RESTARTS", tr("SCE-UA restarts per cell (empty: backend default)"),
-            type=QgsProcessingParameterNumber.Integer, minValue=1, optional=True)))
+            type=INTEGER, minValue=1, optional=True)))
         self.addParameter(advanced(QgsProcessingParameterNumber(
             "MAX_EVALUATIONS", tr("Maximum model evaluations per SCE-UA run (empty: default)"),
-            type=QgsProcessingParameterNumber.Integer, minValue=10, optional=True)))
+            type=INTEGER, minValue=10, optional=True)))
         self.addParameter(advanced(QgsProcessingParameterNumber(
             "MODEL_KGE_THRESHOLD", tr("Models with calibration KGE above this enter the label"),
-            type=QgsProcessingParameterNumber.Double, defaultValue=0.0)))
+            type=DOUBLE, defaultValue=0.0)))
         self.addParameter(advanced(QgsProcessingParameterNumber(
-            "SEED", tr("Random seed"), type=QgsProcessingParameterNumber.Integer,
+            "SEED", tr("Random seed"), type=INTEGER,
             defaultValue=0, minValue=0)))
         self.addParameter(device_parameter())
         self.addParameter(QgsProcessingParameterRasterDestination(

@@ -4,6 +4,7 @@ from qgis.core import (QgsProcessingOutputNumber, QgsProcessingParameterEnum,
                        QgsProcessingParameterFileDestination, QgsProcessingParameterNumber,
                        QgsProcessingParameterRasterLayer)
 
+from ..compat import INTEGER
 from .base import CwscAlgorithm, advanced, device_parameter, tr
 from .calibrate import MODELS
 
@@ -47,12 +48,12 @@ metric the backend reports.</p>
             defaultValue=[0, 1, 2])))
         self.addParameter(advanced(QgsProcessingParameterNumber(
             "RESTARTS", tr("SCE-UA restarts per cell (empty: backend default)"),
-            type=QgsProcessingParameterNumber.Integer, minValue=1, optional=True)))
+            type=INTEGER, minValue=1, optional=True)))
         self.addParameter(advanced(QgsProcessingParameterNumber(
             "MAX_CELLS", tr("Cells sampled for the simulation check"),
-            type=QgsProcessingParameterNumber.Integer, defaultValue=2000, minValue=1)))
+            type=INTEGER, defaultValue=2000, minValue=1)))
         self.addParameter(advanced(QgsProcessingParameterNumber(
-            "SEED", tr("Random seed"), type=QgsProcessingParameterNumber.Integer,
+            "SEED", tr("Random seed"), type=INTEGER,
             defaultValue=0, minValue=0)))
         self.addParameter(device_parameter())
         self.addParameter(QgsProcessingParameterFileDestination(

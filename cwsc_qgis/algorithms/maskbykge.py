@@ -3,6 +3,7 @@
 from qgis.core import (QgsProcessingOutputNumber, QgsProcessingParameterNumber,
                        QgsProcessingParameterRasterDestination, QgsProcessingParameterRasterLayer)
 
+from ..compat import DOUBLE
 from .base import CwscAlgorithm, tr
 
 
@@ -30,7 +31,7 @@ every band is masked) and <b>KGE</b> (its KGE output), on the same grid.</p>
         self.addParameter(QgsProcessingParameterRasterLayer("KGE", tr("Calibration KGE")))
         self.addParameter(QgsProcessingParameterNumber(
             "THRESHOLD", tr("KGE threshold (cells with KGE above it are kept)"),
-            type=QgsProcessingParameterNumber.Double, defaultValue=0.0))
+            type=DOUBLE, defaultValue=0.0))
         self.addParameter(QgsProcessingParameterRasterDestination(
             "OUTPUT", tr("Masked CWSC labels (mm)")))
         self.addOutput(QgsProcessingOutputNumber("KEPT_CELLS", tr("Cells kept")))

@@ -1,9 +1,10 @@
 """cwsc:predict - the CWSC raster from a model file and the predictors."""
 
-from qgis.core import (QgsProcessing, QgsProcessingParameterFile,
+from qgis.core import (QgsProcessingParameterFile,
                        QgsProcessingParameterMultipleLayers, QgsProcessingParameterNumber,
                        QgsProcessingParameterRasterDestination)
 
+from ..compat import INTEGER, TYPE_RASTER
 from .base import CwscAlgorithm, advanced, device_parameter, tr
 
 
@@ -30,11 +31,11 @@ model names the ones it expects when they differ); <b>DEVICE</b> (auto, cpu, cud
             "MODEL", tr("Model file"), extension="pt"))
         self.addParameter(QgsProcessingParameterMultipleLayers(
             "PREDICTORS", tr("Predictor rasters (in the training order)"),
-            QgsProcessing.TypeRaster))
+            TYPE_RASTER))
         self.addParameter(device_parameter(is_advanced=False))
         self.addParameter(advanced(QgsProcessingParameterNumber(
             "BATCH_SIZE", tr("Batch size (empty: default)"),
-            type=QgsProcessingParameterNumber.Integer, minValue=1, optional=True)))
+            type=INTEGER, minValue=1, optional=True)))
         self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT", tr("CWSC (mm)")))
         self.addParameter(QgsProcessingParameterRasterDestination(
             "OUTPUT_UNCERTAINTY", tr("CWSC uncertainty (ensemble spread, mm)"), optional=True,

@@ -3,8 +3,9 @@
 from qgis.core import (QgsProcessingOutputNumber, QgsProcessingParameterEnum,
                        QgsProcessingParameterFileDestination, QgsProcessingParameterMultipleLayers,
                        QgsProcessingParameterNumber, QgsProcessingParameterRasterLayer,
-                       QgsProcessingParameterString, QgsProcessing)
+                       QgsProcessingParameterString)
 
+from ..compat import INTEGER, DOUBLE, TYPE_RASTER
 from .base import CwscAlgorithm, advanced, device_parameter, tr
 
 SPLITS = ["random", "blocks"]
@@ -45,42 +46,42 @@ scatter; numbers <b>TEST_R2</b>, <b>TEST_RMSE</b> (mm), <b>TEST_KGE</b>,
 
     def initAlgorithm(self, config=None):  # noqa: N802
         self.addParameter(QgsProcessingParameterMultipleLayers(
-            "PREDICTORS", tr("Predictor rasters (in this order)"), QgsProcessing.TypeRaster))
+            "PREDICTORS", tr("Predictor rasters (in this order)"), TYPE_RASTER))
         self.addParameter(QgsProcessingParameterRasterLayer("LABELS", tr("CWSC labels (mm)")))
         self.addParameter(QgsProcessingParameterRasterLayer(
             "KGE", tr("Calibration KGE (optional)"), optional=True))
         self.addParameter(QgsProcessingParameterNumber(
             "KGE_THRESHOLD", tr("KGE threshold (with KGE)"),
-            type=QgsProcessingParameterNumber.Double, defaultValue=0.0))
+            type=DOUBLE, defaultValue=0.0))
         self.addParameter(QgsProcessingParameterNumber(
-            "PATCH_SIZE", tr("Patch size (cells, odd)"), type=QgsProcessingParameterNumber.Integer,
+            "PATCH_SIZE", tr("Patch size (cells, odd)"), type=INTEGER,
             defaultValue=11, minValue=1, maxValue=101))
         self.addParameter(QgsProcessingParameterNumber(
-            "TEST_FRACTION", tr("Test fraction"), type=QgsProcessingParameterNumber.Double,
+            "TEST_FRACTION", tr("Test fraction"), type=DOUBLE,
             defaultValue=0.3, minValue=0.0, maxValue=0.9))
         self.addParameter(QgsProcessingParameterEnum(
             "SPLIT", tr("Train/test split"), options=SPLITS, defaultValue=0))
         self.addParameter(QgsProcessingParameterNumber(
-            "EPOCHS", tr("Epochs (empty: the recipe's)"), type=QgsProcessingParameterNumber.Integer,
+            "EPOCHS", tr("Epochs (empty: the recipe's)"), type=INTEGER,
             minValue=1, optional=True))
         self.addParameter(QgsProcessingParameterNumber(
             "BATCH_SIZE", tr("Batch size (empty: the recipe's)"),
-            type=QgsProcessingParameterNumber.Integer, minValue=1, optional=True))
+            type=INTEGER, minValue=1, optional=True))
         self.addParameter(QgsProcessingParameterEnum(
             "RECIPE", tr("Training recipe"), options=RECIPES, defaultValue=0))
         self.addParameter(advanced(QgsProcessingParameterNumber(
-            "ENSEMBLE", tr("Ensemble members"), type=QgsProcessingParameterNumber.Integer,
+            "ENSEMBLE", tr("Ensemble members"), type=INTEGER,
             defaultValue=1, minValue=1, maxValue=50)))
         self.addParameter(device_parameter(is_advanced=False))
         self.addParameter(advanced(QgsProcessingParameterNumber(
-            "SEED", tr("Random seed"), type=QgsProcessingParameterNumber.Integer,
+            "SEED", tr("Random seed"), type=INTEGER,
             defaultValue=0, minValue=0)))
         self.addParameter(advanced(QgsProcessingParameterNumber(
             "BLOCK_SIZE", tr("Spatial block size for SPLIT=blocks (cells; empty: default)"),
-            type=QgsProcessingParameterNumber.Integer, minValue=1, optional=True)))
+            type=INTEGER, minValue=1, optional=True)))
         self.addParameter(advanced(QgsProcessingParameterNumber(
             "BLOCKS", tr("Residual blocks per stage (empty: the recipe's)"),
-            type=QgsProcessingParameterNumber.Integer, minValue=1, optional=True)))
+            type=INTEGER, minValue=1, optional=True)))
         self.addParameter(advanced(QgsProcessingParameterString(
             "WIDTHS", tr("Stage widths, e.g. 16,32,128 (empty: the recipe's)"), optional=True)))
         self.addParameter(QgsProcessingParameterFileDestination(

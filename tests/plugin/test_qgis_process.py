@@ -65,6 +65,9 @@ def test_zip_layout(qp_env):
                    "cwsc_qgis/resources/styles/cwsc.qml", "cwsc_qgis/resources/styles/kge.qml"):
         assert needed in names, needed
     assert not any("__pycache__" in n or n.endswith("backend_python.txt") for n in names)
+    # what "Install from ZIP" (pyplugin_installer, QGIS 3.22) takes as the plugin's name
+    metadata = sorted(n for n in names if n.endswith("metadata.txt"))
+    assert Path(metadata[0]).parent.name == "cwsc_qgis"
 
 
 def test_list_and_help(qp_env):
