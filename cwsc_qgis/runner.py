@@ -343,7 +343,7 @@ class BackendRun:
         wall_start = time.time()
         if self.root is None:
             raise QgsProcessingException(
-                "The CWSC plugin cannot find its 'backend' package (looked in {} and its parent "
+                "The CWSC plugin cannot find its 'backend' package (looked in {}/lib and its parent "
                 "folder). Reinstall the plugin from the zip made by 'make package'."
                 .format(settings.PLUGIN_DIR))
         if self.python is None:

@@ -38,8 +38,10 @@ def icon_path():
 
 
 def backend_root():
-    """The folder that holds the ``backend`` package: the plugin folder (zip) or the repo root."""
-    for candidate in (PLUGIN_DIR, os.path.dirname(PLUGIN_DIR)):
+    """The folder that holds the ``backend`` package: ``cwsc_qgis/lib`` in the plugin zip
+    (a folder of its own, so nothing of the plugin shadows a module in the backend's
+    process), or the repository root in a checkout."""
+    for candidate in (os.path.join(PLUGIN_DIR, "lib"), os.path.dirname(PLUGIN_DIR)):
         if os.path.isfile(os.path.join(candidate, "backend", "__main__.py")):
             return candidate
     return None

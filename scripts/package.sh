@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # `make package`: dist/cwsc_qgis.zip, accepted by QGIS "Plugins > Install from ZIP".
 # The zip holds one folder, cwsc_qgis/, with the plugin code, metadata.txt, resources/
-# (icon, QML styles), the backend package (cwsc_qgis/backend/, run as a separate process
-# with PYTHONPATH=cwsc_qgis) and requirements/backend.txt to set up its environment.
+# (icon, QML styles), the backend package (cwsc_qgis/lib/backend/, run as a separate
+# process with PYTHONPATH=cwsc_qgis/lib) and requirements/backend.txt for its environment.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -28,13 +28,13 @@ def walk(src, dest):
             yield path, "/".join(["cwsc_qgis", dest, rel.replace(os.sep, "/")]).replace("//", "/")
 
 entries = list(walk("cwsc_qgis", ""))
-entries += list(walk("backend", "backend"))
+entries += list(walk("backend", "lib/backend"))
 entries += list(walk("resources", "resources"))
 for extra, dest in (("metadata.txt", "metadata.txt"), ("README.md", "README.md"),
                     ("LICENSE", "LICENSE"), ("requirements/backend.txt", "requirements/backend.txt")):
     if os.path.isfile(os.path.join(root, extra)):
         entries.append((os.path.join(root, extra), "cwsc_qgis/" + dest))
-missing = [m for m in ("cwsc_qgis/metadata.txt", "cwsc_qgis/__init__.py", "cwsc_qgis/backend/__main__.py",
+missing = [m for m in ("cwsc_qgis/metadata.txt", "cwsc_qgis/__init__.py", "cwsc_qgis/lib/backend/__main__.py",
                        "cwsc_qgis/resources/icon.svg") if m not in {e[1] for e in entries}]
 if missing:
     sys.exit("package: missing " + ", ".join(missing))

@@ -30,7 +30,7 @@ def qp_env(tmp_path_factory):
     assert done.returncode == 0, done.stdout + done.stderr
     assert "6 cwsc algorithms" in done.stdout
     plugin = home / ".local/share/QGIS/QGIS3/profiles/default/python/plugins/cwsc_qgis"
-    assert (plugin / "metadata.txt").is_file() and (plugin / "backend" / "__main__.py").is_file()
+    assert (plugin / "metadata.txt").is_file() and (plugin / "lib" / "backend" / "__main__.py").is_file()
     recorded = (plugin / "backend_python.txt").read_text(encoding="utf-8").strip()
     assert recorded == os.environ["CWSC_BACKEND_PYTHON"]
     # From here on the plugin must find the backend through the path deploy recorded.
@@ -60,8 +60,8 @@ def test_zip_layout(qp_env):
     names = zipfile.ZipFile(Path(qp_env["CWSC_DIST_DIR"]) / "cwsc_qgis.zip").namelist()
     assert {n.split("/")[0] for n in names} == {"cwsc_qgis"}
     for needed in ("cwsc_qgis/__init__.py", "cwsc_qgis/metadata.txt", "cwsc_qgis/runner.py",
-                   "cwsc_qgis/algorithms/train.py", "cwsc_qgis/backend/__main__.py",
-                   "cwsc_qgis/backend/protocol.py", "cwsc_qgis/resources/icon.svg",
+                   "cwsc_qgis/algorithms/train.py", "cwsc_qgis/lib/backend/__main__.py",
+                   "cwsc_qgis/lib/backend/protocol.py", "cwsc_qgis/resources/icon.svg",
                    "cwsc_qgis/resources/styles/cwsc.qml", "cwsc_qgis/resources/styles/kge.qml"):
         assert needed in names, needed
     assert not any("__pycache__" in n or n.endswith("backend_python.txt") for n in names)
