@@ -40,7 +40,9 @@ export QT_QPA_PLATFORM=${QT_QPA_PLATFORM:-offscreen}
 enabled=""
 for qp in qgis_process qgis_process.bin; do
     command -v "$qp" >/dev/null 2>&1 || continue
-    if out=$("$qp" plugins enable cwsc_qgis 2>&1) && ! grep -q "not known" <<<"$out"; then
+    out=$("$qp" plugins enable cwsc_qgis 2>&1) && ok=1 || ok=0
+    grep -q "not known" <<<"$out" && continue
+    if [ $ok = 1 ] || grep -q "already enabled" <<<"$out"; then
         enabled=$qp
         break
     fi

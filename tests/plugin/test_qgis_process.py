@@ -70,6 +70,13 @@ def test_zip_layout(qp_env):
     assert Path(metadata[0]).parent.name == "cwsc_qgis"
 
 
+def test_deploy_again_replaces_the_installed_plugin(qp_env):
+    env = dict(qp_env, CWSC_BACKEND_PYTHON=os.environ["CWSC_BACKEND_PYTHON"])
+    done = subprocess.run(["bash", str(ROOT / "scripts" / "deploy.sh")], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr  # "already enabled" is fine
+
+
 def test_list_and_help(qp_env):
     listing = qgis_process(qp_env, "list").stdout
     for alg in ("calibrate", "maskbykge", "train", "predict", "evaluate", "info"):
