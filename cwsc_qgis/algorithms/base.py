@@ -32,17 +32,23 @@ DEVICES = ["auto", "cpu", "cuda"]
 REFERENCES = """
 <h3>References</h3>
 <ul>
-<li>Xie, K. et al. (CWSC): Identification of spatially distributed parameters of hydrological
-models; physics-guided deep learning of catchment water storage capacity from spatial
-patches (the method this toolkit implements).</li>
+<li>Xie, K. et al. (2021) Identification of spatially distributed parameters of hydrological
+models using the dimension-adaptive key grid calibration strategy. Journal of Hydrology 598.
+doi:10.1016/j.jhydrol.2020.125772</li>
+<li>Xie, K. et al. (2021) Physics-guided deep learning for rainfall-runoff modeling by
+considering extreme events and monotonic relationships. Journal of Hydrology 603.
+doi:10.1016/j.jhydrol.2021.127043</li>
+<li>Xie, K. et al. (2020) Verification of a new spatial distribution function of soil water
+storage capacity using conceptual and SWAT models. Journal of Hydrologic Engineering 25.
+doi:10.1061/(asce)he.1943-5584.0001887</li>
 <li>Zhang, L. et al. (2008) Water balance modeling over variable time scales based on the
 Budyko framework (DWBM). Water Resources Research 44, W00A03.</li>
-<li>Xia, J. (TVGM) Time-variant gain model: nonlinear hydrological system identification.</li>
+<li>Xia, J.: the time-variant gain model (TVGM), nonlinear hydrological system identification.</li>
 <li>Duan, Q., Sorooshian, S., Gupta, V. (1992) Effective and efficient global optimization for
 conceptual rainfall-runoff models (SCE-UA). Water Resources Research 28(4), 1015-1031.</li>
 <li>Gupta, H. V. et al. (2009) Decomposition of the mean squared error and NSE performance
 criteria (KGE). Journal of Hydrology 377, 80-91.</li>
-<li>He, K. et al. (2016) Deep residual learning for image recognition (ResNet). CVPR.</li>
+<li>He, K. et al. (2016) Identity mappings in deep residual networks (ResNet). ECCV.</li>
 </ul>
 """
 
