@@ -115,32 +115,35 @@ def gpu_throughput() -> None:
 
     dev = torch.device("cuda")
     torch.backends.cudnn.benchmark = True
-    net = build_network(ResNetConfig(14)).to(dev).to(memory_format=torch.channels_last)
-    opt = torch.optim.AdamW(net.parameters(), lr=1e-3)
-    model = torch.compile(net)
-    n, bs = 65536, 1024
+    n = 131072
     x = torch.randn(n, 14, 11, 11, device=dev).contiguous(memory_format=torch.channels_last)
     y = torch.rand(n, device=dev)
+    for bs in (1024, 4096):
+        torch.manual_seed(0)
+        net = build_network(ResNetConfig(14)).to(dev).to(memory_format=torch.channels_last)
+        opt = torch.optim.AdamW(net.parameters(), lr=1e-3, fused=True)
 
-    def epoch() -> None:
-        perm = torch.randperm(n, device=dev)
-        for i in range(n // bs):
-            idx = perm[i * bs:(i + 1) * bs]
-            with torch.autocast("cuda", dtype=torch.bfloat16):
-                out = model(x[idx])
-            loss = torch.nn.functional.mse_loss(out.float(), y[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+        def epoch() -> None:
+            perm = torch.randperm(n, device=dev)
+            for i in range(n // bs):
+                idx = perm[i * bs:(i + 1) * bs]
+                with torch.autocast("cuda", dtype=torch.bfloat16):
+                    out = net(x[idx])
+                loss = torch.nn.functional.mse_loss(out.float(), y[idx])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
 
-    epoch()  # compile and warm up
-    torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    epoch()
-    torch.cuda.synchronize()
-    rate = n / (time.perf_counter() - t0)
-    print(f"  GPU ({torch.cuda.get_device_name()}) training ResNet-32, 11x11x13 patches, batch {bs}, "
-          f"bf16, compiled: {rate:,.0f} samples/s (target >= 100,000 on an H100)")
+        epoch()  # warm up cuDNN autotuning
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        epoch()
+        epoch()
+        torch.cuda.synchronize()
+        rate = 2 * n / (time.perf_counter() - t0)
+        print(f"  GPU ({torch.cuda.get_device_name()}) training ResNet-32, 11x11x13 patches (+mask), "
+              f"batch {bs}, bf16, channels-last, data on the GPU: {rate:,.0f} samples/s "
+              f"(target >= 100,000 on an H100)", flush=True)
 
 
 def main() -> None:

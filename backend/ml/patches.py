@@ -293,3 +293,21 @@ def minmax_patches(patches: np.ndarray) -> None:
     hi = x.max(axis=(1, 2, 3), keepdims=True)
     x -= lo
     x /= np.where(hi > lo, hi - lo, 1.0)
+
+
+def extract_patches_torch(padded, rows, cols, patch: int, scaling_kind: str = "standard"):
+    """:func:`extract_patches` on torch tensors (on the GPU: the gather stays on the device).
+
+    padded: ``(H + 2h, W + 2h, C + 1)`` tensor; rows, cols: int64 tensors on its device.
+    Returns ``(N, C + 1, p, p)`` in channels-last memory.
+    """
+    import torch
+
+    view = padded.unfold(0, patch, 1).unfold(1, patch, 1)  # (H, W, C+1, p, p), no copy
+    out = view[rows, cols]
+    if scaling_kind == "patch_minmax":
+        x = out[:, :-1]
+        lo = x.amin(dim=(1, 2, 3), keepdim=True)
+        hi = x.amax(dim=(1, 2, 3), keepdim=True)
+        out[:, :-1] = (x - lo) / torch.where(hi > lo, hi - lo, torch.ones_like(hi))
+    return out.contiguous(memory_format=torch.channels_last)

@@ -140,10 +140,19 @@ def predict_raster(bundle: ModelBundle, predictor_paths: Sequence[str], out: str
             rows, cols = np.nonzero(valid)
             mean = np.full((r1 - r0, grid.width), io.NODATA, np.float32)
             std = np.full_like(mean, io.NODATA) if k > 1 else None
+            on_gpu = dev.type == "cuda"
+            if on_gpu:  # one upload per strip; patches are gathered on the device
+                padded_t = torch.from_numpy(padded).to(dev)
+                rows_t, cols_t = torch.from_numpy(rows).to(dev), torch.from_numpy(cols).to(dev)
             for i in range(0, len(rows), batch_size):
                 rr, cc = rows[i:i + batch_size], cols[i:i + batch_size]
-                x = P.extract_patches(padded, rr, cc, bundle.patch_size, scaling.kind)
-                xt = torch.from_numpy(x).to(dev).contiguous(memory_format=torch.channels_last)
+                if on_gpu:
+                    xt = P.extract_patches_torch(padded_t, rows_t[i:i + batch_size],
+                                                 cols_t[i:i + batch_size], bundle.patch_size,
+                                                 scaling.kind)
+                else:
+                    x = P.extract_patches(padded, rr, cc, bundle.patch_size, scaling.kind)
+                    xt = torch.from_numpy(x).contiguous(memory_format=torch.channels_last)
                 with torch.inference_mode(), _autocast(dev):
                     ys = torch.stack([net(xt).float() for net in nets])  # (K, n) scaled
                 ys = ys.cpu().numpy() * scaling.label_scale + scaling.label_offset
@@ -151,6 +160,8 @@ def predict_raster(bundle: ModelBundle, predictor_paths: Sequence[str], out: str
                 if std is not None:
                     std[rr, cc] = ys.std(axis=0)
             del padded
+            if on_gpu:
+                del padded_t, rows_t, cols_t
             cells += len(rows)
             win = Window(0, r0, grid.width, r1 - r0)
             dst.write(mean, 1, window=win)

@@ -160,3 +160,19 @@ def test_predictor_grid_that_cannot_be_aligned_is_bad_input(tmp_path):
 
 def test_duplicate_band_names_get_their_file_name():
     assert P.unique_names(["a", "b", "a"], ["f1", "f1", "f2"]) == ["f1:a", "b", "f2:a"]
+
+
+@pytest.mark.parametrize("kind", ["standard", "patch_minmax"])
+def test_torch_patch_gather_matches_numpy(kind):
+    import torch
+
+    rng = np.random.default_rng(2)
+    data = rng.normal(3, 1, (4, 10, 13)).astype(np.float32)
+    data[2, 5, 5] = np.nan
+    sc = P.Scaling(kind, np.full(4, 3, np.float32), np.ones(4, np.float32), 0.0, 1.0)
+    padded = P.pad_block(data, sc, 3)
+    rows, cols = np.array([0, 5, 9, 2]), np.array([12, 5, 0, 7])
+    a = P.extract_patches(padded, rows, cols, 7, kind)
+    b = P.extract_patches_torch(torch.from_numpy(padded), torch.from_numpy(rows),
+                                torch.from_numpy(cols), 7, kind)
+    np.testing.assert_allclose(b.numpy(), a, rtol=1e-6)
