@@ -43,10 +43,10 @@ bench: $(STAMPS)/backend
 demo:
 	@bash scripts/demo.sh
 
-package: $(STAMPS)/backend
+package:
 	@bash scripts/package.sh
 
-deploy: package $(STAMPS)/qgis
+deploy: package $(STAMPS)/qgis $(STAMPS)/backend
 	@bash scripts/deploy.sh
 
 clean:
