@@ -43,7 +43,7 @@ class CalibrationConfig:
     seed: int = 0
     dtype: torch.dtype = torch.float32
     device: torch.device | str = "cpu"
-    max_columns: int = 32768               # model runs per tensor call (memory bound)
+    max_columns: int = 65536               # model runs per tensor call (memory bound)
     compile: str | bool | None = None      # fuse the month step: True/False/"auto" (None: env)
 
     def periods(self, months: int) -> tuple[int, int]:
@@ -142,7 +142,7 @@ def calibrate_model(model: str, precip, pet, runoff, config: CalibrationConfig |
             sl = slice(i0, i0 + config.max_columns)
             sim = run_months(forcing.select(cell[sl]), params_of(x[sl], cell[sl]),
                              compile=config.compile)["runoff"]
-            out.append(target.objective(sim, cell[sl]))
+            out.append(target.objective(sim, cell[sl], compile=config.compile))
         return torch.cat(out)
 
     n_c = cells.numel()

@@ -26,7 +26,7 @@ from backend.hydro.sceua import SceuaSettings
 
 #: Units of the parameters in band descriptions.
 UNITS = {"sc": "mm"}
-DEFAULT_CHUNK_CPU = 4096
+DEFAULT_CHUNK_CPU = 16384
 DEFAULT_CHUNK_CUDA = 65536
 
 

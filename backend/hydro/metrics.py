@@ -115,20 +115,30 @@ class CalibrationTarget:
         self.mo, self.vo = mo, (self.centred ** 2).sum(0) / safe_n
         self.ok = (n >= min_months) & (self.vo > 0)
 
-    def objective(self, sim: torch.Tensor, cells: torch.Tensor) -> torch.Tensor:
+    def objective(self, sim: torch.Tensor, cells: torch.Tensor,
+                  compile: str | bool | None = None) -> torch.Tensor:
         """1 - KGE (or 1 - NSE) of ``sim`` (T, M) against the cells ``cells`` (M,); NaN where
-        the metric is undefined or the simulation failed."""
-        s = sim[self.months]
-        w = torch.index_select(self.weight, 1, cells)
-        oc = torch.index_select(self.centred, 1, cells)
-        ms = (s * w).sum(0)
-        ds = s - ms
-        mo, vo = self.mo[cells], self.vo[cells]
-        if self.objective_name == "kge":
-            vs = (ds * ds * w).sum(0)
-            cov = (ds * oc * w).sum(0)
-            value = 1.0 - kge_from_moments(mo, ms, vo, vs, cov, self.version)
-        else:
-            err = s - (oc + mo)
-            value = (err * err * w).sum(0) / vo
-        return torch.where(self.ok[cells], value, torch.full_like(value, float("nan")))
+        the metric is undefined or the simulation failed. ``compile``: fuse the reductions
+        (see :func:`backend.hydro.fusion.compile_wanted`)."""
+        from backend.hydro import fusion
+
+        args = (sim[self.months], torch.index_select(self.weight, 1, cells),
+                torch.index_select(self.centred, 1, cells), self.mo[cells], self.vo[cells],
+                self.ok[cells], self.objective_name == "kge", self.version)
+        fused = fusion.compile_wanted(sim.shape[1], sim.device, compile)
+        return fusion.run_fused("objective", _objective, fused, *args)
+
+
+def _objective(s, w, oc, mo, vo, ok, use_kge: bool, version: str):
+    # One pass for the weighted sums: with sum(w * oc) = 0, cov = sum(w * s * oc) and
+    # var_s = sum(w * s^2) - mean_s^2 (runoff varies enough for float32 here).
+    sw = s * w
+    ms = sw.sum(0)
+    if use_kge:
+        vs = ((sw * s).sum(0) - ms * ms).clamp_min(0.0)
+        cov = (sw * oc).sum(0)
+        value = 1.0 - kge_from_moments(mo, ms, vo, vs, cov, version)
+    else:
+        err = s - (oc + mo)
+        value = (err * err * w).sum(0) / vo
+    return torch.where(ok, value, torch.full_like(value, float("nan")))

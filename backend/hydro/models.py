@@ -20,15 +20,13 @@ Units: mm and mm/month throughout.
 
 from __future__ import annotations
 
-import importlib.util
-import os
-import shutil
-import sys
 from dataclasses import dataclass
 from typing import Mapping
 
 import numpy as np
 import torch
+
+from backend.hydro import fusion
 
 #: Parameter bounds and initial values per model: name -> (lower, upper, initial).
 #: From the original calibration code (shared/seed/notes.md). TVGM's kr initial value lies
@@ -172,43 +170,9 @@ def _bucket_step(p, e0, w, c1, c2, inv_sc, expo_e, expo_q, tvgm: bool, conservin
     return q, e, w_new
 
 
-# --------------------------------------------------------------------------------------
-# Optional fusion of one month's operations into one kernel (torch.compile): about three
-# times faster on CPU when a C++ compiler is present, and far fewer launches on CUDA.
-# --------------------------------------------------------------------------------------
-
-_COMPILED: dict[str, object] = {}
-_COMPILE_BROKEN = False
-#: Below this many columns per call the compile time is not paid back.
-COMPILE_MIN_COLUMNS = 8192
-
-
-def compile_wanted(columns: int, device: torch.device, mode: str | bool | None = None) -> bool:
-    """Whether to fuse the month step: ``mode`` True/False forces it; None/"auto" reads the
-    environment variable CWSC_COMPILE (0, 1 or auto) and, for auto, compiles large batches
-    when a compiler (CPU) or triton (CUDA) is at hand."""
-    if _COMPILE_BROKEN:
-        return False
-    if mode is None or mode == "auto":
-        mode = os.environ.get("CWSC_COMPILE", "auto").lower()
-    if mode in (True, "1", "true", "yes", "on"):
-        return True
-    if mode in (False, "0", "false", "no", "off"):
-        return False
-    if columns < COMPILE_MIN_COLUMNS:
-        return False
-    if device.type == "cuda":
-        return importlib.util.find_spec("triton") is not None
-    return device.type == "cpu" and any(shutil.which(c) for c in ("g++", "c++", "clang++", "cl"))
-
-
-def _step_function(name: str, compiled: bool):
+def _step_function(name: str, fused: bool):
     fn = _dwbm_step if name == "DWBM" else _bucket_step
-    if not compiled:
-        return fn
-    if name not in _COMPILED:
-        _COMPILED[name] = torch.compile(fn, dynamic=True)
-    return _COMPILED[name]
+    return fusion.compiled(name, fn) if fused else fn
 
 
 # --------------------------------------------------------------------------------------
@@ -268,19 +232,16 @@ def run_months(forcing: Forcing, params: Mapping[str, torch.Tensor], full: bool 
 
     ``params``: name -> (N,) tensors on the forcing's device and dtype. Returns ``runoff``
     (T, N); with ``full`` also ``evap`` (T, N), ``storage`` and, for DWBM, ``groundwater``
-    (T + 1, N). ``compile``: see :func:`compile_wanted`.
+    (T + 1, N). ``compile``: see :func:`backend.hydro.fusion.compile_wanted`.
     """
-    global _COMPILE_BROKEN
     like = forcing.p
-    fused = compile_wanted(like.shape[1], like.device, compile)
+    fused = fusion.compile_wanted(like.shape[1], like.device, compile)
     try:
         return _run_months(forcing, params, full, runoff_out, fused)
     except Exception as exc:  # noqa: BLE001 - a compiler failure must not stop the work
         if not fused:
             raise
-        _COMPILE_BROKEN = True
-        print(f"cwsc: torch.compile of the model step failed, running eagerly ({exc})",
-              file=sys.stderr)
+        fusion.mark_broken(exc)
         return _run_months(forcing, params, full, runoff_out, False)
 
 
