@@ -105,6 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--restarts", type=int, default=None)
     p.add_argument("--max-cells", type=int, default=2000,
                    help="cells sampled for the simulation check")
+    p.add_argument("--max-evaluations", type=int, default=None,
+                   help="SCE-UA evaluations per cell and run (default 1000)")
     p.add_argument("--seed", type=int, default=0)
     _device(p)
     p.add_argument("--out-report", required=True)
@@ -135,6 +137,12 @@ def _dispatch(args: argparse.Namespace) -> None:
     fn(args)
 
 
+def _start(args: argparse.Namespace) -> None:
+    # A first event before the heavy imports (torch takes ~1 s): the user sees the run start.
+    protocol.progress(0.0, args.command)
+    _dispatch(args)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return protocol.run(lambda: _dispatch(args))
+    return protocol.run(lambda: _start(args))

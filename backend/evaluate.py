@@ -88,13 +88,15 @@ def _kge_cdf_figure(free: dict[str, np.ndarray], fixed: dict[str, np.ndarray]):
 
 
 def simulation_check(cwsc: np.ndarray, precip: np.ndarray, pet: np.ndarray, runoff: np.ndarray,
-                     models, restarts: int | None, seed: int, device, max_cells: int):
+                     models, restarts: int | None, seed: int, device, max_cells: int,
+                     max_evaluations: int | None = None):
     """Free vs CWSC-fixed calibration on a sample of cells.
 
     cwsc: (rows, cols) mm; precip, pet, runoff: (months, rows, cols) mm/month.
     Returns (per-model KGE arrays free, fixed, sampled cell count).
     """
     from backend.hydro.calibrate import CalibrationConfig, calibrate
+    from backend.hydro.sceua import SceuaSettings
 
     months = precip.shape[0]
     flat = lambda a: a.reshape(months, -1).T  # noqa: E731 - (cells, months)
@@ -110,9 +112,10 @@ def simulation_check(cwsc: np.ndarray, precip: np.ndarray, pet: np.ndarray, runo
     kwargs = {"models": tuple(models), "seed": seed, "device": device}
     if restarts:
         kwargs["restarts"] = restarts
+    if max_evaluations:
+        kwargs["sceua"] = SceuaSettings(max_evaluations=int(max_evaluations))
     config = CalibrationConfig(**kwargs)
     stages = len(models) * 2
-    done = [0]
 
     def progress_for(offset):
         def cb(model, frac):
@@ -121,7 +124,6 @@ def simulation_check(cwsc: np.ndarray, precip: np.ndarray, pet: np.ndarray, runo
         return cb
 
     free = calibrate(p[cells], e[cells], q[cells], config, progress=progress_for(0))
-    done[0] = len(models)
     fixed = calibrate(p[cells], e[cells], q[cells], config, fixed={"sc": c[cells]},
                       progress=progress_for(len(models)))
     kge_free = {m: free.models[m].kge_cal for m in models}
@@ -189,7 +191,8 @@ def evaluate_command(args) -> None:
 
         device = resolve_device(args.device)
         kfree, kfixed, n, best_free, best_fixed = simulation_check(
-            cwsc, precip, pet, runoff, models, args.restarts, args.seed, device, args.max_cells)
+            cwsc, precip, pet, runoff, models, args.restarts, args.seed, device, args.max_cells,
+            args.max_evaluations)
         rows = []
         for m in models:
             rows.append({"model": m, "median KGE free": _median(kfree[m]),

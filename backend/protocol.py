@@ -103,6 +103,12 @@ def run(command: Callable[[], None]) -> int:
     try:
         command()
         return EXIT_OK
+    except BrokenPipeError:
+        # Nobody reads our events any more (the plugin went away): stop quietly.
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_INTERNAL
     except BadInput as exc:
         emit("error", kind="bad_input", message=str(exc))
         return EXIT_BAD_INPUT
