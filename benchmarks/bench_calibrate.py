@@ -262,7 +262,7 @@ def bench_rss() -> None:
 
 
 def main() -> None:
-    cells = _cells(256, 2048, "CWSC_BENCH_CELLS")
+    cells = _cells(1024, 4096, "CWSC_BENCH_CELLS")
     sample = _cells(2, 8, "CWSC_BENCH_SPOTPY_CELLS")
     p, e, q, lab, ms = bench_throughput(cells)
     bench_spotpy(p, e, q, lab, ms, sample)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import hydroeval as he
 import numpy as np
 import pytest
@@ -61,13 +63,15 @@ def test_axis_torch_and_float32():
     np.testing.assert_allclose(b.numpy(), a, rtol=1e-4)
 
 
-@pytest.mark.parametrize("objective", ["kge", "nse"])
-def test_calibration_target_scores_like_the_metrics(objective):
+@pytest.mark.parametrize("objective, fused", [("kge", False), ("nse", False), ("kge", True)])
+def test_calibration_target_scores_like_the_metrics(objective, fused):
+    if fused and shutil.which("g++") is None and shutil.which("c++") is None:
+        pytest.skip("torch.compile on CPU needs a C++ compiler")
     sim, obs = _series(cells=6, months=48, seed=5)
     obs[0, 3:9] = np.nan
     target = CalibrationTarget(torch.tensor(obs.T), slice(12, 48), objective)
     cells = torch.tensor([0, 3, 3, 5])
-    got = target.objective(torch.tensor(sim.T)[:, cells], cells).numpy()
+    got = target.objective(torch.tensor(sim.T)[:, cells], cells, compile=fused).numpy()
     fn = kge if objective == "kge" else nse
     want = 1.0 - fn(sim[:, 12:], obs[:, 12:])[cells.numpy()]
-    np.testing.assert_allclose(got, want, rtol=1e-9)
+    np.testing.assert_allclose(got, want, rtol=1e-6 if fused else 1e-9)
