@@ -53,13 +53,19 @@ class ModelBundle:
                 "versions": self.versions or software_versions(),
                 "ensemble": len(self.members)}
 
-    def networks(self, device: torch.device | str = "cpu") -> list[torch.nn.Module]:
-        """The members as networks in eval mode on ``device`` (channels-last)."""
+    def networks(self, device: torch.device | str = "cpu", fuse: bool = True) -> list[torch.nn.Module]:
+        """The members as networks in eval mode on ``device`` (channels-last), batch norms
+        folded into convolutions where exact (``fuse``)."""
+        from backend.ml.network import fuse_for_inference
+
         nets = []
         for state in self.members:
             net = build_network(self.network)
             net.load_state_dict(state)
-            nets.append(net.to(device).to(memory_format=torch.channels_last).eval())
+            net.eval()
+            if fuse:
+                net = fuse_for_inference(net)
+            nets.append(net.to(device).to(memory_format=torch.channels_last))
         return nets
 
 

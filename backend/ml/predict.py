@@ -91,7 +91,7 @@ def predict_raster(bundle: ModelBundle, predictor_paths: Sequence[str], out: str
     t0 = time.perf_counter()
     dev = resolve_device(device)
     _set_threads(dev)
-    batch_size = batch_size or (16384 if dev.type == "cuda" else 2048)
+    batch_size = batch_size or (16384 if dev.type == "cuda" else 4096)
     if batch_size < 1:
         raise BadInput(f"BATCH_SIZE: {batch_size} must be at least 1")
     rasters = P.open_predictors(predictor_paths)

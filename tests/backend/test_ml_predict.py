@@ -157,3 +157,12 @@ def test_widths_option_parsing():
     for bad in ("16,32", "a,b,c", "0,1,2"):
         with pytest.raises(BadInput, match="WIDTHS"):
             _widths(bad)
+
+
+def test_folded_network_predicts_like_the_trained_one():
+    b = _bundle()
+    plain = b.networks("cpu", fuse=False)[0]
+    fused = b.networks("cpu")[0]
+    x = torch.randn(16, 4, 9, 9)
+    with torch.no_grad():
+        torch.testing.assert_close(fused(x), plain(x), rtol=1e-4, atol=1e-4)
