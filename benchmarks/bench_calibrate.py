@@ -36,13 +36,13 @@ def _cells(quick_default: int, full_default: int, var: str) -> int:
     return int(os.environ.get(var, quick_default if QUICK else full_default))
 
 
-def twin_cells(cells: int, months: int = MONTHS, seed: int = 0):
-    """Synthetic DWBM cells: forcing, true parameters and noisy runoff (cells, months)."""
+def twin_cells(cells: int, months: int = MONTHS, seed: int = 0, model: str = "DWBM"):
+    """Synthetic cells of ``model``: forcing and noisy runoff (cells, months)."""
     from backend.hydro.synthetic import random_params, synthetic_forcing, synthetic_runoff
 
     p, e = synthetic_forcing(cells, months, seed)
-    prm = random_params("DWBM", cells, seed)
-    q = synthetic_runoff("DWBM", p, e, prm, noise=0.15, seed=seed)
+    prm = random_params(model, cells, seed)
+    q = synthetic_runoff(model, p, e, prm, noise=0.15, seed=seed)
     return p, e, q
 
 
@@ -175,16 +175,16 @@ def bench_spotpy(p, e, q, lab, ms, sample: int) -> None:
           f"{spot_med:.4f}, difference {ours_med - spot_med:+.4f} (target: within 0.01)")
 
 
-def bench_restarts(cells: int) -> None:
+def bench_restarts(cells: int, model: str = "DWBM") -> None:
     """Median calibration KGE of the best of r restarts, against ten restarts."""
     from backend.hydro import CalibrationConfig, calibrate_model
 
-    p, e, q = twin_cells(cells, seed=1)
-    lab = calibrate_model("DWBM", p, e, q, CalibrationConfig(models=("DWBM",), restarts=10))
+    p, e, q = twin_cells(cells, seed=1, model=model)
+    lab = calibrate_model(model, p, e, q, CalibrationConfig(models=(model,), restarts=10))
     obj = lab.restart_objective
     ten = float(np.nanmedian(1.0 - np.nanmin(obj, axis=1)))
-    print(f"restarts (DWBM, {cells} cells, {MONTHS} months): median calibration KGE of 10 restarts "
-          f"{ten:.4f}")
+    print(f"restarts ({model}, {cells} cells, {MONTHS} months): median calibration KGE of 10 "
+          f"restarts {ten:.4f}")
     for r in (1, 2, 3, 5):
         med = float(np.nanmedian(1.0 - np.nanmin(obj[:, :r], axis=1)))
         print(f"  best of {r:2d}: {med:.4f} ({med - ten:+.4f}; within 0.005: "
@@ -267,7 +267,8 @@ def main() -> None:
     p, e, q, lab, ms = bench_throughput(cells)
     bench_spotpy(p, e, q, lab, ms, sample)
     if os.environ.get("CWSC_BENCH_RESTARTS", "0") == "1":
-        bench_restarts(_cells(128, 512, "CWSC_BENCH_RESTART_CELLS"))
+        for model in ("DWBM", "TVGM"):
+            bench_restarts(_cells(128, 384, "CWSC_BENCH_RESTART_CELLS"), model)
     bench_global(ms)
     if os.environ.get("CWSC_BENCH_RSS", "1") != "0":
         bench_rss()

@@ -171,3 +171,13 @@ def test_calibrate_runs_every_model_and_reports_progress(twin):
     assert res.cwsc.shape == (2,) and np.all(np.isfinite(res.kge))
     best = np.nanmax(np.stack([res.models[m].kge_cal for m in res.models]), 0)
     np.testing.assert_allclose(res.kge, best)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_calibration_on_cuda(twin):
+    p, e, q, _ = twin
+    cfg = _config(device="cuda")
+    gpu = calibrate_model("SWBM", p, e, q, cfg)
+    cpu = calibrate_model("SWBM", p, e, q, _config())
+    assert np.all(np.isfinite(gpu.kge_cal))
+    assert abs(np.median(gpu.kge_cal) - np.median(cpu.kge_cal)) < 0.02

@@ -193,3 +193,14 @@ def test_compiled_step_matches_eager():
     eager = run_months(f, prm, compile=False)["runoff"]
     fused = run_months(f, prm, compile=True)["runoff"]
     torch.testing.assert_close(fused, eager, rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("model", MODELS)
+def test_cuda_matches_cpu(model):
+    p, e = _harsh_forcing(cells=32, months=60)
+    prm = _random_params(model, 32)
+    cpu = simulate(model, torch.tensor(p), torch.tensor(e), prm)
+    gpu = simulate(model, torch.tensor(p, device="cuda"), torch.tensor(e, device="cuda"), prm)
+    assert gpu.runoff.device.type == "cuda"
+    torch.testing.assert_close(gpu.runoff.cpu(), cpu.runoff, rtol=1e-9, atol=1e-9)
