@@ -128,7 +128,9 @@ class Raster:
             if bands is not None:
                 data = data[list(bands)]
             nodata = self._nodata
-        data = np.array(data, dtype=np.float32, copy=True)
+        if not (isinstance(data, np.ndarray) and data.dtype == np.float32 and data.flags.owndata
+                and data.flags.writeable):
+            data = np.array(data, dtype=np.float32, copy=True)  # views of NetCDF data: own it
         if nodata is not None and not math.isnan(nodata):
             data[data == np.float32(nodata)] = np.nan
         return data
