@@ -66,8 +66,8 @@ class _Source:
 
 
 def _strip_rows(grid: io.Grid, channels: int, block_rows: int, budget_bytes: int) -> int:
-    # Raw strip + its padded copy (C + 1 channels) + a float64 temp or two: about 3x.
-    per_row = grid.width * (channels + 1) * 4 * 3
+    # The raw strip, its padded copy (C + 1 channels) and boolean masks: about 2.5x one copy.
+    per_row = int(grid.width * (channels + 1) * 4 * 2.5)
     rows = max(1, budget_bytes // max(per_row, 1))
     if rows >= block_rows:  # whole output tiles per strip: no tile is compressed twice
         rows -= rows % block_rows
@@ -76,7 +76,7 @@ def _strip_rows(grid: io.Grid, channels: int, block_rows: int, budget_bytes: int
 
 def predict_raster(bundle: ModelBundle, predictor_paths: Sequence[str], out: str | Path,
                    out_uncertainty: str | Path | None = None, device: str = "auto",
-                   batch_size: int | None = None, budget_bytes: int = 256 * 2**20,
+                   batch_size: int | None = None, budget_bytes: int = 768 * 2**20,
                    on_progress: Callable[[float], None] | None = None) -> dict:
     """Predict CWSC (mm) on every cell whose predictors are valid; write GeoTIFF(s).
 
