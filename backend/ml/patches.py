@@ -84,6 +84,9 @@ def read_predictors(paths: Sequence[str], grid: io.Grid, label: str = "PREDICTOR
             data = io.read_aligned(r, grid)
             for b in range(r.count):
                 check_finite(data[b], r.path, b, label)
+                if not np.isfinite(data[b]).any():
+                    raise BadInput(f"{label}: '{r.path}' band {b + 1} holds no valid value on the "
+                                   "labels' grid (all nodata or NaN), so no cell could be used")
             layers.append(data)
     finally:
         for r in rasters:

@@ -143,6 +143,10 @@ def test_read_predictors_names_bands_warns_on_warp_and_refuses_inf(tmp_path, cap
     c = write_raw(tmp_path / "broken.tif", bad, t)
     with pytest.raises(BadInput, match=r"broken.tif' band 2 holds 1 infinite"):
         P.read_predictors([str(c)], grid)
+    empty = write_tif(tmp_path / "empty.tif", np.stack([np.ones((10, 10)), np.full((10, 10), np.nan)]),
+                      transform=t)
+    with pytest.raises(BadInput, match=r"empty.tif' band 2 holds no valid value"):
+        P.read_predictors([str(empty)], grid)
 
 
 def test_predictor_grid_that_cannot_be_aligned_is_bad_input(tmp_path):
