@@ -181,7 +181,8 @@ def test_missing_output_folder_is_refused_before_work(inputs, tmp_path):
     code, events, _ = run_backend("calibrate", *_args(inputs, tmp_path,
                                                       **{"--out-kge": str(tmp_path / "nope" / "k.tif")}))
     _bad_input(code, events, "OUTPUT_KGE", "does not exist")
-    assert not any(e["event"] == "progress" for e in events)
+    # No calibration started (the CLI's own first "calibrate" progress event aside).
+    assert not any(e["event"] == "progress" and e["stage"].startswith("calibrate ") for e in events)
     _no_outputs(tmp_path)
 
 
