@@ -262,6 +262,9 @@ def bench_rss() -> None:
 
 
 def main() -> None:
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"machine: {os.cpu_count()} cores, load average {load:.1f} at start (a shared, loaded "
+          "machine slows every figure below; threads fight at each parallel region)")
     cells = _cells(1024, 4096, "CWSC_BENCH_CELLS")
     sample = _cells(2, 8, "CWSC_BENCH_SPOTPY_CELLS")
     p, e, q, lab, ms = bench_throughput(cells)
