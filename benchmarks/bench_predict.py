@@ -35,8 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _bundle(recipe: str, channels: int = 13, members: int = 1):
-    from backend import io
-    from backend.ml.modelfile import ModelBundle, grid_summary
+    from backend.ml.modelfile import ModelBundle
     from backend.ml.network import ResNetConfig, build_network
     from backend.ml.patches import Scaling
     from backend.ml.training import RECIPES
@@ -46,8 +45,8 @@ def _bundle(recipe: str, channels: int = 13, members: int = 1):
     states = [build_network(cfg).state_dict() for _ in range(members)]
     sc = Scaling("standard" if recipe == "default" else "patch_minmax",
                  np.zeros(channels, np.float32), np.ones(channels, np.float32), 150.0, 80.0)
-    return ModelBundle(states, cfg, sc, [f"p{i:02d}" for i in range(channels)], 11,
-                       grid_summary(io.Grid("", (0.5, 0, -180, 0, -0.5, 90), 720, 360)),
+    # No training grid recorded: the benchmark grids have several resolutions.
+    return ModelBundle(states, cfg, sc, [f"p{i:02d}" for i in range(channels)], 11, {},
                        {"name": recipe})
 
 

@@ -38,7 +38,7 @@ def accuracy() -> None:
     from backend.ml.training import TrainConfig, train_from_arrays
     from backend.ml.twin import make_twin
 
-    shape = (36, 36) if QUICK else (48, 48)
+    shape = (36, 36) if QUICK else (40, 40)
     seed_epochs = 30 if QUICK else 150
     twin = make_twin(shape, channels=13, seed=0)
     print(f"twin: {shape[0]} x {shape[1]} cells, 13 predictors, "
