@@ -37,7 +37,8 @@ def test_train_then_predict_speaks_the_protocol(twin_files, tmp_path):
     rc, events, err = run_backend(*_train_args(files, model, "--epochs", "3", "--ensemble", "2",
                                                "--out-report", report))
     assert rc == 0, err
-    epochs = [e for e in events if e["event"] == "progress" and e.get("stage") == "train"]
+    epochs = [e for e in events if e["event"] == "progress" and "epoch" in e]
+    assert all(e["stage"] == "train" for e in epochs)
     assert [e["epoch"] for e in epochs] == [1, 2, 3, 1, 2, 3]
     assert {"train_loss", "val_loss", "val_r2", "member"} <= set(epochs[0])
     fr = [e["fraction"] for e in events if e["event"] == "progress"]
