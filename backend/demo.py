@@ -158,8 +158,9 @@ def make_demo(region: DemoRegion, seed: int) -> dict[str, np.ndarray]:
               "clay": clay, "soil_depth": soil_depth, "lai": lai, "tree_cover": tree_cover}
     truth = true_cwsc(fields, land)
 
-    # Runoff: each model from the truth, other parameters smooth fields inside their bounds,
-    # then averaged, so no single model is "the" right one (as with real catchments).
+    # Runoff: in each cell one of the three models (in spatially coherent regions, as the
+    # best model structure changes with climate and landscape) runs from the true CWSC, its
+    # other parameters smooth fields inside their bounds.
     cells = np.flatnonzero(land.ravel())
     p_c = precip.reshape(months, -1)[:, cells].T.astype(np.float64)
     e_c = pet.reshape(months, -1)[:, cells].T.astype(np.float64)
@@ -176,20 +177,24 @@ def make_demo(region: DemoRegion, seed: int) -> dict[str, np.ndarray]:
         "TVGM": {"sc": sc_c, "g1": field_in(0.05, 0.3), "g2": field_in(0.5, 2.5),
                  "kr": field_in(0.01, 0.08), "gamma": field_in(0.4, 0.9)},
     }
-    weights = rng.dirichlet([2.0, 2.0, 2.0], size=len(cells))
+    regions = np.argmax(np.stack([smooth_field(rng, shape, 5) for _ in params]), axis=0)
+    generator = regions.ravel()[cells]
     q = np.zeros_like(p_c)
     for k, (model, prm) in enumerate(params.items()):
         out = simulate(model, p_c, e_c, prm, formulation="conserving")
-        q += weights[:, k:k + 1] * np.asarray(out.runoff, dtype=np.float64)
+        q = np.where((generator == k)[:, None], np.asarray(out.runoff, dtype=np.float64), q)
     sigma = 0.12 + 0.1 * np.abs(rng.standard_normal(len(cells)))
     q_obs = q * np.exp(rng.normal(0, 1, q.shape) * sigma[:, None] - sigma[:, None] ** 2 / 2)
     failed = rng.random(len(cells)) < region.failed_fraction
-    # Failed cells: runoff unrelated to their forcing (another cell's, shifted in time),
-    # as where gauge data or runoff products are wrong.
-    donors = rng.integers(0, len(cells), failed.sum())
-    shifts = rng.integers(months // 6, months - months // 6, failed.sum())
-    q_obs[failed] = np.stack([np.roll(q[d], s) for d, s in zip(donors, shifts)]) * \
-        rng.lognormal(0, 0.5, (failed.sum(), months))
+    # Failed cells: runoff that no water balance can produce from the cell's forcing (months
+    # shuffled, volumes 1.5 to 3 times the precipitation), as where a gauge, a catchment
+    # area or a runoff product is wrong. Their calibration KGE ends up below zero.
+    n_failed = int(failed.sum())
+    donors = rng.integers(0, len(cells), n_failed)
+    shuffled = np.stack([rng.permutation(q[d]) for d in donors]) if n_failed else q[:0]
+    factor = rng.uniform(1.5, 3.0, n_failed) * p_c[failed].mean(1) / \
+        np.maximum(shuffled.mean(1), 1e-6)
+    q_obs[failed] = shuffled * factor[:, None] * rng.lognormal(0, 0.5, (n_failed, months))
 
     def to_grid(values: np.ndarray) -> np.ndarray:
         out = np.full(grid.height * grid.width, np.nan)
@@ -205,6 +210,7 @@ def make_demo(region: DemoRegion, seed: int) -> dict[str, np.ndarray]:
     out = {name: np.where(sea, np.nan, fields[name]) for name in PREDICTORS}
     out["true_cwsc"] = np.where(sea, np.nan, truth)
     out["failed"] = np.where(sea, np.nan, to_grid(failed.astype(float)))
+    out["generator"] = np.where(sea, np.nan, to_grid(generator.astype(float)))
     out["precip_series"] = np.where(sea[None], np.nan, precip)
     out["pet_series"] = np.where(sea[None], np.nan, pet)
     out["runoff_series"] = runoff
@@ -226,9 +232,10 @@ Grid: {width} x {height} cells of 0.5 degree, EPSG:4326, {west} to {east} E, {so
 |---|---|---|
 | `precipitation.tif` | monthly precipitation, one band per month ({first} to {last}) | mm/month |
 | `pet.tif` | monthly potential evapotranspiration, one band per month | mm/month |
-| `runoff.tif` | monthly runoff simulated by DWBM, SWBM and TVGM from the true CWSC, with noise; about {failed_pct:.0f} % of land cells get runoff unrelated to their forcing, so their calibration fails | mm/month |
+| `runoff.tif` | monthly runoff simulated from the true CWSC, in each cell by one of DWBM, SWBM and TVGM (see `runoff_model.tif`), with multiplicative noise; about {failed_pct:.0f} % of land cells get runoff no water balance can produce from their forcing (shuffled months, 1.5 to 3 times the precipitation), so their calibration fails and the KGE mask removes them | mm/month |
 | `true_cwsc.tif` | the true catchment water storage capacity the runoff was made from | mm |
 | `failed_cells.tif` | 1 where the runoff was replaced by noise, 0 elsewhere | - |
+| `runoff_model.tif` | the model that made each cell's runoff: 0 DWBM, 1 SWBM, 2 TVGM | - |
 | `predictors/*.tif` | 13 predictor rasters (the ResNet's channels), one band each: {predictors} | see band descriptions |
 
 The true CWSC is a nonlinear function of soil depth, tree cover, aridity, slope, soil
@@ -261,6 +268,8 @@ def write_demo(out_dir: str | Path, seed: int = 42, region: DemoRegion | None = 
         files[name] = str(path)
     io.write_raster(out / "true_cwsc.tif", data["true_cwsc"][None], grid, ["true CWSC (mm)"])
     io.write_raster(out / "failed_cells.tif", data["failed"][None], grid, ["failed calibration cell (1)"])
+    io.write_raster(out / "runoff_model.tif", data["generator"][None], grid,
+                    ["model that made the runoff (0 DWBM, 1 SWBM, 2 TVGM)"])
     files["true_cwsc"] = str(out / "true_cwsc.tif")
     predictors = []
     for name, description in PREDICTORS.items():

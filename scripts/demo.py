@@ -107,7 +107,8 @@ def main() -> int:
     ev = run_algorithm(qp, "cwsc:evaluate", [
         ("CWSC", WORK / "cwsc.tif"), ("REFERENCE", data / "true_cwsc.tif"),
         ("PRECIPITATION", data / "precipitation.tif"), ("PET", data / "pet.tif"),
-        ("RUNOFF", data / "runoff.tif"), ("OUTPUT_REPORT", WORK / "evaluation_report.html")])
+        ("RUNOFF", data / "runoff.tif"), ("MAX_CELLS", 400), ("SEED", SEED),
+        ("OUTPUT_REPORT", WORK / "evaluation_report.html")])
     timings["evaluate"] = time.perf_counter() - t
 
     t = time.perf_counter()
