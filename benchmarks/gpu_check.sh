@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The CUDA checks, for a machine with an NVIDIA GPU and the backend's packages:
+#   bash benchmarks/gpu_check.sh [OUT_DIR]
+# CUDA tests, the GPU benchmarks (calibration global case, training samples/s, global-grid
+# prediction), and the demo workflow's backend commands with --device cuda, timed.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${1:-${OUT:-/tmp/cwsc-gpu}}
+mkdir -p "$OUT"
+PY=${PYTHON:-python3}
+export PYTHONUNBUFFERED=1
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
+$PY -m backend info | tail -1 | cut -c1-700; echo
+echo "== CUDA tests"; $PY -m pytest -q -p no:cacheprovider tests/backend -k cuda 2>&1 | tail -4
+t() { local s=$(date +%s.%N); "$@"; local rc=$?; echo "   -> rc $rc, $(echo "$(date +%s.%N) - $s" | bc) s"; }
+D=$OUT/demo
+echo "== demo region, backend commands on CUDA"
+t $PY -m backend demo-data --out $D/data --seed 42 | tail -1 | cut -c1-200
+t $PY -m backend calibrate --precip $D/data/precipitation.tif --pet $D/data/pet.tif \
+  --runoff $D/data/runoff.tif --device cuda --seed 42 --out-cwsc $D/cwsc_labels.tif \
+  --out-kge $D/kge.tif --out-details $D/details.tif | tail -1 | cut -c1-600
+t $PY -m backend mask --labels $D/cwsc_labels.tif --kge $D/kge.tif --out $D/masked.tif | tail -1
+t $PY -m backend train --predictors $D/data/predictors/*.tif --labels $D/masked.tif --device cuda \
+  --seed 42 --out-model $D/model.pt --out-report $D/report.html | tail -1 | cut -c1-600
+t $PY -m backend predict --model $D/model.pt --predictors $D/data/predictors/*.tif --device cuda \
+  --out $D/cwsc.tif | tail -1 | cut -c1-300
+t $PY -m backend evaluate --cwsc $D/cwsc.tif --reference $D/data/true_cwsc.tif --out-report $D/eval.html \
+  | tail -1 | cut -c1-400
+echo "== GPU benchmarks"
+CWSC_BENCH_RSS=0 CWSC_BENCH_SPOTPY_CELLS=1 CWSC_BENCH_CELLS=2048 timeout 300 $PY -m benchmarks calibrate 2>&1 | tail -8
+CWSC_BENCH_QUICK=1 timeout 300 $PY -m benchmarks train predict 2>&1 | grep -iE "gpu|===|fail|error" 
