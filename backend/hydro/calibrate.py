@@ -9,7 +9,11 @@ spread of sc. Across models: the joint CWSC label and joint KGE (see :func:`join
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import os
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field, replace
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
@@ -25,6 +29,14 @@ from backend.hydro.sceua import SceuaSettings, sceua
 #: (-0.0004), of the best of 2 0.9833; 128 TVGM cells: 0.9765 for ten, 0.9754 for one
 #: (-0.0011). One run is within 0.005 of ten.
 DEFAULT_RESTARTS = 1
+
+#: CPU runs of at least this many cells are split into :data:`CPU_SHARDS` shards of cells,
+#: each calibrated in its own process with one torch thread (per-op overhead and intra-op
+#: threading dominate the lockstep loop on CPU; processes use the cores far better). The
+#: shard layout and seeds depend only on the cell count and the seed, never on the number of
+#: workers, so a seed gives the same result with any CWSC_WORKERS (default: the cores).
+PARALLEL_MIN_CELLS = 2048
+CPU_SHARDS = 2
 
 
 @dataclass
@@ -99,6 +111,11 @@ def calibrate_model(model: str, precip, pet, runoff, config: CalibrationConfig |
     few / constant observations get NaN labels. progress(fraction) after every loop."""
     config = config or CalibrationConfig()
     model = model.upper()
+    n_all = int(np.shape(precip)[0])
+    min_cells = int(os.environ.get("CWSC_PARALLEL_MIN_CELLS", PARALLEL_MIN_CELLS))
+    if (torch.device(config.device).type == "cpu" and n_all >= max(min_cells, CPU_SHARDS)
+            and not getattr(config, "_shard", False)):
+        return _calibrate_sharded(model, precip, pet, runoff, config, fixed, progress)
     p, e0, q = (_tensor(a, config) for a in (precip, pet, runoff))
     n_cells, months = p.shape
     w, c = config.periods(months)
@@ -212,6 +229,126 @@ def calibrate_model(model: str, precip, pet, runoff, config: CalibrationConfig |
     if progress:
         progress(1.0)
     return labels
+
+
+def _workers() -> int:
+    env = os.environ.get("CWSC_WORKERS", "").strip()
+    if env:
+        return max(1, int(env))
+    return max(1, os.cpu_count() or 1)
+
+
+def _shard_seed(seed: int, shard: int) -> int:
+    return int(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, shard]).generate_state(1)[0])
+
+
+def _to_numpy(a) -> np.ndarray:
+    if isinstance(a, torch.Tensor):
+        return a.detach().cpu().numpy()
+    return np.asarray(a)
+
+
+_QUEUE = None
+
+
+def _worker_init(queue) -> None:
+    global _QUEUE
+    _QUEUE = queue
+    torch.set_num_threads(1)
+
+
+def _shard_job(shard: int, model, precip, pet, runoff, config, fixed) -> ModelLabels:
+    def report(frac: float) -> None:
+        if _QUEUE is not None:
+            _QUEUE.put((shard, frac))
+
+    return calibrate_model(model, precip, pet, runoff, config, fixed=fixed, progress=report)
+
+
+def _calibrate_sharded(model, precip, pet, runoff, config, fixed, progress) -> ModelLabels:
+    """Calibrate in :data:`CPU_SHARDS` shards of cells, in worker processes on CPU."""
+    p, e0, q = (_to_numpy(a) for a in (precip, pet, runoff))
+    n = p.shape[0]
+    fixed_np = {k: _to_numpy(v).reshape(n) for k, v in (fixed or {}).items()}
+    bounds = np.linspace(0, n, CPU_SHARDS + 1).astype(int)
+    # One fusion decision for the whole run (not per shard), so shards match any worker count.
+    fused = fusion.compile_wanted(n * max(1, int(config.restarts)) * config.sceua.complexes,
+                                  torch.device(config.device), config.compile)
+    jobs = []
+    for i in range(CPU_SHARDS):
+        sl = slice(bounds[i], bounds[i + 1])
+        cfg = replace(config, seed=_shard_seed(config.seed, i), compile=fused)
+        cfg._shard = True
+        jobs.append((i, model, p[sl], e0[sl], q[sl], cfg, {k: v[sl] for k, v in fixed_np.items()}))
+    sizes = np.diff(bounds).astype(float)
+    done = np.zeros(CPU_SHARDS)
+
+    def report(shard: int, frac: float) -> None:
+        done[shard] = frac
+        if progress:
+            progress(float((done * sizes).sum() / max(sizes.sum(), 1.0)))
+
+    workers = min(_workers(), CPU_SHARDS)
+    results: list | None = None
+    if workers > 1:
+        try:
+            results = _run_pool(jobs, workers, report)
+        except BrokenProcessPool as exc:
+            # E.g. a caller's script without ``if __name__ == "__main__"``: spawn cannot
+            # start workers. The same shards in this process give the same result.
+            print(f"cwsc: worker processes failed ({exc}); calibrating in this process",
+                  file=sys.stderr)
+    if results is None:
+        results = [calibrate_model(*job[1:6], fixed=job[6],
+                                   progress=lambda f, _i=job[0]: report(_i, f)) for job in jobs]
+    if progress:
+        progress(1.0)
+    return _merge_labels(results, n)
+
+
+def _run_pool(jobs, workers, report) -> list:
+    import multiprocessing as mp
+    import queue as queue_mod
+
+    results = [None] * len(jobs)
+    ctx = mp.get_context("spawn")
+    events = ctx.Queue()
+    pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init,
+                               initargs=(events,))
+    try:
+        futures = [pool.submit(_shard_job, *job) for job in jobs]
+        while not all(f.done() for f in futures):
+            try:
+                shard, frac = events.get(timeout=0.2)
+            except queue_mod.Empty:
+                continue
+            report(shard, frac)
+        for i, f in enumerate(futures):
+            results[i] = f.result()
+    except BaseException:
+        # Stopped (SIGTERM) or failed: the workers go with us.
+        for proc in list((getattr(pool, "_processes", None) or {}).values()):
+            proc.terminate()
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    else:
+        pool.shutdown(wait=True)
+    finally:
+        events.close()
+        events.cancel_join_thread()
+    return results
+
+
+def _merge_labels(parts: list, n: int) -> ModelLabels:
+    cat = lambda xs: np.concatenate(xs) if xs else np.empty(0)  # noqa: E731
+    restart = [pt.restart_objective for pt in parts]
+    merged = ModelLabels(
+        {k: cat([pt.params[k] for pt in parts]) for k in parts[0].params},
+        *(cat([getattr(pt, a) for pt in parts]) for a in
+          ("kge_cal", "kge_val", "nse_cal", "nse_val", "objective", "sc_spread", "evaluations")),
+        restart_objective=None if any(r is None for r in restart) else cat(restart))
+    assert merged.kge_cal.shape[0] == n
+    return merged
 
 
 def joint_labels(labels: Mapping[str, ModelLabels], threshold: float = 0.0

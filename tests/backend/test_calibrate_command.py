@@ -212,7 +212,8 @@ def test_unwritable_output_folder_is_refused_in_process(inputs, tmp_path, monkey
     _bad_input(code, events, "OUTPUT_CWSC", "cannot be written")
 
 
-def test_sigterm_mid_run_exits_3_and_leaves_nothing(tmp_path):
+@pytest.mark.parametrize("sharded", [False, True], ids=["one-process", "worker-processes"])
+def test_sigterm_mid_run_exits_3_and_leaves_nothing(tmp_path, sharded):
     # Enough work to be interrupted: more cells and evaluations than the other tests.
     rows, cols, months = 4, 8, 96
     cells = rows * cols
@@ -227,7 +228,9 @@ def test_sigterm_mid_run_exits_3_and_leaves_nothing(tmp_path):
     cmd = [sys.executable, "-m", "backend", "calibrate", *_args(inputs, out),
            "--out-details", str(out / "details.tif"), "--max-evaluations", "5000", "--restarts", "2"]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=dict(os.environ, PYTHONUNBUFFERED="1"))
+                            env=dict(os.environ, PYTHONUNBUFFERED="1",
+                                     CWSC_PARALLEL_MIN_CELLS="4" if sharded else "1000000000",
+                                     CWSC_WORKERS="2"))
     events = []
     deadline = time.monotonic() + 120
     for line in proc.stdout:  # wait until the calibration is under way
