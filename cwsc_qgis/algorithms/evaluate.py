@@ -26,7 +26,7 @@ month): the water balance models (Zhang et al. 2008 DWBM, SWBM, Xia TVGM) are ca
 by SCE-UA (Duan et al. 1992) with CWSC fixed to the map and with CWSC free; the KGE
 (Gupta et al. 2009) of both tells how much simulation efficiency the map costs.</li></ul>
 <p>Advanced: <b>MODELS</b>,
-<b>RESTARTS</b>, <b>MAX_CELLS</b> (2000 cells sampled for the simulation check), <b>SEED</b>,
+<b>RESTARTS</b>, <b>MAX_EVALUATIONS</b> (SCE-UA budget per run), <b>MAX_CELLS</b> (2000 cells sampled for the simulation check), <b>SEED</b>,
 <b>DEVICE</b>.</p>
 <p><b>Outputs</b>: <b>OUTPUT_REPORT</b> (HTML); numbers <b>R2_REFERENCE</b>,
 <b>RMSE_REFERENCE</b> (mm), <b>MEDIAN_KGE_FIXED</b>, <b>MEDIAN_KGE_FREE</b> and every other
@@ -48,6 +48,9 @@ metric the backend reports.</p>
             defaultValue=[0, 1, 2])))
         self.addParameter(advanced(QgsProcessingParameterNumber(
             "RESTARTS", tr("SCE-UA restarts per cell (empty: backend default)"),
+            type=INTEGER, minValue=1, optional=True)))
+        self.addParameter(advanced(QgsProcessingParameterNumber(
+            "MAX_EVALUATIONS", tr("Maximum model evaluations per SCE-UA run (empty: default)"),
             type=INTEGER, minValue=1, optional=True)))
         self.addParameter(advanced(QgsProcessingParameterNumber(
             "MAX_CELLS", tr("Cells sampled for the simulation check"),
@@ -79,7 +82,8 @@ metric the backend reports.</p>
                  "--seed", str(self.parameterAsInt(parameters, "SEED", context)),
                  "--device", self.device(parameters, "DEVICE", context),
                  "--out-report", outputs["OUTPUT_REPORT"]]
-        restarts = self.optional_number(parameters, "RESTARTS", context)
-        if restarts is not None:
-            args += ["--restarts", str(restarts)]
+        for name, flag in (("RESTARTS", "--restarts"), ("MAX_EVALUATIONS", "--max-evaluations")):
+            value = self.optional_number(parameters, name, context)
+            if value is not None:
+                args += [flag, str(value)]
         return args, outputs

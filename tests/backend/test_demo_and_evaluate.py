@@ -84,3 +84,19 @@ def test_evaluate_needs_something_to_compare_with(tmp_path):
                                   "--out-report", tmp_path / "r.html")
     assert code == 2 and "all three" in last_event(events, "error")["message"]
     assert not (tmp_path / "r.html").exists()
+
+
+def test_evaluate_simulation_check_free_versus_fixed(tmp_path):
+    region = DemoRegion(west=-10.0, east=-6.0, south=37.0, north=42.0, years=3)
+    m = write_demo(tmp_path / "d", seed=1, region=region)
+    d = tmp_path / "d"
+    code, events, err = run_backend(
+        "evaluate", "--cwsc", d / "true_cwsc.tif", "--precip", d / "precipitation.tif",
+        "--pet", d / "pet.tif", "--runoff", d / "runoff.tif", "--models", "SWBM",
+        "--max-cells", "6", "--max-evaluations", "80", "--out-report", tmp_path / "e.html")
+    assert code == 0, err
+    metrics = last_event(events, "result")["metrics"]
+    assert metrics["cells_simulated"] == 6 and m["land_cells"] >= 6
+    assert metrics["median_kge_free_swbm"] is not None and metrics["median_kge_fixed_swbm"] is not None
+    html = (tmp_path / "e.html").read_text()
+    assert "free calibration vs CWSC fixed" in html

@@ -325,6 +325,7 @@ def test_evaluate_end_to_end(run_alg, data_dir, tmp_path):
         "REFERENCE": str(data_dir / "cwsc_forcing_grid.tif"),
         "PRECIPITATION": str(data_dir / "precipitation.tif"), "PET": str(data_dir / "pet.tif"),
         "RUNOFF": str(data_dir / "runoff.tif"), "MODELS": [0], "RESTARTS": 1, "MAX_CELLS": 4,
+        "MAX_EVALUATIONS": 80,
         "DEVICE": 1, "OUTPUT_REPORT": str(report)})
     assert report.is_file() and result["OUTPUT_REPORT"] == str(report)
     assert result["R2_REFERENCE"] == pytest.approx(1.0)
