@@ -20,6 +20,7 @@ import numpy as np
 
 from backend import io, protocol
 from backend.io import Grid
+from backend.ml.twin import smooth_field
 
 #: predictor file stem -> band description (units in brackets, as the original inputs)
 PREDICTORS = {
@@ -61,16 +62,6 @@ class DemoRegion:
         return Grid(CRS.from_epsg(4326).to_wkt(),
                     (self.resolution, 0.0, self.west, 0.0, -self.resolution, self.north),
                     width, height)
-
-
-def smooth_field(rng: np.random.Generator, shape: tuple[int, int], scale_cells: float) -> np.ndarray:
-    """Gaussian random field with correlation length ~``scale_cells``, standardised (mean 0, sd 1)."""
-    noise = rng.standard_normal(shape)
-    ky = np.fft.fftfreq(shape[0])[:, None]
-    kx = np.fft.rfftfreq(shape[1])[None, :]
-    kernel = np.exp(-2.0 * (np.pi * scale_cells) ** 2 * (kx**2 + ky**2))
-    field = np.fft.irfft2(np.fft.rfft2(noise) * kernel, s=shape)
-    return (field - field.mean()) / (field.std() + 1e-12)
 
 
 def _z(a: np.ndarray, land: np.ndarray) -> np.ndarray:
