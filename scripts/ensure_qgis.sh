@@ -2,12 +2,16 @@
 # QGIS 3.22+ with its Python bindings: installed from apt when we are root, else a clear
 # message with the command to run. Nothing else happens without it.
 set -euo pipefail
-if /usr/bin/python3 -c "import qgis.core" 2>/dev/null && command -v qgis_process.bin >/dev/null 2>&1 \
-   || /usr/bin/python3 -c "import qgis.core" 2>/dev/null && command -v qgis_process >/dev/null 2>&1; then
-  exit 0
-fi
-if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
-  echo "Installing QGIS from apt (qgis python3-qgis qgis-providers)..."
+qgis_python=${CWSC_QGIS_PYTHON:-/usr/bin/python3}
+have_qgis() {
+  "$qgis_python" -c "import qgis.core" 2>/dev/null || return 1
+  command -v qgis_process.bin >/dev/null 2>&1 || command -v qgis_process >/dev/null 2>&1
+}
+is_root() { [ "${CWSC_ASSUME_NOT_ROOT:-0}" != 1 ] && [ "$(id -u)" = 0 ]; }
+
+have_qgis && exit 0
+if is_root && command -v apt-get >/dev/null 2>&1; then
+  echo "Installing QGIS from apt (qgis python3-qgis qgis-providers python3-venv)..."
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq qgis python3-qgis qgis-providers python3-venv >/dev/null
