@@ -166,8 +166,9 @@ def calibrate_model(model: str, precip, pet, runoff, config: CalibrationConfig |
         out = []
         for i0 in range(0, x.shape[0], max_cols):
             sl = slice(i0, i0 + max_cols)
+            # Months after the calibration period cannot change the score: not simulated.
             sim = run_months(forcing.select(cell[sl]), params_of(x[sl], cell[sl]),
-                             compile=fused)["runoff"]
+                             compile=fused, months=c)["runoff"]
             out.append(target.objective(sim, cell[sl], compile=fused))
         return torch.cat(out)
 

@@ -170,9 +170,41 @@ def _bucket_step(p, e0, w, c1, c2, inv_sc, expo_e, expo_q, tvgm: bool, conservin
     return q, e, w_new
 
 
+def _dwbm_block(p, p_wet, p_dry, inv_p, e0p, s, g, sc, a1, a2, ia1, ia2, kg, conserving: bool):
+    """:data:`BLOCK_MONTHS` DWBM months (forcing rows (K, N)): (runoff (K, N), S, G)."""
+    qs = []
+    for k in range(p.shape[0]):
+        q, _, s, g = _dwbm_step(p[k], p_wet[k], p_dry[k], inv_p[k], e0p[k], s, g, sc, a1, a2,
+                                ia1, ia2, kg, conserving)
+        qs.append(q)
+    return torch.stack(qs), s, g
+
+
+def _bucket_block(p, e0, w, c1, c2, inv_sc, expo_e, expo_q, tvgm: bool, conserving: bool):
+    """:data:`BLOCK_MONTHS` SWBM or TVGM months (forcing rows (K, N)): (runoff (K, N), W)."""
+    qs = []
+    for k in range(p.shape[0]):
+        q, _, w = _bucket_step(p[k], e0[k], w, c1, c2, inv_sc, expo_e, expo_q, tvgm, conserving)
+        qs.append(q)
+    return torch.stack(qs), w
+
+
+#: Months per compiled call when only runoff is wanted (the optimiser's case): one fused
+#: kernel carries the stores through all of them, so the per-call cost (guards, launch,
+#: allocation) is paid once per block instead of once per month. Measured on the 2-core CPU
+#: (DWBM, 512 columns): 8 months per call ran 3.7x faster than one; 8 divides every
+#: whole-year record. Compile time grows with the block (about 20 s for 8, cached on disk).
+BLOCK_MONTHS = 8
+
+
 def _step_function(name: str, fused: bool):
     fn = _dwbm_step if name == "DWBM" else _bucket_step
     return fusion.compiled(name, fn) if fused else fn
+
+
+def _block_function(name: str):
+    fn = _dwbm_block if name == "DWBM" else _bucket_block
+    return fusion.compiled(name + "-block", fn)
 
 
 # --------------------------------------------------------------------------------------
@@ -227,30 +259,36 @@ class Forcing:
 
 def run_months(forcing: Forcing, params: Mapping[str, torch.Tensor], full: bool = False,
                runoff_out: torch.Tensor | None = None,
-               compile: str | bool | None = None) -> dict[str, torch.Tensor]:
-    """Run the model over every month for N columns.
+               compile: str | bool | None = None, months: int | None = None) -> dict[str, torch.Tensor]:
+    """Run the model from the first month for N columns.
 
-    ``params``: name -> (N,) tensors on the forcing's device and dtype. Returns ``runoff``
-    (T, N); with ``full`` also ``evap`` (T, N), ``storage`` and, for DWBM, ``groundwater``
-    (T + 1, N). ``compile``: see :func:`backend.hydro.fusion.compile_wanted`.
+    ``params``: name -> (N,) tensors on the forcing's device and dtype. ``months``: how many
+    months to run (default all T; the optimiser stops at the end of the calibration period,
+    as later months cannot change its score). Returns ``runoff`` (months, N); with ``full`` also
+    ``evap`` (T, N), ``storage`` and, for DWBM, ``groundwater`` (T + 1, N). ``compile``: see
+    :func:`backend.hydro.fusion.compile_wanted`.
     """
     like = forcing.p
     fused = fusion.compile_wanted(like.shape[1], like.device, compile)
+    n_t = forcing.months if months is None else max(0, min(int(months), forcing.months))
     try:
-        return _run_months(forcing, params, full, runoff_out, fused)
+        return _run_months(forcing, params, full, runoff_out, fused, n_t)
     except Exception as exc:  # noqa: BLE001 - a compiler failure must not stop the work
         if not fused:
             raise
         fusion.mark_broken(exc)
-        return _run_months(forcing, params, full, runoff_out, False)
+        return _run_months(forcing, params, full, runoff_out, False, n_t)
 
 
 def _run_months(forcing: Forcing, params: Mapping[str, torch.Tensor], full: bool,
-                runoff_out: torch.Tensor | None, fused: bool) -> dict[str, torch.Tensor]:
+                runoff_out: torch.Tensor | None, fused: bool, n_t: int) -> dict[str, torch.Tensor]:
     model, conserving = forcing.model, forcing.conserving
     prm = prepare_params(model, params)
-    step = _step_function("DWBM" if model == "DWBM" else "bucket", fused)
-    n_t = forcing.months
+    kind = "DWBM" if model == "DWBM" else "bucket"
+    step = _step_function(kind, fused)
+    # Whole blocks of months go through one compiled call; the rest month by month.
+    blocked = 0 if (full or not fused) else n_t - n_t % BLOCK_MONTHS
+    block = _block_function(kind) if blocked else None
     like = forcing.p
     n = like.shape[1]
     q_out = runoff_out if runoff_out is not None else like.new_empty((n_t, n))
@@ -268,7 +306,11 @@ def _run_months(forcing: Forcing, params: Mapping[str, torch.Tensor], full: bool
             if full:
                 g_out = like.new_empty((n_t + 1, n))
                 s_out[0], g_out[0] = s, g
-            for t in range(n_t):
+            for t in range(0, blocked, BLOCK_MONTHS):
+                b = slice(t, t + BLOCK_MONTHS)
+                q_out[b], s, g = block(p_in[b], d.p_wet[b], d.p_dry[b], d.inv_p[b], d.e0p[b], s,
+                                       g, sc, a1, a2, ia1, ia2, kg, conserving)
+            for t in range(blocked, n_t):
                 q, e, s, g = step(p_in[t], d.p_wet[t], d.p_dry[t], d.inv_p[t], d.e0p[t], s, g,
                                   sc, a1, a2, ia1, ia2, kg, conserving)
                 q_out[t] = q
@@ -285,7 +327,11 @@ def _run_months(forcing: Forcing, params: Mapping[str, torch.Tensor], full: bool
             w = torch.full((n,), 50.0, dtype=like.dtype, device=like.device)
             if full:
                 s_out[0] = w
-            for t in range(n_t):
+            for t in range(0, blocked, BLOCK_MONTHS):
+                b = slice(t, t + BLOCK_MONTHS)
+                q_out[b], w = block(forcing.p[b], forcing.e0[b], w, c1, c2, inv_sc, e_exp, q_exp,
+                                    tvgm, conserving)
+            for t in range(blocked, n_t):
                 q, e, w = step(forcing.p[t], forcing.e0[t], w, c1, c2, inv_sc, e_exp, q_exp,
                                tvgm, conserving)
                 q_out[t] = q

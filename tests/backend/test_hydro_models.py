@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from backend.hydro import PARAMETERS, simulate
+from backend.hydro import models
 from backend.hydro.models import Forcing, run_months
 
 REFERENCE = Path(__file__).resolve().parents[1] / "data" / "wbm_reference_vectors.json"
@@ -182,17 +183,32 @@ def test_bad_arguments_are_refused():
 
 @pytest.mark.skipif(shutil.which("g++") is None and shutil.which("c++") is None,
                     reason="torch.compile on CPU needs a C++ compiler")
-def test_compiled_step_matches_eager():
+@pytest.mark.parametrize("model", MODELS)
+def test_compiled_blocks_match_eager(model):
+    """Fused month blocks plus a remainder done month by month give the eager runoff."""
     rng = np.random.default_rng(1)
-    n, months = 64, 24
+    n, months = 64, 2 * models.BLOCK_MONTHS + 3
     p = torch.tensor(rng.uniform(0, 150, (months, n)), dtype=torch.float32)
     e = torch.tensor(rng.uniform(0, 150, (months, n)), dtype=torch.float32)
     prm = {k: torch.tensor(rng.uniform(lo, hi, n), dtype=torch.float32)
-           for k, (lo, hi, _) in PARAMETERS["DWBM"].items()}
-    f = Forcing("DWBM", p, e)
+           for k, (lo, hi, _) in PARAMETERS[model].items()}
+    f = Forcing(model, p, e)
     eager = run_months(f, prm, compile=False)["runoff"]
     fused = run_months(f, prm, compile=True)["runoff"]
     torch.testing.assert_close(fused, eager, rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_run_months_stops_where_asked(model):
+    """The optimiser simulates only up to the end of calibration: the same first months."""
+    p, e = _harsh_forcing(cells=16, months=30)
+    prm = {k: torch.as_tensor(v, dtype=torch.float64)
+           for k, v in _random_params(model, 16).items()}
+    f = Forcing(model, torch.tensor(p.T.copy()), torch.tensor(e.T.copy()))
+    whole = run_months(f, prm, compile=False)["runoff"]
+    part = run_months(f, prm, compile=False, months=17)["runoff"]
+    assert part.shape == (17, 16)
+    torch.testing.assert_close(part, whole[:17], rtol=0, atol=0)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
