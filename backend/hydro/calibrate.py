@@ -154,7 +154,7 @@ def calibrate_model(model: str, precip, pet, runoff, config: CalibrationConfig |
     # One decision per run, from the size of the lockstep batch, so that every call of a
     # run takes the same (fused or eager) path.
     fused = fusion.compile_wanted(cells.numel() * restarts * config.sceua.complexes, device,
-                                  config.compile)
+                                  config.compile, work=_work(cells.numel(), months, config))
 
     def params_of(x: torch.Tensor, cell: torch.Tensor) -> dict[str, torch.Tensor]:
         prm = {k: x[:, i].contiguous() for i, k in enumerate(free)}
@@ -232,6 +232,11 @@ def calibrate_model(model: str, precip, pet, runoff, config: CalibrationConfig |
     return labels
 
 
+def _work(cells: int, months: int, config: CalibrationConfig) -> float:
+    """Cell-months a calibration may simulate: what decides whether compiling pays."""
+    return float(cells) * max(1, int(config.restarts)) * config.sceua.max_evaluations * months
+
+
 def _workers() -> int:
     env = os.environ.get("CWSC_WORKERS", "").strip()
     if env:
@@ -274,7 +279,8 @@ def _calibrate_sharded(model, precip, pet, runoff, config, fixed, progress) -> M
     bounds = np.linspace(0, n, CPU_SHARDS + 1).astype(int)
     # One fusion decision for the whole run (not per shard), so shards match any worker count.
     fused = fusion.compile_wanted(n * max(1, int(config.restarts)) * config.sceua.complexes,
-                                  torch.device(config.device), config.compile)
+                                  torch.device(config.device), config.compile,
+                                  work=_work(n, p.shape[1], config))
     jobs = []
     for i in range(CPU_SHARDS):
         sl = slice(bounds[i], bounds[i + 1])

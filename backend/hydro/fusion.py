@@ -17,17 +17,29 @@ from typing import Callable
 
 import torch
 
-#: Below this many columns per call the compile time is not paid back.
+#: Below this many columns per call the compile time is not paid back (one-off runs).
 COMPILE_MIN_COLUMNS = 8192
+#: A calibration compiles when it has at least this much work: cells x restarts x max
+#: evaluations x months. Measured on the 2-core CPU, demo region (2298 cells, 300
+#: evaluations, 360 months, 3 models = 2.5e8 cell-months a model): eager 70 s; compiled 55 s
+#: with the inductor cache warm but 154 s cold (three models' blocks to compile). A cold
+#: compile is repaid from about 1e9 cell-months a model (a global 0.5 degree run is 2e10).
+COMPILE_MIN_WORK = 1e9
+#: On CUDA eager work is bound by kernel launches (H100, demo region, eager: ~270 s a model),
+#: so compiling pays from far smaller jobs.
+COMPILE_MIN_WORK_CUDA = 1e7
 
 _COMPILED: dict[str, Callable] = {}
 _BROKEN = False
 
 
-def compile_wanted(columns: int, device: torch.device, mode: str | bool | None = None) -> bool:
+def compile_wanted(columns: int, device: torch.device, mode: str | bool | None = None,
+                   work: float | None = None) -> bool:
     """Whether to fuse: ``mode`` True/False forces it; None/"auto" reads the environment
-    variable CWSC_COMPILE (0, 1 or auto) and, for auto, compiles batches of at least
-    :data:`COMPILE_MIN_COLUMNS` columns when a compiler (CPU) or triton (CUDA) is at hand."""
+    variable CWSC_COMPILE (0, 1 or auto) and, for auto, compiles when a compiler (CPU) or
+    triton (CUDA) is at hand and the job is big enough: ``work`` (cell-months of a whole
+    calibration) of at least :data:`COMPILE_MIN_WORK` when given, else batches of at least
+    :data:`COMPILE_MIN_COLUMNS` columns."""
     if _BROKEN:
         return False
     if mode is None or mode == "auto":
@@ -36,7 +48,8 @@ def compile_wanted(columns: int, device: torch.device, mode: str | bool | None =
         return True
     if mode in (False, "0", "false", "no", "off"):
         return False
-    if columns < COMPILE_MIN_COLUMNS:
+    min_work = COMPILE_MIN_WORK_CUDA if device.type == "cuda" else COMPILE_MIN_WORK
+    if (work < min_work) if work is not None else (columns < COMPILE_MIN_COLUMNS):
         return False
     if device.type == "cuda":
         return importlib.util.find_spec("triton") is not None

@@ -85,6 +85,7 @@ def _fu(phi: torch.Tensor, a: torch.Tensor, inv_a: torch.Tensor) -> torch.Tensor
     Written as (1 + phi - m) - m * expm1(log1p(u) / a) with m = max(phi, 1) and
     u = min(phi, 1/phi)^a, which is the same function but loses no precision for large or
     small phi (the direct form cancels catastrophically in float32). F(0) = 0.
+    (Series in place of log1p/expm1 were tried: as accurate, but slower once fused.)
     """
     lp = torch.log(phi)
     u = torch.exp(lp.abs_().mul_(-a))
@@ -170,21 +171,32 @@ def _bucket_step(p, e0, w, c1, c2, inv_sc, expo_e, expo_q, tvgm: bool, conservin
     return q, e, w_new
 
 
-def _dwbm_block(p, p_wet, p_dry, inv_p, e0p, s, g, sc, a1, a2, ia1, ia2, kg, conserving: bool):
-    """:data:`BLOCK_MONTHS` DWBM months (forcing rows (K, N)): (runoff (K, N), S, G)."""
+def _dwbm_block(idx, forcing, state, prm, conserving: bool):
+    """:data:`BLOCK_MONTHS` DWBM months in one call. forcing (5, K, C): P as the formulation
+    runs it, P wet, P dry, 1/P, capped PET (see :class:`_DwbmForcing`), of which the columns
+    ``idx`` (N,) are run (the gather fuses into the kernel); state (2, N): S, G; prm (6, N):
+    sc, alpha1, alpha2, 1/alpha1, 1/alpha2, kg. Returns (runoff (K, N), state (2, N)).
+    Few, stacked arguments: each one costs guard checks on every call."""
+    f = torch.index_select(forcing, 2, idx)
+    s, g = state[0], state[1]
+    sc, a1, a2, ia1, ia2, kg = prm.unbind(0)
     qs = []
-    for k in range(p.shape[0]):
-        q, _, s, g = _dwbm_step(p[k], p_wet[k], p_dry[k], inv_p[k], e0p[k], s, g, sc, a1, a2,
+    for k in range(f.shape[1]):
+        q, _, s, g = _dwbm_step(f[0, k], f[1, k], f[2, k], f[3, k], f[4, k], s, g, sc, a1, a2,
                                 ia1, ia2, kg, conserving)
         qs.append(q)
-    return torch.stack(qs), s, g
+    return torch.stack(qs), torch.stack((s, g))
 
 
-def _bucket_block(p, e0, w, c1, c2, inv_sc, expo_e, expo_q, tvgm: bool, conserving: bool):
-    """:data:`BLOCK_MONTHS` SWBM or TVGM months (forcing rows (K, N)): (runoff (K, N), W)."""
+def _bucket_block(idx, forcing, w, prm, tvgm: bool, conserving: bool):
+    """:data:`BLOCK_MONTHS` SWBM or TVGM months, as :func:`_dwbm_block`: forcing (2, K, C)
+    P and PET; w (N,); prm (5, N): c1, c2, 1/sc, exponent of E, exponent of Q (see
+    :func:`_bucket_step`). Returns (runoff (K, N), W)."""
+    f = torch.index_select(forcing, 2, idx)
+    c1, c2, inv_sc, expo_e, expo_q = prm.unbind(0)
     qs = []
-    for k in range(p.shape[0]):
-        q, _, w = _bucket_step(p[k], e0[k], w, c1, c2, inv_sc, expo_e, expo_q, tvgm, conserving)
+    for k in range(f.shape[1]):
+        q, _, w = _bucket_step(f[0, k], f[1, k], w, c1, c2, inv_sc, expo_e, expo_q, tvgm, conserving)
         qs.append(q)
     return torch.stack(qs), w
 
@@ -192,9 +204,10 @@ def _bucket_block(p, e0, w, c1, c2, inv_sc, expo_e, expo_q, tvgm: bool, conservi
 #: Months per compiled call when only runoff is wanted (the optimiser's case): one fused
 #: kernel carries the stores through all of them, so the per-call cost (guards, launch,
 #: allocation) is paid once per block instead of once per month. Measured on the 2-core CPU
-#: (DWBM, 512 columns): 8 months per call ran 3.7x faster than one; 8 divides every
-#: whole-year record. Compile time grows with the block (about 20 s for 8, cached on disk).
-BLOCK_MONTHS = 8
+#: (DWBM, 512 columns): 10 months per call ran 4x faster than one; 10 divides the usual
+#: 20- and 30-year records and their calibration periods (3/4 of them). Compile time grows
+#: with the block (27 s for 10, 39 s for 15, 75 s for 30 months; cached on disk afterwards).
+BLOCK_MONTHS = 10
 
 
 def _step_function(name: str, fused: bool):
@@ -234,27 +247,74 @@ class Forcing:
             raise ValueError(f"unknown formulation '{formulation}' (use {' or '.join(FORMULATIONS)})")
         self.model = _check_model(model)
         self.conserving = formulation == "conserving"
-        self.p = precip
-        self.e0 = pet
-        self.dwbm = _dwbm_forcing(precip, pet, self.conserving) if self.model == "DWBM" else None
+        self.base: Forcing | None = None      # set on a selection: the forcing selected from
+        self.index: torch.Tensor | None = None
+        self._p = precip
+        self._e0 = pet
+        self._dwbm = _dwbm_forcing(precip, pet, self.conserving) if self.model == "DWBM" else None
+        self._stacked: torch.Tensor | None = None
 
     @property
     def months(self) -> int:
-        return self.p.shape[0]
+        return (self.base or self)._p.shape[0]
+
+    @property
+    def columns(self) -> int:
+        return self.index.numel() if self.index is not None else self._p.shape[1]
+
+    @property
+    def like(self) -> torch.Tensor:
+        """A tensor of the forcing's dtype and device."""
+        return (self.base or self)._p
 
     def select(self, index: torch.Tensor) -> "Forcing":
-        """The forcing of the columns ``index`` (N',), for evaluating a subset of points."""
+        """The forcing of the columns ``index`` (N',), for evaluating a subset of points. Lazy:
+        the compiled month blocks gather the columns inside their kernel; the arrays are only
+        copied out (:attr:`p`, :attr:`e0`, :attr:`dwbm`) where the month-by-month path needs them."""
         out = Forcing.__new__(Forcing)
         out.model, out.conserving = self.model, self.conserving
-        # index_select along the cell axis is several times faster than fancy indexing.
-        pick = lambda a: torch.index_select(a, 1, index)  # noqa: E731
-        out.p = pick(self.p)
-        out.e0 = self.e0 if self.model == "DWBM" else pick(self.e0)  # DWBM reads e0p only
-        out.dwbm = None
-        if self.dwbm is not None:
-            d = self.dwbm
-            out.dwbm = _DwbmForcing(out.p, pick(d.p_wet), pick(d.p_dry), pick(d.inv_p), pick(d.e0p))
+        out.base = self.base or self
+        out.index = index if self.index is None else self.index[index]
+        out._p = out._e0 = out._dwbm = None
         return out
+
+    def _pick(self, a: torch.Tensor) -> torch.Tensor:
+        # index_select along the cell axis is several times faster than fancy indexing.
+        return torch.index_select(a, 1, self.index)
+
+    @property
+    def p(self) -> torch.Tensor:
+        if self._p is None:
+            self._p = self._pick(self.base._p)
+        return self._p
+
+    @property
+    def e0(self) -> torch.Tensor:
+        if self._e0 is None:
+            self._e0 = self._pick(self.base._e0)
+        return self._e0
+
+    @property
+    def dwbm(self) -> _DwbmForcing | None:
+        if self._dwbm is None and self.base is not None and self.base._dwbm is not None:
+            d = self.base._dwbm
+            self._dwbm = _DwbmForcing(self.p, self._pick(d.p_wet), self._pick(d.p_dry),
+                                      self._pick(d.inv_p), self._pick(d.e0p))
+        return self._dwbm
+
+    def block_arrays(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(column index (N,), unselected forcing stacked (F, T, C)) for the compiled blocks."""
+        src = self.base or self
+        idx = self.index if self.index is not None else torch.arange(
+            src._p.shape[1], device=src._p.device)
+        if src._stacked is None:
+            if self.model == "DWBM":
+                d = src._dwbm
+                arrays = [d.p if self.conserving else d.p_wet, d.p_wet, d.p_dry, d.inv_p, d.e0p]
+            else:
+                arrays = [src._p, src._e0]
+            src._stacked = torch.stack(arrays)
+        return idx, src._stacked
 
 
 def run_months(forcing: Forcing, params: Mapping[str, torch.Tensor], full: bool = False,
@@ -268,8 +328,7 @@ def run_months(forcing: Forcing, params: Mapping[str, torch.Tensor], full: bool 
     ``evap`` (T, N), ``storage`` and, for DWBM, ``groundwater`` (T + 1, N). ``compile``: see
     :func:`backend.hydro.fusion.compile_wanted`.
     """
-    like = forcing.p
-    fused = fusion.compile_wanted(like.shape[1], like.device, compile)
+    fused = fusion.compile_wanted(forcing.columns, forcing.like.device, compile)
     n_t = forcing.months if months is None else max(0, min(int(months), forcing.months))
     try:
         return _run_months(forcing, params, full, runoff_out, fused, n_t)
@@ -289,27 +348,33 @@ def _run_months(forcing: Forcing, params: Mapping[str, torch.Tensor], full: bool
     # Whole blocks of months go through one compiled call; the rest month by month.
     blocked = 0 if (full or not fused) else n_t - n_t % BLOCK_MONTHS
     block = _block_function(kind) if blocked else None
-    like = forcing.p
-    n = like.shape[1]
+    like = forcing.like
+    n = forcing.columns
+    if blocked:
+        idx, stacked = forcing.block_arrays()
     q_out = runoff_out if runoff_out is not None else like.new_empty((n_t, n))
     if full:
         e_out = like.new_empty((n_t, n))
         s_out = like.new_empty((n_t + 1, n))
     with torch.no_grad():
         if model == "DWBM":
-            d = forcing.dwbm
-            # Seed: Qd = 0 (not P) in months below 0.01 mm, so P counts only on wet months.
-            p_in = d.p if conserving else d.p_wet
             sc, a1, a2, ia1, ia2, kg = (prm[k] for k in ("sc", "alpha1", "alpha2", "ia1", "ia2", "kg"))
             s = (0.1 * sc).expand(n).clone()
             g = torch.full((n,), 0.001, dtype=like.dtype, device=like.device)
             if full:
                 g_out = like.new_empty((n_t + 1, n))
                 s_out[0], g_out[0] = s, g
-            for t in range(0, blocked, BLOCK_MONTHS):
-                b = slice(t, t + BLOCK_MONTHS)
-                q_out[b], s, g = block(p_in[b], d.p_wet[b], d.p_dry[b], d.inv_p[b], d.e0p[b], s,
-                                       g, sc, a1, a2, ia1, ia2, kg, conserving)
+            if blocked:
+                state = torch.stack((s, g))
+                prm_stack = torch.stack([v.expand(n) for v in (sc, a1, a2, ia1, ia2, kg)])
+                for t in range(0, blocked, BLOCK_MONTHS):
+                    q_out[t:t + BLOCK_MONTHS], state = block(
+                        idx, stacked[:, t:t + BLOCK_MONTHS], state, prm_stack, conserving)
+                s, g = state[0].clone(), state[1].clone()
+            if blocked < n_t:
+                d = forcing.dwbm
+                # Seed: Qd = 0 (not P) in months below 0.01 mm, so P counts only on wet months.
+                p_in = d.p if conserving else d.p_wet
             for t in range(blocked, n_t):
                 q, e, s, g = step(p_in[t], d.p_wet[t], d.p_dry[t], d.inv_p[t], d.e0p[t], s, g,
                                   sc, a1, a2, ia1, ia2, kg, conserving)
@@ -327,10 +392,11 @@ def _run_months(forcing: Forcing, params: Mapping[str, torch.Tensor], full: bool
             w = torch.full((n,), 50.0, dtype=like.dtype, device=like.device)
             if full:
                 s_out[0] = w
-            for t in range(0, blocked, BLOCK_MONTHS):
-                b = slice(t, t + BLOCK_MONTHS)
-                q_out[b], w = block(forcing.p[b], forcing.e0[b], w, c1, c2, inv_sc, e_exp, q_exp,
-                                    tvgm, conserving)
+            if blocked:
+                prm_stack = torch.stack([v.expand(n) for v in (c1, c2, inv_sc, e_exp, q_exp)])
+                for t in range(0, blocked, BLOCK_MONTHS):
+                    q_out[t:t + BLOCK_MONTHS], w = block(
+                        idx, stacked[:, t:t + BLOCK_MONTHS], w, prm_stack, tvgm, conserving)
             for t in range(blocked, n_t):
                 q, e, w = step(forcing.p[t], forcing.e0[t], w, c1, c2, inv_sc, e_exp, q_exp,
                                tvgm, conserving)
