@@ -220,3 +220,19 @@ def test_cuda_matches_cpu(model):
     gpu = simulate(model, torch.tensor(p, device="cuda"), torch.tensor(e, device="cuda"), prm)
     assert gpu.runoff.device.type == "cuda"
     torch.testing.assert_close(gpu.runoff.cpu(), cpu.runoff, rtol=1e-9, atol=1e-9)
+
+
+def test_compile_decision_follows_the_work(monkeypatch):
+    """Small calibrations stay eager (a cold compile would cost more than it saves); large
+    ones compile when a compiler is there; CWSC_COMPILE forces either way."""
+    from backend.hydro import fusion
+
+    monkeypatch.delenv("CWSC_COMPILE", raising=False)
+    cpu = torch.device("cpu")
+    assert not fusion.compile_wanted(10**6, cpu, "auto", work=fusion.COMPILE_MIN_WORK / 10)
+    has_compiler = shutil.which("g++") is not None or shutil.which("c++") is not None
+    assert fusion.compile_wanted(10, cpu, "auto", work=fusion.COMPILE_MIN_WORK) == (
+        has_compiler and not fusion.disabled())
+    assert fusion.compile_wanted(10, cpu, False, work=1e12) is False
+    monkeypatch.setenv("CWSC_COMPILE", "1")
+    assert fusion.compile_wanted(10, cpu, None, work=1.0) is True
