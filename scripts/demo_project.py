@@ -108,7 +108,18 @@ def build_project(folder: Path, data: Path, title: str) -> None:
         exporter = QgsLayoutExporter(layout)
         settings = QgsLayoutExporter.ImageExportSettings()
         settings.dpi = 110
-        result = exporter.exportToImage(str(folder / "cwsc_map.png"), settings)
+        # QGIS tries to georeference the PNG through GDAL, whose PNG driver cannot update
+        # files: a harmless "ERROR 6" on the console that is kept quiet here.
+        try:
+            from osgeo import gdal
+            gdal.PushErrorHandler("CPLQuietErrorHandler")
+        except ImportError:
+            gdal = None
+        try:
+            result = exporter.exportToImage(str(folder / "cwsc_map.png"), settings)
+        finally:
+            if gdal is not None:
+                gdal.PopErrorHandler()
         if result != QgsLayoutExporter.Success:
             raise RuntimeError(f"the PNG map could not be rendered (layout export code {result})")
     if not project.write(str(folder / "cwsc_demo.qgz")):
