@@ -165,7 +165,10 @@ def _bucket_step(p, e0, w, c1, c2, inv_sc, expo_e, expo_q, tvgm: bool, conservin
         scale = torch.where(over, w0 / torch.where(over, demand, 1.0), 1.0)
         q = q.mul_(scale)
         e = e.mul_(scale)
-        w_new = (w0 - q).sub_(e).clamp_min_(0.0)
+        # A store whose fluxes were limited is empty: exactly 0, not the rounding residue of
+        # w0 - q - e (~1e-13 mm), which TVGM's (W/sc)^g2 with g2 < 1 would turn into runoff
+        # (1e-13^0.1 = 0.05) that differs between CPU and CUDA rounding.
+        w_new = torch.where(over, torch.zeros_like(w0), (w0 - q).sub_(e).clamp_min_(0.0))
     else:
         w_new = (w0 - q).sub_(e).clamp_min_(_SEED_EPS)
     return q, e, w_new
