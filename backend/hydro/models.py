@@ -20,6 +20,7 @@ Units: mm and mm/month throughout.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Mapping
 
@@ -210,7 +211,8 @@ def _bucket_block(idx, forcing, w, prm, tvgm: bool, conserving: bool):
 #: (DWBM, 512 columns): 10 months per call ran 4x faster than one; 10 divides the usual
 #: 20- and 30-year records and their calibration periods (3/4 of them). Compile time grows
 #: with the block (27 s for 10, 39 s for 15, 75 s for 30 months; cached on disk afterwards).
-BLOCK_MONTHS = 10
+#: CWSC_BLOCK_MONTHS overrides it (for tuning, e.g. on a GPU).
+BLOCK_MONTHS = max(1, int(os.environ.get("CWSC_BLOCK_MONTHS", "10")))
 
 
 def _step_function(name: str, fused: bool):
