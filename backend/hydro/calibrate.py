@@ -19,7 +19,7 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 import torch
 
-from backend.hydro import fusion, metrics
+from backend.hydro import fusion, metrics, native
 from backend.hydro.models import MODELS, PARAMETERS, Forcing, run_months
 from backend.hydro.sceua import SceuaSettings, sceua
 
@@ -59,6 +59,8 @@ class CalibrationConfig:
     device: torch.device | str = "cpu"
     max_columns: int | None = None         # model runs per call (memory); None: 64 Ki CPU, 1 Mi CUDA
     compile: str | bool | None = None      # fuse the month step: True/False/"auto" (None: env)
+    native: str | bool | None = None       # C kernels for the objective on CPU, float32:
+                                           # True/False/"auto" (None: env CWSC_NATIVE)
 
     def periods(self, months: int) -> tuple[int, int]:
         """(w, c): calibration months are [w, c), validation [c, months)."""
@@ -151,10 +153,12 @@ def calibrate_model(model: str, precip, pet, runoff, config: CalibrationConfig |
 
     device = torch.device(config.device)
     max_cols = config.max_columns or (1 << 20 if device.type == "cuda" else 1 << 16)
-    # One decision per run, from the size of the lockstep batch, so that every call of a
-    # run takes the same (fused or eager) path.
-    fused = fusion.compile_wanted(cells.numel() * restarts * config.sceua.complexes, device,
-                                  config.compile, work=_work(cells.numel(), months, config))
+    # One decision per run, so that every call of a run takes the same path: the C kernels
+    # (CPU, float32), else torch, fused or eager by the size of the job.
+    use_native = _native_wanted(config)
+    fused = (not use_native) and fusion.compile_wanted(
+        cells.numel() * restarts * config.sceua.complexes, device, config.compile,
+        work=_work(cells.numel(), months, config))
 
     def params_of(x: torch.Tensor, cell: torch.Tensor) -> dict[str, torch.Tensor]:
         prm = {k: x[:, i].contiguous() for i, k in enumerate(free)}
@@ -171,6 +175,19 @@ def calibrate_model(model: str, precip, pet, runoff, config: CalibrationConfig |
                              compile=fused, months=c)["runoff"]
             out.append(target.objective(sim, cell[sl], compile=fused))
         return torch.cat(out)
+
+    if use_native:
+        _, stacked = forcing.block_arrays()
+        column = {k: i for i, k in enumerate(free)}
+        conserving = config.formulation == "conserving"
+
+        def objective(x: torch.Tensor, problem: torch.Tensor) -> torch.Tensor:  # noqa: F811
+            cell = torch.div(problem, restarts, rounding_mode="floor")
+            prm = torch.stack([x[:, column[k]] if k in column else fixed_c[k][cell]
+                               for k in names])
+            sums = native.score_sums(model, conserving, cell, stacked, prm, c, w,
+                                     target.weight, target.centred)
+            return target.objective_from_sums(sums, cell).to(config.dtype)
 
     n_c = cells.numel()
     if free:
@@ -232,6 +249,12 @@ def calibrate_model(model: str, precip, pet, runoff, config: CalibrationConfig |
     return labels
 
 
+def _native_wanted(config: CalibrationConfig) -> bool:
+    """Whether the objective runs on the C kernels: CPU, float32, and they build."""
+    return (torch.device(config.device).type == "cpu" and config.dtype == torch.float32
+            and native.wanted(config.native))
+
+
 def _work(cells: int, months: int, config: CalibrationConfig) -> float:
     """Cell-months a calibration may simulate: what decides whether compiling pays."""
     return float(cells) * max(1, int(config.restarts)) * config.sceua.max_evaluations * months
@@ -278,13 +301,14 @@ def _calibrate_sharded(model, precip, pet, runoff, config, fixed, progress) -> M
     fixed_np = {k: _to_numpy(v).reshape(n) for k, v in (fixed or {}).items()}
     bounds = np.linspace(0, n, CPU_SHARDS + 1).astype(int)
     # One fusion decision for the whole run (not per shard), so shards match any worker count.
-    fused = fusion.compile_wanted(n * max(1, int(config.restarts)) * config.sceua.complexes,
-                                  torch.device(config.device), config.compile,
-                                  work=_work(n, p.shape[1], config))
+    use_native = _native_wanted(config)
+    fused = (not use_native) and fusion.compile_wanted(
+        n * max(1, int(config.restarts)) * config.sceua.complexes, torch.device(config.device),
+        config.compile, work=_work(n, p.shape[1], config))
     jobs = []
     for i in range(CPU_SHARDS):
         sl = slice(bounds[i], bounds[i + 1])
-        cfg = replace(config, seed=_shard_seed(config.seed, i), compile=fused)
+        cfg = replace(config, seed=_shard_seed(config.seed, i), compile=fused, native=use_native)
         cfg._shard = True
         jobs.append((i, model, p[sl], e0[sl], q[sl], cfg, {k: v[sl] for k, v in fixed_np.items()}))
     sizes = np.diff(bounds).astype(float)

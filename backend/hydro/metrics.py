@@ -129,6 +129,23 @@ class CalibrationTarget:
         return fusion.run_fused("objective", _objective, fused, *args)
 
 
+    def objective_from_sums(self, sums: torch.Tensor, cells: torch.Tensor) -> torch.Tensor:
+        """The objective of :meth:`objective` from the sums of the CPU kernels
+        (:func:`backend.hydro.native.score_sums`): ``sums`` (3, M) float64 = sum w s,
+        sum w s^2, sum w s (obs - mean obs) over the scored months. Returns (M,) float64."""
+        ms, mss, cov = sums[0], sums[1], sums[2]
+        mo = self.mo[cells].to(torch.float64)
+        vo = self.vo[cells].to(torch.float64)
+        if self.objective_name == "kge":
+            vs = (mss - ms * ms).clamp_min(0.0)
+            value = 1.0 - kge_from_moments(mo, ms, vo, vs, cov, self.version)
+        else:
+            # sum w (s - o)^2 with o = oc + mo, sum w = 1, sum w oc = 0, sum w oc^2 = vo.
+            value = (mss - 2.0 * (cov + mo * ms) + vo + mo * mo).clamp_min(0.0) / vo
+        ok = self.ok[cells]
+        return torch.where(ok, value, torch.full_like(value, float("nan")))
+
+
 def _objective(s, w, oc, mo, vo, ok, use_kge: bool, version: str):
     # One pass for the weighted sums: with sum(w * oc) = 0, cov = sum(w * s * oc) and
     # var_s = sum(w * s^2) - mean_s^2 (runoff varies enough for float32 here).
