@@ -205,6 +205,7 @@ def make_demo(region: DemoRegion, seed: int) -> dict[str, np.ndarray]:
     out["precip_series"] = np.where(sea[None], np.nan, precip)
     out["pet_series"] = np.where(sea[None], np.nan, pet)
     out["runoff_series"] = runoff
+    out["runoff_noise_free"] = q          # (land cells, months): the models' runoff before noise
     out["land"] = land
     return out
 

@@ -30,8 +30,15 @@ def collect_info() -> dict:
                                 "memory_gib": round(p.total_memory / 2**30, 1)})
     except ImportError:
         pass
+    kernels = {"available": False, "why_not": "torch is missing"}
+    try:
+        from backend.hydro import native
+
+        kernels = {"available": native.available(), "why_not": native.why_not()}
+    except ImportError:
+        pass
     return {"interpreter": sys.executable, "platform": platform.platform(), "versions": versions,
-            "cuda": cuda, "devices": devices}
+            "cuda": cuda, "devices": devices, "cpu_kernels": kernels}
 
 
 def info_command(args) -> None:  # noqa: ARG001
@@ -45,4 +52,7 @@ def info_command(args) -> None:  # noqa: ARG001
     for d in info["devices"]:
         protocol.log(f"device {d['name']}: {d.get('model', d['kind'])}"
                      + (f", {d['memory_gib']} GiB" if "memory_gib" in d else ""))
+    k = info["cpu_kernels"]
+    protocol.log("calibration on the CPU: " + ("C kernels" if k["available"] else
+                                               f"torch ({k['why_not']})"))
     protocol.result(outputs={}, metrics=info)

@@ -1,8 +1,8 @@
 """Calibration throughput and quality: the lockstep SCE-UA against spotpy's sceua.
 
 Prints, measured in the same run on the same synthetic DWBM cells (240 months):
-- ms per cell and model of ``calibrate_model`` with the default settings (target <= 5 ms),
-  compiled and eager;
+- ms per cell and model of ``calibrate_model`` with the default settings (target <= 5 ms):
+  C kernels (the CPU default), torch compiled and torch eager, with the speed ratios;
 - spotpy's ``sceua`` with 10 restarts (the original's protocol) on a sample of those cells:
   cells/s, the throughput ratio and both median calibration KGEs (target: within 0.01);
 - the global case (60,000 cells x 360 months x 3 models): measured on CUDA when present,
@@ -137,23 +137,32 @@ def _quiet(fn, *args, **kwargs):
 # --------------------------------------------------------------------------------------
 
 def bench_throughput(cells: int):
-    """ms per cell and model, DWBM, default settings: compiled month blocks (the path a large
-    job takes; compile time printed apart, as it is paid once per process and cached on
-    disk) and eager (the path below backend.hydro.fusion.COMPILE_MIN_WORK) in the same run."""
+    """ms per cell and model, DWBM, default settings, on the three CPU paths in the same run:
+    the C kernels (the default on CPU, float32), torch's compiled month blocks (the fallback
+    where no C compiler is found; compile time printed apart, as it is paid once per process
+    and cached on disk; CWSC_BENCH_COMPILED=0 skips it) and torch eager (the baseline)."""
     import torch
 
-    from backend.hydro import CalibrationConfig, DEFAULT_RESTARTS, calibrate_model
+    from backend.hydro import CalibrationConfig, DEFAULT_RESTARTS, calibrate_model, native
 
     torch.set_num_threads(os.cpu_count() or 1)
     p, e, q = twin_cells(cells)
-    t0 = time.perf_counter()
-    calibrate_model("DWBM", p[:16], e[:16], q[:16], CalibrationConfig(models=("DWBM",), compile=True))
-    print(f"ours: compiling the DWBM month blocks and objective (or loading them from the "
-          f"inductor cache): {time.perf_counter() - t0:.1f} s in this process; the shard "
-          f"workers load them from the cache", flush=True)
+    paths = [("C kernels", dict(native=True))]
+    if not native.available():
+        print(f"C kernels: not available here ({native.why_not()})")
+        paths = []
+    if os.environ.get("CWSC_BENCH_COMPILED", "1") != "0":
+        t0 = time.perf_counter()
+        calibrate_model("DWBM", p[:16], e[:16], q[:16],
+                        CalibrationConfig(models=("DWBM",), compile=True, native=False))
+        print(f"torch compiled: compiling the DWBM month blocks and objective (or loading them "
+              f"from the inductor cache): {time.perf_counter() - t0:.1f} s in this process; the "
+              f"shard workers load them from the cache", flush=True)
+        paths.append(("torch compiled", dict(native=False, compile=True)))
+    paths.append(("torch eager", dict(native=False, compile=False)))
     results = {}
-    for label, mode in (("compiled", True), ("eager", False)):
-        config = CalibrationConfig(models=("DWBM",), compile=mode)
+    for label, how in paths:
+        config = CalibrationConfig(models=("DWBM",), **how)
         t0 = time.perf_counter()
         lab = calibrate_model("DWBM", p, e, q, config)
         dt = time.perf_counter() - t0
@@ -166,8 +175,11 @@ def bench_throughput(cells: int):
               f"{'met' if ms <= TARGET_MS else 'NOT met'}), {cells / dt:.1f} cells/s", flush=True)
         print(f"ours ({label}): median calibration KGE {np.nanmedian(lab.kge_cal):.4f}, "
               f"validation {np.nanmedian(lab.kge_val):.4f}", flush=True)
-    print(f"compiled / eager speed: {results['eager'][1] / results['compiled'][1]:.2f}x")
-    lab, ms = results["compiled"]
+    base = results["torch eager"][1]
+    for label, (_, ms) in results.items():
+        if label != "torch eager":
+            print(f"{label} / torch eager speed: {base / ms:.2f}x")
+    lab, ms = results[paths[0][0]]
     return p, e, q, lab, ms
 
 

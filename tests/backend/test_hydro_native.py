@@ -117,3 +117,14 @@ def test_environment_turns_the_kernels_off(monkeypatch):
     monkeypatch.setenv("CWSC_NATIVE", "0")
     assert native.wanted() is False
     assert native.wanted(False) is False
+
+
+def test_info_says_which_calibration_path_runs():
+    from conftest import last_event, run_backend
+
+    rc, events, err = run_backend("info", timeout=120)
+    assert rc == 0, err
+    kernels = last_event(events, "result")["metrics"]["cpu_kernels"]
+    assert kernels["available"] == native.available()
+    logs = [e["message"] for e in events if e["event"] == "log"]
+    assert any(m.startswith("calibration on the CPU: ") for m in logs)
