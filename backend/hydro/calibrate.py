@@ -19,7 +19,7 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 import torch
 
-from backend.hydro import fusion, metrics, native
+from backend.hydro import fusion, gpu_kernels, metrics, native
 from backend.hydro.models import MODELS, PARAMETERS, Forcing, run_months
 from backend.hydro.sceua import SceuaSettings, sceua
 
@@ -59,8 +59,9 @@ class CalibrationConfig:
     device: torch.device | str = "cpu"
     max_columns: int | None = None         # model runs per call (memory); None: 64 Ki CPU, 1 Mi CUDA
     compile: str | bool | None = None      # fuse the month step: True/False/"auto" (None: env)
-    native: str | bool | None = None       # C kernels for the objective on CPU, float32:
-                                           # True/False/"auto" (None: env CWSC_NATIVE)
+    native: str | bool | None = None       # hand-written objective kernels (C on CPU, Triton
+                                           # on CUDA; float32): True/False/"auto" (None: env
+                                           # CWSC_NATIVE)
 
     def periods(self, months: int) -> tuple[int, int]:
         """(w, c): calibration months are [w, c), validation [c, months)."""
@@ -153,10 +154,10 @@ def calibrate_model(model: str, precip, pet, runoff, config: CalibrationConfig |
 
     device = torch.device(config.device)
     max_cols = config.max_columns or (1 << 20 if device.type == "cuda" else 1 << 16)
-    # One decision per run, so that every call of a run takes the same path: the C kernels
-    # (CPU, float32), else torch, fused or eager by the size of the job.
-    use_native = _native_wanted(config)
-    fused = (not use_native) and fusion.compile_wanted(
+    # One decision per run, so that every call of a run takes the same path: hand-written
+    # kernels (C on CPU, Triton on CUDA; float32), else torch, fused or eager by job size.
+    kernel = _kernel_for(config)
+    fused = kernel is None and fusion.compile_wanted(
         cells.numel() * restarts * config.sceua.complexes, device, config.compile,
         work=_work(cells.numel(), months, config))
 
@@ -165,7 +166,7 @@ def calibrate_model(model: str, precip, pet, runoff, config: CalibrationConfig |
         prm.update({k: v[cell] for k, v in fixed_c.items()})
         return prm
 
-    def objective(x: torch.Tensor, problem: torch.Tensor) -> torch.Tensor:
+    def torch_objective(x: torch.Tensor, problem: torch.Tensor) -> torch.Tensor:
         cell = torch.div(problem, restarts, rounding_mode="floor")
         out = []
         for i0 in range(0, x.shape[0], max_cols):
@@ -176,17 +177,28 @@ def calibrate_model(model: str, precip, pet, runoff, config: CalibrationConfig |
             out.append(target.objective(sim, cell[sl], compile=fused))
         return torch.cat(out)
 
-    if use_native:
+    objective = torch_objective
+    if kernel is not None:
         _, stacked = forcing.block_arrays()
         column = {k: i for i, k in enumerate(free)}
         conserving = config.formulation == "conserving"
 
-        def objective(x: torch.Tensor, problem: torch.Tensor) -> torch.Tensor:  # noqa: F811
+        def objective(x: torch.Tensor, problem: torch.Tensor) -> torch.Tensor:
+            nonlocal kernel
+            if kernel is None:
+                return torch_objective(x, problem)
             cell = torch.div(problem, restarts, rounding_mode="floor")
             prm = torch.stack([x[:, column[k]] if k in column else fixed_c[k][cell]
                                for k in names])
-            sums = native.score_sums(model, conserving, cell, stacked, prm, c, w,
-                                     target.weight, target.centred)
+            try:
+                sums = kernel(model, conserving, cell, stacked, prm, c, w, target.weight,
+                              target.centred)
+            except Exception as exc:  # noqa: BLE001 - a GPU kernel failure must not stop the run
+                if kernel is native.score_sums:
+                    raise
+                gpu_kernels.mark_broken(exc)
+                kernel = None
+                return torch_objective(x, problem)
             return target.objective_from_sums(sums, cell).to(config.dtype)
 
     n_c = cells.numel()
@@ -253,6 +265,21 @@ def _native_wanted(config: CalibrationConfig) -> bool:
     """Whether the objective runs on the C kernels: CPU, float32, and they build."""
     return (torch.device(config.device).type == "cpu" and config.dtype == torch.float32
             and native.wanted(config.native))
+
+
+def _kernel_for(config: CalibrationConfig):
+    """The hand-written objective kernel for this run (``score_sums`` of
+    :mod:`backend.hydro.native` on CPU or :mod:`backend.hydro.gpu_kernels` on CUDA), or
+    None for the torch path. ``config.native`` (or CWSC_NATIVE) = 0 turns both off."""
+    if _native_wanted(config):
+        return native.score_sums
+    mode = config.native if config.native is not None else os.environ.get("CWSC_NATIVE", "auto")
+    if str(mode).lower() in ("false", "0", "no", "off"):
+        return None
+    device = torch.device(config.device)
+    if device.type != "cpu" and config.dtype == torch.float32 and gpu_kernels.available(device):
+        return gpu_kernels.score_sums
+    return None
 
 
 def _work(cells: int, months: int, config: CalibrationConfig) -> float:
