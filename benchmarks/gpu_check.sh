@@ -14,7 +14,7 @@ $PY -m backend info | tail -1 | cut -c1-700; echo
 echo "== CUDA tests"; $PY -m pytest -q -p no:cacheprovider tests/backend -k "cuda or triton" --ignore tests/backend/test_hydro_metrics.py 2>&1 | tail -4
 t() { local s=$(date +%s%N); "$@"; local rc=$?; echo "   -> rc $rc, $(( ($(date +%s%N) - s) / 1000000 )) ms"; }
 echo "== GPU benchmarks"
-CWSC_BENCH_QUICK=${CWSC_BENCH_QUICK:-1} timeout 200 $PY -c "import benchmarks.bench_calibrate as b; b.bench_global(float('nan'))"
+CWSC_BENCH_QUICK=${CWSC_BENCH_QUICK:-1} timeout 200 $PY -c "import benchmarks.bench_calibrate as b; b.bench_global()"
 [ -n "${CWSC_GPU_ML_BENCH:-}" ] && CWSC_BENCH_QUICK=1 timeout 300 $PY -m benchmarks train predict 2>&1 | grep -iE "gpu|===|fail|error" 
 D=$OUT/demo; mkdir -p $D
 echo "== demo region, backend commands on CUDA"
