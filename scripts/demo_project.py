@@ -21,6 +21,20 @@ def _qgis():
         _app.initQgis()
 
 
+def _drop_band_line(model, tree_layer) -> None:
+    """Keep the colour ramp, drop the raster legend's "Band 1: ... (Gray)" line: the layer
+    name above it already says what the ramp shows."""
+    from qgis.core import QgsMapLayerLegendUtils
+    from qgis.PyQt.QtCore import Qt
+
+    nodes = model.layerLegendNodes(tree_layer)
+    keep = [i for i, node in enumerate(nodes)
+            if not str(node.data(Qt.DisplayRole) or "").startswith("Band ")]
+    if nodes and len(keep) < len(nodes):
+        QgsMapLayerLegendUtils.setLegendNodeOrder(tree_layer, keep)
+        model.refreshLayerLegend(tree_layer)
+
+
 def build_project(folder: Path, data: Path, title: str) -> None:
     _qgis()
     from qgis.core import (QgsLayoutExporter, QgsLayoutItemLabel, QgsLayoutItemLegend,
@@ -90,7 +104,8 @@ def build_project(folder: Path, data: Path, title: str) -> None:
         legend.setLinkedMap(map_item)
         legend.setAutoUpdateModel(False)
         legend.model().rootGroup().clear()
-        legend.model().rootGroup().addLayer(cwsc_layer)
+        tree_layer = legend.model().rootGroup().addLayer(cwsc_layer)
+        _drop_band_line(legend.model(), tree_layer)
         legend.setTitle("Legend")
         legend.attemptMove(QgsLayoutPoint(212, 20, QgsUnitTypes.LayoutMillimeters))
         layout.addLayoutItem(legend)
