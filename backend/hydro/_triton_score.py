@@ -94,7 +94,10 @@ def score(cell_ptr, f_ptr, total_months, cols, prm_ptr, n, months, first, w_ptr,
     j = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
     mask = j < n
     c = tl.load(cell_ptr + j, mask=mask, other=0)
-    stride_f = total_months * cols
+    # Offsets in int64 blocks: months x cells x forcing arrays can pass 2**31 on fine grids,
+    # and Triton passes small integer arguments as int32.
+    cols_b = tl.zeros_like(c) + cols
+    stride_f = cols_b * total_months
     acc_s = tl.zeros((BLOCK,), dtype=tl.float64)
     acc_ss = tl.zeros((BLOCK,), dtype=tl.float64)
     acc_so = tl.zeros((BLOCK,), dtype=tl.float64)
@@ -108,12 +111,12 @@ def score(cell_ptr, f_ptr, total_months, cols, prm_ptr, n, months, first, w_ptr,
         s = 0.1 * sc
         g = tl.zeros((BLOCK,), dtype=tl.float32) + 0.001
         for t in range(0, first):
-            q, s, g = _dwbm_month(f_ptr, t * cols + c, stride_f, s, g, sc, a1, a2, ia1,
+            q, s, g = _dwbm_month(f_ptr, t * cols_b + c, stride_f, s, g, sc, a1, a2, ia1,
                                   ia2, kg, mask, empty, CONSERVING)
         for t in range(first, months):
-            q, s, g = _dwbm_month(f_ptr, t * cols + c, stride_f, s, g, sc, a1, a2, ia1,
+            q, s, g = _dwbm_month(f_ptr, t * cols_b + c, stride_f, s, g, sc, a1, a2, ia1,
                                   ia2, kg, mask, empty, CONSERVING)
-            o = (t - first) * cols + c
+            o = (t - first) * cols_b + c
             wq = tl.load(w_ptr + o, mask=mask, other=0.0).to(tl.float64) * q.to(tl.float64)
             acc_s += wq
             acc_ss += wq * q.to(tl.float64)
@@ -133,12 +136,12 @@ def score(cell_ptr, f_ptr, total_months, cols, prm_ptr, n, months, first, w_ptr,
             xe = xq
         w = tl.zeros((BLOCK,), dtype=tl.float32) + 50.0
         for t in range(0, first):
-            q, w = _bucket_month(f_ptr, t * cols + c, stride_f, w, c1, c2, isc, xe, xq,
+            q, w = _bucket_month(f_ptr, t * cols_b + c, stride_f, w, c1, c2, isc, xe, xq,
                                  mask, seed_eps, MODEL == 2, CONSERVING)
         for t in range(first, months):
-            q, w = _bucket_month(f_ptr, t * cols + c, stride_f, w, c1, c2, isc, xe, xq,
+            q, w = _bucket_month(f_ptr, t * cols_b + c, stride_f, w, c1, c2, isc, xe, xq,
                                  mask, seed_eps, MODEL == 2, CONSERVING)
-            o = (t - first) * cols + c
+            o = (t - first) * cols_b + c
             wq = tl.load(w_ptr + o, mask=mask, other=0.0).to(tl.float64) * q.to(tl.float64)
             acc_s += wq
             acc_ss += wq * q.to(tl.float64)
