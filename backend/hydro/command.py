@@ -182,13 +182,31 @@ def _config(args: argparse.Namespace, models: list[str], device, months: int) ->
     return config
 
 
+def _engine(config: CalibrationConfig) -> str:
+    """What runs the models, in a user's words (for the log)."""
+    import importlib
+
+    import torch
+
+    from backend.hydro import native
+
+    kernel = importlib.import_module("backend.hydro.calibrate")._kernel_for(config)
+    if kernel is native.score_sums:
+        return "models run in the C kernels"
+    if kernel is not None:
+        return "models run in the Triton kernel"
+    if torch.device(config.device).type == "cpu" and config.dtype == torch.float32:
+        return f"models run in torch ({native.why_not() or 'C kernels turned off'})"
+    return "models run in torch"
+
+
 def _run(args, models, outputs, rasters, device, started) -> None:
     grid = rasters[0].grid
     months = rasters[0].count
     config = _config(args, models, device, months)
     strips = _strips(grid, months)
     protocol.log(f"calibrating {', '.join(models)} on {grid.describe()}, {months} months, "
-                 f"{config.restarts} restarts, device {device}")
+                 f"{config.restarts} restarts, device {device}, {_engine(config)}")
 
     n_cells = grid.width * grid.height
     per_model = {m: {k: np.full(n_cells, np.nan, np.float32)

@@ -128,3 +128,15 @@ def test_info_says_which_calibration_path_runs():
     assert kernels["available"] == native.available()
     logs = [e["message"] for e in events if e["event"] == "log"]
     assert any(m.startswith("calibration on the CPU: ") for m in logs)
+
+
+def test_the_calibrate_log_names_the_engine():
+    from backend.hydro.command import _engine
+
+    if native.available():
+        assert _engine(CalibrationConfig()) == "models run in the C kernels"
+        assert _engine(CalibrationConfig(native=False)) == \
+            "models run in torch (C kernels turned off)"
+    else:
+        assert native.why_not() in _engine(CalibrationConfig())
+    assert _engine(CalibrationConfig(dtype=torch.float64)) == "models run in torch"
