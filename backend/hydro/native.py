@@ -66,12 +66,20 @@ def why_not() -> str:
 
 
 def cache_dir() -> Path:
+    """Where the built library is kept (see the module docstring)."""
     env = os.environ.get("CWSC_CACHE_DIR")
     if env:
         return Path(env)
     xdg = os.environ.get("XDG_CACHE_HOME")
     base = Path(xdg) if xdg else Path.home() / ".cache"
     return base / "cwsc"
+
+
+def _user() -> str:
+    try:
+        return str(os.getuid())
+    except AttributeError:  # Windows
+        return os.environ.get("USERNAME", "user")
 
 
 def _compiler() -> str | None:
@@ -105,6 +113,7 @@ def _load() -> None:
     if _TRIED:
         return
     _TRIED = True
+    _WHY = ""
     cc = _compiler()
     if cc is None:
         _WHY = "no C compiler (cc, gcc or clang) found"
@@ -121,16 +130,22 @@ def _load() -> None:
         key = hashlib.sha256(source + repr((flags, version, platform.machine(),
                                             platform.node() if "-march=native" in flags else ""))
                              .encode()).hexdigest()[:16]
-        target = cache_dir() / f"cwsc_kernels-{key}.so"
-        try:
-            if not target.exists():
-                err = _build(cc, flags, target)
-                if err:
-                    errors.append(err)
-                    continue
-            lib = ctypes.CDLL(str(target))
-        except OSError as exc:
-            errors.append(str(exc))
+        lib = None
+        # A cache folder that cannot be written (a locked-down home) falls back to the
+        # system's temporary folder.
+        for folder in (cache_dir(), Path(tempfile.gettempdir()) / f"cwsc-{_user()}"):
+            target = folder / f"cwsc_kernels-{key}.so"
+            try:
+                if not target.exists():
+                    err = _build(cc, flags, target)
+                    if err:
+                        errors.append(err)
+                        break          # the compiler refused these flags: try the next set
+                lib = ctypes.CDLL(str(target))
+                break
+            except OSError as exc:
+                errors.append(f"{folder}: {exc}")
+        if lib is None:
             continue
         fn = lib.cwsc_score
         fn.restype = ctypes.c_int

@@ -92,6 +92,7 @@ def test_calibration_with_kernels_matches_torch_path():
 def test_without_a_compiler_calibration_runs_on_torch(monkeypatch, tmp_path, capsys):
     monkeypatch.setattr(native, "_LIB", None)
     monkeypatch.setattr(native, "_TRIED", False)
+    monkeypatch.setattr(native, "_WHY", "")
     monkeypatch.setattr(native, "_compiler", lambda: None)
     assert not native.available()
     assert "compiler" in native.why_not()
@@ -108,6 +109,7 @@ def test_kernels_build_into_the_cache_atomically(monkeypatch, tmp_path):
     monkeypatch.setenv("CWSC_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setattr(native, "_LIB", None)
     monkeypatch.setattr(native, "_TRIED", False)
+    monkeypatch.setattr(native, "_WHY", "")
     assert native.available(), native.why_not()
     files = sorted(f.name for f in (tmp_path / "cache").iterdir())
     assert len(files) == 1 and files[0].startswith("cwsc_kernels-") and files[0].endswith(".so")
@@ -140,3 +142,20 @@ def test_the_calibrate_log_names_the_engine():
     else:
         assert native.why_not() in _engine(CalibrationConfig())
     assert _engine(CalibrationConfig(dtype=torch.float64)) == "models run in torch"
+
+
+def test_an_unwritable_cache_falls_back_to_the_temporary_folder(monkeypatch, tmp_path):
+    if native._compiler() is None:
+        pytest.skip("no C compiler")
+    blocked = tmp_path / "file-not-folder"
+    blocked.write_text("x")               # a file where the cache folder should be
+    monkeypatch.setenv("CWSC_CACHE_DIR", str(blocked / "cwsc"))
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(native.tempfile, "tempdir", None)   # re-read TMPDIR
+    monkeypatch.setattr(native, "_LIB", None)
+    monkeypatch.setattr(native, "_TRIED", False)
+    monkeypatch.setattr(native, "_WHY", "")
+    assert native.available(), native.why_not()
+    built = list((tmp_path / "tmp").glob("cwsc-*/cwsc_kernels-*.so"))
+    assert len(built) == 1
