@@ -6,7 +6,7 @@ registers and sums the scored months, where the torch path launches a few dozen 
 month (eager) or compiles month blocks with inductor (slow to compile). Triton ships with
 the CUDA builds of torch; it compiles this kernel in about a second on first use.
 
-``log1p`` and ``expm1`` are the short series of ``cpu_kernels.c`` (their arguments are in
+``log1p`` and ``expm1`` are the short polynomials of ``cpu_kernels.c`` (arguments in
 [0, 1] and [0, log 2]), so the kernel needs only ``tl.log``/``tl.exp`` and also runs in
 Triton's interpreter (``TRITON_INTERPRET=1``), which is how it is tested without a GPU.
 """
