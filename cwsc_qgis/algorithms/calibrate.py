@@ -40,7 +40,7 @@ equifinality spread in mm (band 2); <b>OUTPUT_KGE</b>: calibration KGE of the be
 parameters and efficiencies (band descriptions name them); numbers
 <b>CELLS_CALIBRATED</b>, <b>CELLS_KGE_POSITIVE</b>, <b>MEDIAN_CWSC_MM</b> and, per model,
 <b>MEDIAN_KGE_DWBM</b> etc.</p>
-<p><b>Speed</b>: about 4.5 ms per cell and model on two CPU cores (240 months, default
+<p><b>Speed</b>: about 4 ms per cell and model on two CPU cores (240 months, default
 settings), in small C kernels the backend builds with the system C compiler on first use (a
 second or two; without a compiler it runs in torch, several times slower); with
 <b>DEVICE</b> cuda the models run in one Triton kernel on the GPU. The log says which.</p>
