@@ -17,7 +17,7 @@ import torch
 from backend.hydro import CalibrationConfig, SceuaSettings, calibrate_model, gpu_kernels
 from backend.hydro.models import PARAMETERS, run_months
 from backend.hydro.synthetic import random_params, synthetic_forcing, synthetic_runoff
-from test_hydro_native import _case
+from test_hydro_native import _case, dwbm_cells
 
 calibrate_module = importlib.import_module("backend.hydro.calibrate")
 CUDA = torch.cuda.is_available()
@@ -79,9 +79,7 @@ def test_a_failing_gpu_kernel_falls_back_to_torch(monkeypatch, capsys):
 @pytest.mark.skipif(not CUDA, reason="needs CUDA")
 @needs_triton
 def test_calibration_on_cuda_uses_the_kernel_and_matches_cpu():
-    cells, months = 64, 120
-    p, e = synthetic_forcing(cells, months, seed=5)
-    q = synthetic_runoff("DWBM", p, e, random_params("DWBM", cells, seed=5), noise=0.1, seed=5)
+    p, e, q = dwbm_cells(64, 120, seed=5)
     cfg = dict(models=("DWBM",), sceua=SceuaSettings(max_evaluations=400), seed=1)
     assert calibrate_module._kernel_for(CalibrationConfig(device="cuda", **cfg)) is \
         gpu_kernels.score_sums

@@ -74,11 +74,17 @@ def test_kernel_threads_and_padding_do_not_change_the_result():
     assert torch.equal(part, one[:, :7])
 
 
+def dwbm_cells(cells: int, months: int, seed: int):
+    """Forcing and noisy DWBM runoff (cells, months) for the calibration comparisons."""
+    p, e = synthetic_forcing(cells, months, seed=seed)
+    q = synthetic_runoff("DWBM", p, e, random_params("DWBM", cells, seed=seed), noise=0.1,
+                         seed=seed)
+    return p, e, q
+
+
 @needs_kernels
 def test_calibration_with_kernels_matches_torch_path():
-    cells, months = 24, 120
-    p, e = synthetic_forcing(cells, months, seed=9)
-    q = synthetic_runoff("DWBM", p, e, random_params("DWBM", cells, seed=9), noise=0.1, seed=9)
+    p, e, q = dwbm_cells(24, 120, seed=9)
     cfg = dict(models=("DWBM",), sceua=SceuaSettings(max_evaluations=400), seed=2)
     fast = calibrate_model("DWBM", p, e, q, CalibrationConfig(native=True, **cfg))
     slow = calibrate_model("DWBM", p, e, q, CalibrationConfig(native=False, compile=False, **cfg))
