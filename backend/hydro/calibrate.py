@@ -191,8 +191,11 @@ def calibrate_model(model: str, precip, pet, runoff, config: CalibrationConfig |
             prm = torch.stack([x[:, column[k]] if k in column else fixed_c[k][cell]
                                for k in names])
             try:
-                sums = kernel(model, conserving, cell, stacked, prm, c, w, target.weight,
-                              target.centred)
+                # In chunks: a stop signal is handled between calls, never minutes later.
+                sums = torch.cat([kernel(model, conserving, cell[i0:i0 + max_cols], stacked,
+                                         prm[:, i0:i0 + max_cols], c, w, target.weight,
+                                         target.centred)
+                                  for i0 in range(0, max(cell.numel(), 1), max_cols)], dim=1)
             except Exception as exc:  # noqa: BLE001 - a GPU kernel failure must not stop the run
                 if kernel is native.score_sums:
                     raise

@@ -165,3 +165,13 @@ def test_an_unwritable_cache_falls_back_to_the_temporary_folder(monkeypatch, tmp
     assert native.available(), native.why_not()
     built = list((tmp_path / "tmp").glob("cwsc-*/cwsc_kernels-*.so"))
     assert len(built) == 1
+
+
+@needs_kernels
+def test_kernel_calls_are_chunked_without_changing_the_result():
+    p, e, q = dwbm_cells(12, 96, seed=3)
+    cfg = dict(models=("DWBM",), sceua=SceuaSettings(max_evaluations=120), seed=4, native=True)
+    whole = calibrate_model("DWBM", p, e, q, CalibrationConfig(**cfg))
+    chunked = calibrate_model("DWBM", p, e, q, CalibrationConfig(max_columns=7, **cfg))
+    np.testing.assert_array_equal(whole.params["sc"], chunked.params["sc"])
+    np.testing.assert_array_equal(whole.kge_cal, chunked.kge_cal)
