@@ -52,6 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-evaluations", type=int, default=None)
     p.add_argument("--kge-threshold", type=float, default=0.0,
                    help="models with calibration KGE above this enter the joint CWSC label")
+    p.add_argument("--kge-margin", type=float, default=None,
+                   help="and only models whose calibration KGE is within this of the cell's "
+                        "best model (default: no such limit)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--chunk-cells", type=int, default=None, help="cells per chunk (memory bound)")
     p.add_argument("--dtype", default="float32", choices=("float32", "float64"))

@@ -53,6 +53,7 @@ class CalibrationConfig:
     restarts: int = DEFAULT_RESTARTS
     sceua: SceuaSettings = field(default_factory=SceuaSettings)
     kge_threshold: float = 0.0             # models above it enter the joint CWSC label
+    kge_margin: float | None = None        # ... and, if set, within it of the best model's KGE
     equifinality_tolerance: float = 0.01   # objective distance from the best, for the spread
     seed: int = 0
     dtype: torch.dtype = torch.float32
@@ -412,12 +413,13 @@ def _merge_labels(parts: list, n: int) -> ModelLabels:
     return merged
 
 
-def joint_labels(labels: Mapping[str, ModelLabels], threshold: float = 0.0
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def joint_labels(labels: Mapping[str, ModelLabels], threshold: float = 0.0,
+                 margin: float | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(cwsc, cwsc_spread, kge) per cell from the models' labels.
 
     cwsc: mean of the models' sc weighted by their calibration KGE, over the models whose
-    calibration KGE exceeds ``threshold`` (weights below zero count as zero; equal weights
+    calibration KGE exceeds ``threshold`` and, when ``margin`` is given, lies within
+    ``margin`` of the cell's best model (weights below zero count as zero; equal weights
     when all are zero); NaN where no model qualifies. cwsc_spread: the same weighted mean of
     the models' equifinality spreads of sc. kge: the best model's calibration KGE.
     """
@@ -426,6 +428,9 @@ def joint_labels(labels: Mapping[str, ModelLabels], threshold: float = 0.0
     spreads = np.stack([lab.sc_spread for lab in labels.values()])
     with np.errstate(invalid="ignore"):
         ok = np.isfinite(kges) & (kges > threshold) & np.isfinite(scs)
+        if margin is not None:
+            best = np.max(np.where(np.isfinite(kges), kges, -np.inf), axis=0)
+            ok &= kges >= best - float(margin)
     weights = np.where(ok, np.clip(np.nan_to_num(kges), 0.0, None), 0.0)
     total = weights.sum(0)
     weights = np.where(total > 0, weights, ok.astype(np.float64))   # all-zero: equal weights
@@ -454,5 +459,5 @@ def calibrate(precip, pet, runoff, config: CalibrationConfig | None = None,
         name = model.upper()
         cb = (lambda frac, _m=name: progress(_m, frac)) if progress else None
         out[name] = calibrate_model(name, precip, pet, runoff, config, fixed=fixed, progress=cb)
-    cwsc, spread, kge = joint_labels(out, config.kge_threshold)
+    cwsc, spread, kge = joint_labels(out, config.kge_threshold, config.kge_margin)
     return CalibrationResult(out, cwsc, spread, kge)

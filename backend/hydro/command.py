@@ -30,8 +30,10 @@ DEFAULT_CHUNK_CPU = 16384
 DEFAULT_CHUNK_CUDA = 65536
 
 
-def cwsc_descriptions(threshold: float, tolerance: float) -> list[str]:
-    return [f"CWSC (mm): mean of the models' sc weighted by calibration KGE, models with KGE > {threshold:g}",
+def cwsc_descriptions(threshold: float, tolerance: float, margin: float | None = None) -> list[str]:
+    within = "" if margin is None else f" and within {margin:g} of the best model's"
+    return [f"CWSC (mm): mean of the models' sc weighted by calibration KGE, models with KGE > "
+            f"{threshold:g}{within}",
             f"CWSC equifinality spread (mm): max - min of sc among the final SCE-UA points "
             f"within {tolerance:g} of the best objective, weighted as band 1"]
 
@@ -154,6 +156,13 @@ def _calibrate_command(args: argparse.Namespace) -> None:
             r.close()
 
 
+def _margin(args: argparse.Namespace) -> float | None:
+    margin = getattr(args, "kge_margin", None)
+    if margin is not None and margin < 0:
+        raise protocol.BadInput(f"MODEL_KGE_MARGIN must be 0 or more, got {margin:g}")
+    return margin
+
+
 def _config(args: argparse.Namespace, models: list[str], device, months: int) -> CalibrationConfig:
     import torch
 
@@ -169,7 +178,7 @@ def _config(args: argparse.Namespace, models: list[str], device, months: int) ->
         models=tuple(models), objective=args.objective, kge_version=args.kge_form,
         formulation=args.formulation, warmup_months=args.warmup_months,
         calibration_fraction=args.calibration_fraction, restarts=restarts, sceua=settings,
-        kge_threshold=args.kge_threshold, seed=int(args.seed),
+        kge_threshold=args.kge_threshold, kge_margin=_margin(args), seed=int(args.seed),
         compile={"on": True, "off": False}.get(getattr(args, "compile", "auto")),
         dtype=torch.float64 if args.dtype == "float64" else torch.float32, device=device)
     try:
@@ -256,7 +265,7 @@ def _run(args, models, outputs, rasters, device, started) -> None:
     labs = {m: ModelLabels({k: d[k].astype(np.float64) for k in PARAMETERS[m]}, d["kge_cal"],
                            d["kge_val"], d["nse_cal"], d["nse_val"], d["kge_cal"], d["sc_spread"],
                            np.zeros(n_cells)) for m, d in per_model.items()}
-    cwsc, spread, kge = joint_labels(labs, config.kge_threshold)
+    cwsc, spread, kge = joint_labels(labs, config.kge_threshold, config.kge_margin)
     shape = grid.shape
     tags = {"restarts": config.restarts, "objective": config.objective,
             "kge_version": config.kge_version, "formulation": config.formulation,
@@ -264,7 +273,8 @@ def _run(args, models, outputs, rasters, device, started) -> None:
                 *config.periods(months), months),
             "models": ",".join(models), "seed": config.seed}
     io.write_raster(outputs["OUTPUT_CWSC"], np.stack([cwsc, spread]).reshape(2, *shape), grid,
-                    cwsc_descriptions(config.kge_threshold, config.equifinality_tolerance),
+                    cwsc_descriptions(config.kge_threshold, config.equifinality_tolerance,
+                                      config.kge_margin),
                     label="OUTPUT_CWSC", tags=tags, overviews=True)
     io.write_raster(outputs["OUTPUT_KGE"], kge.reshape(1, *shape), grid,
                     ["Joint KGE: the best model's calibration KGE"], label="OUTPUT_KGE",

@@ -33,7 +33,8 @@ grid cell with SCE-UA and turns the calibrated storage capacity parameter into a
 default min(n/8, 24)), <b>CALIBRATION_FRACTION</b> (0.75: the first 75 % of the months
 calibrate, the rest validate), <b>RESTARTS</b> (independent SCE-UA runs per cell),
 <b>MAX_EVALUATIONS</b>, <b>MODEL_KGE_THRESHOLD</b> (0: models above it enter the joint
-label), <b>SEED</b> (0), <b>DEVICE</b> (auto, cpu, cuda).</p>
+label), <b>MODEL_KGE_MARGIN</b> (empty; e.g. 0.02: only models within 0.02 of the cell's best
+KGE enter the label), <b>SEED</b> (0), <b>DEVICE</b> (auto, cpu, cuda).</p>
 <p><b>Outputs</b>: <b>OUTPUT_CWSC</b>: joint CWSC label in mm (band 1) and the
 equifinality spread in mm (band 2); <b>OUTPUT_KGE</b>: calibration KGE of the best model
 (-inf..1, used by <i>Mask labels by KGE</i>); <b>OUTPUT_DETAILS</b> (optional): per-model
@@ -78,6 +79,10 @@ second or two; without a compiler it runs in torch, several times slower); with
             "MODEL_KGE_THRESHOLD", tr("Models with calibration KGE above this enter the label"),
             type=DOUBLE, defaultValue=0.0)))
         self.addParameter(advanced(QgsProcessingParameterNumber(
+            "MODEL_KGE_MARGIN",
+            tr("... and within this of the best model's KGE (empty: no such limit)"),
+            type=DOUBLE, minValue=0.0, optional=True)))
+        self.addParameter(advanced(QgsProcessingParameterNumber(
             "SEED", tr("Random seed"), type=INTEGER,
             defaultValue=0, minValue=0)))
         self.addParameter(device_parameter())
@@ -121,6 +126,9 @@ second or two; without a compiler it runs in torch, several times slower); with
             value = self.optional_number(parameters, name, context)
             if value is not None:
                 args += [flag, str(value)]
+        margin = self.optional_number(parameters, "MODEL_KGE_MARGIN", context, integer=False)
+        if margin is not None:
+            args += ["--kge-margin", repr(margin)]
         if outputs["OUTPUT_DETAILS"]:
             args += ["--out-details", outputs["OUTPUT_DETAILS"]]
         return args, outputs

@@ -115,6 +115,12 @@ def test_different_grids_are_refused(inputs, tmp_path):
     _no_outputs(tmp_path)
 
 
+def test_negative_kge_margin_is_refused(inputs, tmp_path):
+    code, events, _ = run_backend("calibrate", *_args(inputs, tmp_path, **{"--kge-margin": "-0.1"}))
+    _bad_input(code, events, "MODEL_KGE_MARGIN", "-0.1")
+    _no_outputs(tmp_path)
+
+
 def test_different_month_counts_are_refused(inputs, tmp_path):
     _, e, _ = _forcing()
     short = write_tif(tmp_path / "e_short.tif", e[:40])

@@ -161,6 +161,19 @@ def test_joint_labels_weighting_threshold_and_best_kge():
     assert cwsc_low[1] == pytest.approx(350.0)                     # all weights 0: equal
 
 
+def test_joint_label_margin_keeps_the_models_close_to_the_best():
+    labs = {"A": _labels([0.90, 0.50, 0.30], [100, 300, 10], [1, 1, 1]),
+            "B": _labels([0.89, 0.80, np.nan], [200, 400, 20], [3, 3, 3]),
+            "C": _labels([0.60, 0.79, 0.20], [900, 500, 30], [5, 5, 5])}
+    cwsc, _, best = joint_labels(labs, threshold=0.0, margin=0.02)
+    assert cwsc[0] == pytest.approx((0.90 * 100 + 0.89 * 200) / 1.79)   # C is 0.30 behind
+    assert cwsc[1] == pytest.approx((0.80 * 400 + 0.79 * 500) / 1.59)   # A is 0.30 behind
+    assert cwsc[2] == pytest.approx(10.0)                                # only the best
+    np.testing.assert_allclose(best, [0.90, 0.80, 0.30])
+    cwsc_all, _, _ = joint_labels(labs, threshold=0.0)
+    assert cwsc_all[0] == pytest.approx((90 + 178 + 540) / 2.39)          # no margin: all three
+
+
 def test_calibrate_runs_every_model_and_reports_progress(twin):
     p, e, q, _ = twin
     seen = []

@@ -293,7 +293,11 @@ def test_calibrate_end_to_end(run_alg, data_dir, tmp_path):
     result = run_alg("cwsc:calibrate", {
         "PRECIPITATION": str(data_dir / "precipitation.tif"), "PET": str(data_dir / "pet.tif"),
         "RUNOFF": str(data_dir / "runoff.tif"), "OBJECTIVE": 0, **FAST_CALIBRATION,
-        **{k: str(v) for k, v in outs.items()}})
+        "MODEL_KGE_MARGIN": 0.05, **{k: str(v) for k, v in outs.items()}})
+    from osgeo import gdal
+
+    band = gdal.Open(str(outs["OUTPUT_CWSC"])).GetRasterBand(1).GetDescription()
+    assert "within 0.05 of the best model's" in band   # the label rule, as the user set it
     for name, path in outs.items():
         assert result[name] == str(path) and path.is_file(), name
         assert path.with_suffix(".qml").is_file(), name
