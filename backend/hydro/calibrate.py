@@ -179,13 +179,12 @@ def calibrate_model(model: str, precip, pet, runoff, config: CalibrationConfig |
             out.append(target.objective(sim, cell[sl], compile=fused))
         return torch.cat(out)
 
-    objective = torch_objective
     if kernel is not None:
         _, stacked = forcing.block_arrays()
         column = {k: i for i, k in enumerate(free)}
         conserving = config.formulation == "conserving"
 
-        def objective(x: torch.Tensor, problem: torch.Tensor) -> torch.Tensor:
+        def kernel_objective(x: torch.Tensor, problem: torch.Tensor) -> torch.Tensor:
             nonlocal kernel
             if kernel is None:
                 return torch_objective(x, problem)
@@ -205,6 +204,8 @@ def calibrate_model(model: str, precip, pet, runoff, config: CalibrationConfig |
                 kernel = None
                 return torch_objective(x, problem)
             return target.objective_from_sums(sums, cell).to(config.dtype)
+
+    objective = torch_objective if kernel is None else kernel_objective
 
     n_c = cells.numel()
     if free:
