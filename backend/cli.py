@@ -29,6 +29,15 @@ def _device(parser: argparse.ArgumentParser) -> None:
                         help="auto: CUDA when available, else CPU")
 
 
+def _margin(text: str) -> float | str:
+    if text.strip().lower() in ("none", "off", ""):
+        return "none"
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'none', got {text!r}") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m backend", description="CWSC toolkit backend")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -52,9 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-evaluations", type=int, default=None)
     p.add_argument("--kge-threshold", type=float, default=0.0,
                    help="models with calibration KGE above this enter the joint CWSC label")
-    p.add_argument("--kge-margin", type=float, default=None,
+    p.add_argument("--kge-margin", type=_margin, default=None,
                    help="and only models whose calibration KGE is within this of the cell's "
-                        "best model (default: no such limit)")
+                        "best model (default 0.02; 'none': every model above the threshold)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--chunk-cells", type=int, default=None, help="cells per chunk (memory bound)")
     p.add_argument("--dtype", default="float32", choices=("float32", "float64"))

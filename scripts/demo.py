@@ -159,9 +159,9 @@ def main() -> int:
           f" (r {fmt(summary['r_predicted_vs_true_all_land_cells'])})")
     print(f"R2 calibrated labels vs true CWSC    {fmt(summary['r2_labels_vs_true_kept_cells'])}"
           f" (r {fmt(summary['r_labels_vs_true_kept_cells'])}, cells kept by the mask)")
-    print("  (the map cannot beat its labels: the three models' storage capacities differ by\n"
-          "   model structure, so their KGE-weighted mean sits above the twin's truth. README,\n"
-          "   'How the CWSC label is made': with MODEL_KGE_MARGIN=0.02 the map scores R2 0.87)")
+    print("  (the map cannot beat its labels; labels come from the models within 0.02 KGE of\n"
+          "   each cell's best one. Averaging every model instead (MODEL_KGE_MARGIN empty) gives\n"
+          "   R2 about -0.2 here: README, 'How the CWSC label is made')")
     print("time per step:")
     for k, v in timings.items():
         print(f"  {k:<34} {v:7.1f} s")

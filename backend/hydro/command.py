@@ -20,7 +20,8 @@ import numpy as np
 
 from backend import io, protocol
 from backend.devices import configure_cpu_threads, resolve_device
-from backend.hydro.calibrate import DEFAULT_RESTARTS, CalibrationConfig, calibrate_model, joint_labels
+from backend.hydro.calibrate import (DEFAULT_KGE_MARGIN, DEFAULT_RESTARTS, CalibrationConfig,
+                                     calibrate_model, joint_labels)
 from backend.hydro.models import MODELS, PARAMETERS
 from backend.hydro.sceua import SceuaSettings
 
@@ -158,7 +159,11 @@ def _calibrate_command(args: argparse.Namespace) -> None:
 
 def _margin(args: argparse.Namespace) -> float | None:
     margin = getattr(args, "kge_margin", None)
-    if margin is not None and margin < 0:
+    if margin is None:
+        return DEFAULT_KGE_MARGIN
+    if margin == "none":
+        return None
+    if margin < 0:
         raise protocol.BadInput(f"MODEL_KGE_MARGIN must be 0 or more, got {margin:g}")
     return margin
 

@@ -33,8 +33,10 @@ grid cell with SCE-UA and turns the calibrated storage capacity parameter into a
 default min(n/8, 24)), <b>CALIBRATION_FRACTION</b> (0.75: the first 75 % of the months
 calibrate, the rest validate), <b>RESTARTS</b> (independent SCE-UA runs per cell),
 <b>MAX_EVALUATIONS</b>, <b>MODEL_KGE_THRESHOLD</b> (0: models above it enter the joint
-label), <b>MODEL_KGE_MARGIN</b> (empty; e.g. 0.02: only models within 0.02 of the cell's best
-KGE enter the label), <b>SEED</b> (0), <b>DEVICE</b> (auto, cpu, cuda).</p>
+label), <b>MODEL_KGE_MARGIN</b> (0.02: of those, only the models within 0.02 of the cell's best
+KGE enter the label; empty, or 1 with a threshold of 0: every model above the threshold, as
+in the original work; see the README, "How the CWSC label is made"), <b>SEED</b> (0),
+<b>DEVICE</b> (auto, cpu, cuda).</p>
 <p><b>Outputs</b>: <b>OUTPUT_CWSC</b>: joint CWSC label in mm (band 1) and the
 equifinality spread in mm (band 2); <b>OUTPUT_KGE</b>: calibration KGE of the best model
 (-inf..1, used by <i>Mask labels by KGE</i>); <b>OUTPUT_DETAILS</b> (optional): per-model
@@ -81,7 +83,7 @@ second or two; without a compiler it runs in torch, several times slower); with
         self.addParameter(advanced(QgsProcessingParameterNumber(
             "MODEL_KGE_MARGIN",
             tr("... and within this of the best model's KGE (empty: no such limit)"),
-            type=DOUBLE, minValue=0.0, optional=True)))
+            type=DOUBLE, defaultValue=0.02, minValue=0.0, optional=True)))
         self.addParameter(advanced(QgsProcessingParameterNumber(
             "SEED", tr("Random seed"), type=INTEGER,
             defaultValue=0, minValue=0)))
@@ -126,9 +128,13 @@ second or two; without a compiler it runs in torch, several times slower); with
             value = self.optional_number(parameters, name, context)
             if value is not None:
                 args += [flag, str(value)]
-        margin = self.optional_number(parameters, "MODEL_KGE_MARGIN", context, integer=False)
-        if margin is not None:
-            args += ["--kge-margin", repr(margin)]
+        # Absent: the default (0.02); present but empty (a cleared field, or
+        # --MODEL_KGE_MARGIN= on the command line): no margin, every model above the threshold.
+        if "MODEL_KGE_MARGIN" in parameters and parameters["MODEL_KGE_MARGIN"] in (None, ""):
+            args += ["--kge-margin", "none"]
+        else:
+            args += ["--kge-margin",
+                     repr(self.parameterAsDouble(parameters, "MODEL_KGE_MARGIN", context))]
         if outputs["OUTPUT_DETAILS"]:
             args += ["--out-details", outputs["OUTPUT_DETAILS"]]
         return args, outputs

@@ -88,6 +88,15 @@ def test_calibrate_writes_labels_kge_and_details(inputs, tmp_path):
     assert det.shape[0] == len(ddesc) == (4 + 5) + (3 + 5)
     best = np.fmax(det[ddesc.index("DWBM KGE calibration")], det[ddesc.index("SWBM KGE calibration")])
     np.testing.assert_allclose(kge[0], best, rtol=1e-6)
+    # The default label rule: models within 0.02 of the cell's best KGE, weighted by KGE.
+    assert "within 0.02 of the best model's" in desc[0]
+    kd, ks = det[ddesc.index("DWBM KGE calibration")], det[ddesc.index("SWBM KGE calibration")]
+    sd, ss = det[ddesc.index("DWBM sc (mm)")], det[ddesc.index("SWBM sc (mm)")]
+    wd = np.where((kd > 0) & (kd >= best - 0.02), kd, 0.0)
+    ws = np.where((ks > 0) & (ks >= best - 0.02), ks, 0.0)
+    with np.errstate(invalid="ignore"):
+        expected = (wd * sd + ws * ss) / (wd + ws)
+    np.testing.assert_allclose(cwsc[0][ok], expected[ok], rtol=1e-5)
     _no_outputs_part = [n for n in os.listdir(tmp_path) if ".part" in n]
     assert not _no_outputs_part
 
@@ -113,6 +122,19 @@ def test_different_grids_are_refused(inputs, tmp_path):
     code, events, _ = run_backend("calibrate", *_args({**inputs, "--precip": other}, tmp_path))
     _bad_input(code, events, "different grid")
     _no_outputs(tmp_path)
+
+
+def test_kge_margin_option_default_none_and_value():
+    from backend.cli import build_parser
+    from backend.hydro.command import _margin
+
+    def margin(*extra):
+        return _margin(build_parser().parse_args(["calibrate", "--precip", "p", "--pet", "e",
+                                                  "--runoff", "q", "--out-cwsc", "c",
+                                                  "--out-kge", "k", *extra]))
+    assert margin() == 0.02
+    assert margin("--kge-margin", "none") is None          # every model above the threshold
+    assert margin("--kge-margin", "0.05") == 0.05
 
 
 def test_negative_kge_margin_is_refused(inputs, tmp_path):

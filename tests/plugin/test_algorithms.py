@@ -310,6 +310,25 @@ def test_calibrate_end_to_end(run_alg, data_dir, tmp_path):
     assert "MEDIAN_KGE_DWBM" in result and "MEDIAN_KGE_TVGM" in result  # nested metrics, flat
 
 
+def test_calibrate_kge_margin_default_value_and_cleared(provider, data_dir, tmp_path):
+    """The label rule reaches the backend: absent -> the default 0.02, a value as given,
+    a cleared field (None or an empty string from the command line) -> no margin."""
+    from qgis.core import QgsApplication, QgsProcessingContext
+
+    alg = QgsApplication.processingRegistry().createAlgorithmById("cwsc:calibrate")
+    base = {"PRECIPITATION": str(data_dir / "precipitation.tif"), "PET": str(data_dir / "pet.tif"),
+            "RUNOFF": str(data_dir / "runoff.tif"), "OUTPUT_CWSC": str(tmp_path / "c.tif"),
+            "OUTPUT_KGE": str(tmp_path / "k.tif")}
+
+    def margin(**extra):
+        args, _ = alg.build({**base, **extra}, QgsProcessingContext(), QgsProcessingFeedback())
+        return args[args.index("--kge-margin") + 1]
+    assert float(margin()) == 0.02
+    assert float(margin(MODEL_KGE_MARGIN=0.1)) == 0.1
+    assert margin(MODEL_KGE_MARGIN=None) == "none"
+    assert margin(MODEL_KGE_MARGIN="") == "none"
+
+
 @requires_backend("calibrate")
 def test_calibrate_rasters_on_different_grids(run_alg, data_dir, tmp_path):
     with pytest.raises(QgsProcessingException) as err:

@@ -124,6 +124,12 @@ def test_calibrate_from_the_command_line(qp_env, data_dir, tmp_path):
     for name, path in outs.items():
         assert results[name] == str(path) and path.is_file(), name
         assert path.with_suffix(".qml").is_file(), name
+    from osgeo import gdal
+
+    dataset = gdal.Open(str(outs["OUTPUT_CWSC"]))   # kept: a band outliving it crashes GDAL
+    band = dataset.GetRasterBand(1).GetDescription()
+    dataset = None
+    assert "within 0.02 of the best model's" in band   # the default label rule
     print("\nqgis_process cwsc:calibrate results:", {k: v for k, v in results.items()
                                                      if not k.startswith("OUTPUT")})
 
