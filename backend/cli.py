@@ -1,7 +1,9 @@
 """Command-line parsing only: ``python -m backend <command> [options]``.
 
-Each command's work lives in its own module; this file turns arguments into a call and
-hands it to :func:`backend.protocol.run`, which owns the event stream and exit status.
+:data:`COMMANDS` is the table: each command's module in :mod:`backend.commands` and the
+function that runs it. This file turns arguments into that call and hands it to
+:func:`backend.protocol.run`, which owns the event stream and exit status. It imports only
+the standard library (the QGIS plugin's contract test parses with it in QGIS's Python).
 """
 
 from __future__ import annotations
@@ -11,8 +13,19 @@ import sys
 from typing import Sequence
 
 from backend import protocol
+from backend.hydro.names import FORMULATIONS, KGE_VERSIONS, MODELS, OBJECTIVES
 
-MODELS = ("DWBM", "SWBM", "TVGM")
+#: command -> (module in backend.commands, function). Modules load only when their
+#: command runs (torch takes a second to import).
+COMMANDS: dict[str, tuple[str, str]] = {
+    "info": ("info", "info_command"),
+    "calibrate": ("calibrate", "calibrate_command"),
+    "mask": ("mask", "mask_command"),
+    "train": ("train", "train_command"),
+    "predict": ("predict", "predict_command"),
+    "evaluate": ("evaluate", "evaluate_command"),
+    "demo-data": ("demo_data", "demo_data_command"),
+}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -51,9 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precip-var"), p.add_argument("--pet-var"), p.add_argument("--runoff-var")
     p.add_argument("--time-dim", help="NetCDF time dimension name, when it cannot be found")
     p.add_argument("--models", default=",".join(MODELS), help="comma-separated subset of DWBM,SWBM,TVGM")
-    p.add_argument("--objective", default="kge", choices=("kge", "nse"))
-    p.add_argument("--kge-form", default="2009", choices=("2009", "2012"))
-    p.add_argument("--formulation", default="conserving", choices=("conserving", "seed"))
+    p.add_argument("--objective", default=OBJECTIVES[0], choices=OBJECTIVES)
+    p.add_argument("--kge-form", default=KGE_VERSIONS[0], choices=KGE_VERSIONS)
+    p.add_argument("--formulation", default=FORMULATIONS[0], choices=FORMULATIONS)
     p.add_argument("--warmup-months", type=int, default=None, help="default min(n/8, 24)")
     p.add_argument("--calibration-fraction", type=float, default=0.75,
                    help="calibration ends at this fraction of the months; validation is the rest")
@@ -130,28 +143,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _dispatch(args: argparse.Namespace) -> None:
-    if args.command == "info":
-        from backend.info import info_command as fn
-    elif args.command == "calibrate":
-        from backend.hydro.command import calibrate_command as fn
-    elif args.command == "mask":
-        from backend.mask import mask_command as fn
-    elif args.command == "train":
-        from backend.ml.command import train_command as fn
-    elif args.command == "predict":
-        from backend.ml.command import predict_command as fn
-    elif args.command == "evaluate":
-        from backend.evaluate import evaluate_command as fn
-    elif args.command == "demo-data":
-        from backend.demo import demo_data_command as fn
-    else:  # pragma: no cover - argparse refuses unknown commands
-        raise protocol.BadInput(f"unknown command {args.command}")
-    fn(args)
+    import importlib
+
+    module, function = COMMANDS[args.command]
+    getattr(importlib.import_module(f"backend.commands.{module}"), function)(args)
 
 
 def _start(args: argparse.Namespace) -> None:
+    from backend.devices import prepare_process
+
     # A first event before the heavy imports (torch takes ~1 s): the user sees the run start.
     protocol.progress(0.0, args.command)
+    prepare_process()
     _dispatch(args)
 
 

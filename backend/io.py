@@ -277,6 +277,19 @@ def check_same_grid(rasters: Sequence[Raster]) -> Grid:
     return first.grid
 
 
+def warn_if_resampled(raster: Raster, grid: Grid, resampling: str = "bilinear",
+                      note: str = "") -> bool:
+    """Warn (an event naming the input and both grids) when ``raster`` is not on ``grid`` and
+    will be resampled onto it; True when it will."""
+    if raster.grid.same_as(grid):
+        return False
+    from backend import protocol
+
+    protocol.warning(f"{raster.label}: '{raster.path}' is on another grid ({raster.grid.describe()}); "
+                     f"it is resampled ({resampling}) onto {grid.describe()}{note}")
+    return True
+
+
 def read_aligned(raster: Raster, grid: Grid, resampling: str = "bilinear") -> np.ndarray:
     """Read ``raster`` on ``grid``: as is when the grids match, else warped onto it.
 
@@ -399,10 +412,11 @@ def build_overviews(path: str | os.PathLike) -> None:
             dst.update_tags(ns="rio_overview", resampling="average")
 
 
-def row_strips(height: int, width: int, bands: int, budget_bytes: int = 256 * 2**20,
-               min_rows: int = 1) -> Iterator[slice]:
-    """Horizontal strips of rows whose float32 data for ``bands`` bands fits ``budget_bytes``."""
+def row_strips(height: int, width: int, bands: int,
+               budget_bytes: int = 256 * 2**20) -> Iterator[slice]:
+    """Strips: horizontal bands of rows whose float32 data for ``bands`` bands fits
+    ``budget_bytes`` (at least one row each)."""
     per_row = max(1, width * bands * 4)
-    step = max(min_rows, budget_bytes // per_row)
+    step = max(1, budget_bytes // per_row)
     for r0 in range(0, height, step):
         yield slice(r0, min(height, r0 + step))

@@ -1,6 +1,6 @@
 """The event stream between the backend and the QGIS plugin.
 
-Every line on stdout is one JSON object (see design.md, "The process boundary"):
+Every line on stdout is one JSON object (see ``docs/design.md``, "The process boundary"):
 ``progress``, ``log``, ``result`` (once, at success) and ``error``. Exit status: 0 success,
 2 bad input, 3 cancelled, 1 anything else. Free text and tracebacks go to stderr.
 """
@@ -29,17 +29,18 @@ class Cancelled(Exception):
     """The run was stopped (SIGTERM / SIGINT from the plugin's Cancel)."""
 
 
-def _clean(value: Any) -> Any:
-    # JSON has no NaN: a metric that could not be computed travels as null.
+def jsonable(value: Any) -> Any:
+    """``value`` with numpy/torch scalars as Python numbers and NaN/inf as None: JSON has no
+    NaN, so a metric that could not be computed travels as null."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
+        return [jsonable(v) for v in value]
     if hasattr(value, "item") and callable(value.item):  # numpy / torch scalars
         try:
-            return _clean(value.item())
+            return jsonable(value.item())
         except (TypeError, ValueError):
             pass
     return value
@@ -47,7 +48,7 @@ def _clean(value: Any) -> Any:
 
 def emit(event: str, **fields: Any) -> None:
     """Write one event as a JSON line on stdout and flush it at once."""
-    line = json.dumps({"event": event, **_clean(fields)}, ensure_ascii=False)
+    line = json.dumps({"event": event, **jsonable(fields)}, ensure_ascii=False)
     sys.stdout.write(line + "\n")
     sys.stdout.flush()
 

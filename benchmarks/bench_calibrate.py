@@ -38,7 +38,7 @@ def _cells(quick_default: int, full_default: int, var: str) -> int:
 
 def twin_cells(cells: int, months: int = MONTHS, seed: int = 0, model: str = "DWBM"):
     """Synthetic cells of ``model``: forcing and noisy runoff (cells, months)."""
-    from backend.hydro.synthetic import random_params, synthetic_forcing, synthetic_runoff
+    from backend.synthetic.forcing import random_params, synthetic_forcing, synthetic_runoff
 
     p, e = synthetic_forcing(cells, months, seed)
     prm = random_params(model, cells, seed)
@@ -143,28 +143,32 @@ def bench_throughput(cells: int):
     and cached on disk; CWSC_BENCH_COMPILED=0 skips it) and torch eager (the baseline)."""
     import torch
 
-    from backend.hydro import CalibrationConfig, DEFAULT_RESTARTS, calibrate_model, native
+    from backend.hydro import cpu_kernels
+    from backend.hydro.calibrate import calibrate_model
+    from backend.hydro.config import DEFAULT_RESTARTS, CalibrationConfig
+    from backend.hydro.engine import Tuning
 
     torch.set_num_threads(os.cpu_count() or 1)
     p, e, q = twin_cells(cells)
-    paths = [("C kernels", dict(native=True))]
-    if not native.available():
-        print(f"C kernels: not available here ({native.why_not()})")
+    paths = [("C kernels", Tuning(kernels=True))]
+    if not cpu_kernels.available():
+        print(f"C kernels: not available here ({cpu_kernels.why_not()})")
         paths = []
     if os.environ.get("CWSC_BENCH_COMPILED", "1") != "0":
         t0 = time.perf_counter()
         calibrate_model("DWBM", p[:16], e[:16], q[:16],
-                        CalibrationConfig(models=("DWBM",), compile=True, native=False))
+                        CalibrationConfig(models=("DWBM",)),
+                        tuning=Tuning(kernels=False, compile=True))
         print(f"torch compiled: compiling the DWBM month blocks and objective (or loading them "
               f"from the inductor cache): {time.perf_counter() - t0:.1f} s in this process; the "
               f"shard workers load them from the cache", flush=True)
-        paths.append(("torch compiled", dict(native=False, compile=True)))
-    paths.append(("torch eager", dict(native=False, compile=False)))
+        paths.append(("torch compiled", Tuning(kernels=False, compile=True)))
+    paths.append(("torch eager", Tuning(kernels=False, compile=False)))
     results = {}
     for label, how in paths:
-        config = CalibrationConfig(models=("DWBM",), **how)
+        config = CalibrationConfig(models=("DWBM",))
         t0 = time.perf_counter()
-        lab = calibrate_model("DWBM", p, e, q, config)
+        lab = calibrate_model("DWBM", p, e, q, config, tuning=how)
         dt = time.perf_counter() - t0
         ms = dt / cells * 1e3
         results[label] = (lab, ms)
@@ -184,7 +188,7 @@ def bench_throughput(cells: int):
 
 
 def bench_spotpy(p, e, q, lab, ms, sample: int) -> None:
-    from backend.hydro import CalibrationConfig
+    from backend.hydro.config import CalibrationConfig
 
     w, c = CalibrationConfig().periods(MONTHS)
     t0 = time.perf_counter()
@@ -202,7 +206,8 @@ def bench_spotpy(p, e, q, lab, ms, sample: int) -> None:
 
 def bench_restarts(cells: int, model: str = "DWBM") -> None:
     """Median calibration KGE of the best of r restarts, against ten restarts."""
-    from backend.hydro import CalibrationConfig, calibrate_model
+    from backend.hydro.calibrate import calibrate_model
+    from backend.hydro.config import CalibrationConfig
 
     p, e, q = twin_cells(cells, seed=1, model=model)
     lab = calibrate_model(model, p, e, q, CalibrationConfig(models=(model,), restarts=10))
@@ -221,7 +226,8 @@ def bench_global() -> None:
 
     cells, months, models = 60_000, 360, 3
     if torch.cuda.is_available():
-        from backend.hydro import CalibrationConfig, calibrate
+        from backend.hydro.calibrate import calibrate
+        from backend.hydro.config import CalibrationConfig
 
         n = 6_000 if QUICK else cells
         p, e, q = twin_cells(n, months, seed=2)
@@ -239,7 +245,8 @@ def bench_global() -> None:
     else:
         # CPU scaling: each model measured on a sample of the global case's shape (360 months,
         # default settings); time grows linearly with the cells.
-        from backend.hydro import CalibrationConfig, calibrate_model
+        from backend.hydro.calibrate import calibrate_model
+        from backend.hydro.config import CalibrationConfig
 
         n = 256 if QUICK else 1024
         p, e, q = twin_cells(n, months, seed=2)

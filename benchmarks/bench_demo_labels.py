@@ -1,6 +1,6 @@
 """Where the demo's truth recovery is lost: each model's calibrated sc against the true CWSC.
 
-The demo region (``backend.demo``, seed 42) makes each cell's runoff with one of DWBM, SWBM
+The demo region (``backend.synthetic.demo_region``, seed 42) makes each cell's runoff with one of DWBM, SWBM
 and TVGM from the true CWSC. This benchmark calibrates all three models on a sample of the
 cells whose runoff is not replaced by noise and prints, per generating model, the median
 ratio of each model's calibrated sc to the truth, the correlation of their logarithms, the
@@ -27,8 +27,10 @@ QUICK = os.environ.get("CWSC_BENCH_QUICK") == "1"
 
 
 def cross_model_table(cells: int, max_evaluations: int = 1000, seed: int = 42) -> None:
-    from backend.demo import DemoRegion, make_demo
-    from backend.hydro import CalibrationConfig, SceuaSettings, calibrate
+    from backend.synthetic.demo_region import DemoRegion, make_demo
+    from backend.hydro.calibrate import calibrate
+    from backend.hydro.config import CalibrationConfig
+    from backend.hydro.sceua import SceuaSettings
     from backend.hydro.models import MODELS
 
     data = make_demo(DemoRegion(), seed)
@@ -65,7 +67,8 @@ def cross_model_table(cells: int, max_evaluations: int = 1000, seed: int = 42) -
               + f" | {np.nanmedian(joint / tr[sel]):.2f}, {r:+.2f}")
 
     # The label rule: every model above KGE 0 against only those near the best (default 0.02).
-    from backend.hydro import DEFAULT_KGE_MARGIN, joint_labels
+    from backend.hydro.config import DEFAULT_KGE_MARGIN
+    from backend.hydro.labels import joint_labels
 
     rules = []
     for margin in (None, 0.1, 0.05, 0.02, 0.0):

@@ -27,7 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
-import backend.ml  # noqa: F401 - sets the OpenMP wait policy before torch loads
+from backend.devices import prepare_process
+
+prepare_process()  # before torch loads
 
 QUICK = os.environ.get("CWSC_BENCH_QUICK") == "1"
 KERAS_MS_PER_CELL = 0.27

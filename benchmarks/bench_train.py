@@ -3,7 +3,7 @@
 Printed, all measured in this run on this machine (ratios are what compare, the machine
 may be shared):
 
-1. On the synthetic twin (``backend.ml.twin``): test R2 of both recipes on the same split,
+1. On the synthetic twin (``backend.synthetic.twin``): test R2 of both recipes on the same split,
    and the training time the default recipe needs to reach the seed recipe's final test
    R2 as a fraction of the seed recipe's training time (target <= 1/4).
 2. Training samples/s of the default network and recipe beside the seed's (ResNet-32,
@@ -11,7 +11,7 @@ may be shared):
 3. On CUDA only: samples/s for 11 x 11 x 13 patches and ResNet-32 (target >= 100,000 on
    an H100), else "not measured (no CUDA)".
 
-   The same on the demo region of ``make demo`` (``backend.demo``, seed 42) with its
+   The same on the demo region of ``make demo`` (``backend.synthetic.demo_region``, seed 42) with its
    calibrated labels (from ``demo-output/`` when there, else calibrated in the run);
    ``CWSC_BENCH_DEMO=0`` skips it.
 
@@ -26,7 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-import backend.ml  # noqa: F401 - sets the OpenMP wait policy before torch loads
+from backend.devices import prepare_process
+
+prepare_process()  # before torch loads
 
 QUICK = os.environ.get("CWSC_BENCH_QUICK") == "1"
 KERAS_MS_PER_SAMPLE = 1.13  # the original Keras script, training epoch (issue 3)
@@ -73,7 +75,7 @@ def compare_recipes(predictors: np.ndarray, labels: np.ndarray, kge: np.ndarray 
 
 
 def accuracy() -> None:
-    from backend.ml.twin import make_twin
+    from backend.synthetic.twin import make_twin
 
     shape = (36, 36) if QUICK else (40, 40)
     twin = make_twin(shape, channels=13, seed=0)
@@ -87,7 +89,9 @@ def demo_labels(data: dict) -> tuple[np.ndarray, np.ndarray, str]:
     ``make demo`` when its output is there and matches, else calibrated here (SCE-UA with the
     demo's 300 evaluations, a couple of minutes)."""
     from backend import io
-    from backend.hydro import CalibrationConfig, SceuaSettings, calibrate
+    from backend.hydro.calibrate import calibrate
+    from backend.hydro.config import CalibrationConfig
+    from backend.hydro.sceua import SceuaSettings
 
     root = Path(__file__).resolve().parents[1] / "demo-output"
     shape = data["land"].shape
@@ -113,7 +117,7 @@ def demo_labels(data: dict) -> tuple[np.ndarray, np.ndarray, str]:
 
 
 def accuracy_demo() -> None:
-    from backend.demo import PREDICTORS, DemoRegion, make_demo
+    from backend.synthetic.demo_region import PREDICTORS, DemoRegion, make_demo
 
     data = make_demo(DemoRegion(), 42)
     labels, kge, source = demo_labels(data)

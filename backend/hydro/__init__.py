@@ -1,23 +1,18 @@
 """Monthly water balance models, goodness of fit and per-cell calibration (CWSC labels).
 
-Public API:
+One module a concern (nothing is imported here, so each import pulls only what it needs):
 
-- :func:`simulate` (models.py): DWBM, SWBM, TVGM over (..., months) forcing.
-- :func:`kge`, :func:`nse` (metrics.py): vectorised over cells, missing months skipped.
-- :func:`sceua` (sceua.py): SCE-UA for many problems in lockstep.
-- :func:`calibrate`, :func:`calibrate_model`, :class:`CalibrationConfig` (calibrate.py).
+- :mod:`~backend.hydro.names`: the model, formulation and objective names (standard library).
+- :mod:`~backend.hydro.models`: DWBM, SWBM, TVGM in torch (``simulate``, ``run_months``).
+- :mod:`~backend.hydro.metrics`: KGE, NSE and the calibration target.
+- :mod:`~backend.hydro.sceua`: SCE-UA for many problems in lockstep.
+- :mod:`~backend.hydro.config`: :class:`~backend.hydro.config.CalibrationConfig`, defaults.
+- :mod:`~backend.hydro.engine`: what runs the objective (C, Triton, torch), chosen once a run.
+- :mod:`~backend.hydro.cpu_kernels` (+ ``cpu_kernels.c``), :mod:`~backend.hydro.cuda_kernels`
+  (+ ``cuda_kernels_triton.py``), :mod:`~backend.hydro.fusion`: the objective's engines.
+- :mod:`~backend.hydro.calibrate`: ``calibrate_batch``, ``calibrate_model``, ``calibrate``.
+- :mod:`~backend.hydro.parallel`: shards, worker processes, seeds; the batching words.
+- :mod:`~backend.hydro.labels`: per-model labels, the joint label rule, band descriptions,
+  the KGE mask.
+- :mod:`~backend.hydro.forcing`: reading and checking P, PET and runoff rasters.
 """
-
-from backend.hydro.calibrate import (DEFAULT_KGE_MARGIN, DEFAULT_RESTARTS, CalibrationConfig,
-                                     CalibrationResult, ModelLabels, calibrate, calibrate_model,
-                                     joint_labels)
-from backend.hydro.metrics import kge, nse, undefined_count
-from backend.hydro.models import MODELS, PARAMETERS, Simulation, parameter_names, simulate
-from backend.hydro.sceua import SceuaResult, SceuaSettings, sceua
-
-__all__ = [
-    "DEFAULT_KGE_MARGIN", "DEFAULT_RESTARTS", "CalibrationConfig", "CalibrationResult", "ModelLabels", "calibrate",
-    "calibrate_model", "joint_labels", "kge", "nse", "undefined_count", "MODELS",
-    "PARAMETERS", "Simulation", "parameter_names", "simulate", "SceuaResult", "SceuaSettings",
-    "sceua",
-]

@@ -12,9 +12,9 @@
  * written at all.
  *
  * The equations are those of backend/hydro/models.py (both formulations); it stays the
- * reference, and tests/backend/test_native.py holds the two to the same objective.
+ * reference, and tests/backend/hydro/test_cpu_kernels.py holds the two to the same objective.
  *
- * Built at first use by backend/hydro/native.py with the system C compiler; without one the
+ * Built at first use by backend/hydro/cpu_kernels.py with the system C compiler; without one the
  * torch path runs. No Python headers: called through ctypes.
  */
 

@@ -10,12 +10,13 @@ it is only worth it for large batches; any failure falls back to eager execution
 from __future__ import annotations
 
 import importlib.util
-import os
 import shutil
 import sys
 from typing import Callable
 
 import torch
+
+from backend import environment
 
 #: Below this many columns per call the compile time is not paid back (one-off runs).
 COMPILE_MIN_COLUMNS = 8192
@@ -35,18 +36,18 @@ _BROKEN = False
 
 def compile_wanted(columns: int, device: torch.device, mode: str | bool | None = None,
                    work: float | None = None) -> bool:
-    """Whether to fuse: ``mode`` True/False forces it; None/"auto" reads the environment
-    variable CWSC_COMPILE (0, 1 or auto) and, for auto, compiles when a compiler (CPU) or
+    """Whether to fuse: ``mode`` True/False forces it; None/"auto" reads ``CWSC_COMPILE``
+    (:mod:`backend.environment`) and, for auto, compiles when a compiler (CPU) or
     triton (CUDA) is at hand and the job is big enough: ``work`` (cell-months of a whole
     calibration) of at least :data:`COMPILE_MIN_WORK` when given, else batches of at least
     :data:`COMPILE_MIN_COLUMNS` columns."""
     if _BROKEN:
         return False
     if mode is None or mode == "auto":
-        mode = os.environ.get("CWSC_COMPILE", "auto").lower()
-    if mode in (True, "1", "true", "yes", "on"):
+        mode = environment.compile_switch()
+    if mode is True:
         return True
-    if mode in (False, "0", "false", "no", "off"):
+    if mode is False:
         return False
     min_work = COMPILE_MIN_WORK_CUDA if device.type == "cuda" else COMPILE_MIN_WORK
     if (work < min_work) if work is not None else (columns < COMPILE_MIN_COLUMNS):
@@ -76,10 +77,6 @@ def run_fused(name: str, fn: Callable, fused: bool, *args, **kwargs):
         print(f"cwsc: torch.compile failed, running eagerly ({type(exc).__name__}: {exc})",
               file=sys.stderr)
         return fn(*args, **kwargs)
-
-
-def disabled() -> bool:
-    return _BROKEN
 
 
 def mark_broken(exc: Exception) -> None:

@@ -116,22 +116,21 @@ class CalibrationTarget:
         self.ok = (n >= min_months) & (self.vo > 0)
 
     def objective(self, sim: torch.Tensor, cells: torch.Tensor,
-                  compile: str | bool | None = None) -> torch.Tensor:
+                  fused: bool = False) -> torch.Tensor:
         """1 - KGE (or 1 - NSE) of ``sim`` (T, M) against the cells ``cells`` (M,); NaN where
-        the metric is undefined or the simulation failed. ``compile``: fuse the reductions
-        (see :func:`backend.hydro.fusion.compile_wanted`)."""
+        the metric is undefined or the simulation failed. ``fused``: the reductions compiled
+        with torch.compile (the caller decides, see :mod:`backend.hydro.engine`)."""
         from backend.hydro import fusion
 
         args = (sim[self.months], torch.index_select(self.weight, 1, cells),
                 torch.index_select(self.centred, 1, cells), self.mo[cells], self.vo[cells],
                 self.ok[cells], self.objective_name == "kge", self.version)
-        fused = fusion.compile_wanted(sim.shape[1], sim.device, compile)
         return fusion.run_fused("objective", _objective, fused, *args)
 
 
     def objective_from_sums(self, sums: torch.Tensor, cells: torch.Tensor) -> torch.Tensor:
         """The objective of :meth:`objective` from the sums of the CPU kernels
-        (:func:`backend.hydro.native.score_sums`): ``sums`` (3, M) float64 = sum w s,
+        (:func:`backend.hydro.cpu_kernels.score_sums`): ``sums`` (3, M) float64 = sum w s,
         sum w s^2, sum w s (obs - mean obs) over the scored months. Returns (M,) float64."""
         ms, mss, cov = sums[0], sums[1], sums[2]
         mo = self.mo[cells].to(torch.float64)

@@ -4,7 +4,7 @@ Every model runs month by month (the loop is sequential), but each month is a ha
 tensor operations over *all* cells and parameter sets at once. Inside this module series
 are laid out ``(months, N)`` so that one month of every cell is one contiguous row.
 
-Two formulations share the equations of ``shared/reference/README.md``:
+Two formulations share the equations of ``docs/models.md``:
 
 - ``"seed"`` reproduces the original Fortran subroutines (the reference vectors), defects
   included (SWBM/TVGM floor the store at machine epsilon, which creates water; DWBM loses
@@ -20,17 +20,17 @@ Units: mm and mm/month throughout.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Mapping
 
 import numpy as np
 import torch
 
+from backend import environment
 from backend.hydro import fusion
 
 #: Parameter bounds and initial values per model: name -> (lower, upper, initial).
-#: From the original calibration code (shared/seed/notes.md). TVGM's kr initial value lies
+#: From the original calibration code (``docs/models.md``). TVGM's kr initial value lies
 #: outside its bounds there; the optimiser clips the initial point into the box.
 PARAMETERS: dict[str, dict[str, tuple[float, float, float]]] = {
     "DWBM": {"sc": (0.0, 1000.0, 310.6), "alpha1": (1.0, 5.0, 2.0), "alpha2": (1.0, 5.0, 2.0),
@@ -47,7 +47,7 @@ FORMULATIONS = ("conserving", "seed")
 SC_FLOOR = 0.1
 #: A store holding less than this (mm) counts as empty (no evaporation, no recharge).
 EMPTY = 1e-12
-_SEED_EPS = 2.220446049250313e-16  # the Fortran code's floor (double-precision epsilon)
+SEED_EPS = 2.220446049250313e-16  # the Fortran code's floor (double-precision epsilon)
 
 
 @dataclass
@@ -60,9 +60,6 @@ class Simulation:
     evap: np.ndarray | torch.Tensor
     storage: np.ndarray | torch.Tensor
     groundwater: np.ndarray | torch.Tensor | None = None
-
-    def __getitem__(self, key: str):  # dict-style access: sim["runoff"]
-        return getattr(self, key)
 
 
 def parameter_names(model: str) -> list[str]:
@@ -171,12 +168,12 @@ def _bucket_step(p, e0, w, c1, c2, inv_sc, expo_e, expo_q, tvgm: bool, conservin
         # (1e-13^0.1 = 0.05) that differs between CPU and CUDA rounding.
         w_new = torch.where(over, torch.zeros_like(w0), (w0 - q).sub_(e).clamp_min_(0.0))
     else:
-        w_new = (w0 - q).sub_(e).clamp_min_(_SEED_EPS)
+        w_new = (w0 - q).sub_(e).clamp_min_(SEED_EPS)
     return q, e, w_new
 
 
 def _dwbm_block(idx, forcing, state, prm, conserving: bool):
-    """:data:`BLOCK_MONTHS` DWBM months in one call. forcing (5, K, C): P as the formulation
+    """A block of DWBM months (``CWSC_BLOCK_MONTHS``) in one call. forcing (5, K, C): P as the formulation
     runs it, P wet, P dry, 1/P, capped PET (see :class:`_DwbmForcing`), of which the columns
     ``idx`` (N,) are run (the gather fuses into the kernel); state (2, N): S, G; prm (6, N):
     sc, alpha1, alpha2, 1/alpha1, 1/alpha2, kg. Returns (runoff (K, N), state (2, N)).
@@ -193,7 +190,7 @@ def _dwbm_block(idx, forcing, state, prm, conserving: bool):
 
 
 def _bucket_block(idx, forcing, w, prm, tvgm: bool, conserving: bool):
-    """:data:`BLOCK_MONTHS` SWBM or TVGM months, as :func:`_dwbm_block`: forcing (2, K, C)
+    """A block of SWBM or TVGM months, as :func:`_dwbm_block`: forcing (2, K, C)
     P and PET; w (N,); prm (5, N): c1, c2, 1/sc, exponent of E, exponent of Q (see
     :func:`_bucket_step`). Returns (runoff (K, N), W)."""
     f = torch.index_select(forcing, 2, idx)
@@ -205,14 +202,11 @@ def _bucket_block(idx, forcing, w, prm, tvgm: bool, conserving: bool):
     return torch.stack(qs), w
 
 
-#: Months per compiled call when only runoff is wanted (the optimiser's case): one fused
-#: kernel carries the stores through all of them, so the per-call cost (guards, launch,
-#: allocation) is paid once per block instead of once per month. Measured on the 2-core CPU
-#: (DWBM, 512 columns): 10 months per call ran 4x faster than one; 10 divides the usual
-#: 20- and 30-year records and their calibration periods (3/4 of them). Compile time grows
-#: with the block (27 s for 10, 39 s for 15, 75 s for 30 months; cached on disk afterwards).
-#: CWSC_BLOCK_MONTHS overrides it (for tuning, e.g. on a GPU).
-BLOCK_MONTHS = max(1, int(os.environ.get("CWSC_BLOCK_MONTHS", "10")))
+#: Months per compiled call when only runoff is wanted (the optimiser's case) come from
+#: :func:`backend.environment.block_months`: one fused kernel carries the stores through all
+#: of them, so the per-call cost (guards, launch, allocation) is paid once per block instead
+#: of once per month; 10 divides the usual 20- and 30-year records and their calibration
+#: periods (3/4 of them), and compile time grows with the block.
 
 
 def _step_function(name: str, fused: bool):
@@ -323,41 +317,41 @@ class Forcing:
 
 
 def run_months(forcing: Forcing, params: Mapping[str, torch.Tensor], full: bool = False,
-               runoff_out: torch.Tensor | None = None,
-               compile: str | bool | None = None, months: int | None = None) -> dict[str, torch.Tensor]:
+               fused: bool = False, months: int | None = None) -> dict[str, torch.Tensor]:
     """Run the model from the first month for N columns.
 
     ``params``: name -> (N,) tensors on the forcing's device and dtype. ``months``: how many
     months to run (default all T; the optimiser stops at the end of the calibration period,
     as later months cannot change its score). Returns ``runoff`` (months, N); with ``full`` also
-    ``evap`` (T, N), ``storage`` and, for DWBM, ``groundwater`` (T + 1, N). ``compile``: see
-    :func:`backend.hydro.fusion.compile_wanted`.
+    ``evap`` (T, N), ``storage`` and, for DWBM, ``groundwater`` (T + 1, N). ``fused``: the month steps
+    compiled with torch.compile (the caller decides, see :mod:`backend.hydro.engine`); a
+    compiler failure reruns eagerly.
     """
-    fused = fusion.compile_wanted(forcing.columns, forcing.like.device, compile)
     n_t = forcing.months if months is None else max(0, min(int(months), forcing.months))
     try:
-        return _run_months(forcing, params, full, runoff_out, fused, n_t)
+        return _run_months(forcing, params, full, fused, n_t)
     except Exception as exc:  # noqa: BLE001 - a compiler failure must not stop the work
         if not fused:
             raise
         fusion.mark_broken(exc)
-        return _run_months(forcing, params, full, runoff_out, False, n_t)
+        return _run_months(forcing, params, full, False, n_t)
 
 
 def _run_months(forcing: Forcing, params: Mapping[str, torch.Tensor], full: bool,
-                runoff_out: torch.Tensor | None, fused: bool, n_t: int) -> dict[str, torch.Tensor]:
+                fused: bool, n_t: int) -> dict[str, torch.Tensor]:
     model, conserving = forcing.model, forcing.conserving
     prm = prepare_params(model, params)
     kind = "DWBM" if model == "DWBM" else "bucket"
     step = _step_function(kind, fused)
     # Whole blocks of months go through one compiled call; the rest month by month.
-    blocked = 0 if (full or not fused) else n_t - n_t % BLOCK_MONTHS
+    block_months = environment.block_months()
+    blocked = 0 if (full or not fused) else n_t - n_t % block_months
     block = _block_function(kind) if blocked else None
     like = forcing.like
     n = forcing.columns
     if blocked:
         idx, stacked = forcing.block_arrays()
-    q_out = runoff_out if runoff_out is not None else like.new_empty((n_t, n))
+    q_out = like.new_empty((n_t, n))
     if full:
         e_out = like.new_empty((n_t, n))
         s_out = like.new_empty((n_t + 1, n))
@@ -372,9 +366,9 @@ def _run_months(forcing: Forcing, params: Mapping[str, torch.Tensor], full: bool
             if blocked:
                 state = torch.stack((s, g))
                 prm_stack = torch.stack([v.expand(n) for v in (sc, a1, a2, ia1, ia2, kg)])
-                for t in range(0, blocked, BLOCK_MONTHS):
-                    q_out[t:t + BLOCK_MONTHS], state = block(
-                        idx, stacked[:, t:t + BLOCK_MONTHS], state, prm_stack, conserving)
+                for t in range(0, blocked, block_months):
+                    q_out[t:t + block_months], state = block(
+                        idx, stacked[:, t:t + block_months], state, prm_stack, conserving)
                 s, g = state[0].clone(), state[1].clone()
             if blocked < n_t:
                 d = forcing.dwbm
@@ -399,9 +393,9 @@ def _run_months(forcing: Forcing, params: Mapping[str, torch.Tensor], full: bool
                 s_out[0] = w
             if blocked:
                 prm_stack = torch.stack([v.expand(n) for v in (c1, c2, inv_sc, e_exp, q_exp)])
-                for t in range(0, blocked, BLOCK_MONTHS):
-                    q_out[t:t + BLOCK_MONTHS], w = block(
-                        idx, stacked[:, t:t + BLOCK_MONTHS], w, prm_stack, tvgm, conserving)
+                for t in range(0, blocked, block_months):
+                    q_out[t:t + block_months], w = block(
+                        idx, stacked[:, t:t + block_months], w, prm_stack, tvgm, conserving)
             for t in range(blocked, n_t):
                 q, e, w = step(forcing.p[t], forcing.e0[t], w, c1, c2, inv_sc, e_exp, q_exp,
                                tvgm, conserving)
@@ -465,7 +459,8 @@ def simulate(model: str, precip, pet, params: Mapping[str, object],
     p2 = p.expand(*batch, n_t).reshape(n, n_t).T.contiguous()
     e2 = e0.expand(*batch, n_t).reshape(n, n_t).T.contiguous()
     prm = {k: v.expand(batch).reshape(n).contiguous() for k, v in prm.items()}
-    out = run_months(Forcing(model, p2, e2, formulation), prm, full=True)
+    fused = fusion.compile_wanted(n, p2.device)
+    out = run_months(Forcing(model, p2, e2, formulation), prm, full=True, fused=fused)
 
     def back(x: torch.Tensor | None):
         if x is None:

@@ -39,7 +39,6 @@ class SceuaSettings:
     points_per_complex: int | None = None   # npg
     simplex_points: int | None = None       # nps
     evolution_steps: int | None = None      # nspl
-    include_initial: bool = True  # the initial point is a member of the first population
 
     def sizes(self, n: int) -> tuple[int, int, int, int]:
         npg = self.points_per_complex or 2 * n + 1
@@ -103,7 +102,7 @@ def sceua(objective: Objective, lower: torch.Tensor, upper: torch.Tensor, proble
 
     # Initial population: uniform in the box, the initial point first.
     u = rand(b, npt, n)
-    if st.include_initial and initial is not None:
+    if initial is not None:
         u0 = ((initial.to(device=device, dtype=dtype) - lower) / span_safe).clamp(0.0, 1.0)
         u[:, 0] = u0.expand(b, n)
     all_prob = torch.arange(b, device=device)

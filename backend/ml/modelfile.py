@@ -13,9 +13,7 @@ lists, strings and numbers only, and the metadata is JSON text parsed by ``json`
 from __future__ import annotations
 
 import json
-import platform
 from dataclasses import dataclass, field
-from importlib import metadata as importlib_metadata
 from pathlib import Path
 
 import torch
@@ -23,7 +21,8 @@ import torch
 from backend import io
 from backend.ml.network import ResNetConfig, build_network
 from backend.ml.patches import Scaling
-from backend.protocol import BadInput
+from backend.protocol import BadInput, jsonable
+from backend.versions import software_versions
 
 FORMAT = "cwsc-resnet"
 VERSION = 1
@@ -69,18 +68,6 @@ class ModelBundle:
         return nets
 
 
-def software_versions() -> dict:
-    from backend import __version__
-
-    v = {"backend": __version__, "python": platform.python_version(), "torch": torch.__version__}
-    for dist in ("numpy", "rasterio"):
-        try:
-            v[dist] = importlib_metadata.version(dist)
-        except importlib_metadata.PackageNotFoundError:
-            v[dist] = None
-    return v
-
-
 def grid_summary(grid: io.Grid) -> dict:
     return {**grid.to_dict(), "resolution": list(grid.resolution)}
 
@@ -88,26 +75,12 @@ def grid_summary(grid: io.Grid) -> dict:
 def save_model(path: str | Path, bundle: ModelBundle, label: str = "OUTPUT_MODEL") -> Path:
     """Write the model atomically (a temporary file beside ``path``, renamed at the end)."""
     payload = {"format": FORMAT, "version": VERSION,
-               "metadata": json.dumps(_jsonable(bundle.metadata()), allow_nan=False),
+               "metadata": json.dumps(jsonable(bundle.metadata()), allow_nan=False),
                "members": [{k: v.detach().cpu().contiguous() for k, v in m.items()}
                            for m in bundle.members]}
     with io.atomic_output(path, label) as tmp:
         torch.save(payload, tmp)
     return Path(path)
-
-
-def _jsonable(value):
-    import math
-
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if hasattr(value, "item"):
-        return _jsonable(value.item())
-    return value
 
 
 def load_model(path: str | Path, label: str = "MODEL") -> ModelBundle:

@@ -78,9 +78,7 @@ def read_predictors(paths: Sequence[str], grid: io.Grid, label: str = "PREDICTOR
         names = channel_names(rasters)
         layers = []
         for r in rasters:
-            if not r.grid.same_as(grid):
-                protocol.warning(f"{r.label}: '{r.path}' is on another grid ({r.grid.describe()}); "
-                                 f"it is resampled (bilinear) onto {grid.describe()}")
+            io.warn_if_resampled(r, grid, "bilinear")
             data = io.read_aligned(r, grid)
             for b in range(r.count):
                 check_finite(data[b], r.path, b, label)
@@ -101,9 +99,7 @@ def read_single_band(path: str, label: str, grid: io.Grid | None = None) -> tupl
             protocol.warning(f"{label}: '{path}' has {r.count} bands; only band 1 is used")
         if grid is None:
             return r.read(bands=[0])[0], r.grid
-        if not r.grid.same_as(grid):
-            protocol.warning(f"{label}: '{path}' is on another grid ({r.grid.describe()}); "
-                             f"it is resampled onto {grid.describe()}")
+        if io.warn_if_resampled(r, grid, "nearest"):
             return io.read_aligned(r, grid, resampling="nearest")[0], grid
         return r.read(bands=[0])[0], grid
 

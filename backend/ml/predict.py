@@ -9,7 +9,6 @@ renamed at the end.
 from __future__ import annotations
 
 import contextlib
-import math
 import time
 from pathlib import Path
 from typing import Callable, Sequence
@@ -18,9 +17,9 @@ import numpy as np
 import torch
 
 from backend import io, protocol
+from backend.devices import autocast, configure_threads
 from backend.ml import patches as P
 from backend.ml.modelfile import ModelBundle
-from backend.ml.training import _autocast, _set_threads
 from backend.protocol import BadInput
 
 CWSC_DESCRIPTION = "CWSC (mm)"
@@ -53,10 +52,7 @@ class _Source:
     def __init__(self, raster: io.Raster, grid: io.Grid) -> None:
         self.raster = raster
         self.aligned = None
-        if not raster.grid.same_as(grid):
-            protocol.warning(f"{raster.label}: '{raster.path}' is on another grid "
-                             f"({raster.grid.describe()}); it is resampled onto {grid.describe()} "
-                             "and held in memory")
+        if io.warn_if_resampled(raster, grid, "bilinear", " and held in memory"):
             self.aligned = io.read_aligned(raster, grid)
 
     def read(self, rows: slice) -> np.ndarray:
@@ -90,7 +86,7 @@ def predict_raster(bundle: ModelBundle, predictor_paths: Sequence[str], out: str
 
     t0 = time.perf_counter()
     dev = resolve_device(device)
-    _set_threads(dev)
+    configure_threads(dev)
     batch_size = batch_size or (16384 if dev.type == "cuda" else 4096)
     if batch_size < 1:
         raise BadInput(f"BATCH_SIZE: {batch_size} must be at least 1")
@@ -153,7 +149,7 @@ def predict_raster(bundle: ModelBundle, predictor_paths: Sequence[str], out: str
                 else:
                     x = P.extract_patches(padded, rr, cc, bundle.patch_size, scaling.kind)
                     xt = torch.from_numpy(x).contiguous(memory_format=torch.channels_last)
-                with torch.inference_mode(), _autocast(dev):
+                with torch.inference_mode(), autocast(dev):
                     ys = torch.stack([net(xt).float() for net in nets])  # (K, n) scaled
                 ys = ys.cpu().numpy() * scaling.label_scale + scaling.label_offset
                 mean[rr, cc] = ys.mean(axis=0)

@@ -6,11 +6,10 @@ split, patches, K ensemble members, and test metrics in mm. No file I/O here.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import math
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Callable
 
 import numpy as np
@@ -20,6 +19,7 @@ from torch import nn
 from backend.ml import patches as P
 from backend.ml.metrics import r2_score, regression_metrics
 from backend.ml.network import ResNetConfig, build_network
+from backend.devices import autocast, configure_threads
 from backend.protocol import BadInput
 
 
@@ -54,8 +54,8 @@ RECIPES: dict[str, Recipe] = {
     # one-cycle schedule, batch 64, early stopping on 15 % of the training split with the
     # best weights restored, rotation/flip augmentation, and a ResNet-14 (16/32/64) that is
     # as accurate on a few thousand samples and 3-4 times faster on CPU than ResNet-32.
-    # 40 epochs: on the demo region (2,017 labelled cells) test R2 0.84 in about 2 minutes
-    # on 2 shared CPU cores; 60 epochs took twice as long for no gain.
+    # 40 epochs: on the demo region 60 epochs took twice as long for no gain in test R2
+    # (the README's demo section has the figures).
     "default": Recipe("default", "adamw", 3e-3, 1e-4, 64, 40, "onecycle", 10, 0.15, "standard",
                       False, True, 2, (16, 32, 64)),
 }
@@ -122,31 +122,9 @@ class TrainResult:
     seconds: float
     device: str
     epochs_run: int = 0
-    extra: dict = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------------------------------
-
-
-def _set_threads(device: torch.device, threads: int | None = None) -> None:
-    if device.type == "cpu":
-        if threads:
-            torch.set_num_threads(threads)
-            return
-        from backend.devices import configure_cpu_threads
-
-        configure_cpu_threads()
-    else:
-        torch.backends.cudnn.benchmark = True
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
-
-
-def _autocast(device: torch.device):
-    # bf16 on CUDA: twice the tensor-core rate and no loss scaling; CPUs here lack fast bf16.
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
 
 
 def _to_device(x: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -171,7 +149,7 @@ def predict_scaled(net: nn.Module, x: torch.Tensor | np.ndarray, device: torch.d
         if fixed_batch and m < batch_size:
             pad = xb.new_zeros((batch_size - m, *xb.shape[1:]))
             xb = torch.cat([xb, pad]).contiguous(memory_format=torch.channels_last)
-        with _autocast(device):
+        with autocast(device):
             y = net(xb)
         out[i:i + m] = y[:m].float().cpu().numpy()
     return out
@@ -243,7 +221,7 @@ def fit_member(net: nn.Module, x_train: torch.Tensor, y_train: torch.Tensor, rec
             xb, yb = x_train[idx], y_train[idx]
             if recipe.augment:
                 xb = _augment(xb, gen)
-            with _autocast(device):
+            with autocast(device):
                 out = model(xb)
             loss = loss_fn(out.float(), yb)
             opt.zero_grad(set_to_none=True)
@@ -295,7 +273,7 @@ def train_from_arrays(predictors: np.ndarray, labels: np.ndarray, kge: np.ndarra
     t_start = time.perf_counter()
     recipe = config.resolved_recipe()
     device = resolve_device(config.device)
-    _set_threads(device, config.threads)
+    configure_threads(device, config.threads)
     patch = config.patch_size
     P.check_patch_size(patch, labels.shape)
     samples = P.select_samples(predictors, labels, kge, kge_threshold)

@@ -1,0 +1,96 @@
+"""``python -m backend train``: predictors and labels in, a model file and a report out."""
+
+from __future__ import annotations
+
+import time
+
+from backend import io, protocol
+from backend.protocol import BadInput
+
+
+def parse_widths(text: str | None) -> tuple[int, int, int] | None:
+    if text is None:
+        return None
+    try:
+        w = tuple(int(v) for v in str(text).replace(" ", "").split(","))
+    except ValueError:
+        w = ()
+    if len(w) != 3 or min(w) < 1:
+        raise BadInput(f"WIDTHS: '{text}' must be three positive integers such as 16,32,128")
+    return w  # type: ignore[return-value]
+
+
+def train_command(args) -> None:
+    import numpy as np
+
+    from backend.devices import resolve_device
+    from backend.ml import patches as P
+    from backend.ml.modelfile import ModelBundle, grid_summary, save_model
+    from backend.ml.training import TrainConfig, recipe_dict, train_from_arrays
+    from backend.report import training_report
+    from backend.versions import software_versions
+
+    t0 = time.perf_counter()
+    # Fail before any work: outputs writable, device present, settings sane.
+    io.check_output_path(args.out_model, "OUTPUT_MODEL")
+    if args.out_report:
+        io.check_output_path(args.out_report, "OUTPUT_REPORT")
+    config = TrainConfig(recipe=args.recipe, patch_size=args.patch_size,
+                         test_fraction=args.test_fraction, split=args.split,
+                         block_size=args.block_size, epochs=args.epochs, batch_size=args.batch_size,
+                         blocks=args.blocks, widths=parse_widths(args.widths), ensemble=args.ensemble,
+                         seed=args.seed, device=args.device)
+    recipe = config.resolved_recipe()
+    device = resolve_device(args.device)
+    if args.patch_size < 1 or args.patch_size % 2 == 0:
+        P.check_patch_size(args.patch_size, (10**9, 10**9))
+
+    protocol.progress(0.0, "read")
+    labels, grid = P.read_single_band(args.labels, "LABELS")
+    P.check_patch_size(args.patch_size, grid.shape)
+    kge = P.read_single_band(args.kge, "KGE", grid)[0] if args.kge else None
+    stack = P.read_predictors(args.predictors, grid)
+    protocol.log(f"{len(stack.names)} predictor channels ({', '.join(stack.names)}) on "
+                 f"{grid.describe()}; device {device}")
+
+    def on_epoch(member: int, rec: dict, fraction: float) -> None:
+        protocol.progress(0.05 + 0.85 * fraction, "train", member=member + 1, epoch=rec["epoch"],
+                          train_loss=rec["train_loss"], val_loss=rec["val_loss"],
+                          val_r2=rec["val_r2"], **({"stopped_early": True}
+                                                   if rec.get("stopped_early") else {}))
+
+    result = train_from_arrays(stack.data, labels, kge, config, args.kge_threshold, on_epoch)
+    s = result.sizes
+    protocol.log(f"samples: {s['train_samples']} train, {s['val_samples']} validation, "
+                 f"{s['test_samples']} test ({args.split} split); {s['skipped_cells']} labelled cells "
+                 f"skipped for nodata predictors; {s['masked_cells']} masked by KGE")
+    m = result.metrics
+    protocol.log("test: " + ", ".join(f"{k[5:]} {v:.4g}" for k, v in m.items()
+                                      if isinstance(v, float) and np.isfinite(v)))
+    settings = {"recipe": recipe.name, "patch_size": args.patch_size, "split": args.split,
+                "block_size": args.block_size, "test_fraction": args.test_fraction,
+                "kge_threshold": args.kge_threshold if args.kge else None, "seed": args.seed,
+                "ensemble": args.ensemble, "epochs (max)": recipe.epochs,
+                "batch_size": recipe.batch_size,
+                "network": f"ResNet-{result.network.depth} widths {list(result.network.widths)}"}
+    bundle = ModelBundle(members=result.members, network=result.network, scaling=result.scaling,
+                         channels=stack.names, patch_size=args.patch_size,
+                         grid=grid_summary(grid), recipe=recipe_dict(recipe), metrics=m,
+                         sizes=s, training={**settings, "histories": result.histories,
+                                            "device": result.device, "seconds": result.seconds},
+                         versions=software_versions())
+    protocol.progress(0.92, "save")
+    save_model(args.out_model, bundle)
+    outputs = {"OUTPUT_MODEL": str(args.out_model)}
+    if args.out_report:
+        a, _, c, _, e, f = grid.transform
+        extent = (c, c + a * grid.width, f + e * grid.height, f)
+        training_report(args.out_report, result, grid.shape, stack.names, settings, extent)
+        outputs["OUTPUT_REPORT"] = str(args.out_report)
+    protocol.progress(1.0, "done")
+    metrics = {**{k: m[k] for k in ("test_r2", "test_rmse", "test_mae", "test_bias", "test_kge")},
+               "train_samples": s["train_samples"], "val_samples": s["val_samples"],
+               "test_samples": s["test_samples"], "skipped_cells": s["skipped_cells"],
+               "masked_cells": s["masked_cells"], "epochs_run": result.epochs_run,
+               "seconds": round(time.perf_counter() - t0, 3)}
+    protocol.result(outputs=outputs, metrics=metrics)
