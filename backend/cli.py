@@ -13,7 +13,8 @@ import sys
 from typing import Sequence
 
 from backend import protocol
-from backend.hydro.names import FORMULATIONS, KGE_VERSIONS, MODELS, OBJECTIVES
+from backend.hydro.options import (DEFAULT_KGE_MARGIN, FORMULATIONS, KGE_VERSIONS, MODELS,
+                                   OBJECTIVES)
 
 #: command -> (module in backend.commands, function). Modules load only when their
 #: command runs (torch takes a second to import).
@@ -74,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-evaluations", type=int, default=None)
     p.add_argument("--kge-threshold", type=float, default=0.0,
                    help="models with calibration KGE above this enter the joint CWSC label")
-    p.add_argument("--kge-margin", type=_margin, default=None,
+    p.add_argument("--kge-margin", type=_margin, default=DEFAULT_KGE_MARGIN,
                    help="and only models whose calibration KGE is within this of the cell's "
                         "best model (default 0.02; 'none': every model above the threshold)")
     p.add_argument("--seed", type=int, default=0)
@@ -140,6 +141,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.add_argument("--seed", type=int, default=42)
     return parser
+
+
+def command_options(command: str) -> dict[str, dict]:
+    """The options of ``command`` as the parser defines them: ``{"--seed": {"dest": "seed",
+    "default": 0, "choices": None, "required": False}, ...}`` (for the plugin's contract test
+    and for documentation)."""
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    out = {}
+    for action in sub.choices[command]._actions:
+        for flag in action.option_strings:
+            if flag.startswith("--") and flag != "--help":
+                out[flag] = {"dest": action.dest, "default": action.default,
+                             "choices": tuple(action.choices) if action.choices else None,
+                             "required": action.required}
+    return out
 
 
 def _dispatch(args: argparse.Namespace) -> None:

@@ -145,7 +145,8 @@ def bench_throughput(cells: int):
 
     from backend.hydro import cpu_kernels
     from backend.hydro.calibrate import calibrate_model
-    from backend.hydro.config import DEFAULT_RESTARTS, CalibrationConfig
+    from backend.hydro.config import CalibrationConfig
+    from backend.hydro.options import DEFAULT_RESTARTS
     from backend.hydro.engine import Tuning
 
     torch.set_num_threads(os.cpu_count() or 1)

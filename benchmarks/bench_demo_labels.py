@@ -67,7 +67,7 @@ def cross_model_table(cells: int, max_evaluations: int = 1000, seed: int = 42) -
               + f" | {np.nanmedian(joint / tr[sel]):.2f}, {r:+.2f}")
 
     # The label rule: every model above KGE 0 against only those near the best (default 0.02).
-    from backend.hydro.config import DEFAULT_KGE_MARGIN
+    from backend.hydro.options import DEFAULT_KGE_MARGIN
     from backend.hydro.labels import joint_labels
 
     rules = []

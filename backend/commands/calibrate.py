@@ -32,7 +32,7 @@ GDAL_CACHE_MB = 256
 def kge_margin(args: argparse.Namespace) -> float | None:
     """The label rule's margin from ``--kge-margin``: the default when absent, None for
     'none' (every model above the threshold)."""
-    from backend.hydro.config import DEFAULT_KGE_MARGIN
+    from backend.hydro.options import DEFAULT_KGE_MARGIN
 
     margin = getattr(args, "kge_margin", None)
     if margin is None:
@@ -49,7 +49,8 @@ def calibration_config(args: argparse.Namespace, models: list[str], device, mont
     against the record length."""
     import torch
 
-    from backend.hydro.config import DEFAULT_RESTARTS, CalibrationConfig
+    from backend.hydro.config import CalibrationConfig
+    from backend.hydro.options import DEFAULT_RESTARTS
     from backend.hydro.sceua import SceuaSettings
 
     settings = SceuaSettings()
@@ -86,7 +87,7 @@ def calibrate_command(args: argparse.Namespace) -> None:
 def _calibrate(args: argparse.Namespace) -> None:
     from backend.devices import configure_cpu_threads, resolve_device
     from backend.hydro.forcing import open_forcing
-    from backend.hydro.names import parse_models
+    from backend.hydro.options import parse_models
 
     started = time.monotonic()
     models = parse_models(args.models)

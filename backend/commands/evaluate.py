@@ -11,7 +11,7 @@ from backend.devices import resolve_device
 from backend.evaluation import (agreement, kge_cdf_figure, maps_figure, median, scatter_figure,
                                 simulation_check)
 from backend.hydro.forcing import read_forcing
-from backend.hydro.names import parse_models
+from backend.hydro.options import parse_models
 
 
 def evaluate_command(args) -> None:

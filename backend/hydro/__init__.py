@@ -2,7 +2,7 @@
 
 One module a concern (nothing is imported here, so each import pulls only what it needs):
 
-- :mod:`~backend.hydro.names`: the model, formulation and objective names (standard library).
+- :mod:`~backend.hydro.options`: the model, formulation and objective names (standard library).
 - :mod:`~backend.hydro.models`: DWBM, SWBM, TVGM in torch (``simulate``, ``run_months``).
 - :mod:`~backend.hydro.metrics`: KGE, NSE and the calibration target.
 - :mod:`~backend.hydro.sceua`: SCE-UA for many problems in lockstep.

@@ -1,4 +1,5 @@
-"""What a calibration does: :class:`CalibrationConfig` and the defaults it starts from."""
+"""What a calibration does: :class:`CalibrationConfig` (its defaults from
+:mod:`backend.hydro.options`)."""
 
 from __future__ import annotations
 
@@ -7,24 +8,8 @@ from typing import Sequence
 
 import torch
 
-from backend.hydro.names import MODELS
+from backend.hydro.options import DEFAULT_KGE_MARGIN, DEFAULT_RESTARTS, MODELS
 from backend.hydro.sceua import SceuaSettings
-
-#: Independent SCE-UA runs per cell. Measured (benchmarks/bench_calibrate.py, restarts
-#: part): one run's median calibration KGE is within 0.005 of the best of ten for DWBM and
-#: TVGM (the README's speed section has the figures).
-DEFAULT_RESTARTS = 1
-
-#: Only models whose calibration KGE is within this of the cell's best model enter the joint
-#: CWSC label (None: every model above the threshold, the rule of the first release). Why:
-#: the three models' sc differ by structure (DWBM's is 2-3x SWBM's or TVGM's on the same
-#: runoff, and poorly identified on runoff it did not make), so a mean over every model that
-#: fits at all mixes scales; on the demo twin the margin decides whether the labels recover
-#: the truth at all (README, "How the CWSC label is made"). 0.02 is 20-50x the KGE that one
-#: SCE-UA run leaves on the table, so models that fit equally well are averaged, not picked by
-#: optimiser noise.
-DEFAULT_KGE_MARGIN = 0.02
-
 
 @dataclass
 class CalibrationConfig:

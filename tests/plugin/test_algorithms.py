@@ -11,7 +11,6 @@ import pytest
 from qgis.core import (QgsProcessingException, QgsProcessingFeedback, QgsProject,
                        QgsRasterLayer)
 
-from conftest import requires_backend
 from cwsc_qgis import runner
 
 TINY_NET = {"PATCH_SIZE": 5, "EPOCHS": 2, "BATCH_SIZE": 16, "BLOCKS": 1, "WIDTHS": "4,4,8",
@@ -70,7 +69,6 @@ def _ramp_range(renderer):
 
 
 # -- mask ------------------------------------------------------------------------------
-@requires_backend("mask")
 def test_maskbykge_end_to_end_with_styles(run_alg, data_dir, tmp_path):
     out = tmp_path / "ausgabe ö" / "masked labels.tif"
     result = run_alg("cwsc:maskbykge", {"LABELS": str(data_dir / "labels.tif"),
@@ -89,7 +87,6 @@ def test_maskbykge_end_to_end_with_styles(run_alg, data_dir, tmp_path):
     assert all(label.endswith(" mm") for label in labels)
 
 
-@requires_backend("mask")
 def test_styles_applied_when_loaded(provider, data_dir, tmp_path):  # noqa: ARG001
     import processing
 
@@ -106,7 +103,6 @@ def test_styles_applied_when_loaded(provider, data_dir, tmp_path):  # noqa: ARG0
     QgsProject.instance().removeAllMapLayers()
 
 
-@requires_backend("mask")
 def test_layer_that_is_not_a_file_goes_through_a_temporary_geotiff(run_alg, data_dir, tmp_path):
     archive = tmp_path / "inputs.zip"
     with zipfile.ZipFile(archive, "w") as zf:
@@ -121,7 +117,6 @@ def test_layer_that_is_not_a_file_goes_through_a_temporary_geotiff(run_alg, data
     assert any("temporary GeoTIFF" in m for m in fb.messages)
 
 
-@requires_backend("mask")
 def test_rasters_on_different_grids(run_alg, data_dir, tmp_path):
     out = tmp_path / "masked.tif"
     with pytest.raises(QgsProcessingException) as err:
@@ -185,7 +180,6 @@ def trained(processing_ready, data_dir, tmp_path_factory):  # noqa: ARG001
     return result, folder
 
 
-@requires_backend("train")
 def test_train_end_to_end(trained):
     result, folder = trained
     assert Path(result["OUTPUT_MODEL"]).is_file() and Path(result["OUTPUT_REPORT"]).is_file()
@@ -195,7 +189,6 @@ def test_train_end_to_end(trained):
     assert result["TEST_RMSE"] is not None and result["TEST_RMSE"] >= 0
 
 
-@requires_backend("predict")
 def test_predict_end_to_end_with_uncertainty(run_alg, trained, data_dir, tmp_path):
     model = trained[0]["OUTPUT_MODEL"]
     out, unc = tmp_path / "cwsc.tif", tmp_path / "cwsc spread.tif"
@@ -213,7 +206,6 @@ def test_predict_end_to_end_with_uncertainty(run_alg, trained, data_dir, tmp_pat
     assert cwsc_colour != unc_colour
 
 
-@requires_backend("predict")
 def test_model_made_for_other_predictors(run_alg, trained, data_dir, tmp_path):
     with pytest.raises(QgsProcessingException) as err:
         run_alg("cwsc:predict", {"MODEL": trained[0]["OUTPUT_MODEL"],
@@ -225,7 +217,6 @@ def test_model_made_for_other_predictors(run_alg, trained, data_dir, tmp_path):
     assert not (tmp_path / "cwsc.tif").exists()
 
 
-@requires_backend("predict")
 def test_cuda_without_cuda(run_alg, trained, data_dir, tmp_path):
     info = run_alg("cwsc:info", {})
     if info["CUDA_AVAILABLE"]:
@@ -251,7 +242,6 @@ def test_cuda_without_cuda(run_alg, trained, data_dir, tmp_path):
         ProcessingConfig.setSettingValue(settings.DEFAULT_DEVICE, 0)
 
 
-@requires_backend("train")
 @pytest.mark.skipif(sys.platform == "win32", reason="process groups")
 def test_cancel_during_training(run_alg, data_dir, tmp_path):
     from test_runner import _group_members
@@ -271,7 +261,6 @@ def test_cancel_during_training(run_alg, data_dir, tmp_path):
     assert [p.name for p in out_dir.iterdir()] == []
 
 
-@requires_backend("mask")
 def test_overhead_run_to_first_progress(run_alg, data_dir, tmp_path):
     run_alg("cwsc:info", {})  # warm disk cache and the interpreter check
     fb = TimingFeedback()
@@ -287,7 +276,6 @@ FAST_CALIBRATION = {"MODELS": [0, 2], "RESTARTS": 1, "MAX_EVALUATIONS": 200, "SE
                     "WARMUP_MONTHS": 6, "DEVICE": 1}
 
 
-@requires_backend("calibrate")
 def test_calibrate_end_to_end(run_alg, data_dir, tmp_path):
     outs = {k: tmp_path / f"{k.lower()} é.tif" for k in ("OUTPUT_CWSC", "OUTPUT_KGE", "OUTPUT_DETAILS")}
     result = run_alg("cwsc:calibrate", {
@@ -329,7 +317,6 @@ def test_calibrate_kge_margin_default_value_and_cleared(provider, data_dir, tmp_
     assert margin(MODEL_KGE_MARGIN="") == "none"
 
 
-@requires_backend("calibrate")
 def test_calibrate_rasters_on_different_grids(run_alg, data_dir, tmp_path):
     with pytest.raises(QgsProcessingException) as err:
         run_alg("cwsc:calibrate", {
@@ -341,8 +328,6 @@ def test_calibrate_rasters_on_different_grids(run_alg, data_dir, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-@requires_backend("evaluate")
-@requires_backend("calibrate")  # evaluate reads the forcing with the calibrate code
 def test_evaluate_end_to_end(run_alg, data_dir, tmp_path):
     report = tmp_path / "évaluation report.html"
     result = run_alg("cwsc:evaluate", {

@@ -110,10 +110,10 @@ def test_settings_registered(provider):  # noqa: ARG001
 
 def test_class_factory_init_gui_and_unload(qgis_iface, provider):  # noqa: ARG001
     import cwsc_qgis
-    from conftest import _PLUGIN, ensure_provider
+    from plugin_testing import PLUGIN, ensure_provider
 
     registry = QgsApplication.processingRegistry()
-    session_plugin = _PLUGIN.pop("plugin", None)
+    session_plugin = PLUGIN.pop("plugin", None)
     if session_plugin is not None:  # take the session's provider out while this one is in
         session_plugin.unload()
     plugin = cwsc_qgis.classFactory(qgis_iface)

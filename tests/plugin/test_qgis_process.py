@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from conftest import requires_backend
 
 ROOT = Path(__file__).resolve().parents[2]
 QGIS_PROCESS = shutil.which("qgis_process.bin") or shutil.which("qgis_process")
@@ -94,7 +93,6 @@ def test_info_uses_the_recorded_interpreter(qp_env):
     assert data["results"]["TORCH_VERSION"]
 
 
-@requires_backend("mask")
 def test_mask_from_the_command_line_and_bad_input(qp_env, data_dir, tmp_path):
     out = tmp_path / "masked ü.tif"
     _, data = run_json(qp_env, "cwsc:maskbykge", [
@@ -111,7 +109,6 @@ def test_mask_from_the_command_line_and_bad_input(qp_env, data_dir, tmp_path):
     assert not (tmp_path / "bad.tif").exists()
 
 
-@requires_backend("calibrate")
 def test_calibrate_from_the_command_line(qp_env, data_dir, tmp_path):
     outs = {"OUTPUT_CWSC": tmp_path / "cwsc labels.tif", "OUTPUT_KGE": tmp_path / "kge.tif",
             "OUTPUT_DETAILS": tmp_path / "details.tif"}
@@ -134,7 +131,6 @@ def test_calibrate_from_the_command_line(qp_env, data_dir, tmp_path):
                                                      if not k.startswith("OUTPUT")})
 
 
-@requires_backend("predict")
 def test_train_and_predict_from_the_command_line(qp_env, data_dir, tmp_path):
     predictors = [("PREDICTORS", data_dir / "predictors" / f"{n}.tif") for n in PREDICTOR_NAMES]
     model = tmp_path / "cwsc model.pt"

@@ -1,11 +1,8 @@
 """The backend runner against a stand-in backend: events, errors, cancel, environment,
 interpreter lookup. Fast: the stand-in is a few lines of stdlib Python."""
 
-import json
 import os
-import signal
 import sys
-import textwrap
 import time
 from pathlib import Path
 

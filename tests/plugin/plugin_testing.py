@@ -1,0 +1,86 @@
+"""Helpers for the plugin tests: tiny rasters written with GDAL from QGIS's own Python
+(rasterio is not there), and the registered provider."""
+
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+os.environ.setdefault("CWSC_BACKEND_PYTHON", str(ROOT / ".venv" / "bin" / "python"))
+
+from osgeo import gdal, osr  # noqa: E402
+
+gdal.UseExceptions()
+
+
+GRID = dict(width=16, height=12, west=10.0, north=50.0, res=0.25)
+FORCING_SHAPE = (4, 6)  # rows, cols: calibration is per cell, so its inputs stay very small
+MONTHS = 48
+
+
+def write_tif(path, data, west=GRID["west"], north=GRID["north"], res=GRID["res"],
+              descriptions=None, nodata=-9999.0):
+    data = np.asarray(data, dtype=np.float32)
+    if data.ndim == 2:
+        data = data[None]
+    bands, rows, cols = data.shape
+    ds = gdal.GetDriverByName("GTiff").Create(str(path), cols, rows, bands, gdal.GDT_Float32)
+    ds.SetGeoTransform((west, res, 0.0, north, 0.0, -res))
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(4326)
+    ds.SetProjection(srs.ExportToWkt())
+    for i in range(bands):
+        band = ds.GetRasterBand(i + 1)
+        band.SetNoDataValue(nodata)
+        band.WriteArray(np.where(np.isfinite(data[i]), data[i], nodata))
+        if descriptions:
+            band.SetDescription(descriptions[i])
+    ds.FlushCache()
+    ds = None
+    return str(path)
+
+
+def forcing(rng, rows, cols):
+    t = np.arange(MONTHS)[:, None, None]
+    season = np.sin(2 * np.pi * (t % 12) / 12.0)
+    wet = rng.uniform(40, 120, (1, rows, cols))
+    precip = np.clip(wet * (1 + 0.5 * season) + rng.gamma(2.0, 10.0, (MONTHS, rows, cols)), 0, None)
+    pet = np.clip(60 + 50 * np.sin(2 * np.pi * ((t % 12) - 3) / 12.0) + 0.1 * wet, 5, None)
+    capacity = rng.uniform(80, 400, (rows, cols))
+    storage = 0.5 * capacity
+    runoff = np.empty_like(precip)
+    for m in range(MONTHS):  # a one-bucket model: enough for a calibration to work on
+        water = storage + precip[m]
+        et = np.minimum(pet[m] * storage / capacity, water)
+        overflow = np.maximum(water - et - capacity, 0)
+        base = 0.05 * (water - et - overflow)
+        storage = water - et - overflow - base
+        runoff[m] = overflow + base
+    return precip, pet, runoff
+
+
+#: The plugin object that registered the session's provider (kept so the Python provider
+#: outlives every test).
+PLUGIN = {}
+
+
+def ensure_provider():
+    """The registered cwsc provider; registers it through the plugin when it is not there.
+
+    The plugin object is kept here so the Python provider outlives every test.
+    """
+    from qgis.core import QgsApplication
+
+    from cwsc_qgis.plugin import CwscPlugin
+
+    existing = QgsApplication.processingRegistry().providerById("cwsc")
+    if existing is not None:
+        return existing
+    plugin = CwscPlugin(None)
+    plugin.initProcessing()
+    PLUGIN["plugin"] = plugin
+    return plugin.provider

@@ -1,0 +1,160 @@
+"""The plugin and the backend agree on the command line: every set of options an algorithm's
+``build()`` produces parses with the backend's own parser (run here in QGIS's Python, which
+works because the parser imports only the standard library), enum options and defaults match
+on both sides, and so do the exit codes."""
+
+import contextlib
+import io
+import subprocess
+import sys
+
+import pytest
+from qgis.core import (QgsApplication, QgsProcessingContext, QgsProcessingFeedback,
+                       QgsProcessingParameterDefinition, QgsProject)
+
+from backend import cli, protocol
+from backend.hydro import options
+from cwsc_qgis import runner
+from cwsc_qgis.algorithms import base, calibrate, train
+from plugin_testing import ROOT
+
+#: The algorithms that build options (cwsc:info runs the command with none).
+ALGORITHMS = ("calibrate", "maskbykge", "train", "predict", "evaluate")
+#: Backend options that carry a file (inputs and outputs): their values are paths, not settings.
+PATHS = {"precip", "pet", "runoff", "out_cwsc", "out_kge", "out_details", "labels", "kge",
+         "out", "predictors", "out_model", "out_report", "model", "out_uncertainty", "cwsc",
+         "reference"}
+RASTERS = {"PRECIPITATION": "precipitation.tif", "PET": "pet.tif", "RUNOFF": "runoff.tif",
+           "LABELS": "labels.tif", "KGE": "kge.tif", "CWSC": "cwsc_forcing_grid.tif",
+           "REFERENCE": "cwsc_forcing_grid.tif"}
+
+
+def _algorithm(name):
+    alg = QgsApplication.processingRegistry().algorithmById(f"cwsc:{name}")
+    assert alg is not None, name
+    return alg.create()
+
+
+def _optional(d):
+    return bool(d.flags() & QgsProcessingParameterDefinition.FlagOptional)
+
+
+def _parameters(alg, data_dir, tmp_path, full):
+    """Values for every required parameter (and with ``full`` every optional input and
+    output too); settings stay at their defaults."""
+    params = {}
+    for d in alg.parameterDefinitions():
+        name, kind = d.name(), d.type()
+        if _optional(d) and not full:
+            continue
+        if kind in ("rasterDestination", "fileDestination"):
+            params[name] = str(tmp_path / f"{name.lower()}.{d.defaultFileExtension()}")
+        elif kind == "raster":
+            params[name] = str(data_dir / RASTERS[name])
+        elif kind == "multilayer":
+            params[name] = [str(p) for p in sorted((data_dir / "predictors").glob("*.tif"))]
+        elif kind == "file":
+            params[name] = str(tmp_path / "model.pt")
+    return params
+
+
+def _variants(alg):
+    """(parameter, value) pairs that move each setting off its default."""
+    out = []
+    for d in alg.parameterDefinitions():
+        name, kind = d.name(), d.type()
+        if kind == "enum":
+            if d.allowMultiple():
+                out += [(name, [0]), (name, [len(d.options()) - 1]), (name, [0, 1])]
+            else:
+                out += [(name, i) for i in range(len(d.options())) if i != d.defaultValue()]
+        elif kind == "number":
+            default, low, high = d.defaultValue(), d.minimum(), d.maximum()
+            if default is None:
+                value = max(low, 1) if low > -1e300 else 1
+            elif default + 1 <= high:
+                value = default + 1
+            else:
+                value = (default + low) / 2 if low > -1e300 else default - 1
+            if d.dataType() == 0:   # integer
+                value = int(value)
+            out.append((name, value))
+            if _optional(d) and default is not None:
+                out.append((name, ""))          # a cleared field
+        elif kind == "string":
+            out.append((name, "8,16,32"))
+    return out
+
+
+def _build(alg, params):
+    context = QgsProcessingContext()
+    context.setProject(QgsProject.instance())
+    args, _ = alg.build(params, context, QgsProcessingFeedback())
+    return args
+
+
+def _parse(command, args):
+    """The backend parser's namespace for ``args``; a refusal fails the test with its message."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+        try:
+            return cli.build_parser().parse_args([command, *map(str, args)])
+        except SystemExit:
+            pass
+    pytest.fail(f"the backend refused {command} {args}: {out.getvalue().strip()}")
+
+
+@pytest.mark.parametrize("name", ALGORITHMS)
+def test_every_option_the_plugin_builds_parses(name, provider, data_dir, tmp_path):  # noqa: ARG001
+    alg = _algorithm(name)
+    for full in (False, True):
+        _parse(alg.COMMAND, _build(alg, _parameters(alg, data_dir, tmp_path, full)))
+    for param, value in _variants(alg):
+        params = {**_parameters(alg, data_dir, tmp_path, True), param: value}
+        _parse(alg.COMMAND, _build(alg, params))
+
+
+@pytest.mark.parametrize("name", ALGORITHMS)
+def test_plugin_defaults_are_the_backend_defaults(name, provider, data_dir, tmp_path):  # noqa: ARG001
+    alg = _algorithm(name)
+    args = _build(alg, _parameters(alg, data_dir, tmp_path, False))
+    ns = _parse(alg.COMMAND, args)
+    given = {a for a in map(str, args) if a.startswith("--")}
+    for flag, option in cli.command_options(alg.COMMAND).items():
+        if flag in given and option["dest"] not in PATHS and option["default"] is not None:
+            assert getattr(ns, option["dest"]) == option["default"], (
+                f"cwsc:{name} passes {flag} {getattr(ns, option['dest'])!r} at its defaults; "
+                f"the backend's default is {option['default']!r}")
+
+
+def test_every_command_the_plugin_runs_exists_in_the_backend(provider):  # noqa: ARG001
+    commands = {a.COMMAND for a in QgsApplication.processingRegistry().providerById("cwsc").algorithms()}
+    assert commands <= set(cli.COMMANDS)
+    _parse("info", [])
+
+
+def test_enum_options_match_the_backend_choices():
+    calibrate_options = cli.command_options("calibrate")
+    assert tuple(calibrate.MODELS) == options.MODELS
+    assert tuple(o.lower() for o in calibrate.OBJECTIVES) == calibrate_options["--objective"]["choices"]
+    assert tuple(calibrate.FORMULATIONS) == calibrate_options["--formulation"]["choices"]
+    train_options = cli.command_options("train")
+    assert tuple(train.SPLITS) == train_options["--split"]["choices"]
+    assert tuple(train.RECIPES) == train_options["--recipe"]["choices"]
+    for command in ("calibrate", "train", "predict", "evaluate"):
+        assert tuple(base.DEVICES) == cli.command_options(command)["--device"]["choices"]
+
+
+def test_exit_codes_agree_with_the_protocol():
+    assert (runner.EXIT_OK, runner.EXIT_INTERNAL, runner.EXIT_BAD_INPUT, runner.EXIT_CANCELLED) == \
+        (protocol.EXIT_OK, protocol.EXIT_INTERNAL, protocol.EXIT_BAD_INPUT, protocol.EXIT_CANCELLED)
+
+
+def test_the_backend_parser_imports_only_the_standard_library():
+    heavy = ("numpy", "torch", "rasterio", "xarray", "dask", "qgis")
+    code = ("import sys, backend.cli; backend.cli.build_parser(); "
+            f"print(sorted(m for m in sys.modules if m.split('.')[0] in {heavy!r}))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
