@@ -11,7 +11,7 @@ PY=${PYTHON:-python3}
 export PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
 $PY -m backend info | tail -1 | cut -c1-700; echo
-echo "== CUDA tests"; $PY -m pytest -q -p no:cacheprovider tests/backend -k "cuda or triton" --ignore tests/backend/test_hydro_metrics.py 2>&1 | tail -4
+echo "== CUDA tests"; $PY -m pytest -q -p no:cacheprovider tests/backend -k "cuda or triton" --ignore tests/backend/hydro/test_metrics.py 2>&1 | tail -4
 t() { local s=$(date +%s%N); "$@"; local rc=$?; echo "   -> rc $rc, $(( ($(date +%s%N) - s) / 1000000 )) ms"; }
 echo "== GPU benchmarks"
 CWSC_BENCH_QUICK=${CWSC_BENCH_QUICK:-1} timeout 200 $PY -c "import benchmarks.bench_calibrate as b; b.bench_global()"

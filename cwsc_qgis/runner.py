@@ -1,7 +1,7 @@
 """Start the backend in its own process and turn its JSON-lines events into QGIS feedback.
 
 ``python -m backend <command> ...`` writes one JSON object per line on stdout (see
-``backend/protocol.py`` and design.md). A reader thread puts the lines on a queue; the
+``backend/protocol.py`` and ``docs/design.md``). A reader thread puts the lines on a queue; the
 calling thread polls the queue and ``feedback.isCanceled()`` every 100 ms, so Cancel
 stops the whole process tree (SIGTERM, then SIGKILL after 1.5 s) within 2 s.
 

@@ -31,7 +31,7 @@ entries = list(walk("cwsc_qgis", ""))
 entries += list(walk("backend", "lib/backend"))
 entries += list(walk("resources", "resources"))
 for extra, dest in (("metadata.txt", "metadata.txt"), ("README.md", "README.md"),
-                    ("LICENSE", "LICENSE"), ("requirements/backend.txt", "requirements/backend.txt")):
+                    ("requirements/backend.txt", "requirements/backend.txt")):
     if os.path.isfile(os.path.join(root, extra)):
         entries.append((os.path.join(root, extra), "cwsc_qgis/" + dest))
 missing = [m for m in ("cwsc_qgis/metadata.txt", "cwsc_qgis/__init__.py", "cwsc_qgis/lib/backend/__main__.py",
