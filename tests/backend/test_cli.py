@@ -1,4 +1,4 @@
-"""backend.io (grids, NetCDF, atomic writes) and the mask command."""
+"""The command line: usage mistakes are bad_input events."""
 
 
 

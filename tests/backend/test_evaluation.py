@@ -1,4 +1,4 @@
-"""The demo data generator and the evaluate command."""
+"""backend.evaluation: agreement of a map with a reference."""
 
 
 import numpy as np

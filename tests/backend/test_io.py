@@ -1,4 +1,4 @@
-"""backend.io (grids, NetCDF, atomic writes) and the mask command."""
+"""backend.io: grids, GeoTIFF and NetCDF reading, aligned reads, atomic writes."""
 
 import os
 import stat

@@ -1,4 +1,4 @@
-"""The demo data generator and the evaluate command."""
+"""``python -m backend demo-data``: deterministic, documented, a manifest."""
 
 import hashlib
 import json

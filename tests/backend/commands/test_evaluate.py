@@ -1,4 +1,4 @@
-"""The demo data generator and the evaluate command."""
+"""``python -m backend evaluate``: against a reference, free vs fixed calibration, refusals."""
 
 
 import numpy as np

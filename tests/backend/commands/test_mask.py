@@ -1,4 +1,4 @@
-"""backend.io (grids, NetCDF, atomic writes) and the mask command."""
+"""``python -m backend mask``: counts, output, refused grids."""
 
 
 import numpy as np

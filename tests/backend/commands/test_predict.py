@@ -1,4 +1,4 @@
-"""``python -m backend train`` / ``predict`` as the plugin runs them: events, exit codes, no leftovers."""
+"""``python -m backend predict`` as the plugin runs it: refused models, SIGTERM leaves nothing."""
 
 import os
 

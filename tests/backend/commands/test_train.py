@@ -1,4 +1,4 @@
-"""``python -m backend train`` / ``predict`` as the plugin runs them: events, exit codes, no leftovers."""
+"""``python -m backend train`` (then predict) as the plugin runs it: events, exit codes, no leftovers."""
 
 
 import numpy as np

@@ -1,13 +1,11 @@
-"""SCE-UA in lockstep and the per-cell calibration with its labels."""
+"""Per-cell calibration (one batch, one model, every model) and its periods."""
 
 from __future__ import annotations
-
 
 import numpy as np
 import pytest
 import torch
 
-from backend.synthetic.forcing import random_params, synthetic_forcing, synthetic_runoff
 from backend.hydro.calibrate import calibrate, calibrate_model
 from backend.hydro.config import CalibrationConfig
 from backend.hydro.sceua import SceuaSettings
@@ -19,15 +17,6 @@ def test_periods_follow_the_seed_and_are_configurable():
     assert CalibrationConfig(warmup_months=6, calibration_fraction=0.5).periods(96) == (6, 48)
     with pytest.raises(ValueError):
         CalibrationConfig(warmup_months=80).periods(96)
-
-
-@pytest.fixture(scope="module")
-def twin():
-    cells, months = 6, 96
-    p, e = synthetic_forcing(cells, months, seed=11)
-    prm = random_params("SWBM", cells, seed=11)
-    q = synthetic_runoff("SWBM", p, e, prm, noise=0.05, seed=11)
-    return p, e, q, prm
 
 
 def _config(**kw):

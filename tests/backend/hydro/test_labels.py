@@ -1,4 +1,4 @@
-"""SCE-UA in lockstep and the per-cell calibration with its labels."""
+"""The joint CWSC label rule and the KGE mask."""
 
 from __future__ import annotations
 

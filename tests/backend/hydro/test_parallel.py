@@ -1,24 +1,12 @@
-"""SCE-UA in lockstep and the per-cell calibration with its labels."""
+"""Shards in worker processes: the same labels for any number of workers."""
 
 from __future__ import annotations
 
-
 import numpy as np
-import pytest
 
-from backend.synthetic.forcing import random_params, synthetic_forcing, synthetic_runoff
 from backend.hydro.calibrate import calibrate_model
 from backend.hydro.config import CalibrationConfig
 from backend.hydro.sceua import SceuaSettings
-
-
-@pytest.fixture(scope="module")
-def twin():
-    cells, months = 6, 96
-    p, e = synthetic_forcing(cells, months, seed=11)
-    prm = random_params("SWBM", cells, seed=11)
-    q = synthetic_runoff("SWBM", p, e, prm, noise=0.05, seed=11)
-    return p, e, q, prm
 
 
 def _config(**kw):

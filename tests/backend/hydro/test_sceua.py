@@ -1,4 +1,4 @@
-"""SCE-UA in lockstep and the per-cell calibration with its labels."""
+"""SCE-UA in lockstep: each problem its own optimum, stop and seed."""
 
 from __future__ import annotations
 
