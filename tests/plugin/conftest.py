@@ -77,8 +77,8 @@ def run_alg(provider):  # noqa: ARG001
 @pytest.fixture()
 def backend_env(monkeypatch):
     """A clean interpreter choice for a test: the repository's backend, checks forgotten."""
-    from cwsc_qgis import runner
+    from cwsc_qgis import interpreter
 
-    runner.forget_checks()
+    interpreter.forget_checks()
     yield monkeypatch
-    runner.forget_checks()
+    interpreter.forget_checks()

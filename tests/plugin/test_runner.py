@@ -1,5 +1,5 @@
-"""The backend runner against a stand-in backend: events, errors, cancel, environment,
-interpreter lookup. Fast: the stand-in is a few lines of stdlib Python."""
+"""The backend runner against a stand-in backend: events, errors, cancel, environment.
+Fast: the stand-in is a few lines of stdlib Python."""
 
 import os
 import sys
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from qgis.core import QgsProcessingException, QgsProcessingFeedback
 
-from cwsc_qgis import runner, settings
+from cwsc_qgis import runner
 
 FAKE_MAIN = r'''
 import json, os, signal, subprocess, sys, time
@@ -191,55 +191,3 @@ def test_cancel_stops_the_process_tree_within_2s(fake_root, tmp_path, stubborn):
           f"{elapsed:.2f} s after Cancel")
     assert elapsed < 2.0
     assert list(tmp_path.iterdir()) == []  # no output, no partial file
-
-
-def test_interpreter_lookup_order(provider, monkeypatch, tmp_path):  # noqa: ARG001
-    from processing.core.ProcessingConfig import ProcessingConfig
-
-    recorded = tmp_path / "backend_python.txt"
-    recorded.write_text(sys.executable + "\n", encoding="utf-8")
-    monkeypatch.setattr(settings, "RECORDED_PYTHON_FILE", str(recorded))
-    monkeypatch.delenv("CWSC_BACKEND_PYTHON", raising=False)
-    ProcessingConfig.setSettingValue(settings.BACKEND_PYTHON, "")
-    # recorded path before the project's .venv
-    python, source = runner.find_backend_python()
-    assert python == sys.executable and "recorded" in source
-    # the environment variable before the recorded path
-    venv = tmp_path / "venv"
-    (venv / "bin").mkdir(parents=True)
-    os.symlink(sys.executable, venv / "bin" / "python")
-    monkeypatch.setenv("CWSC_BACKEND_PYTHON", str(venv))  # a venv folder is accepted too
-    python, source = runner.find_backend_python()
-    assert python == str(venv / "bin" / "python") and "CWSC_BACKEND_PYTHON" in source
-    # the provider setting before everything
-    ProcessingConfig.setSettingValue(settings.BACKEND_PYTHON, str(venv / "bin" / "python"))
-    monkeypatch.setenv("CWSC_BACKEND_PYTHON", "/nonexistent/python")
-    try:
-        python, source = runner.find_backend_python()
-        assert python == str(venv / "bin" / "python") and "provider setting" in source
-    finally:
-        ProcessingConfig.setSettingValue(settings.BACKEND_PYTHON, "")
-    # an explicit choice that does not exist is an error, not a silent fallback
-    with pytest.raises(QgsProcessingException, match="does not exist.*make setup"):
-        runner.find_backend_python()
-    # nothing anywhere: one message that says how to set it up
-    monkeypatch.delenv("CWSC_BACKEND_PYTHON")
-    monkeypatch.setattr(settings, "RECORDED_PYTHON_FILE", str(tmp_path / "none.txt"))
-    monkeypatch.setattr(settings, "backend_root", lambda: str(tmp_path))
-    monkeypatch.setattr(settings, "PLUGIN_DIR", str(tmp_path))
-    with pytest.raises(QgsProcessingException, match="No CWSC backend interpreter found.*make setup"):
-        runner.find_backend_python()
-
-
-def test_check_is_cached_per_interpreter(monkeypatch):
-    runner.forget_checks()
-    python = os.environ["CWSC_BACKEND_PYTHON"]
-    t0 = time.monotonic()
-    runner.check_backend(python)
-    first = time.monotonic() - t0
-    t0 = time.monotonic()
-    runner.check_backend(python)
-    second = time.monotonic() - t0
-    assert second < 0.01 < first
-    with pytest.raises(QgsProcessingException, match="lacks torch"):
-        runner.check_backend("/usr/bin/python3")
