@@ -1,4 +1,4 @@
-"""Grids and rasters at the edges: read GeoTIFF / NetCDF stacks, write GeoTIFFs atomically.
+"""Grids and rasters at the edges: read GeoTIFF / NetCDF stacks, write GeoTIFFs.
 
 Inside the backend a raster is a float32 array shaped ``(bands, rows, cols)`` with NaN
 where the file has nodata. On disk, float outputs use nodata -9999, are tiled and
@@ -7,10 +7,8 @@ compressed, carry the input CRS and transform, and name every band.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
-import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -108,13 +106,28 @@ class Raster:
     def read(self, rows: slice | None = None, bands: Sequence[int] | None = None) -> np.ndarray:
         rows = rows or slice(0, self.grid.height)
         r0, r1 = rows.start or 0, min(rows.stop, self.grid.height)
+        try:
+            data = self._read(r0, r1, bands)
+        except MemoryError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a damaged file is the user's to fix
+            raise BadInput(f"{self.label}: '{self.path}' could not be read (rows {r0} to {r1}): "
+                           f"{_short(exc)}; the file may be truncated or damaged") from None
+        nodata = self._nodata
+        if not (isinstance(data, np.ndarray) and data.dtype == np.float32 and data.flags.owndata
+                and data.flags.writeable):
+            data = np.array(data, dtype=np.float32, copy=True)  # views of NetCDF data: own it
+        if nodata is not None and not math.isnan(nodata):
+            data[data == np.float32(nodata)] = np.nan
+        return data
+
+    def _read(self, r0: int, r1: int, bands: Sequence[int] | None) -> np.ndarray:
         if self._kind == "gdal":
             from rasterio.windows import Window
 
             idx = [b + 1 for b in bands] if bands is not None else None
             data = self._ds.read(idx, window=Window(0, r0, self.grid.width, r1 - r0),
                                  out_dtype="float32")
-            nodata = self._nodata
         else:
             da = self._ds
             if self._flip_y:
@@ -127,12 +140,6 @@ class Raster:
                 data = data[None]
             if bands is not None:
                 data = data[list(bands)]
-            nodata = self._nodata
-        if not (isinstance(data, np.ndarray) and data.dtype == np.float32 and data.flags.owndata
-                and data.flags.writeable):
-            data = np.array(data, dtype=np.float32, copy=True)  # views of NetCDF data: own it
-        if nodata is not None and not math.isnan(nodata):
-            data[data == np.float32(nodata)] = np.nan
         return data
 
     def close(self) -> None:
@@ -322,47 +329,6 @@ def read_aligned(raster: Raster, grid: Grid, resampling: str = "bilinear") -> np
     return out
 
 
-def check_output_path(path: str | os.PathLike, label: str) -> Path:
-    """The folder of ``path`` must exist and be writable; the file may be replaced."""
-    p = Path(path)
-    folder = p.parent if str(p.parent) else Path(".")
-    if not folder.is_dir():
-        raise BadInput(f"{label}: the folder '{folder}' does not exist")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise BadInput(f"{label}: the folder '{folder}' cannot be written")
-    if p.is_dir():
-        raise BadInput(f"{label}: '{p}' is a folder, not a file name")
-    return p
-
-
-@contextlib.contextmanager
-def atomic_output(path: str | os.PathLike, label: str = "output") -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it to ``path`` only on success.
-
-    On any exception (a ``Cancelled`` from SIGTERM included) the temporary file and its
-    sidecars are removed, so a failed run never leaves a partial output.
-    """
-    final = check_output_path(path, label)
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.stem}.", suffix=f".part{final.suffix}",
-                               dir=str(final.parent) or ".")
-    os.close(fd)
-    # mkstemp makes the file private (0600); an output should get the usual permissions.
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
-    tmp_path = Path(tmp)
-    try:
-        yield tmp_path
-        os.replace(tmp_path, final)
-        aux = Path(str(tmp_path) + ".aux.xml")
-        if aux.exists():
-            os.replace(aux, Path(str(final) + ".aux.xml"))
-    finally:
-        for leftover in (tmp_path, Path(str(tmp_path) + ".aux.xml"), Path(str(tmp_path) + ".ovr")):
-            with contextlib.suppress(FileNotFoundError):
-                leftover.unlink()
-
-
 def geotiff_profile(grid: Grid, count: int, dtype: str = "float32") -> dict:
     """A tiled, compressed GeoTIFF profile on ``grid`` with nodata -9999."""
     profile = {
@@ -378,9 +344,10 @@ def geotiff_profile(grid: Grid, count: int, dtype: str = "float32") -> dict:
 
 
 def write_raster(path: str | os.PathLike, data: np.ndarray, grid: Grid,
-                 descriptions: Sequence[str], label: str = "output", overviews: bool = False,
+                 descriptions: Sequence[str], overviews: bool = False,
                  tags: dict | None = None) -> Path:
-    """Write float ``data`` shaped ``(bands, rows, cols)`` (NaN = nodata) atomically."""
+    """Write float ``data`` shaped ``(bands, rows, cols)`` (NaN = nodata) to ``path`` (a
+    command writes to its :class:`~backend.outputs.Outputs` temporary, committed at the end)."""
     import rasterio
 
     data = np.asarray(data, dtype=np.float32)
@@ -388,15 +355,14 @@ def write_raster(path: str | os.PathLike, data: np.ndarray, grid: Grid,
         data = data[None]
     if data.shape[1:] != grid.shape:
         raise ValueError(f"data shape {data.shape} does not match grid {grid.shape}")
-    with atomic_output(path, label) as tmp:
-        with rasterio.open(tmp, "w", **geotiff_profile(grid, data.shape[0])) as dst:
-            dst.write(np.where(np.isfinite(data), data, NODATA).astype(np.float32))
-            for i, d in enumerate(descriptions, start=1):
-                dst.set_band_description(i, d)
-            if tags:
-                dst.update_tags(**{k: str(v) for k, v in tags.items()})
-        if overviews:
-            build_overviews(tmp)
+    with rasterio.open(path, "w", **geotiff_profile(grid, data.shape[0])) as dst:
+        dst.write(np.where(np.isfinite(data), data, NODATA).astype(np.float32))
+        for i, d in enumerate(descriptions, start=1):
+            dst.set_band_description(i, d)
+        if tags:
+            dst.update_tags(**{k: str(v) for k, v in tags.items()})
+    if overviews:
+        build_overviews(path)
     return Path(path)
 
 

@@ -25,8 +25,11 @@ class BadInput(Exception):
     """Input the user can fix: the message names the file, band or parameter."""
 
 
-class Cancelled(Exception):
-    """The run was stopped (SIGTERM / SIGINT from the plugin's Cancel)."""
+class Cancelled(BaseException):
+    """The run was stopped (SIGTERM / SIGINT from the plugin's Cancel).
+
+    A BaseException, like KeyboardInterrupt: an ``except Exception`` that guards a fallback
+    (a compiler failure, a GPU kernel) must never swallow a stop."""
 
 
 def jsonable(value: Any) -> Any:
@@ -91,8 +94,9 @@ def result(outputs: dict[str, Any], metrics: dict[str, Any]) -> None:
 
 
 def _on_signal(signum: int, frame: Any) -> None:  # noqa: ARG001
-    # Raising here unwinds the main thread through every ``atomic_output`` context, so
-    # the temporary files are removed before the process exits with status 3.
+    # Raising here unwinds the main thread through the command's ``Outputs`` context
+    # (backend/outputs.py), so the temporary files are removed before the process exits
+    # with status 3.
     signal.signal(signum, signal.SIG_IGN)
     raise Cancelled(f"stopped by signal {signal.Signals(signum).name}")
 

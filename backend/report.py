@@ -3,7 +3,7 @@
 Reusable pieces (the train and evaluate commands both use them):
 
 - :func:`figure_to_data_uri` turns a matplotlib figure into a ``data:image/png`` URI.
-- :func:`write_html` writes a titled page of sections atomically.
+- :func:`write_html` writes a titled page of sections.
 - :func:`table_html` / :func:`image_html` build section bodies.
 
 Example::
@@ -136,14 +136,10 @@ def render_html(title: str, sections: Sequence[tuple[str, Any]], subtitle: str =
 
 
 def write_html(path: str | Path, title: str, sections: Sequence[tuple[str, Any]],
-               subtitle: str = "", label: str = "OUTPUT_REPORT") -> Path:
-    """Write one self-contained HTML file atomically (see :func:`render_html` for sections).
-
-    ``label`` names the output in errors (a missing folder is a ``BadInput``).
-    """
-    text = render_html(title, sections, subtitle)
-    with io.atomic_output(path, label) as tmp:
-        tmp.write_text(text, encoding="utf-8")
+               subtitle: str = "") -> Path:
+    """Write one self-contained HTML file to ``path`` (see :func:`render_html` for sections;
+    a command writes to its :class:`~backend.outputs.Outputs` temporary)."""
+    Path(path).write_text(render_html(title, sections, subtitle), encoding="utf-8")
     return Path(path)
 
 

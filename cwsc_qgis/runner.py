@@ -83,28 +83,28 @@ def terminate_tree(proc, grace_s=TERM_GRACE_S):
         time.sleep(0.01)
 
 
-def _remove_partial(outputs, started):
-    """After a cancel or failure: remove temporary siblings and outputs written by this run."""
+def remove_temporaries(outputs, pid):
+    """After a cancel or failure: remove the temporary files of the backend process ``pid``
+    (``.<name>.cwsc-<pid>-<token>.part``, see backend/outputs.py) beside each output. Only
+    that run's files: never an output, never another run's temporaries. The backend removes
+    its own on SIGTERM; this is for a backend that had to be killed."""
+    if not pid:
+        return
     for path in outputs:
         if not path:
             continue
         folder, name = os.path.split(os.path.abspath(path))
-        stem, ext = os.path.splitext(name)
+        prefix = ".{}.cwsc-{}-".format(name, pid)
         try:
             names = os.listdir(folder)
         except OSError:
             continue
         for other in names:
-            if other.startswith("." + stem + ".") and (".part" + ext) in other:
+            if other.startswith(prefix) and ".part" in other:
                 try:
                     os.remove(os.path.join(folder, other))
                 except OSError:
                     pass
-        try:
-            if os.path.getmtime(path) >= started:
-                os.remove(path)
-        except OSError:
-            pass
 
 
 class BackendRun:
@@ -193,7 +193,6 @@ class BackendRun:
     def run(self):
         fb = self.feedback
         self.started = time.monotonic()
-        wall_start = time.time()
         if self.root is None:
             raise QgsProcessingException(
                 "The CWSC plugin cannot find its 'backend' package (looked in {}/lib and its parent "
@@ -250,7 +249,7 @@ class BackendRun:
             terminate_tree(self.proc)
             self.proc.stdout.close()
             self.proc.stderr.close()
-            _remove_partial(self.outputs, wall_start)
+            remove_temporaries(self.outputs, self.proc.pid)
             raise
         out_thread.join(timeout=2)
         err_thread.join(timeout=2)
@@ -261,14 +260,11 @@ class BackendRun:
                 pass
         code = self.proc.returncode
         if cancelled or code == EXIT_CANCELLED or (self.error or {}).get("kind") == "cancelled":
-            _remove_partial(self.outputs, wall_start)
-            if cancelled:
-                fb.pushInfo("CWSC backend stopped after cancel ({:.2f} s); no output was "
-                            "written.".format(self.cancel_s or 0.0))
+            remove_temporaries(self.outputs, self.proc.pid)
             raise BackendCancelled("Cancelled: the CWSC backend '{}' was stopped and left no "
                                    "output.".format(self.command))
         if code != EXIT_OK or self.error is not None:
-            _remove_partial(self.outputs, wall_start)
+            remove_temporaries(self.outputs, self.proc.pid)
             raise QgsProcessingException(self._failure_message(code))
         if self.result is None:
             raise QgsProcessingException(

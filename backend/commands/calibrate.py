@@ -20,6 +20,7 @@ from dataclasses import replace
 import numpy as np
 
 from backend import io, protocol
+from backend.outputs import Outputs
 from backend.protocol import BadInput
 
 DEFAULT_CHUNK_CPU = 16384
@@ -91,27 +92,24 @@ def _calibrate(args: argparse.Namespace) -> None:
 
     started = time.monotonic()
     models = parse_models(args.models)
-    outputs = {"OUTPUT_CWSC": args.out_cwsc, "OUTPUT_KGE": args.out_kge}
-    if args.out_details:
-        outputs["OUTPUT_DETAILS"] = args.out_details
-    for label, path in outputs.items():
-        io.check_output_path(path, label)
-    if len({str(p) for p in outputs.values()}) < len(outputs):
-        raise BadInput("the output files must be different files")
-
     device = resolve_device(args.device)
-    if device.type == "cpu":
-        configure_cpu_threads()
-    rasters = open_forcing(args.precip, args.pet, args.runoff, args.precip_var, args.pet_var,
-                           args.runoff_var, args.time_dim)
-    try:
-        _run(args, models, outputs, rasters, device, started)
-    finally:
-        for r in rasters:
-            r.close()
+    outputs = Outputs({"OUTPUT_CWSC": args.out_cwsc, "OUTPUT_KGE": args.out_kge,
+                       "OUTPUT_DETAILS": args.out_details},
+                      inputs={"PRECIPITATION": args.precip, "PET": args.pet, "RUNOFF": args.runoff})
+    with outputs:
+        if device.type == "cpu":
+            configure_cpu_threads()
+        rasters = open_forcing(args.precip, args.pet, args.runoff, args.precip_var, args.pet_var,
+                               args.runoff_var, args.time_dim)
+        try:
+            metrics = _run(args, models, outputs, rasters, device, started)
+        finally:
+            for r in rasters:
+                r.close()
+    protocol.result({k: str(v) for k, v in outputs.paths().items()}, metrics)
 
 
-def _run(args, models, outputs, rasters, device, started) -> None:
+def _run(args, models, outputs, rasters, device, started) -> dict:
     from backend.hydro.calibrate import calibrate
     from backend.hydro.engine import Tuning, choose_engine
     from backend.hydro.forcing import forcing_strips
@@ -119,9 +117,14 @@ def _run(args, models, outputs, rasters, device, started) -> None:
     from backend.hydro.models import PARAMETERS
     from backend.hydro.parallel import derive_seed
 
+    from backend.outputs import raster_bytes
+
     grid = rasters[0].grid
     months = rasters[0].count
     config = calibration_config(args, models, device, months)
+    cells_bytes = raster_bytes(grid.width, grid.height, 1)
+    outputs.need({"OUTPUT_CWSC": 2 * cells_bytes * 4 / 3, "OUTPUT_KGE": cells_bytes * 4 / 3,
+                  "OUTPUT_DETAILS": len(detail_bands(models)) * cells_bytes})
     strips = forcing_strips(grid, months)
     n_cells = grid.width * grid.height
     chunk = args.chunk_cells or (DEFAULT_CHUNK_CUDA if device.type == "cuda" else DEFAULT_CHUNK_CPU)
@@ -179,18 +182,16 @@ def _run(args, models, outputs, rasters, device, started) -> None:
             "kge_version": config.kge_version, "formulation": config.formulation,
             "periods": f"warm-up {w}, calibration to {c}, validation to {months}",
             "models": ",".join(models), "seed": config.seed}
-    io.write_raster(outputs["OUTPUT_CWSC"], np.stack([cwsc, spread]).reshape(2, *shape), grid,
-                    cwsc_descriptions(config.kge_threshold, config.equifinality_tolerance,
-                                      config.kge_margin),
-                    label="OUTPUT_CWSC", tags=tags, overviews=True)
-    io.write_raster(outputs["OUTPUT_KGE"], kge.reshape(1, *shape), grid,
-                    ["Joint KGE: the best model's calibration KGE"], label="OUTPUT_KGE",
-                    tags=tags, overviews=True)
-    if "OUTPUT_DETAILS" in outputs:
+    io.write_raster(outputs.temporary("OUTPUT_CWSC"), np.stack([cwsc, spread]).reshape(2, *shape),
+                    grid, cwsc_descriptions(config.kge_threshold, config.equifinality_tolerance,
+                                            config.kge_margin), tags=tags, overviews=True)
+    io.write_raster(outputs.temporary("OUTPUT_KGE"), kge.reshape(1, *shape), grid,
+                    ["Joint KGE: the best model's calibration KGE"], tags=tags, overviews=True)
+    if outputs.temporary("OUTPUT_DETAILS"):
         bands = detail_bands(models)
         data = np.stack([per_model[m][k] for m, k, _ in bands]).reshape(len(bands), *shape)
-        io.write_raster(outputs["OUTPUT_DETAILS"], data, grid, [d for _, _, d in bands],
-                        label="OUTPUT_DETAILS", tags=tags)
+        io.write_raster(outputs.temporary("OUTPUT_DETAILS"), data, grid, [d for _, _, d in bands],
+                        tags=tags)
 
     with np.errstate(invalid="ignore"):
         metrics = {
@@ -207,7 +208,7 @@ def _run(args, models, outputs, rasters, device, started) -> None:
             "engine": engine.kind,
             "seconds": round(time.monotonic() - started, 3),
         }
-    protocol.result({k: str(v) for k, v in outputs.items()}, metrics)
+    return metrics
 
 
 def _median(values: np.ndarray) -> float | None:

@@ -12,11 +12,21 @@ from backend.evaluation import (agreement, kge_cdf_figure, maps_figure, median, 
                                 simulation_check)
 from backend.hydro.forcing import read_forcing
 from backend.hydro.options import parse_models
+from backend.outputs import Outputs
 
 
 def evaluate_command(args) -> None:
+    outputs = Outputs({"OUTPUT_REPORT": args.out_report}, kinds={"OUTPUT_REPORT": "report"},
+                      inputs={"CWSC": args.cwsc, "REFERENCE": args.reference,
+                              "PRECIPITATION": args.precip, "PET": args.pet,
+                              "RUNOFF": args.runoff})
+    with outputs:
+        metrics = _evaluate(args, outputs)
+    protocol.result(outputs={"OUTPUT_REPORT": str(args.out_report)}, metrics=metrics)
+
+
+def _evaluate(args, outputs: Outputs) -> dict:
     t0 = time.perf_counter()
-    io.check_output_path(args.out_report, "OUTPUT_REPORT")
     forcing = [args.precip, args.pet, args.runoff]
     if any(forcing) and not all(forcing):
         raise protocol.BadInput("PRECIPITATION, PET and RUNOFF: give all three for the simulation "
@@ -80,8 +90,8 @@ def evaluate_command(args) -> None:
         protocol.log(f"median KGE over {n} cells: free {metrics['median_kge_free']:.3f}, "
                      f"CWSC fixed {metrics['median_kge_fixed']:.3f}")
     protocol.progress(0.95, "evaluate")
-    report.write_html(args.out_report, "CWSC map evaluation", sections,
-                      subtitle=str(args.cwsc), label="OUTPUT_REPORT")
+    report.write_html(outputs.temporary("OUTPUT_REPORT"), "CWSC map evaluation", sections,
+                      subtitle=str(args.cwsc))
     metrics["seconds"] = round(time.perf_counter() - t0, 2)
     protocol.progress(1.0, "evaluate")
-    protocol.result(outputs={"OUTPUT_REPORT": str(args.out_report)}, metrics=metrics)
+    return metrics

@@ -6,28 +6,31 @@ import numpy as np
 
 from backend import io, protocol
 from backend.hydro.labels import mask_by_kge
+from backend.outputs import Outputs, raster_bytes
 
 
 def mask_command(args) -> None:
-    io.check_output_path(args.out, "OUTPUT")
-    with io.open_raster(args.labels, "LABELS") as labels, io.open_raster(args.kge, "KGE") as kge:
-        io.check_same_grid([labels, kge])
-        if kge.count < 1:
-            raise protocol.BadInput(f"KGE: '{kge.path}' has no band")
-        grid = labels.grid
-        protocol.progress(0.1, "mask")
-        label_data = labels.read()
-        kge_band = kge.read(bands=[0])[0]
-    masked = np.stack([mask_by_kge(b, kge_band, args.threshold) for b in label_data])
-    valid = np.isfinite(label_data[0])
-    kept = int(np.isfinite(masked[0]).sum())
-    masked_cells = int(valid.sum()) - kept
-    if kept == 0:
-        protocol.warning(f"no cell has KGE > {args.threshold:g}: the output holds nodata only")
-    protocol.progress(0.6, "mask")
-    descriptions = [f"{d} (KGE > {args.threshold:g})" for d in labels.descriptions]
-    io.write_raster(args.out, masked, grid, descriptions, label="OUTPUT",
-                    tags={"kge_threshold": args.threshold})
+    outputs = Outputs({"OUTPUT": args.out}, inputs={"LABELS": args.labels, "KGE": args.kge})
+    with outputs:
+        with io.open_raster(args.labels, "LABELS") as labels, io.open_raster(args.kge, "KGE") as kge:
+            io.check_same_grid([labels, kge])
+            if kge.count < 1:
+                raise protocol.BadInput(f"KGE: '{kge.path}' has no band")
+            grid = labels.grid
+            outputs.need({"OUTPUT": raster_bytes(grid.width, grid.height, labels.count)})
+            protocol.progress(0.1, "mask")
+            label_data = labels.read()
+            kge_band = kge.read(bands=[0])[0]
+        masked = np.stack([mask_by_kge(b, kge_band, args.threshold) for b in label_data])
+        valid = np.isfinite(label_data[0])
+        kept = int(np.isfinite(masked[0]).sum())
+        masked_cells = int(valid.sum()) - kept
+        if kept == 0:
+            protocol.warning(f"no cell has KGE > {args.threshold:g}: the output holds nodata only")
+        protocol.progress(0.6, "mask")
+        descriptions = [f"{d} (KGE > {args.threshold:g})" for d in labels.descriptions]
+        io.write_raster(outputs.temporary("OUTPUT"), masked, grid, descriptions,
+                        tags={"kge_threshold": args.threshold})
     protocol.progress(1.0, "mask")
     protocol.result(outputs={"OUTPUT": str(args.out)},
                     metrics={"kept_cells": kept, "masked_cells": masked_cells,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import time
 
-from backend import io, protocol
+from backend import protocol
+from backend.outputs import Outputs
 from backend.protocol import BadInput
 
 
@@ -21,6 +22,15 @@ def parse_widths(text: str | None) -> tuple[int, int, int] | None:
 
 
 def train_command(args) -> None:
+    inputs = {"PREDICTORS": list(args.predictors), "LABELS": args.labels, "KGE": args.kge}
+    outputs = Outputs({"OUTPUT_MODEL": args.out_model, "OUTPUT_REPORT": args.out_report},
+                      kinds={"OUTPUT_MODEL": "model", "OUTPUT_REPORT": "report"}, inputs=inputs)
+    with outputs:
+        metrics = _train(args, outputs)
+    protocol.result(outputs={k: str(v) for k, v in outputs.paths().items()}, metrics=metrics)
+
+
+def _train(args, outputs: Outputs) -> dict:
     import numpy as np
 
     from backend.devices import resolve_device
@@ -31,10 +41,7 @@ def train_command(args) -> None:
     from backend.versions import software_versions
 
     t0 = time.perf_counter()
-    # Fail before any work: outputs writable, device present, settings sane.
-    io.check_output_path(args.out_model, "OUTPUT_MODEL")
-    if args.out_report:
-        io.check_output_path(args.out_report, "OUTPUT_REPORT")
+    # Fail before any work: outputs writable (Outputs), device present, settings sane.
     config = TrainConfig(recipe=args.recipe, patch_size=args.patch_size,
                          test_fraction=args.test_fraction, split=args.split,
                          block_size=args.block_size, epochs=args.epochs, batch_size=args.batch_size,
@@ -80,17 +87,16 @@ def train_command(args) -> None:
                                             "device": result.device, "seconds": result.seconds},
                          versions=software_versions())
     protocol.progress(0.92, "save")
-    save_model(args.out_model, bundle)
-    outputs = {"OUTPUT_MODEL": str(args.out_model)}
-    if args.out_report:
+    save_model(outputs.temporary("OUTPUT_MODEL"), bundle)
+    if outputs.temporary("OUTPUT_REPORT"):
         a, _, c, _, e, f = grid.transform
         extent = (c, c + a * grid.width, f + e * grid.height, f)
-        training_report(args.out_report, result, grid.shape, stack.names, settings, extent)
-        outputs["OUTPUT_REPORT"] = str(args.out_report)
+        training_report(outputs.temporary("OUTPUT_REPORT"), result, grid.shape, stack.names,
+                        settings, extent)
     protocol.progress(1.0, "done")
     metrics = {**{k: m[k] for k in ("test_r2", "test_rmse", "test_mae", "test_bias", "test_kge")},
                "train_samples": s["train_samples"], "val_samples": s["val_samples"],
                "test_samples": s["test_samples"], "skipped_cells": s["skipped_cells"],
                "masked_cells": s["masked_cells"], "epochs_run": result.epochs_run,
                "seconds": round(time.perf_counter() - t0, 3)}
-    protocol.result(outputs=outputs, metrics=metrics)
+    return metrics

@@ -72,14 +72,14 @@ def grid_summary(grid: io.Grid) -> dict:
     return {**grid.to_dict(), "resolution": list(grid.resolution)}
 
 
-def save_model(path: str | Path, bundle: ModelBundle, label: str = "OUTPUT_MODEL") -> Path:
-    """Write the model atomically (a temporary file beside ``path``, renamed at the end)."""
+def save_model(path: str | Path, bundle: ModelBundle) -> Path:
+    """Write the model file to ``path`` (a command writes to its
+    :class:`~backend.outputs.Outputs` temporary, committed at the end)."""
     payload = {"format": FORMAT, "version": VERSION,
                "metadata": json.dumps(jsonable(bundle.metadata()), allow_nan=False),
                "members": [{k: v.detach().cpu().contiguous() for k, v in m.items()}
                            for m in bundle.members]}
-    with io.atomic_output(path, label) as tmp:
-        torch.save(payload, tmp)
+    torch.save(payload, path)
     return Path(path)
 
 

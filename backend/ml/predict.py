@@ -73,12 +73,15 @@ def _strip_rows(grid: io.Grid, channels: int, block_rows: int, budget_bytes: int
 def predict_raster(bundle: ModelBundle, predictor_paths: Sequence[str], out: str | Path,
                    out_uncertainty: str | Path | None = None, device: str = "auto",
                    batch_size: int | None = None, budget_bytes: int = 768 * 2**20,
-                   on_progress: Callable[[float], None] | None = None) -> dict:
-    """Predict CWSC (mm) on every cell whose predictors are valid; write GeoTIFF(s).
+                   on_progress: Callable[[float], None] | None = None,
+                   reserve: Callable[[dict], None] | None = None) -> dict:
+    """Predict CWSC (mm) on every cell whose predictors are valid; write GeoTIFF(s) to
+    ``out`` (and ``out_uncertainty``), written in place (the command gives temporaries).
 
     With an ensemble the output holds the members' mean; their standard deviation goes to
-    ``out_uncertainty`` or, when that is not given, to band 2 of ``out``.
-    Returns ``{"cells_predicted": int, "seconds": float}``.
+    ``out_uncertainty`` or, when that is not given, to band 2 of ``out``. ``reserve``, when
+    given, is called with the estimated bytes of each output (``{"OUTPUT": n, ...}``) once the
+    grid is known, before any prediction. Returns ``{"cells_predicted": int, "seconds": float}``.
     """
     import rasterio
 
@@ -110,12 +113,18 @@ def predict_raster(bundle: ModelBundle, predictor_paths: Sequence[str], out: str
         scaling = bundle.scaling
         # A bounded GDAL block cache: the default (5 % of RAM) would grow with the raster.
         stack.enter_context(rasterio.Env(GDAL_CACHEMAX=64))
-        tmp = stack.enter_context(io.atomic_output(out, "OUTPUT"))
+        if reserve is not None:
+            from backend.outputs import raster_bytes
+
+            reserve({"OUTPUT": raster_bytes(grid.width, grid.height, 2 if two_bands else 1, True),
+                     "OUTPUT_UNCERTAINTY": raster_bytes(grid.width, grid.height, 1, True)
+                     if out_uncertainty is not None else 0})
+        tmp = out
         profile = io.geotiff_profile(grid, 2 if two_bands else 1)
         dst = stack.enter_context(rasterio.open(tmp, "w", **profile))
         dst_std = None
         if k > 1 and out_uncertainty is not None:
-            tmp_std = stack.enter_context(io.atomic_output(out_uncertainty, "OUTPUT_UNCERTAINTY"))
+            tmp_std = out_uncertainty
             dst_std = stack.enter_context(rasterio.open(tmp_std, "w", **io.geotiff_profile(grid, 1)))
         n_ch = len(bundle.channels)
         step = _strip_rows(grid, n_ch, profile.get("blockysize", 1), budget_bytes)

@@ -236,6 +236,9 @@ texture and LAI (see `backend/synthetic/demo_region.py`, `true_cwsc`).
 
 
 def write_demo(out_dir: str | Path, seed: int = 42, region: DemoRegion | None = None) -> dict:
+    """Write the demo region into ``out_dir`` (created; every file committed together)."""
+    from backend.outputs import Outputs
+
     region = region or DemoRegion()
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
@@ -245,39 +248,42 @@ def write_demo(out_dir: str | Path, seed: int = 42, region: DemoRegion | None = 
         raise protocol.BadInput(f"--out: the folder '{parent}' does not exist")
     (out / "predictors").mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    protocol.progress(0.05, "demo-data")
-    data = make_demo(region, seed)
-    protocol.progress(0.6, "demo-data")
     grid = region.grid
     months = region.years * 12
     labels = [f"{region.start_year + i // 12}-{i % 12 + 1:02d}" for i in range(months)]
-    files = {}
-    for name, key, what in [("precipitation", "precip_series", "precipitation (mm/month)"),
-                            ("pet", "pet_series", "potential evapotranspiration (mm/month)"),
-                            ("runoff", "runoff_series", "runoff (mm/month)")]:
-        path = out / f"{name}.tif"
-        io.write_raster(path, data[key], grid, [f"{what} {d}" for d in labels], label=name)
-        files[name] = str(path)
-    io.write_raster(out / "true_cwsc.tif", data["true_cwsc"][None], grid, ["true CWSC (mm)"])
-    io.write_raster(out / "failed_cells.tif", data["failed"][None], grid, ["failed calibration cell (1)"])
-    io.write_raster(out / "runoff_model.tif", data["generator"][None], grid,
-                    ["model that made the runoff (0 DWBM, 1 SWBM, 2 TVGM)"])
-    files["true_cwsc"] = str(out / "true_cwsc.tif")
-    predictors = []
-    for name, description in PREDICTORS.items():
-        path = out / "predictors" / f"{name}.tif"
-        io.write_raster(path, data[name][None], grid, [description], label=name)
-        predictors.append(str(path))
-    land = int(data["land"].sum())
-    failed = int(np.nansum(data["failed"]))
-    (out / "README.md").write_text(_README.format(
-        seed=seed, width=grid.width, height=grid.height, west=region.west, east=region.east,
-        south=region.south, north=region.north, land=land, first=labels[0], last=labels[-1],
-        failed_pct=100 * failed / max(land, 1),
-        predictors=", ".join(PREDICTORS)), encoding="utf-8")
-    manifest = {"seed": seed, "land_cells": land, "failed_cells": failed, "months": months,
-                "files": files, "predictors": predictors}
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+    series = [("precipitation", "precip_series", "precipitation (mm/month)"),
+              ("pet", "pet_series", "potential evapotranspiration (mm/month)"),
+              ("runoff", "runoff_series", "runoff (mm/month)")]
+    maps = [("true_cwsc", "true_cwsc", "true CWSC (mm)"),
+            ("failed_cells", "failed", "failed calibration cell (1)"),
+            ("runoff_model", "generator", "model that made the runoff (0 DWBM, 1 SWBM, 2 TVGM)")]
+    paths = {name: out / f"{name}.tif" for name, _, _ in series + maps}
+    paths.update({f"predictors/{name}": out / "predictors" / f"{name}.tif" for name in PREDICTORS})
+    paths.update({"README": out / "README.md", "manifest": out / "manifest.json"})
+    kinds = {"README": "text", "manifest": "json"}
+    with Outputs(paths, kinds=kinds) as outputs:
+        protocol.progress(0.05, "demo-data")
+        data = make_demo(region, seed)
+        protocol.progress(0.6, "demo-data")
+        for name, key, what in series:
+            io.write_raster(outputs.temporary(name), data[key], grid,
+                            [f"{what} {d}" for d in labels])
+        for name, key, what in maps:
+            io.write_raster(outputs.temporary(name), data[key][None], grid, [what])
+        for name, description in PREDICTORS.items():
+            io.write_raster(outputs.temporary(f"predictors/{name}"), data[name][None], grid,
+                            [description])
+        land = int(data["land"].sum())
+        failed = int(np.nansum(data["failed"]))
+        outputs.temporary("README").write_text(_README.format(
+            seed=seed, width=grid.width, height=grid.height, west=region.west, east=region.east,
+            south=region.south, north=region.north, land=land, first=labels[0], last=labels[-1],
+            failed_pct=100 * failed / max(land, 1),
+            predictors=", ".join(PREDICTORS)), encoding="utf-8")
+        files = {name: str(paths[name]) for name in ("precipitation", "pet", "runoff", "true_cwsc")}
+        manifest = {"seed": seed, "land_cells": land, "failed_cells": failed, "months": months,
+                    "files": files, "predictors": [str(paths[f"predictors/{n}"]) for n in PREDICTORS]}
+        outputs.temporary("manifest").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
     protocol.progress(1.0, "demo-data")
     manifest["seconds"] = round(time.perf_counter() - t0, 2)
     return manifest

@@ -19,7 +19,7 @@ from qgis.PyQt.QtGui import QIcon
 
 from ..compat import CAPABILITY_SIZE, FLAG_ADVANCED, WRITER_OK
 from .. import settings, styles
-from ..runner import run_backend
+from ..runner import BackendCancelled, run_backend
 
 GROUPS = {
     "calibration": "1 Calibration",
@@ -166,8 +166,14 @@ class CwscAlgorithm(QgsProcessingAlgorithm):
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         args, outputs = self.build(parameters, context, feedback)
-        result = run_backend(self.COMMAND, args, feedback=feedback,
-                             outputs=[p for p in outputs.values() if p])
+        try:
+            result = run_backend(self.COMMAND, args, feedback=feedback,
+                                 outputs=[p for p in outputs.values() if p])
+        except BackendCancelled:
+            # A cancel is the user's choice, not an error: one line, no traceback, and no
+            # results (so no output layers and no "HTML output has been generated").
+            feedback.pushInfo(tr("cancelled: no output written"))
+            return {}
         return self.collect(result, outputs, context, feedback)
 
     def collect(self, result, outputs, context, feedback):

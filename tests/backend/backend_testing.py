@@ -139,3 +139,20 @@ def dwbm_cells(cells: int, months: int, seed: int):
     q = synthetic_runoff("DWBM", p, e, random_params("DWBM", cells, seed=seed), noise=0.1,
                          seed=seed)
     return p, e, q
+
+
+def lock_folder(path) -> bool:
+    """Make ``path`` immutable (``chattr +i``: root cannot write there either); False where
+    the file system or the machine does not allow it."""
+    import shutil
+
+    if shutil.which("chattr") is None:
+        return False
+    return subprocess.run(["chattr", "+i", str(path)], capture_output=True).returncode == 0
+
+
+def unlock_folder(path) -> None:
+    import shutil
+
+    if shutil.which("chattr") is not None:
+        subprocess.run(["chattr", "-i", str(path)], capture_output=True)

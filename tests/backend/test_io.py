@@ -1,7 +1,5 @@
-"""backend.io: grids, GeoTIFF and NetCDF reading, aligned reads, atomic writes."""
+"""backend.io: grids, GeoTIFF and NetCDF reading, aligned reads, GeoTIFF writing."""
 
-import os
-import stat
 
 import numpy as np
 import pytest
@@ -11,7 +9,7 @@ from backend.protocol import BadInput
 from backend_testing import read_tif, write_tif
 
 
-def test_write_raster_is_tiled_compressed_described_and_atomic(tmp_path):
+def test_write_raster_is_tiled_compressed_and_described(tmp_path):
     data = np.arange(2 * 40 * 48, dtype=np.float32).reshape(2, 40, 48)
     data[0, 0, 0] = np.nan
     grid = io.Grid("", (0.5, 0, 0, 0, -0.5, 20), 48, 40)
@@ -21,25 +19,6 @@ def test_write_raster_is_tiled_compressed_described_and_atomic(tmp_path):
     assert desc == ["a (mm)", "b (mm)"]
     assert np.isnan(back[0, 0, 0]) and back[1, 5, 5] == data[1, 5, 5]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x.tif"]
-
-
-def test_atomic_output_removes_the_partial_file_on_failure(tmp_path):
-    with pytest.raises(RuntimeError):
-        with io.atomic_output(tmp_path / "y.tif") as tmp:
-            tmp.write_bytes(b"half")
-            raise RuntimeError("boom")
-    assert list(tmp_path.iterdir()) == []
-
-
-def test_output_folder_must_exist_and_be_writable(tmp_path):
-    with pytest.raises(BadInput, match="does not exist"):
-        io.check_output_path(tmp_path / "nope" / "x.tif", "OUTPUT")
-    ro = tmp_path / "ro"
-    ro.mkdir()
-    ro.chmod(stat.S_IRUSR | stat.S_IXUSR)
-    if os.geteuid() != 0:  # root writes anywhere
-        with pytest.raises(BadInput, match="cannot be written"):
-            io.check_output_path(ro / "x.tif", "OUTPUT")
 
 
 def test_netcdf_variable_and_time_dimension_are_found(tmp_path):

@@ -251,8 +251,8 @@ def test_cancel_during_training(run_alg, data_dir, tmp_path):
     params = {"PREDICTORS": predictors(data_dir), "LABELS": str(data_dir / "labels.tif"),
               "OUTPUT_MODEL": str(out_dir / "model.pt"),
               "OUTPUT_REPORT": str(out_dir / "report.html"), **TINY_NET, "EPOCHS": 500}
-    with pytest.raises(QgsProcessingException, match="Cancelled"):
-        run_alg("cwsc:train", params, feedback=fb)
+    assert run_alg("cwsc:train", params, feedback=fb) == {}   # a cancel is no error
+    assert "cancelled: no output written" in fb.messages
     elapsed = time.monotonic() - fb.cancelled_at
     pgid = runner.BackendRun.last.proc.pid
     assert _group_members(pgid) == []

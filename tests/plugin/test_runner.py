@@ -58,7 +58,8 @@ elif cmd == "sleep":
             sys.exit(3)
         signal.signal(signal.SIGTERM, stop)
     out = args[args.index("--out") + 1]
-    part = os.path.join(os.path.dirname(out), "." + os.path.splitext(os.path.basename(out))[0] + ".abc.part.tif")
+    # the backend's temporary name (backend/outputs.py): .<name>.cwsc-<pid>-<token>.part
+    part = os.path.join(os.path.dirname(out), ".%s.cwsc-%d-0abc1234.part" % (os.path.basename(out), os.getpid()))
     open(part, "w").close()
     emit("log", level="info", message="worker %d" % worker.pid)
     i = 0
@@ -191,3 +192,17 @@ def test_cancel_stops_the_process_tree_within_2s(fake_root, tmp_path, stubborn):
           f"{elapsed:.2f} s after Cancel")
     assert elapsed < 2.0
     assert list(tmp_path.iterdir()) == []  # no output, no partial file
+
+
+def test_a_failed_run_removes_no_output_and_no_other_runs_file(fake_root, tmp_path):
+    """Problem 3 of issue 13: a failed run deleted a finished output of another run that
+    was written to the same path while it ran, and that run's temporaries."""
+    out = tmp_path / "cwsc.tif"
+    out.write_bytes(b"another run's finished map")
+    other = tmp_path / ".cwsc.tif.cwsc-{}-89abcdef.part".format(os.getppid())
+    other.write_bytes(b"another run's temporary")
+    with pytest.raises(QgsProcessingException):
+        _run(fake_root, "bad", [], RecordingFeedback(), outputs=[str(out)])
+    assert out.read_bytes() == b"another run's finished map"
+    assert other.read_bytes() == b"another run's temporary"
+

@@ -13,6 +13,7 @@ from backend.ml.predict import match_channels, predict_raster
 
 import torch  # noqa: E402 - after backend.ml, which sets the OpenMP wait policy
 from backend import io
+from backend.outputs import Outputs
 from backend.protocol import BadInput
 from backend_testing import read_tif, write_tif
 
@@ -129,6 +130,12 @@ def test_ensemble_writes_std_as_band_two_or_a_second_raster(tmp_path):
     np.testing.assert_allclose(std[0], two[1], rtol=1e-5, atol=1e-4)
 
 
+def _predict_as_the_command(bundle, paths, out):
+    """predict_raster into the output's temporary, committed on success (as the command)."""
+    with Outputs({"OUTPUT": out}) as outputs:
+        predict_raster(bundle, paths, outputs.temporary("OUTPUT"), device="cpu")
+
+
 def test_prediction_refuses_inf_and_wrong_channels_leaving_nothing(tmp_path):
     b = _bundle()
     import rasterio
@@ -140,13 +147,13 @@ def test_prediction_refuses_inf_and_wrong_channels_leaving_nothing(tmp_path):
                        dtype="float32", crs="EPSG:4326", transform=Affine(*T)) as dst:
         dst.write(data)
     with pytest.raises(BadInput, match="inf.tif' band 3"):
-        predict_raster(b, [str(tmp_path / "inf.tif")], tmp_path / "out.tif", device="cpu")
+        _predict_as_the_command(b, [str(tmp_path / "inf.tif")], tmp_path / "out.tif")
     two = write_tif(tmp_path / "two.tif", np.ones((2, 12, 12)), transform=T)
     with pytest.raises(BadInput, match="expects 3 channels"):
-        predict_raster(b, [str(two)], tmp_path / "out.tif", device="cpu")
+        _predict_as_the_command(b, [str(two)], tmp_path / "out.tif")
     small = write_tif(tmp_path / "small.tif", np.ones((3, 4, 4)), transform=T)
     with pytest.raises(BadInput, match="larger than the grid"):
-        predict_raster(b, [str(small)], tmp_path / "out.tif", device="cpu")
+        _predict_as_the_command(b, [str(small)], tmp_path / "out.tif")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["inf.tif", "small.tif", "two.tif"]
 
 
