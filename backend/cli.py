@@ -9,6 +9,7 @@ the standard library (the QGIS plugin's contract test parses with it in QGIS's P
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from typing import Sequence
 
@@ -38,6 +39,39 @@ class _Parser(argparse.ArgumentParser):
         sys.exit(protocol.EXIT_BAD_INPUT)
 
 
+def _number(name: str):
+    """A finite number (NaN and infinity refused), for the parameter ``name``."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be a number, got {text!r}") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"{name} must be a finite number, got {text!r}")
+        return value
+    return parse
+
+
+def _count(name: str, minimum: int = 1):
+    """A whole number of at least ``minimum``, for the parameter ``name``."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be a whole number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{name} must be at least {minimum}, got {value}")
+        return value
+    return parse
+
+
+def _nodata(parser: argparse.ArgumentParser) -> None:
+    for flag, name in (("--precip-nodata", "PRECIPITATION_NODATA"), ("--pet-nodata", "PET_NODATA"),
+                       ("--runoff-nodata", "RUNOFF_NODATA")):
+        parser.add_argument(flag, type=_number(name), default=None,
+                            help="a value to read as nodata (when the file does not declare it)")
+
+
 def _device(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
                         help="auto: CUDA when available, else CPU")
@@ -64,22 +98,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runoff", required=True, help="monthly runoff (mm/month)")
     p.add_argument("--precip-var"), p.add_argument("--pet-var"), p.add_argument("--runoff-var")
     p.add_argument("--time-dim", help="NetCDF time dimension name, when it cannot be found")
+    _nodata(p)
     p.add_argument("--models", default=",".join(MODELS), help="comma-separated subset of DWBM,SWBM,TVGM")
     p.add_argument("--objective", default=OBJECTIVES[0], choices=OBJECTIVES)
     p.add_argument("--kge-form", default=KGE_VERSIONS[0], choices=KGE_VERSIONS)
     p.add_argument("--formulation", default=FORMULATIONS[0], choices=FORMULATIONS)
-    p.add_argument("--warmup-months", type=int, default=None, help="default min(n/8, 24)")
-    p.add_argument("--calibration-fraction", type=float, default=0.75,
+    p.add_argument("--warmup-months", type=_count("WARMUP_MONTHS", 0), default=None, help="default min(n/8, 24)")
+    p.add_argument("--calibration-fraction", type=_number("CALIBRATION_FRACTION"), default=0.75,
                    help="calibration ends at this fraction of the months; validation is the rest")
-    p.add_argument("--restarts", type=int, default=None, help="independent SCE-UA runs per cell")
-    p.add_argument("--max-evaluations", type=int, default=None)
-    p.add_argument("--kge-threshold", type=float, default=0.0,
+    p.add_argument("--restarts", type=_count("RESTARTS"), default=None,
+                   help="independent SCE-UA runs per cell")
+    p.add_argument("--max-evaluations", type=_count("MAX_EVALUATIONS"), default=None)
+    p.add_argument("--kge-threshold", type=_number("MODEL_KGE_THRESHOLD"), default=0.0,
                    help="models with calibration KGE above this enter the joint CWSC label")
     p.add_argument("--kge-margin", type=_margin, default=DEFAULT_KGE_MARGIN,
                    help="and only models whose calibration KGE is within this of the cell's "
                         "best model (default 0.02; 'none': every model above the threshold)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--chunk-cells", type=int, default=None, help="cells per chunk (memory bound)")
+    p.add_argument("--seed", type=_count("SEED", 0), default=0)
+    p.add_argument("--chunk-cells", type=_count("CHUNK_CELLS"), default=None, help="cells per chunk (memory bound)")
     p.add_argument("--dtype", default="float32", choices=("float32", "float64"))
     p.add_argument("--compile", default="auto", choices=("auto", "on", "off"),
                    help="fuse each model month into one kernel with torch.compile (auto: large runs "
@@ -92,25 +128,26 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("mask", help="keep labels whose KGE exceeds a threshold")
     p.add_argument("--labels", required=True)
     p.add_argument("--kge", required=True)
-    p.add_argument("--threshold", type=float, default=0.0)
+    p.add_argument("--threshold", type=_number("THRESHOLD"), default=0.0)
     p.add_argument("--out", required=True)
 
     p = sub.add_parser("train", help="train the CWSC ResNet on predictor patches")
     p.add_argument("--predictors", nargs="+", required=True)
     p.add_argument("--labels", required=True)
     p.add_argument("--kge", default=None)
-    p.add_argument("--kge-threshold", type=float, default=0.0)
-    p.add_argument("--patch-size", type=int, default=11)
-    p.add_argument("--test-fraction", type=float, default=0.3)
+    p.add_argument("--kge-threshold", type=_number("KGE_THRESHOLD"), default=0.0)
+    p.add_argument("--patch-size", type=_count("PATCH_SIZE"), default=11)
+    p.add_argument("--test-fraction", type=_number("TEST_FRACTION"), default=0.3)
     p.add_argument("--split", default="random", choices=("random", "blocks"))
-    p.add_argument("--block-size", type=int, default=None, help="cells per side of a spatial block")
-    p.add_argument("--epochs", type=int, default=None, help="default: the recipe's")
-    p.add_argument("--batch-size", type=int, default=None, help="default: the recipe's")
+    p.add_argument("--block-size", type=_count("BLOCK_SIZE"), default=None, help="cells per side of a spatial block")
+    p.add_argument("--epochs", type=_count("EPOCHS"), default=None, help="default: the recipe's")
+    p.add_argument("--batch-size", type=_count("BATCH_SIZE"), default=None,
+                   help="default: the recipe's")
     p.add_argument("--recipe", default="default", choices=("default", "seed"))
-    p.add_argument("--ensemble", type=int, default=1)
-    p.add_argument("--blocks", type=int, default=None, help="residual blocks per stage (n of 6n+2)")
+    p.add_argument("--ensemble", type=_count("ENSEMBLE"), default=1)
+    p.add_argument("--blocks", type=_count("BLOCKS"), default=None, help="residual blocks per stage (n of 6n+2)")
     p.add_argument("--widths", default=None, help="stage widths, e.g. 16,32,128")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_count("SEED", 0), default=0)
     _device(p)
     p.add_argument("--out-model", required=True)
     p.add_argument("--out-report", default=None)
@@ -118,7 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("predict", help="CWSC raster from a model file and predictors")
     p.add_argument("--model", required=True)
     p.add_argument("--predictors", nargs="+", required=True)
-    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--batch-size", type=_count("BATCH_SIZE"), default=None)
     _device(p)
     p.add_argument("--out", required=True)
     p.add_argument("--out-uncertainty", default=None)
@@ -127,19 +164,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cwsc", required=True)
     p.add_argument("--reference", default=None)
     p.add_argument("--precip"), p.add_argument("--pet"), p.add_argument("--runoff")
+    _nodata(p)
     p.add_argument("--models", default=",".join(MODELS))
-    p.add_argument("--restarts", type=int, default=None)
-    p.add_argument("--max-cells", type=int, default=2000,
+    p.add_argument("--restarts", type=_count("RESTARTS"), default=None)
+    p.add_argument("--max-cells", type=_count("MAX_CELLS"), default=2000,
                    help="cells sampled for the simulation check")
-    p.add_argument("--max-evaluations", type=int, default=None,
+    p.add_argument("--max-evaluations", type=_count("MAX_EVALUATIONS"), default=None,
                    help="SCE-UA evaluations per cell and run (default 1000)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_count("SEED", 0), default=0)
     _device(p)
     p.add_argument("--out-report", required=True)
 
     p = sub.add_parser("demo-data", help="write the synthetic twin-experiment region")
     p.add_argument("--out", required=True)
-    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--seed", type=_count("SEED", 0), default=42)
     return parser
 
 

@@ -155,12 +155,21 @@ class Raster:
 
 
 def open_raster(path: str | os.PathLike, label: str, variable: str | None = None,
-                time_dim: str | None = None) -> Raster:
+                time_dim: str | None = None, nodata: float | None = None) -> Raster:
     """Open ``path`` for the input called ``label`` (used in every error message).
 
     NetCDF files are read with xarray: ``variable`` and ``time_dim`` are found when there is
-    one candidate, and must be named when there are several.
+    one candidate, and must be named when there are several. ``nodata``: a value to read as
+    nodata instead of (or besides none in) the file's declaration.
     """
+    raster = _open_raster(path, label, variable, time_dim)
+    if nodata is not None:
+        raster._nodata = float(nodata)
+    return raster
+
+
+def _open_raster(path: str | os.PathLike, label: str, variable: str | None,
+                 time_dim: str | None) -> Raster:
     path = str(path)
     if not os.path.exists(path):
         raise BadInput(f"{label}: file '{path}' does not exist")

@@ -45,6 +45,12 @@ def kge_margin(args: argparse.Namespace) -> float | None:
     return margin
 
 
+def nodata_overrides(args: argparse.Namespace) -> dict[str, float | None]:
+    """``--precip-nodata`` etc. by input label."""
+    return {"PRECIPITATION": getattr(args, "precip_nodata", None),
+            "PET": getattr(args, "pet_nodata", None), "RUNOFF": getattr(args, "runoff_nodata", None)}
+
+
 def calibration_config(args: argparse.Namespace, models: list[str], device, months: int):
     """The :class:`~backend.hydro.config.CalibrationConfig` the options ask for, checked
     against the record length."""
@@ -100,7 +106,7 @@ def _calibrate(args: argparse.Namespace) -> None:
         if device.type == "cpu":
             configure_cpu_threads()
         rasters = open_forcing(args.precip, args.pet, args.runoff, args.precip_var, args.pet_var,
-                               args.runoff_var, args.time_dim)
+                               args.runoff_var, args.time_dim, nodata_overrides(args))
         try:
             metrics = _run(args, models, outputs, rasters, device, started)
         finally:

@@ -168,10 +168,21 @@ def _optimizer(net: nn.Module, recipe: Recipe, steps: int):
     fused = next(net.parameters()).is_cuda  # one kernel per step instead of one per tensor
     opt = torch.optim.AdamW(net.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay,
                             fused=fused)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=recipe.lr, total_steps=steps * recipe.epochs,
-                                                pct_start=0.25, div_factor=10.0,
-                                                final_div_factor=100.0)
-    return opt, sched, None
+    return opt, one_cycle_schedule(opt, recipe.lr, steps * recipe.epochs), None
+
+
+def one_cycle_schedule(opt: torch.optim.Optimizer, max_lr: float, total_steps: int):
+    """The one-cycle learning-rate schedule over ``total_steps`` optimiser steps: a quarter of
+    them warming up (at least two steps; torch's OneCycleLR divides by the length of each
+    phase), then the anneal. Under three steps there is no cycle to make: the rate stays at
+    ``max_lr``."""
+    if total_steps < 3:
+        for group in opt.param_groups:
+            group["lr"] = max_lr
+        return torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0)
+    return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=max_lr, total_steps=total_steps,
+                                               pct_start=max(0.25, 2.0 / total_steps),
+                                               div_factor=10.0, final_div_factor=100.0)
 
 
 def _augment(xb: torch.Tensor, gen: torch.Generator) -> torch.Tensor:

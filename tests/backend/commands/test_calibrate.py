@@ -40,10 +40,10 @@ def inputs(tmp_path):
             "--runoff": write_tif(tmp_path / "q.tif", q)}
 
 
-def _args(inputs, out, **over):
+def _args(inputs, out, *extra, **over):
     merged = {**{k: str(v) for k, v in inputs.items()},
               "--out-cwsc": str(out / "cwsc.tif"), "--out-kge": str(out / "kge.tif"), **over}
-    return [x for kv in merged.items() for x in kv]
+    return [x for kv in merged.items() for x in kv] + list(extra)
 
 
 def _no_outputs(folder):
@@ -160,6 +160,38 @@ def test_negative_forcing_is_refused(inputs, tmp_path, flag, label):
     code, events, _ = run_backend("calibrate", *_args({**inputs, flag: bad}, tmp_path))
     _bad_input(code, events, label, "negative.tif", "negative", "band 8")
     _no_outputs(tmp_path)
+
+
+def test_negative_runoff_is_refused_with_the_count_and_first_cell(inputs, tmp_path):
+    _, _, q = _forcing()
+    q[5, 2, 3] = -2.5
+    q[9, 1, 2] = -0.5
+    bad = write_tif(tmp_path / "q_negative.tif", q)
+    code, events, _ = run_backend("calibrate", *_args({**inputs, "--runoff": bad}, tmp_path))
+    _bad_input(code, events, "RUNOFF", "q_negative.tif", "2 negative values", "band 6, row 3, "
+               "column 4: -2.5")
+    _no_outputs(tmp_path)
+
+
+@pytest.mark.parametrize("flag, label, value", [("--runoff", "RUNOFF", -999.0),
+                                                ("--precip", "PRECIPITATION", -9999.0),
+                                                ("--pet", "PET", 9.96921e36)])
+def test_an_undeclared_nodata_sentinel_is_refused_and_can_be_declared(inputs, tmp_path, flag,
+                                                                      label, value):
+    p, e, q = _forcing()
+    data = {"--precip": p, "--pet": e, "--runoff": q}[flag].copy()
+    data[:, 2, 1] = value                          # a cell without data, written as a number
+    data[4:7, 1, 3] = value
+    bad = write_tif(tmp_path / "sentinel.tif", data, nodata=None)
+    code, events, _ = run_backend("calibrate", *_args({**inputs, flag: bad}, tmp_path, *FAST))
+    _bad_input(code, events, label, "sentinel.tif", f"holds {value:g} in 2 cells",
+               f"gdal_translate -a_nodata {value:g}", f"{label}_NODATA={value:g}")
+    _no_outputs(tmp_path)
+    option = {"RUNOFF": "--runoff-nodata", "PRECIPITATION": "--precip-nodata",
+              "PET": "--pet-nodata"}[label]
+    code, events, err = run_backend("calibrate", *_args({**inputs, flag: bad}, tmp_path,
+                                                        **{option: repr(value)}), *FAST)
+    assert code == 0, err
 
 
 def test_all_nodata_runoff_is_refused(inputs, tmp_path):

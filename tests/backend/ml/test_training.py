@@ -7,7 +7,7 @@ import pytest
 
 from backend.ml.metrics import kge, regression_metrics
 from backend.ml.network import ResNetConfig, build_network, count_parameters
-from backend.ml.training import RECIPES, TrainConfig, train_from_arrays
+from backend.ml.training import RECIPES, TrainConfig, one_cycle_schedule, train_from_arrays
 from backend.synthetic.twin import make_twin
 
 import torch  # noqa: E402 - after backend.ml, which sets the OpenMP wait policy
@@ -118,3 +118,27 @@ def test_bad_settings_are_bad_input(twin):
 def test_cuda_without_cuda_is_bad_input(twin):
     with pytest.raises(BadInput, match="no CUDA"):
         train_from_arrays(twin.predictors, twin.labels, None, TrainConfig(device="cuda", **TINY))
+
+
+@pytest.mark.parametrize("total", [1, 2, 3, 4, 5, 7, 8, 40])
+def test_one_cycle_schedule_runs_for_any_number_of_steps(total):
+    """4 steps once crashed with ZeroDivisionError: the warm-up rounded to zero steps."""
+    net = torch.nn.Linear(2, 1)
+    opt = torch.optim.AdamW(net.parameters(), lr=1e-3)
+    sched = one_cycle_schedule(opt, 3e-3, total)
+    rates = []
+    for _ in range(total):
+        opt.step()
+        sched.step()
+        rates.append(opt.param_groups[0]["lr"])
+    assert all(math.isfinite(r) and r > 0 for r in rates)
+    assert max(rates) <= 3e-3 + 1e-12
+
+
+@pytest.mark.parametrize("epochs", [1, 4, 7])
+def test_training_runs_with_very_few_steps(twin, epochs):
+    # 28 x 28 twin: a batch as large as the training split gives one step per epoch.
+    cfg = TrainConfig(epochs=epochs, batch_size=256, device="cpu", seed=1, **TINY)
+    res = train_from_arrays(twin.predictors, twin.labels, twin.kge, cfg)
+    assert res.epochs_run >= 1 and math.isfinite(res.metrics["test_rmse"])
+
