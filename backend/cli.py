@@ -156,6 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True)
     p.add_argument("--predictors", nargs="+", required=True)
     p.add_argument("--batch-size", type=_count("BATCH_SIZE"), default=None)
+    p.add_argument("--allow-shift", action="store_true",
+                   help="predict even where predictors lie far outside the training distribution")
     _device(p)
     p.add_argument("--out", required=True)
     p.add_argument("--out-uncertainty", default=None)

@@ -85,7 +85,8 @@ def _train(args, outputs: Outputs) -> dict:
                          grid=grid_summary(grid), recipe=recipe_dict(recipe), metrics=m,
                          sizes=s, training={**settings, "histories": result.histories,
                                             "device": result.device, "seconds": result.seconds},
-                         versions=software_versions())
+                         versions=software_versions(),
+                         channel_statistics=P.channel_statistics(stack.data))
     protocol.progress(0.92, "save")
     save_model(outputs.temporary("OUTPUT_MODEL"), bundle)
     if outputs.temporary("OUTPUT_REPORT"):

@@ -43,6 +43,8 @@ class ModelBundle:
     sizes: dict = field(default_factory=dict)
     training: dict = field(default_factory=dict)  # seed, split, kge threshold, histories, ...
     versions: dict = field(default_factory=dict)
+    #: per channel the 1st, 50th and 99th percentiles at training ({"p1", "p50", "p99"})
+    channel_statistics: list = field(default_factory=list)
 
     def metadata(self) -> dict:
         return {"network": self.network.to_dict(), "scaling": self.scaling.to_dict(),
@@ -50,6 +52,7 @@ class ModelBundle:
                 "grid": self.grid, "recipe": self.recipe, "metrics": self.metrics,
                 "sizes": self.sizes, "training": self.training,
                 "versions": self.versions or software_versions(),
+                "channel_statistics": self.channel_statistics,
                 "ensemble": len(self.members)}
 
     def networks(self, device: torch.device | str = "cpu", fuse: bool = True) -> list[torch.nn.Module]:
@@ -112,7 +115,8 @@ def load_model(path: str | Path, label: str = "MODEL") -> ModelBundle:
                              channels=list(meta["channels"]), patch_size=int(meta["patch_size"]),
                              grid=meta["grid"], recipe=meta["recipe"], metrics=meta.get("metrics", {}),
                              sizes=meta.get("sizes", {}), training=meta.get("training", {}),
-                             versions=meta.get("versions", {}))
+                             versions=meta.get("versions", {}),
+                             channel_statistics=list(meta.get("channel_statistics", [])))
         if not members:
             raise ValueError("no ensemble member")
         net = build_network(bundle.network)

@@ -56,10 +56,59 @@ def check_finite(band: np.ndarray, path: str, index: int, label: str = "PREDICTO
                        "set them to nodata (or NaN) or fix the file")
 
 
+#: A predictor raster with this many bands or more looks like a time series.
+TIME_SERIES_BANDS = 24
+#: Percentiles kept per channel in the model file (the training distribution).
+PERCENTILES = (1, 50, 99)
+
+
 def open_predictors(paths: Sequence[str], label: str = "PREDICTORS") -> list[io.Raster]:
+    """Open the predictor rasters (every band is a channel); a raster of
+    :data:`TIME_SERIES_BANDS` bands or more gets a warning."""
     if not paths:
         raise BadInput(f"{label}: give at least one predictor raster")
-    return [io.open_raster(p, f"{label} ({Path(p).name})") for p in paths]
+    rasters = [io.open_raster(p, f"{label} ({Path(p).name})") for p in paths]
+    for r in rasters:
+        if r.count >= TIME_SERIES_BANDS:
+            protocol.warning(f"{label}: '{r.path}' has {r.count} bands, each a channel of the "
+                             "network: it looks like a time series (monthly forcing?), not a "
+                             "predictor; give mean or summary maps instead")
+    return rasters
+
+
+def channel_statistics(stack: np.ndarray) -> list[dict[str, float]]:
+    """Per channel of ``stack`` (C, rows, cols) the :data:`PERCENTILES` of its valid values,
+    as ``[{"p1": .., "p50": .., "p99": ..}, ...]`` (the training distribution)."""
+    out = []
+    for band in stack:
+        values = band[np.isfinite(band)]
+        q = np.percentile(values, PERCENTILES) if values.size else [np.nan] * len(PERCENTILES)
+        out.append({f"p{p}": float(v) for p, v in zip(PERCENTILES, q)})
+    return out
+
+
+def shifted_channels(values: np.ndarray, stats: Sequence[dict], names: Sequence[str]) -> list[str]:
+    """Channels whose median lies far outside their training range, one line each.
+
+    values: (C, N) valid predictor values of some cells. A channel is far outside when its
+    median is more than the width of the training 1-99 % range (or 10 % of the training
+    median, whichever is larger) below the 1st or above the 99th percentile: a swapped
+    predictor or another unit, not a region a little drier or higher than the training one.
+    """
+    lines = []
+    for c, st in enumerate(stats):
+        lo, mid, hi = st.get("p1"), st.get("p50"), st.get("p99")
+        if c >= values.shape[0] or None in (lo, mid, hi) or not np.isfinite([lo, mid, hi]).all():
+            continue
+        v = values[c][np.isfinite(values[c])]
+        if v.size == 0:
+            continue
+        g_lo, g_mid, g_hi = np.percentile(v, PERCENTILES)
+        width = max(hi - lo, 0.1 * abs(mid), 1e-9)
+        if g_mid < lo - width or g_mid > hi + width:
+            lines.append(f"channel {c + 1} ({names[c]}): median {g_mid:.4g} (1-99 %: {g_lo:.4g} to "
+                         f"{g_hi:.4g}) against {mid:.4g} ({lo:.4g} to {hi:.4g}) at training")
+    return lines
 
 
 def channel_names(rasters: Sequence[io.Raster]) -> list[str]:

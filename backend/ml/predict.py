@@ -74,14 +74,17 @@ def predict_raster(bundle: ModelBundle, predictor_paths: Sequence[str], out: str
                    out_uncertainty: str | Path | None = None, device: str = "auto",
                    batch_size: int | None = None, budget_bytes: int = 768 * 2**20,
                    on_progress: Callable[[float], None] | None = None,
-                   reserve: Callable[[dict], None] | None = None) -> dict:
+                   reserve: Callable[[dict], None] | None = None,
+                   allow_shift: bool = False) -> dict:
     """Predict CWSC (mm) on every cell whose predictors are valid; write GeoTIFF(s) to
     ``out`` (and ``out_uncertainty``), written in place (the command gives temporaries).
 
     With an ensemble the output holds the members' mean; their standard deviation goes to
     ``out_uncertainty`` or, when that is not given, to band 2 of ``out``. ``reserve``, when
     given, is called with the estimated bytes of each output (``{"OUTPUT": n, ...}``) once the
-    grid is known, before any prediction. Returns ``{"cells_predicted": int, "seconds": float}``.
+    grid is known, before any prediction. A strip whose predictors lie far outside the
+    training distribution of a channel (:func:`backend.ml.patches.shifted_channels`) is a
+    ``BadInput`` unless ``allow_shift``. Returns ``{"cells_predicted": int, "seconds": float}``.
     """
     import rasterio
 
@@ -140,6 +143,8 @@ def predict_raster(bundle: ModelBundle, predictor_paths: Sequence[str], out: str
                     src, band = _band_source(rasters, order[i])
                     P.check_finite(block[i], src, band)
             valid = np.isfinite(block[:, r0 - a:r1 - a]).all(axis=0)
+            if bundle.channel_statistics and not allow_shift and valid.sum() >= SHIFT_MIN_CELLS:
+                _check_shift(bundle, block[:, r0 - a:r1 - a][:, valid], rasters, order)
             padded = P.pad_block(block, scaling, half, top=half - (r0 - a), bottom=half - (b - r1))
             del block
             rows, cols = np.nonzero(valid)
@@ -187,6 +192,25 @@ def predict_raster(bundle: ModelBundle, predictor_paths: Sequence[str], out: str
             dst_std.close()
             io.build_overviews(tmp_std)
     return {"cells_predicted": int(cells), "seconds": time.perf_counter() - t0}
+
+
+#: Cells a strip needs before its distribution is compared with the training one.
+SHIFT_MIN_CELLS = 100
+
+
+def _check_shift(bundle: ModelBundle, values: np.ndarray, rasters: Sequence[io.Raster],
+                 order: Sequence[int]) -> None:
+    names = []
+    for c, name in enumerate(bundle.channels):
+        path, band = _band_source(rasters, order[c])
+        names.append(f"'{name}', '{path}' band {band + 1}")
+    lines = P.shifted_channels(values, bundle.channel_statistics, names)
+    if lines:
+        raise BadInput("PREDICTORS: " + "; ".join(lines) + ". These lie far outside what the "
+                       "model was trained on: a predictor given in another place of the list, "
+                       "another unit, or another product. Check the order and units of "
+                       "PREDICTORS, or give ALLOW_SHIFT (--allow-shift) if the region really "
+                       "is that different")
 
 
 def _band_source(rasters: Sequence[io.Raster], channel: int) -> tuple[str, int]:

@@ -71,6 +71,24 @@ def device_parameter(name="DEVICE", is_advanced=True):
     return advanced(param) if is_advanced else param
 
 
+#: (parameter, backend option, what) of the nodata overrides of the forcing inputs.
+NODATA_OVERRIDES = (("PRECIPITATION_NODATA", "--precip-nodata", "precipitation"),
+                    ("PET_NODATA", "--pet-nodata", "PET"),
+                    ("RUNOFF_NODATA", "--runoff-nodata", "runoff"))
+
+
+def nodata_parameters():
+    """Advanced, optional: a value to read as nodata in each forcing raster, for files that
+    hold -999 or -9999 without declaring it."""
+    from qgis.core import QgsProcessingParameterNumber
+
+    from ..compat import DOUBLE
+
+    return [advanced(QgsProcessingParameterNumber(
+        name, tr("Nodata value of the {} raster, when the file does not declare it (e.g. -999)")
+        .format(what), type=DOUBLE, optional=True)) for name, _, what in NODATA_OVERRIDES]
+
+
 class CwscAlgorithm(QgsProcessingAlgorithm):
     """Base of every CWSC algorithm. Subclasses set the class attributes and ``build``."""
 
@@ -158,6 +176,15 @@ class CwscAlgorithm(QgsProcessingAlgorithm):
         if integer:
             return self.parameterAsInt(parameters, name, context)
         return self.parameterAsDouble(parameters, name, context)
+
+    def nodata_args(self, parameters, context):
+        """The backend options of the parameters of :func:`nodata_parameters` that are set."""
+        args = []
+        for name, flag, _ in NODATA_OVERRIDES:
+            value = self.optional_number(parameters, name, context, integer=False)
+            if value is not None:
+                args += [flag, repr(value)]
+        return args
 
     # -- the run -----------------------------------------------------------------------
     def build(self, parameters, context, feedback):

@@ -5,7 +5,7 @@ from qgis.core import (QgsProcessingOutputNumber, QgsProcessingParameterEnum,
                        QgsProcessingParameterRasterLayer)
 
 from ..compat import INTEGER, DOUBLE
-from .base import CwscAlgorithm, advanced, device_parameter, tr
+from .base import CwscAlgorithm, advanced, device_parameter, nodata_parameters, tr
 
 MODELS = ["DWBM", "SWBM", "TVGM"]
 OBJECTIVES = ["KGE", "NSE"]
@@ -36,13 +36,18 @@ calibrate, the rest validate), <b>RESTARTS</b> (independent SCE-UA runs per cell
 label), <b>MODEL_KGE_MARGIN</b> (0.02: of those, only the models within 0.02 of the cell's best
 KGE enter the label; empty, or 1 with a threshold of 0: every model above the threshold, as
 in the original work; see the README, "How the CWSC label is made"), <b>SEED</b> (0),
-<b>DEVICE</b> (auto, cpu, cuda).</p>
+<b>DEVICE</b> (auto, cpu, cuda); <b>PRECIPITATION_NODATA</b>, <b>PET_NODATA</b>,
+<b>RUNOFF_NODATA</b>: a value to read as nodata where a file holds -999, -9999 or a similar
+fill value without declaring it (such values are refused otherwise, naming the file and the
+first cell; negative runoff is refused too).</p>
 <p><b>Outputs</b>: <b>OUTPUT_CWSC</b>: joint CWSC label in mm (band 1) and the
 equifinality spread in mm (band 2); <b>OUTPUT_KGE</b>: calibration KGE of the best model
 (-inf..1, used by <i>Mask labels by KGE</i>); <b>OUTPUT_DETAILS</b> (optional): per-model
 parameters and efficiencies (band descriptions name them); numbers
 <b>CELLS_CALIBRATED</b>, <b>CELLS_KGE_POSITIVE</b>, <b>MEDIAN_CWSC_MM</b> and, per model,
-<b>MEDIAN_KGE_DWBM</b> etc.</p>
+<b>MEDIAN_KGE_DWBM</b> etc. The outputs are GeoTIFF (.tif) files other than the inputs; they
+are written under temporary names and replace existing files together, only when the run
+succeeds (a failed or cancelled run leaves every file as it was).</p>
 <p><b>Speed</b>: about 4 ms per cell and model on two CPU cores (240 months, default
 settings), in small C kernels the backend builds with the system C compiler on first use (a
 second or two; without a compiler it runs in torch, several times slower); with
@@ -87,6 +92,8 @@ second or two; without a compiler it runs in torch, several times slower); with
         self.addParameter(advanced(QgsProcessingParameterNumber(
             "SEED", tr("Random seed"), type=INTEGER,
             defaultValue=0, minValue=0)))
+        for param in nodata_parameters():
+            self.addParameter(param)
         self.addParameter(device_parameter())
         self.addParameter(QgsProcessingParameterRasterDestination(
             "OUTPUT_CWSC", tr("CWSC labels (mm)")))
@@ -137,4 +144,4 @@ second or two; without a compiler it runs in torch, several times slower); with
                      repr(self.parameterAsDouble(parameters, "MODEL_KGE_MARGIN", context))]
         if outputs["OUTPUT_DETAILS"]:
             args += ["--out-details", outputs["OUTPUT_DETAILS"]]
-        return args, outputs
+        return args + self.nodata_args(parameters, context), outputs

@@ -5,7 +5,7 @@ from qgis.core import (QgsProcessingOutputNumber, QgsProcessingParameterEnum,
                        QgsProcessingParameterRasterLayer)
 
 from ..compat import INTEGER
-from .base import CwscAlgorithm, advanced, device_parameter, tr
+from .base import CwscAlgorithm, advanced, device_parameter, nodata_parameters, tr
 from .calibrate import MODELS
 
 
@@ -58,6 +58,8 @@ metric the backend reports.</p>
         self.addParameter(advanced(QgsProcessingParameterNumber(
             "SEED", tr("Random seed"), type=INTEGER,
             defaultValue=0, minValue=0)))
+        for param in nodata_parameters():
+            self.addParameter(param)
         self.addParameter(device_parameter())
         self.addParameter(QgsProcessingParameterFileDestination(
             "OUTPUT_REPORT", tr("Evaluation report"), fileFilter="HTML files (*.html)"))
@@ -86,4 +88,4 @@ metric the backend reports.</p>
             value = self.optional_number(parameters, name, context)
             if value is not None:
                 args += [flag, str(value)]
-        return args, outputs
+        return args + self.nodata_args(parameters, context), outputs

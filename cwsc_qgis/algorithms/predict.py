@@ -1,6 +1,6 @@
 """cwsc:predict - the CWSC raster from a model file and the predictors."""
 
-from qgis.core import (QgsProcessingParameterFile,
+from qgis.core import (QgsProcessingParameterBoolean, QgsProcessingParameterFile,
                        QgsProcessingParameterMultipleLayers, QgsProcessingParameterNumber,
                        QgsProcessingParameterRasterDestination)
 
@@ -20,7 +20,12 @@ a patch around every cell of the predictors and writes the CWSC map in mm (Xie e
 ResNet, He et al. 2016).</p>
 <p><b>Inputs</b>: <b>MODEL</b>: the model file (.pt; opened without running code from it);
 <b>PREDICTORS</b>: the same predictor rasters, in the same order, as for training (the
-model names the ones it expects when they differ); <b>DEVICE</b> (auto, cpu, cuda).</p>
+model names the ones it expects when they differ); <b>DEVICE</b> (auto, cpu, cuda).
+A predictor whose values lie far outside what the model saw at training (a predictor given in
+another place of the list, another unit) is refused, naming the channel, the file and both
+ranges; <b>ALLOW_SHIFT</b> (advanced) predicts anyway, for a region that really is unlike the
+training one. A raster of 24 bands or more gets a warning: it looks like a time series, not a
+predictor.</p>
 <p><b>Outputs</b>: <b>OUTPUT</b>: CWSC (mm, nodata -9999); <b>OUTPUT_UNCERTAINTY</b>
 (optional): the spread of the ensemble members in mm (needs ENSEMBLE &gt; 1 at training).</p>
 <p>Next step: <i>Evaluate CWSC map</i>.</p>
@@ -36,6 +41,10 @@ model names the ones it expects when they differ); <b>DEVICE</b> (auto, cpu, cud
         self.addParameter(advanced(QgsProcessingParameterNumber(
             "BATCH_SIZE", tr("Batch size (empty: default)"),
             type=INTEGER, minValue=1, optional=True)))
+        self.addParameter(advanced(QgsProcessingParameterBoolean(
+            "ALLOW_SHIFT", tr("Predict even where predictors lie far outside the training "
+                              "distribution (a region unlike the training one)"),
+            defaultValue=False)))
         self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT", tr("CWSC (mm)")))
         self.addParameter(QgsProcessingParameterRasterDestination(
             "OUTPUT_UNCERTAINTY", tr("CWSC uncertainty (ensemble spread, mm)"), optional=True,
@@ -55,4 +64,6 @@ model names the ones it expects when they differ); <b>DEVICE</b> (auto, cpu, cud
             args += ["--batch-size", str(batch)]
         if outputs["OUTPUT_UNCERTAINTY"]:
             args += ["--out-uncertainty", outputs["OUTPUT_UNCERTAINTY"]]
+        if self.parameterAsBoolean(parameters, "ALLOW_SHIFT", context):
+            args += ["--allow-shift"]
         return args, outputs

@@ -64,17 +64,22 @@ def start_backend(args):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def terminate_when(proc, ready, delay=0.0, timeout=120):
-    """Read events until ``ready(event)``; then SIGTERM; return (exit code, events)."""
+def terminate_when(proc, ready, delay=0.0, timeout=120, timings=None):
+    """Read events until ``ready(event)``; then SIGTERM; return (exit code, events). With a
+    ``timings`` dict, ``timings["stop_s"]`` is the time from SIGTERM to the process's exit."""
     events, t0 = [], time.monotonic()
+    sent = None
     for line in proc.stdout:
         events.append(json.loads(line))
         if ready(events[-1]):
             time.sleep(delay)
             proc.send_signal(signal.SIGTERM)
+            sent = time.monotonic()
             break
         assert time.monotonic() - t0 < timeout
     rest, _ = proc.communicate(timeout=60)
+    if timings is not None and sent is not None:
+        timings["stop_s"] = time.monotonic() - sent
     events += [json.loads(x) for x in rest.splitlines() if x.strip()]
     return proc.returncode, events
 

@@ -83,6 +83,8 @@ def _variants(alg):
                 out.append((name, ""))          # a cleared field
         elif kind == "string":
             out.append((name, "8,16,32"))
+        elif kind == "boolean":
+            out.append((name, not d.defaultValue()))
     return out
 
 

@@ -4,8 +4,8 @@ import os
 
 import numpy as np
 
-from backend_testing import expect_bad_input, last_event, leftovers, start_backend, terminate_when, write_tif
-
+from backend_testing import (expect_bad_input, last_event, leftovers, run_backend, start_backend,
+                             terminate_when, train_args, write_tif)
 
 def test_predict_bad_models_and_channels(twin_files, tmp_path):
     files, _ = twin_files
@@ -36,7 +36,52 @@ def test_sigterm_during_prediction_leaves_nothing(tmp_path):
     out = tmp_path / "out" / "cwsc.tif"
     out.parent.mkdir()
     proc = start_backend(["predict", "--model", model, "--predictors", pred, "--out", out, "--device", "cpu"])
-    rc, events = terminate_when(proc, lambda e: "model:" in e.get("message", ""), delay=1.0)
+    timings = {}
+    rc, events = terminate_when(proc, lambda e: "model:" in e.get("message", ""), delay=1.0,
+                                timings=timings)
+    print(f"\nSIGTERM during prediction: backend gone {timings['stop_s']:.2f} s later")
+    assert timings["stop_s"] < 1.0
     assert rc == 3, events
     assert last_event(events, "error")["kind"] == "cancelled"
     assert list(out.parent.iterdir()) == []
+
+
+def test_a_predictor_far_outside_its_training_range_is_refused_unless_allowed(twin_files, tmp_path):
+    """Problem 7 of issue 13: a predictor in another unit (or another one in its place) gave a
+    map off by a median 55 mm with only a warning."""
+    import rasterio
+
+    files, _ = twin_files
+    model = tmp_path / "m.pt"
+    rc, _, err = run_backend(*train_args(files, model, "--epochs", "1"))
+    assert rc == 0, err
+    first = files["predictors"][0]
+    with rasterio.open(first) as src:
+        profile, data, names = src.profile, src.read(), src.descriptions
+    data = np.where(data == src.nodata, data, data * 1000.0)   # m -> mm, say
+    shifted = tmp_path / "in_mm.tif"
+    with rasterio.open(shifted, "w", **profile) as dst:
+        dst.write(data)
+        for i, n in enumerate(names, 1):
+            dst.set_band_description(i, n)
+    args = ["predict", "--model", model, "--predictors", shifted, *files["predictors"][1:],
+            "--out", tmp_path / "cwsc.tif"]
+    before = sorted(p.name for p in tmp_path.iterdir())
+    expect_bad_input(args, "far outside what the model was trained on")
+    rc, events, _ = run_backend(*args)
+    message = last_event(events, "error")["message"]
+    assert "channel 1 ('x00'" in message and "in_mm.tif' band 1" in message and "ALLOW_SHIFT" in message
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    rc, events, err = run_backend(*args, "--allow-shift")
+    assert rc == 0, err
+
+
+def test_a_time_series_given_as_a_predictor_gets_a_warning(twin_files, tmp_path):
+    files, _ = twin_files
+    model = tmp_path / "m.pt"
+    assert run_backend(*train_args(files, model, "--epochs", "1"))[0] == 0
+    series = write_tif(tmp_path / "monthly.tif", np.ones((30, 30, 30)), transform=(0.5, 0, 10.0, 0, -0.5, 50.0))
+    rc, events, _ = run_backend("predict", "--model", model, "--predictors", series,
+                                "--out", tmp_path / "cwsc.tif")
+    warnings = [e["message"] for e in events if e.get("level") == "warning"]
+    assert any("monthly.tif' has 30 bands" in w and "time series" in w for w in warnings), warnings

@@ -1,12 +1,12 @@
 """``python -m backend train`` (then predict) as the plugin runs it: events, exit codes, no leftovers."""
 
-
 import numpy as np
 import pytest
 
 from backend.commands.train import parse_widths
 from backend.protocol import BadInput
-from backend_testing import TINY, expect_bad_input, last_event, leftovers, read_tif, run_backend, start_backend, terminate_when, train_args, write_tif
+from backend_testing import (TINY, expect_bad_input, last_event, leftovers, read_tif, run_backend,
+                             start_backend, terminate_when, train_args, write_tif)
 
 
 def test_train_then_predict_speaks_the_protocol(twin_files, tmp_path):
@@ -82,7 +82,10 @@ def test_sigterm_during_training_leaves_nothing(twin_files, tmp_path):
     files, _ = twin_files
     proc = start_backend(train_args(files, tmp_path / "m.pt", "--epochs", "500", "--out-report",
                               tmp_path / "r.html"))
-    rc, events = terminate_when(proc, lambda e: e.get("stage") == "train")
+    timings = {}
+    rc, events = terminate_when(proc, lambda e: e.get("stage") == "train", timings=timings)
+    print(f"\nSIGTERM during training: backend gone {timings['stop_s']:.2f} s later")
+    assert timings["stop_s"] < 1.0
     assert rc == 3
     assert last_event(events, "error")["kind"] == "cancelled"
     assert list(tmp_path.iterdir()) == []
