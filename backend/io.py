@@ -60,9 +60,23 @@ class Grid:
             return False
         return _same_crs(self.crs, other.crs)
 
+    def crs_name(self) -> str:
+        """The CRS in a few words (``EPSG:4326``), or "no CRS"."""
+        if not self.crs:
+            return "no CRS"
+        try:
+            from rasterio.crs import CRS
+
+            crs = CRS.from_wkt(self.crs)
+            epsg = crs.to_epsg()
+            return f"EPSG:{epsg}" if epsg else (crs.to_string()[:80] or "an unnamed CRS")
+        except Exception:  # noqa: BLE001 - a CRS GDAL cannot parse is still worth naming
+            return self.crs[:80]
+
     def describe(self) -> str:
         a, _, c, _, e, f = self.transform
-        return f"{self.width} x {self.height} cells of {abs(a):g} x {abs(e):g} from ({c:g}, {f:g})"
+        return (f"{self.width} x {self.height} cells of {abs(a):g} x {abs(e):g} from ({c:g}, {f:g}), "
+                f"{self.crs_name()}")
 
     def to_dict(self) -> dict:
         return {"crs": self.crs, "transform": list(self.transform), "width": self.width,
@@ -288,8 +302,21 @@ def check_same_grid(rasters: Sequence[Raster]) -> Grid:
     first = rasters[0]
     for r in rasters[1:]:
         if not r.grid.same_as(first.grid):
-            raise BadInput(f"{r.label}: '{r.path}' is on a different grid ({r.grid.describe()}) "
+            what = "grid"
+            if r.grid.shape == first.grid.shape and r.grid.crs and first.grid.crs and \
+                    not _same_crs(r.grid.crs, first.grid.crs):
+                what = "coordinate reference system"
+            raise BadInput(f"{r.label}: '{r.path}' is on a different {what} ({r.grid.describe()}) "
                            f"from {first.label} '{first.path}' ({first.grid.describe()})")
+    known = next((r for r in rasters if r.grid.crs), None)
+    if known is not None:
+        from backend import protocol
+
+        for r in rasters:
+            if not r.grid.crs:
+                protocol.warning(f"{r.label}: '{r.path}' has no CRS; its cells match "
+                                 f"{known.label} '{known.path}', so it is read in "
+                                 f"{known.grid.crs_name()}")
     return first.grid
 
 

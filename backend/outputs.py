@@ -52,6 +52,8 @@ FORMAT_NAMES = {"raster": "GeoTIFF (.tif, .tiff)", "report": "HTML (.html)",
 SIDECARS = (".aux.xml",)
 #: Free space asked for beyond the estimate.
 SPACE_MARGIN = 1.2
+#: A write that fails with less free space than this (bytes) on its disk failed for space.
+NEARLY_FULL = 1 << 20
 _STALE = re.compile(r"^\.(?P<name>.+)\.cwsc-(?P<pid>\d+)-(?P<token>[0-9a-f]{8})\."
                     r"(?P<kind>part|backup)(?P<sidecar>\.aux\.xml)?$")
 
@@ -253,13 +255,26 @@ class Outputs:
 
     def __exit__(self, exc_type, exc, tb) -> bool:
         if exc_type is not None:
+            # GDAL reports ENOSPC on stderr and raises "write error": look at the disk too,
+            # before the temporaries are removed and their space is free again.
+            full = _disk_full(exc) or (issubclass(exc_type, Exception)
+                                      and not issubclass(exc_type, BadInput) and self._nearly_full())
             self._remove_temporaries()
-            if _disk_full(exc):
+            if full:
                 folders = ", ".join(sorted({f"'{o.final.parent}'" for o in self._items}))
                 raise BadInput(f"the disk is full: no space left in {folders} while writing the "
                                "outputs; nothing was written or replaced") from None
             return False
         self.commit()
+        return False
+
+    def _nearly_full(self) -> bool:
+        for folder in {o.final.parent for o in self._items}:
+            try:
+                if shutil.disk_usage(folder).free < NEARLY_FULL:
+                    return True
+            except OSError:
+                pass
         return False
 
     # -- commit and rollback ------------------------------------------------------------

@@ -132,6 +132,9 @@ class CwscAlgorithm(QgsProcessingAlgorithm):
         """A local file path for a raster input; non-file layers become temporary GeoTIFFs."""
         if optional and parameters.get(name) in (None, ""):
             return None
+        direct = _file_path(parameters.get(name))
+        if direct:
+            return direct
         layer = self.parameterAsRasterLayer(parameters, name, context)
         if layer is None:
             if optional:
@@ -141,6 +144,9 @@ class CwscAlgorithm(QgsProcessingAlgorithm):
         return local_raster_path(layer, name, context, feedback)
 
     def raster_paths(self, parameters, name, context, feedback):
+        values = parameters.get(name)
+        if isinstance(values, (list, tuple)) and values and all(_file_path(v) for v in values):
+            return [_file_path(v) for v in values]
         layers = self.parameterAsLayerList(parameters, name, context)
         if not layers:
             raise QgsProcessingException(tr("{}: at least one raster layer is needed").format(name))
@@ -219,6 +225,16 @@ class CwscAlgorithm(QgsProcessingAlgorithm):
             if name not in results:
                 results[name] = value
         return results
+
+
+def _file_path(value):
+    """The absolute path when ``value`` names a local file (as from qgis_process or a script):
+    handed to the backend as it is, without loading it as a layer here (QGIS would compute
+    statistics and write a .aux.xml beside the user's file). None otherwise (layer ids,
+    layer objects, provider URIs)."""
+    if isinstance(value, str) and value and os.path.isfile(value):
+        return os.path.abspath(value)
+    return None
 
 
 def _flat(metrics, prefix=""):

@@ -66,7 +66,8 @@ def start_backend(args):
 
 def terminate_when(proc, ready, delay=0.0, timeout=120, timings=None):
     """Read events until ``ready(event)``; then SIGTERM; return (exit code, events). With a
-    ``timings`` dict, ``timings["stop_s"]`` is the time from SIGTERM to the process's exit."""
+    ``timings`` dict, ``timings["stop_s"]`` is the time from SIGTERM to the process's exit and
+    ``timings["stderr"]`` what it wrote on stderr."""
     events, t0 = [], time.monotonic()
     sent = None
     for line in proc.stdout:
@@ -77,9 +78,11 @@ def terminate_when(proc, ready, delay=0.0, timeout=120, timings=None):
             sent = time.monotonic()
             break
         assert time.monotonic() - t0 < timeout
-    rest, _ = proc.communicate(timeout=60)
-    if timings is not None and sent is not None:
-        timings["stop_s"] = time.monotonic() - sent
+    rest, err = proc.communicate(timeout=60)
+    if timings is not None:
+        timings["stderr"] = err
+        if sent is not None:
+            timings["stop_s"] = time.monotonic() - sent
     events += [json.loads(x) for x in rest.splitlines() if x.strip()]
     return proc.returncode, events
 

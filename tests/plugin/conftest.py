@@ -6,10 +6,13 @@ every end-to-end test also checks such paths. The backend interpreter is
 $CWSC_BACKEND_PYTHON (the Makefile sets it to the repository's .venv python).
 """
 
+import os
+import subprocess
+
 import numpy as np
 import pytest
 
-from plugin_testing import FORCING_SHAPE, GRID, PLUGIN, ensure_provider, forcing, write_tif
+from plugin_testing import FORCING_SHAPE, GRID, PLUGIN, ROOT, ensure_provider, forcing, write_tif
 
 
 @pytest.fixture(scope="session")
@@ -82,3 +85,24 @@ def backend_env(monkeypatch):
     interpreter.forget_checks()
     yield monkeypatch
     interpreter.forget_checks()
+
+
+@pytest.fixture(scope="session")
+def qp_env(tmp_path_factory):
+    """A HOME with the plugin deployed by scripts/deploy.sh (package included) and enabled."""
+    home = tmp_path_factory.mktemp("qgis home")
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("QGIS_CUSTOM_CONFIG_PATH", "PYTHONPATH", "PYTHONHOME")}
+    env.update(HOME=str(home), QT_QPA_PLATFORM="offscreen", CWSC_DIST_DIR=str(home / "dist"),
+               XDG_RUNTIME_DIR=str(home / "runtime"))
+    done = subprocess.run(["bash", str(ROOT / "scripts" / "deploy.sh")], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "6 cwsc algorithms" in done.stdout
+    plugin = home / ".local/share/QGIS/QGIS3/profiles/default/python/plugins/cwsc_qgis"
+    assert (plugin / "metadata.txt").is_file() and (plugin / "lib" / "backend" / "__main__.py").is_file()
+    recorded = (plugin / "backend_python.txt").read_text(encoding="utf-8").strip()
+    assert recorded == os.environ["CWSC_BACKEND_PYTHON"]
+    # From here on the plugin must find the backend through the path deploy recorded.
+    env.pop("CWSC_BACKEND_PYTHON", None)
+    return env

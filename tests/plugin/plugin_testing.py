@@ -1,13 +1,17 @@
 """Helpers for the plugin tests: tiny rasters written with GDAL from QGIS's own Python
 (rasterio is not there), and the registered provider."""
 
+import json
 import os
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2]
+QGIS_PROCESS = shutil.which("qgis_process.bin") or shutil.which("qgis_process")
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 os.environ.setdefault("CWSC_BACKEND_PYTHON", str(ROOT / ".venv" / "bin" / "python"))
@@ -84,3 +88,19 @@ def ensure_provider():
     plugin.initProcessing()
     PLUGIN["plugin"] = plugin
     return plugin.provider
+
+
+def qgis_process(env, *args, check=True, timeout=300):
+    done = subprocess.run([QGIS_PROCESS, *map(str, args)], env=env, capture_output=True,
+                          text=True, timeout=timeout)
+    if check:
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done
+
+
+def run_json(env, alg, params, check=True):
+    args = ["--json", "run", alg, "--"] + [f"{k}={v}" for k, v in params]
+    done = qgis_process(env, *args, check=check)
+    start = done.stdout.find("{")
+    data = json.loads(done.stdout[start:]) if start >= 0 and done.returncode == 0 else None
+    return done, data

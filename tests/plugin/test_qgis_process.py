@@ -1,56 +1,17 @@
 """The plugin from the command line: ``make deploy`` into a throw-away HOME, then
 ``qgis_process --json run cwsc:... -- NAME=value`` as a scripting user would."""
 
-import json
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
 
-ROOT = Path(__file__).resolve().parents[2]
-QGIS_PROCESS = shutil.which("qgis_process.bin") or shutil.which("qgis_process")
+from plugin_testing import QGIS_PROCESS, ROOT, qgis_process, run_json
+
 pytestmark = pytest.mark.skipif(QGIS_PROCESS is None, reason="qgis_process is not installed")
 PREDICTOR_NAMES = ("elevation", "soil_depth", "tree_cover")
-
-
-@pytest.fixture(scope="module")
-def qp_env(tmp_path_factory):
-    """A HOME with the plugin deployed by scripts/deploy.sh (package included) and enabled."""
-    home = tmp_path_factory.mktemp("qgis home")
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("QGIS_CUSTOM_CONFIG_PATH", "PYTHONPATH", "PYTHONHOME")}
-    env.update(HOME=str(home), QT_QPA_PLATFORM="offscreen", CWSC_DIST_DIR=str(home / "dist"),
-               XDG_RUNTIME_DIR=str(home / "runtime"))
-    done = subprocess.run(["bash", str(ROOT / "scripts" / "deploy.sh")], env=env, cwd=ROOT,
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert "6 cwsc algorithms" in done.stdout
-    plugin = home / ".local/share/QGIS/QGIS3/profiles/default/python/plugins/cwsc_qgis"
-    assert (plugin / "metadata.txt").is_file() and (plugin / "lib" / "backend" / "__main__.py").is_file()
-    recorded = (plugin / "backend_python.txt").read_text(encoding="utf-8").strip()
-    assert recorded == os.environ["CWSC_BACKEND_PYTHON"]
-    # From here on the plugin must find the backend through the path deploy recorded.
-    env.pop("CWSC_BACKEND_PYTHON", None)
-    return env
-
-
-def qgis_process(env, *args, check=True, timeout=300):
-    done = subprocess.run([QGIS_PROCESS, *map(str, args)], env=env, capture_output=True,
-                          text=True, timeout=timeout)
-    if check:
-        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    return done
-
-
-def run_json(env, alg, params, check=True):
-    args = ["--json", "run", alg, "--"] + [f"{k}={v}" for k, v in params]
-    done = qgis_process(env, *args, check=check)
-    start = done.stdout.find("{")
-    data = json.loads(done.stdout[start:]) if start >= 0 and done.returncode == 0 else None
-    return done, data
 
 
 def test_zip_layout(qp_env):

@@ -1,0 +1,102 @@
+"""The fault catalogue of issue 13 through ``qgis_process``, as a scripting user meets it: a
+message that names the file or parameter, no traceback, a failing exit status, and every
+file that was there before byte-identical (the backend cases are in
+``tests/backend/test_faults.py``)."""
+
+import numpy as np
+import pytest
+
+from plugin_testing import QGIS_PROCESS, run_json, write_tif
+
+pytestmark = pytest.mark.skipif(QGIS_PROCESS is None, reason="qgis_process is not installed")
+
+
+def snapshot(folder):
+    """Every file below ``folder`` and its bytes, but the ``.aux.xml`` statistics that QGIS
+    itself writes beside a raster it opens as a layer (it checks the parameters so before
+    any algorithm runs; opening the raster in QGIS does the same)."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file() and not p.name.endswith(".tif.aux.xml")}
+
+
+def refused(env, alg, params, *words):
+    done, _ = run_json(env, alg, params, check=False)
+    text = done.stdout + done.stderr
+    assert done.returncode != 0, text[-2000:]
+    assert "Traceback" not in text, text[-3000:]
+    for w in words:
+        assert w in text, text[-2000:]
+    return text
+
+
+@pytest.fixture
+def forcing(data_dir, tmp_path):
+    """Copies of the forcing in a folder of the test's own, and earlier outputs beside them."""
+    folder = tmp_path / "run"
+    folder.mkdir()
+    for name in ("precipitation.tif", "pet.tif", "runoff.tif"):
+        (folder / name).write_bytes((data_dir / name).read_bytes())
+    (folder / "cwsc.tif").write_bytes(b"last year's labels")
+    (folder / "kge.tif").write_bytes(b"last year's KGE")
+    return folder
+
+
+def calibrate(folder, **over):
+    params = {"PRECIPITATION": folder / "precipitation.tif", "PET": folder / "pet.tif",
+              "RUNOFF": folder / "runoff.tif", "MAX_EVALUATIONS": 30,
+              "OUTPUT_CWSC": folder / "cwsc.tif", "OUTPUT_KGE": folder / "kge.tif", **over}
+    return list(params.items())
+
+
+def test_an_output_that_is_an_input(qp_env, forcing):
+    before = snapshot(forcing)
+    refused(qp_env, "cwsc:calibrate", calibrate(forcing, OUTPUT_CWSC=forcing / "runoff.tif"),
+            "OUTPUT_CWSC", "runoff.tif' is the input RUNOFF")
+    assert snapshot(forcing) == before
+
+
+def test_one_file_under_two_names(qp_env, forcing):
+    (forcing / "same").symlink_to(forcing)
+    before = snapshot(forcing)
+    refused(qp_env, "cwsc:calibrate", calibrate(forcing, OUTPUT_KGE=forcing / "same" / "cwsc.tif"),
+            "OUTPUT_CWSC and OUTPUT_KGE are the same file")
+    assert snapshot(forcing) == before
+
+
+def test_undeclared_runoff_sentinel_and_nan_threshold(qp_env, forcing):
+    from osgeo import gdal
+
+    ds = gdal.Open(str(forcing / "runoff.tif"))
+    runoff = ds.ReadAsArray().astype(np.float32)
+    ds = None
+    runoff[runoff == -9999] = np.nan
+    runoff[5, 1, 2] = -999.0
+    write_tif(forcing / "runoff_grun.tif", runoff)
+    before = snapshot(forcing)
+    refused(qp_env, "cwsc:calibrate", calibrate(forcing, RUNOFF=forcing / "runoff_grun.tif"),
+            "runoff_grun.tif", "holds -999", "RUNOFF_NODATA=-999")
+    refused(qp_env, "cwsc:calibrate", calibrate(forcing, MODEL_KGE_THRESHOLD="nan"),
+            "MODEL_KGE_THRESHOLD must be a finite number")
+    assert snapshot(forcing) == before
+    done, data = run_json(qp_env, "cwsc:calibrate", calibrate(
+        forcing, RUNOFF=forcing / "runoff_grun.tif", RUNOFF_NODATA=-999,
+        OUTPUT_CWSC=forcing / "new_cwsc.tif", OUTPUT_KGE=forcing / "new_kge.tif"))
+    assert data["results"]["CELLS_CALIBRATED"] > 0
+
+
+def test_mask_nan_threshold_png_output_and_long_names(qp_env, data_dir, tmp_path):
+    labels, kge = data_dir / "labels.tif", data_dir / "kge.tif"
+    (tmp_path / "masked.tif").write_bytes(b"an earlier mask")
+    before = snapshot(tmp_path)
+    refused(qp_env, "cwsc:maskbykge", [("LABELS", labels), ("KGE", kge), ("THRESHOLD", "nan"),
+                                       ("OUTPUT", tmp_path / "masked.tif")],
+            "THRESHOLD must be a finite number")
+    refused(qp_env, "cwsc:maskbykge", [("LABELS", labels), ("KGE", kge),
+                                       ("OUTPUT", tmp_path / "masked.png")],
+            "masked.png' must end in .tif", "GeoTIFF")
+    refused(qp_env, "cwsc:maskbykge", [("LABELS", labels), ("KGE", kge),
+                                       ("OUTPUT", tmp_path / ("m" * 245 + ".tif"))],
+            "too long")
+    refused(qp_env, "cwsc:maskbykge", [("LABELS", labels), ("KGE", kge), ("OUTPUT", labels)],
+            "is the input LABELS")
+    assert snapshot(tmp_path) == before
