@@ -248,3 +248,26 @@ def test_14_non_positive_sizes_and_wrong_extensions_are_refused(forcing, tmp_pat
     refused(["train", "--predictors", paths["q"], "--labels", paths["q"], "--out-model",
              tmp_path / "m.pt", "--batch-size", "-1"], "BATCH_SIZE must be at least 1")
     assert snapshot(tmp_path) == before
+
+
+def test_3_temporaries_of_a_killed_run_are_cleaned_by_the_next_run(forcing, tmp_path,
+                                                                   previous_outputs):
+    import signal
+
+    paths, _ = forcing
+    before = snapshot(previous_outputs)
+    proc = start_backend(calibrate_args(paths, previous_outputs)[:-2] + ["--max-evaluations", "5000",
+                                                                         "--restarts", "8"])
+    for line in proc.stdout:
+        if '"calibrate ' in line:
+            break
+    proc.send_signal(signal.SIGKILL)             # no handler runs: the temporaries stay
+    proc.communicate(timeout=60)
+    left = [n for n in snapshot(previous_outputs) if n not in before]
+    assert left and all(".cwsc-" in n and n.endswith(".part") for n in left), left
+    assert {k: v for k, v in snapshot(previous_outputs).items() if k in before} == before
+    rc, events, err = run_backend(*calibrate_args(paths, previous_outputs))
+    assert rc == 0, err
+    logs = [e["message"] for e in events if e["event"] == "log"]
+    assert sum("left" in m and "killed" in m for m in logs) == len(left), logs
+    assert sorted(snapshot(previous_outputs)) == sorted(before)   # replaced, nothing left over
