@@ -65,11 +65,18 @@ def _count(name: str, minimum: int = 1):
     return parse
 
 
-def _nodata(parser: argparse.ArgumentParser) -> None:
-    for flag, name in (("--precip-nodata", "PRECIPITATION_NODATA"), ("--pet-nodata", "PET_NODATA"),
-                       ("--runoff-nodata", "RUNOFF_NODATA")):
-        parser.add_argument(flag, type=_number(name), default=None,
+def _forcing_options(parser: argparse.ArgumentParser) -> None:
+    """How P, PET and Q are read: nodata, units and first month overrides, the period."""
+    for key, name in (("precip", "PRECIPITATION"), ("pet", "PET"), ("runoff", "RUNOFF")):
+        parser.add_argument(f"--{key}-nodata", type=_number(f"{name}_NODATA"), default=None,
                             help="a value to read as nodata (when the file does not declare it)")
+        parser.add_argument(f"--{key}-units", default="auto",
+                            help="auto (from the file; none: mm/month), or e.g. mm/month, mm/day, "
+                                 "kg m-2 s-1, m")
+        parser.add_argument(f"--{key}-start", default=None,
+                            help="first month (YYYY-MM) of a file that does not say its months")
+    parser.add_argument("--period-start", default=None, help="first month used (YYYY-MM)")
+    parser.add_argument("--period-end", default=None, help="last month used (YYYY-MM)")
 
 
 def _device(parser: argparse.ArgumentParser) -> None:
@@ -98,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runoff", required=True, help="monthly runoff (mm/month)")
     p.add_argument("--precip-var"), p.add_argument("--pet-var"), p.add_argument("--runoff-var")
     p.add_argument("--time-dim", help="NetCDF time dimension name, when it cannot be found")
-    _nodata(p)
+    _forcing_options(p)
     p.add_argument("--models", default=",".join(MODELS), help="comma-separated subset of DWBM,SWBM,TVGM")
     p.add_argument("--objective", default=OBJECTIVES[0], choices=OBJECTIVES)
     p.add_argument("--kge-form", default=KGE_VERSIONS[0], choices=KGE_VERSIONS)
@@ -166,7 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cwsc", required=True)
     p.add_argument("--reference", default=None)
     p.add_argument("--precip"), p.add_argument("--pet"), p.add_argument("--runoff")
-    _nodata(p)
+    _forcing_options(p)
     p.add_argument("--models", default=",".join(MODELS))
     p.add_argument("--restarts", type=_count("RESTARTS"), default=None)
     p.add_argument("--max-cells", type=_count("MAX_CELLS"), default=2000,

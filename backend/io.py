@@ -116,6 +116,15 @@ class Raster:
     _kind: str = "gdal"
     _nodata: float | None = None
     _flip_y: bool = False
+    _flip_x: bool = False
+    _roll_x: int = 0
+    #: the month of each band when the file says (see :mod:`backend.months`), else None
+    months: list[int] | None = None
+    calendar: str = "standard"
+    #: the units the file declares ("" when it declares none)
+    units: str = ""
+    #: what was assumed while reading (said once in the log by the caller)
+    notes: list[str] = field(default_factory=list)
 
     def read(self, rows: slice | None = None, bands: Sequence[int] | None = None) -> np.ndarray:
         rows = rows or slice(0, self.grid.height)
@@ -149,6 +158,10 @@ class Raster:
                 data = da[..., h - r1:h - r0, :].values[..., ::-1, :]
             else:
                 data = da[..., r0:r1, :].values
+            if self._roll_x:
+                data = np.roll(data, -self._roll_x, axis=-1)
+            if self._flip_x:
+                data = data[..., ::-1]
             data = np.asarray(data, dtype=np.float32)
             if data.ndim == 2:
                 data = data[None]
@@ -203,7 +216,42 @@ def _open_raster(path: str | os.PathLike, label: str, variable: str | None,
     grid = Grid(crs, (t.a, t.b, t.c, t.d, t.e, t.f), ds.width, ds.height)
     descriptions = [d or f"{Path(path).stem}_{i + 1}" if ds.count > 1 else d or Path(path).stem
                     for i, d in enumerate(ds.descriptions)]
-    return Raster(path, label, grid, ds.count, descriptions, ds, "gdal", ds.nodata)
+    raster = Raster(path, label, grid, ds.count, descriptions, ds, "gdal", ds.nodata)
+    _gdal_months_and_units(raster, ds)
+    return raster
+
+
+def _gdal_months_and_units(raster: Raster, ds) -> None:
+    """Months from GDAL's NetCDF band metadata or from dates in the band descriptions or band
+    metadata; units from the band unit type or metadata."""
+    from backend import months as M
+
+    tags = ds.tags()
+    band_tags = [ds.tags(i + 1) for i in range(ds.count)]
+    time_units = next((v for k, v in tags.items() if k.lower().endswith("time#units")), None)
+    if time_units and all("NETCDF_DIM_time" in t for t in band_tags):
+        calendar = next((v for k, v in tags.items() if k.lower().endswith("time#calendar")),
+                        "standard")
+        raster.months = M.from_cf([float(t["NETCDF_DIM_time"]) for t in band_tags], time_units,
+                                  calendar, f"{raster.label}: '{raster.path}'")
+        raster.calendar = calendar
+    else:
+        found = [M.from_text(d) if d else None for d in ds.descriptions]
+        if any(f is None for f in found):
+            found = [next((M.from_text(v) for k, v in t.items()
+                           if k.lower() in ("date", "time", "month", "valid_time")), None)
+                     for t in band_tags]
+        if ds.count > 0 and all(f is not None for f in found):
+            raster.months = found
+    units = [u for u in (ds.units or ()) if u]
+    if not units:
+        units = [v for t in band_tags for k, v in t.items() if k.lower().endswith("units")
+                 and not k.lower().startswith(("time", "lat", "lon", "x#", "y#"))]
+    if not units:
+        units = [v for k, v in tags.items() if k.lower() == "units" or
+                 (k.lower().endswith("#units") and not k.lower().startswith(("time", "lat", "lon",
+                                                                             "x#", "y#", "nc_")))]
+    raster.units = units[0] if units else ""
 
 
 def _short(exc: Exception) -> str:
@@ -265,27 +313,83 @@ def _open_netcdf(path: str, label: str, variable: str | None, time_dim: str | No
     dx, dy = np.diff(x), np.diff(y)
     if not (np.allclose(dx, dx[0], rtol=1e-4) and np.allclose(dy, dy[0], rtol=1e-4)):
         raise BadInput(f"{label}: the coordinates of '{path}' are not a regular grid")
+    notes: list[str] = []
     flip = dy[0] > 0  # rows go north to south in every GeoTIFF we write
     resx, resy = abs(dx[0]), abs(dy[0])
-    west = x[0] - resx / 2
+    geographic = ydim.lower() in ("lat", "latitude") or xdim.lower() in ("lon", "longitude") or \
+        str(ds[xdim].attrs.get("units", "") if xdim in ds.variables else "").lower() in \
+        ("degrees_east", "degree_east", "degrees_e")
+    flip_x = dx[0] < 0                 # east to west
+    xs = x[::-1] if flip_x else x
+    roll = 0
+    if geographic and xs.max() > 180.0 + resx / 2:
+        if xs.min() >= 180.0:          # wholly east of the antimeridian: shift by 360
+            xs = xs - 360.0
+        elif abs(len(xs) * resx - 360.0) < resx / 2:   # global 0..360: roll to -180..180
+            roll = int(np.searchsorted(xs, 180.0))
+            xs = np.concatenate([xs[roll:] - 360.0, xs[:roll]])
+            notes.append(f"{label}: '{path}' has longitudes 0 to 360; read as -180 to 180")
+            if flip_x:                 # rolling happens on the file's order: undo the flip first
+                roll = len(x) - roll
+    west = xs[0] - resx / 2
     north = (y.max() + resy / 2)
-    crs = ""
-    geographic = ydim.lower() in ("lat", "latitude") or xdim.lower() in ("lon", "longitude")
-    try:
-        from rasterio.crs import CRS
-
-        if "spatial_ref" in ds.variables and "crs_wkt" in ds["spatial_ref"].attrs:
-            crs = CRS.from_wkt(ds["spatial_ref"].attrs["crs_wkt"]).to_wkt()
-        elif geographic:
-            crs = CRS.from_epsg(4326).to_wkt()
-    except Exception:  # noqa: BLE001
-        crs = ""
+    crs = _netcdf_crs(ds, da, geographic, label, path, notes)
     grid = Grid(crs, (resx, 0.0, west, 0.0, -resy, north), len(x), len(y))
     count = da.sizes[time_dim] if time_dim else 1
     descriptions = [f"{variable} {i + 1}" for i in range(count)] if time_dim else [variable]
     nodata = da.attrs.get("missing_value")
     nodata = float(np.ravel(nodata)[0]) if nodata is not None else None
-    return Raster(path, label, grid, count, descriptions, da, "netcdf", nodata, bool(flip))
+    raster = Raster(path, label, grid, count, descriptions, da, "netcdf", nodata, bool(flip),
+                    bool(flip_x), roll, notes=notes)
+    raster.units = str(da.attrs.get("units", "") or "")
+    if time_dim and time_dim in ds.variables:
+        from backend import months as M
+
+        tvar = ds[time_dim]
+        t_units = tvar.attrs.get("units")
+        if t_units and "since" in str(t_units):
+            calendar = str(tvar.attrs.get("calendar", "standard"))
+            raster.months = M.from_cf(tvar.values, str(t_units), calendar,
+                                      f"{label}: '{path}'")
+            raster.calendar = calendar
+            descriptions[:] = [f"{variable} {M.label(m)}" for m in raster.months]
+        elif np.issubdtype(np.asarray(tvar.values).dtype, np.datetime64):
+            stamps = np.asarray(tvar.values).astype("datetime64[M]").astype(int)
+            raster.months = [int(v) + 1970 * 12 for v in stamps]
+    return raster
+
+
+def _netcdf_crs(ds, da, geographic: bool, label: str, path: str, notes: list[str]) -> str:
+    """The CRS from the variable's ``grid_mapping`` (``crs_wkt``, ``spatial_ref``), a
+    ``spatial_ref`` variable, else EPSG:4326 for degree coordinates (said in ``notes``)."""
+    from rasterio.crs import CRS
+
+    holders = []
+    mapping = da.attrs.get("grid_mapping") or da.encoding.get("grid_mapping")
+    if mapping and str(mapping) in ds.variables:
+        holders.append(ds[str(mapping)])
+    for name in ("spatial_ref", "crs"):
+        if name in ds.variables:
+            holders.append(ds[name])
+    for var in holders:
+        for key in ("crs_wkt", "spatial_ref"):
+            wkt = var.attrs.get(key)
+            if wkt:
+                try:
+                    return CRS.from_wkt(str(wkt)).to_wkt()
+                except Exception:  # noqa: BLE001 - a broken WKT: try the next holder
+                    continue
+        epsg = var.attrs.get("epsg_code") or var.attrs.get("EPSG")
+        if epsg:
+            try:
+                return CRS.from_string(str(epsg) if ":" in str(epsg) else f"EPSG:{epsg}").to_wkt()
+            except Exception:  # noqa: BLE001
+                continue
+    if geographic:
+        notes.append(f"{label}: '{path}' declares no CRS; its degree coordinates are read as "
+                     "EPSG:4326")
+        return CRS.from_epsg(4326).to_wkt()
+    return ""
 
 
 def _spatial_dims(dims: Sequence[str]) -> tuple[str, str] | None:

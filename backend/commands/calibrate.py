@@ -45,10 +45,25 @@ def kge_margin(args: argparse.Namespace) -> float | None:
     return margin
 
 
-def nodata_overrides(args: argparse.Namespace) -> dict[str, float | None]:
-    """``--precip-nodata`` etc. by input label."""
-    return {"PRECIPITATION": getattr(args, "precip_nodata", None),
-            "PET": getattr(args, "pet_nodata", None), "RUNOFF": getattr(args, "runoff_nodata", None)}
+def forcing_options(args: argparse.Namespace):
+    """The :class:`~backend.hydro.forcing.ForcingOptions` of the command line (calibrate and
+    evaluate share them)."""
+    from backend import months
+    from backend.hydro.forcing import ForcingOptions
+
+    keys = {"PRECIPITATION": "precip", "PET": "pet", "RUNOFF": "runoff"}
+
+    def month(name: str, value):
+        return None if value in (None, "") else months.parse(value, name)
+
+    return ForcingOptions(
+        variables={k: getattr(args, f"{v}_var", None) for k, v in keys.items()},
+        time_dim=getattr(args, "time_dim", None),
+        nodata={k: getattr(args, f"{v}_nodata", None) for k, v in keys.items()},
+        units={k: getattr(args, f"{v}_units", "auto") for k, v in keys.items()},
+        starts={k: month(f"{k}_START", getattr(args, f"{v}_start", None)) for k, v in keys.items()},
+        period_start=month("PERIOD_START", getattr(args, "period_start", None)),
+        period_end=month("PERIOD_END", getattr(args, "period_end", None)))
 
 
 def calibration_config(args: argparse.Namespace, models: list[str], device, months: int):
@@ -105,17 +120,16 @@ def _calibrate(args: argparse.Namespace) -> None:
     with outputs:
         if device.type == "cpu":
             configure_cpu_threads()
-        rasters = open_forcing(args.precip, args.pet, args.runoff, args.precip_var, args.pet_var,
-                               args.runoff_var, args.time_dim, nodata_overrides(args))
+        rasters, alignment = open_forcing(args.precip, args.pet, args.runoff, forcing_options(args))
         try:
-            metrics = _run(args, models, outputs, rasters, device, started)
+            metrics = _run(args, models, outputs, rasters, alignment, device, started)
         finally:
             for r in rasters:
                 r.close()
     protocol.result({k: str(v) for k, v in outputs.paths().items()}, metrics)
 
 
-def _run(args, models, outputs, rasters, device, started) -> dict:
+def _run(args, models, outputs, rasters, alignment, device, started) -> dict:
     from backend.hydro.calibrate import calibrate
     from backend.hydro.engine import Tuning, choose_engine
     from backend.hydro.forcing import forcing_strips
@@ -142,7 +156,8 @@ def _run(args, models, outputs, rasters, device, started) -> dict:
         land_total += int((np.isfinite(p).all(0) & np.isfinite(e).all(0)).sum())
     tuning = Tuning(compile={"on": True, "off": False}.get(args.compile))
     engine = choose_engine(config, land_total, months, tuning)
-    protocol.log(f"calibrating {', '.join(models)} on {grid.describe()}, {months} months, "
+    protocol.log(f"calibrating {', '.join(models)} on {grid.describe()}, {months} months "
+                 f"({period_tags(alignment.months, *config.periods(months), months)['periods']}), "
                  f"{config.restarts} restart{'s' if config.restarts != 1 else ''}, "
                  f"device {device}, {engine.describe()}")
 
@@ -184,15 +199,16 @@ def _run(args, models, outputs, rasters, device, started) -> dict:
 
     shape = grid.shape
     w, c = config.periods(months)
+    periods = period_tags(alignment.months, w, c, months)
     tags = {"restarts": config.restarts, "objective": config.objective,
             "kge_version": config.kge_version, "formulation": config.formulation,
-            "periods": f"warm-up {w}, calibration to {c}, validation to {months}",
-            "models": ",".join(models), "seed": config.seed}
+            **periods, "models": ",".join(models), "seed": config.seed}
     io.write_raster(outputs.temporary("OUTPUT_CWSC"), np.stack([cwsc, spread]).reshape(2, *shape),
                     grid, cwsc_descriptions(config.kge_threshold, config.equifinality_tolerance,
                                             config.kge_margin), tags=tags, overviews=True)
     io.write_raster(outputs.temporary("OUTPUT_KGE"), kge.reshape(1, *shape), grid,
-                    ["Joint KGE: the best model's calibration KGE"], tags=tags, overviews=True)
+                    [f"Joint KGE: the best model's calibration KGE ({periods['calibration']})"],
+                    tags=tags, overviews=True)
     if outputs.temporary("OUTPUT_DETAILS"):
         bands = detail_bands(models)
         data = np.stack([per_model[m][k] for m, k, _ in bands]).reshape(len(bands), *shape)
@@ -215,6 +231,25 @@ def _run(args, models, outputs, rasters, device, started) -> dict:
             "seconds": round(time.monotonic() - started, 3),
         }
     return metrics
+
+
+def period_tags(common: list[int] | None, w: int, c: int, n: int) -> dict[str, str]:
+    """The periods of a run as dates (month indices when the inputs had no dates)."""
+    from backend import months as M
+
+    def span(a: int, b: int) -> str:
+        if b <= a:
+            return "none"
+        if common is None:
+            return f"months {a + 1} to {b} of the inputs"
+        return f"{M.label(common[a])} to {M.label(common[b - 1])}"
+
+    out = {"first_month": M.label(common[0]) if common else "month 1 of the inputs",
+           "last_month": M.label(common[-1]) if common else f"month {n} of the inputs",
+           "warm_up": span(0, w), "calibration": span(w, c), "validation": span(c, n)}
+    out["periods"] = (f"warm-up {out['warm_up']}, calibration {out['calibration']}, "
+                      f"validation {out['validation']}")
+    return out
 
 
 def _median(values: np.ndarray) -> float | None:

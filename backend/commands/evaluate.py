@@ -10,7 +10,7 @@ from backend import io, protocol, report
 from backend.devices import resolve_device
 from backend.evaluation import (agreement, kge_cdf_figure, maps_figure, median, scatter_figure,
                                 simulation_check)
-from backend.commands.calibrate import nodata_overrides
+from backend.commands.calibrate import forcing_options
 from backend.hydro.forcing import read_forcing
 from backend.hydro.options import parse_models
 from backend.outputs import Outputs
@@ -65,8 +65,8 @@ def _evaluate(args, outputs: Outputs) -> dict:
                      f"R2 {stats['r2']:.3f}, RMSE {stats['rmse']:.1f} mm")
         protocol.progress(0.2, "evaluate")
     if all(forcing):
-        precip, pet, runoff, fgrid = read_forcing(args.precip, args.pet, args.runoff,
-                                                  nodata=nodata_overrides(args))
+        precip, pet, runoff, fgrid, _ = read_forcing(args.precip, args.pet, args.runoff,
+                                                     forcing_options(args))
         if not fgrid.same_as(grid):
             raise protocol.BadInput(f"CWSC: '{args.cwsc}' is on a different grid ({grid.describe()}) "
                                     f"from the forcing ({fgrid.describe()})")

@@ -1,16 +1,31 @@
 """Reading the three forcings of a calibration: precipitation, PET and runoff.
 
-Used by the calibrate and evaluate commands: the same checks for both (same grid, same
-month count, one band per month, no negative values, no undeclared nodata sentinel such as
--9999, some runoff), each failure a ``BadInput`` naming the file.
+Used by the calibrate and evaluate commands, with the same checks for both, each failure a
+``BadInput`` naming the file:
+
+- **time**: each input's months from the file (:mod:`backend.months`), aligned on their
+  common months (or paired by position when none says, or from ``*_START``), restricted to
+  ``PERIOD_START`` / ``PERIOD_END``; a missing runoff month reads as nodata;
+- **units**: from the file (or ``*_UNITS``), converted to mm/month with the days of each
+  month in the file's calendar (:mod:`backend.units`), with a plausibility warning;
+- **space**: one grid for the three (longitudes, axis order and CRS already read by
+  :mod:`backend.io`);
+- **values**: no negative value, no undeclared nodata sentinel such as -9999, some runoff.
 """
 
 from __future__ import annotations
 
+import warnings
+from dataclasses import dataclass, field
+
 import numpy as np
 
 from backend import io
+from backend import months as M
+from backend import units as U
 from backend.protocol import BadInput
+
+LABELS = ("PRECIPITATION", "PET", "RUNOFF")
 
 #: Memory for one strip of the three forcings (bytes).
 STRIP_BUDGET = 128 * 2**20
@@ -30,6 +45,74 @@ NODATA_PARAMETERS = {"PRECIPITATION": "PRECIPITATION_NODATA", "PET": "PET_NODATA
                      "RUNOFF": "RUNOFF_NODATA"}
 
 
+@dataclass
+class ForcingOptions:
+    """How to read the three forcings; every field by input label (``PRECIPITATION``,
+    ``PET``, ``RUNOFF``) where it is per input."""
+
+    variables: dict[str, str | None] = field(default_factory=dict)   # NetCDF variable
+    time_dim: str | None = None
+    nodata: dict[str, float | None] = field(default_factory=dict)    # read as nodata
+    units: dict[str, str | None] = field(default_factory=dict)       # "auto" or a unit
+    starts: dict[str, int | None] = field(default_factory=dict)      # first month of undated
+    period_start: int | None = None
+    period_end: int | None = None
+
+
+@dataclass
+class ForcingInput:
+    """One forcing on the common months, in mm/month: ``read`` returns (months, rows, cols)
+    float32, NaN for nodata and for months the file lacks."""
+
+    raster: io.Raster
+    bands: list[int | None]      # the file band of each common month
+    factors: np.ndarray          # (months,) to mm/month
+    unit: U.Unit
+
+    @property
+    def label(self) -> str:
+        return self.raster.label
+
+    @property
+    def path(self) -> str:
+        return self.raster.path
+
+    @property
+    def grid(self) -> io.Grid:
+        return self.raster.grid
+
+    @property
+    def count(self) -> int:
+        return len(self.bands)
+
+    def _identity(self) -> bool:
+        return self.bands == list(range(self.raster.count)) and self.unit.is_mm_per_month
+
+    def read(self, rows: slice | None = None, raw: bool = False) -> np.ndarray:
+        """The strip ``rows`` in mm/month (``raw``: the file's values, unconverted)."""
+        if self._identity():
+            return self.raster.read(rows)
+        present = [b for b in self.bands if b is not None]
+        data = self.raster.read(rows, bands=present) if present else None
+        height = (data.shape[1] if data is not None else
+                  len(range(*(rows or slice(0, self.grid.height)).indices(self.grid.height))))
+        out = np.full((len(self.bands), height, self.grid.width), np.nan, np.float32)
+        k = 0
+        for i, b in enumerate(self.bands):
+            if b is not None:
+                out[i] = data[k] if raw else data[k] * np.float32(self.factors[i])
+                k += 1
+        return out
+
+    def file_band(self, index: int) -> int:
+        """The 1-based file band of common month ``index``."""
+        b = self.bands[index]
+        return (b if b is not None else index) + 1
+
+    def close(self) -> None:
+        self.raster.close()
+
+
 def _sentinel_mask(data: np.ndarray) -> np.ndarray:
     out = np.zeros(data.shape, dtype=bool)
     with np.errstate(invalid="ignore"):
@@ -39,89 +122,153 @@ def _sentinel_mask(data: np.ndarray) -> np.ndarray:
 
 
 def _first(mask: np.ndarray, row0: int) -> tuple[int, int, int]:
-    """(band, row, column), 1-based, of the first True of a (bands, rows, cols) mask."""
+    """(index, row, column) of the first True of a (bands, rows, cols) mask; index 0-based,
+    row and column 1-based."""
     band, row, col = (int(v[0]) for v in np.nonzero(mask))
-    return band + 1, row0 + row + 1, col + 1
+    return band, row0 + row + 1, col + 1
 
 
-def _check_values(rasters: list[io.Raster], strips: list[slice]) -> None:
+def _check_values(inputs: list[ForcingInput], strips: list[slice]) -> list[str]:
     """Refused before any work, naming the file, the count and the first cell and month:
-    undeclared nodata sentinels, negative values, an all-nodata runoff."""
+    undeclared nodata sentinels, negative values, an all-nodata runoff. Returns the
+    plausibility warnings of the converted values."""
     runoff_seen = False
-    for r in rasters:
-        negative = 0
-        first_negative = None
-        for rows in strips:
-            data = r.read(rows)
-            sentinel = _sentinel_mask(data)
+    negative = {r.label: 0 for r in inputs}
+    first_negative: dict[str, tuple] = {}
+    means = {r.label: [] for r in inputs}
+    q_above_p, both = 0, 0
+    for rows in strips:
+        converted = {}
+        for r in inputs:
+            raw = r.read(rows, raw=True)
+            sentinel = _sentinel_mask(raw)
             if sentinel.any():
-                band, row, col = _first(sentinel, rows.start)
-                value = float(data[band - 1, row - rows.start - 1, col - 1])
+                index, row, col = _first(sentinel, rows.start)
+                value = float(raw[index, row - rows.start - 1, col - 1])
                 cells = int(sentinel.any(axis=0).sum())
                 raise BadInput(
                     f"{r.label}: '{r.path}' holds {value:g} in {cells} cells of this strip "
-                    f"(first at row {row}, column {col}, band {band}), a value products use for "
-                    f"no data, but the file does not declare it as nodata. Declare it "
-                    f"(gdal_translate -a_nodata {value:g} in.tif out.tif) or give "
+                    f"(first at row {row}, column {col}, band {r.file_band(index)}), a value "
+                    f"products use for no data, but the file does not declare it as nodata. "
+                    f"Declare it (gdal_translate -a_nodata {value:g} in.tif out.tif) or give "
                     f"{NODATA_PARAMETERS.get(r.label, 'NODATA')}={value:g}")
             with np.errstate(invalid="ignore"):
-                below = data < 0
+                below = raw < 0
             if below.any():
-                negative += int(below.sum())
-                if first_negative is None:
-                    band, row, col = _first(below, rows.start)
-                    first_negative = (band, row, col,
-                                      float(data[band - 1, row - rows.start - 1, col - 1]))
+                negative[r.label] += int(below.sum())
+                if r.label not in first_negative:
+                    index, row, col = _first(below, rows.start)
+                    first_negative[r.label] = (r.file_band(index), row, col,
+                                               float(raw[index, row - rows.start - 1, col - 1]))
+            data = raw if r._identity() else r.read(rows)
+            converted[r.label] = data
+            with np.errstate(invalid="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)     # all-NaN cells
+                cell_mean = np.nanmean(data, axis=0)
+            means[r.label].append(cell_mean[np.isfinite(cell_mean)])
             if r.label == "RUNOFF" and np.isfinite(data).any():
                 runoff_seen = True
-        if first_negative is not None:
-            band, row, col, value = first_negative
-            raise BadInput(f"{r.label}: '{r.path}' has {negative} negative values (first in band "
-                           f"{band}, row {row}, column {col}: {value:g}); expected mm/month >= 0")
+        if "PRECIPITATION" in converted and "RUNOFF" in converted:
+            p, q = converted["PRECIPITATION"], converted["RUNOFF"]
+            ok = np.isfinite(p) & np.isfinite(q)
+            has = ok.any(axis=0)
+            sp, sq = np.where(ok, p, 0).sum(0), np.where(ok, q, 0).sum(0)
+            both += int(has.sum())
+            q_above_p += int((has & (sq > sp)).sum())
+    for r in inputs:
+        if r.label in first_negative:
+            band, row, col, value = first_negative[r.label]
+            raise BadInput(f"{r.label}: '{r.path}' has {negative[r.label]} negative values (first "
+                           f"in band {band}, row {row}, column {col}: {value:g}); expected "
+                           "mm/month >= 0")
     if not runoff_seen:
-        raise BadInput(f"RUNOFF: '{rasters[2].path}' is all nodata: nothing to calibrate on")
+        raise BadInput(f"RUNOFF: '{inputs[2].path}' is all nodata: nothing to calibrate on")
+    found = []
+    for r in inputs:
+        values = np.concatenate(means[r.label]) if means[r.label] else np.empty(0)
+        if values.size:
+            found += U.plausibility_warnings(r.label, r.path, float(np.median(values)))
+    if both and q_above_p / both > U.PLAUSIBLE.runoff_above_precip_fraction:
+        found.append(f"RUNOFF: in {100 * q_above_p / both:.0f} % of the cells the runoff of "
+                        f"the whole period exceeds its precipitation: is RUNOFF (or "
+                        "PRECIPITATION) in another unit? Give RUNOFF_UNITS / PRECIPITATION_UNITS "
+                        "if the files do not say")
+    return found
 
 
-def open_forcing(precip: str, pet: str, runoff: str, precip_var: str | None = None,
-                 pet_var: str | None = None, runoff_var: str | None = None,
-                 time_dim: str | None = None,
-                 nodata: dict[str, float | None] | None = None) -> list[io.Raster]:
-    """Open P, PET and Q and check them (same grid and month count, no negative values, no
-    undeclared nodata sentinel, some runoff): a ``BadInput`` naming the file otherwise.
-    ``nodata``: label -> a nodata value to use instead of the file's. The caller closes the
-    rasters."""
-    nodata = nodata or {}
-    rasters = [io.open_raster(precip, "PRECIPITATION", precip_var, time_dim,
-                              nodata.get("PRECIPITATION"))]
+def _unit(raster: io.Raster, override: str | None, notes: list[str]) -> U.Unit:
+    option = f"{raster.label}_UNITS"
+    if override and override.strip().lower() != "auto":
+        return U.parse(override, f"{option}", "")
+    if not raster.units:
+        notes.append(f"{raster.label}: '{raster.path}' declares no units: read as mm/month")
+        return U.MM_PER_MONTH
+    return U.parse(raster.units, f"{raster.label}: '{raster.path}'", option)
+
+
+def open_forcing(precip: str, pet: str, runoff: str,
+                 options: ForcingOptions | None = None) -> tuple[list[ForcingInput], M.Alignment]:
+    """Open P, PET and Q, align them on their common months in mm/month and check them (one
+    grid, no negative values, no undeclared nodata sentinel, some runoff): a ``BadInput``
+    naming the file otherwise. Logs what was read and assumed. The caller closes the inputs."""
+    from backend import protocol
+
+    options = options or ForcingOptions()
+    rasters: list[io.Raster] = []
     try:
-        rasters.append(io.open_raster(pet, "PET", pet_var, time_dim, nodata.get("PET")))
-        rasters.append(io.open_raster(runoff, "RUNOFF", runoff_var, time_dim, nodata.get("RUNOFF")))
+        for label, path in zip(LABELS, (precip, pet, runoff)):
+            rasters.append(io.open_raster(path, label, options.variables.get(label),
+                                          options.time_dim, options.nodata.get(label)))
         for r in rasters:
             if r.count < 2:
                 raise BadInput(f"{r.label}: '{r.path}' holds a single month (no time "
                                "dimension or one band): one band per month is needed")
-        grid = io.check_same_grid(rasters)
-        months = rasters[0].count
-        for r in rasters[1:]:
-            if r.count != months:
-                raise BadInput(f"{r.label}: '{r.path}' has {r.count} months (bands) but "
-                               f"{rasters[0].label} '{rasters[0].path}' has {months}")
-        _check_values(rasters, forcing_strips(grid, months))
+        io.check_same_grid(rasters)
+        notes = [n for r in rasters for n in r.notes]
+        axes, counts, paths = {}, {}, {}
+        for r in rasters:
+            start = options.starts.get(r.label)
+            months = r.months
+            source = "the file"
+            if start is not None:
+                months, source = [start + i for i in range(r.count)], f"{r.label}_START"
+            axes[r.label] = M.Axis(months, r.calendar, source)
+            counts[r.label], paths[r.label] = r.count, r.path
+        alignment = M.align(axes, counts, paths, options.period_start, options.period_end)
+        inputs = []
+        for r in rasters:
+            unit = _unit(r, options.units.get(r.label), notes)
+            common = alignment.months if alignment.months is not None else []
+            factors = (unit.factors(common, r.calendar) if alignment.months is not None
+                       else np.full(len(alignment.bands[r.label]), unit.scale *
+                                    (30.4375 if unit.per_day else 1.0)))
+            if alignment.months is None and unit.per_day:
+                notes.append(f"{r.label}: '{r.path}' is in {unit.text} but its months are not "
+                             "known: converted with 30.44 days a month")
+            if not unit.is_mm_per_month:
+                notes.append(f"{r.label}: '{r.path}' in {unit.text}, converted to mm/month")
+            inputs.append(ForcingInput(r, alignment.bands[r.label], factors, unit))
+        grid = inputs[0].grid
+        warnings = _check_values(inputs, forcing_strips(grid, inputs[0].count))
     except BaseException:
         for r in rasters:
             r.close()
         raise
-    return rasters
+    if alignment.months is not None:
+        protocol.log(f"period used: {M.period(alignment.months)}")
+    for line in alignment.notes + notes:
+        protocol.log(line)
+    for line in warnings:
+        protocol.warning(line)
+    return inputs, alignment
 
 
-def read_forcing(precip: str, pet: str, runoff: str, precip_var: str | None = None,
-                 pet_var: str | None = None, runoff_var: str | None = None,
-                 time_dim: str | None = None, nodata: dict[str, float | None] | None = None):
-    """(precip, pet, runoff, grid): the checked forcing as (months, rows, cols) float32 arrays
-    (NaN = nodata), for commands that need it whole (evaluate)."""
-    rasters = open_forcing(precip, pet, runoff, precip_var, pet_var, runoff_var, time_dim, nodata)
+def read_forcing(precip: str, pet: str, runoff: str, options: ForcingOptions | None = None):
+    """(precip, pet, runoff, grid, alignment): the checked forcing as (months, rows, cols)
+    float32 arrays in mm/month (NaN = nodata), for commands that need it whole (evaluate)."""
+    inputs, alignment = open_forcing(precip, pet, runoff, options)
     try:
-        return (*(r.read() for r in rasters), rasters[0].grid)
+        return (*(r.read() for r in inputs), inputs[0].grid, alignment)
     finally:
-        for r in rasters:
+        for r in inputs:
             r.close()
