@@ -173,6 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cwsc", required=True)
     p.add_argument("--reference", default=None)
     p.add_argument("--precip"), p.add_argument("--pet"), p.add_argument("--runoff")
+    p.add_argument("--precip-var"), p.add_argument("--pet-var"), p.add_argument("--runoff-var")
     _forcing_options(p)
     p.add_argument("--models", default=",".join(MODELS))
     p.add_argument("--restarts", type=_count("RESTARTS"), default=None)

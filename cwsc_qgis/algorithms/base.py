@@ -71,22 +71,39 @@ def device_parameter(name="DEVICE", is_advanced=True):
     return advanced(param) if is_advanced else param
 
 
-#: (parameter, backend option, what) of the nodata overrides of the forcing inputs.
-NODATA_OVERRIDES = (("PRECIPITATION_NODATA", "--precip-nodata", "precipitation"),
-                    ("PET_NODATA", "--pet-nodata", "PET"),
-                    ("RUNOFF_NODATA", "--runoff-nodata", "runoff"))
+#: (input parameter, backend option stem, what) of the three forcings.
+FORCINGS = (("PRECIPITATION", "precip", "precipitation"), ("PET", "pet", "PET"),
+            ("RUNOFF", "runoff", "runoff"))
+#: The units a user may force (the backend's backend.units.CHOICES; the contract test checks).
+UNITS = ["auto", "mm/month", "mm/day", "kg m-2 s-1", "kg m-2", "m/month", "m/day", "m"]
 
 
-def nodata_parameters():
-    """Advanced, optional: a value to read as nodata in each forcing raster, for files that
-    hold -999 or -9999 without declaring it."""
-    from qgis.core import QgsProcessingParameterNumber
+def forcing_parameters():
+    """Advanced, optional, per forcing: the nodata value when the file does not declare it,
+    the units when it does not say (or says wrong), the first month when it does not date its
+    bands; and the period to use."""
+    from qgis.core import QgsProcessingParameterNumber, QgsProcessingParameterString
 
     from ..compat import DOUBLE
 
-    return [advanced(QgsProcessingParameterNumber(
-        name, tr("Nodata value of the {} raster, when the file does not declare it (e.g. -999)")
-        .format(what), type=DOUBLE, optional=True)) for name, _, what in NODATA_OVERRIDES]
+    params = []
+    for name, _, what in FORCINGS:
+        params.append(advanced(QgsProcessingParameterNumber(
+            name + "_NODATA", tr("Nodata value of the {} raster, when the file does not declare "
+                                 "it (e.g. -999)").format(what), type=DOUBLE, optional=True)))
+        params.append(advanced(QgsProcessingParameterEnum(
+            name + "_UNITS", tr("Units of the {} (auto: as the file says; no units: "
+                                "mm/month)").format(what), options=UNITS, defaultValue=0)))
+        params.append(advanced(QgsProcessingParameterString(
+            name + "_START", tr("First month of the {} (YYYY-MM), when the file does not "
+                                "date its bands").format(what), optional=True)))
+    params.append(advanced(QgsProcessingParameterString(
+        "PERIOD_START", tr("First month to use (YYYY-MM; empty: the first common month)"),
+        optional=True)))
+    params.append(advanced(QgsProcessingParameterString(
+        "PERIOD_END", tr("Last month to use (YYYY-MM; empty: the last common month)"),
+        optional=True)))
+    return params
 
 
 class CwscAlgorithm(QgsProcessingAlgorithm):
@@ -183,14 +200,41 @@ class CwscAlgorithm(QgsProcessingAlgorithm):
             return self.parameterAsInt(parameters, name, context)
         return self.parameterAsDouble(parameters, name, context)
 
-    def nodata_args(self, parameters, context):
-        """The backend options of the parameters of :func:`nodata_parameters` that are set."""
+    def forcing_args(self, parameters, context):
+        """The backend options of the parameters of :func:`forcing_parameters` that are set."""
         args = []
-        for name, flag, _ in NODATA_OVERRIDES:
-            value = self.optional_number(parameters, name, context, integer=False)
+        for name, stem, _ in FORCINGS:
+            value = self.optional_number(parameters, name + "_NODATA", context, integer=False)
             if value is not None:
-                args += [flag, repr(value)]
+                args += ["--{}-nodata".format(stem), repr(value)]
+            unit = UNITS[self.parameterAsEnum(parameters, name + "_UNITS", context)]
+            if unit != "auto":
+                args += ["--{}-units".format(stem), unit]
+            start = (self.parameterAsString(parameters, name + "_START", context) or "").strip()
+            if start:
+                args += ["--{}-start".format(stem), start]
+        for name, flag in (("PERIOD_START", "--period-start"), ("PERIOD_END", "--period-end")):
+            value = (self.parameterAsString(parameters, name, context) or "").strip()
+            if value:
+                args += [flag, value]
         return args
+
+    def forcing_source(self, parameters, name, context, feedback, optional=False):
+        """(path, variable) of a forcing raster: a NetCDF variable layer
+        (``NETCDF:"file.nc":var``) reaches the backend as its file and variable, so the
+        backend reads its time and units; other layers as :meth:`raster_path`."""
+        value = parameters.get(name)
+        if optional and value in (None, ""):
+            return None, None
+        direct = _file_path(value) or _netcdf_source(value if isinstance(value, str) else "")
+        if direct:
+            return direct if isinstance(direct, tuple) else (direct, None)
+        layer = self.parameterAsRasterLayer(parameters, name, context)
+        if layer is not None:
+            found = _netcdf_source(layer.source())
+            if found:
+                return found
+        return self.raster_path(parameters, name, context, feedback, optional), None
 
     # -- the run -----------------------------------------------------------------------
     def build(self, parameters, context, feedback):
@@ -225,6 +269,16 @@ class CwscAlgorithm(QgsProcessingAlgorithm):
             if name not in results:
                 results[name] = value
         return results
+
+
+def _netcdf_source(source):
+    """(file, variable) of a GDAL NetCDF subdataset source ``NETCDF:"file.nc":var``, else None."""
+    import re
+
+    found = re.match(r'^NETCDF:"?(?P<file>[^"]+?)"?:(?P<var>[^:"]+)$', source or "")
+    if found and os.path.isfile(found.group("file")):
+        return os.path.abspath(found.group("file")), found.group("var")
+    return None
 
 
 def _file_path(value):

@@ -5,7 +5,7 @@ from qgis.core import (QgsProcessingOutputNumber, QgsProcessingParameterEnum,
                        QgsProcessingParameterRasterLayer)
 
 from ..compat import INTEGER, DOUBLE
-from .base import CwscAlgorithm, advanced, device_parameter, nodata_parameters, tr
+from .base import CwscAlgorithm, advanced, device_parameter, forcing_parameters, tr
 
 MODELS = ["DWBM", "SWBM", "TVGM"]
 OBJECTIVES = ["KGE", "NSE"]
@@ -25,8 +25,14 @@ class CalibrateAlgorithm(CwscAlgorithm):
 grid cell with SCE-UA and turns the calibrated storage capacity parameter into a CWSC label
 (the training target of <i>Train CWSC ResNet</i>).</p>
 <p><b>Inputs</b>: <b>PRECIPITATION</b>, <b>PET</b> (potential evapotranspiration) and
-<b>RUNOFF</b>: rasters with one band per month, in mm/month, on the same grid
-(GeoTIFF or NetCDF).</p>
+<b>RUNOFF</b>: rasters with one band per month on one grid (GeoTIFF or NetCDF; a NetCDF
+variable layer is read from its file, so its time axis and units are used). Each file's
+months are read from the file (CF time in any calendar, GDAL NetCDF band metadata, dates
+such as 2001-01 in the band descriptions) and the three are aligned on their common months;
+the log says the period used and what was dropped. Units are read from the file (mm/month,
+mm/day, kg m-2 s-1, m ...) and converted to mm/month with the days of each month; a file
+without units is read as mm/month, and values far from what the Earth produces get a
+warning. Longitudes 0 to 360 and east-to-west grids are read the right way round.</p>
 <p><b>Parameters</b>: <b>MODELS</b>: DWBM (Zhang et al. 2008), SWBM and TVGM (Xia), default all;
 <b>OBJECTIVE</b>: KGE (Gupta et al. 2009, default) or NSE; advanced: <b>FORMULATION</b>
 (conserving, default, or the seed paper's), <b>WARMUP_MONTHS</b> (simulated, not scored;
@@ -36,7 +42,11 @@ calibrate, the rest validate), <b>RESTARTS</b> (independent SCE-UA runs per cell
 label), <b>MODEL_KGE_MARGIN</b> (0.02: of those, only the models within 0.02 of the cell's best
 KGE enter the label; empty, or 1 with a threshold of 0: every model above the threshold, as
 in the original work; see the README, "How the CWSC label is made"), <b>SEED</b> (0),
-<b>DEVICE</b> (auto, cpu, cuda); <b>PRECIPITATION_NODATA</b>, <b>PET_NODATA</b>,
+<b>DEVICE</b> (auto, cpu, cuda); <b>PRECIPITATION_UNITS</b>, <b>PET_UNITS</b>,
+<b>RUNOFF_UNITS</b> (auto: as the file says); <b>PRECIPITATION_START</b>, <b>PET_START</b>,
+<b>RUNOFF_START</b> (YYYY-MM, the first month of a file that does not date its bands; when
+no file is dated they are paired by position); <b>PERIOD_START</b>, <b>PERIOD_END</b>
+(YYYY-MM: restrict the run); <b>PRECIPITATION_NODATA</b>, <b>PET_NODATA</b>,
 <b>RUNOFF_NODATA</b>: a value to read as nodata where a file holds -999, -9999 or a similar
 fill value without declaring it (such values are refused otherwise, naming the file and the
 first cell; negative runoff is refused too).</p>
@@ -92,7 +102,7 @@ second or two; without a compiler it runs in torch, several times slower); with
         self.addParameter(advanced(QgsProcessingParameterNumber(
             "SEED", tr("Random seed"), type=INTEGER,
             defaultValue=0, minValue=0)))
-        for param in nodata_parameters():
+        for param in forcing_parameters():
             self.addParameter(param)
         self.addParameter(device_parameter())
         self.addParameter(QgsProcessingParameterRasterDestination(
@@ -114,10 +124,11 @@ second or two; without a compiler it runs in torch, several times slower); with
             "OUTPUT_DETAILS": self.output_raster(parameters, "OUTPUT_DETAILS", context,
                                                  optional=True),
         }
-        args = [
-            "--precip", self.raster_path(parameters, "PRECIPITATION", context, feedback),
-            "--pet", self.raster_path(parameters, "PET", context, feedback),
-            "--runoff", self.raster_path(parameters, "RUNOFF", context, feedback),
+        args = []
+        for name, stem in (("PRECIPITATION", "precip"), ("PET", "pet"), ("RUNOFF", "runoff")):
+            path, variable = self.forcing_source(parameters, name, context, feedback)
+            args += ["--" + stem, path] + (["--{}-var".format(stem), variable] if variable else [])
+        args += [
             "--models", ",".join(MODELS[i] for i in sorted(set(models))),
             "--objective", OBJECTIVES[self.parameterAsEnum(parameters, "OBJECTIVE", context)].lower(),
             "--formulation", FORMULATIONS[self.parameterAsEnum(parameters, "FORMULATION", context)],
@@ -144,4 +155,4 @@ second or two; without a compiler it runs in torch, several times slower); with
                      repr(self.parameterAsDouble(parameters, "MODEL_KGE_MARGIN", context))]
         if outputs["OUTPUT_DETAILS"]:
             args += ["--out-details", outputs["OUTPUT_DETAILS"]]
-        return args + self.nodata_args(parameters, context), outputs
+        return args + self.forcing_args(parameters, context), outputs

@@ -5,7 +5,7 @@ from qgis.core import (QgsProcessingOutputNumber, QgsProcessingParameterEnum,
                        QgsProcessingParameterRasterLayer)
 
 from ..compat import INTEGER
-from .base import CwscAlgorithm, advanced, device_parameter, nodata_parameters, tr
+from .base import CwscAlgorithm, advanced, device_parameter, forcing_parameters, tr
 from .calibrate import MODELS
 
 
@@ -58,7 +58,7 @@ metric the backend reports.</p>
         self.addParameter(advanced(QgsProcessingParameterNumber(
             "SEED", tr("Random seed"), type=INTEGER,
             defaultValue=0, minValue=0)))
-        for param in nodata_parameters():
+        for param in forcing_parameters():
             self.addParameter(param)
         self.addParameter(device_parameter())
         self.addParameter(QgsProcessingParameterFileDestination(
@@ -72,12 +72,13 @@ metric the backend reports.</p>
     def build(self, parameters, context, feedback):
         outputs = {"OUTPUT_REPORT": self.output_file(parameters, "OUTPUT_REPORT", context)}
         args = ["--cwsc", self.raster_path(parameters, "CWSC", context, feedback)]
-        for name, flag in (("REFERENCE", "--reference"),
-                           ("PRECIPITATION", "--precip"), ("PET", "--pet"),
-                           ("RUNOFF", "--runoff")):
-            path = self.raster_path(parameters, name, context, feedback, optional=True)
+        path = self.raster_path(parameters, "REFERENCE", context, feedback, optional=True)
+        if path:
+            args += ["--reference", path]
+        for name, stem in (("PRECIPITATION", "precip"), ("PET", "pet"), ("RUNOFF", "runoff")):
+            path, variable = self.forcing_source(parameters, name, context, feedback, optional=True)
             if path:
-                args += [flag, path]
+                args += ["--" + stem, path] + (["--{}-var".format(stem), variable] if variable else [])
         models = self.parameterAsEnums(parameters, "MODELS", context) or [0, 1, 2]
         args += ["--models", ",".join(MODELS[i] for i in sorted(set(models))),
                  "--max-cells", str(self.parameterAsInt(parameters, "MAX_CELLS", context)),
@@ -88,4 +89,4 @@ metric the backend reports.</p>
             value = self.optional_number(parameters, name, context)
             if value is not None:
                 args += [flag, str(value)]
-        return args + self.nodata_args(parameters, context), outputs
+        return args + self.forcing_args(parameters, context), outputs

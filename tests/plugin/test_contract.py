@@ -145,6 +145,9 @@ def test_enum_options_match_the_backend_choices():
     assert tuple(train.RECIPES) == train_options["--recipe"]["choices"]
     for command in ("calibrate", "train", "predict", "evaluate"):
         assert tuple(base.DEVICES) == cli.command_options(command)["--device"]["choices"]
+    from backend import units
+
+    assert tuple(base.UNITS) == units.CHOICES
 
 
 def test_exit_codes_agree_with_the_protocol():
