@@ -21,6 +21,7 @@ from backend.hydro.options import (DEFAULT_KGE_MARGIN, FORMULATIONS, KGE_VERSION
 #: command runs (torch takes a second to import).
 COMMANDS: dict[str, tuple[str, str]] = {
     "info": ("info", "info_command"),
+    "prepare": ("prepare", "prepare_command"),
     "calibrate": ("calibrate", "calibrate_command"),
     "mask": ("mask", "mask_command"),
     "train": ("train", "train_command"),
@@ -98,6 +99,23 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     sub.add_parser("info", help="versions, devices, and the interpreter")
+
+    p = sub.add_parser("prepare", help="forcing from real products onto one grid in mm/month, and "
+                                       "climate predictors")
+    p.add_argument("--precip", required=True, help="precipitation: GeoTIFF or NetCDF")
+    p.add_argument("--pet", required=True, help="potential evapotranspiration: GeoTIFF or NetCDF")
+    p.add_argument("--runoff", required=True, help="runoff: GeoTIFF or NetCDF")
+    p.add_argument("--precip-var"), p.add_argument("--pet-var"), p.add_argument("--runoff-var")
+    p.add_argument("--time-dim", help="NetCDF time dimension name, when it cannot be found")
+    _forcing_options(p)
+    p.add_argument("--target-grid", default=None, help="a raster whose grid the outputs take "
+                                                       "(default: the runoff's)")
+    p.add_argument("--extent", default=None,
+                   help="xmin,xmax,ymin,ymax [CRS] to cut the target grid to")
+    p.add_argument("--out-precip", required=True)
+    p.add_argument("--out-pet", required=True)
+    p.add_argument("--out-runoff", required=True)
+    p.add_argument("--out-predictors", default=None, help="a folder for the climate predictors")
 
     p = sub.add_parser("calibrate", help="calibrate DWBM/SWBM/TVGM per cell: CWSC labels and KGE")
     p.add_argument("--precip", required=True, help="monthly precipitation (mm/month), one band per month")

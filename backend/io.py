@@ -485,7 +485,7 @@ def geotiff_profile(grid: Grid, count: int, dtype: str = "float32") -> dict:
 
 def write_raster(path: str | os.PathLike, data: np.ndarray, grid: Grid,
                  descriptions: Sequence[str], overviews: bool = False,
-                 tags: dict | None = None) -> Path:
+                 tags: dict | None = None, units: str | None = None) -> Path:
     """Write float ``data`` shaped ``(bands, rows, cols)`` (NaN = nodata) to ``path`` (a
     command writes to its :class:`~backend.outputs.Outputs` temporary, committed at the end)."""
     import rasterio
@@ -501,6 +501,8 @@ def write_raster(path: str | os.PathLike, data: np.ndarray, grid: Grid,
             dst.set_band_description(i, d)
         if tags:
             dst.update_tags(**{k: str(v) for k, v in tags.items()})
+        if units:
+            dst.units = [units] * data.shape[0]
     if overviews:
         build_overviews(path)
     return Path(path)

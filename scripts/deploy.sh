@@ -54,4 +54,4 @@ if [ -z "$enabled" ]; then
 fi
 count=$("$enabled" list 2>/dev/null | grep -c "cwsc:" || true)
 echo "deploy: enabled with $enabled; qgis_process lists $count cwsc algorithms"
-[ "$count" -ge 6 ] || { echo "deploy: expected 6 cwsc algorithms" >&2; exit 1; }
+[ "$count" -ge 7 ] || { echo "deploy: expected 7 cwsc algorithms" >&2; exit 1; }

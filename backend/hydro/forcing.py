@@ -128,10 +128,11 @@ def _first(mask: np.ndarray, row0: int) -> tuple[int, int, int]:
     return band, row0 + row + 1, col + 1
 
 
-def _check_values(inputs: list[ForcingInput], strips: list[slice]) -> list[str]:
+def _check_values(inputs: list[ForcingInput], strips: list[slice], runoff: bool = True) -> list[str]:
     """Refused before any work, naming the file, the count and the first cell and month:
     undeclared nodata sentinels, negative values, an all-nodata runoff. Returns the
-    plausibility warnings of the converted values."""
+    plausibility warnings of the converted values. ``runoff``: the inputs are the three
+    forcings on one grid (runoff is required and compared with precipitation)."""
     runoff_seen = False
     negative = {r.label: 0 for r in inputs}
     first_negative: dict[str, tuple] = {}
@@ -181,7 +182,7 @@ def _check_values(inputs: list[ForcingInput], strips: list[slice]) -> list[str]:
             raise BadInput(f"{r.label}: '{r.path}' has {negative[r.label]} negative values (first "
                            f"in band {band}, row {row}, column {col}: {value:g}); expected "
                            "mm/month >= 0")
-    if not runoff_seen:
+    if runoff and not runoff_seen:
         raise BadInput(f"RUNOFF: '{inputs[2].path}' is all nodata: nothing to calibrate on")
     found = []
     for r in inputs:
@@ -206,11 +207,12 @@ def _unit(raster: io.Raster, override: str | None, notes: list[str]) -> U.Unit:
     return U.parse(raster.units, f"{raster.label}: '{raster.path}'", option)
 
 
-def open_forcing(precip: str, pet: str, runoff: str,
-                 options: ForcingOptions | None = None) -> tuple[list[ForcingInput], M.Alignment]:
+def open_forcing(precip: str, pet: str, runoff: str, options: ForcingOptions | None = None,
+                 same_grid: bool = True) -> tuple[list[ForcingInput], M.Alignment]:
     """Open P, PET and Q, align them on their common months in mm/month and check them (one
-    grid, no negative values, no undeclared nodata sentinel, some runoff): a ``BadInput``
-    naming the file otherwise. Logs what was read and assumed. The caller closes the inputs."""
+    grid unless not ``same_grid``, no negative values, no undeclared nodata sentinel, some
+    runoff): a ``BadInput`` naming the file otherwise. Logs what was read and assumed. The
+    caller closes the inputs."""
     from backend import protocol
 
     options = options or ForcingOptions()
@@ -223,7 +225,8 @@ def open_forcing(precip: str, pet: str, runoff: str,
             if r.count < 2:
                 raise BadInput(f"{r.label}: '{r.path}' holds a single month (no time "
                                "dimension or one band): one band per month is needed")
-        io.check_same_grid(rasters)
+        if same_grid:
+            io.check_same_grid(rasters)
         notes = [n for r in rasters for n in r.notes]
         axes, counts, paths = {}, {}, {}
         for r in rasters:
@@ -248,8 +251,11 @@ def open_forcing(precip: str, pet: str, runoff: str,
             if not unit.is_mm_per_month:
                 notes.append(f"{r.label}: '{r.path}' in {unit.text}, converted to mm/month")
             inputs.append(ForcingInput(r, alignment.bands[r.label], factors, unit))
-        grid = inputs[0].grid
-        warnings = _check_values(inputs, forcing_strips(grid, inputs[0].count))
+        if same_grid:
+            found = _check_values(inputs, forcing_strips(inputs[0].grid, inputs[0].count))
+        else:
+            found = [w for r in inputs
+                     for w in _check_values([r], forcing_strips(r.grid, r.count), runoff=False)]
     except BaseException:
         for r in rasters:
             r.close()
@@ -258,7 +264,7 @@ def open_forcing(precip: str, pet: str, runoff: str,
         protocol.log(f"period used: {M.period(alignment.months)}")
     for line in alignment.notes + notes:
         protocol.log(line)
-    for line in warnings:
+    for line in found:
         protocol.warning(line)
     return inputs, alignment
 

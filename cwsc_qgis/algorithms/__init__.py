@@ -5,7 +5,8 @@ from .evaluate import EvaluateAlgorithm
 from .info import InfoAlgorithm
 from .maskbykge import MaskByKgeAlgorithm
 from .predict import PredictAlgorithm
+from .prepare import PrepareAlgorithm
 from .train import TrainAlgorithm
 
-ALGORITHMS = [CalibrateAlgorithm, MaskByKgeAlgorithm, TrainAlgorithm, PredictAlgorithm,
+ALGORITHMS = [PrepareAlgorithm, CalibrateAlgorithm, MaskByKgeAlgorithm, TrainAlgorithm, PredictAlgorithm,
               EvaluateAlgorithm, InfoAlgorithm]

@@ -22,6 +22,7 @@ from .. import settings, styles
 from ..runner import BackendCancelled, run_backend
 
 GROUPS = {
+    "preparation": "0 Preparation",
     "calibration": "1 Calibration",
     "learning": "2 Learning",
     "evaluation": "3 Evaluation",

@@ -104,3 +104,39 @@ def run_json(env, alg, params, check=True):
     start = done.stdout.find("{")
     data = json.loads(done.stdout[start:]) if start >= 0 and done.returncode == 0 else None
     return done, data
+
+
+_MAKE_NETCDF = r'''
+import sys
+import numpy as np, xarray as xr, cftime, rasterio
+src, out, kind = sys.argv[1], sys.argv[2], sys.argv[3]
+with rasterio.open(src) as r:
+    data = r.read().astype("float64"); t = r.transform; nodata = r.nodata
+data[data == nodata] = np.nan
+n, h, w = data.shape
+lat = t.f + t.e * (np.arange(h) + 0.5); lon = t.c + t.a * (np.arange(w) + 0.5)
+dates = [cftime.datetime(2001 + i // 12, i % 12 + 1, 15, calendar="standard") for i in range(n)]
+days = np.array([[31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][d.month - 1] for d in dates], float)
+time = cftime.date2num(dates, "days since 1900-01-01", calendar="standard")
+if kind == "grun":      # one variable, mm/day, (time, Y, X)
+    ds = xr.Dataset({"Runoff": (("time", "Y", "X"), (data / days[:, None, None]).astype("float32"),
+                                {"units": "mm/day"})},
+                    coords={"time": ("time", time, {"units": "days since 1900-01-01", "calendar": "standard"}),
+                            "Y": ("Y", lat, {"units": "degrees_north"}), "X": ("X", lon, {"units": "degrees_east"})})
+else:                   # CRU TS: pre beside stn, latitudes south to north
+    ds = xr.Dataset({"pre": (("time", "lat", "lon"), data[:, ::-1].astype("float32"), {"units": "mm/month"}),
+                     "stn": (("time", "lat", "lon"), np.ones_like(data, dtype="float32"), {"units": "1"})},
+                    coords={"time": ("time", time, {"units": "days since 1900-01-01", "calendar": "standard"}),
+                            "lat": ("lat", lat[::-1], {"units": "degrees_north"}), "lon": ("lon", lon, {"units": "degrees_east"})})
+ds.to_netcdf(out, encoding={v: {"_FillValue": None} for v in list(ds.data_vars) + list(ds.coords)})
+'''
+
+
+def product_netcdf(tif, out, kind):
+    """A NetCDF laid out like GRUN (``kind`` 'grun': Runoff in mm/day, (time, Y, X)) or CRU TS
+    ('cru': pre beside stn, latitudes south to north) holding the water of the mm/month
+    GeoTIFF ``tif`` from 2001-01, written with the backend's Python (QGIS's has no xarray)."""
+    done = subprocess.run([os.environ["CWSC_BACKEND_PYTHON"], "-c", _MAKE_NETCDF, str(tif),
+                           str(out), kind], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return out

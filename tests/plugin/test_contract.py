@@ -19,14 +19,14 @@ from cwsc_qgis.algorithms import base, calibrate, train
 from plugin_testing import ROOT
 
 #: The algorithms that build options (cwsc:info runs the command with none).
-ALGORITHMS = ("calibrate", "maskbykge", "train", "predict", "evaluate")
+ALGORITHMS = ("prepare", "calibrate", "maskbykge", "train", "predict", "evaluate")
 #: Backend options that carry a file (inputs and outputs): their values are paths, not settings.
 PATHS = {"precip", "pet", "runoff", "out_cwsc", "out_kge", "out_details", "labels", "kge",
          "out", "predictors", "out_model", "out_report", "model", "out_uncertainty", "cwsc",
          "reference"}
 RASTERS = {"PRECIPITATION": "precipitation.tif", "PET": "pet.tif", "RUNOFF": "runoff.tif",
            "LABELS": "labels.tif", "KGE": "kge.tif", "CWSC": "cwsc_forcing_grid.tif",
-           "REFERENCE": "cwsc_forcing_grid.tif"}
+           "REFERENCE": "cwsc_forcing_grid.tif", "TARGET_GRID": "runoff.tif"}
 
 
 def _algorithm(name):
@@ -54,7 +54,12 @@ def _parameters(alg, data_dir, tmp_path, full):
         elif kind == "multilayer":
             params[name] = [str(p) for p in sorted((data_dir / "predictors").glob("*.tif"))]
         elif kind == "file":
-            params[name] = str(tmp_path / "model.pt")
+            params[name] = str(data_dir / RASTERS[name]) if name in RASTERS else \
+                str(tmp_path / "model.pt")
+        elif kind == "folderDestination":
+            params[name] = str(tmp_path / name.lower())
+        elif kind == "extent":
+            params[name] = "10.0,11.0,49.0,50.0 [EPSG:4326]"
     return params
 
 

@@ -6,7 +6,7 @@ file that was there before byte-identical (the backend cases are in
 import numpy as np
 import pytest
 
-from plugin_testing import QGIS_PROCESS, run_json, write_tif
+from plugin_testing import QGIS_PROCESS, product_netcdf, run_json, write_tif
 
 pytestmark = pytest.mark.skipif(QGIS_PROCESS is None, reason="qgis_process is not installed")
 
@@ -102,46 +102,10 @@ def test_mask_nan_threshold_png_output_and_long_names(qp_env, data_dir, tmp_path
     assert snapshot(tmp_path) == before
 
 
-_MAKE_NETCDF = r'''
-import sys
-import numpy as np, xarray as xr, cftime, rasterio
-src, out, kind = sys.argv[1], sys.argv[2], sys.argv[3]
-with rasterio.open(src) as r:
-    data = r.read().astype("float64"); t = r.transform; nodata = r.nodata
-data[data == nodata] = np.nan
-n, h, w = data.shape
-lat = t.f + t.e * (np.arange(h) + 0.5); lon = t.c + t.a * (np.arange(w) + 0.5)
-dates = [cftime.datetime(2001 + i // 12, i % 12 + 1, 15, calendar="standard") for i in range(n)]
-days = np.array([[31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][d.month - 1] for d in dates], float)
-time = cftime.date2num(dates, "days since 1900-01-01", calendar="standard")
-if kind == "grun":      # one variable, mm/day, (time, Y, X)
-    ds = xr.Dataset({"Runoff": (("time", "Y", "X"), (data / days[:, None, None]).astype("float32"),
-                                {"units": "mm/day"})},
-                    coords={"time": ("time", time, {"units": "days since 1900-01-01", "calendar": "standard"}),
-                            "Y": ("Y", lat, {"units": "degrees_north"}), "X": ("X", lon, {"units": "degrees_east"})})
-else:                   # CRU TS: pre beside stn, latitudes south to north
-    ds = xr.Dataset({"pre": (("time", "lat", "lon"), data[:, ::-1].astype("float32"), {"units": "mm/month"}),
-                     "stn": (("time", "lat", "lon"), np.ones_like(data, dtype="float32"), {"units": "1"})},
-                    coords={"time": ("time", time, {"units": "days since 1900-01-01", "calendar": "standard"}),
-                            "lat": ("lat", lat[::-1], {"units": "degrees_north"}), "lon": ("lon", lon, {"units": "degrees_east"})})
-ds.to_netcdf(out, encoding={v: {"_FillValue": None} for v in list(ds.data_vars) + list(ds.coords)})
-'''
-
-
-def _netcdf(tif, out, kind):
-    import os
-    import subprocess
-
-    done = subprocess.run([os.environ["CWSC_BACKEND_PYTHON"], "-c", _MAKE_NETCDF, str(tif),
-                           str(out), kind], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    return out
-
-
 def test_calibrate_reads_a_grun_netcdf_in_mm_per_day_from_qgis_process(qp_env, forcing):
     """A single-variable NetCDF loads as a layer in qgis_process 3.22; its time and units
     reach the backend (the file is handed over, not a temporary GeoTIFF)."""
-    grun = _netcdf(forcing / "runoff.tif", forcing / "GRUN.nc", "grun")
+    grun = product_netcdf(forcing / "runoff.tif", forcing / "GRUN.nc", "grun")
     done, data = run_json(qp_env, "cwsc:calibrate", calibrate(
         forcing, RUNOFF=grun, PRECIPITATION_START="2001-01", PET_START="2001-01",
         OUTPUT_CWSC=forcing / "grun_cwsc.tif", OUTPUT_KGE=forcing / "grun_kge.tif"))
@@ -164,7 +128,7 @@ def test_a_netcdf_variable_layer_reaches_the_backend_as_file_and_variable(provid
     from qgis.core import (QgsApplication, QgsProcessingContext, QgsProcessingFeedback,
                            QgsProject, QgsRasterLayer)
 
-    cru = _netcdf(forcing / "precipitation.tif", forcing / "cru_ts4.nc", "cru")
+    cru = product_netcdf(forcing / "precipitation.tif", forcing / "cru_ts4.nc", "cru")
     layer = QgsRasterLayer('NETCDF:"{}":pre'.format(cru), "pre")
     assert layer.isValid()
     QgsProject.instance().addMapLayer(layer)

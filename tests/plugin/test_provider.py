@@ -9,6 +9,12 @@ from qgis.core import (QgsApplication, QgsProcessingOutputNumber,
 ROOT = Path(__file__).resolve().parents[2]
 
 CONTRACT = {
+    "cwsc:prepare": (["PRECIPITATION", "PET", "RUNOFF", "PRECIPITATION_VARIABLE", "PET_VARIABLE",
+                      "RUNOFF_VARIABLE", "PRECIPITATION_UNITS", "PET_UNITS", "RUNOFF_UNITS",
+                      "PRECIPITATION_START", "PET_START", "RUNOFF_START", "PERIOD_START",
+                      "PERIOD_END", "TARGET_GRID", "EXTENT"],
+                     ["OUTPUT_PRECIPITATION", "OUTPUT_PET", "OUTPUT_RUNOFF", "OUTPUT_PREDICTORS"],
+                     ["MONTHS"]),
     "cwsc:calibrate": (["PRECIPITATION", "PET", "RUNOFF", "MODELS", "OBJECTIVE", "FORMULATION",
                         "WARMUP_MONTHS", "CALIBRATION_FRACTION", "RESTARTS", "SEED", "DEVICE"],
                        ["OUTPUT_CWSC", "OUTPUT_KGE", "OUTPUT_DETAILS"], []),
@@ -30,7 +36,7 @@ def _alg(alg_id):
     return alg
 
 
-def test_provider_loads_with_six_algorithms(provider):
+def test_provider_loads_with_seven_algorithms(provider):
     assert provider.id() == "cwsc"
     assert provider.name() == "CWSC (catchment water storage capacity)"
     assert not provider.icon().isNull()

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 
-from plugin_testing import QGIS_PROCESS, ROOT, qgis_process, run_json
+from plugin_testing import QGIS_PROCESS, ROOT, product_netcdf, qgis_process, run_json
 
 pytestmark = pytest.mark.skipif(QGIS_PROCESS is None, reason="qgis_process is not installed")
 PREDICTOR_NAMES = ("elevation", "soil_depth", "tree_cover")
@@ -39,7 +39,7 @@ def test_deploy_again_replaces_the_installed_plugin(qp_env):
 
 def test_list_and_help(qp_env):
     listing = qgis_process(qp_env, "list").stdout
-    for alg in ("calibrate", "maskbykge", "train", "predict", "evaluate", "info"):
+    for alg in ("prepare", "calibrate", "maskbykge", "train", "predict", "evaluate", "info"):
         assert f"cwsc:{alg}" in listing
     help_text = qgis_process(qp_env, "help", "cwsc:train").stdout
     for name in ("PREDICTORS", "LABELS", "KGE_THRESHOLD", "PATCH_SIZE", "TEST_FRACTION", "SPLIT",
@@ -107,3 +107,34 @@ def test_train_and_predict_from_the_command_line(qp_env, data_dir, tmp_path):
     assert results["OUTPUT"] == str(out) and out.is_file()
     assert out.with_suffix(".qml").is_file()
     print("\nqgis_process cwsc:predict results:", results)
+
+
+def test_prepare_from_grun_and_cru_ts_netcdf_files(qp_env, data_dir, tmp_path):
+    """The README example: GRUN runoff (mm/day) and CRU TS precipitation (pre beside stn,
+    which no 3.22 raster layer can hold) as files, PET as a GeoTIFF; then calibrate on them."""
+    grun = product_netcdf(data_dir / "runoff.tif", tmp_path / "GRUN_v1.nc", "grun")
+    cru = product_netcdf(data_dir / "precipitation.tif", tmp_path / "cru_ts4.pre.nc", "cru")
+    out = tmp_path / "prepared"
+    out.mkdir()
+    done, data = run_json(qp_env, "cwsc:prepare", [
+        ("PRECIPITATION", cru), ("PRECIPITATION_VARIABLE", "pre"), ("PET", data_dir / "pet.tif"),
+        ("PET_START", "2001-01"), ("RUNOFF", grun),
+        ("OUTPUT_PRECIPITATION", out / "P.tif"), ("OUTPUT_PET", out / "PET.tif"),
+        ("OUTPUT_RUNOFF", out / "Q.tif"), ("OUTPUT_PREDICTORS", out / "predictors")])
+    results = data["results"]
+    assert results["MONTHS"] == 48 and results["FIRST_MONTH"] == "2001-01"
+    assert sorted(p.name for p in (out / "predictors").iterdir() if p.suffix == ".tif") == sorted(
+        f"{k}.tif" for k in ("precipitation", "pet", "runoff", "aridity", "runoff_coefficient",
+                             "precipitation_seasonality"))
+    text = done.stdout + done.stderr
+    assert "in mm/day, converted to mm/month" in text
+    from osgeo import gdal
+
+    ds = gdal.Open(str(out / "Q.tif"))
+    assert ds.GetRasterBand(1).GetDescription().endswith("2001-01")
+    ds = None
+    _, data = run_json(qp_env, "cwsc:calibrate", [
+        ("PRECIPITATION", out / "P.tif"), ("PET", out / "PET.tif"), ("RUNOFF", out / "Q.tif"),
+        ("MAX_EVALUATIONS", 30), ("OUTPUT_CWSC", out / "cwsc.tif"), ("OUTPUT_KGE", out / "kge.tif")])
+    assert data["results"]["CELLS_CALIBRATED"] > 0
+

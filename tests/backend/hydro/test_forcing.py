@@ -11,124 +11,13 @@ import pytest
 from backend import months as M
 from backend.hydro.forcing import ForcingOptions, open_forcing
 from backend.protocol import BadInput
-from backend.synthetic.forcing import random_params, synthetic_forcing, synthetic_runoff
 from backend_testing import last_event, read_tif, run_backend, write_tif
-
-#: A coarse global grid: 12 x 6 cells of 30 degrees, -180..180, north row first.
-LON = np.arange(-165.0, 180.0, 30.0)
-LAT = np.arange(75.0, -90.0, -30.0)
-TRANSFORM = (30.0, 0.0, -180.0, 0.0, -30.0, 90.0)
-START = M.month(2000, 7)               # the truth runs 2000-07 .. 2005-06
-N = 60
-
+from product_files import (LAT, LON, START, TRANSFORM, N, cf_time, cru, era5, gleam, grun,
+                           make_truth, reference, write_nc)
 
 @pytest.fixture(scope="module")
 def truth():
-    """P, PET, Q in mm/month, (months, lat, lon), the water every fixture holds."""
-    cells = len(LAT) * len(LON)
-    p, e = synthetic_forcing(cells, N, seed=3)
-    q = synthetic_runoff("SWBM", p, e, random_params("SWBM", cells, seed=3), noise=0.05, seed=3)
-    cube = lambda a: a.T.reshape(N, len(LAT), len(LON)).astype(np.float64)  # noqa: E731
-    return {"P": cube(p), "E": cube(e), "Q": cube(q)}
-
-
-def _days(months, calendar="standard"):
-    return np.array([M.days_in(m, calendar) for m in months], dtype=np.float64)[:, None, None]
-
-
-def _time(months, units="days since 1900-01-01", calendar="standard", mid=True):
-    import cftime
-
-    dates = [cftime.datetime(m // 12, m % 12 + 1, 15 if mid else 1, calendar=calendar)
-             for m in months]
-    return cftime.date2num(dates, units, calendar=calendar)
-
-
-def _write_nc(path, variables, months, lat=LAT, lon=LON, dims=("time", "lat", "lon"),
-              time_attrs=None, coords=True, extra_attrs=None):
-    import xarray as xr
-
-    time_attrs = time_attrs or {"units": "days since 1900-01-01", "calendar": "standard"}
-    data_vars, fills = {}, {}
-    for name, (values, attrs) in variables.items():
-        attrs = dict(attrs)
-        if "_FillValue" in attrs:
-            fills[name] = attrs.pop("_FillValue")
-        order = [("time", "lat", "lon").index(d if d in ("time", "lat", "lon") else
-                                              {"Y": "lat", "X": "lon", "latitude": "lat",
-                                               "longitude": "lon", "y": "lat",
-                                               "x": "lon"}[d]) for d in dims]
-        data_vars[name] = (dims, np.transpose(values, order).astype(np.float32), attrs)
-    coord_vars = {}
-    if coords:
-        coord_vars[dims[0]] = (dims[0], _time(months, time_attrs["units"],
-                                              time_attrs.get("calendar", "standard")), time_attrs)
-        ydim = [d for d in dims if d.lower() in ("lat", "latitude", "y")][0]
-        xdim = [d for d in dims if d.lower() in ("lon", "longitude", "x")][0]
-        coord_vars[ydim] = (ydim, lat, {"units": "degrees_north"})
-        coord_vars[xdim] = (xdim, lon, {"units": "degrees_east"})
-    ds = xr.Dataset(data_vars, coords=coord_vars, attrs=extra_attrs or {})
-    encoding = {n: {"_FillValue": v} for n, v in fills.items()}
-    for n in data_vars:
-        encoding.setdefault(n, {"_FillValue": None})
-    for c in coord_vars:
-        encoding[c] = {"_FillValue": None}
-    ds.to_netcdf(path, encoding=encoding, engine="netcdf4")
-    return str(path)
-
-
-def _reference(tmp_path, truth, months):
-    """The same water as dated mm/month GeoTIFFs over ``months``."""
-    i0 = months[0] - START
-    sl = slice(i0, i0 + len(months))
-    names = [M.label(m) for m in months]
-    return {k: str(write_tif(tmp_path / f"ref_{k}.tif", truth[k][sl], transform=TRANSFORM,
-                             descriptions=names)) for k in ("P", "E", "Q")}
-
-
-def _cru(tmp_path, truth):
-    """CRU TS: pre (mm/month) beside stn, latitudes south to north, mid-month stamps,
-    2000-07 .. 2004-12."""
-    months = list(range(START, M.month(2004, 12) + 1))
-    pre = truth["P"][: len(months)][:, ::-1, :]
-    stn = np.full_like(pre, 8.0)
-    return _write_nc(tmp_path / "cru_ts4.pre.nc", {
-        "pre": (pre, {"units": "mm/month", "long_name": "precipitation"}),
-        "stn": (stn, {"units": "1", "long_name": "stations"})}, months, lat=LAT[::-1])
-
-
-def _gleam(tmp_path, truth, calendar="standard"):
-    """GLEAM: Ep in mm/day, dims (time, lon, lat), start-of-month stamps, 2001-01 .. 2005-06."""
-    months = list(range(M.month(2001, 1), START + N))
-    i0 = months[0] - START
-    ep = truth["E"][i0:i0 + len(months)] / _days(months, calendar)
-    return _write_nc(tmp_path / f"E_GLEAM_{calendar}.nc", {"Ep": (ep, {"units": "mm/day"})},
-                     months, dims=("time", "lon", "lat"),
-                     time_attrs={"units": "days since 1980-01-01", "calendar": calendar})
-
-
-def _grun(tmp_path, truth):
-    """GRUN: Runoff in mm/day with a declared _FillValue (the ocean), dims (time, Y, X),
-    2001-06 .. 2004-12."""
-    months = list(range(M.month(2001, 6), M.month(2004, 12) + 1))
-    i0 = months[0] - START
-    q = truth["Q"][i0:i0 + len(months)] / _days(months)
-    return _write_nc(tmp_path / "GRUN_v1.nc", {"Runoff": (q, {"units": "mm/day",
-                                                              "_FillValue": -9999.0})},
-                     months, dims=("time", "Y", "X"))
-
-
-def _era5(tmp_path, truth, key="P"):
-    """ERA5-like: kg m-2 s-1 on longitudes 0..360 (a global grid), latitudes north to south,
-    the whole period."""
-    months = list(range(START, START + N))
-    rate = truth[key] / (_days(months) * 86400.0)
-    order = np.argsort(np.where(LON < 0, LON + 360, LON))
-    lon360 = np.where(LON < 0, LON + 360, LON)[order]
-    return _write_nc(tmp_path / f"era5_{key}.nc", {"tp": (rate[:, :, order],
-                                                         {"units": "kg m-2 s-1"})},
-                     months, lon=lon360, dims=("time", "latitude", "longitude"),
-                     time_attrs={"units": "hours since 1900-01-01", "calendar": "gregorian"})
+    return make_truth()
 
 
 def _read(p, e, q, **options):
@@ -144,10 +33,10 @@ COMMON = list(range(M.month(2001, 6), M.month(2004, 12) + 1))   # of CRU, GLEAM,
 
 
 def test_cru_gleam_grun_over_different_periods_read_as_the_same_water(tmp_path, truth):
-    (p, e, q), alignment, grid = _read(_cru(tmp_path, truth), _gleam(tmp_path, truth),
-                                       _grun(tmp_path, truth), variables={"PRECIPITATION": "pre"})
+    (p, e, q), alignment, grid = _read(cru(tmp_path, truth), gleam(tmp_path, truth),
+                                       grun(tmp_path, truth), variables={"PRECIPITATION": "pre"})
     assert alignment.months == COMMON
-    ref = _reference(tmp_path, truth, COMMON)
+    ref = reference(tmp_path, truth, COMMON)
     (rp, re_, rq), ref_alignment, ref_grid = _read(ref["P"], ref["E"], ref["Q"])
     assert ref_alignment.months == COMMON and grid.same_as(ref_grid)
     assert grid.crs_name() == "EPSG:4326" and grid.transform == TRANSFORM
@@ -158,9 +47,9 @@ def test_cru_gleam_grun_over_different_periods_read_as_the_same_water(tmp_path, 
 
 def test_kg_m2_s1_on_0_360_longitudes_and_east_to_west_longitudes(tmp_path, truth):
     months = list(range(START, START + N))
-    ref = _reference(tmp_path, truth, months)
-    era = _era5(tmp_path, truth, "P")
-    west = _write_nc(tmp_path / "east_to_west.nc",
+    ref = reference(tmp_path, truth, months)
+    era = era5(tmp_path, truth, "P")
+    west = write_nc(tmp_path / "east_to_west.nc",
                      {"pet": (truth["E"][:, :, ::-1], {"units": "mm month-1"})}, months,
                      lon=LON[::-1])
     (p, e, _), _, grid = _read(era, west, ref["Q"])
@@ -170,10 +59,10 @@ def test_kg_m2_s1_on_0_360_longitudes_and_east_to_west_longitudes(tmp_path, trut
     np.testing.assert_allclose(e, re_, rtol=1e-6)
 
 
-def test_a_noleap_calendar_converts_with_its_own_days(tmp_path, truth):
+def test_a_noleap_calendar_converts_with_its_owndays(tmp_path, truth):
     months = list(range(M.month(2001, 1), START + N))
-    ref = _reference(tmp_path, truth, months)
-    (_, e, _), alignment, _ = _read(ref["P"], _gleam(tmp_path, truth, "noleap"), ref["Q"])
+    ref = reference(tmp_path, truth, months)
+    (_, e, _), alignment, _ = _read(ref["P"], gleam(tmp_path, truth, "noleap"), ref["Q"])
     (_, re_, _), _, _ = _read(ref["P"], ref["E"], ref["Q"])
     feb_2004 = alignment.months.index(M.month(2004, 2))           # 29 days in the real 2004
     np.testing.assert_allclose(e, re_, rtol=1e-5)
@@ -187,27 +76,27 @@ def test_gdal_netcdf_band_metadata_dates_a_geotiff(tmp_path, truth):
     from affine import Affine
 
     months = list(range(START, START + N))
-    days = _time(months, "days since 1900-01-01")
+    stamps = cf_time(months, "days since 1900-01-01")
     path = tmp_path / "translated.tif"
     with rasterio.open(path, "w", driver="GTiff", width=len(LON), height=len(LAT), count=N,
                        dtype="float32", crs="EPSG:4326", transform=Affine(*TRANSFORM)) as dst:
         dst.write(truth["P"].astype(np.float32))
         dst.update_tags(**{"time#units": "days since 1900-01-01", "time#calendar": "standard"})
-        for i, d in enumerate(days, start=1):
+        for i, d in enumerate(stamps, start=1):
             dst.update_tags(i, NETCDF_DIM_time=str(d))
-    ref = _reference(tmp_path, truth, months[5:])
+    ref = reference(tmp_path, truth, months[5:])
     (p, _, _), alignment, _ = _read(str(path), ref["E"], ref["Q"])
     assert alignment.months == months[5:]
     np.testing.assert_allclose(p, read_tif(ref["P"])[0], rtol=1e-6)
 
 
-def test_labels_from_the_products_equal_the_geotiff_reference(tmp_path, truth):
+def test_labels_from_the_products_equal_the_geotiffreference(tmp_path, truth):
     common = COMMON
-    ref = _reference(tmp_path, truth, common)
+    ref = reference(tmp_path, truth, common)
     fast = ["--max-evaluations", "200", "--models", "SWBM", "--seed", "3"]
     out = {}
     for name, (p, e, q, extra) in {
-            "products": (_cru(tmp_path, truth), _gleam(tmp_path, truth), _grun(tmp_path, truth),
+            "products": (cru(tmp_path, truth), gleam(tmp_path, truth), grun(tmp_path, truth),
                          ["--precip-var", "pre"]),
             "geotiff": (ref["P"], ref["E"], ref["Q"], [])}.items():
         rc, events, err = run_backend("calibrate", "--precip", p, "--pet", e, "--runoff", q,
@@ -247,7 +136,7 @@ def _bad(tmp_path, p, e, q, *words, extra=()):
 
 
 def test_no_common_months_is_refused_naming_the_periods(tmp_path, truth):
-    early = _reference(tmp_path, truth, list(range(START, START + 12)))
+    early = reference(tmp_path, truth, list(range(START, START + 12)))
     late = list(range(START + 24, START + 36))
     q = write_tif(tmp_path / "late_q.tif", truth["Q"][24:36], transform=TRANSFORM,
                   descriptions=[M.label(m) for m in late])
@@ -257,7 +146,7 @@ def test_no_common_months_is_refused_naming_the_periods(tmp_path, truth):
 
 def test_a_gap_in_precipitation_and_duplicate_steps_are_refused(tmp_path, truth):
     months = list(range(START, START + 24))
-    ref = _reference(tmp_path, truth, months)
+    ref = reference(tmp_path, truth, months)
     gap = [m for m in months if m != START + 5]
     p = write_tif(tmp_path / "p_gap.tif", truth["P"][[months.index(m) for m in gap]],
                   transform=TRANSFORM, descriptions=[M.label(m) for m in gap])
@@ -271,7 +160,7 @@ def test_a_gap_in_precipitation_and_duplicate_steps_are_refused(tmp_path, truth)
 
 def test_a_runoff_gap_is_a_missing_month(tmp_path, truth):
     months = list(range(START, START + 24))
-    ref = _reference(tmp_path, truth, months)
+    ref = reference(tmp_path, truth, months)
     gap = [m for m in months if m != START + 7]
     q = write_tif(tmp_path / "q_gap.tif", truth["Q"][[months.index(m) for m in gap]],
                   transform=TRANSFORM, descriptions=[M.label(m) for m in gap])
@@ -281,10 +170,10 @@ def test_a_runoff_gap_is_a_missing_month(tmp_path, truth):
 
 def test_unknown_units_and_implausible_units(tmp_path, truth):
     months = list(range(START, START + 24))
-    ref = _reference(tmp_path, truth, months)
-    odd = _write_nc(tmp_path / "odd.nc", {"pet": (truth["E"][:24], {"units": "furlongs"})}, months)
+    ref = reference(tmp_path, truth, months)
+    odd = write_nc(tmp_path / "odd.nc", {"pet": (truth["E"][:24], {"units": "furlongs"})}, months)
     _bad(tmp_path, ref["P"], odd, ref["Q"], "PET", "odd.nc", "unknown units 'furlongs'", "PET_UNITS")
-    per_day = _write_nc(tmp_path / "pet_per_day_no_units.nc",
+    per_day = write_nc(tmp_path / "pet_per_day_no_units.nc",
                         {"pet": (truth["E"][:24] / 30.0, {})}, months)
     rc, events, err = run_backend("calibrate", "--precip", ref["P"], "--pet", per_day, "--runoff",
                                   ref["Q"], "--max-evaluations", "30", "--out-cwsc",
@@ -302,7 +191,7 @@ def test_unknown_units_and_implausible_units(tmp_path, truth):
 
 def test_runoff_above_precipitation_is_warned(tmp_path, truth):
     months = list(range(START, START + 24))
-    ref = _reference(tmp_path, truth, months)
+    ref = reference(tmp_path, truth, months)
     q = write_tif(tmp_path / "q_x40.tif", truth["Q"][:24] * 40, transform=TRANSFORM,
                   descriptions=[M.label(m) for m in months])
     rc, events, _ = run_backend("calibrate", "--precip", ref["P"], "--pet", ref["E"], "--runoff", q,
@@ -314,7 +203,7 @@ def test_runoff_above_precipitation_is_warned(tmp_path, truth):
 
 def test_undated_beside_dated_needs_its_start(tmp_path, truth):
     months = list(range(START, START + 24))
-    ref = _reference(tmp_path, truth, months)
+    ref = reference(tmp_path, truth, months)
     undated = write_tif(tmp_path / "q_undated.tif", truth["Q"][2:26], transform=TRANSFORM)
     _bad(tmp_path, ref["P"], ref["E"], undated, "RUNOFF", "q_undated.tif",
          "does not say which months", "RUNOFF_START")
@@ -325,20 +214,20 @@ def test_undated_beside_dated_needs_its_start(tmp_path, truth):
 
 def test_no_coordinates_beside_georeferenced_inputs_is_refused(tmp_path, truth):
     months = list(range(START, START + 24))
-    ref = _reference(tmp_path, truth, months)
-    bare = _write_nc(tmp_path / "bare.nc", {"pet": (truth["E"][:24], {"units": "mm/month"})},
+    ref = reference(tmp_path, truth, months)
+    bare = write_nc(tmp_path / "bare.nc", {"pet": (truth["E"][:24], {"units": "mm/month"})},
                      months, coords=False)
     _bad(tmp_path, ref["P"], bare, ref["Q"], "PET", "bare.nc", "different grid")
 
 
 def test_a_variable_that_is_not_in_the_file_and_an_undecodable_time(tmp_path, truth):
     months = list(range(START, START + 24))
-    ref = _reference(tmp_path, truth, months)
-    cru = _cru(tmp_path, truth)
-    _bad(tmp_path, cru, ref["E"], ref["Q"], "PRECIPITATION", "several variables (pre, stn)")
-    _bad(tmp_path, cru, ref["E"], ref["Q"], "PRECIPITATION", "has no variable 'tmp'",
+    ref = reference(tmp_path, truth, months)
+    cru_file = cru(tmp_path, truth)
+    _bad(tmp_path, cru_file, ref["E"], ref["Q"], "PRECIPITATION", "several variables (pre, stn)")
+    _bad(tmp_path, cru_file, ref["E"], ref["Q"], "PRECIPITATION", "has no variable 'tmp'",
          extra=["--precip-var", "tmp"])
-    broken = _write_nc(tmp_path / "broken_time.nc", {"pet": (truth["E"][:24], {"units": "mm/month"})},
+    broken = write_nc(tmp_path / "broken_time.nc", {"pet": (truth["E"][:24], {"units": "mm/month"})},
                        months, time_attrs={"units": "days since 1900-01-01", "calendar": "standard"})
     import netCDF4
 
@@ -349,7 +238,7 @@ def test_a_variable_that_is_not_in_the_file_and_an_undecodable_time(tmp_path, tr
 
 def test_period_start_and_end_restrict_the_run(tmp_path, truth):
     months = list(range(START, START + 36))
-    ref = _reference(tmp_path, truth, months)
+    ref = reference(tmp_path, truth, months)
     _, alignment, _ = _read(ref["P"], ref["E"], ref["Q"], period_start=START + 6,
                             period_end=START + 29)
     assert alignment.months == months[6:30]
