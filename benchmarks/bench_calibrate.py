@@ -314,6 +314,24 @@ def bench_rss() -> None:
               f"({land_cells} land cells calibrated, 3 models, max 60 evaluations so that it "
               f"finishes; the grid, I/O and outputs are full size): {peak_mb:.0f} MiB, "
               f"{dt:.0f} s, {status}")
+        # prepare on the same files: the whole read, resample and write path of real data.
+        cmd = [sys.executable, "-c", wrapper, sys.executable, "-m", "backend", "prepare",
+               "--precip", str(tmp / "p.tif"), "--pet", str(tmp / "e.tif"), "--runoff",
+               str(tmp / "q.tif"), "--precip-start", "1981-01", "--pet-start", "1981-01",
+               "--runoff-start", "1981-01", "--out-precip", str(tmp / "P.tif"), "--out-pet",
+               str(tmp / "E.tif"), "--out-runoff", str(tmp / "Q.tif"), "--out-predictors",
+               str(tmp / "predictors")]
+        t0 = time.perf_counter()
+        proc = subprocess.run(cmd, capture_output=True, text=True,
+                              cwd=Path(__file__).resolve().parents[1])
+        dt = time.perf_counter() - t0
+        try:
+            peak_kb, rc = (int(v) for v in proc.stdout.split()[-2:])
+        except ValueError:
+            peak_kb, rc = 0, -1
+        status = "ok" if rc == 0 else f"exit {rc}: {proc.stderr[-300:]}"
+        print(f"`prepare` of the same grid (three inputs, predictors): {dt:.0f} s (target under "
+              f"120 s), peak RSS {peak_kb / 1024:.0f} MiB, {status}")
 
 
 def main() -> None:
