@@ -80,6 +80,12 @@ def _forcing_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--period-end", default=None, help="last month used (YYYY-MM)")
 
 
+def _extent(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--extent", default=None,
+                        help="xmin,xmax,ymin,ymax [CRS]: work on the cells of this region only "
+                             "(give it as --extent=...)")
+
+
 def _device(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
                         help="auto: CUDA when available, else CPU")
@@ -124,6 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precip-var"), p.add_argument("--pet-var"), p.add_argument("--runoff-var")
     p.add_argument("--time-dim", help="NetCDF time dimension name, when it cannot be found")
     _forcing_options(p)
+    _extent(p)
     p.add_argument("--models", default=",".join(MODELS), help="comma-separated subset of DWBM,SWBM,TVGM")
     p.add_argument("--objective", default=OBJECTIVES[0], choices=OBJECTIVES)
     p.add_argument("--kge-form", default=KGE_VERSIONS[0], choices=KGE_VERSIONS)
@@ -170,6 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="default: the recipe's")
     p.add_argument("--recipe", default="default", choices=("default", "seed"))
     p.add_argument("--ensemble", type=_count("ENSEMBLE"), default=1)
+    _extent(p)
     p.add_argument("--blocks", type=_count("BLOCKS"), default=None, help="residual blocks per stage (n of 6n+2)")
     p.add_argument("--widths", default=None, help="stage widths, e.g. 16,32,128")
     p.add_argument("--seed", type=_count("SEED", 0), default=0)
@@ -181,6 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True)
     p.add_argument("--predictors", nargs="+", required=True)
     p.add_argument("--batch-size", type=_count("BATCH_SIZE"), default=None)
+    _extent(p)
     p.add_argument("--allow-shift", action="store_true",
                    help="predict even where predictors lie far outside the training distribution")
     _device(p)

@@ -125,12 +125,33 @@ class Raster:
     units: str = ""
     #: what was assumed while reading (said once in the log by the caller)
     notes: list[str] = field(default_factory=list)
+    #: (first row, first column) of ``grid`` in the file's grid, when cut to a window
+    _offset: tuple[int, int] = (0, 0)
+
+    def window(self, grid: "Grid") -> "Raster":
+        """This raster read on ``grid``, a window of its own grid (same cells, fewer of
+        them: see :func:`backend.prepare.cut`); a ``BadInput`` when it is not one."""
+        a, _, c, _, e, f = self.grid.transform
+        col = (grid.transform[2] - c) / a
+        row = (grid.transform[5] - f) / e
+        r0, c0 = int(round(row)), int(round(col))
+        if (abs(col - c0) > 1e-6 or abs(row - r0) > 1e-6 or grid.resolution != self.grid.resolution
+                or r0 < 0 or c0 < 0 or r0 + grid.height > self.grid.height
+                or c0 + grid.width > self.grid.width):
+            raise BadInput(f"{self.label}: '{self.path}': {grid.describe()} is not a window of "
+                           f"its grid {self.grid.describe()}")
+        self._offset = (self._offset[0] + r0, self._offset[1] + c0)
+        self.grid = grid
+        return self
 
     def read(self, rows: slice | None = None, bands: Sequence[int] | None = None) -> np.ndarray:
         rows = rows or slice(0, self.grid.height)
         r0, r1 = rows.start or 0, min(rows.stop, self.grid.height)
         try:
-            data = self._read(r0, r1, bands)
+            dr, dc = self._offset
+            data = self._read(r0 + dr, r1 + dr, bands)
+            if dc or data.shape[-1] != self.grid.width:
+                data = data[..., dc:dc + self.grid.width]
         except MemoryError:
             raise
         except Exception as exc:  # noqa: BLE001 - a damaged file is the user's to fix
@@ -149,12 +170,12 @@ class Raster:
             from rasterio.windows import Window
 
             idx = [b + 1 for b in bands] if bands is not None else None
-            data = self._ds.read(idx, window=Window(0, r0, self.grid.width, r1 - r0),
+            data = self._ds.read(idx, window=Window(0, r0, self._ds.width, r1 - r0),
                                  out_dtype="float32")
         else:
             da = self._ds
             if self._flip_y:
-                h = self.grid.height
+                h = da.shape[-2]
                 data = da[..., h - r1:h - r0, :].values[..., ::-1, :]
             else:
                 data = da[..., r0:r1, :].values
@@ -401,6 +422,62 @@ def _spatial_dims(dims: Sequence[str]) -> tuple[str, str] | None:
     return (y, x)
 
 
+@dataclass(frozen=True)
+class Extent:
+    """A box in the target grid's CRS: west, south, east, north."""
+
+    west: float
+    south: float
+    east: float
+    north: float
+
+
+def parse_extent(text: str | None, grid: Grid) -> Extent | None:
+    """``"xmin,xmax,ymin,ymax"`` (QGIS's order) with an optional ``[EPSG:xxxx]`` (or WKT in
+    brackets) giving its CRS, in which case it is transformed to ``grid``'s CRS; else it is
+    taken in ``grid``'s CRS. None without text."""
+    if text in (None, ""):
+        return None
+    text = str(text)
+    body, _, crs = text.partition("[")
+    try:
+        xmin, xmax, ymin, ymax = (float(v) for v in body.replace(" ", "").split(","))
+    except ValueError:
+        raise BadInput(f"EXTENT: '{text}' is not xmin,xmax,ymin,ymax") from None
+    if not (xmin < xmax and ymin < ymax):
+        raise BadInput(f"EXTENT: '{text}' is empty (xmin must be below xmax, ymin below ymax)")
+    crs = crs.rstrip("]").strip()
+    if crs and grid.crs:
+        from rasterio.crs import CRS
+        from rasterio.warp import transform_bounds
+
+        try:
+            xmin, ymin, xmax, ymax = transform_bounds(CRS.from_user_input(crs),
+                                                      grid.rasterio_crs(), xmin, ymin, xmax, ymax)
+        except Exception as exc:  # noqa: BLE001 - any CRS failure is the user's to fix
+            raise BadInput(f"EXTENT: its CRS '{crs}' cannot be used ({exc})") from None
+    return Extent(xmin, ymin, xmax, ymax)
+
+
+def cut_grid(grid: Grid, extent: Extent | None, label: str = "EXTENT") -> Grid:
+    """``grid`` cut to the cells that touch ``extent`` (the whole grid without one): a
+    window of ``grid`` (see :meth:`Raster.window`)."""
+    if extent is None:
+        return grid
+    a, _, c, _, e, f = grid.transform
+    col0 = int(np.floor((extent.west - c) / a))
+    col1 = int(np.ceil((extent.east - c) / a))
+    row0 = int(np.floor((extent.north - f) / e))
+    row1 = int(np.ceil((extent.south - f) / e))
+    col0, row0 = max(col0, 0), max(row0, 0)
+    col1, row1 = min(col1, grid.width), min(row1, grid.height)
+    if col1 <= col0 or row1 <= row0:
+        raise BadInput(f"{label}: ({extent.west:g}, {extent.south:g}, {extent.east:g}, "
+                       f"{extent.north:g}) does not overlap the grid {grid.describe()}")
+    return Grid(grid.crs, (a, 0.0, c + col0 * a, 0.0, e, f + row0 * e), col1 - col0,
+                   row1 - row0)
+
+
 def check_same_grid(rasters: Sequence[Raster]) -> Grid:
     """All rasters on the first one's grid, or a ``BadInput`` naming the one that is not."""
     first = rasters[0]
@@ -424,11 +501,24 @@ def check_same_grid(rasters: Sequence[Raster]) -> Grid:
     return first.grid
 
 
+def is_window(grid: Grid, window: Grid) -> bool:
+    """Whether ``window`` is a part of ``grid``: same CRS and cells, whole cells inside."""
+    if not _same_crs(grid.crs, window.crs) or \
+            not np.allclose(grid.resolution, window.resolution, rtol=1e-9, atol=0):
+        return False
+    a, _, c, _, e, f = grid.transform
+    col = (window.transform[2] - c) / a
+    row = (window.transform[5] - f) / e
+    return (abs(col - round(col)) < 1e-6 and abs(row - round(row)) < 1e-6 and round(col) >= 0
+            and round(row) >= 0 and round(col) + window.width <= grid.width
+            and round(row) + window.height <= grid.height)
+
+
 def warn_if_resampled(raster: Raster, grid: Grid, resampling: str = "bilinear",
                       note: str = "") -> bool:
     """Warn (an event naming the input and both grids) when ``raster`` is not on ``grid`` and
-    will be resampled onto it; True when it will."""
-    if raster.grid.same_as(grid):
+    will be resampled onto it; True when it will (a window of its grid is read as is)."""
+    if raster.grid.same_as(grid) or is_window(raster.grid, grid):
         return False
     from backend import protocol
 
@@ -445,6 +535,8 @@ def read_aligned(raster: Raster, grid: Grid, resampling: str = "bilinear") -> np
     """
     if raster.grid.same_as(grid):
         return raster.read()
+    if is_window(raster.grid, grid):
+        return raster.window(grid).read()
     if not raster.grid.crs or not grid.crs:
         raise BadInput(f"{raster.label}: '{raster.path}' is on another grid "
                        f"({raster.grid.describe()}) and one of the two has no CRS, so it cannot "

@@ -63,7 +63,8 @@ def forcing_options(args: argparse.Namespace):
         units={k: getattr(args, f"{v}_units", "auto") for k, v in keys.items()},
         starts={k: month(f"{k}_START", getattr(args, f"{v}_start", None)) for k, v in keys.items()},
         period_start=month("PERIOD_START", getattr(args, "period_start", None)),
-        period_end=month("PERIOD_END", getattr(args, "period_end", None)))
+        period_end=month("PERIOD_END", getattr(args, "period_end", None)),
+        extent=getattr(args, "extent", None))
 
 
 def calibration_config(args: argparse.Namespace, models: list[str], device, months: int):

@@ -29,7 +29,8 @@ def predict_command(args) -> None:
                              outputs.temporary("OUTPUT_UNCERTAINTY") if k > 1 else None,
                              args.device, args.batch_size,
                              on_progress=lambda f: protocol.progress(f, "predict"),
-                             reserve=outputs.need, allow_shift=args.allow_shift)
+                             reserve=outputs.need, allow_shift=args.allow_shift,
+                             extent=args.extent)
         if k == 1 and outputs.temporary("OUTPUT_UNCERTAINTY"):
             outputs.drop("OUTPUT_UNCERTAINTY")
     result = {"OUTPUT": str(args.out)}

@@ -20,7 +20,8 @@ def prepare_command(args: argparse.Namespace) -> None:
     from backend import months as M
     from backend.commands.calibrate import forcing_options
     from backend.hydro.forcing import open_forcing
-    from backend.prepare import PREDICTORS, climate_predictors, cut, parse_extent, to_grid
+    from backend.prepare import (PREDICTORS, annual_mean, climate_predictors, monthly_means,
+                                 to_grid)
 
     t0 = time.perf_counter()
     paths = {"OUTPUT_PRECIPITATION": args.out_precip, "OUTPUT_PET": args.out_pet,
@@ -46,7 +47,7 @@ def prepare_command(args: argparse.Namespace) -> None:
                     grid = target.grid
             else:
                 grid = forcing[2].grid
-            grid = cut(grid, parse_extent(args.extent, grid))
+            grid = io.cut_grid(grid, io.parse_extent(args.extent, grid))
             months = alignment.months
             n = forcing[0].count
             outputs.need({**{o: raster_bytes(grid.width, grid.height, n) for _, o, _ in FORCING_OUTPUTS},
@@ -55,23 +56,27 @@ def prepare_command(args: argparse.Namespace) -> None:
             protocol.log(f"target grid: {grid.describe()}")
             names = [M.label(m) for m in months] if months is not None else \
                 [f"month {i + 1}" for i in range(n)]
-            arrays = {}
+            years, p_monthly = {}, None
             for i, (inp, (label, output, what)) in enumerate(zip(forcing, FORCING_OUTPUTS)):
                 protocol.progress(0.1 + 0.25 * i, "prepare")
                 io.warn_if_resampled(inp.raster, grid, "average")
                 data = to_grid(inp.read(), inp.grid, grid)
-                arrays[label] = data
+                # Only the summaries the predictors need are kept: one input in memory at a time.
+                years[label] = annual_mean(data, months)
+                if label == "PRECIPITATION":
+                    p_monthly = monthly_means(data, months)
                 io.write_raster(outputs.temporary(output), data, grid,
                                 [f"{what} (mm/month) {d}" for d in names], units="mm/month",
                                 tags={"units": "mm/month", "source": inp.path,
                                       "first_month": names[0], "last_month": names[-1]})
+                del data
         finally:
             for r in forcing:
                 r.close()
         if folder is not None:
             protocol.progress(0.85, "prepare")
-            derived = climate_predictors(arrays["PRECIPITATION"], arrays["PET"], arrays["RUNOFF"],
-                                         months)
+            derived = climate_predictors(years["PRECIPITATION"], years["PET"], years["RUNOFF"],
+                                         p_monthly)
             for name, description in PREDICTORS.items():
                 unit = description[description.rindex("(") + 1:-1]
                 io.write_raster(outputs.temporary(f"OUTPUT_PREDICTORS/{name}"), derived[name][None],

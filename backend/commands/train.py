@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from backend import protocol
+from backend import io, protocol
 from backend.outputs import Outputs
 from backend.protocol import BadInput
 
@@ -54,6 +54,11 @@ def _train(args, outputs: Outputs) -> dict:
 
     protocol.progress(0.0, "read")
     labels, grid = P.read_single_band(args.labels, "LABELS")
+    if args.extent:
+        window = io.cut_grid(grid, io.parse_extent(args.extent, grid))
+        a, _, c, _, e, f = grid.transform
+        r0, c0 = round((window.transform[5] - f) / e), round((window.transform[2] - c) / a)
+        labels, grid = labels[r0:r0 + window.height, c0:c0 + window.width], window
     P.check_patch_size(args.patch_size, grid.shape)
     kge = P.read_single_band(args.kge, "KGE", grid)[0] if args.kge else None
     stack = P.read_predictors(args.predictors, grid)

@@ -57,6 +57,7 @@ class ForcingOptions:
     starts: dict[str, int | None] = field(default_factory=dict)      # first month of undated
     period_start: int | None = None
     period_end: int | None = None
+    extent: str | None = None          # "xmin,xmax,ymin,ymax [CRS]": a window of the grid
 
 
 @dataclass
@@ -226,7 +227,11 @@ def open_forcing(precip: str, pet: str, runoff: str, options: ForcingOptions | N
                 raise BadInput(f"{r.label}: '{r.path}' holds a single month (no time "
                                "dimension or one band): one band per month is needed")
         if same_grid:
-            io.check_same_grid(rasters)
+            grid = io.check_same_grid(rasters)
+            if options.extent:
+                window = io.cut_grid(grid, io.parse_extent(options.extent, grid))
+                for r in rasters:
+                    r.window(window)
         notes = [n for r in rasters for n in r.notes]
         axes, counts, paths = {}, {}, {}
         for r in rasters:

@@ -150,7 +150,7 @@ def read_single_band(path: str, label: str, grid: io.Grid | None = None) -> tupl
             return r.read(bands=[0])[0], r.grid
         if io.warn_if_resampled(r, grid, "nearest"):
             return io.read_aligned(r, grid, resampling="nearest")[0], grid
-        return r.read(bands=[0])[0], grid
+        return io.read_aligned(r, grid)[0], grid      # the same grid, or a window of it
 
 
 # ---------------------------------------------------------------------------------------

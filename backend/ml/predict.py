@@ -54,6 +54,8 @@ class _Source:
         self.aligned = None
         if io.warn_if_resampled(raster, grid, "bilinear", " and held in memory"):
             self.aligned = io.read_aligned(raster, grid)
+        elif not raster.grid.same_as(grid):        # a window (EXTENT) of its grid
+            raster.window(grid)
 
     def read(self, rows: slice) -> np.ndarray:
         if self.aligned is not None:
@@ -75,14 +77,15 @@ def predict_raster(bundle: ModelBundle, predictor_paths: Sequence[str], out: str
                    batch_size: int | None = None, budget_bytes: int = 768 * 2**20,
                    on_progress: Callable[[float], None] | None = None,
                    reserve: Callable[[dict], None] | None = None,
-                   allow_shift: bool = False) -> dict:
+                   allow_shift: bool = False, extent: str | None = None) -> dict:
     """Predict CWSC (mm) on every cell whose predictors are valid; write GeoTIFF(s) to
     ``out`` (and ``out_uncertainty``), written in place (the command gives temporaries).
 
     With an ensemble the output holds the members' mean; their standard deviation goes to
     ``out_uncertainty`` or, when that is not given, to band 2 of ``out``. ``reserve``, when
     given, is called with the estimated bytes of each output (``{"OUTPUT": n, ...}``) once the
-    grid is known, before any prediction. A strip whose predictors lie far outside the
+    grid is known, before any prediction. ``extent`` ("xmin,xmax,ymin,ymax [CRS]") predicts
+    the cells of that region only. A strip whose predictors lie far outside the
     training distribution of a channel (:func:`backend.ml.patches.shifted_channels`) is a
     ``BadInput`` unless ``allow_shift``. Returns ``{"cells_predicted": int, "seconds": float}``.
     """
@@ -101,6 +104,8 @@ def predict_raster(bundle: ModelBundle, predictor_paths: Sequence[str], out: str
         for r in rasters:
             stack.callback(r.close)
         grid = rasters[0].grid
+        if extent:
+            grid = io.cut_grid(grid, io.parse_extent(extent, grid))
         order = match_channels(bundle.channels, P.channel_names(rasters))
         P.check_patch_size(bundle.patch_size, grid.shape)
         res = bundle.grid.get("resolution")

@@ -79,6 +79,14 @@ FORCINGS = (("PRECIPITATION", "precip", "precipitation"), ("PET", "pet", "PET"),
 UNITS = ["auto", "mm/month", "mm/day", "kg m-2 s-1", "kg m-2", "m/month", "m/day", "m"]
 
 
+def extent_parameter():
+    """Optional EXTENT: work on the cells of a region only (advanced)."""
+    from qgis.core import QgsProcessingParameterExtent
+
+    return advanced(QgsProcessingParameterExtent(
+        "EXTENT", tr("Extent: work on this region only (empty: the whole grid)"), optional=True))
+
+
 def forcing_parameters():
     """Advanced, optional, per forcing: the nodata value when the file does not declare it,
     the units when it does not say (or says wrong), the first month when it does not date its
@@ -219,6 +227,21 @@ class CwscAlgorithm(QgsProcessingAlgorithm):
             if value:
                 args += [flag, value]
         return args
+
+    def extent_args(self, parameters, context, name="EXTENT"):
+        """``--extent=xmin,xmax,ymin,ymax [CRS]`` for an EXTENT parameter that is set (the
+        backend transforms it to the grid's CRS)."""
+        if parameters.get(name) in (None, ""):
+            return []
+        extent = self.parameterAsExtent(parameters, name, context)
+        if extent.isNull():
+            return []
+        crs = self.parameterAsExtentCrs(parameters, name, context)
+        text = "{},{},{},{}".format(extent.xMinimum(), extent.xMaximum(), extent.yMinimum(),
+                                    extent.yMaximum())
+        if crs.isValid():
+            text += " [{}]".format(crs.authid() or crs.toWkt())
+        return ["--extent=" + text]
 
     def forcing_source(self, parameters, name, context, feedback, optional=False):
         """(path, variable) of a forcing raster: a NetCDF variable layer

@@ -5,7 +5,8 @@ from qgis.core import (QgsProcessingOutputNumber, QgsProcessingParameterEnum,
                        QgsProcessingParameterRasterLayer)
 
 from ..compat import INTEGER, DOUBLE
-from .base import CwscAlgorithm, advanced, device_parameter, forcing_parameters, tr
+from .base import (CwscAlgorithm, advanced, device_parameter, extent_parameter,
+                   forcing_parameters, tr)
 
 MODELS = ["DWBM", "SWBM", "TVGM"]
 OBJECTIVES = ["KGE", "NSE"]
@@ -105,6 +106,7 @@ second or two; without a compiler it runs in torch, several times slower); with
         for param in forcing_parameters():
             self.addParameter(param)
         self.addParameter(device_parameter())
+        self.addParameter(extent_parameter())
         self.addParameter(QgsProcessingParameterRasterDestination(
             "OUTPUT_CWSC", tr("CWSC labels (mm)")))
         self.addParameter(QgsProcessingParameterRasterDestination(
@@ -155,4 +157,4 @@ second or two; without a compiler it runs in torch, several times slower); with
                      repr(self.parameterAsDouble(parameters, "MODEL_KGE_MARGIN", context))]
         if outputs["OUTPUT_DETAILS"]:
             args += ["--out-details", outputs["OUTPUT_DETAILS"]]
-        return args + self.forcing_args(parameters, context), outputs
+        return args + self.forcing_args(parameters, context) + self.extent_args(parameters, context), outputs

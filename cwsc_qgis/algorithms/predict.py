@@ -5,7 +5,7 @@ from qgis.core import (QgsProcessingParameterBoolean, QgsProcessingParameterFile
                        QgsProcessingParameterRasterDestination)
 
 from ..compat import INTEGER, TYPE_RASTER
-from .base import CwscAlgorithm, advanced, device_parameter, tr
+from .base import CwscAlgorithm, advanced, device_parameter, extent_parameter, tr
 
 
 class PredictAlgorithm(CwscAlgorithm):
@@ -38,6 +38,7 @@ predictor.</p>
             "PREDICTORS", tr("Predictor rasters (in the training order)"),
             TYPE_RASTER))
         self.addParameter(device_parameter(is_advanced=False))
+        self.addParameter(extent_parameter())
         self.addParameter(advanced(QgsProcessingParameterNumber(
             "BATCH_SIZE", tr("Batch size (empty: default)"),
             type=INTEGER, minValue=1, optional=True)))
@@ -66,4 +67,4 @@ predictor.</p>
             args += ["--out-uncertainty", outputs["OUTPUT_UNCERTAINTY"]]
         if self.parameterAsBoolean(parameters, "ALLOW_SHIFT", context):
             args += ["--allow-shift"]
-        return args, outputs
+        return args + self.extent_args(parameters, context), outputs

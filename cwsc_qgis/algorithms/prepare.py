@@ -78,15 +78,7 @@ to <i>Train CWSC ResNet</i> with the other predictors (soil, terrain, vegetation
         target = self.raster_path(parameters, "TARGET_GRID", context, feedback, optional=True)
         if target:
             args += ["--target-grid", target]
-        if parameters.get("EXTENT") not in (None, ""):
-            extent = self.parameterAsExtent(parameters, "EXTENT", context)
-            crs = self.parameterAsExtentCrs(parameters, "EXTENT", context)
-            if not extent.isNull():
-                text = "{},{},{},{}".format(extent.xMinimum(), extent.xMaximum(),
-                                            extent.yMinimum(), extent.yMaximum())
-                if crs.isValid():
-                    text += " [{}]".format(crs.authid() or crs.toWkt())
-                args.append("--extent=" + text)
+        args += self.extent_args(parameters, context)
         args += ["--out-precip", outputs["OUTPUT_PRECIPITATION"], "--out-pet", outputs["OUTPUT_PET"],
                  "--out-runoff", outputs["OUTPUT_RUNOFF"]]
         folder = self.parameterAsString(parameters, "OUTPUT_PREDICTORS", context)

@@ -6,7 +6,7 @@ from qgis.core import (QgsProcessingOutputNumber, QgsProcessingParameterEnum,
                        QgsProcessingParameterString)
 
 from ..compat import INTEGER, DOUBLE, TYPE_RASTER
-from .base import CwscAlgorithm, advanced, device_parameter, tr
+from .base import CwscAlgorithm, advanced, device_parameter, extent_parameter, tr
 
 SPLITS = ["random", "blocks"]
 RECIPES = ["default", "seed"]
@@ -73,6 +73,7 @@ scatter; numbers <b>TEST_R2</b>, <b>TEST_RMSE</b> (mm), <b>TEST_KGE</b>,
             "ENSEMBLE", tr("Ensemble members"), type=INTEGER,
             defaultValue=1, minValue=1, maxValue=50)))
         self.addParameter(device_parameter(is_advanced=False))
+        self.addParameter(extent_parameter())
         self.addParameter(advanced(QgsProcessingParameterNumber(
             "SEED", tr("Random seed"), type=INTEGER,
             defaultValue=0, minValue=0)))
@@ -125,4 +126,4 @@ scatter; numbers <b>TEST_R2</b>, <b>TEST_RMSE</b> (mm), <b>TEST_KGE</b>,
             args += ["--widths", widths.replace(" ", "")]
         if outputs["OUTPUT_REPORT"]:
             args += ["--out-report", outputs["OUTPUT_REPORT"]]
-        return args, outputs
+        return args + self.extent_args(parameters, context), outputs

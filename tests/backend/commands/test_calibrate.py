@@ -295,3 +295,17 @@ def test_sigterm_mid_run_exits_3_and_leaves_nothing(tmp_path, sharded):
     assert last_event(events, "error")["kind"] == "cancelled"
     assert last_event(events, "result") is None
     _no_outputs(out)
+
+
+def test_extent_calibrates_a_window_of_the_grid(inputs, tmp_path):
+    # The grid: 4 x 3 cells of 0.5 degree from (-10, 60); the extent covers columns 1-2, rows 0-1.
+    code, events, err = run_backend("calibrate", *_args(inputs, tmp_path, *FAST,
+                                                        "--extent=-9.4,-8.6,59.1,59.9"))
+    assert code == 0, err
+    cwsc, profile, _ = read_tif(tmp_path / "cwsc.tif")
+    assert cwsc.shape[1:] == (2, 2)
+    assert tuple(profile["transform"])[:6] == (0.5, 0.0, -9.5, 0.0, -0.5, 60.0)
+    assert np.isfinite(cwsc[0]).sum() >= 3                 # (1, 1) has missing months only
+    code, events, _ = run_backend("calibrate", *_args(inputs, tmp_path, *FAST,
+                                                      "--extent=100,110,0,10"))
+    _bad_input(code, events, "EXTENT", "does not overlap")

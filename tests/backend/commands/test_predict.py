@@ -1,11 +1,13 @@
-"""``python -m backend predict`` as the plugin runs it: refused models, SIGTERM leaves nothing."""
+"""``python -m backend predict`` as the plugin runs it: refused models and predictors, SIGTERM
+leaves nothing, an extent."""
 
 import os
 
 import numpy as np
 
-from backend_testing import (expect_bad_input, last_event, leftovers, run_backend, start_backend,
-                             terminate_when, train_args, write_tif)
+from backend_testing import (expect_bad_input, last_event, leftovers, read_tif, run_backend,
+                             start_backend, terminate_when, train_args, write_tif)
+
 
 def test_predict_bad_models_and_channels(twin_files, tmp_path):
     files, _ = twin_files
@@ -85,3 +87,23 @@ def test_a_time_series_given_as_a_predictor_gets_a_warning(twin_files, tmp_path)
                                 "--out", tmp_path / "cwsc.tif")
     warnings = [e["message"] for e in events if e.get("level") == "warning"]
     assert any("monthly.tif' has 30 bands" in w and "time series" in w for w in warnings), warnings
+
+
+def test_extent_predicts_a_window_like_the_whole_grid_inside_it(twin_files, tmp_path):
+    files, _ = twin_files
+    model = tmp_path / "m.pt"
+    assert run_backend(*train_args(files, model, "--epochs", "1", "--extent=12,20,38,46"))[0] == 0
+    whole, part = tmp_path / "whole.tif", tmp_path / "part.tif"
+    for out, extra in ((whole, []), (part, ["--extent=11,19,40,48"])):
+        rc, _, err = run_backend("predict", "--model", model, "--predictors", *files["predictors"],
+                                 "--out", out, *extra)
+        assert rc == 0, err
+    a, _, _ = read_tif(whole)
+    b, profile, _ = read_tif(part)
+    assert b.shape[1:] == (16, 16)
+    assert tuple(profile["transform"])[:6] == (0.5, 0.0, 11.0, 0.0, -0.5, 48.0)
+    # 10 E 50 N is the twin's corner: the window starts 2 columns and 4 rows in. Away from its
+    # edges (the patch reaches 2 cells) the window predicts what the whole grid predicts.
+    inner_a, inner_b = a[0, 6:18, 4:16], b[0, 2:14, 2:14]
+    ok = np.isfinite(inner_a)
+    np.testing.assert_allclose(inner_b[ok], inner_a[ok], rtol=1e-5)
