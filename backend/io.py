@@ -588,7 +588,8 @@ def write_raster(path: str | os.PathLike, data: np.ndarray, grid: Grid,
     if data.shape[1:] != grid.shape:
         raise ValueError(f"data shape {data.shape} does not match grid {grid.shape}")
     with rasterio.open(path, "w", **geotiff_profile(grid, data.shape[0])) as dst:
-        dst.write(np.where(np.isfinite(data), data, NODATA).astype(np.float32))
+        filled = np.where(np.isfinite(data), data, np.float32(NODATA))
+        dst.write(filled.astype(np.float32, copy=False))
         for i, d in enumerate(descriptions, start=1):
             dst.set_band_description(i, d)
         if tags:

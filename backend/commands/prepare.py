@@ -17,6 +17,15 @@ FORCING_OUTPUTS = (("PRECIPITATION", "OUTPUT_PRECIPITATION", "precipitation"),
 
 
 def prepare_command(args: argparse.Namespace) -> None:
+    import rasterio
+
+    from backend.commands.calibrate import GDAL_CACHE_MB
+
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
+        _prepare(args)
+
+
+def _prepare(args: argparse.Namespace) -> None:
     from backend import months as M
     from backend.commands.calibrate import forcing_options
     from backend.hydro.forcing import open_forcing
