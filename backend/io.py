@@ -502,8 +502,9 @@ def check_same_grid(rasters: Sequence[Raster]) -> Grid:
 
 
 def is_window(grid: Grid, window: Grid) -> bool:
-    """Whether ``window`` is a part of ``grid``: same CRS and cells, whole cells inside."""
-    if not _same_crs(grid.crs, window.crs) or \
+    """Whether ``window`` is a part of ``grid``: same CRS (both known, or both unknown) and
+    cells, whole cells inside."""
+    if bool(grid.crs) != bool(window.crs) or not _same_crs(grid.crs, window.crs) or \
             not np.allclose(grid.resolution, window.resolution, rtol=1e-9, atol=0):
         return False
     a, _, c, _, e, f = grid.transform
