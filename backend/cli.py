@@ -80,6 +80,19 @@ def _forcing_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--period-end", default=None, help="last month used (YYYY-MM)")
 
 
+def _forcing_inputs(parser: argparse.ArgumentParser, required: bool = True) -> None:
+    """P, PET and Q (GeoTIFF or NetCDF, one band per month), their NetCDF variables and how
+    they are read."""
+    for key, what in (("precip", "monthly precipitation"),
+                      ("pet", "monthly potential evapotranspiration"), ("runoff", "monthly runoff")):
+        parser.add_argument(f"--{key}", required=required, default=None,
+                            help=f"{what}: GeoTIFF or NetCDF (months and units from the file)")
+    for key in ("precip", "pet", "runoff"):
+        parser.add_argument(f"--{key}-var", help="NetCDF variable, when the file holds several")
+    parser.add_argument("--time-dim", help="NetCDF time dimension name, when it cannot be found")
+    _forcing_options(parser)
+
+
 def _extent(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--extent", default=None,
                         help="xmin,xmax,ymin,ymax [CRS]: work on the cells of this region only "
@@ -108,12 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("prepare", help="forcing from real products onto one grid in mm/month, and "
                                        "climate predictors")
-    p.add_argument("--precip", required=True, help="precipitation: GeoTIFF or NetCDF")
-    p.add_argument("--pet", required=True, help="potential evapotranspiration: GeoTIFF or NetCDF")
-    p.add_argument("--runoff", required=True, help="runoff: GeoTIFF or NetCDF")
-    p.add_argument("--precip-var"), p.add_argument("--pet-var"), p.add_argument("--runoff-var")
-    p.add_argument("--time-dim", help="NetCDF time dimension name, when it cannot be found")
-    _forcing_options(p)
+    _forcing_inputs(p)
     p.add_argument("--target-grid", default=None, help="a raster whose grid the outputs take "
                                                        "(default: the runoff's)")
     p.add_argument("--extent", default=None,
@@ -124,12 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-predictors", default=None, help="a folder for the climate predictors")
 
     p = sub.add_parser("calibrate", help="calibrate DWBM/SWBM/TVGM per cell: CWSC labels and KGE")
-    p.add_argument("--precip", required=True, help="monthly precipitation (mm/month), one band per month")
-    p.add_argument("--pet", required=True, help="monthly potential evapotranspiration (mm/month)")
-    p.add_argument("--runoff", required=True, help="monthly runoff (mm/month)")
-    p.add_argument("--precip-var"), p.add_argument("--pet-var"), p.add_argument("--runoff-var")
-    p.add_argument("--time-dim", help="NetCDF time dimension name, when it cannot be found")
-    _forcing_options(p)
+    _forcing_inputs(p)
     _extent(p)
     p.add_argument("--models", default=",".join(MODELS), help="comma-separated subset of DWBM,SWBM,TVGM")
     p.add_argument("--objective", default=OBJECTIVES[0], choices=OBJECTIVES)
@@ -199,9 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="compare a CWSC map with a reference and with free calibration")
     p.add_argument("--cwsc", required=True)
     p.add_argument("--reference", default=None)
-    p.add_argument("--precip"), p.add_argument("--pet"), p.add_argument("--runoff")
-    p.add_argument("--precip-var"), p.add_argument("--pet-var"), p.add_argument("--runoff-var")
-    _forcing_options(p)
+    _forcing_inputs(p, required=False)
     p.add_argument("--models", default=",".join(MODELS))
     p.add_argument("--restarts", type=_count("RESTARTS"), default=None)
     p.add_argument("--max-cells", type=_count("MAX_CELLS"), default=2000,

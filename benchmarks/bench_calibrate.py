@@ -265,6 +265,19 @@ def bench_global() -> None:
               f"{figures}): {est / 60:.0f} min on this CPU (target on one H100: 2 min)")
 
 
+def _peak_rss(cmd: list[str]) -> tuple[float, float, str]:
+    """(peak RSS in MiB, seconds, "ok" or the failure) of the wrapped command ``cmd``."""
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parents[1])
+    dt = time.perf_counter() - t0
+    try:
+        peak_kb, rc = (int(v) for v in proc.stdout.split()[-2:])
+    except ValueError:
+        peak_kb, rc = 0, -1
+    return peak_kb / 1024, dt, "ok" if rc == 0 else f"exit {rc}: {proc.stderr[-300:]}"
+
+
 def bench_rss() -> None:
     """Peak RSS of the calibrate command on a 720 x 360 grid of 360 months (a subprocess)."""
     import rasterio
@@ -300,16 +313,7 @@ def bench_rss() -> None:
                "--pet", str(tmp / "e.tif"), "--runoff", str(tmp / "q.tif"),
                "--out-cwsc", str(tmp / "cwsc.tif"), "--out-kge", str(tmp / "kge.tif"),
                "--out-details", str(tmp / "details.tif"), "--max-evaluations", "60"]
-        t0 = time.perf_counter()
-        proc = subprocess.run(cmd, capture_output=True, text=True,
-                              cwd=Path(__file__).resolve().parents[1])
-        dt = time.perf_counter() - t0
-        try:
-            peak_kb, rc = (int(v) for v in proc.stdout.split()[-2:])
-        except ValueError:
-            peak_kb, rc = 0, -1
-        peak_mb = peak_kb / 1024
-        status = "ok" if rc == 0 else f"exit {rc}: {proc.stderr[-300:]}"
+        peak_mb, dt, status = _peak_rss(cmd)
         print(f"peak RSS of `calibrate` on {width} x {height} cells x {months} months "
               f"({land_cells} land cells calibrated, 3 models, max 60 evaluations so that it "
               f"finishes; the grid, I/O and outputs are full size): {peak_mb:.0f} MiB, "
@@ -321,17 +325,9 @@ def bench_rss() -> None:
                "--runoff-start", "1981-01", "--out-precip", str(tmp / "P.tif"), "--out-pet",
                str(tmp / "E.tif"), "--out-runoff", str(tmp / "Q.tif"), "--out-predictors",
                str(tmp / "predictors")]
-        t0 = time.perf_counter()
-        proc = subprocess.run(cmd, capture_output=True, text=True,
-                              cwd=Path(__file__).resolve().parents[1])
-        dt = time.perf_counter() - t0
-        try:
-            peak_kb, rc = (int(v) for v in proc.stdout.split()[-2:])
-        except ValueError:
-            peak_kb, rc = 0, -1
-        status = "ok" if rc == 0 else f"exit {rc}: {proc.stderr[-300:]}"
+        peak_mb, dt, status = _peak_rss(cmd)
         print(f"`prepare` of the same grid (three inputs, predictors): {dt:.0f} s (target under "
-              f"120 s), peak RSS {peak_kb / 1024:.0f} MiB, {status}")
+              f"120 s), peak RSS {peak_mb:.0f} MiB, {status}")
 
 
 def main() -> None:
