@@ -267,7 +267,7 @@ def write_demo(out_dir: str | Path, seed: int = 42, region: DemoRegion | None = 
         protocol.progress(0.6, "demo-data")
         for name, key, what in series:
             io.write_raster(outputs.temporary(name), data[key], grid,
-                            [f"{what} {d}" for d in labels])
+                            [f"{what} {d}" for d in labels], units="mm/month")
         for name, key, what in maps:
             io.write_raster(outputs.temporary(name), data[key][None], grid, [what])
         for name, description in PREDICTORS.items():
