@@ -162,7 +162,7 @@ def _check_values(inputs: list[ForcingInput], strips: list[slice], runoff: bool 
                     index, row, col = _first(below, rows.start)
                     first_negative[r.label] = (r.file_band(index), row, col,
                                                float(raw[index, row - rows.start - 1, col - 1]))
-            data = raw if r._identity() else r.read(rows)
+            data = raw if r._identity() else raw * r.factors.astype(np.float32)[:, None, None]
             converted[r.label] = data
             with np.errstate(invalid="ignore"), warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)     # all-NaN cells
