@@ -15,7 +15,7 @@ import os, sys, zipfile, time
 root, target = sys.argv[1], sys.argv[2]
 SKIP_DIRS = {"__pycache__", ".pytest_cache", ".mypy_cache"}
 SKIP_FILES = {"backend_python.txt"}  # written per machine by scripts/deploy.sh
-SKIP_EXT = (".pyc", ".pyo", ".part.tif")
+SKIP_EXT = (".pyc", ".pyo", ".part.tif", ".so", ".pyd", ".dll", ".dylib")  # no compiled files
 
 def walk(src, dest):
     for folder, dirs, files in os.walk(os.path.join(root, src)):
@@ -31,10 +31,11 @@ entries = list(walk("cwsc_qgis", ""))
 entries += list(walk("backend", "lib/backend"))
 entries += list(walk("resources", "resources"))
 for extra, dest in (("metadata.txt", "metadata.txt"), ("README.md", "README.md"),
-                    ("requirements/backend.txt", "requirements/backend.txt")):
+                    ("LICENSE", "LICENSE"), ("requirements/backend.txt", "requirements/backend.txt")):
     if os.path.isfile(os.path.join(root, extra)):
         entries.append((os.path.join(root, extra), "cwsc_qgis/" + dest))
-missing = [m for m in ("cwsc_qgis/metadata.txt", "cwsc_qgis/__init__.py", "cwsc_qgis/lib/backend/__main__.py",
+missing = [m for m in ("cwsc_qgis/metadata.txt", "cwsc_qgis/LICENSE", "cwsc_qgis/__init__.py",
+                       "cwsc_qgis/lib/backend/__main__.py",
                        "cwsc_qgis/resources/icon.svg") if m not in {e[1] for e in entries}]
 if missing:
     sys.exit("package: missing " + ", ".join(missing))
