@@ -14,8 +14,8 @@ import sys
 from typing import Sequence
 
 from backend import protocol
-from backend.hydro.options import (DEFAULT_KGE_MARGIN, FORMULATIONS, KGE_VERSIONS, MODELS,
-                                   OBJECTIVES)
+from backend.hydro.options import (DEFAULT_KGE_MARGIN, DEFAULT_MAX_EVALUATIONS, DEFAULT_RESTARTS,
+                                   FORMULATIONS, KGE_VERSIONS, MODELS, OBJECTIVES)
 
 #: command -> (module in backend.commands, function). Modules load only when their
 #: command runs (torch takes a second to import).
@@ -141,9 +141,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup-months", type=_count("WARMUP_MONTHS", 0), default=None, help="default min(n/8, 24)")
     p.add_argument("--calibration-fraction", type=_number("CALIBRATION_FRACTION"), default=0.75,
                    help="calibration ends at this fraction of the months; validation is the rest")
-    p.add_argument("--restarts", type=_count("RESTARTS"), default=None,
+    p.add_argument("--restarts", type=_count("RESTARTS"), default=DEFAULT_RESTARTS,
                    help="independent SCE-UA runs per cell")
-    p.add_argument("--max-evaluations", type=_count("MAX_EVALUATIONS"), default=None)
+    p.add_argument("--max-evaluations", type=_count("MAX_EVALUATIONS"),
+                   default=DEFAULT_MAX_EVALUATIONS, help="SCE-UA evaluations per cell and run")
     p.add_argument("--kge-threshold", type=_number("MODEL_KGE_THRESHOLD"), default=0.0,
                    help="models with calibration KGE above this enter the joint CWSC label")
     p.add_argument("--kge-margin", type=_margin, default=DEFAULT_KGE_MARGIN,
@@ -204,11 +205,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reference", default=None)
     _forcing_inputs(p, required=False)
     p.add_argument("--models", default=",".join(MODELS))
-    p.add_argument("--restarts", type=_count("RESTARTS"), default=None)
+    p.add_argument("--restarts", type=_count("RESTARTS"), default=DEFAULT_RESTARTS)
     p.add_argument("--max-cells", type=_count("MAX_CELLS"), default=2000,
                    help="cells sampled for the simulation check")
-    p.add_argument("--max-evaluations", type=_count("MAX_EVALUATIONS"), default=None,
-                   help="SCE-UA evaluations per cell and run (default 1000)")
+    p.add_argument("--max-evaluations", type=_count("MAX_EVALUATIONS"),
+                   default=DEFAULT_MAX_EVALUATIONS, help="SCE-UA evaluations per cell and run")
     p.add_argument("--seed", type=_count("SEED", 0), default=0)
     _device(p)
     p.add_argument("--out-report", required=True)

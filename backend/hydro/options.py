@@ -20,6 +20,9 @@ KGE_VERSIONS = ("2009", "2012")
 #: TVGM (the README's speed section has the figures).
 DEFAULT_RESTARTS = 1
 
+#: SCE-UA's budget of model evaluations per cell, model and restart (the original code's maxn).
+DEFAULT_MAX_EVALUATIONS = 1000
+
 #: Only models whose calibration KGE is within this of the cell's best model enter the joint
 #: CWSC label (None: every model above the threshold, the rule of the first release). Why:
 #: the three models' sc differ by structure (DWBM's is 2-3x SWBM's or TVGM's on the same

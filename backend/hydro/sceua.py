@@ -22,6 +22,8 @@ from typing import Callable
 
 import torch
 
+from backend.hydro.options import DEFAULT_MAX_EVALUATIONS
+
 #: objective(x, problem) -> f: x (M, n) parameters in real units, problem (M,) the index of
 #: the problem each row belongs to; returns (M,) values to minimise (NaN allowed).
 Objective = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -31,7 +33,7 @@ Objective = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 class SceuaSettings:
     """SCE-UA settings; complex sizes default to Duan's (npg = 2n+1, nps = n+1, nspl = 2n+1)."""
 
-    max_evaluations: int = 1000   # maxn, per problem
+    max_evaluations: int = DEFAULT_MAX_EVALUATIONS   # maxn, per problem
     kstop: int = 10               # loops over which the best objective must change ...
     pcento: float = 1e-4          # ... by at least this fraction, or the problem stops
     peps: float = 1e-3            # stop when the population's normalised range falls below

@@ -29,6 +29,10 @@ GROUPS = {
     "tools": "Tools",
 }
 DEVICES = ["auto", "cpu", "cuda"]
+#: The backend's defaults (backend/hydro/options.py), shown in the dialogs; the contract test
+#: (tests/plugin/test_contract.py) holds the two sides to the same numbers.
+RESTARTS_DEFAULT = 1
+MAX_EVALUATIONS_DEFAULT = 1000
 
 REFERENCES = """
 <h3>References</h3>
@@ -145,7 +149,9 @@ class CwscAlgorithm(QgsProcessingAlgorithm):
         return QIcon(settings.icon_path())
 
     def shortHelpString(self):  # noqa: N802
-        return tr(self.HELP + REFERENCES)
+        # QGIS 3.22 makes every line break of the help a paragraph: the source is wrapped for
+        # reading, the help text is one line (HTML ignores the whitespace anyway).
+        return " ".join(tr(self.HELP + REFERENCES).split())
 
     def createInstance(self):  # noqa: N802
         return type(self)()

@@ -5,8 +5,8 @@ from qgis.core import (QgsProcessingOutputNumber, QgsProcessingParameterEnum,
                        QgsProcessingParameterRasterLayer)
 
 from ..compat import INTEGER, DOUBLE
-from .base import (CwscAlgorithm, advanced, device_parameter, extent_parameter,
-                   forcing_parameters, tr)
+from .base import (MAX_EVALUATIONS_DEFAULT, RESTARTS_DEFAULT, CwscAlgorithm, advanced,
+                   device_parameter, extent_parameter, forcing_parameters, tr)
 
 MODELS = ["DWBM", "SWBM", "TVGM"]
 OBJECTIVES = ["KGE", "NSE"]
@@ -88,11 +88,12 @@ second or two; without a compiler it runs in torch, several times slower); with
             type=DOUBLE, defaultValue=0.75, minValue=0.05,
             maxValue=1.0)))
         self.addParameter(advanced(QgsProcessingParameterNumber(
-            "RESTARTS", tr("SCE-UA restarts per cell (empty: backend default)"),
-            type=INTEGER, minValue=1, optional=True)))
+            "RESTARTS", tr("SCE-UA restarts per cell"),
+            type=INTEGER, minValue=1, defaultValue=RESTARTS_DEFAULT, optional=True)))
         self.addParameter(advanced(QgsProcessingParameterNumber(
-            "MAX_EVALUATIONS", tr("Maximum model evaluations per SCE-UA run (empty: default)"),
-            type=INTEGER, minValue=10, optional=True)))
+            "MAX_EVALUATIONS", tr("Maximum model evaluations per SCE-UA run"),
+            type=INTEGER, minValue=10, defaultValue=MAX_EVALUATIONS_DEFAULT,
+            optional=True)))
         self.addParameter(advanced(QgsProcessingParameterNumber(
             "MODEL_KGE_THRESHOLD", tr("Models with calibration KGE above this enter the label"),
             type=DOUBLE, defaultValue=0.0)))

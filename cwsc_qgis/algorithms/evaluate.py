@@ -5,7 +5,8 @@ from qgis.core import (QgsProcessingOutputNumber, QgsProcessingParameterEnum,
                        QgsProcessingParameterRasterLayer)
 
 from ..compat import INTEGER
-from .base import CwscAlgorithm, advanced, device_parameter, forcing_parameters, tr
+from .base import (MAX_EVALUATIONS_DEFAULT, RESTARTS_DEFAULT, CwscAlgorithm, advanced,
+                   device_parameter, forcing_parameters, tr)
 from .calibrate import MODELS
 
 
@@ -47,11 +48,12 @@ metric the backend reports.</p>
             "MODELS", tr("Water balance models"), options=MODELS, allowMultiple=True,
             defaultValue=[0, 1, 2])))
         self.addParameter(advanced(QgsProcessingParameterNumber(
-            "RESTARTS", tr("SCE-UA restarts per cell (empty: backend default)"),
-            type=INTEGER, minValue=1, optional=True)))
+            "RESTARTS", tr("SCE-UA restarts per cell"),
+            type=INTEGER, minValue=1, defaultValue=RESTARTS_DEFAULT, optional=True)))
         self.addParameter(advanced(QgsProcessingParameterNumber(
-            "MAX_EVALUATIONS", tr("Maximum model evaluations per SCE-UA run (empty: default)"),
-            type=INTEGER, minValue=1, optional=True)))
+            "MAX_EVALUATIONS", tr("Maximum model evaluations per SCE-UA run"),
+            type=INTEGER, minValue=1, defaultValue=MAX_EVALUATIONS_DEFAULT,
+            optional=True)))
         self.addParameter(advanced(QgsProcessingParameterNumber(
             "MAX_CELLS", tr("Cells sampled for the simulation check"),
             type=INTEGER, defaultValue=2000, minValue=1)))

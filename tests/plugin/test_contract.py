@@ -155,6 +155,17 @@ def test_enum_options_match_the_backend_choices():
     assert tuple(base.UNITS) == units.CHOICES
 
 
+def test_defaults_shown_in_the_dialogs_are_the_backends():
+    assert base.RESTARTS_DEFAULT == options.DEFAULT_RESTARTS
+    assert base.MAX_EVALUATIONS_DEFAULT == options.DEFAULT_MAX_EVALUATIONS
+
+
+@pytest.mark.parametrize("name", ALGORITHMS + ("info",))
+def test_help_texts_have_no_hard_line_breaks(name, provider):  # noqa: ARG001
+    help_text = _algorithm(name).shortHelpString()
+    assert "\n" not in help_text and len(help_text) > 300
+
+
 def test_exit_codes_agree_with_the_protocol():
     assert (runner.EXIT_OK, runner.EXIT_INTERNAL, runner.EXIT_BAD_INPUT, runner.EXIT_CANCELLED) == \
         (protocol.EXIT_OK, protocol.EXIT_INTERNAL, protocol.EXIT_BAD_INPUT, protocol.EXIT_CANCELLED)
