@@ -144,8 +144,13 @@ def read_predictors(paths: Sequence[str], grid: io.Grid, label: str = "PREDICTOR
 def read_single_band(path: str, label: str, grid: io.Grid | None = None) -> tuple[np.ndarray, io.Grid]:
     """Band 1 of ``path`` as float32 ``(rows, cols)`` (NaN = nodata), aligned to ``grid`` if given."""
     with io.open_raster(path, label) as r:
-        if r.count > 1:
-            protocol.warning(f"{label}: '{path}' has {r.count} bands; only band 1 is used")
+        # A CWSC output (labels, masked labels, map) carries its spread or flags in the other
+        # bands: nothing is lost by reading band 1 only. Other bands are worth a word.
+        describing = ("spread", "uncertainty", "standard deviation", "range", "flags")
+        dropped = [d for d in r.descriptions[1:] if not any(w in d.lower() for w in describing)]
+        if dropped:
+            protocol.warning(f"{label}: '{path}' has {r.count} bands; only band 1 is used "
+                             f"(not {', '.join(dropped[:3])}{' ...' if len(dropped) > 3 else ''})")
         if grid is None:
             return r.read(bands=[0])[0], r.grid
         if io.warn_if_resampled(r, grid, "nearest"):

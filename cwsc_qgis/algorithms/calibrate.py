@@ -99,7 +99,8 @@ second or two; without a compiler it runs in torch, several times slower); with
             type=DOUBLE, defaultValue=0.0)))
         self.addParameter(advanced(QgsProcessingParameterNumber(
             "MODEL_KGE_MARGIN",
-            tr("... and within this of the best model's KGE (empty: no such limit)"),
+            tr("Only models within this KGE of the cell's best model enter the label (empty: "
+               "every model above the threshold)"),
             type=DOUBLE, defaultValue=0.02, minValue=0.0, optional=True)))
         self.addParameter(advanced(QgsProcessingParameterNumber(
             "SEED", tr("Random seed"), type=INTEGER,

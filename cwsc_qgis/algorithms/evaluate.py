@@ -37,13 +37,13 @@ metric the backend reports.</p>
     def initAlgorithm(self, config=None):  # noqa: N802
         self.addParameter(QgsProcessingParameterRasterLayer("CWSC", tr("CWSC map (mm)")))
         self.addParameter(QgsProcessingParameterRasterLayer(
-            "REFERENCE", tr("Reference map (optional, mm)"), optional=True))
+            "REFERENCE", tr("Reference map (mm)"), optional=True))
         self.addParameter(QgsProcessingParameterRasterLayer(
-            "PRECIPITATION", tr("Monthly precipitation (optional, mm/month)"), optional=True))
+            "PRECIPITATION", tr("Monthly precipitation (mm/month, one band per month)"), optional=True))
         self.addParameter(QgsProcessingParameterRasterLayer(
-            "PET", tr("Monthly potential evapotranspiration (optional, mm/month)"), optional=True))
+            "PET", tr("Monthly potential evapotranspiration (mm/month)"), optional=True))
         self.addParameter(QgsProcessingParameterRasterLayer(
-            "RUNOFF", tr("Monthly runoff (optional, mm/month)"), optional=True))
+            "RUNOFF", tr("Monthly runoff (mm/month)"), optional=True))
         self.addParameter(advanced(QgsProcessingParameterEnum(
             "MODELS", tr("Water balance models"), options=MODELS, allowMultiple=True,
             defaultValue=[0, 1, 2])))

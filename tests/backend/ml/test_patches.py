@@ -180,3 +180,13 @@ def test_torch_patch_gather_matches_numpy(kind):
     b = P.extract_patches_torch(torch.from_numpy(padded), torch.from_numpy(rows),
                                 torch.from_numpy(cols), 7, kind)
     np.testing.assert_allclose(b.numpy(), a, rtol=1e-6)
+
+
+def test_the_band_warning_comes_only_when_bands_are_really_dropped(tmp_path, capsys):
+    data = np.ones((2, 6, 6), np.float32)
+    own = write_tif(tmp_path / "labels.tif", data, descriptions=["CWSC (mm)", "CWSC equifinality spread (mm)"])
+    P.read_single_band(str(own), "LABELS")
+    assert "only band 1" not in capsys.readouterr().out
+    other = write_tif(tmp_path / "two.tif", data, descriptions=["CWSC (mm)", "soil depth (cm)"])
+    P.read_single_band(str(other), "LABELS")
+    assert "only band 1 is used (not soil depth (cm))" in capsys.readouterr().out
