@@ -93,10 +93,10 @@ class ForcingInput:
         """The strip ``rows`` in mm/month (``raw``: the file's values, unconverted)."""
         if self._identity():
             return self.raster.read(rows)
+        rows = rows or slice(0, self.grid.height)
+        height = min(rows.stop, self.grid.height) - (rows.start or 0)
         present = [b for b in self.bands if b is not None]
         data = self.raster.read(rows, bands=present) if present else None
-        height = (data.shape[1] if data is not None else
-                  len(range(*(rows or slice(0, self.grid.height)).indices(self.grid.height))))
         out = np.full((len(self.bands), height, self.grid.width), np.nan, np.float32)
         k = 0
         for i, b in enumerate(self.bands):

@@ -164,3 +164,10 @@ def unlock_folder(path) -> None:
 
     if shutil.which("chattr") is not None:
         subprocess.run(["chattr", "-i", str(path)], capture_output=True)
+
+
+def snapshot(folder):
+    """Every file below ``folder`` (hidden ones too) and its bytes: what a failed run must
+    leave as it was."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(Path(folder).rglob("*"))
+            if p.is_file()}

@@ -16,18 +16,11 @@ import pytest
 
 from backend.synthetic.forcing import random_params, synthetic_forcing, synthetic_runoff
 from backend.synthetic.twin import make_twin, write_twin
-from backend_testing import (last_event, lock_folder, run_backend, start_backend, terminate_when,
-                             unlock_folder, write_tif)
+from backend_testing import (TINY, last_event, lock_folder, run_backend, snapshot, start_backend,
+                             terminate_when, unlock_folder, write_tif)
 
 ROWS, COLS, MONTHS = 3, 4, 48
 FAST = ["--max-evaluations", "30"]
-TINY = ["--blocks", "1", "--widths", "4,8,8", "--patch-size", "5"]
-
-
-def snapshot(folder):
-    """Every file below ``folder`` (hidden ones too) and its bytes."""
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
-            if p.is_file()}
 
 
 def refused(args, *words, code=2):

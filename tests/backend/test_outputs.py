@@ -11,13 +11,7 @@ import pytest
 from backend import outputs as outputs_module
 from backend.outputs import Outputs, clean_stale
 from backend.protocol import BadInput
-from backend_testing import lock_folder, unlock_folder
-
-
-def _bytes(folder):
-    """Every file below ``folder`` and its bytes."""
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
-            if p.is_file()}
+from backend_testing import lock_folder, snapshot, unlock_folder
 
 
 def test_outputs_are_put_in_place_together(tmp_path):
@@ -28,7 +22,7 @@ def test_outputs_are_put_in_place_together(tmp_path):
         out.temporary("A").write_bytes(b"new a")
         out.temporary("B").write_bytes(b"new b")
         assert (tmp_path / "a.tif").read_bytes() == b"old a"        # nothing moves before the end
-    assert _bytes(tmp_path) == {"a.tif": b"new a", "b.tif": b"new b"}
+    assert snapshot(tmp_path) == {"a.tif": b"new a", "b.tif": b"new b"}
 
 
 def test_atomic_output_removes_the_partial_file_on_failure(tmp_path):
@@ -37,13 +31,13 @@ def test_atomic_output_removes_the_partial_file_on_failure(tmp_path):
         with Outputs({"OUTPUT": tmp_path / "y.tif"}) as out:
             out.temporary("OUTPUT").write_bytes(b"half")
             raise RuntimeError("boom")
-    assert _bytes(tmp_path) == {"y.tif": b"before"}
+    assert snapshot(tmp_path) == {"y.tif": b"before"}
 
 
 def test_a_later_output_that_fails_rolls_the_earlier_ones_back(tmp_path, monkeypatch):
     for name in ("a.tif", "b.tif", "a.tif.aux.xml"):
         (tmp_path / name).write_bytes(b"old " + name.encode())
-    before = _bytes(tmp_path)
+    before = snapshot(tmp_path)
     real = os.replace
 
     def failing(src, dst):
@@ -58,7 +52,7 @@ def test_a_later_output_that_fails_rolls_the_earlier_ones_back(tmp_path, monkeyp
                 out.temporary(label).write_bytes(b"new")
             (tmp_path / (out.temporary("A").name + ".aux.xml")).write_bytes(b"new aux")
             monkeypatch.setattr(outputs_module.os, "replace", failing)
-    assert _bytes(tmp_path) == before                      # old a (and its sidecar) back, no c
+    assert snapshot(tmp_path) == before                      # old a (and its sidecar) back, no c
 
 
 def test_an_output_that_is_an_input_is_refused(tmp_path):
@@ -75,7 +69,7 @@ def test_an_output_that_is_an_input_is_refused(tmp_path):
         Outputs({"OUTPUT_CWSC": tmp_path / "hard.tif"}, inputs={"RUNOFF": q}).__enter__()
     with pytest.raises(BadInput, match="is the input PREDICTORS"):
         Outputs({"OUTPUT": q}, inputs={"PREDICTORS": [tmp_path / "p.tif", q]}).__enter__()
-    assert _bytes(tmp_path) == {"q.tif": b"48 months of runoff", "hard.tif": b"48 months of runoff"}
+    assert snapshot(tmp_path) == {"q.tif": b"48 months of runoff", "hard.tif": b"48 months of runoff"}
 
 
 def test_two_outputs_that_are_one_file_are_refused(tmp_path):
@@ -85,7 +79,7 @@ def test_two_outputs_that_are_one_file_are_refused(tmp_path):
         with Outputs({"OUTPUT_CWSC": tmp_path / "x" / "c.tif",
                       "OUTPUT_KGE": tmp_path / "y" / "." / "c.tif"}):
             pass
-    assert _bytes(tmp_path) == {}
+    assert snapshot(tmp_path) == {}
 
 
 def test_extensions_name_the_format_written(tmp_path):
@@ -95,7 +89,7 @@ def test_extensions_name_the_format_written(tmp_path):
         Outputs({"OUTPUT_REPORT": tmp_path / "r.pdf"}, kinds={"OUTPUT_REPORT": "report"}).__enter__()
     with Outputs({"OUTPUT": tmp_path / "MAP.TIFF"}) as out:
         out.temporary("OUTPUT").write_bytes(b"x")
-    assert _bytes(tmp_path) == {"MAP.TIFF": b"x"}
+    assert snapshot(tmp_path) == {"MAP.TIFF": b"x"}
 
 
 def test_output_folder_must_exist_and_be_writable(tmp_path):
@@ -113,7 +107,7 @@ def test_output_folder_must_exist_and_be_writable(tmp_path):
     finally:
         unlock_folder(ro)
         ro.chmod(0o755)
-    assert _bytes(tmp_path) == {}
+    assert snapshot(tmp_path) == {}
 
 
 def test_an_output_that_cannot_be_replaced_is_refused_before_any_work(tmp_path):
@@ -127,14 +121,14 @@ def test_an_output_that_cannot_be_replaced_is_refused_before_any_work(tmp_path):
                 raise AssertionError("the work must not start")
     finally:
         unlock_folder(old)
-    assert _bytes(tmp_path) == {"kge.tif": b"last year's KGE"}
+    assert snapshot(tmp_path) == {"kge.tif": b"last year's KGE"}
 
 
 def test_a_name_too_long_for_its_temporary_name_is_refused(tmp_path):
     name = "c" * 245 + ".tif"                      # fine alone, too long with the run's suffix
     with pytest.raises(BadInput, match="OUTPUT: the file name .* is too long"):
         Outputs({"OUTPUT": tmp_path / name}).__enter__()
-    assert _bytes(tmp_path) == {}
+    assert snapshot(tmp_path) == {}
 
 
 def test_free_space_is_checked_once_the_sizes_are_known(tmp_path):
@@ -146,7 +140,7 @@ def test_free_space_is_checked_once_the_sizes_are_known(tmp_path):
     with Outputs({"OUTPUT_CWSC": tmp_path / "c.tif"}) as out:
         out.need({"OUTPUT_CWSC": 1000})
         out.temporary("OUTPUT_CWSC").write_bytes(b"ok")
-    assert _bytes(tmp_path) == {"c.tif": b"ok"}
+    assert snapshot(tmp_path) == {"c.tif": b"ok"}
 
 
 def test_a_full_disk_is_reported_as_such_and_leaves_nothing(tmp_path):
@@ -155,7 +149,7 @@ def test_a_full_disk_is_reported_as_such_and_leaves_nothing(tmp_path):
         with Outputs({"OUTPUT_CWSC": tmp_path / "c.tif"}) as out:
             out.temporary("OUTPUT_CWSC").write_bytes(b"half")
             raise OSError(errno.ENOSPC, "No space left on device")
-    assert _bytes(tmp_path) == {"c.tif": b"old"}
+    assert snapshot(tmp_path) == {"c.tif": b"old"}
 
 
 def test_temporaries_are_unique_per_run_and_a_failure_removes_only_its_own(tmp_path):
@@ -167,7 +161,7 @@ def test_temporaries_are_unique_per_run_and_a_failure_removes_only_its_own(tmp_p
             raise RuntimeError("the second run fails")
     assert first.temporary("OUTPUT").read_bytes() == b"first run"   # the other run's file stays
     first.commit()
-    assert _bytes(tmp_path) == {"cwsc.tif": b"first run"}
+    assert snapshot(tmp_path) == {"cwsc.tif": b"first run"}
 
 
 def test_leftovers_of_a_killed_run_are_cleaned_by_the_next_run(tmp_path):
@@ -180,4 +174,4 @@ def test_leftovers_of_a_killed_run_are_cleaned_by_the_next_run(tmp_path):
     alive.write_bytes(b"a running run's file")
     done = clean_stale(tmp_path)
     assert len(done) == 3 and any("put back 'kge.tif'" in line for line in done)
-    assert _bytes(tmp_path) == {"kge.tif": b"the old kge", alive.name: b"a running run's file"}
+    assert snapshot(tmp_path) == {"kge.tif": b"the old kge", alive.name: b"a running run's file"}
