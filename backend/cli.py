@@ -113,6 +113,17 @@ def _margin(text: str) -> float | str:
         raise argparse.ArgumentTypeError(f"expected a number or 'none', got {text!r}") from None
 
 
+def _parallel(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--workers", type=_count("WORKERS"), default=None,
+                        help="worker processes (default: CWSC_WORKERS, else every core)")
+    parser.add_argument("--dask-scheduler", default=None,
+                        help="address of a running dask.distributed scheduler that runs the "
+                             "shards (tcp://host:8786)")
+    parser.add_argument("--shard-cells", type=_count("SHARD_CELLS"), default=None,
+                        help="land cells per shard (default 1024 on CPU, 65536 on CUDA); part "
+                             "of the result's definition, like the seed")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m backend", description="CWSC toolkit backend")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -151,7 +162,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="and only models whose calibration KGE is within this of the cell's "
                         "best model (default 0.02; 'none': every model above the threshold)")
     p.add_argument("--seed", type=_count("SEED", 0), default=0)
-    p.add_argument("--chunk-cells", type=_count("CHUNK_CELLS"), default=None, help="cells per chunk (memory bound)")
+    _parallel(p)
+    p.add_argument("--work-dir", default=None,
+                   help="save every finished shard here; a rerun with the same inputs and "
+                        "settings continues from them (removed on success)")
+    p.add_argument("--keep-work", action="store_true", help="keep the work folder on success")
     p.add_argument("--dtype", default="float32", choices=("float32", "float64"))
     p.add_argument("--compile", default="auto", choices=("auto", "on", "off"),
                    help="fuse each model month into one kernel with torch.compile (auto: large runs "

@@ -118,17 +118,17 @@ def simulation_check(cwsc: np.ndarray, precip: np.ndarray, pet: np.ndarray, runo
     if max_evaluations:
         kwargs["sceua"] = SceuaSettings(max_evaluations=int(max_evaluations))
     config = CalibrationConfig(**kwargs)
-    stages = len(models) * 2
 
-    def progress_for(offset):
-        def cb(model, frac):
-            protocol.progress(0.2 + 0.7 * (offset + models.index(model) + frac) / stages,
-                              f"evaluate: {'fixed' if offset else 'free'} {model}")
+    def progress_for(offset: int):
+        def cb(frac: float) -> None:
+            protocol.progress(0.2 + 0.35 * (offset + frac),
+                              "calibrating with CWSC fixed to the map" if offset
+                              else "calibrating freely")
         return cb
 
     free = calibrate(p[cells], e[cells], q[cells], config, progress=progress_for(0))
     fixed = calibrate(p[cells], e[cells], q[cells], config, fixed={"sc": c[cells]},
-                      progress=progress_for(len(models)))
+                      progress=progress_for(1))
     kge_free = {m: free.models[m].kge_cal for m in models}
     kge_fixed = {m: fixed.models[m].kge_cal for m in models}
     return kge_free, kge_fixed, len(cells), free.kge, fixed.kge

@@ -145,6 +145,7 @@ class Outputs:
             self._inputs += [(label, Path(os.fspath(v))) for v in values if v not in (None, "")]
         self._token = secrets.token_hex(4)
         self.committed = False
+        self._after_commit: list = []
 
     # -- checks -------------------------------------------------------------------------
     def paths(self) -> dict[str, Path]:
@@ -327,6 +328,12 @@ class Outputs:
                     pass
         self.committed = True
         _unblock_signals(blocked, keep_pending=False)
+        for action in self._after_commit:
+            action()
+
+    def after_commit(self, action) -> None:
+        """Run ``action()`` once every output is in place (e.g. removing a work folder)."""
+        self._after_commit.append(action)
 
     def _remove_temporaries(self) -> None:
         for o in self._items:

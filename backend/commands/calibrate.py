@@ -1,14 +1,16 @@
 """``python -m backend calibrate``: rasters in, CWSC labels, KGE and per-model details out.
 
-Reads P, PET and Q (:mod:`backend.hydro.forcing`), calibrates every requested model on
-every land cell chunk by chunk (:func:`backend.hydro.calibrate.calibrate`), and writes:
+Reads P, PET and Q (:mod:`backend.hydro.forcing`) strip by strip, cuts the land cells into
+shards (:mod:`backend.hydro.parallel`), has them calibrated by worker processes or a Dask
+cluster (:mod:`backend.hydro.workers`), saving each finished shard in the work folder when
+one is given (:mod:`backend.workfolder`), and writes:
 
 - ``--out-cwsc``: band 1 the joint CWSC label (mm), band 2 its equifinality spread (mm);
 - ``--out-kge``: band 1 the joint KGE (the best model's calibration KGE);
 - ``--out-details`` (optional): per model every parameter, the sc spread, and calibration
   and validation KGE and NSE.
 
-Events: progress per model and SCE-UA loop (stage "calibrate DWBM" ...), then one result.
+Events: progress per SCE-UA loop of every worker, then one result.
 """
 
 from __future__ import annotations
@@ -23,8 +25,6 @@ from backend import io, protocol
 from backend.outputs import Outputs
 from backend.protocol import BadInput
 
-DEFAULT_CHUNK_CPU = 16384
-DEFAULT_CHUNK_CUDA = 65536
 #: GDAL's block cache (MB). Its default (5 % of RAM) alone took about 1 GB of peak RSS on a
 #: 720 x 360 x 360-month input; reading strip by strip needs little cache.
 GDAL_CACHE_MB = 256
@@ -130,16 +130,36 @@ def _calibrate(args: argparse.Namespace) -> None:
     protocol.result({k: str(v) for k, v in outputs.paths().items()}, metrics)
 
 
+#: Options that change how a run is carried out, never its result (left out of the work
+#: folder's fingerprint).
+RUN_ONLY_OPTIONS = {"out_cwsc", "out_kge", "out_details", "workers", "dask_scheduler",
+                    "work_dir", "keep_work", "command"}
+
+
+def run_settings(args: argparse.Namespace, device, engine, shard_size: int) -> dict:
+    """Every setting that changes a result: the work folder's fingerprint."""
+    import torch
+
+    settings = {k: v for k, v in sorted(vars(args).items())
+                if k not in RUN_ONLY_OPTIONS and not callable(v)}
+    settings.update(device=device.type, engine=engine.kind, shard_cells=shard_size,
+                    torch=torch.__version__)
+    return settings
+
+
 def _run(args, models, outputs, rasters, alignment, device, started) -> dict:
-    from backend.hydro.calibrate import calibrate
     from backend.hydro.engine import Tuning, choose_engine
     from backend.hydro.forcing import forcing_strips
-    from backend.hydro.labels import FIT_FIELDS, cwsc_descriptions, detail_bands
+    from backend.hydro.labels import (FIT_FIELDS, cwsc_descriptions, detail_bands,
+                                      result_arrays, result_from_arrays)
     from backend.hydro.models import PARAMETERS
-    from backend.hydro.parallel import derive_seed
-
+    from backend.hydro.parallel import ShardJob, derive_seed, shard_cells, workers
+    from backend.hydro.workers import open_workers
     from backend.outputs import raster_bytes
+    from backend.workfolder import WorkFolder, check_writable, input_fingerprint
 
+    if args.work_dir:
+        check_writable(args.work_dir)
     grid = rasters[0].grid
     months = rasters[0].count
     config = calibration_config(args, models, device, months)
@@ -148,7 +168,6 @@ def _run(args, models, outputs, rasters, alignment, device, started) -> dict:
                   "OUTPUT_DETAILS": len(detail_bands(models)) * cells_bytes})
     strips = forcing_strips(grid, months)
     n_cells = grid.width * grid.height
-    chunk = args.chunk_cells or (DEFAULT_CHUNK_CUDA if device.type == "cuda" else DEFAULT_CHUNK_CPU)
     # Land cells: forcing present in every month (ocean and nodata cells are skipped).
     land_total = 0
     for rows in strips:
@@ -157,46 +176,104 @@ def _run(args, models, outputs, rasters, alignment, device, started) -> dict:
         land_total += int((np.isfinite(p).all(0) & np.isfinite(e).all(0)).sum())
     tuning = Tuning(compile={"on": True, "off": False}.get(args.compile))
     engine = choose_engine(config, land_total, months, tuning)
-    protocol.log(f"calibrating {', '.join(models)} on {grid.describe()}, {months} months "
-                 f"({period_tags(alignment.months, *config.periods(months), months)['periods']}), "
-                 f"{config.restarts} restart{'s' if config.restarts != 1 else ''}, "
-                 f"device {device}, {engine.describe()}")
+    size = shard_cells(device, args.shard_cells)
+    n_shards = -(-land_total // size)
+    work = None
+    if args.work_dir:
+        inputs = input_fingerprint({"PRECIPITATION": args.precip, "PET": args.pet,
+                                    "RUNOFF": args.runoff})
+        work = WorkFolder(args.work_dir, "calibrate", inputs,
+                          run_settings(args, device, engine, size), keep=args.keep_work,
+                          log=protocol.log).open()
+    resumable = work.finished() if work else set()
+    count = workers(args.workers) if device.type == "cpu" else 1
+    runner = open_workers(count, n_shards - len(resumable & set(range(n_shards))),
+                          args.dask_scheduler)
 
     per_model = {m: {k: np.full(n_cells, np.nan, np.float32)
                      for k in list(PARAMETERS[m]) + list(FIT_FIELDS)} for m in models}
     cwsc, spread, kge = (np.full(n_cells, np.nan, np.float32) for _ in range(3))
-    done = 0
-    total = max(1, land_total * len(models))
-    chunk_no = 0
-    for rows in strips:
-        p, e, q = (r.read(rows) for r in rasters)
-        t = p.shape[0]
-        p, e, q = (a.reshape(t, -1).T for a in (p, e, q))         # (cells, months)
-        land = np.isfinite(p).all(1) & np.isfinite(e).all(1)
-        flat = np.nonzero(land)[0]
-        offset = rows.start * grid.width
-        for i0 in range(0, flat.size, chunk):
-            idx = flat[i0:i0 + chunk]
-            chunk_no += 1
-            finished = {m: False for m in models}
+    where: dict[int, np.ndarray] = {}        # shard -> flat grid indices, until placed
+    running: dict[int, float] = {}           # shard -> fraction done
+    state = {"cells_done": 0, "shards_done": 0, "resumed": 0}
 
-            def report(model: str, frac: float, _n=idx.size, _finished=finished) -> None:
-                before = sum(_finished.values()) * _n
-                protocol.progress((done + before + frac * _n) / total, f"calibrate {model}")
-                if frac >= 1.0:
-                    _finished[model] = True
+    def report() -> None:
+        busy = sum(frac * where[k].size for k, frac in running.items() if k in where)
+        protocol.progress((state["cells_done"] + busy) / max(land_total, 1),
+                          f"calibrating: {state['shards_done']} of {n_shards} shards done")
 
-            cfg = replace(config, seed=derive_seed(config.seed, chunk=chunk_no))
-            res = calibrate(p[idx], e[idx], q[idx], cfg, progress=report, engine=engine)
-            cells = offset + idx
-            for m, lab in res.models.items():
-                for k in PARAMETERS[m]:
-                    per_model[m][k][cells] = lab.params[k]
-                for k in FIT_FIELDS:
-                    per_model[m][k][cells] = getattr(lab, k)
-            cwsc[cells], spread[cells], kge[cells] = res.cwsc, res.cwsc_spread, res.kge
-            done += idx.size * len(models)
-            protocol.progress(done / total, f"calibrate {models[-1]}")
+    def place(number: int, result, save: bool = True) -> None:
+        cells = where.pop(number)
+        running.pop(number, None)
+        for m, lab in result.models.items():
+            for k in PARAMETERS[m]:
+                per_model[m][k][cells] = lab.params[k]
+            for k in FIT_FIELDS:
+                per_model[m][k][cells] = getattr(lab, k)
+        cwsc[cells], spread[cells], kge[cells] = result.cwsc, result.cwsc_spread, result.kge
+        if work is not None and save:
+            work.save(number, result_arrays(result))
+        state["cells_done"] += cells.size
+        state["shards_done"] += 1
+        report()
+
+    def on_progress(number: int, frac: float) -> None:
+        running[number] = frac
+        report()
+
+    def jobs():
+        """Shards in reading order, read strip by strip as the workers ask for them."""
+        parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+        buffered = 0
+        number = 0
+
+        def emit(take: int):
+            nonlocal parts, buffered, number
+            got, rest, n = [], [], 0
+            for part in parts:
+                if n >= take:
+                    rest.append(part)
+                    continue
+                k = min(take - n, part[0].size)
+                got.append(tuple(a[:k] for a in part))
+                if k < part[0].size:
+                    rest.append(tuple(a[k:] for a in part))
+                n += k
+            parts, buffered = rest, buffered - n
+            idx, p, e, q = (np.concatenate([g[i] for g in got]) for i in range(4))
+            k, number = number, number + 1
+            where[k] = idx
+            saved = work.load(k) if work is not None and k in resumable else None
+            if saved is not None:
+                place(k, result_from_arrays(saved, models), save=False)
+                state["resumed"] += 1
+                return None
+            return ShardJob(k, p, e, q, replace(config, seed=derive_seed(config.seed, k)), engine)
+
+        for rows in strips:
+            p, e, q = (r.read(rows) for r in rasters)
+            t = p.shape[0]
+            p, e, q = (a.reshape(t, -1).T for a in (p, e, q))         # (cells, months)
+            land = np.nonzero(np.isfinite(p).all(1) & np.isfinite(e).all(1))[0]
+            if land.size:
+                parts.append((rows.start * grid.width + land, p[land], e[land], q[land]))
+                buffered += land.size
+            while buffered >= size:
+                job = emit(size)
+                if job is not None:
+                    yield job
+        if buffered:
+            job = emit(buffered)
+            if job is not None:
+                yield job
+
+    with runner:
+        protocol.log(f"calibrating {', '.join(models)} on {grid.describe()}, {months} months "
+                     f"({period_tags(alignment.months, *config.periods(months), months)['periods']}), "
+                     f"{config.restarts} restart{'s' if config.restarts != 1 else ''}, "
+                     f"device {device}, {engine.describe()}, {land_total} land cells in "
+                     f"{n_shards} shard{'s' if n_shards != 1 else ''} {runner.describe()}")
+        runner.run(jobs(), place, on_progress)
 
     shape = grid.shape
     w, c = config.periods(months)
@@ -215,6 +292,8 @@ def _run(args, models, outputs, rasters, alignment, device, started) -> dict:
         data = np.stack([per_model[m][k] for m, k, _ in bands]).reshape(len(bands), *shape)
         io.write_raster(outputs.temporary("OUTPUT_DETAILS"), data, grid, [d for _, _, d in bands],
                         tags=tags)
+    if work is not None:
+        outputs.after_commit(work.finish)
 
     with np.errstate(invalid="ignore"):
         metrics = {
@@ -229,6 +308,9 @@ def _run(args, models, outputs, rasters, alignment, device, started) -> dict:
             "max_evaluations": config.sceua.max_evaluations,
             "device": str(device),
             "engine": engine.kind,
+            "workers": runner.count,
+            "shards": n_shards,
+            "shards_resumed": state["resumed"],
             "seconds": round(time.monotonic() - started, 3),
         }
     return metrics

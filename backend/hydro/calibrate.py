@@ -8,13 +8,15 @@ spread of sc (:class:`~backend.hydro.labels.ModelLabels`). Across models: the jo
 label and joint KGE (:func:`~backend.hydro.labels.joint_labels`).
 
 - :func:`calibrate_batch`: one model, one batch of cells, in this process.
-- :func:`calibrate_model`: one model on any number of cells (shards in worker processes on
-  the CPU, see :mod:`backend.hydro.parallel`).
-- :func:`calibrate`: every model of the configuration, then the joint labels.
+- :func:`calibrate_model`: one model on any number of cells, in this process.
+- :func:`calibrate_in_process`: every model on one batch, then the joint labels (a shard).
+- :func:`calibrate`: every model of the configuration on any number of cells, in shards run
+  by worker processes or a Dask cluster (:mod:`backend.hydro.workers`), then the joint labels.
 """
 
 from __future__ import annotations
 
+import sys
 from typing import Callable, Mapping
 
 import numpy as np
@@ -188,42 +190,86 @@ def calibrate_model(model: str, precip, pet, runoff, config: CalibrationConfig |
                     fixed: Mapping[str, object] | None = None,
                     progress: Callable[[float], None] | None = None,
                     engine: Engine | None = None, tuning: Tuning | None = None) -> ModelLabels:
-    """Calibrate ``model`` on C cells (arrays as :func:`calibrate_batch`).
-
-    Large CPU runs are cut into shards calibrated by worker processes
-    (:func:`backend.hydro.parallel.calibrate_sharded`); the result is the same for any number
-    of workers. ``engine``: what runs the objective, chosen for the whole run when not given
-    (``tuning`` overrides the automatic choice)."""
+    """Calibrate ``model`` on C cells in this process, as one batch (arrays as
+    :func:`calibrate_batch`). ``engine``: what runs the objective, chosen here when not
+    given (``tuning`` overrides the automatic choice)."""
     config = config or CalibrationConfig()
-    model = model.upper()
     cells, months = int(np.shape(precip)[0]), int(np.shape(precip)[1])
     engine = engine or choose_engine(config, cells, months, tuning)
-    if parallel.wants_shards(cells, config.device):
-        return parallel.calibrate_sharded(model, precip, pet, runoff, config, engine, fixed,
-                                          progress)
-    return calibrate_batch(model, precip, pet, runoff, config, engine, fixed, progress)
+    return calibrate_batch(model.upper(), precip, pet, runoff, config, engine, fixed, progress)
+
+
+def calibrate_in_process(precip, pet, runoff, config: CalibrationConfig, engine: Engine,
+                         fixed: Mapping[str, object] | None = None,
+                         progress: Callable[[float], None] | None = None) -> CalibrationResult:
+    """Every model of ``config.models`` on one batch of cells in this process, then the
+    joint labels; progress(fraction of the whole batch's work)."""
+    out: dict[str, ModelLabels] = {}
+    models = [m.upper() for m in config.models]
+    for i, name in enumerate(models):
+        cb = ((lambda frac, _i=i: progress((_i + frac) / len(models))) if progress else None)
+        out[name] = calibrate_batch(name, precip, pet, runoff, config, engine, fixed, cb)
+    cwsc, spread, kge = joint_labels(out, config.kge_threshold, config.kge_margin)
+    return CalibrationResult(out, cwsc, spread, kge)
 
 
 def calibrate(precip, pet, runoff, config: CalibrationConfig | None = None,
               fixed: Mapping[str, object] | None = None,
-              progress: Callable[[str, float], None] | None = None,
-              engine: Engine | None = None, tuning: Tuning | None = None) -> CalibrationResult:
+              progress: Callable[[float], None] | None = None,
+              engine: Engine | None = None, tuning: Tuning | None = None,
+              workers: int | None = None, scheduler: str | None = None,
+              shard_cells: int | None = None) -> CalibrationResult:
     """Calibrate every model of ``config.models`` on C cells and derive the joint labels.
 
     precip, pet, runoff: (C, months) mm/month (numpy or torch; NaN runoff = missing).
     fixed: parameter name -> (C,) values held fixed in every model that has the parameter
     (e.g. ``{"sc": cwsc}`` to calibrate the others with the storage capacity given).
-    progress(model, fraction of that model's work). ``engine``/``tuning``: as
-    :func:`calibrate_model`, one engine for every model.
+    progress(fraction of the work). The cells are cut into shards
+    (:mod:`backend.hydro.parallel`) run by ``workers`` processes (default: every core) or on
+    the Dask cluster at ``scheduler``; the result does not depend on either. ``engine`` /
+    ``tuning``: as :func:`calibrate_model`, one engine for every shard.
     """
+    from concurrent.futures.process import BrokenProcessPool
+
+    from backend.hydro.workers import InProcess, open_workers
+
     config = config or CalibrationConfig()
-    engine = engine or choose_engine(config, int(np.shape(precip)[0]), int(np.shape(precip)[1]),
-                                     tuning)
-    out: dict[str, ModelLabels] = {}
-    for model in config.models:
-        name = model.upper()
-        cb = (lambda frac, _m=name: progress(_m, frac)) if progress else None
-        out[name] = calibrate_model(name, precip, pet, runoff, config, fixed=fixed, progress=cb,
-                                    engine=engine)
-    cwsc, spread, kge = joint_labels(out, config.kge_threshold, config.kge_margin)
-    return CalibrationResult(out, cwsc, spread, kge)
+    n, months = int(np.shape(precip)[0]), int(np.shape(precip)[1])
+    engine = engine or choose_engine(config, n, months, tuning)
+    jobs = list(parallel.shard_jobs(precip, pet, runoff, config, engine, fixed, shard_cells))
+    results: dict[int, CalibrationResult] = {}
+    done = np.zeros(len(jobs))
+    sizes = np.array([job.cells for job in jobs], dtype=float)
+
+    def on_progress(number: int, frac: float) -> None:
+        done[number] = frac
+        if progress:
+            progress(float((done * sizes).sum() / max(sizes.sum(), 1.0)))
+
+    def on_result(number: int, result: CalibrationResult) -> None:
+        results[number] = result
+        on_progress(number, 1.0)
+
+    count = 1 if torch.device(config.device).type != "cpu" else parallel.workers(workers)
+    runner = open_workers(count, len(jobs), scheduler)
+    try:
+        with runner:
+            runner.run(jobs, on_result, on_progress)
+    except BrokenProcessPool as exc:
+        # E.g. a caller's script without ``if __name__ == "__main__"``: spawn cannot start
+        # workers. The same shards in this process give the same result.
+        print(f"cwsc: worker processes failed ({exc}); calibrating in this process",
+              file=sys.stderr)
+        with InProcess() as here:
+            here.run([j for j in jobs if j.number not in results], on_result, on_progress)
+    return concatenate_results([results[k] for k in range(len(jobs))], config)
+
+
+def concatenate_results(parts: list[CalibrationResult], config: CalibrationConfig) -> CalibrationResult:
+    """The results of consecutive shards, end to end."""
+    if not parts:
+        empty = {m.upper(): ModelLabels.empty(m.upper(), 0) for m in config.models}
+        return CalibrationResult(empty, np.empty(0), np.empty(0), np.empty(0))
+    models = {m: ModelLabels.concatenate([pt.models[m] for pt in parts]) for m in parts[0].models}
+    cat = lambda name: np.concatenate([getattr(pt, name) for pt in parts])  # noqa: E731
+    return CalibrationResult(models, cat("cwsc"), cat("cwsc_spread"), cat("kge"))

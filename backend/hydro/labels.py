@@ -67,6 +67,34 @@ class CalibrationResult:
     kge: np.ndarray
 
 
+def result_arrays(result: CalibrationResult) -> dict[str, np.ndarray]:
+    """A result as named arrays (for a work folder's shard files)."""
+    out = {"cwsc": result.cwsc, "cwsc_spread": result.cwsc_spread, "kge": result.kge}
+    for m, lab in result.models.items():
+        for k, v in lab.params.items():
+            out[f"{m}/param/{k}"] = v
+        for k in _LABEL_ARRAYS:
+            out[f"{m}/{k}"] = getattr(lab, k)
+        if lab.restart_objective is not None:
+            out[f"{m}/restart_objective"] = lab.restart_objective
+    return out
+
+
+def result_from_arrays(arrays: Mapping[str, np.ndarray], models: Sequence[str]) -> CalibrationResult:
+    """The inverse of :func:`result_arrays`."""
+    out = {}
+    for m in models:
+        params = {key.split("/")[2]: arrays[key] for key in arrays
+                  if key.startswith(f"{m}/param/")}
+        out[m] = ModelLabels(params, *(arrays[f"{m}/{k}"] for k in _LABEL_ARRAYS),
+                             restart_objective=arrays.get(f"{m}/restart_objective"))
+    return CalibrationResult(out, arrays["cwsc"], arrays["cwsc_spread"], arrays["kge"])
+
+
+_LABEL_ARRAYS = ("kge_cal", "kge_val", "nse_cal", "nse_val", "objective", "sc_spread",
+                 "evaluations")
+
+
 def joint_labels(labels: Mapping[str, ModelLabels], threshold: float = 0.0,
                  margin: float | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(cwsc, cwsc_spread, kge) per cell from the models' labels.

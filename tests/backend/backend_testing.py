@@ -171,3 +171,61 @@ def snapshot(folder):
     leave as it was."""
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(Path(folder).rglob("*"))
             if p.is_file()}
+
+
+class DaskCluster:
+    """A real ``dask.distributed`` scheduler and ``workers`` workers, each its own process on
+    localhost (one thread each, the backend on their path), as a user would start them."""
+
+    def __init__(self, folder, workers: int = 2):
+        self.folder = Path(folder)
+        self.count = workers
+        self.scheduler = None
+        self.workers: list[subprocess.Popen] = []
+        self.address = None
+
+    def _env(self):
+        return dict(os.environ, PYTHONPATH=str(ROOT), DASK_DISTRIBUTED__WORKER__DAEMON="False")
+
+    def __enter__(self):
+        self.folder.mkdir(parents=True, exist_ok=True)
+        info = self.folder / "scheduler.json"
+        self.scheduler = subprocess.Popen(
+            [sys.executable, "-m", "distributed.cli.dask_scheduler", "--port", "0",
+             "--no-dashboard", "--scheduler-file", str(info)], cwd=self.folder,
+            env=self._env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while not info.exists() or not info.read_text().strip():
+            assert time.monotonic() < deadline and self.scheduler.poll() is None, "no scheduler"
+            time.sleep(0.2)
+        time.sleep(0.2)
+        self.address = json.loads(info.read_text())["address"]
+        for _ in range(self.count):
+            self.add_worker()
+        self.wait_for(self.count)
+        return self
+
+    def add_worker(self) -> subprocess.Popen:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "distributed.cli.dask_worker", self.address, "--nthreads", "1",
+             "--no-dashboard", "--no-nanny"], cwd=self.folder, env=self._env(),
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.workers.append(proc)
+        return proc
+
+    def wait_for(self, count: int, timeout: float = 90) -> None:
+        from distributed import Client
+
+        with Client(self.address, timeout="20s") as client:
+            client.wait_for_workers(count, timeout=timeout)
+
+    def __exit__(self, *exc) -> None:
+        for proc in self.workers + [self.scheduler]:
+            if proc is not None and proc.poll() is None:
+                proc.terminate()
+        for proc in self.workers + [self.scheduler]:
+            if proc is not None:
+                try:
+                    proc.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    proc.kill()

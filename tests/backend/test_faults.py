@@ -159,7 +159,7 @@ def test_9_sigterm_is_a_clean_cancel(forcing, tmp_path, previous_outputs):
     proc = start_backend(calibrate_args(paths, previous_outputs)[:-2] + ["--max-evaluations", "5000",
                                                                          "--restarts", "8"])
     timings = {}
-    rc, events = terminate_when(proc, lambda e: e.get("stage", "").startswith("calibrate "),
+    rc, events = terminate_when(proc, lambda e: e.get("stage", "").startswith("calibrating"),
                                 timings=timings)
     err = timings["stderr"]
     assert rc == 3 and last_event(events, "error")["kind"] == "cancelled"
@@ -217,7 +217,7 @@ def test_12_unreplaceable_outputs_and_long_names_fail_before_any_work(forcing, t
     before = snapshot(tmp_path)
     refused(calibrate_args(paths, tmp_path, **{"--out-cwsc": long}), "OUTPUT_CWSC", "too long")
     rc, events, _ = run_backend(*calibrate_args(paths, tmp_path, **{"--out-cwsc": long}))
-    assert not any(e["event"] == "progress" and e["stage"].startswith("calibrate ") for e in events)
+    assert not any(e["event"] == "progress" and e["stage"].startswith("calibrating") for e in events)
     assert snapshot(tmp_path) == before
 
 
@@ -233,7 +233,8 @@ def test_13_a_crs_mismatch_names_both_crss(forcing, tmp_path):
 def test_14_non_positive_sizes_and_wrong_extensions_are_refused(forcing, tmp_path):
     paths, _ = forcing
     before = snapshot(tmp_path)
-    refused(calibrate_args(paths, tmp_path, **{"--chunk-cells": "-5"}), "CHUNK_CELLS must be at least 1")
+    refused(calibrate_args(paths, tmp_path, **{"--shard-cells": "-5"}), "SHARD_CELLS must be at least 1")
+    refused(calibrate_args(paths, tmp_path, **{"--workers": "0"}), "WORKERS must be at least 1")
     refused(["mask", "--labels", paths["q"], "--kge", paths["q"], "--out", tmp_path / "masked.png"],
             "OUTPUT", "masked.png' must end in .tif", "GeoTIFF")
     refused(["train", "--predictors", paths["q"], "--labels", paths["q"], "--out-model",
@@ -252,7 +253,7 @@ def test_3_temporaries_of_a_killed_run_are_cleaned_by_the_next_run(forcing, tmp_
     proc = start_backend(calibrate_args(paths, previous_outputs)[:-2] + ["--max-evaluations", "5000",
                                                                          "--restarts", "8"])
     for line in proc.stdout:
-        if '"calibrate ' in line:
+        if '"calibrating' in line:
             break
     proc.send_signal(signal.SIGKILL)             # no handler runs: the temporaries stay
     proc.communicate(timeout=60)
