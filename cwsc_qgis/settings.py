@@ -15,6 +15,7 @@ PROVIDER_GROUP = "CWSC (catchment water storage capacity)"
 BACKEND_PYTHON = "CWSC_BACKEND_PYTHON"
 DEFAULT_DEVICE = "CWSC_DEFAULT_DEVICE"
 DEVICES = ["auto", "cpu", "cuda"]
+DASK_SCHEDULER = "CWSC_DASK_SCHEDULER"
 ENV_BACKEND_PYTHON = "CWSC_BACKEND_PYTHON"
 #: written by scripts/deploy.sh: the absolute path of the interpreter made by ``make setup``
 RECORDED_PYTHON_FILE = os.path.join(PLUGIN_DIR, "backend_python.txt")
@@ -71,6 +72,10 @@ def register_settings(icon=None):
         PROVIDER_GROUP, DEFAULT_DEVICE,
         "Default device when an algorithm's DEVICE is left at 'auto'", DEVICES[0],
         valuetype=Setting.SELECTION, options=list(DEVICES)))
+    cfg.addSetting(Setting(
+        PROVIDER_GROUP, DASK_SCHEDULER,
+        "Dask scheduler for calibration (e.g. tcp://host:8786; empty: this computer's cores)",
+        ""))
     cfg.readSettings()
 
 
@@ -78,7 +83,7 @@ def unregister_settings():
     cfg = _processing_config()
     if cfg is None:
         return
-    for name in (BACKEND_PYTHON, DEFAULT_DEVICE):
+    for name in (BACKEND_PYTHON, DEFAULT_DEVICE, DASK_SCHEDULER):
         if name in cfg.settings:
             cfg.removeSetting(name)
 
@@ -102,3 +107,8 @@ def setting_default_device():
         return DEVICES[index] if 0 <= index < len(DEVICES) else "auto"
     value = str(value or "auto").strip().lower()
     return value if value in DEVICES else "auto"
+
+
+def setting_dask_scheduler():
+    value = _setting(DASK_SCHEDULER)
+    return str(value).strip() if value else ""

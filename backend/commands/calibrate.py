@@ -111,8 +111,12 @@ def _calibrate(args: argparse.Namespace) -> None:
     from backend.devices import configure_cpu_threads, resolve_device
     from backend.hydro.forcing import open_forcing
     from backend.hydro.options import parse_models
+    from backend.hydro.parallel import workers
+    from backend.hydro.workers import prestart
 
     started = time.monotonic()
+    if args.device != "cuda" and not args.dask_scheduler and workers(args.workers) > 1:
+        prestart()       # the workers' server imports torch while this process does
     models = parse_models(args.models)
     device = resolve_device(args.device)
     outputs = Outputs({"OUTPUT_CWSC": args.out_cwsc, "OUTPUT_KGE": args.out_kge,

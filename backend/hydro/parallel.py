@@ -21,13 +21,15 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field, replace
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 
 from backend import environment
-from backend.hydro.config import CalibrationConfig
-from backend.hydro.engine import Engine
+
+if TYPE_CHECKING:  # torch-free at import: the command starts its workers before torch loads
+    from backend.hydro.config import CalibrationConfig
+    from backend.hydro.engine import Engine
 
 #: Cells per shard by device type.
 SHARD_CELLS = {"cpu": 1024, "cuda": 65536}
@@ -74,8 +76,8 @@ class ShardJob:
     precip: np.ndarray
     pet: np.ndarray
     runoff: np.ndarray
-    config: CalibrationConfig
-    engine: Engine
+    config: "CalibrationConfig"
+    engine: "Engine"
     fixed: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
@@ -83,7 +85,7 @@ class ShardJob:
         return int(self.precip.shape[0])
 
 
-def shard_jobs(precip, pet, runoff, config: CalibrationConfig, engine: Engine,
+def shard_jobs(precip, pet, runoff, config: "CalibrationConfig", engine: "Engine",
                fixed=None, size: int | None = None) -> Iterator[ShardJob]:
     """The shards of in-memory arrays (cells, months), in order."""
     p, e, q = (_to_numpy(a) for a in (precip, pet, runoff))

@@ -7,8 +7,9 @@ back through ``on_result(number, CalibrationResult)`` in the order shards finish
 layout and seeds make them the same whoever ran them.
 
 - :class:`InProcess`: here, with ``threads`` torch/OpenMP threads.
-- :class:`ProcessPool`: ``count`` single-threaded processes (spawned, so a CUDA or OpenMP
-  state of the parent is never inherited), progress per SCE-UA loop from every worker.
+- :class:`ProcessPool`: ``count`` single-threaded processes (forked from a clean server
+  process, or spawned, so a CUDA or OpenMP state of the parent is never inherited), progress
+  per SCE-UA loop from every worker.
 - :class:`DaskCluster`: the workers of a running ``dask.distributed`` scheduler. Each shard's
   forcing is sent to the cluster with the task (the workers need no access to the input
   files, only the backend environment); a worker lost mid-run has its shards run again on
@@ -21,10 +22,12 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator
 
-from backend.hydro.parallel import ShardJob
 from backend.protocol import BadInput
+
+if TYPE_CHECKING:
+    from backend.hydro.parallel import ShardJob
 
 OnResult = Callable[[int, object], None]
 OnProgress = Callable[[int, float], None]
@@ -34,7 +37,7 @@ CONNECT_SECONDS = 10
 WORKER_WAIT_SECONDS = 120
 
 
-def run_job(job: ShardJob, progress: Callable[[float], None] | None = None):
+def run_job(job: "ShardJob", progress: Callable[[float], None] | None = None):
     """Calibrate one shard here (every model, then the joint labels)."""
     from backend.hydro.calibrate import calibrate_in_process
 
@@ -63,7 +66,7 @@ class InProcess:
     def __exit__(self, *exc) -> None:
         return None
 
-    def run(self, jobs: Iterable[ShardJob], on_result: OnResult, on_progress: OnProgress) -> None:
+    def run(self, jobs: Iterable["ShardJob"], on_result: OnResult, on_progress: OnProgress) -> None:
         for job in jobs:
             on_result(job.number, run_job(job, lambda f, _n=job.number: on_progress(_n, f)))
 
@@ -82,6 +85,27 @@ def _worker_init(events) -> None:
     prepare_process()
     _EVENTS = events
     single_thread()
+    _exit_with_parent()
+
+
+def _exit_with_parent() -> None:
+    """End this worker when the command that started it is gone (killed with SIGKILL, or
+    its session ended): an orphaned worker would calibrate for nobody, and the pool's pipes,
+    which every worker shares, would never tell it."""
+    import multiprocessing as mp
+    import os
+    import threading
+    from multiprocessing.connection import wait
+
+    parent = mp.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        wait([parent.sentinel])       # readable once the command has exited
+        os._exit(1)
+
+    threading.Thread(target=watch, name="cwsc-parent-watch", daemon=True).start()
 
 
 def _worker_ready() -> bool:
@@ -90,12 +114,36 @@ def _worker_ready() -> bool:
     return True
 
 
-def _worker_job(job: ShardJob):
+def _worker_job(job: "ShardJob"):
     def report(frac: float) -> None:
         if _EVENTS is not None:
             _EVENTS.put((job.number, frac))
 
     return run_job(job, report)
+
+
+def _context(mp):
+    """forkserver where the platform has it: one clean server process imports the backend
+    once and every worker is forked from it (no thread or CUDA state of this process is
+    inherited, and a worker starts in milliseconds instead of importing torch again);
+    spawn elsewhere (Windows)."""
+    if "forkserver" in mp.get_all_start_methods():
+        ctx = mp.get_context("forkserver")
+        ctx.set_forkserver_preload(["backend.hydro.calibrate", "backend.hydro.workers"])
+        return ctx
+    return mp.get_context("spawn")
+
+
+def prestart() -> None:
+    """Start the forkserver now (it imports the backend while this process does its own
+    reading), so that a pool opened later forks its workers at once."""
+    import multiprocessing as mp
+
+    ctx = _context(mp)
+    if ctx.get_start_method() == "forkserver":
+        from multiprocessing import forkserver
+
+        forkserver.ensure_running()
 
 
 class ProcessPool:
@@ -113,7 +161,7 @@ class ProcessPool:
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
 
-        ctx = mp.get_context("spawn")
+        ctx = _context(mp)
         self._events = ctx.Queue()
         self._pool = ProcessPoolExecutor(self.count, mp_context=ctx, initializer=_worker_init,
                                          initargs=(self._events,))
@@ -132,11 +180,11 @@ class ProcessPool:
         self._events.close()
         self._events.cancel_join_thread()
 
-    def run(self, jobs: Iterable[ShardJob], on_result: OnResult, on_progress: OnProgress) -> None:
+    def run(self, jobs: Iterable["ShardJob"], on_result: OnResult, on_progress: OnProgress) -> None:
         import queue as queue_mod
         from concurrent.futures import FIRST_COMPLETED, wait
 
-        source: Iterator[ShardJob] = iter(jobs)
+        source: Iterator["ShardJob"] = iter(jobs)
         pending: dict = {}
 
         def fill() -> None:
@@ -165,7 +213,7 @@ class ProcessPool:
 # A Dask cluster
 # --------------------------------------------------------------------------------------
 
-def _dask_job(job: ShardJob):
+def _dask_job(job: "ShardJob"):
     from backend.devices import single_thread
 
     single_thread()
@@ -213,10 +261,10 @@ class DaskCluster:
         if self.client is not None:
             self.client.close()
 
-    def run(self, jobs: Iterable[ShardJob], on_result: OnResult, on_progress: OnProgress) -> None:
+    def run(self, jobs: Iterable["ShardJob"], on_result: OnResult, on_progress: OnProgress) -> None:
         from distributed import as_completed
 
-        source: Iterator[ShardJob] = iter(jobs)
+        source: Iterator["ShardJob"] = iter(jobs)
         in_flight = max(2, 2 * len(self.client.scheduler_info().get("workers", {})))
         numbers: dict[str, int] = {}
         done = as_completed(loop=self.client.loop)

@@ -1,10 +1,12 @@
 """cwsc:calibrate - per-cell calibration of DWBM, SWBM and TVGM: CWSC labels and KGE."""
 
-from qgis.core import (QgsProcessingOutputNumber, QgsProcessingParameterEnum,
+from qgis.core import (QgsProcessingOutputNumber, QgsProcessingParameterBoolean,
+                       QgsProcessingParameterEnum, QgsProcessingParameterFile,
                        QgsProcessingParameterNumber, QgsProcessingParameterRasterDestination,
-                       QgsProcessingParameterRasterLayer)
+                       QgsProcessingParameterRasterLayer, QgsProcessingParameterString)
 
 from ..compat import INTEGER, DOUBLE
+from .. import settings
 from .base import (MAX_EVALUATIONS_DEFAULT, RESTARTS_DEFAULT, CwscAlgorithm, advanced,
                    device_parameter, extent_parameter, forcing_parameters, tr)
 
@@ -59,10 +61,17 @@ parameters and efficiencies (band descriptions name them); numbers
 <b>MEDIAN_KGE_DWBM</b> etc. The outputs are GeoTIFF (.tif) files other than the inputs; they
 are written under temporary names and replace existing files together, only when the run
 succeeds (a failed or cancelled run leaves every file as it was).</p>
-<p><b>Speed</b>: about 4 ms per cell and model on two CPU cores (240 months, default
+<p><b>Speed</b>: about 2 ms per cell and model on one CPU core (240 months, default
 settings), in small C kernels the backend builds with the system C compiler on first use (a
 second or two; without a compiler it runs in torch, several times slower); with
-<b>DEVICE</b> cuda the models run in one Triton kernel on the GPU. The log says which.</p>
+<b>DEVICE</b> cuda the models run in one Triton kernel on the GPU. The log says which. The
+land cells are cut into shards of 1024 cells calibrated by as many worker processes as the
+computer has cores (advanced <b>WORKERS</b>, default every core), or by the workers of a Dask
+cluster (<b>DASK_SCHEDULER</b>, an address such as tcp://host:8786, or the provider setting;
+see the README, "On a cluster"); the same seed gives the same labels either way. With a
+<b>WORK_DIR</b>, every finished shard is saved there and a rerun with the same inputs and
+settings after a crash or a reboot continues from them; the folder is removed on success
+unless <b>KEEP_WORK</b>.</p>
 <p>Next step: <i>Mask labels by KGE</i>, then <i>Train CWSC ResNet</i>.</p>
 """
 
@@ -109,6 +118,17 @@ second or two; without a compiler it runs in torch, several times slower); with
             self.addParameter(param)
         self.addParameter(device_parameter())
         self.addParameter(extent_parameter())
+        self.addParameter(advanced(QgsProcessingParameterNumber(
+            "WORKERS", tr("Worker processes (empty: every core)"), type=INTEGER, minValue=1,
+            optional=True)))
+        self.addParameter(advanced(QgsProcessingParameterString(
+            "DASK_SCHEDULER", tr("Dask scheduler address (empty: the provider setting, else "
+                                 "this computer)"), optional=True)))
+        self.addParameter(advanced(QgsProcessingParameterFile(
+            "WORK_DIR", tr("Work folder to resume an interrupted run (empty: nothing kept)"),
+            behavior=QgsProcessingParameterFile.Folder, optional=True)))
+        self.addParameter(advanced(QgsProcessingParameterBoolean(
+            "KEEP_WORK", tr("Keep the work folder after success"), defaultValue=False)))
         self.addParameter(QgsProcessingParameterRasterDestination(
             "OUTPUT_CWSC", tr("CWSC labels (mm)")))
         self.addParameter(QgsProcessingParameterRasterDestination(
@@ -159,4 +179,16 @@ second or two; without a compiler it runs in torch, several times slower); with
                      repr(self.parameterAsDouble(parameters, "MODEL_KGE_MARGIN", context))]
         if outputs["OUTPUT_DETAILS"]:
             args += ["--out-details", outputs["OUTPUT_DETAILS"]]
+        workers = self.optional_number(parameters, "WORKERS", context)
+        if workers is not None:
+            args += ["--workers", str(workers)]
+        scheduler = (self.parameterAsString(parameters, "DASK_SCHEDULER", context).strip()
+                     or settings.setting_dask_scheduler())
+        if scheduler:
+            args += ["--dask-scheduler", scheduler]
+        work_dir = self.parameterAsFile(parameters, "WORK_DIR", context)
+        if work_dir:
+            args += ["--work-dir", work_dir]
+            if self.parameterAsBool(parameters, "KEEP_WORK", context):
+                args += ["--keep-work"]
         return args + self.forcing_args(parameters, context) + self.extent_args(parameters, context), outputs

@@ -51,6 +51,8 @@ def test_any_number_of_workers_gives_the_same_labels(cells):
     for workers in (2, 3):
         _same(runs[1], runs[workers])
         assert seen[workers][-1] == 1.0 and all(0 <= f <= 1 for f in seen[workers])
+        # Progress from the SCE-UA loops inside the shards, not only per finished shard.
+        assert any(abs(f * 5 - round(f * 5)) > 0.01 for f in seen[workers]), seen[workers]
     assert np.isfinite(runs[1].kge).all()
     # Another shard size is another layout (like another seed): other searches.
     other = calibrate(p, e, q, CONFIG, workers=2, shard_cells=16)
