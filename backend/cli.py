@@ -213,6 +213,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="predict even where predictors lie far outside the training distribution")
     _device(p)
     p.add_argument("--out", required=True)
+    p.add_argument("--out-netcdf", default=None,
+                   help="also write the map as CF-1.8 NetCDF (.nc), with the ensemble spread")
     p.add_argument("--out-uncertainty", default=None)
 
     p = sub.add_parser("evaluate", help="compare a CWSC map with a reference and with free calibration")
@@ -262,7 +264,7 @@ def _start(args: argparse.Namespace) -> None:
     from backend.devices import prepare_process
 
     # A first event before the heavy imports (torch takes ~1 s): the user sees the run start.
-    protocol.progress(0.0, args.command)
+    protocol.progress(0.0, f"starting {args.command}")
     prepare_process()
     _dispatch(args)
 

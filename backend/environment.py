@@ -6,7 +6,8 @@ Settings a user or an administrator may set for a whole machine or job (none is 
   CUDA) off; ``1`` or ``auto`` (default) uses them where they run.
 - ``CWSC_COMPILE``: ``0``/``1``/``auto`` (default): fuse the torch path's month steps with
   ``torch.compile`` (auto: for jobs large enough to repay the compile time).
-- ``CWSC_WORKERS``: worker processes for CPU calibration (default: the CPU cores).
+- ``CWSC_WORKERS``: worker processes for CPU calibration when ``--workers`` is not given
+  (default: the cores this process may use). ``0`` is refused.
 - ``CWSC_CACHE_DIR``: where the C kernels are built (default ``$XDG_CACHE_HOME/cwsc`` or
   ``~/.cache/cwsc``).
 - ``CC``: the C compiler for the kernels (default: ``cc``, ``gcc`` or ``clang``).
@@ -14,8 +15,6 @@ Settings a user or an administrator may set for a whole machine or job (none is 
 Tuning knobs, for benchmarks and tests:
 
 - ``CWSC_BLOCK_MONTHS``: months per compiled call of the torch path (default 10).
-- ``CWSC_PARALLEL_MIN_CELLS``: CPU batches of at least this many cells are split into shards
-  run by worker processes (default :data:`PARALLEL_MIN_CELLS`).
 - ``TRITON_INTERPRET=1`` (Triton's own): run the Triton kernel in its interpreter, on any
   device.
 """
@@ -27,8 +26,6 @@ from pathlib import Path
 
 #: See ``CWSC_BLOCK_MONTHS`` and :mod:`backend.hydro.models`.
 BLOCK_MONTHS = 10
-#: See ``CWSC_PARALLEL_MIN_CELLS`` and :mod:`backend.hydro.parallel`.
-PARALLEL_MIN_CELLS = 2048
 
 _OFF = ("0", "false", "no", "off")
 _ON = ("1", "true", "yes", "on")
@@ -56,8 +53,15 @@ def compile_switch() -> bool | None:
 
 def workers() -> int | None:
     """``CWSC_WORKERS`` as a number, or None when unset."""
+    from backend.protocol import BadInput
+
     text = os.environ.get("CWSC_WORKERS", "").strip()
-    return max(1, int(text)) if text else None
+    if not text:
+        return None
+    if not text.isdigit() or int(text) < 1:
+        raise BadInput(f"CWSC_WORKERS must be a whole number of 1 or more, got {text!r} "
+                       "(unset it to use every core)")
+    return int(text)
 
 
 def cache_dir() -> Path:
@@ -76,10 +80,6 @@ def c_compilers() -> list[str]:
 
 def block_months() -> int:
     return max(1, int(os.environ.get("CWSC_BLOCK_MONTHS", BLOCK_MONTHS)))
-
-
-def parallel_min_cells() -> int:
-    return int(os.environ.get("CWSC_PARALLEL_MIN_CELLS", PARALLEL_MIN_CELLS))
 
 
 def triton_interpreter() -> bool:

@@ -43,19 +43,22 @@ from backend import protocol
 from backend.protocol import BadInput
 
 #: The formats the backend writes, by kind of output: the extensions accepted.
-EXTENSIONS = {"raster": (".tif", ".tiff"), "report": (".html", ".htm"),
+EXTENSIONS = {"raster": (".tif", ".tiff"), "netcdf": (".nc",), "report": (".html", ".htm"),
               "model": (".pt", ".pth"), "json": (".json",), "text": (".md", ".txt")}
-FORMAT_NAMES = {"raster": "GeoTIFF (.tif, .tiff)", "report": "HTML (.html)",
+FORMAT_NAMES = {"raster": "GeoTIFF (.tif, .tiff)", "netcdf": "NetCDF (.nc)", "report": "HTML (.html)",
                 "model": "a CWSC model file (.pt)", "json": "JSON (.json)",
                 "text": "text (.md, .txt)"}
 #: Sidecars GDAL may write beside a GeoTIFF; they travel with their file.
 SIDECARS = (".aux.xml",)
+#: A file written beside a temporary and turned into it (a map before its COG rewrite);
+#: removed with the temporary, never committed.
+STAGE_SUFFIX = ".stage"
 #: Free space asked for beyond the estimate.
 SPACE_MARGIN = 1.2
 #: A write that fails with less free space than this (bytes) on its disk failed for space.
 NEARLY_FULL = 1 << 20
 _STALE = re.compile(r"^\.(?P<name>.+)\.cwsc-(?P<pid>\d+)-(?P<token>[0-9a-f]{8})\."
-                    r"(?P<kind>part|backup)(?P<sidecar>\.aux\.xml)?$")
+                    r"(?P<kind>part|backup)(?P<sidecar>\.aux\.xml|\.stage)?$")
 
 
 def _alive(pid: int) -> bool:
@@ -340,7 +343,7 @@ class Outputs:
             if not hasattr(o, "temporary"):
                 continue
             for path in [o.temporary, *(Path(str(o.temporary) + s) for s in SIDECARS),
-                         Path(str(o.temporary) + ".ovr")]:
+                         Path(str(o.temporary) + ".ovr"), Path(str(o.temporary) + STAGE_SUFFIX)]:
                 try:
                     path.unlink()
                 except FileNotFoundError:

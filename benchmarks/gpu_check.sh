@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The CUDA checks, for a machine with an NVIDIA GPU and the backend's packages:
 #   bash benchmarks/gpu_check.sh [OUT_DIR]
-# CUDA tests, the GPU benchmarks (calibration global case, training samples/s, global-grid
-# prediction), and the demo workflow's backend commands with --device cuda, timed.
+# CUDA tests, the GPU benchmarks (calibration global case in-process and through the whole
+# command, training samples/s, global-grid prediction), the CPU scaling benchmark on the
+# machine's cores, and the demo workflow's backend commands with --device cuda, timed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-${OUT:-/tmp/cwsc-gpu}}
@@ -15,6 +16,10 @@ echo "== CUDA tests"; $PY -m pytest -q -p no:cacheprovider tests/backend -k "cud
 t() { local s=$(date +%s%N); "$@"; local rc=$?; echo "   -> rc $rc, $(( ($(date +%s%N) - s) / 1000000 )) ms"; }
 echo "== GPU benchmarks"
 CWSC_BENCH_QUICK=${CWSC_BENCH_QUICK:-1} timeout 200 $PY -c "import benchmarks.bench_calibrate as b; b.bench_global()"
+echo "== global case, the whole calibrate command on CUDA (60,000 land cells x 360 months x 3 models)"
+timeout 300 $PY -m benchmarks global 2>&1 | grep -vE "^$|^---"
+echo "== CPU scaling on this machine's cores (workers 1, 2, 4 ... N; Dask; resume)"
+timeout 420 $PY -m benchmarks scaling 2>&1 | grep -vE "^$"
 [ -n "${CWSC_GPU_ML_BENCH:-}" ] && CWSC_BENCH_QUICK=1 timeout 300 $PY -m benchmarks train predict 2>&1 | grep -iE "gpu|===|fail|error" 
 D=$OUT/demo; mkdir -p $D
 echo "== demo region, backend commands on CUDA"

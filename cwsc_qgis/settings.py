@@ -16,6 +16,10 @@ BACKEND_PYTHON = "CWSC_BACKEND_PYTHON"
 DEFAULT_DEVICE = "CWSC_DEFAULT_DEVICE"
 DEVICES = ["auto", "cpu", "cuda"]
 DASK_SCHEDULER = "CWSC_DASK_SCHEDULER"
+CWSC_SCALE_MAX = "CWSC_SCALE_MAX"
+#: The top of the one colour scale of every CWSC layer (mm): the demo region's true CWSC
+#: reaches 775 mm, and most catchments' storage capacity lies below it.
+DEFAULT_SCALE_MAX = 800.0
 ENV_BACKEND_PYTHON = "CWSC_BACKEND_PYTHON"
 #: written by scripts/deploy.sh: the absolute path of the interpreter made by ``make setup``
 RECORDED_PYTHON_FILE = os.path.join(PLUGIN_DIR, "backend_python.txt")
@@ -73,6 +77,11 @@ def register_settings(icon=None):
         "Default device when an algorithm's DEVICE is left at 'auto'", DEVICES[0],
         valuetype=Setting.SELECTION, options=list(DEVICES)))
     cfg.addSetting(Setting(
+        PROVIDER_GROUP, CWSC_SCALE_MAX,
+        "Top of the colour scale of every CWSC layer (mm; the same colour is the same CWSC in "
+        "labels, masked labels, per-model sc and predicted maps)", DEFAULT_SCALE_MAX,
+        valuetype=Setting.FLOAT))
+    cfg.addSetting(Setting(
         PROVIDER_GROUP, DASK_SCHEDULER,
         "Dask scheduler for calibration (e.g. tcp://host:8786; empty: this computer's cores)",
         ""))
@@ -83,7 +92,7 @@ def unregister_settings():
     cfg = _processing_config()
     if cfg is None:
         return
-    for name in (BACKEND_PYTHON, DEFAULT_DEVICE, DASK_SCHEDULER):
+    for name in (BACKEND_PYTHON, DEFAULT_DEVICE, DASK_SCHEDULER, CWSC_SCALE_MAX):
         if name in cfg.settings:
             cfg.removeSetting(name)
 
@@ -112,3 +121,12 @@ def setting_default_device():
 def setting_dask_scheduler():
     value = _setting(DASK_SCHEDULER)
     return str(value).strip() if value else ""
+
+
+def setting_scale_max():
+    """The top of the CWSC colour scale in mm (the default when unset or not a positive number)."""
+    try:
+        value = float(_setting(CWSC_SCALE_MAX))
+    except (TypeError, ValueError):
+        return DEFAULT_SCALE_MAX
+    return value if value > 0 else DEFAULT_SCALE_MAX

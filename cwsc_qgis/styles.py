@@ -2,9 +2,11 @@
 that applies it when QGIS loads the layer.
 
 The sidecar is named ``<raster basename>.qml``: QGIS applies it as the layer's default
-style whenever the file is opened (also outputs made by ``qgis_process``). Sequential
-ramps (CWSC, uncertainty) are stretched from 0 to a rounded high percentile of the data;
-the KGE ramp stays fixed at -1..1, centred on 0.
+style whenever the file is opened (also outputs made by ``qgis_process``). Every CWSC-valued
+layer (labels, masked labels, per-model sc, predicted maps) gets one colour scale, 0 to the
+provider setting *Top of the colour scale of every CWSC layer* (800 mm by default), so one
+colour is one value across layers; spreads and uncertainty are stretched from 0 to a rounded
+maximum of the data; the KGE ramp stays fixed at -1..1, centred on 0.
 """
 
 import math
@@ -15,7 +17,7 @@ from qgis.core import (QgsProcessingLayerPostProcessorInterface,
                        QgsRasterLayer)
 
 from .compat import STAT_MAX
-from .settings import resource_path
+from .settings import resource_path, setting_scale_max
 
 STYLES = {
     "cwsc": "cwsc.qml",
@@ -23,8 +25,10 @@ STYLES = {
     "uncertainty": "uncertainty.qml",
     "spread": "spread.qml",
 }
-#: styles whose ramp is rescaled to the data (0 .. rounded maximum); the others stay fixed
-ADAPTIVE = {"cwsc": "mm", "uncertainty": "mm", "spread": "mm"}
+#: styles whose ramp is rescaled to the data (0 .. rounded maximum)
+ADAPTIVE = {"uncertainty": "mm", "spread": "mm"}
+#: styles on the shared CWSC scale (0 .. the provider setting)
+SHARED_SCALE = {"cwsc": "mm"}
 
 
 def style_file(style):
@@ -52,7 +56,7 @@ def write_sidecar(raster_path, style, feedback=None):
     template = style_file(style)
     target = sidecar_path(raster_path)
     try:
-        if style not in ADAPTIVE:
+        if style not in ADAPTIVE and style not in SHARED_SCALE:
             shutil.copyfile(template, target)
             return target
         layer = QgsRasterLayer(raster_path, "cwsc", "gdal")
@@ -62,10 +66,12 @@ def write_sidecar(raster_path, style, feedback=None):
         message, ok = layer.loadNamedStyle(template)
         renderer = layer.renderer()
         if ok and renderer is not None and renderer.type() == "singlebandpseudocolor":
-            stats = layer.dataProvider().bandStatistics(1, STAT_MAX)
-            top = _nice_ceiling(stats.maximumValue)
-            if top:
-                _rescale(renderer, 0.0, top, ADAPTIVE[style])
+            if style in SHARED_SCALE:
+                _rescale(renderer, 0.0, setting_scale_max(), SHARED_SCALE[style])
+            else:
+                top = _nice_ceiling(layer.dataProvider().bandStatistics(1, STAT_MAX).maximumValue)
+                if top:
+                    _rescale(renderer, 0.0, top, ADAPTIVE[style])
             layer.saveNamedStyle(target)
         else:
             shutil.copyfile(template, target)

@@ -39,7 +39,8 @@ def build_project(folder: Path, data: Path, title: str) -> None:
     _qgis()
     from qgis.core import (QgsLayoutExporter, QgsLayoutItemLabel, QgsLayoutItemLegend,
                            QgsLayoutItemMap, QgsLayoutItemScaleBar, QgsLayoutPoint, QgsLayoutSize,
-                           QgsPrintLayout, QgsProject, QgsRasterLayer, QgsUnitTypes)
+                           QgsPrintLayout, QgsProject, QgsRasterLayer, QgsReferencedRectangle,
+                           QgsUnitTypes)
     from qgis.PyQt.QtGui import QFont
 
     project = QgsProject.instance()
@@ -79,6 +80,9 @@ def build_project(folder: Path, data: Path, title: str) -> None:
         group.setExpanded(gname != "Inputs")
     if cwsc_layer is not None:
         project.setCrs(cwsc_layer.crs())
+        # Opens on the map, not on an empty canvas.
+        project.viewSettings().setDefaultViewExtent(
+            QgsReferencedRectangle(cwsc_layer.extent(), cwsc_layer.crs()))
 
         layout = QgsPrintLayout(project)
         layout.initializeDefaults()
@@ -112,11 +116,17 @@ def build_project(folder: Path, data: Path, title: str) -> None:
         scale = QgsLayoutItemScaleBar(layout)
         scale.setLinkedMap(map_item)
         scale.setStyle("Single Box")
-        scale.setUnits(QgsUnitTypes.DistanceKilometers)
-        scale.setUnitLabel("km")
         scale.setNumberOfSegments(2)
         scale.setNumberOfSegmentsLeft(0)
-        scale.setUnitsPerSegment(250)
+        if cwsc_layer.crs().isGeographic():
+            # On a latitude-longitude map a km bar holds at one latitude only: degrees hold.
+            scale.setUnits(QgsUnitTypes.DistanceDegrees)
+            scale.setUnitLabel("°")
+            scale.setUnitsPerSegment(5)
+        else:
+            scale.setUnits(QgsUnitTypes.DistanceKilometers)
+            scale.setUnitLabel("km")
+            scale.setUnitsPerSegment(250)
         scale.attemptMove(QgsLayoutPoint(10, 24 + map_h, QgsUnitTypes.LayoutMillimeters))
         layout.addLayoutItem(scale)
         project.layoutManager().addLayout(layout)

@@ -262,6 +262,7 @@ def _run(args, models, outputs, rasters, alignment, device, started) -> dict:
             if land.size:
                 parts.append((rows.start * grid.width + land, p[land], e[land], q[land]))
                 buffered += land.size
+            del p, e, q          # one strip in memory at a time, not two
             while buffered >= size:
                 job = emit(size)
                 if job is not None:

@@ -41,7 +41,7 @@ def _evaluate(args, outputs: Outputs) -> dict:
         cwsc = r.read(bands=[0])[0]
     if not np.isfinite(cwsc).any():
         raise protocol.BadInput(f"CWSC: '{args.cwsc}' holds nodata only")
-    protocol.progress(0.05, "evaluate")
+    protocol.progress(0.05, "evaluating the map")
     sections: list = [("Inputs", {"CWSC map": args.cwsc, "reference": args.reference or "-",
                                   "forcing": ", ".join(forcing) if all(forcing) else "-",
                                   "grid": grid.describe()})]
@@ -63,7 +63,7 @@ def _evaluate(args, outputs: Outputs) -> dict:
             ("Scatter", scatter_figure(cwsc, reference, stats))]
         protocol.log(f"agreement with the reference over {stats['cells']} cells: "
                      f"R2 {stats['r2']:.3f}, RMSE {stats['rmse']:.1f} mm")
-        protocol.progress(0.2, "evaluate")
+        protocol.progress(0.2, "evaluating the map")
     if all(forcing):
         precip, pet, runoff, fgrid, _ = read_forcing(args.precip, args.pet, args.runoff,
                                                      forcing_options(args))
@@ -91,9 +91,9 @@ def _evaluate(args, outputs: Outputs) -> dict:
                        kge_cdf_figure(kfree, kfixed)])]
         protocol.log(f"median KGE over {n} cells: free {metrics['median_kge_free']:.3f}, "
                      f"CWSC fixed {metrics['median_kge_fixed']:.3f}")
-    protocol.progress(0.95, "evaluate")
+    protocol.progress(0.95, "evaluating the map")
     report.write_html(outputs.temporary("OUTPUT_REPORT"), "CWSC map evaluation", sections,
                       subtitle=str(args.cwsc))
     metrics["seconds"] = round(time.perf_counter() - t0, 2)
-    protocol.progress(1.0, "evaluate")
+    protocol.progress(1.0, "evaluating the map")
     return metrics

@@ -18,7 +18,7 @@ def mask_command(args) -> None:
                 raise protocol.BadInput(f"KGE: '{kge.path}' has no band")
             grid = labels.grid
             outputs.need({"OUTPUT": raster_bytes(grid.width, grid.height, labels.count)})
-            protocol.progress(0.1, "mask")
+            protocol.progress(0.1, "masking labels")
             label_data = labels.read()
             kge_band = kge.read(bands=[0])[0]
         masked = np.stack([mask_by_kge(b, kge_band, args.threshold) for b in label_data])
@@ -27,11 +27,11 @@ def mask_command(args) -> None:
         masked_cells = int(valid.sum()) - kept
         if kept == 0:
             protocol.warning(f"no cell has KGE > {args.threshold:g}: the output holds nodata only")
-        protocol.progress(0.6, "mask")
+        protocol.progress(0.6, "masking labels")
         descriptions = [f"{d} (KGE > {args.threshold:g})" for d in labels.descriptions]
         io.write_raster(outputs.temporary("OUTPUT"), masked, grid, descriptions,
                         tags={"kge_threshold": args.threshold})
-    protocol.progress(1.0, "mask")
+    protocol.progress(1.0, "masking labels")
     protocol.result(outputs={"OUTPUT": str(args.out)},
                     metrics={"kept_cells": kept, "masked_cells": masked_cells,
                              "threshold": args.threshold})

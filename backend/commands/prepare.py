@@ -67,7 +67,7 @@ def _prepare(args: argparse.Namespace) -> None:
                 [f"month {i + 1}" for i in range(n)]
             years, p_monthly = {}, None
             for i, (inp, (label, output, what)) in enumerate(zip(forcing, FORCING_OUTPUTS)):
-                protocol.progress(0.1 + 0.25 * i, "prepare")
+                protocol.progress(0.1 + 0.25 * i, "preparing forcing and predictors")
                 io.warn_if_resampled(inp.raster, grid, "average")
                 data = to_grid(inp.read(), inp.grid, grid)
                 # Only the summaries the predictors need are kept: one input in memory at a time.
@@ -83,7 +83,7 @@ def _prepare(args: argparse.Namespace) -> None:
             for r in forcing:
                 r.close()
         if folder is not None:
-            protocol.progress(0.85, "prepare")
+            protocol.progress(0.85, "preparing forcing and predictors")
             derived = climate_predictors(years["PRECIPITATION"], years["PET"], years["RUNOFF"],
                                          p_monthly)
             for name, description in PREDICTORS.items():
@@ -91,7 +91,7 @@ def _prepare(args: argparse.Namespace) -> None:
                 io.write_raster(outputs.temporary(f"OUTPUT_PREDICTORS/{name}"), derived[name][None],
                                 grid, [description], units=unit,
                                 tags={"period": f"{names[0]} to {names[-1]}"})
-    protocol.progress(1.0, "prepare")
+    protocol.progress(1.0, "preparing forcing and predictors")
     result = {k: str(v) for k, v in outputs.paths().items() if not k.startswith("OUTPUT_PREDICTORS/")}
     if folder is not None:
         result["OUTPUT_PREDICTORS"] = str(folder)

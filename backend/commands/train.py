@@ -52,7 +52,7 @@ def _train(args, outputs: Outputs) -> dict:
     if args.patch_size < 1 or args.patch_size % 2 == 0:
         P.check_patch_size(args.patch_size, (10**9, 10**9))
 
-    protocol.progress(0.0, "read")
+    protocol.progress(0.0, "reading predictors and labels")
     labels, grid = P.read_single_band(args.labels, "LABELS")
     if args.extent:
         window = io.cut_grid(grid, io.parse_extent(args.extent, grid))
@@ -66,7 +66,7 @@ def _train(args, outputs: Outputs) -> dict:
                  f"{grid.describe()}; device {device}")
 
     def on_epoch(member: int, rec: dict, fraction: float) -> None:
-        protocol.progress(0.05 + 0.85 * fraction, "train", member=member + 1, epoch=rec["epoch"],
+        protocol.progress(0.05 + 0.85 * fraction, "training", member=member + 1, epoch=rec["epoch"],
                           train_loss=rec["train_loss"], val_loss=rec["val_loss"],
                           val_r2=rec["val_r2"], **({"stopped_early": True}
                                                    if rec.get("stopped_early") else {}))
@@ -92,14 +92,14 @@ def _train(args, outputs: Outputs) -> dict:
                                             "device": result.device, "seconds": result.seconds},
                          versions=software_versions(),
                          channel_statistics=P.channel_statistics(stack.data))
-    protocol.progress(0.92, "save")
+    protocol.progress(0.92, "saving the model file and report")
     save_model(outputs.temporary("OUTPUT_MODEL"), bundle)
     if outputs.temporary("OUTPUT_REPORT"):
         a, _, c, _, e, f = grid.transform
         extent = (c, c + a * grid.width, f + e * grid.height, f)
         training_report(outputs.temporary("OUTPUT_REPORT"), result, grid.shape, stack.names,
                         settings, extent)
-    protocol.progress(1.0, "done")
+    protocol.progress(1.0, "finished")
     metrics = {**{k: m[k] for k in ("test_r2", "test_rmse", "test_mae", "test_bias", "test_kge")},
                "train_samples": s["train_samples"], "val_samples": s["val_samples"],
                "test_samples": s["test_samples"], "skipped_cells": s["skipped_cells"],

@@ -27,8 +27,10 @@ from backend.protocol import BadInput
 
 LABELS = ("PRECIPITATION", "PET", "RUNOFF")
 
-#: Memory for one strip of the three forcings (bytes).
-STRIP_BUDGET = 128 * 2**20
+#: Memory for one strip of the three forcings (bytes). Reading costs several times a strip
+#: (GDAL's decompressed tiles, the arrays, their masks): 48 MiB kept the global 0.5 degree
+#: case under 1 GB where 128 MiB did not (benchmarks/bench_global.py).
+STRIP_BUDGET = 48 * 2**20
 
 
 def forcing_strips(grid: io.Grid, months: int) -> list[slice]:

@@ -9,6 +9,7 @@ renamed at the end.
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from pathlib import Path
 from typing import Callable, Sequence
@@ -16,6 +17,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
+from backend.map_files import stage_path, to_cog
 from backend import io, protocol
 from backend.devices import autocast, configure_threads
 from backend.ml import patches as P
@@ -78,8 +80,8 @@ def predict_raster(bundle: ModelBundle, predictor_paths: Sequence[str], out: str
                    on_progress: Callable[[float], None] | None = None,
                    reserve: Callable[[dict], None] | None = None,
                    allow_shift: bool = False, extent: str | None = None) -> dict:
-    """Predict CWSC (mm) on every cell whose predictors are valid; write GeoTIFF(s) to
-    ``out`` (and ``out_uncertainty``), written in place (the command gives temporaries).
+    """Predict CWSC (mm) on every cell whose predictors are valid; write Cloud-Optimised
+    GeoTIFF(s) to ``out`` (and ``out_uncertainty``), in place (the command gives temporaries).
 
     With an ensemble the output holds the members' mean; their standard deviation goes to
     ``out_uncertainty`` or, when that is not given, to band 2 of ``out``. ``reserve``, when
@@ -127,12 +129,14 @@ def predict_raster(bundle: ModelBundle, predictor_paths: Sequence[str], out: str
             reserve({"OUTPUT": raster_bytes(grid.width, grid.height, 2 if two_bands else 1, True),
                      "OUTPUT_UNCERTAINTY": raster_bytes(grid.width, grid.height, 1, True)
                      if out_uncertainty is not None else 0})
-        tmp = out
+        # Written strip by strip to a staging GeoTIFF, then rewritten as a COG (its layout
+        # needs the overviews before the data, which a strip-by-strip write cannot give).
+        tmp = stage_path(out)
         profile = io.geotiff_profile(grid, 2 if two_bands else 1)
         dst = stack.enter_context(rasterio.open(tmp, "w", **profile))
         dst_std = None
         if k > 1 and out_uncertainty is not None:
-            tmp_std = out_uncertainty
+            tmp_std = stage_path(out_uncertainty)
             dst_std = stack.enter_context(rasterio.open(tmp_std, "w", **io.geotiff_profile(grid, 1)))
         n_ch = len(bundle.channels)
         step = _strip_rows(grid, n_ch, profile.get("blockysize", 1), budget_bytes)
@@ -190,12 +194,16 @@ def predict_raster(bundle: ModelBundle, predictor_paths: Sequence[str], out: str
         if two_bands:
             dst.set_band_description(2, STD_DESCRIPTION)
         dst.update_tags(model_recipe=bundle.recipe.get("name", ""), ensemble=str(k))
+        dst.units = ["mm"] * dst.count
         dst.close()
-        io.build_overviews(tmp)
+        to_cog(tmp, out)
+        os.unlink(tmp)
         if dst_std is not None:
             dst_std.set_band_description(1, STD_DESCRIPTION)
+            dst_std.units = ["mm"]
             dst_std.close()
-            io.build_overviews(tmp_std)
+            to_cog(tmp_std, out_uncertainty)
+            os.unlink(tmp_std)
     return {"cells_predicted": int(cells), "seconds": time.perf_counter() - t0}
 
 

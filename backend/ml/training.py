@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from backend.ml.options import RECIPE_BATCH_SIZE, RECIPE_EPOCHS
 from backend.ml import patches as P
 from backend.ml.metrics import r2_score, regression_metrics
 from backend.ml.network import ResNetConfig, build_network
@@ -48,16 +49,16 @@ RECIPES: dict[str, Recipe] = {
     # of the epochs, MSE on min-max labels through a sigmoid, per-patch min-max inputs,
     # ResNet-32 with 16/32/128 filters. Its validation curve is the test split (as the
     # Keras script's validation_data was); it never selects on it.
-    "seed": Recipe("seed", "sgd", 0.01, 0.0, 32, 150, "steps", None, 0.0, "patch_minmax", True,
-                   False, 5, (16, 32, 128)),
+    "seed": Recipe("seed", "sgd", 0.01, 0.0, RECIPE_BATCH_SIZE["seed"], RECIPE_EPOCHS["seed"],
+                   "steps", None, 0.0, "patch_minmax", True, False, 5, (16, 32, 128)),
     # Ours (evidence in benchmarks/bench_train.py): per-channel standardisation, AdamW with a
     # one-cycle schedule, batch 64, early stopping on 15 % of the training split with the
     # best weights restored, rotation/flip augmentation, and a ResNet-14 (16/32/64) that is
     # as accurate on a few thousand samples and 3-4 times faster on CPU than ResNet-32.
-    # 40 epochs: on the demo region 60 epochs took twice as long for no gain in test R2
-    # (the README's demo section has the figures).
-    "default": Recipe("default", "adamw", 3e-3, 1e-4, 64, 40, "onecycle", 10, 0.15, "standard",
-                      False, True, 2, (16, 32, 64)),
+    # Epochs and batch size: backend/ml/options.py.
+    "default": Recipe("default", "adamw", 3e-3, 1e-4, RECIPE_BATCH_SIZE["default"],
+                      RECIPE_EPOCHS["default"], "onecycle", 10, 0.15, "standard", False, True, 2,
+                      (16, 32, 64)),
 }
 
 SEED_LR_STEPS = (0.01, 0.003, 0.001, 0.0003, 0.0001)

@@ -262,9 +262,9 @@ def write_demo(out_dir: str | Path, seed: int = 42, region: DemoRegion | None = 
     paths.update({"README": out / "README.md", "manifest": out / "manifest.json"})
     kinds = {"README": "text", "manifest": "json"}
     with Outputs(paths, kinds=kinds) as outputs:
-        protocol.progress(0.05, "demo-data")
+        protocol.progress(0.05, "writing the demo data")
         data = make_demo(region, seed)
-        protocol.progress(0.6, "demo-data")
+        protocol.progress(0.6, "writing the demo data")
         for name, key, what in series:
             io.write_raster(outputs.temporary(name), data[key], grid,
                             [f"{what} {d}" for d in labels], units="mm/month")
@@ -284,6 +284,6 @@ def write_demo(out_dir: str | Path, seed: int = 42, region: DemoRegion | None = 
         manifest = {"seed": seed, "land_cells": land, "failed_cells": failed, "months": months,
                     "files": files, "predictors": [str(paths[f"predictors/{n}"]) for n in PREDICTORS]}
         outputs.temporary("manifest").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
-    protocol.progress(1.0, "demo-data")
+    protocol.progress(1.0, "writing the demo data")
     manifest["seconds"] = round(time.perf_counter() - t0, 2)
     return manifest

@@ -25,7 +25,8 @@ GROUPS = {
     "preparation": "0 Preparation",
     "calibration": "1 Calibration",
     "learning": "2 Learning",
-    "evaluation": "3 Evaluation",
+    "mapping": "3 Mapping",
+    "evaluation": "4 Evaluation",
     "tools": "Tools",
 }
 DEVICES = ["auto", "cpu", "cuda"]
@@ -33,6 +34,11 @@ DEVICES = ["auto", "cpu", "cuda"]
 #: (tests/plugin/test_contract.py) holds the two sides to the same numbers.
 RESTARTS_DEFAULT = 1
 MAX_EVALUATIONS_DEFAULT = 1000
+#: backend/ml/options.py: the default recipe's epochs and batch size, and the seed recipe's.
+EPOCHS_DEFAULT = 40
+BATCH_SIZE_DEFAULT = 64
+SEED_RECIPE_EPOCHS = 150
+SEED_RECIPE_BATCH_SIZE = 32
 
 REFERENCES = """
 <h3>References</h3>
@@ -147,6 +153,10 @@ class CwscAlgorithm(QgsProcessingAlgorithm):
 
     def icon(self):
         return QIcon(settings.icon_path())
+
+    def svgIconPath(self):  # noqa: N802
+        # The modeler draws an algorithm's SVG when it has one (else a generic cog).
+        return settings.icon_path()
 
     def shortHelpString(self):  # noqa: N802
         # QGIS 3.22 makes every line break of the help a paragraph: the source is wrapped for

@@ -1,6 +1,7 @@
 """cwsc:predict - the CWSC raster from a model file and the predictors."""
 
 from qgis.core import (QgsProcessingParameterBoolean, QgsProcessingParameterFile,
+                       QgsProcessingParameterFileDestination,
                        QgsProcessingParameterMultipleLayers, QgsProcessingParameterNumber,
                        QgsProcessingParameterRasterDestination)
 
@@ -11,7 +12,7 @@ from .base import CwscAlgorithm, advanced, device_parameter, extent_parameter, t
 class PredictAlgorithm(CwscAlgorithm):
     ALG_NAME = "predict"
     DISPLAY_NAME = "Predict CWSC"
-    GROUP = "learning"
+    GROUP = "mapping"
     COMMAND = "predict"
     STYLES = {"OUTPUT": "cwsc", "OUTPUT_UNCERTAINTY": "uncertainty"}
     HELP = """
@@ -26,8 +27,13 @@ another place of the list, another unit) is refused, naming the channel, the fil
 ranges; <b>ALLOW_SHIFT</b> (advanced) predicts anyway, for a region that really is unlike the
 training one. A raster of 24 bands or more gets a warning: it looks like a time series, not a
 predictor.</p>
-<p><b>Outputs</b>: <b>OUTPUT</b>: CWSC (mm, nodata -9999); <b>OUTPUT_UNCERTAINTY</b>
-(optional): the spread of the ensemble members in mm (needs ENSEMBLE &gt; 1 at training).</p>
+<p><b>Outputs</b>: <b>OUTPUT</b>: CWSC (mm, nodata -9999) as a Cloud-Optimised GeoTIFF
+(tiled, with overviews, readable over HTTP by web maps); <b>OUTPUT_UNCERTAINTY</b> (optional):
+the spread of the ensemble members in mm (needs ENSEMBLE &gt; 1 at training; without this
+output the spread is band 2 of OUTPUT); <b>OUTPUT_NETCDF</b> (optional): the same map as
+CF-1.8 NetCDF (.nc), variable <i>cwsc</i> in mm on lat/lon (or projected x/y) coordinates
+with a <i>crs</i> grid mapping, and <i>cwsc_uncertainty</i> with an ensemble, compressed:
+the parameter-map format of distributed models such as mHM and Wflow.</p>
 <p>Next step: <i>Evaluate CWSC map</i>.</p>
 """
 
@@ -50,12 +56,16 @@ predictor.</p>
         self.addParameter(QgsProcessingParameterRasterDestination(
             "OUTPUT_UNCERTAINTY", tr("CWSC uncertainty (ensemble spread, mm)"), optional=True,
             createByDefault=False))
+        self.addParameter(QgsProcessingParameterFileDestination(
+            "OUTPUT_NETCDF", tr("CWSC as CF NetCDF (for hydrological models)"),
+            fileFilter="NetCDF files (*.nc)", optional=True, createByDefault=False))
 
     def build(self, parameters, context, feedback):
         outputs = {
             "OUTPUT": self.output_raster(parameters, "OUTPUT", context),
             "OUTPUT_UNCERTAINTY": self.output_raster(parameters, "OUTPUT_UNCERTAINTY", context,
                                                      optional=True),
+            "OUTPUT_NETCDF": self.output_file(parameters, "OUTPUT_NETCDF", context, optional=True),
         }
         args = ["--model", self.parameterAsFile(parameters, "MODEL", context)]
         args += ["--predictors"] + self.raster_paths(parameters, "PREDICTORS", context, feedback)
@@ -65,6 +75,8 @@ predictor.</p>
             args += ["--batch-size", str(batch)]
         if outputs["OUTPUT_UNCERTAINTY"]:
             args += ["--out-uncertainty", outputs["OUTPUT_UNCERTAINTY"]]
+        if outputs["OUTPUT_NETCDF"]:
+            args += ["--out-netcdf", outputs["OUTPUT_NETCDF"]]
         if self.parameterAsBoolean(parameters, "ALLOW_SHIFT", context):
             args += ["--allow-shift"]
         return args + self.extent_args(parameters, context), outputs

@@ -6,7 +6,8 @@ from qgis.core import (QgsProcessingOutputNumber, QgsProcessingParameterEnum,
                        QgsProcessingParameterString)
 
 from ..compat import INTEGER, DOUBLE, TYPE_RASTER
-from .base import CwscAlgorithm, advanced, device_parameter, extent_parameter, tr
+from .base import (BATCH_SIZE_DEFAULT, EPOCHS_DEFAULT, SEED_RECIPE_BATCH_SIZE, SEED_RECIPE_EPOCHS,
+                   CwscAlgorithm, advanced, device_parameter, extent_parameter, tr)
 
 SPLITS = ["random", "blocks"]
 RECIPES = ["default", "seed"]
@@ -32,7 +33,8 @@ vegetation), one channel each, in this order (predict needs the same order);
 Labels on another grid are aligned to the first predictor with a warning.</p>
 <p><b>Parameters</b>: <b>PATCH_SIZE</b> (11 cells, odd), <b>TEST_FRACTION</b> (0.3 of the
 labelled cells held out), <b>SPLIT</b> (random cells, or spatial blocks against spatial
-leakage), <b>EPOCHS</b> and <b>BATCH_SIZE</b> (empty: the recipe's), <b>RECIPE</b> (default,
+leakage), <b>EPOCHS</b> (40) and <b>BATCH_SIZE</b> (64; with the seed recipe 150 and 32
+unless changed), <b>RECIPE</b> (default,
 or the seed paper's settings), <b>ENSEMBLE</b> (1: networks trained with different seeds;
 their spread is the prediction uncertainty), <b>DEVICE</b> (auto, cpu, cuda), <b>SEED</b>
 (0: same seed on CPU gives the same model). Advanced: <b>BLOCK_SIZE</b>, network
@@ -62,11 +64,12 @@ scatter; numbers <b>TEST_R2</b>, <b>TEST_RMSE</b> (mm), <b>TEST_KGE</b>,
         self.addParameter(QgsProcessingParameterEnum(
             "SPLIT", tr("Train/test split"), options=SPLITS, defaultValue=0))
         self.addParameter(QgsProcessingParameterNumber(
-            "EPOCHS", tr("Epochs (empty: the recipe's)"), type=INTEGER,
-            minValue=1, optional=True))
+            "EPOCHS", tr("Epochs (the seed recipe: {} unless changed)").format(SEED_RECIPE_EPOCHS),
+            type=INTEGER, minValue=1, defaultValue=EPOCHS_DEFAULT, optional=True))
         self.addParameter(QgsProcessingParameterNumber(
-            "BATCH_SIZE", tr("Batch size (empty: the recipe's)"),
-            type=INTEGER, minValue=1, optional=True))
+            "BATCH_SIZE",
+            tr("Batch size (the seed recipe: {} unless changed)").format(SEED_RECIPE_BATCH_SIZE),
+            type=INTEGER, minValue=2, defaultValue=BATCH_SIZE_DEFAULT, optional=True))
         self.addParameter(QgsProcessingParameterEnum(
             "RECIPE", tr("Training recipe"), options=RECIPES, defaultValue=0))
         self.addParameter(advanced(QgsProcessingParameterNumber(
@@ -116,10 +119,14 @@ scatter; numbers <b>TEST_R2</b>, <b>TEST_RMSE</b> (mm), <b>TEST_KGE</b>,
             "--device", self.device(parameters, "DEVICE", context),
             "--out-model", outputs["OUTPUT_MODEL"],
         ]
-        for name, flag in (("EPOCHS", "--epochs"), ("BATCH_SIZE", "--batch-size"),
-                           ("BLOCK_SIZE", "--block-size"), ("BLOCKS", "--blocks")):
+        seed_recipe = RECIPES[self.parameterAsEnum(parameters, "RECIPE", context)] == "seed"
+        for name, flag, default in (("EPOCHS", "--epochs", EPOCHS_DEFAULT),
+                                    ("BATCH_SIZE", "--batch-size", BATCH_SIZE_DEFAULT),
+                                    ("BLOCK_SIZE", "--block-size", None),
+                                    ("BLOCKS", "--blocks", None)):
             value = self.optional_number(parameters, name, context)
-            if value is not None:
+            # The default recipe's number left in place with the seed recipe: the seed's own.
+            if value is not None and not (seed_recipe and value == default):
                 args += [flag, str(value)]
         widths = (self.parameterAsString(parameters, "WIDTHS", context) or "").strip()
         if widths:

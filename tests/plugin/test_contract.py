@@ -22,8 +22,8 @@ from plugin_testing import ROOT
 ALGORITHMS = ("prepare", "calibrate", "maskbykge", "train", "predict", "evaluate")
 #: Backend options that carry a file (inputs and outputs): their values are paths, not settings.
 PATHS = {"precip", "pet", "runoff", "out_cwsc", "out_kge", "out_details", "labels", "kge",
-         "out", "predictors", "out_model", "out_report", "model", "out_uncertainty", "cwsc",
-         "reference"}
+         "out", "predictors", "out_model", "out_report", "model", "out_uncertainty", "out_netcdf",
+         "cwsc", "reference", "work_dir"}
 RASTERS = {"PRECIPITATION": "precipitation.tif", "PET": "pet.tif", "RUNOFF": "runoff.tif",
            "LABELS": "labels.tif", "KGE": "kge.tif", "CWSC": "cwsc_forcing_grid.tif",
            "REFERENCE": "cwsc_forcing_grid.tif", "TARGET_GRID": "runoff.tif"}
@@ -158,6 +158,23 @@ def test_enum_options_match_the_backend_choices():
 def test_defaults_shown_in_the_dialogs_are_the_backends():
     assert base.RESTARTS_DEFAULT == options.DEFAULT_RESTARTS
     assert base.MAX_EVALUATIONS_DEFAULT == options.DEFAULT_MAX_EVALUATIONS
+    from backend.ml import options as ml_options
+
+    assert (base.EPOCHS_DEFAULT, base.SEED_RECIPE_EPOCHS) == \
+        (ml_options.RECIPE_EPOCHS["default"], ml_options.RECIPE_EPOCHS["seed"])
+    assert (base.BATCH_SIZE_DEFAULT, base.SEED_RECIPE_BATCH_SIZE) == \
+        (ml_options.RECIPE_BATCH_SIZE["default"], ml_options.RECIPE_BATCH_SIZE["seed"])
+
+
+def test_the_seed_recipe_keeps_its_own_epochs_unless_changed(provider, data_dir, tmp_path):  # noqa: ARG001
+    alg = _algorithm("train")
+    params = _parameters(alg, data_dir, tmp_path, full=False)
+    seed = train.RECIPES.index("seed")
+    assert "--epochs" not in _build(alg, {**params, "RECIPE": seed})
+    args = _build(alg, {**params, "RECIPE": seed, "EPOCHS": 12})
+    assert args[args.index("--epochs") + 1] == "12"
+    args = _build(alg, params)
+    assert args[args.index("--epochs") + 1] == "40" and args[args.index("--batch-size") + 1] == "64"
 
 
 @pytest.mark.parametrize("name", ALGORITHMS + ("info",))

@@ -1,6 +1,7 @@
 """The provider, its algorithms and their contracted parameter names; plugin entry points."""
 
 import configparser
+import os
 from pathlib import Path
 
 from qgis.core import (QgsApplication, QgsProcessingOutputNumber,
@@ -16,14 +17,15 @@ CONTRACT = {
                      ["OUTPUT_PRECIPITATION", "OUTPUT_PET", "OUTPUT_RUNOFF", "OUTPUT_PREDICTORS"],
                      ["MONTHS"]),
     "cwsc:calibrate": (["PRECIPITATION", "PET", "RUNOFF", "MODELS", "OBJECTIVE", "FORMULATION",
-                        "WARMUP_MONTHS", "CALIBRATION_FRACTION", "RESTARTS", "SEED", "DEVICE"],
+                        "WARMUP_MONTHS", "CALIBRATION_FRACTION", "RESTARTS", "SEED", "DEVICE",
+                        "WORKERS", "DASK_SCHEDULER", "WORK_DIR", "KEEP_WORK"],
                        ["OUTPUT_CWSC", "OUTPUT_KGE", "OUTPUT_DETAILS"], []),
     "cwsc:maskbykge": (["LABELS", "KGE", "THRESHOLD"], ["OUTPUT"], ["KEPT_CELLS", "MASKED_CELLS"]),
     "cwsc:train": (["PREDICTORS", "LABELS", "KGE", "KGE_THRESHOLD", "PATCH_SIZE", "TEST_FRACTION",
                     "SPLIT", "EPOCHS", "BATCH_SIZE", "RECIPE", "ENSEMBLE", "DEVICE", "SEED"],
                    ["OUTPUT_MODEL", "OUTPUT_REPORT"],
                    ["TEST_R2", "TEST_RMSE", "TEST_KGE", "TRAIN_SAMPLES", "TEST_SAMPLES"]),
-    "cwsc:predict": (["MODEL", "PREDICTORS", "DEVICE"], ["OUTPUT", "OUTPUT_UNCERTAINTY"], []),
+    "cwsc:predict": (["MODEL", "PREDICTORS", "DEVICE"], ["OUTPUT", "OUTPUT_UNCERTAINTY", "OUTPUT_NETCDF"], []),
     "cwsc:evaluate": (["CWSC", "REFERENCE", "PRECIPITATION", "PET", "RUNOFF"], ["OUTPUT_REPORT"],
                       ["R2_REFERENCE", "MEDIAN_KGE_FIXED"]),
     "cwsc:info": ([], [], []),
@@ -93,9 +95,17 @@ def test_groups_help_and_references(provider):  # noqa: ARG001
         for ref in ("Zhang", "DWBM", "TVGM", "SCE-UA", "Duan", "KGE", "Gupta", "ResNet", "He, K.", "Xie"):
             assert ref in text, (alg_id, ref)
     assert groups["cwsc:calibrate"] == groups["cwsc:maskbykge"] == "1 Calibration"
-    assert groups["cwsc:train"] == groups["cwsc:predict"] == "2 Learning"
-    assert groups["cwsc:evaluate"] == "3 Evaluation"
+    assert groups["cwsc:train"] == "2 Learning" and groups["cwsc:predict"] == "3 Mapping"
+    assert groups["cwsc:evaluate"] == "4 Evaluation"
     assert groups["cwsc:info"] == "Tools"
+    for alg_id in CONTRACT:     # the CWSC icon in the Toolbox and the modeler
+        path = _alg(alg_id).svgIconPath()
+        assert path.endswith("icon.svg") and os.path.isfile(path), alg_id
+    # The Toolbox sorts groups, then algorithms, by name: the workflow's order.
+    listed = sorted(CONTRACT, key=lambda a: (_alg(a).group(), _alg(a).displayName()))
+    workflow = ["cwsc:prepare", "cwsc:calibrate", "cwsc:maskbykge", "cwsc:train", "cwsc:predict",
+                "cwsc:evaluate"]
+    assert [a for a in listed if a in workflow] == workflow
 
 
 def test_settings_registered(provider):  # noqa: ARG001

@@ -16,7 +16,7 @@ def test_train_then_predict_speaks_the_protocol(twin_files, tmp_path):
                                                "--out-report", report))
     assert rc == 0, err
     epochs = [e for e in events if e["event"] == "progress" and "epoch" in e]
-    assert all(e["stage"] == "train" for e in epochs)
+    assert all(e["stage"] == "training" for e in epochs)
     assert [e["epoch"] for e in epochs] == [1, 2, 3, 1, 2, 3]
     assert {"train_loss", "val_loss", "val_r2", "member"} <= set(epochs[0])
     fr = [e["fraction"] for e in events if e["event"] == "progress"]
@@ -83,7 +83,7 @@ def test_sigterm_during_training_leaves_nothing(twin_files, tmp_path):
     proc = start_backend(train_args(files, tmp_path / "m.pt", "--epochs", "500", "--out-report",
                               tmp_path / "r.html"))
     timings = {}
-    rc, events = terminate_when(proc, lambda e: e.get("stage") == "train", timings=timings)
+    rc, events = terminate_when(proc, lambda e: e.get("stage") == "training", timings=timings)
     print(f"\nSIGTERM during training: backend gone {timings['stop_s']:.2f} s later")
     assert timings["stop_s"] < 1.0
     assert rc == 3

@@ -11,7 +11,6 @@ import pytest
 
 from backend.hydro.calibrate import calibrate
 from backend.hydro.config import CalibrationConfig
-from backend.hydro.parallel import derive_seed, shard_slices
 from backend.hydro.sceua import SceuaSettings
 from backend_testing import DaskCluster, dwbm_cells
 
@@ -31,13 +30,6 @@ def _same(a, b) -> None:
 @pytest.fixture(scope="module")
 def cells():
     return dwbm_cells(40, 72, seed=3)
-
-
-def test_the_layout_and_seeds_depend_on_the_cells_only():
-    assert shard_slices(10, 4) == [slice(0, 4), slice(4, 8), slice(8, 10)]
-    assert shard_slices(0, 4) == []
-    seeds = {derive_seed(42, k) for k in range(100)}
-    assert len(seeds) == 100 and derive_seed(42, 3) == derive_seed(42, 3) != derive_seed(43, 3)
 
 
 def test_any_number_of_workers_gives_the_same_labels(cells):
