@@ -25,11 +25,11 @@ from . import settings
 REQUIRED_MODULES = ("torch", "rasterio", "numpy")
 
 SETUP_HINT = (
-    "Set up the backend: run 'make setup' in the CWSC source folder (it creates .venv with "
-    "torch, rasterio and numpy), then either set Processing > Options > Providers > "
-    "{group} > Backend Python interpreter, or the environment variable CWSC_BACKEND_PYTHON, "
-    "to that environment's python (e.g. /path/to/cwsc/.venv/bin/python); 'make deploy' "
-    "records it for you."
+    "Set up the backend from QGIS: run CWSC > Tools > Set up the backend (cwsc:setup; it builds "
+    "an environment with torch, rasterio and numpy and records it). To use an environment of "
+    "your own instead, set Processing > Options > Providers > {group} > Backend Python "
+    "interpreter, or the environment variable CWSC_BACKEND_PYTHON, to its python (from a "
+    "source checkout, 'make setup' makes one in .venv)."
 ).format(group=settings.PROVIDER_GROUP)
 
 _CHECK_SCRIPT = (
@@ -41,7 +41,7 @@ _checked = {}  # (realpath, mtime) -> check result of a working interpreter
 _checked_lock = threading.Lock()
 
 
-def _venv_python(folder):
+def venv_python(folder):
     if sys.platform == "win32":
         return os.path.join(folder, "Scripts", "python.exe")
     return os.path.join(folder, "bin", "python")
@@ -50,7 +50,7 @@ def _venv_python(folder):
 def _normalise(path):
     path = os.path.expanduser(path.strip().strip('"'))
     if os.path.isdir(path):
-        return _venv_python(path)
+        return venv_python(path)
     return path
 
 
@@ -77,7 +77,7 @@ def interpreter_candidates():
                       + settings.RECORDED_PYTHON_FILE, False))
     root = settings.backend_root()
     for folder in filter(None, [root, settings.PLUGIN_DIR]):
-        path = _venv_python(os.path.join(folder, ".venv"))
+        path = venv_python(os.path.join(folder, ".venv"))
         if all(path != c[0] for c in found):
             found.append((path, "the project's virtual environment (make setup)", False))
     return found

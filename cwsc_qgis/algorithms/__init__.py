@@ -6,7 +6,8 @@ from .info import InfoAlgorithm
 from .maskbykge import MaskByKgeAlgorithm
 from .predict import PredictAlgorithm
 from .prepare import PrepareAlgorithm
+from .setup import SetupAlgorithm
 from .train import TrainAlgorithm
 
-ALGORITHMS = [PrepareAlgorithm, CalibrateAlgorithm, MaskByKgeAlgorithm, TrainAlgorithm, PredictAlgorithm,
-              EvaluateAlgorithm, InfoAlgorithm]
+ALGORITHMS = [PrepareAlgorithm, CalibrateAlgorithm, MaskByKgeAlgorithm, TrainAlgorithm,
+              PredictAlgorithm, EvaluateAlgorithm, SetupAlgorithm, InfoAlgorithm]

@@ -21,9 +21,8 @@ the versions of the backend, torch, numpy, rasterio and xarray, and the devices:
 and, when present, each CUDA device with its name and memory.</p>
 <p><b>Outputs</b>: <b>INTERPRETER</b>, <b>BACKEND_VERSION</b>, <b>TORCH_VERSION</b>,
 <b>CUDA_AVAILABLE</b>, <b>DEVICES</b> (text) and <b>INFO_JSON</b> (everything, as JSON).</p>
-<p>When the backend is missing or broken, the message says how to set it up (run
-<code>make setup</code>, then point Processing &gt; Options &gt; Providers &gt; CWSC &gt; Backend
-Python interpreter to <code>.venv/bin/python</code>).</p>
+<p>When the backend is missing or broken, run <i>Set up the backend</i> (in this group): it
+builds the environment from inside QGIS and records it.</p>
 """
 
     def initAlgorithm(self, config=None):  # noqa: N802
