@@ -130,11 +130,32 @@ def torch_build(choice):
     return choice
 
 
-def pip_index_options(build):
-    """pip options that make ``torch`` resolve to ``build`` on this platform."""
+def index_answers(url, timeout=5):
+    """Whether the package index at ``url`` answers at all within ``timeout`` seconds."""
+    import urllib.error
+    import urllib.request
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=timeout):
+            return True
+    except urllib.error.HTTPError:
+        return True         # it answered, if only to refuse HEAD
+    except (OSError, ValueError):
+        return False
+
+
+def pip_index_options(build, feedback=None):
+    """pip options that make ``torch`` resolve to ``build`` on this platform. An index that
+    does not answer is left out (pip would retry it for every package, minutes offline)."""
     platform = "linux" if sys.platform.startswith("linux") else sys.platform
     url = TORCH_INDEXES.get((platform, build))
-    return ["--extra-index-url", url] if url else []
+    if not url:
+        return []
+    if not index_answers(url):
+        if feedback is not None:
+            feedback.pushWarning("the PyTorch index {} does not answer; torch comes from the "
+                                 "indexes pip is configured with".format(url))
+        return []
+    return ["--extra-index-url", url]
 
 
 def stream(cmd, feedback, env=None, on_line=None, poll=0.2):
@@ -155,6 +176,8 @@ def stream(cmd, feedback, env=None, on_line=None, poll=0.2):
     while not finished:
         if feedback is not None and feedback.isCanceled():
             _stop(proc)
+            reader.join(timeout=5)
+            proc.stdout.close()
             raise SetupCancelled()
         try:
             line = lines.get(timeout=poll)
@@ -168,6 +191,8 @@ def stream(cmd, feedback, env=None, on_line=None, poll=0.2):
                 feedback.pushConsoleInfo(line)
             if on_line is not None:
                 on_line(line)
+    reader.join(timeout=5)
+    proc.stdout.close()
     return proc.wait()
 
 
@@ -255,7 +280,7 @@ def build(folder, python, build_kind, feedback, pip_options=()):
 
         cmd = [target, "-m", "pip", "install", "--disable-pip-version-check",
                "--progress-bar", "off", "-r", requirements]
-        cmd += pip_index_options(build_kind) + list(pip_options)
+        cmd += pip_index_options(build_kind, feedback) + list(pip_options)
         feedback.setProgressText("installing the backend's packages (torch: {} build)"
                                  .format(build_kind))
         feedback.pushInfo("$ " + " ".join(cmd))

@@ -2,7 +2,7 @@
 
 import os
 
-from qgis.core import QgsProcessingModelAlgorithm, QgsProcessingProvider
+from qgis.core import QgsApplication, QgsProcessingModelAlgorithm, QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
 from . import settings
@@ -35,9 +35,24 @@ class CwscProvider(QgsProcessingProvider):
     def load(self):
         settings.register_settings(self.icon())
         self.refreshAlgorithms()
+        # The workflow's outputs come from its child algorithms, which the registry finds only
+        # once this provider is registered: read the model again then.
+        QgsApplication.processingRegistry().providerAdded.connect(self._registered)
         return True
 
+    def _registered(self, provider_id):
+        if provider_id != self.id():
+            return
+        QgsApplication.processingRegistry().providerAdded.disconnect(self._registered)
+        workflow = self.algorithm("workflow")
+        if workflow is not None:
+            workflow.fromFile(settings.resource_path(*WORKFLOW_FILE))
+
     def unload(self):
+        try:
+            QgsApplication.processingRegistry().providerAdded.disconnect(self._registered)
+        except TypeError:
+            pass            # already disconnected once registered
         settings.unregister_settings()
 
     def loadAlgorithms(self):  # noqa: N802
@@ -72,6 +87,17 @@ class WorkflowModel(QgsProcessingModelAlgorithm):
 
     def svgIconPath(self):  # noqa: N802
         return settings.icon_path()
+
+    def shortHelpString(self):  # noqa: N802
+        # QGIS builds a model's help as HTML with line breaks, which 3.22's panel turns into
+        # empty paragraphs: the description and each input's help, as paragraphs.
+        content = self.helpContent()
+        parts = ["<p>{}</p>".format(content.get("ALG_DESC", ""))]
+        for definition in self.parameterDefinitions():
+            text = content.get(definition.name())
+            if text:
+                parts.append("<p><b>{}</b>: {}</p>".format(definition.description(), text))
+        return " ".join("".join(parts).split())
 
     def createInstance(self):  # noqa: N802
         return load_workflow()

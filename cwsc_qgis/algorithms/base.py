@@ -9,6 +9,7 @@ reports.
 """
 
 import os
+import re
 import tempfile
 
 from qgis.core import (QgsProcessingAlgorithm, QgsProcessingException,
@@ -161,7 +162,17 @@ class CwscAlgorithm(QgsProcessingAlgorithm):
     def shortHelpString(self):  # noqa: N802
         # QGIS 3.22 makes every line break of the help a paragraph: the source is wrapped for
         # reading, the help text is one line (HTML ignores the whitespace anyway).
-        return " ".join(tr(self.HELP + REFERENCES).split())
+        text = " ".join(tr(self.HELP + REFERENCES).split())
+        return re.sub(r"<b>([A-Z][A-Z0-9_]*)</b>", self._label_of, text)
+
+    def _label_of(self, match):
+        """``<b>ID</b>`` in a help text becomes the label the dialog shows, the id beside it
+        for qgis_process and scripts."""
+        name = match.group(1)
+        definition = self.parameterDefinition(name) or self.outputDefinition(name)
+        if definition is None:
+            return match.group(0)
+        return "<b>{}</b> <code>{}</code>".format(definition.description(), name)
 
     def createInstance(self):  # noqa: N802
         return type(self)()

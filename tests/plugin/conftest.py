@@ -106,3 +106,14 @@ def qp_env(tmp_path_factory):
     # From here on the plugin must find the backend through the path deploy recorded.
     env.pop("CWSC_BACKEND_PYTHON", None)
     return env
+
+
+@pytest.fixture(scope="session")
+def demo_region(tmp_path_factory):
+    """The demo region (2298 land cells, 360 months, 13 predictors) written by the backend."""
+    folder = tmp_path_factory.mktemp("demo region")
+    done = subprocess.run([os.environ["CWSC_BACKEND_PYTHON"], "-m", "backend", "demo-data",
+                           "--out", str(folder), "--seed", "3"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return folder

@@ -29,6 +29,7 @@ CONTRACT = {
     "cwsc:evaluate": (["CWSC", "REFERENCE", "PRECIPITATION", "PET", "RUNOFF"], ["OUTPUT_REPORT"],
                       ["R2_REFERENCE", "MEDIAN_KGE_FIXED"]),
     "cwsc:info": ([], [], []),
+    "cwsc:setup": (["FOLDER", "PYTHON", "TORCH"], [], []),
 }
 
 
@@ -38,12 +39,14 @@ def _alg(alg_id):
     return alg
 
 
-def test_provider_loads_with_seven_algorithms(provider):
+def test_provider_loads_its_algorithms_and_the_workflow(provider):
     assert provider.id() == "cwsc"
     assert provider.name() == "CWSC (catchment water storage capacity)"
     assert not provider.icon().isNull()
     assert Path(provider.svgIconPath()).is_file()
-    assert sorted(a.id() for a in provider.algorithms()) == sorted(CONTRACT)
+    assert sorted(a.id() for a in provider.algorithms()) == sorted([*CONTRACT, "cwsc:workflow"])
+    setup = _alg("cwsc:setup")
+    assert {o.name() for o in setup.outputDefinitions()} >= {"PYTHON", "INFO"}
 
 
 def test_contracted_parameter_and_output_names(provider):  # noqa: ARG001
