@@ -14,8 +14,10 @@ import sys
 from typing import Sequence
 
 from backend import protocol
-from backend.hydro.options import (DEFAULT_KGE_MARGIN, DEFAULT_MAX_EVALUATIONS, DEFAULT_RESTARTS,
-                                   FORMULATIONS, KGE_VERSIONS, MODELS, OBJECTIVES)
+from backend.hydro.options import (DEFAULT_EXCLUDE_FLAGS, DEFAULT_KGE_MARGIN,
+                                   DEFAULT_MAX_EVALUATIONS, DEFAULT_RESTARTS, FORMULATIONS,
+                                   IDENTIFIABILITY_TOLERANCE, KGE_VERSIONS, MODELS, OBJECTIVES,
+                                   PROFILE_EVALUATIONS)
 
 #: command -> (module in backend.commands, function). Modules load only when their
 #: command runs (torch takes a second to import).
@@ -161,6 +163,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kge-margin", type=_margin, default=DEFAULT_KGE_MARGIN,
                    help="and only models whose calibration KGE is within this of the cell's "
                         "best model (default 0.02; 'none': every model above the threshold)")
+    p.add_argument("--identifiability-tolerance", type=_number("IDENTIFIABILITY_TOLERANCE"),
+                   default=IDENTIFIABILITY_TOLERANCE,
+                   help="KGE distance from the best inside the identifiable range of sc")
+    p.add_argument("--profile-evaluations", type=_count("PROFILE_EVALUATIONS", 0),
+                   default=PROFILE_EVALUATIONS,
+                   help="SCE-UA evaluations per point of the sc profile (0: no range)")
     p.add_argument("--seed", type=_count("SEED", 0), default=0)
     _parallel(p)
     p.add_argument("--work-dir", default=None,
@@ -180,6 +188,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--labels", required=True)
     p.add_argument("--kge", required=True)
     p.add_argument("--threshold", type=_number("THRESHOLD"), default=0.0)
+    p.add_argument("--exclude-flags", type=_count("EXCLUDE_FLAGS", 0), default=DEFAULT_EXCLUDE_FLAGS,
+                   help="mask cells whose quality flags hold any of these bits (0: none)")
     p.add_argument("--out", required=True)
 
     p = sub.add_parser("train", help="train the CWSC ResNet on predictor patches")
@@ -234,6 +244,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo-data", help="write the synthetic twin-experiment region")
     p.add_argument("--out", required=True)
     p.add_argument("--seed", type=_count("SEED", 0), default=42)
+    p.add_argument("--formulation", default=FORMULATIONS[0], choices=FORMULATIONS,
+                   help="the model formulation that makes the demo's runoff")
     return parser
 
 

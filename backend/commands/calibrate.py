@@ -5,10 +5,11 @@ shards (:mod:`backend.hydro.parallel`), has them calibrated by worker processes 
 cluster (:mod:`backend.hydro.workers`), saving each finished shard in the work folder when
 one is given (:mod:`backend.workfolder`), and writes:
 
-- ``--out-cwsc``: band 1 the joint CWSC label (mm), band 2 its equifinality spread (mm);
+- ``--out-cwsc``: band 1 the joint CWSC label (mm, wherever a model was calibrated), band 2
+  the width of its identifiable range (mm), band 3 its quality flags (bits);
 - ``--out-kge``: band 1 the joint KGE (the best model's calibration KGE);
-- ``--out-details`` (optional): per model every parameter, the sc spread, and calibration
-  and validation KGE and NSE.
+- ``--out-details`` (optional): per model every parameter, the identifiable range of sc
+  (low, high), and calibration and validation KGE and NSE.
 
 Events: progress per SCE-UA loop of every worker, then one result.
 """
@@ -73,7 +74,8 @@ def calibration_config(args: argparse.Namespace, models: list[str], device, mont
     import torch
 
     from backend.hydro.config import CalibrationConfig
-    from backend.hydro.options import DEFAULT_RESTARTS
+    from backend.hydro.identifiability import ProfileSettings
+    from backend.hydro.options import DEFAULT_RESTARTS, IDENTIFIABILITY_TOLERANCE
     from backend.hydro.sceua import SceuaSettings
 
     settings = SceuaSettings()
@@ -84,7 +86,14 @@ def calibration_config(args: argparse.Namespace, models: list[str], device, mont
     restarts = DEFAULT_RESTARTS if args.restarts is None else int(args.restarts)
     if restarts < 1:
         raise BadInput("RESTARTS must be at least 1")
+    tolerance = float(getattr(args, "identifiability_tolerance", IDENTIFIABILITY_TOLERANCE))
+    if not tolerance > 0:
+        raise BadInput(f"IDENTIFIABILITY_TOLERANCE must be above 0, got {tolerance:g}")
+    evaluations = getattr(args, "profile_evaluations", None)
+    profile = ProfileSettings() if evaluations is None else (
+        replace(ProfileSettings(), evaluations=int(evaluations)) if evaluations > 0 else None)
     config = CalibrationConfig(
+        identifiability_tolerance=tolerance, profile=profile,
         models=tuple(models), objective=args.objective, kge_version=args.kge_form,
         formulation=args.formulation, warmup_months=args.warmup_months,
         calibration_fraction=args.calibration_fraction, restarts=restarts, sceua=settings,
@@ -168,7 +177,7 @@ def _run(args, models, outputs, rasters, alignment, device, started) -> dict:
     months = rasters[0].count
     config = calibration_config(args, models, device, months)
     cells_bytes = raster_bytes(grid.width, grid.height, 1)
-    outputs.need({"OUTPUT_CWSC": 2 * cells_bytes * 4 / 3, "OUTPUT_KGE": cells_bytes * 4 / 3,
+    outputs.need({"OUTPUT_CWSC": 3 * cells_bytes * 4 / 3, "OUTPUT_KGE": cells_bytes * 4 / 3,
                   "OUTPUT_DETAILS": len(detail_bands(models)) * cells_bytes})
     strips = forcing_strips(grid, months)
     n_cells = grid.width * grid.height
@@ -196,7 +205,7 @@ def _run(args, models, outputs, rasters, alignment, device, started) -> dict:
 
     per_model = {m: {k: np.full(n_cells, np.nan, np.float32)
                      for k in list(PARAMETERS[m]) + list(FIT_FIELDS)} for m in models}
-    cwsc, spread, kge = (np.full(n_cells, np.nan, np.float32) for _ in range(3))
+    cwsc, width, flags, kge = (np.full(n_cells, np.nan, np.float32) for _ in range(4))
     where: dict[int, np.ndarray] = {}        # shard -> flat grid indices, until placed
     running: dict[int, float] = {}           # shard -> fraction done
     state = {"cells_done": 0, "shards_done": 0, "resumed": 0}
@@ -214,7 +223,8 @@ def _run(args, models, outputs, rasters, alignment, device, started) -> dict:
                 per_model[m][k][cells] = lab.params[k]
             for k in FIT_FIELDS:
                 per_model[m][k][cells] = getattr(lab, k)
-        cwsc[cells], spread[cells], kge[cells] = result.cwsc, result.cwsc_spread, result.kge
+        cwsc[cells], width[cells], kge[cells] = result.cwsc, result.cwsc_range, result.kge
+        flags[cells] = result.flags
         if work is not None and save:
             work.save(number, result_arrays(result))
         state["cells_done"] += cells.size
@@ -286,9 +296,10 @@ def _run(args, models, outputs, rasters, alignment, device, started) -> dict:
     tags = {"restarts": config.restarts, "objective": config.objective,
             "kge_version": config.kge_version, "formulation": config.formulation,
             **periods, "models": ",".join(models), "seed": config.seed}
-    io.write_raster(outputs.temporary("OUTPUT_CWSC"), np.stack([cwsc, spread]).reshape(2, *shape),
-                    grid, cwsc_descriptions(config.kge_threshold, config.equifinality_tolerance,
-                                            config.kge_margin), tags=tags, overviews=True)
+    io.write_raster(outputs.temporary("OUTPUT_CWSC"),
+                    np.stack([cwsc, width, flags]).reshape(3, *shape), grid,
+                    cwsc_descriptions(config.kge_threshold, config.identifiability_tolerance,
+                                      config.kge_margin), tags=tags, overviews=True)
     io.write_raster(outputs.temporary("OUTPUT_KGE"), kge.reshape(1, *shape), grid,
                     [f"Joint KGE: the best model's calibration KGE ({periods['calibration']})"],
                     tags=tags, overviews=True)

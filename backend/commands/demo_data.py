@@ -7,7 +7,7 @@ from backend.synthetic.demo_region import write_demo
 
 
 def demo_data_command(args) -> None:
-    manifest = write_demo(args.out, args.seed)
+    manifest = write_demo(args.out, args.seed, formulation=args.formulation)
     protocol.result(outputs={"folder": str(args.out), **manifest["files"],
                              "predictors": manifest["predictors"]},
                     metrics={"land_cells": manifest["land_cells"],

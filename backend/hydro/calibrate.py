@@ -3,9 +3,10 @@
 For every cell and model: SCE-UA on 1 - KGE (or 1 - NSE) over the calibration months,
 every evaluation simulating from month 0 (warm-up months are simulated, not scored);
 independent restarts run side by side as extra problems and the best one wins. Then the
-labels: every parameter, calibration and validation KGE and NSE, and the equifinality
-spread of sc (:class:`~backend.hydro.labels.ModelLabels`). Across models: the joint CWSC
-label and joint KGE (:func:`~backend.hydro.labels.joint_labels`).
+labels: every parameter, calibration and validation KGE and NSE, and the identifiable range
+of sc (:mod:`backend.hydro.identifiability`, :class:`~backend.hydro.labels.ModelLabels`).
+Across models: the joint CWSC label, the width of its range, its quality flags and the joint
+KGE (:func:`~backend.hydro.labels.joint_labels`).
 
 - :func:`calibrate_batch`: one model, one batch of cells, in this process.
 - :func:`calibrate_model`: one model on any number of cells, in this process.
@@ -25,9 +26,15 @@ import torch
 from backend.hydro import cuda_kernels, metrics, parallel
 from backend.hydro.config import CalibrationConfig
 from backend.hydro.engine import Engine, Tuning, choose_engine
+from backend.hydro.identifiability import profile_range
 from backend.hydro.labels import CalibrationResult, ModelLabels, joint_labels
-from backend.hydro.models import PARAMETERS, Forcing, run_months
+from backend.hydro.models import PARAMETERS, SEED_EPS, Forcing, run_months
 from backend.hydro.sceua import sceua
+
+
+#: A store at or below this (mm) at the end of a month was emptied by the conserving limit
+#: (the seed formulation floors it at machine epsilon instead).
+LIMIT_EMPTY = 2 * SEED_EPS
 
 
 def _tensor(x, config: CalibrationConfig) -> torch.Tensor:
@@ -87,8 +94,7 @@ def calibrate_batch(model: str, precip, pet, runoff, config: CalibrationConfig, 
         prm.update({k: v[cell] for k, v in fixed_c.items()})
         return prm
 
-    def torch_objective(x: torch.Tensor, problem: torch.Tensor) -> torch.Tensor:
-        cell = torch.div(problem, restarts, rounding_mode="floor")
+    def torch_score(x: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
         out = []
         for i0 in range(0, x.shape[0], max_cols):
             sl = slice(i0, i0 + max_cols)
@@ -98,16 +104,17 @@ def calibrate_batch(model: str, precip, pet, runoff, config: CalibrationConfig, 
             out.append(target.objective(sim, cell[sl], fused=fused))
         return torch.cat(out)
 
+    if kernel is not None and config.formulation == "bounded" and engine.kind == "triton":
+        kernel = None       # the Triton kernel has no bounded formulation: torch runs it
     if kernel is not None:
         _, stacked = forcing.block_arrays()
         column = {k: i for i, k in enumerate(free)}
-        conserving = config.formulation == "conserving"
+        conserving = {"seed": 0, "conserving": 1, "bounded": 2}[config.formulation]
 
-        def kernel_objective(x: torch.Tensor, problem: torch.Tensor) -> torch.Tensor:
+        def kernel_score(x: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
             nonlocal kernel
             if kernel is None:
-                return torch_objective(x, problem)
-            cell = torch.div(problem, restarts, rounding_mode="floor")
+                return torch_score(x, cell)
             prm = torch.stack([x[:, column[k]] if k in column else fixed_c[k][cell]
                                for k in names])
             try:
@@ -121,10 +128,13 @@ def calibrate_batch(model: str, precip, pet, runoff, config: CalibrationConfig, 
                     raise
                 cuda_kernels.mark_broken(exc)
                 kernel = None
-                return torch_objective(x, problem)
+                return torch_score(x, cell)
             return target.objective_from_sums(sums, cell).to(config.dtype)
 
-    objective = torch_objective if kernel is None else kernel_objective
+    score = torch_score if kernel is None else kernel_score
+
+    def objective(x: torch.Tensor, problem: torch.Tensor) -> torch.Tensor:
+        return score(x, torch.div(problem, restarts, rounding_mode="floor"))
 
     n_c = cells.numel()
     if free:
@@ -140,29 +150,32 @@ def calibrate_batch(model: str, precip, pet, runoff, config: CalibrationConfig, 
         evaluations = res.evaluations.reshape(n_c, restarts).sum(1)
         labels.restart_objective = np.full((n_cells, restarts), np.nan)
         labels.restart_objective[cells.cpu().numpy()] = res.best_f.reshape(n_c, restarts).cpu().numpy()
-        # Equifinality: sc over the final populations of all restarts, among the points
-        # within the tolerance of the cell's best objective.
-        pop_f = res.population_f.reshape(n_c, -1)
-        pop_x = res.population_x.reshape(n_c, -1, len(free))
-        near = torch.isfinite(pop_f) & (pop_f <= objective_best.unsqueeze(1)
-                                        + config.equifinality_tolerance)
-        if "sc" in free:
-            sc_pts = pop_x[..., free.index("sc")]
-            hi = torch.where(near, sc_pts, torch.full_like(sc_pts, -float("inf"))).amax(1)
-            lo = torch.where(near, sc_pts, torch.full_like(sc_pts, float("inf"))).amin(1)
-            spread = torch.where(torch.isfinite(objective_best), hi - lo,
-                                 torch.full_like(hi, float("nan")))
-        else:
-            spread = torch.zeros(n_c, dtype=config.dtype, device=config.device)
+        sc_low = sc_high = None
+        if "sc" in free and config.profile is not None:
+            # The identifiable range of sc: a profile of the objective (its own stream of
+            # random numbers, so the labels do not depend on whether it runs).
+            found = profile_range(score, lower, upper, free.index("sc"), best_x,
+                                  objective_best, config.identifiability_tolerance,
+                                  config.profile, config.sceua,
+                                  torch.Generator().manual_seed(int(config.seed) + 7919))
+            sc_low, sc_high = found.low, found.high
+            evaluations = evaluations + found.evaluations.to(evaluations.device)
     else:  # everything fixed: just score the given parameters
         best_x = torch.empty((n_c, 0), dtype=config.dtype, device=config.device)
         evaluations = torch.zeros(n_c, dtype=torch.long)
-        spread = torch.zeros(n_c, dtype=config.dtype, device=config.device)
         objective_best = None
+        sc_low = sc_high = None
 
-    # Final simulation with the best parameters: the labels' fit on both periods.
+    # Final simulation with the best parameters: the labels' fit on both periods, and how
+    # often the conserving limits emptied the store in the calibration months.
     prm = params_of(best_x, torch.arange(n_c, device=best_x.device))
-    sim = run_months(forcing, prm, fused=fused)["runoff"]
+    full = run_months(forcing, prm, full=True, fused=fused)
+    sim = full["runoff"]
+    limited = (full["storage"][w + 1:c + 1] <= LIMIT_EMPTY).to(config.dtype).mean(0)
+    scored = torch.isfinite(qc[w:c]).sum(0)
+    if sc_low is None:   # sc given (or profile off): no range
+        sc_low = sc_high = torch.full((n_c,), float("nan"), dtype=config.dtype,
+                                      device=config.device)
     kge_cal = metrics.kge(sim[w:c], qc[w:c], axis=0, version=config.kge_version)
     nse_cal = metrics.nse(sim[w:c], qc[w:c], axis=0)
     kge_val = metrics.kge(sim[c:], qc[c:], axis=0, version=config.kge_version)
@@ -179,7 +192,9 @@ def calibrate_batch(model: str, precip, pet, runoff, config: CalibrationConfig, 
         put(labels.params[k], prm[k])
     put(labels.kge_cal, kge_cal), put(labels.kge_val, kge_val)
     put(labels.nse_cal, nse_cal), put(labels.nse_val, nse_val)
-    put(labels.objective, objective_best), put(labels.sc_spread, spread)
+    put(labels.objective, objective_best)
+    put(labels.sc_low, sc_low), put(labels.sc_high, sc_high)
+    put(labels.limited_fraction, limited), put(labels.calibration_months, scored)
     labels.evaluations[idx] = evaluations.cpu().numpy()
     if progress:
         progress(1.0)
@@ -209,8 +224,7 @@ def calibrate_in_process(precip, pet, runoff, config: CalibrationConfig, engine:
     for i, name in enumerate(models):
         cb = ((lambda frac, _i=i: progress((_i + frac) / len(models))) if progress else None)
         out[name] = calibrate_batch(name, precip, pet, runoff, config, engine, fixed, cb)
-    cwsc, spread, kge = joint_labels(out, config.kge_threshold, config.kge_margin)
-    return CalibrationResult(out, cwsc, spread, kge)
+    return CalibrationResult(out, *joint_labels(out, config.kge_threshold, config.kge_margin))
 
 
 def calibrate(precip, pet, runoff, config: CalibrationConfig | None = None,
@@ -269,7 +283,7 @@ def concatenate_results(parts: list[CalibrationResult], config: CalibrationConfi
     """The results of consecutive shards, end to end."""
     if not parts:
         empty = {m.upper(): ModelLabels.empty(m.upper(), 0) for m in config.models}
-        return CalibrationResult(empty, np.empty(0), np.empty(0), np.empty(0))
+        return CalibrationResult(empty, *(np.empty(0) for _ in range(4)))
     models = {m: ModelLabels.concatenate([pt.models[m] for pt in parts]) for m in parts[0].models}
     cat = lambda name: np.concatenate([getattr(pt, name) for pt in parts])  # noqa: E731
-    return CalibrationResult(models, cat("cwsc"), cat("cwsc_spread"), cat("kge"))
+    return CalibrationResult(models, cat("cwsc"), cat("cwsc_range"), cat("flags"), cat("kge"))

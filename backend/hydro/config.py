@@ -8,7 +8,9 @@ from typing import Sequence
 
 import torch
 
-from backend.hydro.options import DEFAULT_KGE_MARGIN, DEFAULT_RESTARTS, MODELS
+from backend.hydro.identifiability import ProfileSettings
+from backend.hydro.options import (DEFAULT_KGE_MARGIN, DEFAULT_RESTARTS,
+                                   IDENTIFIABILITY_TOLERANCE, MODELS)
 from backend.hydro.sceua import SceuaSettings
 
 @dataclass
@@ -27,7 +29,9 @@ class CalibrationConfig:
     kge_threshold: float = 0.0             # models above it enter the joint CWSC label
     kge_margin: float | None = DEFAULT_KGE_MARGIN  # ... and within it of the best model's
                                            # KGE (None: no such limit)
-    equifinality_tolerance: float = 0.01   # objective distance from the best, for the spread
+    identifiability_tolerance: float = IDENTIFIABILITY_TOLERANCE  # objective distance from
+                                           # the best inside the identifiable range of sc
+    profile: ProfileSettings | None = field(default_factory=ProfileSettings)  # None: no range
     seed: int = 0
     dtype: torch.dtype = torch.float32
     device: torch.device | str = "cpu"

@@ -190,7 +190,8 @@ static void bucket_block(int tvgm, int conserving, int64_t nb, const int64_t *cl
                          double *a_so)
 {
     const float *fp = forcing, *fe = forcing + stride_f;
-    float Wst[BLOCK], C1[BLOCK], C2[BLOCK], ISC[BLOCK], XE[BLOCK], XQ[BLOCK];
+    float Wst[BLOCK], C1[BLOCK], C2[BLOCK], ISC[BLOCK], SC[BLOCK], XE[BLOCK], XQ[BLOCK];
+    const int bounded = conserving == 2;
     float P[BLOCK], E[BLOCK], Q[BLOCK];
     for (int64_t jj = 0; jj < BLOCK; jj++) {
         int64_t j = j0 + (jj < nb ? jj : 0);
@@ -198,15 +199,18 @@ static void bucket_block(int tvgm, int conserving, int64_t nb, const int64_t *cl
             C1[jj] = prm[j];
             XQ[jj] = prm[n + j];
             C2[jj] = 0.5f * prm[2 * n + j];
-            ISC[jj] = 1.0f / f_max(prm[3 * n + j], sc_floor);
+            SC[jj] = f_max(prm[3 * n + j], sc_floor);
+            ISC[jj] = 1.0f / SC[jj];
             XE[jj] = prm[4 * n + j];
         } else {      /* ks, kg, sc */
             C1[jj] = prm[j];
             C2[jj] = prm[n + j];
-            ISC[jj] = 1.0f / f_max(prm[2 * n + j], sc_floor);
+            SC[jj] = f_max(prm[2 * n + j], sc_floor);
+            ISC[jj] = 1.0f / SC[jj];
             XE[jj] = XQ[jj] = 1.0f;
         }
-        Wst[jj] = 50.0f;
+        /* Bounded: the store starts no fuller than its capacity (models._run_months). */
+        Wst[jj] = bounded ? f_min(50.0f, SC[jj]) : 50.0f;
     }
     for (int64_t t = 0; t < months; t++) {
         int64_t row = t * cols;
@@ -219,7 +223,17 @@ static void bucket_block(int tvgm, int conserving, int64_t nb, const int64_t *cl
             float w = Wst[jj], p = P[jj];
             float w0 = w + p;
             float e, q;
-            if (tvgm) {
+            if (bounded) {
+                /* sc is a capacity: the filling is at most 1 (models._bucket_step). */
+                float fill0 = f_min(w0 * ISC[jj], 1.0f), fill = f_min(w * ISC[jj], 1.0f);
+                if (tvgm) {
+                    e = E[jj] * f_pow(fill0, XE[jj]);
+                    q = C1[jj] * f_pow(fill, XQ[jj]) * p + C2[jj] * (w + w0);
+                } else {
+                    e = E[jj] * fill0;
+                    q = C1[jj] * fill * p + C2[jj] * w;
+                }
+            } else if (tvgm) {
                 e = E[jj] * f_pow(w0 * ISC[jj], XE[jj]);
                 q = C1[jj] * f_pow(w * ISC[jj], XQ[jj]) * p + C2[jj] * (w + w0);
             } else {
@@ -236,6 +250,11 @@ static void bucket_block(int tvgm, int conserving, int64_t nb, const int64_t *cl
                 q *= scale;
                 e *= scale;
                 w_new = over ? 0.0f : f_max(w0 - q - e, 0.0f);
+                if (bounded) {
+                    float spill = f_max(w_new - 1.0f / ISC[jj], 0.0f);
+                    q += spill;
+                    w_new -= spill;
+                }
             } else {
                 w_new = f_max(w0 - q - e, seed_eps);
             }
@@ -250,7 +269,7 @@ static void bucket_block(int tvgm, int conserving, int64_t nb, const int64_t *cl
 /*
  * Score n model runs (columns) over the months [first, months).
  *
- * model: 0 DWBM, 1 SWBM, 2 TVGM; conserving: 1 or 0 (the seed formulation).
+ * model: 0 DWBM, 1 SWBM, 2 TVGM; conserving: 1, 2 (bounded) or 0 (the seed formulation).
  * cell (n): the forcing column of each run. forcing (F, total_months, cols), C order: DWBM
  *   P (as the formulation runs it), P wet, P dry, 1/P, capped PET; SWBM/TVGM P, PET.
  * prm (k, n): the model's parameters in models.PARAMETERS order.

@@ -139,12 +139,13 @@ def _ptr(t: torch.Tensor) -> int:
     return t.data_ptr()
 
 
-def score_sums(model: str, conserving: bool, cell: torch.Tensor, forcing: torch.Tensor,
+def score_sums(model: str, conserving: int, cell: torch.Tensor, forcing: torch.Tensor,
                params: torch.Tensor, months: int, first: int, weight: torch.Tensor,
                centred: torch.Tensor, threads: int | None = None) -> torch.Tensor:
     """Run ``model`` for N columns from month 0 to ``months`` and sum its scored months.
 
-    cell (N,) int64: the forcing column of each run. forcing (F, T, C) float32: the model's
+    conserving: 0 the seed formulation, 1 (or True) conserving, 2 bounded. cell (N,) int64:
+    the forcing column of each run. forcing (F, T, C) float32: the model's
     stacked forcing (:meth:`backend.hydro.models.Forcing.block_arrays`). params (k, N)
     float32: the parameters in :data:`backend.hydro.models.PARAMETERS` order. weight,
     centred (months - first, C) float32: see :class:`backend.hydro.metrics.CalibrationTarget`.
@@ -168,7 +169,7 @@ def score_sums(model: str, conserving: bool, cell: torch.Tensor, forcing: torch.
     out = torch.empty((3, n), dtype=torch.float64)
     if n == 0:
         return out
-    rc = _LIB.cwsc_score(MODELS.index(model.upper()), int(bool(conserving)), n, _ptr(cell),
+    rc = _LIB.cwsc_score(MODELS.index(model.upper()), int(conserving), n, _ptr(cell),
                          _ptr(forcing), total, cols, _ptr(params), int(months), int(first),
                          _ptr(weight), _ptr(centred), SC_FLOOR, EMPTY, SEED_EPS, _ptr(out),
                          int(threads or torch.get_num_threads()))

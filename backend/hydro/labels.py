@@ -1,7 +1,8 @@
 """What calibration gives per cell and model, and the joint CWSC label across models.
 
-- :class:`ModelLabels`: one model's parameters, fit and equifinality spread per cell.
-- :func:`joint_labels`: the joint CWSC label (the label rule), its spread and the joint KGE.
+- :class:`ModelLabels`: one model's parameters, fit and identifiable range of sc per cell.
+- :func:`joint_labels`: the joint CWSC label (the label rule), the width of its identifiable
+  range, its quality flags and the joint KGE.
 - :func:`cwsc_descriptions`, :func:`detail_bands`: how the label rasters name their bands.
 - :func:`mask_by_kge`: labels kept where the calibration KGE passes a threshold.
 
@@ -17,13 +18,21 @@ import numpy as np
 
 #: Units of the parameters in band descriptions ("-": dimensionless).
 PARAMETER_UNITS = {"sc": "mm"}
-#: Per-cell fit and spread fields of :class:`ModelLabels`, as the details raster has them.
-FIT_FIELDS = ("sc_spread", "kge_cal", "kge_val", "nse_cal", "nse_val")
+#: Per-cell fit and range fields of :class:`ModelLabels`, as the details raster has them.
+FIT_FIELDS = ("sc_low", "sc_high", "kge_cal", "kge_val", "nse_cal", "nse_val")
+#: Quality flags (the bits of :data:`backend.hydro.options.FLAG_BITS`) and their limits.
+FLAG_AT_BOUND, FLAG_DISAGREE, FLAG_FEW_MONTHS, FLAG_WIDE_RANGE, FLAG_LIMITS = 1, 2, 4, 8, 16
+BOUND_SHARE = 0.01          # sc within this share of its range from a bound
+DISAGREEMENT = 1.5          # largest / smallest sc among the models of the label
+MIN_CALIBRATION_MONTHS = 24
+LIMITED_SHARE = 0.10        # share of calibration months with the store emptied by a limit
 
 
 @dataclass
 class ModelLabels:
-    """One model's labels per cell (C,): parameters, fit, equifinality spread of sc (mm)."""
+    """One model's labels per cell (C,): parameters, fit, the identifiable range of sc
+    [sc_low, sc_high] (mm), the share of calibration months whose store the conserving
+    limits emptied, and the number of valid calibration months."""
 
     params: dict[str, np.ndarray]
     kge_cal: np.ndarray
@@ -31,7 +40,10 @@ class ModelLabels:
     nse_cal: np.ndarray
     nse_val: np.ndarray
     objective: np.ndarray
-    sc_spread: np.ndarray
+    sc_low: np.ndarray
+    sc_high: np.ndarray
+    limited_fraction: np.ndarray
+    calibration_months: np.ndarray
     evaluations: np.ndarray
     restart_objective: np.ndarray | None = None   # (C, restarts): each restart's best
 
@@ -41,8 +53,8 @@ class ModelLabels:
         from backend.hydro.models import PARAMETERS
 
         nan = np.full(cells, np.nan, dtype=np.float64)
-        return cls({k: nan.copy() for k in PARAMETERS[model]}, nan.copy(), nan.copy(),
-                   nan.copy(), nan.copy(), nan.copy(), nan.copy(), np.zeros(cells, np.int64))
+        return cls({k: nan.copy() for k in PARAMETERS[model]},
+                   *(nan.copy() for _ in range(9)), np.zeros(cells, np.int64))
 
     @classmethod
     def concatenate(cls, parts: Sequence["ModelLabels"]) -> "ModelLabels":
@@ -51,25 +63,27 @@ class ModelLabels:
         restart = [pt.restart_objective for pt in parts]
         return cls({k: cat([pt.params[k] for pt in parts]) for k in parts[0].params},
                    *(cat([getattr(pt, a) for pt in parts]) for a in
-                     ("kge_cal", "kge_val", "nse_cal", "nse_val", "objective", "sc_spread",
-                      "evaluations")),
+                     _LABEL_ARRAYS),
                    restart_objective=None if any(r is None for r in restart) else cat(restart))
 
 
 @dataclass
 class CalibrationResult:
-    """Labels of every model plus the joint ones: ``cwsc`` (mm), ``cwsc_spread`` (mm) and
-    ``kge`` (the best model's calibration KGE), each (C,), NaN where not calibrated."""
+    """Labels of every model plus the joint ones, each (C,), NaN where not calibrated:
+    ``cwsc`` (mm), ``cwsc_range`` (mm, the width of the label's identifiable range),
+    ``flags`` (quality bits) and ``kge`` (the best model's calibration KGE)."""
 
     models: dict[str, ModelLabels]
     cwsc: np.ndarray
-    cwsc_spread: np.ndarray
+    cwsc_range: np.ndarray
+    flags: np.ndarray
     kge: np.ndarray
 
 
 def result_arrays(result: CalibrationResult) -> dict[str, np.ndarray]:
     """A result as named arrays (for a work folder's shard files)."""
-    out = {"cwsc": result.cwsc, "cwsc_spread": result.cwsc_spread, "kge": result.kge}
+    out = {"cwsc": result.cwsc, "cwsc_range": result.cwsc_range, "flags": result.flags,
+           "kge": result.kge}
     for m, lab in result.models.items():
         for k, v in lab.params.items():
             out[f"{m}/param/{k}"] = v
@@ -88,50 +102,84 @@ def result_from_arrays(arrays: Mapping[str, np.ndarray], models: Sequence[str]) 
                   if key.startswith(f"{m}/param/")}
         out[m] = ModelLabels(params, *(arrays[f"{m}/{k}"] for k in _LABEL_ARRAYS),
                              restart_objective=arrays.get(f"{m}/restart_objective"))
-    return CalibrationResult(out, arrays["cwsc"], arrays["cwsc_spread"], arrays["kge"])
+    return CalibrationResult(out, arrays["cwsc"], arrays["cwsc_range"], arrays["flags"],
+                             arrays["kge"])
 
 
-_LABEL_ARRAYS = ("kge_cal", "kge_val", "nse_cal", "nse_val", "objective", "sc_spread",
-                 "evaluations")
+_LABEL_ARRAYS = ("kge_cal", "kge_val", "nse_cal", "nse_val", "objective", "sc_low", "sc_high",
+                 "limited_fraction", "calibration_months", "evaluations")
 
 
 def joint_labels(labels: Mapping[str, ModelLabels], threshold: float = 0.0,
-                 margin: float | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(cwsc, cwsc_spread, kge) per cell from the models' labels.
+                 margin: float | None = None
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(cwsc, cwsc_range, flags, kge) per cell from the models' labels (the label rule).
 
     cwsc: mean of the models' sc weighted by their calibration KGE, over the models whose
-    calibration KGE exceeds ``threshold`` and, when ``margin`` is given, lies within
-    ``margin`` of the cell's best model (weights below zero count as zero; equal weights
-    when all are zero); NaN where no model qualifies. cwsc_spread: the same weighted mean of
-    the models' equifinality spreads of sc. kge: the best model's calibration KGE.
+    calibration KGE lies within ``margin`` (None: any) of the cell's best model and exceeds
+    ``threshold``; where no model exceeds the threshold, over the models within the margin
+    (the mask, not the calibration, then removes the cell). Weights below zero count as zero;
+    equal weights when all are zero. NaN where no model was calibrated.
+    cwsc_range: the width of the union of the identifiable ranges of those models (their
+    disagreement included). flags: the quality bits (:data:`FLAG_BITS`). kge: the best
+    model's calibration KGE.
     """
-    kges = np.stack([lab.kge_cal for lab in labels.values()])          # (models, C)
-    scs = np.stack([lab.params["sc"] for lab in labels.values()])
-    spreads = np.stack([lab.sc_spread for lab in labels.values()])
+    from backend.hydro.models import PARAMETERS
+
+    names = list(labels)
+    kges = np.stack([labels[m].kge_cal for m in names])          # (models, C)
+    scs = np.stack([labels[m].params["sc"] for m in names])
     with np.errstate(invalid="ignore"):
-        ok = np.isfinite(kges) & (kges > threshold) & np.isfinite(scs)
-        if margin is not None:
-            best = np.max(np.where(np.isfinite(kges), kges, -np.inf), axis=0)
-            ok &= kges >= best - float(margin)
+        calibrated = np.isfinite(kges) & np.isfinite(scs)
+        best = np.max(np.where(calibrated, kges, -np.inf), axis=0)
+        near = calibrated if margin is None else calibrated & (kges >= best - float(margin))
+        above = near & (kges > threshold)
+        ok = np.where(above.any(0), above, near)
     weights = np.where(ok, np.clip(np.nan_to_num(kges), 0.0, None), 0.0)
     total = weights.sum(0)
     weights = np.where(total > 0, weights, ok.astype(np.float64))   # all-zero: equal weights
     total = weights.sum(0)
+    has = total > 0
     with np.errstate(invalid="ignore", divide="ignore"):
-        cwsc = np.where(total > 0, (weights * np.nan_to_num(scs)).sum(0) / total, np.nan)
-        spread = np.where(total > 0, (weights * np.nan_to_num(spreads)).sum(0) / total, np.nan)
-    all_nan = ~np.isfinite(kges).any(0)
-    kge = np.where(all_nan, np.nan, np.nanmax(np.where(np.isfinite(kges), kges, -np.inf), 0))
-    return cwsc, spread, kge
+        cwsc = np.where(has, (weights * np.nan_to_num(scs)).sum(0) / total, np.nan)
+        lows = np.stack([np.where(np.isfinite(labels[m].sc_low), labels[m].sc_low,
+                                  labels[m].params["sc"]) for m in names])
+        highs = np.stack([np.where(np.isfinite(labels[m].sc_high), labels[m].sc_high,
+                                   labels[m].params["sc"]) for m in names])
+        low = np.where(ok, lows, np.inf).min(0)
+        high = np.where(ok, highs, -np.inf).max(0)
+        width = np.where(has, high - low, np.nan)
+
+        flags = np.zeros(cwsc.shape, dtype=np.int64)
+        for i, m in enumerate(names):
+            lo, hi = PARAMETERS[m]["sc"][:2]
+            share = BOUND_SHARE * (hi - lo)
+            at_bound = (scs[i] <= lo + share) | (scs[i] >= hi - share)
+            flags |= np.where(ok[i] & at_bound, FLAG_AT_BOUND, 0)
+            flags |= np.where(ok[i] & (labels[m].limited_fraction > LIMITED_SHARE), FLAG_LIMITS, 0)
+        sc_max = np.where(ok, scs, -np.inf).max(0)
+        sc_min = np.where(ok, scs, np.inf).min(0)
+        flags |= np.where(has & (sc_max > DISAGREEMENT * np.maximum(sc_min, 0.0)) & (sc_max > 0),
+                          FLAG_DISAGREE, 0)
+        months = np.stack([labels[m].calibration_months for m in names])
+        months = np.where(ok & np.isfinite(months), months, np.inf).min(0)
+        flags |= np.where(has & (months < MIN_CALIBRATION_MONTHS), FLAG_FEW_MONTHS, 0)
+        flags |= np.where(has & (width > cwsc), FLAG_WIDE_RANGE, 0)
+    flags = np.where(has, flags.astype(np.float64), np.nan)
+    kge = np.where(calibrated.any(0), best, np.nan)
+    return cwsc, width, flags, kge
 
 
 def cwsc_descriptions(threshold: float, tolerance: float, margin: float | None = None) -> list[str]:
-    """Band descriptions of the label raster: the label rule, then the spread."""
-    within = "" if margin is None else f" and within {margin:g} of the best model's"
-    return [f"CWSC (mm): mean of the models' sc weighted by calibration KGE, models with KGE > "
-            f"{threshold:g}{within}",
-            f"CWSC equifinality spread (mm): max - min of sc among the final SCE-UA points "
-            f"within {tolerance:g} of the best objective, weighted as band 1"]
+    """Band descriptions of the label raster: the label rule, the range width, the flags."""
+    from backend.hydro.options import flag_legend
+
+    within = "" if margin is None else f"within {margin:g} of the best model's and "
+    return [f"CWSC (mm): mean of the models' sc weighted by calibration KGE, models with KGE "
+            f"{within}> {threshold:g} (where none is above it, those within the margin)",
+            f"CWSC identifiable range width (mm): the union of the entering models' ranges of "
+            f"sc whose KGE lies within {tolerance:g} of their best",
+            f"quality flags (bit mask: {flag_legend()})"]
 
 
 def detail_bands(models: Sequence[str]) -> list[tuple[str, str, str]]:
@@ -142,17 +190,23 @@ def detail_bands(models: Sequence[str]) -> list[tuple[str, str, str]]:
     for m in models:
         for k in PARAMETERS[m]:
             out.append((m, k, f"{m} {k} ({PARAMETER_UNITS.get(k, '-')})"))
-        out.append((m, "sc_spread", f"{m} sc equifinality spread (mm)"))
+        out.append((m, "sc_low", f"{m} sc identifiable low (mm)"))
+        out.append((m, "sc_high", f"{m} sc identifiable high (mm)"))
         out += [(m, "kge_cal", f"{m} KGE calibration"), (m, "kge_val", f"{m} KGE validation"),
                 (m, "nse_cal", f"{m} NSE calibration"), (m, "nse_val", f"{m} NSE validation")]
     return out
 
 
-def mask_by_kge(labels: np.ndarray, kge: np.ndarray, threshold: float = 0.0) -> np.ndarray:
-    """Labels (any shape, NaN = nodata) where ``kge > threshold``, NaN elsewhere.
+def mask_by_kge(labels: np.ndarray, kge: np.ndarray, threshold: float = 0.0,
+                flags: np.ndarray | None = None, exclude: int = 0) -> np.ndarray:
+    """Labels (any shape, NaN = nodata) where ``kge > threshold`` and, with ``flags``, where
+    none of the bits in ``exclude`` is set; NaN elsewhere.
 
     A NaN KGE (a cell that could not be scored) never passes the mask.
     """
     with np.errstate(invalid="ignore"):
         keep = np.isfinite(labels) & np.isfinite(kge) & (kge > threshold)
+        if flags is not None and exclude:
+            bits = np.where(np.isfinite(flags), flags, 0).astype(np.int64)
+            keep &= (bits & int(exclude)) == 0
     return np.where(keep, labels, np.nan).astype(np.float32)

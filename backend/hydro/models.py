@@ -14,6 +14,11 @@ Two formulations share the equations of ``docs/models.md``:
   water than the store holds, so the water balance closes; where no limit is reached it
   equals ``"seed"``. An empty store gives no evaporation and no recharge, and the
   groundwater store of DWBM is kept.
+- ``"bounded"``: as conserving, and in SWBM and TVGM sc is a capacity: the store's relative
+  filling W/sc that drives evaporation and quick runoff is at most 1, so evaporation never
+  exceeds PET, and water above sc at the end of a month leaves as runoff (saturation
+  excess), so the store never holds more than sc; the store starts at min(50 mm, sc). DWBM
+  is already bounded (its Fu curves keep E <= PET and S <= sc) and runs as conserving.
 
 Units: mm and mm/month throughout.
 """
@@ -40,7 +45,7 @@ PARAMETERS: dict[str, dict[str, tuple[float, float, float]]] = {
              "sc": (0.0, 1000.0, 149.8), "gamma": (0.1, 1.0, 0.8)},
 }
 MODELS = tuple(PARAMETERS)
-FORMULATIONS = ("conserving", "seed")
+FORMULATIONS = ("conserving", "seed", "bounded")
 
 #: Storage capacities below this (mm) are treated as this: a zero capacity makes W/sc
 #: undefined, and the bounds allow sc = 0.
@@ -143,14 +148,25 @@ def _dwbm_step(p, p_wet, p_dry, inv_p, e0p, s, g, sc, a1, a2, ia1, ia2, kg,
     return qd.add_(qb), e, s_new, g_new
 
 
-def _bucket_step(p, e0, w, c1, c2, inv_sc, expo_e, expo_q, tvgm: bool, conserving: bool):
+def _bucket_step(p, e0, w, c1, c2, inv_sc, expo_e, expo_q, tvgm: bool, conserving: bool,
+                 bounded: bool = False):
     """One SWBM or TVGM month on rows (N,): returns (runoff, evap, new store W).
 
     SWBM: E = E0 W0/sc, Q = ks (W/sc) P + kg W (c1 = ks, c2 = kg).
     TVGM: E = E0 (W0/sc)^gamma, Q = g1 (W/sc)^g2 P + kr (W + W0)/2 (c1 = g1, c2 = kr/2).
+    Bounded: W0/sc and W/sc at most 1, and the store above sc at the end spills as runoff.
     """
     w0 = w + p
-    if tvgm:
+    if bounded:
+        fill0 = torch.clamp_max(w0 * inv_sc, 1.0)
+        fill = torch.clamp_max(w * inv_sc, 1.0)
+        if tvgm:
+            e = e0 * torch.pow(fill0, expo_e)
+            q = (c1 * torch.pow(fill, expo_q)).mul_(p).add_(c2 * (w + w0))
+        else:
+            e = e0 * fill0
+            q = (c1 * fill).mul_(p).add_(c2 * w)
+    elif tvgm:
         e = e0 * torch.pow(w0 * inv_sc, expo_e)
         q = (c1 * torch.pow(w * inv_sc, expo_q)).mul_(p).add_(c2 * (w + w0))
     else:
@@ -167,6 +183,10 @@ def _bucket_step(p, e0, w, c1, c2, inv_sc, expo_e, expo_q, tvgm: bool, conservin
         # w0 - q - e (~1e-13 mm), which TVGM's (W/sc)^g2 with g2 < 1 would turn into runoff
         # (1e-13^0.1 = 0.05) that differs between CPU and CUDA rounding.
         w_new = torch.where(over, torch.zeros_like(w0), (w0 - q).sub_(e).clamp_min_(0.0))
+        if bounded:
+            spill = (w_new - 1.0 / inv_sc).clamp_min_(0.0)
+            q = q + spill
+            w_new = w_new - spill
     else:
         w_new = (w0 - q).sub_(e).clamp_min_(SEED_EPS)
     return q, e, w_new
@@ -189,7 +209,7 @@ def _dwbm_block(idx, forcing, state, prm, conserving: bool):
     return torch.stack(qs), torch.stack((s, g))
 
 
-def _bucket_block(idx, forcing, w, prm, tvgm: bool, conserving: bool):
+def _bucket_block(idx, forcing, w, prm, tvgm: bool, conserving: bool, bounded: bool = False):
     """A block of SWBM or TVGM months, as :func:`_dwbm_block`: forcing (2, K, C)
     P and PET; w (N,); prm (5, N): c1, c2, 1/sc, exponent of E, exponent of Q (see
     :func:`_bucket_step`). Returns (runoff (K, N), W)."""
@@ -197,7 +217,8 @@ def _bucket_block(idx, forcing, w, prm, tvgm: bool, conserving: bool):
     c1, c2, inv_sc, expo_e, expo_q = prm.unbind(0)
     qs = []
     for k in range(f.shape[1]):
-        q, _, w = _bucket_step(f[0, k], f[1, k], w, c1, c2, inv_sc, expo_e, expo_q, tvgm, conserving)
+        q, _, w = _bucket_step(f[0, k], f[1, k], w, c1, c2, inv_sc, expo_e, expo_q, tvgm,
+                               conserving, bounded)
         qs.append(q)
     return torch.stack(qs), w
 
@@ -245,7 +266,8 @@ class Forcing:
         if formulation not in FORMULATIONS:
             raise ValueError(f"unknown formulation '{formulation}' (use {' or '.join(FORMULATIONS)})")
         self.model = _check_model(model)
-        self.conserving = formulation == "conserving"
+        self.conserving = formulation in ("conserving", "bounded")
+        self.bounded = formulation == "bounded"
         self.base: Forcing | None = None      # set on a selection: the forcing selected from
         self.index: torch.Tensor | None = None
         self._p = precip
@@ -271,7 +293,7 @@ class Forcing:
         the compiled month blocks gather the columns inside their kernel; the arrays are only
         copied out (:attr:`p`, :attr:`e0`, :attr:`dwbm`) where the month-by-month path needs them."""
         out = Forcing.__new__(Forcing)
-        out.model, out.conserving = self.model, self.conserving
+        out.model, out.conserving, out.bounded = self.model, self.conserving, self.bounded
         out.base = self.base or self
         out.index = index if self.index is None else self.index[index]
         out._p = out._e0 = out._dwbm = None
@@ -339,7 +361,7 @@ def run_months(forcing: Forcing, params: Mapping[str, torch.Tensor], full: bool 
 
 def _run_months(forcing: Forcing, params: Mapping[str, torch.Tensor], full: bool,
                 fused: bool, n_t: int) -> dict[str, torch.Tensor]:
-    model, conserving = forcing.model, forcing.conserving
+    model, conserving, bounded = forcing.model, forcing.conserving, forcing.bounded
     prm = prepare_params(model, params)
     kind = "DWBM" if model == "DWBM" else "bucket"
     step = _step_function(kind, fused)
@@ -389,16 +411,19 @@ def _run_months(forcing: Forcing, params: Mapping[str, torch.Tensor], full: bool
                 e_exp = q_exp = torch.ones_like(c1)  # unused by SWBM
             inv_sc = prm["inv_sc"]
             w = torch.full((n,), 50.0, dtype=like.dtype, device=like.device)
+            if bounded:
+                w = torch.minimum(w, prm["sc"].expand(n))
             if full:
                 s_out[0] = w
             if blocked:
                 prm_stack = torch.stack([v.expand(n) for v in (c1, c2, inv_sc, e_exp, q_exp)])
                 for t in range(0, blocked, block_months):
                     q_out[t:t + block_months], w = block(
-                        idx, stacked[:, t:t + block_months], w, prm_stack, tvgm, conserving)
+                        idx, stacked[:, t:t + block_months], w, prm_stack, tvgm, conserving,
+                        bounded)
             for t in range(blocked, n_t):
                 q, e, w = step(forcing.p[t], forcing.e0[t], w, c1, c2, inv_sc, e_exp, q_exp,
-                               tvgm, conserving)
+                               tvgm, conserving, bounded)
                 q_out[t] = q
                 if full:
                     e_out[t], s_out[t + 1] = e, w
@@ -428,7 +453,8 @@ def simulate(model: str, precip, pet, params: Mapping[str, object],
     precip, pet: arrays shaped (..., months) in mm/month (numpy or torch).
     params: parameter name (see :data:`PARAMETERS`) -> scalar or array broadcastable to
         (...), the batch shape of the forcing.
-    formulation: "conserving" (default) or "seed" (the original Fortran, see module doc).
+    formulation: "conserving" (default), "bounded" or "seed" (the original Fortran, see
+        the module doc).
     dtype: float32 or float64; default float64 when the forcing is float64, else float32.
     device: torch device; default the forcing's (CPU for numpy).
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from backend.protocol import BadInput
 
 MODELS = ("DWBM", "SWBM", "TVGM")
-FORMULATIONS = ("conserving", "seed")
+FORMULATIONS = ("conserving", "seed", "bounded")
 OBJECTIVES = ("kge", "nse")
 KGE_VERSIONS = ("2009", "2012")
 
@@ -32,6 +32,30 @@ DEFAULT_MAX_EVALUATIONS = 1000
 #: SCE-UA run leaves on the table, so models that fit equally well are averaged, not picked by
 #: optimiser noise.
 DEFAULT_KGE_MARGIN = 0.02
+
+#: The identifiable range of sc holds the sc values whose best objective (the other
+#: parameters re-optimised) lies within this of the best: 0.01 in KGE.
+IDENTIFIABILITY_TOLERANCE = 0.01
+#: SCE-UA evaluations per point of that profile (9 grid points, 3 bisections per edge).
+PROFILE_EVALUATIONS = 100
+
+#: Bits of the quality flags (band 3 of the CWSC labels), and what each means.
+FLAG_BITS = {
+    1: "sc within 1 % of a bound of its range in a model entering the label",
+    2: "the models entering the label disagree on sc by more than a factor 1.5",
+    4: "fewer than 24 valid calibration months",
+    8: "identifiable range of sc wider than the label itself",
+    16: "the conserving limits emptied the store in more than 10 % of calibration months",
+}
+
+
+#: Flags that ``mask`` excludes by default (see the README, "How the CWSC label is made").
+DEFAULT_EXCLUDE_FLAGS = 0
+
+
+def flag_legend() -> str:
+    """``1 = ..., 2 = ...``: the flag bits in words, for band descriptions and help."""
+    return "; ".join(f"{bit} = {text}" for bit, text in FLAG_BITS.items())
 
 
 def parse_models(text: str, label: str = "MODELS") -> list[str]:

@@ -94,8 +94,10 @@ def true_cwsc(p: dict[str, np.ndarray], land: np.ndarray) -> np.ndarray:
     return np.clip(np.exp(5.05 + 0.62 * _z(z, land)), 10.0, 990.0)
 
 
-def make_demo(region: DemoRegion, seed: int) -> dict[str, np.ndarray]:
-    """Build every field of the demo; arrays are (rows, cols) or (months, rows, cols), NaN off land."""
+def make_demo(region: DemoRegion, seed: int, formulation: str = "conserving") -> dict[str, np.ndarray]:
+    """Build every field of the demo; arrays are (rows, cols) or (months, rows, cols), NaN off
+    land. ``formulation``: the model formulation that makes the runoff (see
+    :mod:`backend.hydro.models`)."""
     from backend.hydro.models import simulate
 
     rng = np.random.default_rng(seed)
@@ -172,7 +174,7 @@ def make_demo(region: DemoRegion, seed: int) -> dict[str, np.ndarray]:
     generator = regions.ravel()[cells]
     q = np.zeros_like(p_c)
     for k, (model, prm) in enumerate(params.items()):
-        out = simulate(model, p_c, e_c, prm, formulation="conserving")
+        out = simulate(model, p_c, e_c, prm, formulation=formulation)
         q = np.where((generator == k)[:, None], np.asarray(out.runoff, dtype=np.float64), q)
     sigma = 0.12 + 0.1 * np.abs(rng.standard_normal(len(cells)))
     q_obs = q * np.exp(rng.normal(0, 1, q.shape) * sigma[:, None] - sigma[:, None] ** 2 / 2)
@@ -235,7 +237,8 @@ texture and LAI (see `backend/synthetic/demo_region.py`, `true_cwsc`).
 """
 
 
-def write_demo(out_dir: str | Path, seed: int = 42, region: DemoRegion | None = None) -> dict:
+def write_demo(out_dir: str | Path, seed: int = 42, region: DemoRegion | None = None,
+               formulation: str = "conserving") -> dict:
     """Write the demo region into ``out_dir`` (created; every file committed together)."""
     from backend.outputs import Outputs
 
@@ -263,7 +266,7 @@ def write_demo(out_dir: str | Path, seed: int = 42, region: DemoRegion | None = 
     kinds = {"README": "text", "manifest": "json"}
     with Outputs(paths, kinds=kinds) as outputs:
         protocol.progress(0.05, "writing the demo data")
-        data = make_demo(region, seed)
+        data = make_demo(region, seed, formulation)
         protocol.progress(0.6, "writing the demo data")
         for name, key, what in series:
             io.write_raster(outputs.temporary(name), data[key], grid,
@@ -281,7 +284,8 @@ def write_demo(out_dir: str | Path, seed: int = 42, region: DemoRegion | None = 
             failed_pct=100 * failed / max(land, 1),
             predictors=", ".join(PREDICTORS)), encoding="utf-8")
         files = {name: str(paths[name]) for name in ("precipitation", "pet", "runoff", "true_cwsc")}
-        manifest = {"seed": seed, "land_cells": land, "failed_cells": failed, "months": months,
+        manifest = {"seed": seed, "formulation": formulation, "land_cells": land,
+                    "failed_cells": failed, "months": months,
                     "files": files, "predictors": [str(paths[f"predictors/{n}"]) for n in PREDICTORS]}
         outputs.temporary("manifest").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
     protocol.progress(1.0, "writing the demo data")

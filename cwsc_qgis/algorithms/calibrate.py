@@ -12,7 +12,7 @@ from .base import (MAX_EVALUATIONS_DEFAULT, RESTARTS_DEFAULT, CwscAlgorithm, adv
 
 MODELS = ["DWBM", "SWBM", "TVGM"]
 OBJECTIVES = ["KGE", "NSE"]
-FORMULATIONS = ["conserving", "seed"]
+FORMULATIONS = ["conserving", "seed", "bounded"]
 
 
 class CalibrateAlgorithm(CwscAlgorithm):

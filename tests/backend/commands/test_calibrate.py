@@ -75,8 +75,10 @@ def test_calibrate_writes_labels_kge_and_details(inputs, tmp_path):
     assert res["outputs"]["OUTPUT_CWSC"] == str(tmp_path / "cwsc.tif")
 
     cwsc, prof, desc = read_tif(tmp_path / "cwsc.tif")
-    assert cwsc.shape == (2, ROWS, COLS) and prof["nodata"] == io.NODATA
-    assert desc[0].startswith("CWSC (mm)") and desc[1].startswith("CWSC equifinality spread (mm)")
+    assert cwsc.shape == (3, ROWS, COLS) and prof["nodata"] == io.NODATA
+    assert desc[0].startswith("CWSC (mm)")
+    assert desc[1].startswith("CWSC identifiable range width (mm)")
+    assert desc[2].startswith("quality flags (bit mask: 1 = sc within 1 % of a bound")
     assert np.isnan(cwsc[:, 0, 0]).all()
     ok = np.isfinite(cwsc[0])
     assert ok.sum() >= 1 and (cwsc[0][ok] >= 0).all() and (cwsc[0][ok] <= 1000).all()
@@ -85,15 +87,27 @@ def test_calibrate_writes_labels_kge_and_details(inputs, tmp_path):
     assert np.isfinite(kge[0]).sum() == ROWS * COLS - 1
     det, _, ddesc = read_tif(tmp_path / "details.tif")
     assert "DWBM sc (mm)" in ddesc and "SWBM KGE calibration" in ddesc and "DWBM NSE validation" in ddesc
-    assert det.shape[0] == len(ddesc) == (4 + 5) + (3 + 5)
+    assert "DWBM sc identifiable low (mm)" in ddesc and "SWBM sc identifiable high (mm)" in ddesc
+    assert det.shape[0] == len(ddesc) == (4 + 6) + (3 + 6)
+    low, high = det[ddesc.index("DWBM sc identifiable low (mm)")], det[ddesc.index("DWBM sc identifiable high (mm)")]
+    sc = det[ddesc.index("DWBM sc (mm)")]
+    fine = np.isfinite(sc)
+    assert np.all((low[fine] <= sc[fine] + 1e-3) & (sc[fine] <= high[fine] + 1e-3))
+    assert np.all(np.isfinite(cwsc[2][ok])) and np.all(cwsc[1][ok] >= 0)
     best = np.fmax(det[ddesc.index("DWBM KGE calibration")], det[ddesc.index("SWBM KGE calibration")])
     np.testing.assert_allclose(kge[0], best, rtol=1e-6)
     # The default label rule: models within 0.02 of the cell's best KGE, weighted by KGE.
     assert "within 0.02 of the best model's" in desc[0]
     kd, ks = det[ddesc.index("DWBM KGE calibration")], det[ddesc.index("SWBM KGE calibration")]
     sd, ss = det[ddesc.index("DWBM sc (mm)")], det[ddesc.index("SWBM sc (mm)")]
-    wd = np.where((kd > 0) & (kd >= best - 0.02), kd, 0.0)
-    ws = np.where((ks > 0) & (ks >= best - 0.02), ks, 0.0)
+    # Where no model is above the threshold, the label still follows the margin (the mask
+    # removes such cells).
+    above = ((kd > 0) & (kd >= best - 0.02)) | ((ks > 0) & (ks >= best - 0.02))
+    wd = np.where((kd >= best - 0.02) & ((kd > 0) | ~above), np.clip(kd, 0, None), 0.0)
+    ws = np.where((ks >= best - 0.02) & ((ks > 0) | ~above), np.clip(ks, 0, None), 0.0)
+    both_zero = (wd + ws) == 0
+    wd = np.where(both_zero & (kd >= best - 0.02), 1.0, wd)
+    ws = np.where(both_zero & (ks >= best - 0.02), 1.0, ws)
     with np.errstate(invalid="ignore"):
         expected = (wd * sd + ws * ss) / (wd + ws)
     np.testing.assert_allclose(cwsc[0][ok], expected[ok], rtol=1e-5)

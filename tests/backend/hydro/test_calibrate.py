@@ -28,7 +28,9 @@ def test_calibration_recovers_a_twin_experiment(twin):
     lab = calibrate_model("SWBM", p, e, q, _config())
     assert np.all(lab.kge_cal > 0.9)
     assert np.all(np.isfinite(lab.kge_val)) and np.all(np.isfinite(lab.nse_cal))
-    assert np.all(lab.sc_spread >= 0) and np.all(lab.evaluations > 0)
+    assert np.all(lab.sc_low <= lab.params["sc"]) and np.all(lab.params["sc"] <= lab.sc_high)
+    assert np.all(lab.evaluations > 0) and np.all(lab.calibration_months == 60)
+    assert np.all((lab.limited_fraction >= 0) & (lab.limited_fraction <= 1))
     for k in ("ks", "kg", "sc"):
         assert lab.params[k].shape == (6,)
 
@@ -47,7 +49,7 @@ def test_fixed_sc_is_kept_and_others_calibrated(twin):
     lab = calibrate_model("SWBM", p, e, q, _config(sceua=SceuaSettings(max_evaluations=150)),
                           fixed={"sc": prm["sc"]})
     np.testing.assert_allclose(lab.params["sc"], prm["sc"], rtol=1e-6)
-    assert np.all(lab.sc_spread == 0)
+    assert np.isnan(lab.sc_low).all() and np.isnan(lab.sc_high).all()   # sc given: no range
     assert np.median(lab.kge_cal) > 0.8
 
 

@@ -21,7 +21,7 @@ needs_kernels = pytest.mark.skipif(not cpu_kernels.available(),
 
 @needs_kernels
 @pytest.mark.parametrize("model", ["DWBM", "SWBM", "TVGM"])
-@pytest.mark.parametrize("form", ["conserving", "seed"])
+@pytest.mark.parametrize("form", ["conserving", "seed", "bounded"])
 @pytest.mark.parametrize("objective", ["kge", "nse"])
 def test_kernel_objective_matches_torch_in_float64(model, form, objective):
     forcing64, target64, cell, x, w, c = objective_case(model, form, objective, torch.float64)
@@ -32,7 +32,8 @@ def test_kernel_objective_matches_torch_in_float64(model, form, objective):
 
     forcing32, target32, *_ = objective_case(model, form, objective, torch.float32)
     _, stacked = forcing32.block_arrays()
-    sums = cpu_kernels.score_sums(model, form == "conserving", cell, stacked,
+    mode = {"seed": 0, "conserving": 1, "bounded": 2}[form]
+    sums = cpu_kernels.score_sums(model, mode, cell, stacked,
                              x.T.to(torch.float32), c, w, target32.weight, target32.centred)
     got = target32.objective_from_sums(sums, cell)
 

@@ -92,6 +92,48 @@ def test_conserving_closes_the_water_balance(model):
     assert np.all(np.abs(balance) <= 1e-6 * p.sum(1))
 
 
+@pytest.mark.parametrize("model", MODELS)
+def test_bounded_closes_the_water_balance_within_its_limits(model):
+    p, e = _harsh_forcing()
+    prm = _random_params(model, p.shape[0])
+    sim = simulate(model, p, e, prm, formulation="bounded")
+    for arr in (sim.runoff, sim.evap, sim.storage):
+        assert np.isfinite(arr).all() and (arr >= 0).all()
+    change = sim.storage[:, -1] - sim.storage[:, 0]
+    if model == "DWBM":
+        change = change + sim.groundwater[:, -1] - sim.groundwater[:, 0]
+    balance = p.sum(1) - sim.runoff.sum(1) - sim.evap.sum(1) - change
+    assert np.all(np.abs(balance) <= 1e-6 * p.sum(1))
+    # Evaporation at most PET; the store at most sc (sc = 0 runs as the 0.1 mm floor).
+    assert np.all(sim.evap <= e * (1 + 1e-12) + 1e-9)
+    sc = np.maximum(prm["sc"], 0.1)[:, None]
+    assert np.all(sim.storage <= sc * (1 + 1e-12) + 1e-9)
+
+
+@pytest.mark.parametrize("model", ["SWBM", "TVGM"])
+def test_conserving_buckets_exceed_pet_and_sc_where_bounded_does_not(model):
+    # A small store under steady rain: W/sc above 1 is what makes E > PET in the original.
+    cells, months = 8, 60
+    p = np.full((cells, months), 150.0)
+    e = np.full((cells, months), 60.0)
+    prm = {k: np.full(cells, lo) for k, (lo, hi, _) in PARAMETERS[model].items()}
+    prm["sc"] = np.full(cells, 40.0)
+    conserving = simulate(model, p, e, prm)
+    bounded = simulate(model, p, e, prm, formulation="bounded")
+    assert conserving.evap.max() > 60.0 and conserving.storage.max() > 40.0
+    assert bounded.evap.max() <= 60.0 + 1e-9 and bounded.storage.max() <= 40.0 + 1e-9
+    # Same water in, same water out: the bound moves it from evaporation and store to runoff.
+    assert bounded.runoff.sum() > conserving.runoff.sum()
+
+
+def test_bounded_dwbm_is_conserving_dwbm():
+    p, e = _harsh_forcing(cells=16)
+    prm = _random_params("DWBM", 16)
+    a = simulate("DWBM", p, e, prm, formulation="bounded")
+    b = simulate("DWBM", p, e, prm, formulation="conserving")
+    np.testing.assert_array_equal(a.runoff, b.runoff)
+
+
 @pytest.mark.parametrize("model", ["SWBM", "TVGM"])
 def test_seed_creates_water_where_conserving_does_not(model):
     p, e = _harsh_forcing()
@@ -191,10 +233,11 @@ def test_compiled_blocks_match_eager(model):
     e = torch.tensor(rng.uniform(0, 150, (months, n)), dtype=torch.float32)
     prm = {k: torch.tensor(rng.uniform(lo, hi, n), dtype=torch.float32)
            for k, (lo, hi, _) in PARAMETERS[model].items()}
-    f = Forcing(model, p, e)
-    eager = run_months(f, prm, fused=False)["runoff"]
-    fused = run_months(f, prm, fused=True)["runoff"]
-    torch.testing.assert_close(fused, eager, rtol=1e-4, atol=1e-3)
+    for formulation in ("conserving", "bounded"):
+        f = Forcing(model, p, e, formulation)
+        eager = run_months(f, prm, fused=False)["runoff"]
+        fused = run_months(f, prm, fused=True)["runoff"]
+        torch.testing.assert_close(fused, eager, rtol=1e-4, atol=1e-3)
 
 
 @pytest.mark.parametrize("model", MODELS)

@@ -18,7 +18,7 @@ CONFIG = CalibrationConfig(models=("DWBM", "SWBM"), sceua=SceuaSettings(max_eval
 
 
 def _same(a, b) -> None:
-    for name in ("cwsc", "cwsc_spread", "kge"):
+    for name in ("cwsc", "cwsc_range", "flags", "kge"):
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
     for m in a.models:
         for k in a.models[m].params:

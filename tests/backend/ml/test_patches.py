@@ -185,7 +185,7 @@ def test_torch_patch_gather_matches_numpy(kind):
 def test_the_band_warning_comes_only_when_bands_are_really_dropped(tmp_path, capsys):
     data = np.ones((2, 6, 6), np.float32)
     own = write_tif(tmp_path / "labels.tif", data,
-                    descriptions=["CWSC (mm)", "CWSC equifinality spread (mm)"])
+                    descriptions=["CWSC (mm)", "CWSC identifiable range width (mm)"])
     P.read_single_band(str(own), "LABELS")
     assert "only band 1" not in capsys.readouterr().out
     other = write_tif(tmp_path / "two.tif", data, descriptions=["CWSC (mm)", "soil depth (cm)"])
