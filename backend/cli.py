@@ -235,6 +235,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--restarts", type=_count("RESTARTS"), default=DEFAULT_RESTARTS)
     p.add_argument("--max-cells", type=_count("MAX_CELLS"), default=2000,
                    help="cells sampled for the simulation check")
+    p.add_argument("--details", default=None,
+                   help="calibrate's details raster: which models make each cell's label")
+    p.add_argument("--labels", default=None,
+                   help="calibrate's CWSC labels: a breakdown by quality flag")
+    p.add_argument("--model", default=None,
+                   help="the model file: score the network's held-out test cells only")
+    p.add_argument("--formulation", default=FORMULATIONS[0], choices=FORMULATIONS)
     p.add_argument("--max-evaluations", type=_count("MAX_EVALUATIONS"),
                    default=DEFAULT_MAX_EVALUATIONS, help="SCE-UA evaluations per cell and run")
     p.add_argument("--seed", type=_count("SEED", 0), default=0)

@@ -5,9 +5,11 @@ Two checks, both optional, as in the CWSC papers:
 1. **Agreement with a reference map** (e.g. a root-zone storage capacity product, or the
    true CWSC of a twin experiment): R2, Pearson r, RMSE, MAE, bias over the cells where
    both are valid, with maps and a scatter plot.
-2. **Simulation efficiency**: on a seeded sample of cells with runoff, each model is
-   calibrated twice, once freely and once with ``sc`` fixed to the map; the KGE lost by
-   fixing CWSC says whether the map is usable as a model parameter.
+2. **Simulation efficiency on the validation months** (:func:`simulation_check`): on a
+   seeded sample of cells, the models are calibrated with sc fixed to the map, fixed to a
+   constant map (the null model) and free, and each cell is scored on the months the
+   calibration did not see, in the model(s) that make its label; a map that carries no
+   information scores no better than the constant map.
 """
 
 from __future__ import annotations
@@ -69,69 +71,162 @@ def scatter_figure(cwsc: np.ndarray, reference: np.ndarray, stats: dict):
     return fig
 
 
-def kge_cdf_figure(free: dict[str, np.ndarray], fixed: dict[str, np.ndarray]):
-    fig = report.new_figure(7, 4.2)
-    ax = fig.gca()
-    for k, (name, values) in enumerate(free.items()):
-        color = f"C{k}"
-        for data, style, tag in ((values, "-", "free"), (fixed[name], "--", "CWSC fixed")):
-            v = np.sort(data[np.isfinite(data)])
-            if len(v):
-                ax.plot(v, np.arange(1, len(v) + 1) / len(v), style, color=color, label=f"{name} {tag}")
-    ax.set_xlim(-1, 1)
-    ax.set_xlabel("calibration KGE")
-    ax.set_ylabel("fraction of cells")
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    return fig
+#: Aridity classes (PET / P) of the evaluation's breakdown: (label, low, high).
+ARIDITY_CLASSES = (("humid (PET/P < 0.75)", 0.0, 0.75), ("sub-humid (0.75-1.5)", 0.75, 1.5),
+                   ("semi-arid (1.5-3)", 1.5, 3.0), ("arid (PET/P > 3)", 3.0, math.inf))
+#: The variants scored: the map, a constant map at its median (the null model), free sc.
+VARIANTS = ("fixed", "constant", "free")
 
 
 def simulation_check(cwsc: np.ndarray, precip: np.ndarray, pet: np.ndarray, runoff: np.ndarray,
                      models, restarts: int | None, seed: int, device, max_cells: int,
-                     max_evaluations: int | None = None):
-    """Free vs CWSC-fixed calibration on a sample of cells.
+                     max_evaluations: int | None = None, label_kge: dict | None = None,
+                     candidates: np.ndarray | None = None, formulation: str = "conserving"):
+    """The map as a model parameter, scored on the validation months.
 
-    cwsc: (rows, cols) mm; precip, pet, runoff: (months, rows, cols) mm/month.
-    Returns ``(kge_free, kge_fixed, cells, best_free, best_fixed)``: per model the
-    calibration KGE of every sampled cell, free and with sc fixed to the map (dicts of (n,)
-    arrays); the number of sampled cells n; and per cell the best model's KGE, free and
-    fixed ((n,) arrays).
+    cwsc: (rows, cols) mm; precip, pet, runoff: (months, rows, cols) mm/month. On a seeded
+    sample of at most ``max_cells`` cells (drawn from ``candidates``, flat indices, when
+    given), every model is calibrated on the calibration months three ways: sc free, sc
+    fixed to the map, sc fixed to the map's median everywhere (the constant map). Each cell
+    is then scored in the model(s) that make its label by the label rule (the models within
+    the default margin of the best calibration KGE: from ``label_kge``, model -> (rows, cols)
+    calibration KGE as calibrate's details give it, else from the free calibration): the
+    mean of their validation KGEs. A run that fails (no defined KGE) scores as the worst
+    score of the whole check, and is counted.
+
+    Returns a dict: ``cells`` (flat indices (n,)), ``scores`` (variant -> (n,) KGE),
+    ``failed`` (variant -> count), ``constant_mm``, ``label_models`` ((models, n) bool),
+    ``aridity`` ((n,) PET/P), ``per_model`` (variant -> model -> (n,) validation KGE).
     """
     from backend.hydro.calibrate import calibrate
     from backend.hydro.config import CalibrationConfig
+    from backend.hydro.options import DEFAULT_KGE_MARGIN
     from backend.hydro.sceua import SceuaSettings
 
     months = precip.shape[0]
     flat = lambda a: a.reshape(months, -1).T  # noqa: E731 - (cells, months)
     p, e, q = flat(precip), flat(pet), flat(runoff)
     c = cwsc.ravel()
-    ok = np.isfinite(c) & np.isfinite(p).all(1) & np.isfinite(e).all(1) & (np.isfinite(q).sum(1) >= 12)
-    cells = np.flatnonzero(ok)
-    if len(cells) == 0:
-        raise protocol.BadInput("CWSC: no cell has both a CWSC value and complete forcing and runoff")
-    rng = np.random.default_rng(seed)
-    if len(cells) > max_cells:
-        cells = np.sort(rng.choice(cells, max_cells, replace=False))
-    kwargs = {"models": tuple(models), "seed": seed, "device": device}
+    kwargs = {"models": tuple(models), "seed": seed, "device": device, "profile": None,
+              "formulation": formulation}
     if restarts:
         kwargs["restarts"] = restarts
     if max_evaluations:
         kwargs["sceua"] = SceuaSettings(max_evaluations=int(max_evaluations))
     config = CalibrationConfig(**kwargs)
+    from backend.hydro.metrics import MIN_MONTHS
 
-    def progress_for(offset: int):
-        def cb(frac: float) -> None:
-            protocol.progress(0.2 + 0.35 * (offset + frac),
-                              "calibrating with CWSC fixed to the map" if offset
-                              else "calibrating freely")
-        return cb
+    w, cal_end = config.periods(months)
+    if months - cal_end < MIN_MONTHS:
+        raise protocol.BadInput(
+            f"RUNOFF: the record has {months} months, so the validation period (the last "
+            f"{months - cal_end}, a quarter) is shorter than the {MIN_MONTHS} months a KGE "
+            f"needs; the evaluation needs at least {4 * MIN_MONTHS} months")
+    ok = (np.isfinite(c) & np.isfinite(p).all(1) & np.isfinite(e).all(1)
+          & (np.isfinite(q[:, w:cal_end]).sum(1) >= MIN_MONTHS)
+          & (np.isfinite(q[:, cal_end:]).sum(1) >= MIN_MONTHS))
+    if candidates is not None:
+        keep = np.zeros(ok.size, bool)
+        keep[candidates] = True
+        ok &= keep
+    cells = np.flatnonzero(ok)
+    if len(cells) == 0:
+        raise protocol.BadInput("CWSC: no cell has a CWSC value, complete forcing and runoff in "
+                                "both the calibration and the validation months")
+    rng = np.random.default_rng(seed)
+    if len(cells) > max_cells:
+        cells = np.sort(rng.choice(cells, max_cells, replace=False))
+    constant = float(np.nanmedian(c[np.isfinite(c)]))
+    steps = {"free": None, "fixed": c[cells], "constant": np.full(len(cells), constant)}
+    runs = {}
+    for k, (variant, sc) in enumerate(steps.items()):
+        def cb(frac: float, _k=k, _v=variant) -> None:
+            protocol.progress(0.2 + 0.25 * (_k + frac),
+                              {"free": "calibrating freely", "fixed": "calibrating with CWSC "
+                               "fixed to the map", "constant": "calibrating with a constant CWSC"}[_v])
+        runs[variant] = calibrate(p[cells], e[cells], q[cells], config,
+                                  fixed=None if sc is None else {"sc": sc}, progress=cb)
+    names = [m.upper() for m in models]
+    if label_kge is not None:
+        kcal = np.stack([label_kge[m].ravel()[cells] for m in names])
+    else:
+        kcal = np.stack([runs["free"].models[m].kge_cal for m in names])
+    with np.errstate(invalid="ignore"):
+        best = np.nanmax(np.where(np.isfinite(kcal), kcal, -np.inf), 0)
+        chosen = np.isfinite(kcal) & (kcal >= best - DEFAULT_KGE_MARGIN)
+    chosen[:, ~chosen.any(0)] = True          # no model calibrated there: every model counts
+    per_model = {v: {m: runs[v].models[m].kge_val for m in names} for v in VARIANTS}
+    raw = {v: np.stack([per_model[v][m] for m in names]) for v in VARIANTS}
+    finite = np.concatenate([r[chosen & np.isfinite(r)] for r in raw.values()])
+    worst = float(finite.min()) if finite.size else -1.0
+    scores, failed = {}, {}
+    for v in VARIANTS:
+        r = np.where(chosen, raw[v], np.nan)
+        bad = chosen & ~np.isfinite(r)
+        failed[v] = int(bad.any(0).sum())
+        r = np.where(bad, worst, r)
+        with np.errstate(invalid="ignore"):
+            scores[v] = np.nansum(np.where(chosen, r, 0.0), 0) / chosen.sum(0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        aridity = e[cells].sum(1) / p[cells].sum(1)
+    return {"cells": cells, "scores": scores, "failed": failed, "constant_mm": constant,
+            "label_models": chosen, "aridity": aridity, "per_model": per_model, "worst": worst}
 
-    free = calibrate(p[cells], e[cells], q[cells], config, progress=progress_for(0))
-    fixed = calibrate(p[cells], e[cells], q[cells], config, fixed={"sc": c[cells]},
-                      progress=progress_for(1))
-    kge_free = {m: free.models[m].kge_cal for m in models}
-    kge_fixed = {m: fixed.models[m].kge_cal for m in models}
-    return kge_free, kge_fixed, len(cells), free.kge, fixed.kge
+
+def distribution_figure(scores: dict[str, np.ndarray]):
+    """The distributions (CDFs) of the validation KGE of each variant."""
+    fig = report.new_figure(7, 4.2)
+    ax = fig.gca()
+    names = {"fixed": "CWSC fixed to the map", "constant": "constant CWSC (map median)",
+             "free": "free calibration"}
+    for k, (variant, values) in enumerate(scores.items()):
+        v = np.sort(values[np.isfinite(values)])
+        if len(v):
+            ax.plot(v, np.arange(1, len(v) + 1) / len(v), color=f"C{k}", label=names[variant])
+    ax.set_xlim(-1, 1)
+    ax.set_xlabel("validation KGE (label models of each cell)")
+    ax.set_ylabel("fraction of cells")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def breakdown(scores: dict[str, np.ndarray], groups: dict[str, np.ndarray]) -> list[dict]:
+    """Median validation KGE of each variant per group of cells (name -> (n,) bool)."""
+    rows = []
+    for name, sel in groups.items():
+        row = {"cells": name, "n": int(sel.sum())}
+        for variant, values in scores.items():
+            row[f"median KGE {variant}"] = median(values[sel]) if sel.any() else math.nan
+        rows.append(row)
+    return rows
+
+
+def aridity_groups(aridity: np.ndarray) -> dict[str, np.ndarray]:
+    return {label: (aridity >= lo) & (aridity < hi) for label, lo, hi in ARIDITY_CLASSES}
+
+
+def flag_groups(flags: np.ndarray) -> dict[str, np.ndarray]:
+    """Cells without flags and, per bit, the cells that carry it."""
+    from backend.hydro.options import FLAG_BITS
+
+    bits = np.where(np.isfinite(flags), flags, 0).astype(int)
+    out = {"no flag": bits == 0}
+    for bit, text in FLAG_BITS.items():
+        out[f"flag {bit}: {text}"] = (bits & bit) > 0
+    return out
+
+
+def spearman(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman's rank correlation over the cells where both are valid."""
+    ok = np.isfinite(a) & np.isfinite(b)
+    if ok.sum() < 3:
+        return math.nan
+    ra = np.argsort(np.argsort(a[ok])).astype(float)
+    rb = np.argsort(np.argsort(b[ok])).astype(float)
+    if ra.std() == 0 or rb.std() == 0:
+        return math.nan
+    return float(np.corrcoef(ra, rb)[0, 1])
 
 
 def median(a: np.ndarray) -> float:

@@ -72,7 +72,8 @@ def cross_model_table(cells: int, max_evaluations: int = 1000, seed: int = 42) -
 
     rules = []
     for margin in (None, 0.1, 0.05, 0.02, 0.0):
-        label, _, _ = joint_labels(res.models, 0.0, margin)
+        label, _, _, kge = joint_labels(res.models, 0.0, margin)
+        label = np.where(kge > 0, label, np.nan)          # as the mask at its defaults
         name = "all models" if margin is None else f"margin {margin:g}"
         name += " (default)" if margin == DEFAULT_KGE_MARGIN else ""
         rules.append(f"{name}: R2 {_r2(label, tr):.3f}, r {_r(label, tr):.3f}")

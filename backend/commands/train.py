@@ -89,7 +89,10 @@ def _train(args, outputs: Outputs) -> dict:
                          channels=stack.names, patch_size=args.patch_size,
                          grid=grid_summary(grid), recipe=recipe_dict(recipe), metrics=m,
                          sizes=s, training={**settings, "histories": result.histories,
-                                            "device": result.device, "seconds": result.seconds},
+                                            "device": result.device, "seconds": result.seconds,
+                                            # The held-out cells, for cwsc:evaluate's MODEL.
+                                            "test_rows": [int(r) for r in result.test_rows],
+                                            "test_cols": [int(c) for c in result.test_cols]},
                          versions=software_versions(),
                          channel_statistics=P.channel_statistics(stack.data))
     protocol.progress(0.92, "saving the model file and report")

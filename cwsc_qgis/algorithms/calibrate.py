@@ -13,6 +13,9 @@ from .base import (MAX_EVALUATIONS_DEFAULT, RESTARTS_DEFAULT, CwscAlgorithm, adv
 MODELS = ["DWBM", "SWBM", "TVGM"]
 OBJECTIVES = ["KGE", "NSE"]
 FORMULATIONS = ["conserving", "seed", "bounded"]
+#: The backend's defaults (backend/hydro/options.py; the contract test holds them equal).
+IDENTIFIABILITY_TOLERANCE = 0.01
+PROFILE_EVALUATIONS = 100
 
 
 class CalibrateAlgorithm(CwscAlgorithm):
@@ -38,13 +41,19 @@ without units is read as mm/month, and values far from what the Earth produces g
 warning. Longitudes 0 to 360 and east-to-west grids are read the right way round.</p>
 <p><b>Parameters</b>: <b>MODELS</b>: DWBM (Zhang et al. 2008), SWBM and TVGM (Xia), default all;
 <b>OBJECTIVE</b>: KGE (Gupta et al. 2009, default) or NSE; advanced: <b>FORMULATION</b>
-(conserving, default, or the seed paper's), <b>WARMUP_MONTHS</b> (simulated, not scored;
+(conserving, default: the seed paper's equations with the water balance closed; seed: the
+original code; bounded: in SWBM and TVGM evaporation at most PET and the store at most sc,
+the excess running off; see the README), <b>WARMUP_MONTHS</b> (simulated, not scored;
 default min(n/8, 24)), <b>CALIBRATION_FRACTION</b> (0.75: the first 75 % of the months
 calibrate, the rest validate), <b>RESTARTS</b> (independent SCE-UA runs per cell),
 <b>MAX_EVALUATIONS</b>, <b>MODEL_KGE_THRESHOLD</b> (0: models above it enter the joint
 label), <b>MODEL_KGE_MARGIN</b> (0.02: of those, only the models within 0.02 of the cell's best
 KGE enter the label; empty, or 1 with a threshold of 0: every model above the threshold, as
-in the original work; see the README, "How the CWSC label is made"), <b>SEED</b> (0),
+in the original work; see the README, "How the CWSC label is made"),
+<b>IDENTIFIABILITY_TOLERANCE</b> (0.01: the identifiable range of sc holds the values whose
+best KGE, the other parameters re-optimised, lies within 0.01 of the best),
+<b>PROFILE_EVALUATIONS</b> (100 SCE-UA evaluations per point of that profile; 0: no range,
+about 40 % faster), <b>SEED</b> (0),
 <b>DEVICE</b> (auto, cpu, cuda); <b>PRECIPITATION_UNITS</b>, <b>PET_UNITS</b>,
 <b>RUNOFF_UNITS</b> (auto: as the file says); <b>PRECIPITATION_START</b>, <b>PET_START</b>,
 <b>RUNOFF_START</b> (YYYY-MM, the first month of a file that does not date its bands; when
@@ -53,10 +62,18 @@ no file is dated they are paired by position); <b>PERIOD_START</b>, <b>PERIOD_EN
 <b>RUNOFF_NODATA</b>: a value to read as nodata where a file holds -999, -9999 or a similar
 fill value without declaring it (such values are refused otherwise, naming the file and the
 first cell; negative runoff is refused too).</p>
-<p><b>Outputs</b>: <b>OUTPUT_CWSC</b>: joint CWSC label in mm (band 1) and the
-equifinality spread in mm (band 2); <b>OUTPUT_KGE</b>: calibration KGE of the best model
-(-inf..1, used by <i>Mask labels by KGE</i>); <b>OUTPUT_DETAILS</b> (optional): per-model
-parameters and efficiencies (band descriptions name them); numbers
+<p><b>Outputs</b>: <b>OUTPUT_CWSC</b>: the joint CWSC label in mm (band 1), written wherever
+a model was calibrated (<i>Mask labels by KGE</i> then removes the cells whose KGE or quality
+flags fail); band 2 the width in mm of the label's identifiable range (the union of the
+ranges of the models that enter the label, so their disagreement counts); band 3 the quality
+flags, a bit mask: 1 = sc within 1 % of a bound of its range in a model entering the label;
+2 = the models entering the label disagree on sc by more than a factor 1.5; 4 = fewer than
+24 valid calibration months; 8 = identifiable range wider than the label itself; 16 = the
+conserving limits emptied the store in more than 10 % of the calibration months (a flag
+value is the sum of its bits: 9 = 1 + 8). <b>OUTPUT_KGE</b>: calibration KGE of the best model
+(-inf..1, used by <i>Mask labels by KGE</i>); <b>OUTPUT_DETAILS</b> (optional): per model
+every parameter, the identifiable range of sc (low, high, mm) and the efficiencies (band
+descriptions name them); numbers
 <b>CELLS_CALIBRATED</b>, <b>CELLS_KGE_POSITIVE</b>, <b>MEDIAN_CWSC_MM</b> and, per model,
 <b>MEDIAN_KGE_DWBM</b> etc. The outputs are GeoTIFF (.tif) files other than the inputs; they
 are written under temporary names and replace existing files together, only when the run
@@ -112,6 +129,14 @@ unless <b>KEEP_WORK</b>.</p>
                "every model above the threshold)"),
             type=DOUBLE, defaultValue=0.02, minValue=0.0, optional=True)))
         self.addParameter(advanced(QgsProcessingParameterNumber(
+            "IDENTIFIABILITY_TOLERANCE",
+            tr("Identifiable range of sc: KGE distance from the best"),
+            type=DOUBLE, defaultValue=IDENTIFIABILITY_TOLERANCE, minValue=0.0001)))
+        self.addParameter(advanced(QgsProcessingParameterNumber(
+            "PROFILE_EVALUATIONS",
+            tr("Evaluations per point of the sc profile (0: no identifiable range)"),
+            type=INTEGER, defaultValue=PROFILE_EVALUATIONS, minValue=0)))
+        self.addParameter(advanced(QgsProcessingParameterNumber(
             "SEED", tr("Random seed"), type=INTEGER,
             defaultValue=0, minValue=0)))
         for param in forcing_parameters():
@@ -160,6 +185,10 @@ unless <b>KEEP_WORK</b>.</p>
             repr(self.parameterAsDouble(parameters, "CALIBRATION_FRACTION", context)),
             "--kge-threshold",
             repr(self.parameterAsDouble(parameters, "MODEL_KGE_THRESHOLD", context)),
+            "--identifiability-tolerance",
+            repr(self.parameterAsDouble(parameters, "IDENTIFIABILITY_TOLERANCE", context)),
+            "--profile-evaluations",
+            str(self.parameterAsInt(parameters, "PROFILE_EVALUATIONS", context)),
             "--seed", str(self.parameterAsInt(parameters, "SEED", context)),
             "--device", self.device(parameters, "DEVICE", context),
             "--out-cwsc", outputs["OUTPUT_CWSC"],

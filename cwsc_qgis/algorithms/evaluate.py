@@ -1,8 +1,8 @@
 """cwsc:evaluate - compare a CWSC map with a reference and with free calibration."""
 
 from qgis.core import (QgsProcessingOutputNumber, QgsProcessingParameterEnum,
-                       QgsProcessingParameterFileDestination, QgsProcessingParameterNumber,
-                       QgsProcessingParameterRasterLayer)
+                       QgsProcessingParameterFile, QgsProcessingParameterFileDestination,
+                       QgsProcessingParameterNumber, QgsProcessingParameterRasterLayer)
 
 from ..compat import INTEGER
 from .base import (MAX_EVALUATIONS_DEFAULT, RESTARTS_DEFAULT, CwscAlgorithm, advanced,
@@ -16,6 +16,8 @@ class EvaluateAlgorithm(CwscAlgorithm):
     GROUP = "evaluation"
     COMMAND = "evaluate"
     NUMBERS = {"R2_REFERENCE": "r2_reference", "RMSE_REFERENCE": "rmse_reference",
+               "KGE_VAL_FIXED": "kge_val_fixed", "KGE_VAL_CONSTANT": "kge_val_constant",
+               "KGE_VAL_FREE": "kge_val_free", "CELLS_SCORED": "cells_scored",
                "MEDIAN_KGE_FIXED": "median_kge_fixed", "MEDIAN_KGE_FREE": "median_kge_free"}
     HELP = """
 <p><b>Step 4 of the CWSC workflow.</b> Checks a CWSC map two ways and writes an HTML report
@@ -23,15 +25,27 @@ with figures:</p>
 <ul><li>against a <b>REFERENCE</b> map (optional; e.g. a root-zone storage capacity map, mm):
 R2 and RMSE of the cells both maps cover;</li>
 <li>with <b>PRECIPITATION</b>, <b>PET</b> and <b>RUNOFF</b> (optional, mm/month, one band per
-month): the water balance models (Zhang et al. 2008 DWBM, SWBM, Xia TVGM) are calibrated
-by SCE-UA (Duan et al. 1992) with CWSC fixed to the map and with CWSC free; the KGE
-(Gupta et al. 2009) of both tells how much simulation efficiency the map costs.</li></ul>
+month, at least 48 months): on a sample of cells the water balance models (Zhang et al.
+2008 DWBM, SWBM, Xia TVGM) are calibrated by SCE-UA (Duan et al. 1992) on the calibration
+months (the first 75 %) three ways: CWSC fixed to the map, fixed to a constant map equal to
+the map's median (the null model: a map that carries no information scores no better), and
+free. Each cell is scored by the KGE (Gupta et al. 2009) of the <i>validation</i> months,
+which the calibration did not see, in the model(s) that make its label by the label rule
+(from <b>DETAILS</b>, the per-model details of <i>Calibrate water balance models</i>, when
+given; else by the free calibration). A run that fails counts as the worst score and is
+reported. With <b>MODEL</b> (the model file of <i>Train CWSC ResNet</i>) only the network's
+held-out test cells are scored. With <b>LABELS</b> (the CWSC labels of the calibration) the
+report breaks the scores down by quality flag; it always breaks them down by aridity
+(PET/P below 0.75, 0.75-1.5, 1.5-3, above 3).</li></ul>
 <p>Advanced: <b>MODELS</b>,
 <b>RESTARTS</b>, <b>MAX_EVALUATIONS</b> (SCE-UA budget per run), <b>MAX_CELLS</b> (2000 cells sampled for the simulation check), <b>SEED</b>,
 <b>DEVICE</b>.</p>
-<p><b>Outputs</b>: <b>OUTPUT_REPORT</b> (HTML); numbers <b>R2_REFERENCE</b>,
-<b>RMSE_REFERENCE</b> (mm), <b>MEDIAN_KGE_FIXED</b>, <b>MEDIAN_KGE_FREE</b> and every other
-metric the backend reports.</p>
+<p><b>Outputs</b>: <b>OUTPUT_REPORT</b> (HTML: the distributions, the breakdowns, and against
+the reference R2, r, Spearman, bias and RMSE of the map and of the constant map); numbers
+<b>KGE_VAL_FIXED</b> (median validation KGE, CWSC fixed to the map), <b>KGE_VAL_CONSTANT</b>
+(the constant map), <b>KGE_VAL_FREE</b> (free calibration), <b>CELLS_SCORED</b>,
+<b>R2_REFERENCE</b>, <b>RMSE_REFERENCE</b> (mm) and every other metric the backend reports.
+A useful map scores clearly above the constant map, and close to free calibration.</p>
 """
 
     def initAlgorithm(self, config=None):  # noqa: N802
@@ -60,6 +74,15 @@ metric the backend reports.</p>
         self.addParameter(advanced(QgsProcessingParameterNumber(
             "SEED", tr("Random seed"), type=INTEGER,
             defaultValue=0, minValue=0)))
+        self.addParameter(advanced(QgsProcessingParameterRasterLayer(
+            "DETAILS", tr("Per-model details of the calibration (which models make each label)"),
+            optional=True)))
+        self.addParameter(advanced(QgsProcessingParameterRasterLayer(
+            "LABELS", tr("CWSC labels of the calibration (breakdown by quality flag)"),
+            optional=True)))
+        self.addParameter(advanced(QgsProcessingParameterFile(
+            "MODEL", tr("Model file (score only the network's test cells)"),
+            extension="pt", optional=True)))
         for param in forcing_parameters():
             self.addParameter(param)
         self.addParameter(device_parameter())
@@ -67,8 +90,13 @@ metric the backend reports.</p>
             "OUTPUT_REPORT", tr("Evaluation report"), fileFilter="HTML files (*.html)"))
         for name, label in (("R2_REFERENCE", "R2 against the reference"),
                             ("RMSE_REFERENCE", "RMSE against the reference (mm)"),
-                            ("MEDIAN_KGE_FIXED", "Median KGE with CWSC fixed to the map"),
-                            ("MEDIAN_KGE_FREE", "Median KGE with CWSC calibrated freely")):
+                            ("KGE_VAL_FIXED", "Median validation KGE, CWSC fixed to the map"),
+                            ("KGE_VAL_CONSTANT", "Median validation KGE, a constant CWSC map"),
+                            ("KGE_VAL_FREE", "Median validation KGE, CWSC calibrated freely"),
+                            ("CELLS_SCORED", "Cells scored"),
+                            ("MEDIAN_KGE_FIXED", "Median validation KGE, CWSC fixed (as "
+                                                 "KGE_VAL_FIXED)"),
+                            ("MEDIAN_KGE_FREE", "Median validation KGE, free (as KGE_VAL_FREE)")):
             self.addOutput(QgsProcessingOutputNumber(name, tr(label)))
 
     def build(self, parameters, context, feedback):
@@ -81,6 +109,13 @@ metric the backend reports.</p>
             path, variable = self.forcing_source(parameters, name, context, feedback, optional=True)
             if path:
                 args += ["--" + stem, path] + (["--{}-var".format(stem), variable] if variable else [])
+        for name, flag in (("DETAILS", "--details"), ("LABELS", "--labels")):
+            path = self.raster_path(parameters, name, context, feedback, optional=True)
+            if path:
+                args += [flag, path]
+        model = self.parameterAsFile(parameters, "MODEL", context)
+        if model:
+            args += ["--model", model]
         models = self.parameterAsEnums(parameters, "MODELS", context) or [0, 1, 2]
         args += ["--models", ",".join(MODELS[i] for i in sorted(set(models))),
                  "--max-cells", str(self.parameterAsInt(parameters, "MAX_CELLS", context)),

@@ -23,10 +23,10 @@ ALGORITHMS = ("prepare", "calibrate", "maskbykge", "train", "predict", "evaluate
 #: Backend options that carry a file (inputs and outputs): their values are paths, not settings.
 PATHS = {"precip", "pet", "runoff", "out_cwsc", "out_kge", "out_details", "labels", "kge",
          "out", "predictors", "out_model", "out_report", "model", "out_uncertainty", "out_netcdf",
-         "cwsc", "reference", "work_dir"}
+         "cwsc", "reference", "work_dir", "details"}
 RASTERS = {"PRECIPITATION": "precipitation.tif", "PET": "pet.tif", "RUNOFF": "runoff.tif",
            "LABELS": "labels.tif", "KGE": "kge.tif", "CWSC": "cwsc_forcing_grid.tif",
-           "REFERENCE": "cwsc_forcing_grid.tif", "TARGET_GRID": "runoff.tif"}
+           "REFERENCE": "cwsc_forcing_grid.tif", "TARGET_GRID": "runoff.tif", "DETAILS": "labels.tif"}
 
 
 def _algorithm(name):
@@ -159,6 +159,11 @@ def test_enum_options_match_the_backend_choices():
 def test_defaults_shown_in_the_dialogs_are_the_backends():
     assert base.RESTARTS_DEFAULT == options.DEFAULT_RESTARTS
     assert base.MAX_EVALUATIONS_DEFAULT == options.DEFAULT_MAX_EVALUATIONS
+    assert calibrate.IDENTIFIABILITY_TOLERANCE == options.IDENTIFIABILITY_TOLERANCE
+    assert calibrate.PROFILE_EVALUATIONS == options.PROFILE_EVALUATIONS
+    from cwsc_qgis.algorithms import maskbykge
+
+    assert maskbykge.EXCLUDE_FLAGS == options.DEFAULT_EXCLUDE_FLAGS
     from backend.ml import options as ml_options
 
     assert (base.EPOCHS_DEFAULT, base.SEED_RECIPE_EPOCHS) == \
