@@ -34,10 +34,10 @@ def mask_command(args) -> None:
                 raise protocol.BadInput(f"KGE: '{kge.path}' has no band")
             band = flags_band(list(labels.descriptions))
             if exclude and band is None:
-                raise protocol.BadInput(
+                protocol.warning(
                     f"EXCLUDE_FLAGS: LABELS '{labels.path}' has no quality flags band (band 3 "
-                    f"of the CWSC labels that Calibrate writes); set EXCLUDE_FLAGS to 0 for "
-                    f"labels made elsewhere")
+                    f"of the CWSC labels that Calibrate writes): masked by KGE only")
+                exclude = 0
             grid = labels.grid
             outputs.need({"OUTPUT": raster_bytes(grid.width, grid.height, labels.count)})
             protocol.progress(0.1, "masking labels")

@@ -7,7 +7,7 @@ from ..compat import DOUBLE, INTEGER
 from .base import CwscAlgorithm, tr
 
 #: The backend's default (backend/hydro/options.py; the contract test holds them equal).
-EXCLUDE_FLAGS = 0
+EXCLUDE_FLAGS = 1
 
 
 class MaskByKgeAlgorithm(CwscAlgorithm):
@@ -21,10 +21,11 @@ class MaskByKgeAlgorithm(CwscAlgorithm):
 <p><b>Step 1b of the CWSC workflow.</b> Keeps the CWSC labels of the cells whose calibration
 KGE (Gupta et al. 2009) is above <b>THRESHOLD</b> (default 0.0, the KGE of the mean flow
 benchmark is -0.41) and whose quality flags (band 3 of the labels) hold none of the bits in
-<b>EXCLUDE_FLAGS</b> (default 0: none; 1 = sc at a bound, 2 = models disagree by more than a
+<b>EXCLUDE_FLAGS</b> (default 1: labels at a bound of sc, which are censored values rather
+than estimates; 0: none; 1 = sc at a bound, 2 = models disagree by more than a
 factor 1.5, 4 = fewer than 24 calibration months, 8 = identifiable range wider than the
 label, 16 = conserving limits in more than 10 % of months; add bits to exclude several, e.g.
-9 = 1 + 8), and sets every other cell to nodata, so the network trains only on labels the
+9 = 1 + 8; labels without a flags band are masked by KGE only), and sets every other cell to nodata, so the network trains only on labels the
 models could explain.</p>
 <p><b>Inputs</b>: <b>LABELS</b> (the CWSC output of <i>Calibrate water balance models</i>, mm;
 every band is masked) and <b>KGE</b> (its KGE output), on the same grid.</p>
