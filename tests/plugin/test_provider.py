@@ -72,10 +72,13 @@ def test_defaults_from_the_issue(provider):  # noqa: ARG001
     assert models.allowMultiple() and models.options() == ["DWBM", "SWBM", "TVGM"]
     assert sorted(models.defaultValue()) == [0, 1, 2]
     assert cal.parameterDefinition("OBJECTIVE").options() == ["KGE", "NSE"]
-    assert cal.parameterDefinition("FORMULATION").options() == ["conserving", "seed"]
+    assert cal.parameterDefinition("FORMULATION").options() == ["conserving", "seed", "bounded"]
+    assert cal.parameterDefinition("FORMULATION").defaultValue() == 0
     assert cal.parameterDefinition("CALIBRATION_FRACTION").defaultValue() == 0.75
     assert cal.parameterDefinition("DEVICE").options() == ["auto", "cpu", "cuda"]
     assert _alg("cwsc:maskbykge").parameterDefinition("THRESHOLD").defaultValue() == 0.0
+    assert _alg("cwsc:maskbykge").parameterDefinition("EXCLUDE_FLAGS").defaultValue() == 1
+    assert cal.parameterDefinition("IDENTIFIABILITY_TOLERANCE").defaultValue() == 0.01
     train = _alg("cwsc:train")
     assert train.parameterDefinition("KGE").flags() & QgsProcessingParameterDefinition.FlagOptional
     assert train.parameterDefinition("KGE_THRESHOLD").defaultValue() == 0.0
