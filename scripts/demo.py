@@ -153,7 +153,7 @@ def main() -> int:
     print("\n================ CWSC demo summary ================")
     print(f"land cells                          {summary['land_cells']}")
     print(f"cells calibrated                    {calibrated}")
-    print(f"cells kept by the KGE > 0 mask      {kept}")
+    print(f"cells kept by the mask              {kept}  (KGE > 0, no label at a bound of sc)")
     print(f"test R2 / RMSE (mm)                 {fmt(summary['test_r2'])} / {fmt(summary['test_rmse_mm'], '.1f')}")
     print(f"R2 predicted vs true CWSC (all land) {fmt(summary['r2_predicted_vs_true_all_land_cells'])}"
           f" (r {fmt(summary['r_predicted_vs_true_all_land_cells'])})")

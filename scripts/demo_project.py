@@ -49,7 +49,7 @@ def build_project(folder: Path, data: Path, title: str) -> None:
     root = project.layerTreeRoot()
     groups = [
         ("Result", [("cwsc.tif", "CWSC predicted (mm)")]),
-        ("Calibration", [("cwsc_labels_masked.tif", "CWSC labels, KGE > 0 (mm)"),
+        ("Calibration", [("cwsc_labels_masked.tif", "CWSC labels, masked (mm)"),
                          ("cwsc_labels.tif", "CWSC labels (mm)"), ("kge.tif", "KGE (best model)"),
                          ("calibration_details.tif", "Calibration details")]),
         ("Inputs", [("data/true_cwsc.tif", "True CWSC (mm, synthetic)")]

@@ -53,7 +53,7 @@ in the original work; see the README, "How the CWSC label is made"),
 <b>IDENTIFIABILITY_TOLERANCE</b> (0.01: the identifiable range of sc holds the values whose
 best KGE, the other parameters re-optimised, lies within 0.01 of the best),
 <b>PROFILE_EVALUATIONS</b> (100 SCE-UA evaluations per point of that profile; 0: no range,
-about 40 % faster), <b>SEED</b> (0),
+the calibration then takes about half the time), <b>SEED</b> (0),
 <b>DEVICE</b> (auto, cpu, cuda); <b>PRECIPITATION_UNITS</b>, <b>PET_UNITS</b>,
 <b>RUNOFF_UNITS</b> (auto: as the file says); <b>PRECIPITATION_START</b>, <b>PET_START</b>,
 <b>RUNOFF_START</b> (YYYY-MM, the first month of a file that does not date its bands; when

@@ -31,10 +31,10 @@ months (the first 75 %) three ways: CWSC fixed to the map, fixed to a constant m
 the map's median (the null model: a map that carries no information scores no better), and
 free. Each cell is scored by the KGE (Gupta et al. 2009) of the <i>validation</i> months,
 which the calibration did not see, in the model(s) that make its label by the label rule
-(from <b>DETAILS</b>, the per-model details of <i>Calibrate water balance models</i>, when
+(from <b>DETAILS</b>, the details output of <i>Calibrate water balance models</i>, when
 given; else by the free calibration). A run that fails counts as the worst score and is
 reported. With <b>MODEL</b> (the model file of <i>Train CWSC ResNet</i>) only the network's
-held-out test cells are scored. With <b>LABELS</b> (the CWSC labels of the calibration) the
+held-out test cells are scored. With <b>LABELS</b> (the CWSC labels output of the calibration) the
 report breaks the scores down by quality flag; it always breaks them down by aridity
 (PET/P below 0.75, 0.75-1.5, 1.5-3, above 3).</li></ul>
 <p>Advanced: <b>MODELS</b>,
@@ -75,13 +75,13 @@ A useful map scores clearly above the constant map, and close to free calibratio
             "SEED", tr("Random seed"), type=INTEGER,
             defaultValue=0, minValue=0)))
         self.addParameter(advanced(QgsProcessingParameterRasterLayer(
-            "DETAILS", tr("Per-model details of the calibration (which models make each label)"),
+            "DETAILS", tr("Calibration details (per model)"),
             optional=True)))
         self.addParameter(advanced(QgsProcessingParameterRasterLayer(
-            "LABELS", tr("CWSC labels of the calibration (breakdown by quality flag)"),
+            "LABELS", tr("Calibration labels (with quality flags)"),
             optional=True)))
         self.addParameter(advanced(QgsProcessingParameterFile(
-            "MODEL", tr("Model file (score only the network's test cells)"),
+            "MODEL", tr("Model file (its test cells only)"),
             extension="pt", optional=True)))
         for param in forcing_parameters():
             self.addParameter(param)
