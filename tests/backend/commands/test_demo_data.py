@@ -52,3 +52,18 @@ def test_demo_data_command_writes_manifest(tmp_path):
     assert res["metrics"]["land_cells"] > 1000 and res["metrics"]["months"] == 360
     manifest = json.loads((tmp_path / "d" / "manifest.json").read_text())
     assert manifest["predictors"] == res["outputs"]["predictors"]
+
+
+def test_demo_data_with_the_bounded_formulation(tmp_path):
+    from backend.cli import build_parser
+
+    args = build_parser().parse_args(["demo-data", "--out", "x", "--formulation", "bounded"])
+    assert args.formulation == "bounded"
+    bounded = write_demo(tmp_path / "b", seed=7, region=SMALL, formulation="bounded")
+    conserving = write_demo(tmp_path / "c", seed=7, region=SMALL)
+    assert (bounded["formulation"], conserving["formulation"]) == ("bounded", "conserving")
+    assert json.loads((tmp_path / "b" / "manifest.json").read_text())["formulation"] == "bounded"
+    a, _, _ = read_tif(tmp_path / "b" / "runoff.tif")
+    b, _, _ = read_tif(tmp_path / "c" / "runoff.tif")
+    land = np.isfinite(b)
+    assert not np.array_equal(a[land], b[land])        # the same water, another physics
