@@ -183,35 +183,18 @@ static void dwbm_block(int conserving, int64_t nb, const int64_t *cl, int64_t mo
     }
 }
 
-static void bucket_block(int tvgm, int conserving, int64_t nb, const int64_t *cl, int64_t months,
-                         int64_t stride_f, int64_t cols, const float *forcing, const float *prm,
-                         int64_t n, int64_t j0, float sc_floor, float seed_eps, int64_t first,
-                         const float *weight, const float *centred, double *a_s, double *a_ss,
-                         double *a_so)
+/* The month loop of bucket_block for one combination of flags: always inlined with constant
+ * flags, so every combination gets its own branch-free, vectorised loop (a flag tested inside
+ * the simd loop costs a factor 3 on TVGM). */
+static inline __attribute__((always_inline)) void
+bucket_months(const int tvgm, const int conserving, const int bounded, int64_t months,
+              int64_t cols, const int64_t *cl, const float *fp, const float *fe, float *Wst,
+              const float *C1, const float *C2, const float *ISC, const float *XE,
+              const float *XQ, float seed_eps, int64_t first, const float *weight,
+              const float *centred, double *a_s, double *a_ss, double *a_so, int64_t j0,
+              int64_t nb)
 {
-    const float *fp = forcing, *fe = forcing + stride_f;
-    float Wst[BLOCK], C1[BLOCK], C2[BLOCK], ISC[BLOCK], SC[BLOCK], XE[BLOCK], XQ[BLOCK];
-    const int bounded = conserving == 2;
     float P[BLOCK], E[BLOCK], Q[BLOCK];
-    for (int64_t jj = 0; jj < BLOCK; jj++) {
-        int64_t j = j0 + (jj < nb ? jj : 0);
-        if (tvgm) {   /* g1, g2, kr, sc, gamma */
-            C1[jj] = prm[j];
-            XQ[jj] = prm[n + j];
-            C2[jj] = 0.5f * prm[2 * n + j];
-            SC[jj] = f_max(prm[3 * n + j], sc_floor);
-            ISC[jj] = 1.0f / SC[jj];
-            XE[jj] = prm[4 * n + j];
-        } else {      /* ks, kg, sc */
-            C1[jj] = prm[j];
-            C2[jj] = prm[n + j];
-            SC[jj] = f_max(prm[2 * n + j], sc_floor);
-            ISC[jj] = 1.0f / SC[jj];
-            XE[jj] = XQ[jj] = 1.0f;
-        }
-        /* Bounded: the store starts no fuller than its capacity (models._run_months). */
-        Wst[jj] = bounded ? f_min(50.0f, SC[jj]) : 50.0f;
-    }
     for (int64_t t = 0; t < months; t++) {
         int64_t row = t * cols;
         for (int64_t jj = 0; jj < BLOCK; jj++) {
@@ -264,6 +247,49 @@ static void bucket_block(int tvgm, int conserving, int64_t nb, const int64_t *cl
         if (t >= first)
             for (int64_t jj = 0; jj < BLOCK; jj++) { SCORE(t, jj, Q[jj]) }
     }
+}
+
+static void bucket_block(int tvgm, int conserving, int64_t nb, const int64_t *cl, int64_t months,
+                         int64_t stride_f, int64_t cols, const float *forcing, const float *prm,
+                         int64_t n, int64_t j0, float sc_floor, float seed_eps, int64_t first,
+                         const float *weight, const float *centred, double *a_s, double *a_ss,
+                         double *a_so)
+{
+    const float *fp = forcing, *fe = forcing + stride_f;
+    float Wst[BLOCK], C1[BLOCK], C2[BLOCK], ISC[BLOCK], SC[BLOCK], XE[BLOCK], XQ[BLOCK];
+    const int bounded = conserving == 2;
+    for (int64_t jj = 0; jj < BLOCK; jj++) {
+        int64_t j = j0 + (jj < nb ? jj : 0);
+        if (tvgm) {   /* g1, g2, kr, sc, gamma */
+            C1[jj] = prm[j];
+            XQ[jj] = prm[n + j];
+            C2[jj] = 0.5f * prm[2 * n + j];
+            SC[jj] = f_max(prm[3 * n + j], sc_floor);
+            ISC[jj] = 1.0f / SC[jj];
+            XE[jj] = prm[4 * n + j];
+        } else {      /* ks, kg, sc */
+            C1[jj] = prm[j];
+            C2[jj] = prm[n + j];
+            SC[jj] = f_max(prm[2 * n + j], sc_floor);
+            ISC[jj] = 1.0f / SC[jj];
+            XE[jj] = XQ[jj] = 1.0f;
+        }
+        /* Bounded: the store starts no fuller than its capacity (models._run_months). */
+        Wst[jj] = bounded ? f_min(50.0f, SC[jj]) : 50.0f;
+    }
+#define BUCKET_MONTHS(T, C, B) bucket_months(T, C, B, months, cols, cl, fp, fe, Wst, C1, C2, \
+                                          ISC, XE, XQ, seed_eps, first, weight, centred, \
+                                          a_s, a_ss, a_so, j0, nb)
+    if (tvgm) {
+        if (bounded) BUCKET_MONTHS(1, 1, 1);
+        else if (conserving) BUCKET_MONTHS(1, 1, 0);
+        else BUCKET_MONTHS(1, 0, 0);
+    } else {
+        if (bounded) BUCKET_MONTHS(0, 1, 1);
+        else if (conserving) BUCKET_MONTHS(0, 1, 0);
+        else BUCKET_MONTHS(0, 0, 0);
+    }
+#undef BUCKET_MONTHS
 }
 
 /*
