@@ -5,7 +5,7 @@
 (or CUDA when present, the Triton objective): the wall time of the whole command and the
 peak RSS of the command and of its largest worker.
 
-Long on a CPU (about 13 minutes on 2 cores), so it runs only with CWSC_BENCH_GLOBAL=1 there;
+Long on a CPU (a quarter of an hour or more on 2 cores), so it runs only with CWSC_BENCH_GLOBAL=1 there;
 on CUDA it always runs (target: the whole run in 60 s on an H200). CWSC_BENCH_QUICK=1 keeps
 one cell in ten.
 """
@@ -61,7 +61,7 @@ def main() -> None:
 
     cuda = torch.cuda.is_available()
     if not cuda and os.environ.get("CWSC_BENCH_GLOBAL") != "1":
-        print("global case on the CPU: skipped (about 13 min on 2 cores); "
+        print("global case on the CPU: skipped (a quarter of an hour or more on 2 cores); "
               "CWSC_BENCH_GLOBAL=1 runs it")
         return
     with tempfile.TemporaryDirectory() as tmp:
