@@ -118,34 +118,34 @@ def profile_range(score: Score, lower: torch.Tensor, upper: torch.Tensor, column
     nxt = [torch.searchsorted(grid, sc_best, right=False) - 1,
            torch.searchsorted(grid, sc_best, right=True)]
     active = [known & (nxt[0] >= 0), known & (nxt[1] < st.points)]
+
+    def settle(picks, values, start):
+        """Profile ``values`` for the cells ``picks`` (down, up) from ``start``; move each
+        direction's edge (inside) or outside point there. Returns (direction, cells, inside)."""
+        f, x = profile(torch.cat(picks), values, start)
+        out, at_ = [], 0
+        for d in (0, 1):
+            c = picks[d]
+            part = slice(at_, at_ + c.numel())
+            at_ += c.numel()
+            inside = f[part] <= limit[c]
+            edge[d][c] = torch.where(inside, values[part], edge[d][c])
+            outside[d][c] = torch.where(inside, outside[d][c], values[part])
+            at[d][c] = torch.where(inside.unsqueeze(1), x[part], at[d][c])
+            out.append((d, c, inside))
+        return out
+
     while bool(active[0].any() or active[1].any()):
         picks = [all_cells[active[d]] for d in (0, 1)]
-        cells = torch.cat(picks)
         values = torch.cat([grid[nxt[d][picks[d]]] for d in (0, 1)])
         start = torch.cat([at[d][picks[d]] for d in (0, 1)])
-        f, x = profile(cells, values, start)
-        split = picks[0].numel()
-        for d, part in ((0, slice(0, split)), (1, slice(split, None))):
-            c, fv, xv, v = picks[d], f[part], x[part], values[part]
-            inside = fv <= limit[c]
-            edge[d][c] = torch.where(inside, v, edge[d][c])
-            outside[d][c] = torch.where(inside, outside[d][c], v)
-            at[d][c] = torch.where(inside.unsqueeze(1), xv, at[d][c])
+        for d, c, inside in settle(picks, values, start):
             nxt[d][c] += 1 if d else -1
-            still = inside & (nxt[d][c] >= 0) & (nxt[d][c] < st.points)
-            active[d][c] = still
+            active[d][c] = inside & (nxt[d][c] >= 0) & (nxt[d][c] < st.points)
     for _ in range(st.refinements):
-        cells = torch.cat([all_cells[known], all_cells[known]])
-        k = int(known.sum())
+        picks = [all_cells[known], all_cells[known]]
         values = torch.cat([(edge[d][known] + outside[d][known]) / 2 for d in (0, 1)])
-        start = torch.cat([at[d][known] for d in (0, 1)])
-        f, x = profile(cells, values, start)
-        for d, part in ((0, slice(0, k)), (1, slice(k, None))):
-            c, fv, xv, v = cells[part], f[part], x[part], values[part]
-            inside = fv <= limit[c]
-            edge[d][c] = torch.where(inside, v, edge[d][c])
-            outside[d][c] = torch.where(inside, outside[d][c], v)
-            at[d][c] = torch.where(inside.unsqueeze(1), xv, at[d][c])
+        settle(picks, values, torch.cat([at[d][known] for d in (0, 1)]))
     nan = torch.full_like(sc_best, float("nan"))
     return IdentifiableRange(torch.where(known, edge[0], nan), torch.where(known, edge[1], nan),
                              torch.where(known, best, nan), evaluations)
