@@ -237,6 +237,7 @@ class Outputs:
         except BaseException:
             self._remove_temporaries()
             raise
+        self._forget_on_stop = protocol.on_stop(self._remove_temporaries)
         return self
 
     def temporary(self, label: str) -> Path:
@@ -258,6 +259,14 @@ class Outputs:
                 self._items.remove(o)
 
     def __exit__(self, exc_type, exc, tb) -> bool:
+        try:
+            return self._exit(exc_type, exc)
+        finally:
+            forget = getattr(self, "_forget_on_stop", None)
+            if forget is not None:
+                forget()
+
+    def _exit(self, exc_type, exc) -> bool:
         if exc_type is not None:
             # GDAL reports ENOSPC on stderr and raises "write error": look at the disk too,
             # before the temporaries are removed and their space is free again.

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import signal
 import sys
+import threading
 import time
 import traceback
 from typing import Any, Callable
@@ -101,17 +103,88 @@ def _on_signal(signum: int, frame: Any) -> None:  # noqa: ARG001
     raise Cancelled(f"stopped by signal {signal.Signals(signum).name}")
 
 
+#: Seconds the main thread has to unwind after a stop signal before the watchdog ends the
+#: run itself. Python runs a signal handler only between bytecodes of the main thread, so a
+#: long computation in C (a training step on a loaded machine, a calibration kernel) would
+#: otherwise delay Cancel until it returns.
+STOP_GRACE_S = 0.5
+_stop_actions: list[Callable[[], None]] = []
+_finished = threading.Event()
+
+
+def on_stop(action: Callable[[], None]) -> Callable[[], None]:
+    """Have ``action()`` run if the watchdog has to end a stopped run (remove temporaries);
+    returns the function that takes it back."""
+    _stop_actions.append(action)
+
+    def forget() -> None:
+        if action in _stop_actions:
+            _stop_actions.remove(action)
+
+    return forget
+
+
+def _start_watchdog() -> None:
+    """A thread woken by the C-level signal handler (through the wakeup fd) that, when the
+    main thread has not finished ``STOP_GRACE_S`` after SIGTERM or SIGINT, runs the stop
+    actions, reports the cancel and exits with status 3."""
+    if sys.platform == "win32" or threading.current_thread() is not threading.main_thread():
+        return
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(write_fd, False)
+    try:
+        signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+    except (ValueError, OSError):
+        os.close(read_fd)
+        os.close(write_fd)
+        return
+    stops = {int(signal.SIGTERM), int(signal.SIGINT)}
+
+    def watch() -> None:
+        while True:
+            try:
+                data = os.read(read_fd, 16)
+            except OSError:
+                return
+            if not data:
+                return
+            if not stops.intersection(data):
+                continue
+            if _finished.wait(STOP_GRACE_S):
+                return
+            for action in list(_stop_actions):
+                try:
+                    action()
+                except Exception:  # noqa: BLE001 - a failed clean-up must not keep us alive
+                    pass
+            name = signal.Signals(next(b for b in data if b in stops)).name
+            try:
+                emit("error", kind="cancelled", message=f"stopped by signal {name}")
+                sys.stdout.flush()
+                sys.stderr.flush()
+            finally:
+                os._exit(EXIT_CANCELLED)
+
+    threading.Thread(target=watch, name="cwsc-stop-watchdog", daemon=True).start()
+
+
 def run(command: Callable[[], None]) -> int:
     """Run one command, turning exceptions into an ``error`` event and an exit status."""
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
+    _start_watchdog()
+    try:
+        return _run(command)
+    finally:
+        _finished.set()
+
+
+def _run(command: Callable[[], None]) -> int:
     try:
         command()
         return EXIT_OK
     except BrokenPipeError:
         # Nobody reads our events any more (the plugin went away): stop quietly.
-        import os
-
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_INTERNAL
     except BadInput as exc:

@@ -89,13 +89,22 @@ def _fu(phi: torch.Tensor, a: torch.Tensor, inv_a: torch.Tensor) -> torch.Tensor
     u = min(phi, 1/phi)^a, which is the same function but loses no precision for large or
     small phi (the direct form cancels catastrophically in float32). F(0) = 0.
     (Series in place of log1p/expm1 were tried: as accurate, but slower once fused.)
+    Out of place and with phi = 0 kept off the logarithm, so that gradients (physics-guided
+    learning) are finite: log(0) would give 0 * inf in the derivative in alpha.
     """
-    lp = torch.log(phi)
-    u = torch.exp(lp.abs_().mul_(-a))
-    g = torch.expm1(torch.log1p(u).mul_(inv_a))
+    pos = phi > 0
+    lp = torch.log(torch.where(pos, phi, 1.0))
+    u = torch.where(pos, torch.exp(lp.abs() * -a), 0.0)
+    g = torch.expm1(torch.log1p(u) * inv_a)
     m = torch.clamp_min(phi, 1.0)
     # F >= 0 for phi >= 0; the clamp removes rounding below zero (alpha = 1 gives F = 0).
-    return (phi + 1.0).sub_(m).sub_(m * g).clamp_min_(0.0)
+    return ((phi + 1.0) - m - m * g).clamp_min(0.0)
+
+
+def _pow(x: torch.Tensor, expo: torch.Tensor) -> torch.Tensor:
+    """x ** expo for x >= 0, expo > 0, with a finite derivative in expo where x = 0."""
+    pos = x > 0
+    return torch.where(pos, torch.pow(torch.where(pos, x, 1.0), expo), 0.0)
 
 
 @dataclass
@@ -123,29 +132,30 @@ def _dwbm_forcing(p: torch.Tensor, e0: torch.Tensor, conserving: bool) -> _DwbmF
 
 def _dwbm_step(p, p_wet, p_dry, inv_p, e0p, s, g, sc, a1, a2, ia1, ia2, kg,
                conserving: bool):
-    """One DWBM month on rows (N,): returns (runoff, evap, new soil store S, new groundwater G)."""
-    phi1 = (e0p + sc).sub_(s).mul_(inv_p).clamp_min_(0.0)
-    x = _fu(phi1, a1, ia1).mul_(p_wet).add_(p_dry)
+    """One DWBM month on rows (N,): returns (runoff, evap, new soil store S, new groundwater G).
+    Out of place throughout, so that it also runs under autograd (physics-guided learning)."""
+    phi1 = ((e0p + sc - s) * inv_p).clamp_min(0.0)
+    x = _fu(phi1, a1, ia1) * p_wet + p_dry
     if conserving:
         x = torch.minimum(x, p)  # rounding only: F <= 1, so infiltration never exceeds P
     qd = p - x
-    w = x.add_(s)
+    w = x + s
     full = w > EMPTY
     e0w = torch.minimum(e0p, 50.0 * w)
     inv_w = torch.where(full, 1.0 / torch.where(full, w, 1.0), 0.0)
-    y = _fu((e0w + sc).mul_(inv_w), a2, ia2).mul_(w)
-    e = _fu(e0w.mul_(inv_w), a2, ia2).mul_(w)
+    y = _fu((e0w + sc) * inv_w, a2, ia2) * w
+    e = _fu(e0w * inv_w, a2, ia2) * w
     if conserving:
         # Rounding only: F <= 1 and F is increasing, so E <= Y <= W in exact arithmetic.
         y = torch.minimum(y, w)
         e = torch.minimum(e, y)
     r = w - y
-    s_new = y.sub_(e)
+    s_new = y - e
     if not conserving:
-        s_new = s_new.clamp_min_(0.0)
+        s_new = s_new.clamp_min(0.0)
     qb = kg * g
-    g_new = (g - qb).add_(r)
-    return qd.add_(qb), e, s_new, g_new
+    g_new = (g - qb) + r
+    return qd + qb, e, s_new, g_new
 
 
 def _bucket_step(p, e0, w, c1, c2, inv_sc, expo_e, expo_q, tvgm: bool, conserving: bool,
@@ -155,40 +165,41 @@ def _bucket_step(p, e0, w, c1, c2, inv_sc, expo_e, expo_q, tvgm: bool, conservin
     SWBM: E = E0 W0/sc, Q = ks (W/sc) P + kg W (c1 = ks, c2 = kg).
     TVGM: E = E0 (W0/sc)^gamma, Q = g1 (W/sc)^g2 P + kr (W + W0)/2 (c1 = g1, c2 = kr/2).
     Bounded: W0/sc and W/sc at most 1, and the store above sc at the end spills as runoff.
+    Out of place, as :func:`_dwbm_step`.
     """
     w0 = w + p
     if bounded:
         fill0 = torch.clamp_max(w0 * inv_sc, 1.0)
         fill = torch.clamp_max(w * inv_sc, 1.0)
         if tvgm:
-            e = e0 * torch.pow(fill0, expo_e)
-            q = (c1 * torch.pow(fill, expo_q)).mul_(p).add_(c2 * (w + w0))
+            e = e0 * _pow(fill0, expo_e)
+            q = (c1 * _pow(fill, expo_q)) * p + c2 * (w + w0)
         else:
             e = e0 * fill0
-            q = (c1 * fill).mul_(p).add_(c2 * w)
+            q = (c1 * fill) * p + c2 * w
     elif tvgm:
-        e = e0 * torch.pow(w0 * inv_sc, expo_e)
-        q = (c1 * torch.pow(w * inv_sc, expo_q)).mul_(p).add_(c2 * (w + w0))
+        e = e0 * _pow(w0 * inv_sc, expo_e)
+        q = (c1 * _pow(w * inv_sc, expo_q)) * p + c2 * (w + w0)
     else:
         e = e0 * w0 * inv_sc
-        q = (c1 * inv_sc * w).mul_(p).add_(c2 * w)
+        q = (c1 * inv_sc * w) * p + c2 * w
     if conserving:
         # Outgoing fluxes share what the store holds, in proportion, when they would take more.
         demand = q + e
         over = demand > w0
         scale = torch.where(over, w0 / torch.where(over, demand, 1.0), 1.0)
-        q = q.mul_(scale)
-        e = e.mul_(scale)
+        q = q * scale
+        e = e * scale
         # A store whose fluxes were limited is empty: exactly 0, not the rounding residue of
         # w0 - q - e (~1e-13 mm), which TVGM's (W/sc)^g2 with g2 < 1 would turn into runoff
         # (1e-13^0.1 = 0.05) that differs between CPU and CUDA rounding.
-        w_new = torch.where(over, torch.zeros_like(w0), (w0 - q).sub_(e).clamp_min_(0.0))
+        w_new = torch.where(over, torch.zeros_like(w0), (w0 - q - e).clamp_min(0.0))
         if bounded:
-            spill = (w_new - 1.0 / inv_sc).clamp_min_(0.0)
+            spill = (w_new - 1.0 / inv_sc).clamp_min(0.0)
             q = q + spill
             w_new = w_new - spill
     else:
-        w_new = (w0 - q).sub_(e).clamp_min_(SEED_EPS)
+        w_new = (w0 - q - e).clamp_min(SEED_EPS)
     return q, e, w_new
 
 
@@ -433,6 +444,75 @@ def _run_months(forcing: Forcing, params: Mapping[str, torch.Tensor], full: bool
         if model == "DWBM":
             out["groundwater"] = g_out
     return out
+
+
+def runoff_with_gradients(forcing: Forcing, params: Mapping[str, torch.Tensor],
+                          months: int | None = None, checkpoint_months: int = 0) -> torch.Tensor:
+    """Runoff (months, N) of the model from the first month, differentiable in ``params``
+    (name -> (N,) tensors, typically a network's output): the month loop runs eagerly under
+    autograd, so the gradient of a loss on the runoff flows back through every month (full
+    backpropagation through time). ``checkpoint_months`` > 0 recomputes the forward pass of
+    each block of that many months during the backward pass instead of keeping its
+    intermediate tensors (less memory, about a third more time). The same equations as
+    :func:`run_months`, which is faster where no gradient is needed."""
+    from torch.utils.checkpoint import checkpoint
+
+    n_t = forcing.months if months is None else max(0, min(int(months), forcing.months))
+    model, conserving, bounded = forcing.model, forcing.conserving, forcing.bounded
+    prm = prepare_params(model, params)
+    like = forcing.like
+    n = forcing.columns
+    if model == "DWBM":
+        d = forcing.dwbm
+        p_in = d.p if conserving else d.p_wet
+        names = ("sc", "alpha1", "alpha2", "ia1", "ia2", "kg")
+        consts = tuple(prm[k].expand(n) for k in names)
+        state = ((0.1 * prm["sc"]).expand(n),
+                 torch.full((n,), 0.001, dtype=like.dtype, device=like.device))
+
+        def months_from(t0: int, t1: int, *carry_and_prm):
+            s, g, sc, a1, a2, ia1, ia2, kg = carry_and_prm
+            qs = []
+            for t in range(t0, t1):
+                q, _, s, g = _dwbm_step(p_in[t], d.p_wet[t], d.p_dry[t], d.inv_p[t], d.e0p[t],
+                                        s, g, sc, a1, a2, ia1, ia2, kg, conserving)
+                qs.append(q)
+            return torch.stack(qs), s, g
+    else:
+        tvgm = model == "TVGM"
+        if tvgm:
+            c1, c2, e_exp, q_exp = prm["g1"], 0.5 * prm["kr"], prm["gamma"], prm["g2"]
+        else:
+            c1, c2 = prm["ks"], prm["kg"]
+            e_exp = q_exp = torch.ones_like(c1)
+        consts = tuple(v.expand(n) for v in (c1, c2, prm["inv_sc"], e_exp, q_exp))
+        w = torch.full((n,), 50.0, dtype=like.dtype, device=like.device)
+        if bounded:
+            w = torch.minimum(w, prm["sc"].expand(n))
+        state = (w,)
+        p, e0 = forcing.p, forcing.e0
+
+        def months_from(t0: int, t1: int, *carry_and_prm):
+            w, c1, c2, inv_sc, e_exp, q_exp = carry_and_prm
+            qs = []
+            for t in range(t0, t1):
+                q, _, w = _bucket_step(p[t], e0[t], w, c1, c2, inv_sc, e_exp, q_exp, tvgm,
+                                       conserving, bounded)
+                qs.append(q)
+            return torch.stack(qs), w
+    if n_t == 0:
+        return like.new_empty((0, n))
+    step = checkpoint_months if checkpoint_months > 0 else n_t
+    pieces = []
+    for t0 in range(0, n_t, step):
+        t1 = min(n_t, t0 + step)
+        if checkpoint_months > 0 and torch.is_grad_enabled():
+            out = checkpoint(months_from, t0, t1, *state, *consts, use_reentrant=False)
+        else:
+            out = months_from(t0, t1, *state, *consts)
+        pieces.append(out[0])
+        state = tuple(out[1:])
+    return torch.cat(pieces)
 
 
 # --------------------------------------------------------------------------------------

@@ -175,3 +175,51 @@ def test_leftovers_of_a_killed_run_are_cleaned_by_the_next_run(tmp_path):
     done = clean_stale(tmp_path)
     assert len(done) == 3 and any("put back 'kge.tif'" in line for line in done)
     assert snapshot(tmp_path) == {"kge.tif": b"the old kge", alive.name: b"a running run's file"}
+
+
+_STUCK_IN_C = """
+import ctypes, sys
+from backend import protocol
+from backend.outputs import Outputs
+
+def command():
+    with Outputs({"OUTPUT": sys.argv[1]}) as out:
+        out.temporary("OUTPUT").write_bytes(b"half a map")
+        protocol.progress(0.5, "working")
+        # A long call in C (ctypes releases the GIL): Python's handler cannot run until it returns.
+        ctypes.CDLL(None).system(b"sleep 8 >/dev/null 2>&1 </dev/null")
+
+sys.exit(protocol.run(command))
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_a_stop_during_a_long_call_in_c_still_ends_the_run_at_once(tmp_path):
+    import json
+    import signal
+    import time
+
+    from backend_testing import ROOT
+
+    script = tmp_path / "stuck.py"
+    script.write_text(_STUCK_IN_C)
+    out = tmp_path / "out" / "map.tif"
+    out.parent.mkdir()
+    out.write_bytes(b"the user's map")
+    proc = subprocess.Popen([sys.executable, str(script), str(out)], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1"))
+    assert json.loads(proc.stdout.readline())["stage"] == "working"
+    time.sleep(0.3)
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=30)
+    stop_s = time.monotonic() - sent
+    rest, err = proc.communicate(timeout=30)
+    events = [json.loads(x) for x in rest.splitlines() if x.strip()]
+    print(f"\nSIGTERM inside an 8 s C call: gone {stop_s:.2f} s later")
+    assert proc.returncode == 3, err
+    assert stop_s < 3.0
+    assert events[-1]["event"] == "error" and events[-1]["kind"] == "cancelled"
+    assert sorted(p.name for p in out.parent.iterdir()) == ["map.tif"]
+    assert out.read_bytes() == b"the user's map"
