@@ -110,6 +110,26 @@ _LABEL_ARRAYS = ("kge_cal", "kge_val", "nse_cal", "nse_val", "objective", "sc_lo
                  "limited_fraction", "calibration_months", "evaluations")
 
 
+def label_rule(kges: np.ndarray, scs: np.ndarray, threshold: float = 0.0,
+               margin: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(cwsc ``(C,)``, models entering ``(models, C)``) from each model's KGE and sc
+    ``(models, C)``: the rule of :func:`joint_labels`, shared with the physics-guided route
+    (whose KGEs are the network's predicted fits)."""
+    with np.errstate(invalid="ignore"):
+        calibrated = np.isfinite(kges) & np.isfinite(scs)
+        best = np.max(np.where(calibrated, kges, -np.inf), axis=0)
+        near = calibrated if margin is None else calibrated & (kges >= best - float(margin))
+        above = near & (kges > threshold)
+        ok = np.where(above.any(0), above, near)
+    weights = np.where(ok, np.clip(np.nan_to_num(kges), 0.0, None), 0.0)
+    total = weights.sum(0)
+    weights = np.where(total > 0, weights, ok.astype(np.float64))   # all-zero: equal weights
+    total = weights.sum(0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cwsc = np.where(total > 0, (weights * np.nan_to_num(scs)).sum(0) / total, np.nan)
+    return cwsc, ok
+
+
 def joint_labels(labels: Mapping[str, ModelLabels], threshold: float = 0.0,
                  margin: float | None = None
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -129,19 +149,9 @@ def joint_labels(labels: Mapping[str, ModelLabels], threshold: float = 0.0,
     names = list(labels)
     kges = np.stack([labels[m].kge_cal for m in names])          # (models, C)
     scs = np.stack([labels[m].params["sc"] for m in names])
-    with np.errstate(invalid="ignore"):
-        calibrated = np.isfinite(kges) & np.isfinite(scs)
-        best = np.max(np.where(calibrated, kges, -np.inf), axis=0)
-        near = calibrated if margin is None else calibrated & (kges >= best - float(margin))
-        above = near & (kges > threshold)
-        ok = np.where(above.any(0), above, near)
-    weights = np.where(ok, np.clip(np.nan_to_num(kges), 0.0, None), 0.0)
-    total = weights.sum(0)
-    weights = np.where(total > 0, weights, ok.astype(np.float64))   # all-zero: equal weights
-    total = weights.sum(0)
-    has = total > 0
+    cwsc, ok = label_rule(kges, scs, threshold, margin)
+    has = np.isfinite(cwsc)
     with np.errstate(invalid="ignore", divide="ignore"):
-        cwsc = np.where(has, (weights * np.nan_to_num(scs)).sum(0) / total, np.nan)
         lows = np.stack([np.where(np.isfinite(labels[m].sc_low), labels[m].sc_low,
                                   labels[m].params["sc"]) for m in names])
         highs = np.stack([np.where(np.isfinite(labels[m].sc_high), labels[m].sc_high,
@@ -166,6 +176,9 @@ def joint_labels(labels: Mapping[str, ModelLabels], threshold: float = 0.0,
         flags |= np.where(has & (months < MIN_CALIBRATION_MONTHS), FLAG_FEW_MONTHS, 0)
         flags |= np.where(has & (width > cwsc), FLAG_WIDE_RANGE, 0)
     flags = np.where(has, flags.astype(np.float64), np.nan)
+    with np.errstate(invalid="ignore"):
+        calibrated = np.isfinite(kges) & np.isfinite(scs)
+        best = np.max(np.where(calibrated, kges, -np.inf), axis=0)
     kge = np.where(calibrated.any(0), best, np.nan)
     return cwsc, width, flags, kge
 

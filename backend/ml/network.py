@@ -28,6 +28,9 @@ class ResNetConfig:
     blocks: int = 5
     widths: tuple[int, int, int] = (16, 32, 128)
     sigmoid: bool = False
+    #: values per cell: 1 (CWSC) for the label route; the models' parameters and fits for the
+    #: physics-guided route (:mod:`backend.ml.physics`)
+    outputs: int = 1
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -37,7 +40,7 @@ class ResNetConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "ResNetConfig":
         return cls(int(d["in_channels"]), int(d["blocks"]), tuple(int(w) for w in d["widths"]),
-                   bool(d["sigmoid"]))
+                   bool(d["sigmoid"]), int(d.get("outputs", 1)))
 
     @property
     def depth(self) -> int:
@@ -63,7 +66,8 @@ class PreActBlock(nn.Module):
 
 
 class CWSCResNet(nn.Module):
-    """``forward(x)``: x float ``(N, in_channels, p, p)`` -> ``(N,)`` scaled CWSC."""
+    """``forward(x)``: x float ``(N, in_channels, p, p)`` -> ``(N,)`` scaled CWSC, or
+    ``(N, outputs)`` when ``outputs`` > 1."""
 
     def __init__(self, config: ResNetConfig) -> None:
         super().__init__()
@@ -78,7 +82,7 @@ class CWSCResNet(nn.Module):
                 cin = cout
         self.blocks = nn.Sequential(*layers)
         self.bn = nn.BatchNorm2d(cin, **_BN)
-        self.head = nn.Linear(cin, 1)
+        self.head = nn.Linear(cin, config.outputs)
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")  # He-normal
@@ -89,7 +93,9 @@ class CWSCResNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.blocks(self.stem(x))
         x = torch.relu(self.bn(x)).mean(dim=(2, 3))
-        y = self.head(x).squeeze(1)
+        y = self.head(x)
+        if self.config.outputs == 1:
+            y = y.squeeze(1)
         return torch.sigmoid(y) if self.config.sigmoid else y
 
 

@@ -12,3 +12,7 @@ from __future__ import annotations
 RECIPE_EPOCHS = {"default": 40, "seed": 150}
 #: Batch size per recipe (default: ours; seed: the original work's).
 RECIPE_BATCH_SIZE = {"default": 64, "seed": 32}
+
+#: Physics-guided learning (``learn``): epochs (a maximum: early stopping) and cells per batch.
+LEARN_EPOCHS = 60
+LEARN_BATCH_SIZE = 128

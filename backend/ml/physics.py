@@ -1,0 +1,375 @@
+"""Physics-guided parameter learning: the network learns the models' parameters from runoff.
+
+In place of labels from a per-cell calibration, the ResNet maps each cell's predictor patch
+to the parameters of the chosen water balance models (squashed into their bounds, see
+:class:`ParameterHead`); the models run from month 0 on the cell's forcing
+(:func:`backend.hydro.models.runoff_with_gradients`) and the loss is the mean of 1 - KGE
+(or 1 - NSE) over the calibration months of the training cells, so the gradient flows from
+the runoff misfit back through every month into the network (Tsai et al. 2021).
+
+The network also predicts, per model, the calibration KGE that model reaches in the cell
+(its "fit", regressed on the detached simulated KGE): the joint CWSC of a cell follows the
+label rule (:func:`backend.hydro.labels.label_rule`) on these fits, so a map can be made
+where no runoff is known. ``learn_from_arrays`` is the whole step on arrays; no file I/O.
+
+Shapes: predictors ``(C, rows, cols)``; precipitation, PET and runoff ``(months, rows, cols)``
+in mm/month, NaN = nodata.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+
+from backend.hydro.labels import label_rule
+from backend.hydro.metrics import _moments, kge_from_moments
+from backend.hydro.models import PARAMETERS, Forcing, run_months, runoff_with_gradients
+from backend.ml import patches as P
+from backend.ml.network import ResNetConfig, build_network
+from backend.ml.options import LEARN_BATCH_SIZE, LEARN_EPOCHS
+from backend.protocol import BadInput
+
+#: Weight of the fit regression in the loss (it must not pull the parameters).
+FIT_WEIGHT = 0.1
+#: Fewest valid calibration months a cell needs to take part.
+MIN_CALIBRATION_MONTHS = 24
+
+
+@dataclass(frozen=True)
+class ParameterHead:
+    """How the network's outputs become parameters: for each model its parameters in
+    :data:`~backend.hydro.models.PARAMETERS` order, ``lower + (upper - lower) * sigmoid(raw)``,
+    then one fit (predicted calibration KGE) per model."""
+
+    models: tuple[str, ...]
+
+    @property
+    def names(self) -> list[tuple[str, str]]:
+        return [(m, k) for m in self.models for k in PARAMETERS[m]]
+
+    @property
+    def outputs(self) -> int:
+        return len(self.names) + len(self.models)
+
+    def parameters(self, raw: torch.Tensor) -> dict[str, dict[str, torch.Tensor]]:
+        """raw ``(N, outputs)`` -> model -> parameter -> ``(N,)`` in the parameter's units."""
+        out: dict[str, dict[str, torch.Tensor]] = {m: {} for m in self.models}
+        for j, (m, k) in enumerate(self.names):
+            lo, hi, _ = PARAMETERS[m][k]
+            out[m][k] = lo + (hi - lo) * torch.sigmoid(raw[:, j])
+        return out
+
+    def fits(self, raw: torch.Tensor) -> torch.Tensor:
+        """raw ``(N, outputs)`` -> predicted calibration KGE ``(models, N)``."""
+        return raw[:, len(self.names):].T
+
+    def initial_bias(self) -> torch.Tensor:
+        """Output biases that start every parameter at its model's initial value."""
+        b = []
+        for m, k in self.names:
+            lo, hi, init = PARAMETERS[m][k]
+            u = min(max((init - lo) / (hi - lo), 0.05), 0.95)
+            b.append(math.log(u / (1 - u)))
+        return torch.tensor(b + [0.5] * len(self.models))
+
+    def to_dict(self) -> dict:
+        return {"models": list(self.models),
+                "parameters": {m: list(PARAMETERS[m]) for m in self.models}}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ParameterHead":
+        head = cls(tuple(d["models"]))
+        for m in head.models:
+            if list(d["parameters"][m]) != list(PARAMETERS[m]):
+                raise ValueError(f"{m}: parameters {d['parameters'][m]} differ from this "
+                                 f"backend's {list(PARAMETERS[m])}")
+        return head
+
+
+def joint_cwsc(head: ParameterHead, raw: np.ndarray, margin: float | None,
+               threshold: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """(joint CWSC ``(N,)``, each model's sc ``(models, N)``) in mm from network outputs
+    ``(N, outputs)``, the label rule applied to the predicted fits."""
+    t = torch.from_numpy(np.asarray(raw, np.float32))
+    prm = head.parameters(t)
+    scs = np.stack([prm[m]["sc"].numpy() for m in head.models]).astype(np.float64)
+    fits = head.fits(t).numpy().astype(np.float64)
+    return label_rule(fits, scs, threshold, margin)[0], scs
+
+
+def fit_loss(sim: torch.Tensor, obs: torch.Tensor, objective: str = "kge") -> torch.Tensor:
+    """Per cell 1 - KGE (2009) or 1 - NSE of ``sim`` against ``obs``, both ``(months, N)``;
+    NaN observations are skipped. The simulated variance is floored so that a cell whose
+    model gives constant runoff still has a finite gradient."""
+    mo, ms, vo, vs, cov, _ = _moments(sim, obs, 0, 1)
+    if objective == "kge":
+        return 1.0 - kge_from_moments(mo, ms, vo, vs.clamp_min(1e-6), cov)
+    valid = ~torch.isnan(obs)
+    err = torch.where(valid, sim - obs, torch.zeros((), dtype=sim.dtype)).pow(2).sum(0)
+    n = valid.sum(0).to(sim.dtype).clamp_min(1.0)
+    return err / (vo * n)
+
+
+@dataclass
+class LearnConfig:
+    """What the user chooses for ``learn``; ``None`` takes the default."""
+
+    models: tuple[str, ...] = ("DWBM", "SWBM", "TVGM")
+    patch_size: int = 11
+    test_fraction: float = 0.3
+    split: str = "random"
+    block_size: int | None = None
+    epochs: int | None = None
+    batch_size: int | None = None
+    seed: int = 0
+    device: str = "auto"
+    formulation: str = "conserving"
+    objective: str = "kge"
+    warmup_months: int | None = None  # default: as calibrate (min(months // 8, 24))
+    calibration_fraction: float = 0.75
+    kge_margin: float | None = 0.02
+    learning_rate: float = 3e-3
+    patience: int = 8  # epochs without a better validation loss before stopping
+    val_fraction: float = 0.15  # of the training cells, for early stopping
+    checkpoint_months: int = 0  # 0: keep every month's tensors for the backward pass
+    blocks: int = 2
+    widths: tuple[int, int, int] = (16, 32, 64)
+
+    def resolved(self) -> tuple[int, int]:
+        epochs = LEARN_EPOCHS if self.epochs is None else int(self.epochs)
+        batch = LEARN_BATCH_SIZE if self.batch_size is None else int(self.batch_size)
+        if epochs < 1:
+            raise BadInput(f"EPOCHS: {epochs} must be at least 1")
+        if batch < 2:
+            raise BadInput(f"BATCH_SIZE: {batch} must be at least 2 (batch normalisation)")
+        if not 0.0 <= self.test_fraction < 1.0:
+            raise BadInput(f"TEST_FRACTION: {self.test_fraction} must be in [0, 1)")
+        if self.objective not in ("kge", "nse"):
+            raise BadInput(f"OBJECTIVE: unknown objective '{self.objective}' (use kge or nse)")
+        for m in self.models:
+            if m not in PARAMETERS:
+                raise BadInput(f"MODELS: unknown model '{m}'; use a subset of "
+                               f"{', '.join(PARAMETERS)}")
+        return epochs, batch
+
+    def periods(self, months: int) -> tuple[int, int]:
+        """(w, c): scored calibration months [w, c), validation months [c, months)."""
+        w = min(months // 8, 24) if self.warmup_months is None else int(self.warmup_months)
+        c = int(round(self.calibration_fraction * months))
+        if not 0 <= w < c <= months or c - w < MIN_CALIBRATION_MONTHS:
+            raise BadInput(f"periods: {months} months with warm-up {w} and calibration ending "
+                           f"at month {c} leave fewer than {MIN_CALIBRATION_MONTHS} calibration "
+                           "months")
+        return w, c
+
+
+@dataclass
+class LearnResult:
+    """A learned network and what it reaches. Per-cell arrays are over ``rows``/``cols``
+    (every cell that took part); ``part`` says which: 0 training, 1 validation, 2 held out."""
+
+    state: dict[str, torch.Tensor]
+    network: ResNetConfig
+    head: ParameterHead
+    scaling: P.Scaling
+    history: list[dict]
+    rows: np.ndarray
+    cols: np.ndarray
+    part: np.ndarray
+    cwsc: np.ndarray  # (N,) joint CWSC, mm
+    sc: np.ndarray  # (models, N) each model's sc, mm
+    kge_cal: np.ndarray  # (models, N) over the calibration months
+    kge_val: np.ndarray  # (models, N) over the validation months
+    metrics: dict[str, float] = field(default_factory=dict)
+    seconds: float = 0.0
+    device: str = "cpu"
+
+
+def _cells(predictors, precip, pet, runoff, w, c) -> tuple[np.ndarray, np.ndarray, int, int]:
+    forcing_ok = np.isfinite(precip).all(0) & np.isfinite(pet).all(0)
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        varies = np.nan_to_num(np.nanstd(runoff[w:c], axis=0)) > 0  # else KGE is undefined
+    scored = (np.isfinite(runoff[w:c]).sum(0) >= MIN_CALIBRATION_MONTHS) & varies
+    own = np.isfinite(predictors).all(0)
+    keep = forcing_ok & scored & own
+    rows, cols = np.nonzero(keep)
+    if len(rows) == 0:
+        raise BadInput(f"RUNOFF: no cell has forcing in every month, valid predictors and "
+                       f"at least {MIN_CALIBRATION_MONTHS} valid, varying runoff months in the "
+                       f"calibration period (months {w + 1} to {c}); {int(scored.sum())} cells "
+                       "have enough runoff")
+    return rows, cols, int((forcing_ok & scored & ~own).sum()), int((forcing_ok & ~scored).sum())
+
+
+def _simulated(forcings: dict[str, Forcing], head: ParameterHead, raw: torch.Tensor,
+               idx: torch.Tensor, months: int | None = None) -> dict[str, torch.Tensor]:
+    """Runoff (months, n) per model for the cells ``idx`` without gradients (fast path)."""
+    prm = head.parameters(raw)
+    with torch.no_grad():
+        return {m: run_months(forcings[m].select(idx), {k: v.to(forcings[m].like.dtype)
+                                                       for k, v in prm[m].items()},
+                              months=months)["runoff"] for m in head.models}
+
+
+def learn_from_arrays(predictors: np.ndarray, precip: np.ndarray, pet: np.ndarray,
+                      runoff: np.ndarray, config: LearnConfig,
+                      on_epoch: Callable[[dict, float], None] | None = None) -> LearnResult:
+    """Learn the models' parameters from runoff (see the module docstring).
+
+    ``on_epoch(record, fraction_done)`` after every epoch; records hold epoch, seconds,
+    train_loss, val_loss, train_kge and val_kge (medians over cells of the best model's
+    calibration KGE).
+    """
+    from backend.devices import autocast, configure_threads, resolve_device
+    from backend.ml.training import _augment, _to_device, one_cycle_schedule
+
+    t0 = time.perf_counter()
+    epochs, batch = config.resolved()
+    device = resolve_device(config.device)
+    configure_threads(device)
+    months = precip.shape[0]
+    w, c = config.periods(months)
+    P.check_patch_size(config.patch_size, predictors.shape[1:])
+    rows, cols, skipped, no_runoff = _cells(predictors, precip, pet, runoff, w, c)
+    n = len(rows)
+    train_idx, test_idx = P.split_samples(rows, cols, config.test_fraction, config.split,
+                                          config.block_size, config.seed)
+    sub_tr, sub_val = P.split_samples(rows[train_idx], cols[train_idx], config.val_fraction,
+                                      config.split, config.block_size, config.seed + 1)
+    val_idx, train_idx = train_idx[sub_val], train_idx[sub_tr]
+    if len(train_idx) < batch:
+        raise BadInput(f"RUNOFF: {len(train_idx)} training cells (of {n} with runoff, after the "
+                       f"test and validation parts) is fewer than one batch of {batch}; lower "
+                       "BATCH_SIZE or TEST_FRACTION")
+    part = np.zeros(n, np.int8)
+    part[val_idx], part[test_idx] = 1, 2
+
+    scaling = P.fit_scaling(predictors, rows[train_idx], cols[train_idx],
+                            np.zeros(len(train_idx), np.float32), "standard")
+    padded = P.pad_block(predictors.copy(), scaling, config.patch_size // 2)
+    x_all = _to_device(P.extract_patches(padded, rows, cols, config.patch_size), device)
+    del padded
+    p_all = torch.from_numpy(precip[:, rows, cols].astype(np.float32)).to(device)
+    e_all = torch.from_numpy(pet[:, rows, cols].astype(np.float32)).to(device)
+    q_all = torch.from_numpy(runoff[:, rows, cols].astype(np.float32)).to(device)
+    forcings = {m: Forcing(m, p_all, e_all, config.formulation) for m in config.models}
+    head = ParameterHead(tuple(config.models))
+    net_config = ResNetConfig(predictors.shape[0] + 1, config.blocks, tuple(config.widths),
+                              False, head.outputs)
+    torch.manual_seed(config.seed)
+    net = build_network(net_config)
+    with torch.no_grad():  # start from the models' initial parameters, small spread
+        net.head.weight.mul_(0.1)
+        net.head.bias.copy_(head.initial_bias())
+    net = net.to(device).to(memory_format=torch.channels_last)
+    steps = len(train_idx) // batch
+    opt = torch.optim.AdamW(net.parameters(), lr=config.learning_rate, weight_decay=1e-4)
+    sched = one_cycle_schedule(opt, config.learning_rate, steps * epochs)
+    gen = torch.Generator().manual_seed(config.seed)
+    tr_t = torch.from_numpy(train_idx).to(device)
+    obs_cal = q_all[w:c]
+
+    def raw_of(idx: np.ndarray) -> torch.Tensor:
+        net.eval()
+        out = []
+        with torch.no_grad():
+            for i in range(0, len(idx), 1024):
+                xb = x_all[torch.from_numpy(idx[i:i + 1024]).to(device)]
+                with autocast(device):
+                    out.append(net(xb).float())
+        return torch.cat(out) if out else torch.zeros((0, head.outputs), device=device)
+
+    def scores(idx: np.ndarray, raw: torch.Tensor, m0: int, m1: int) -> torch.Tensor:
+        """(models, n) 1 - objective over months [m0, m1) for the cells ``idx``."""
+        sims = _simulated(forcings, head, raw, torch.from_numpy(idx).to(device), m1)
+        obs = q_all[m0:m1][:, torch.from_numpy(idx).to(device)]
+        return torch.stack([fit_loss(sims[m][m0:m1], obs, config.objective) for m in head.models])
+
+    history: list[dict] = []
+    best, best_state, since = math.inf, None, 0
+    train_seconds = 0.0
+    for epoch in range(epochs):
+        net.train()
+        t_ep = time.perf_counter()
+        perm = tr_t[torch.randperm(len(train_idx), generator=gen).to(device)]
+        total = 0.0
+        for i in range(steps):
+            idx = perm[i * batch:(i + 1) * batch]
+            xb = _augment(x_all[idx], gen)
+            with autocast(device):
+                raw = net(xb).float()
+            prm = head.parameters(raw)
+            losses = []
+            for m in head.models:
+                q = runoff_with_gradients(forcings[m].select(idx), prm[m], months=c,
+                                          checkpoint_months=config.checkpoint_months)
+                losses.append(fit_loss(q[w:], obs_cal[:, idx], config.objective))
+            lost = torch.stack(losses)  # (models, B)
+            fit = torch.nn.functional.mse_loss(head.fits(raw), (1.0 - lost.detach()).clamp(-1, 1))
+            loss = lost.mean() + FIT_WEIGHT * fit
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
+            opt.step()
+            sched.step()
+            total += float(lost.mean().detach())
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        train_seconds += time.perf_counter() - t_ep
+        rec = {"epoch": epoch + 1, "seconds": train_seconds, "train_loss": total / max(steps, 1)}
+        val = scores(val_idx, raw_of(val_idx), w, c) if len(val_idx) else None
+        rec["val_loss"] = float(val.mean()) if val is not None else None
+        rec["val_kge"] = float(torch.median(1 - val.min(0).values)) if val is not None else None
+        history.append(rec)
+        if on_epoch is not None:
+            on_epoch(rec, (epoch + 1) / epochs)
+        if rec["val_loss"] is not None and rec["val_loss"] < best:
+            best, since = rec["val_loss"], 0
+            best_state = copy.deepcopy(net.state_dict())
+        else:
+            since += 1
+            if since >= config.patience:
+                break
+    if best_state is not None:
+        net.load_state_dict(best_state)
+
+    all_idx = np.arange(n)
+    raw = raw_of(all_idx)
+    sims = _simulated(forcings, head, raw, torch.from_numpy(all_idx).to(device))
+    from backend.hydro.metrics import kge as kge_metric
+
+    kge_cal = np.stack([kge_metric(sims[m][w:c].cpu().numpy(), q_all[w:c].cpu().numpy(), axis=0)
+                        for m in head.models])
+    kge_val = np.stack([kge_metric(sims[m][c:].cpu().numpy(), q_all[c:].cpu().numpy(), axis=0)
+                        if c < months else np.full(n, np.nan) for m in head.models])
+    raw_np = raw.cpu().numpy()
+    cwsc, sc = joint_cwsc(head, raw_np, config.kge_margin)
+    # A cell's KGE is that of its best model by calibration KGE (as the label route's).
+    with np.errstate(invalid="ignore"):
+        best_model = np.argmax(np.nan_to_num(kge_cal, nan=-np.inf), axis=0)
+    joint_cal = kge_cal[best_model, all_idx]
+    joint_val = kge_val[best_model, all_idx]
+
+    def median(a: np.ndarray) -> float:
+        a = a[np.isfinite(a)]
+        return float(np.median(a)) if len(a) else float("nan")
+
+    metrics = {"cal_kge_train_cells": median(joint_cal[part == 0]),
+               "val_kge_train_cells": median(joint_val[part == 0]),
+               "cal_kge_test_cells": median(joint_cal[part == 2]),
+               "val_kge_test_cells": median(joint_val[part == 2]),
+               "train_cells": int((part == 0).sum()), "val_cells": int((part == 1).sum()),
+               "test_cells": int((part == 2).sum()), "skipped_cells": skipped,
+               "cells_without_runoff": no_runoff, "epochs_run": len(history)}
+    state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
+    return LearnResult(state, net_config, head, scaling, history, rows, cols, part,
+                       cwsc.astype(np.float32), sc.astype(np.float32), kge_cal, kge_val,
+                       metrics, time.perf_counter() - t0, str(device))
