@@ -38,6 +38,8 @@ from backend.protocol import BadInput
 
 #: Weight of the fit regression in the loss (it must not pull the parameters).
 FIT_WEIGHT = 0.1
+#: Width (in 1 - KGE) of the soft minimum over models of ``model_loss="best"``.
+SOFT_MIN_WIDTH = 0.05
 #: Fewest valid calibration months a cell needs to take part.
 MIN_CALIBRATION_MONTHS = 24
 
@@ -117,6 +119,16 @@ def fit_loss(sim: torch.Tensor, obs: torch.Tensor, objective: str = "kge") -> to
     return err / (vo * n)
 
 
+def combine(losses: torch.Tensor, how: str = "best") -> torch.Tensor:
+    """One loss from the models' per-cell losses ``(models, N)``: their mean, or ("best") a
+    soft minimum over the models (width :data:`SOFT_MIN_WIDTH`) plus a tenth of the mean, so
+    that each model's parameters need only fit the cells that model can fit."""
+    if how == "best" and losses.shape[0] > 1:
+        soft = -SOFT_MIN_WIDTH * torch.logsumexp(-losses / SOFT_MIN_WIDTH, dim=0)
+        return soft.mean() + 0.1 * losses.mean()
+    return losses.mean()
+
+
 @dataclass
 class LearnConfig:
     """What the user chooses for ``learn``; ``None`` takes the default."""
@@ -139,6 +151,9 @@ class LearnConfig:
     patience: int = 8  # epochs without a better validation loss before stopping
     val_fraction: float = 0.15  # of the training cells, for early stopping
     checkpoint_months: int = 0  # 0: keep every month's tensors for the backward pass
+    #: how the models' losses of a cell combine: "mean", or "best" (a soft minimum, so each
+    #: model only has to fit the cells it can fit; the mean keeps a small weight)
+    model_loss: str = "best"
     blocks: int = 2
     widths: tuple[int, int, int] = (16, 32, 64)
 
@@ -151,6 +166,8 @@ class LearnConfig:
             raise BadInput(f"BATCH_SIZE: {batch} must be at least 2 (batch normalisation)")
         if not 0.0 <= self.test_fraction < 1.0:
             raise BadInput(f"TEST_FRACTION: {self.test_fraction} must be in [0, 1)")
+        if self.model_loss not in ("best", "mean"):
+            raise BadInput(f"MODEL_LOSS: unknown '{self.model_loss}' (use best or mean)")
         if self.objective not in ("kge", "nse"):
             raise BadInput(f"OBJECTIVE: unknown objective '{self.objective}' (use kge or nse)")
         for m in self.models:
@@ -314,7 +331,7 @@ def learn_from_arrays(predictors: np.ndarray, precip: np.ndarray, pet: np.ndarra
                 losses.append(fit_loss(q[w:], obs_cal[:, idx], config.objective))
             lost = torch.stack(losses)  # (models, B)
             fit = torch.nn.functional.mse_loss(head.fits(raw), (1.0 - lost.detach()).clamp(-1, 1))
-            loss = lost.mean() + FIT_WEIGHT * fit
+            loss = combine(lost, config.model_loss) + FIT_WEIGHT * fit
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
@@ -326,7 +343,7 @@ def learn_from_arrays(predictors: np.ndarray, precip: np.ndarray, pet: np.ndarra
         train_seconds += time.perf_counter() - t_ep
         rec = {"epoch": epoch + 1, "seconds": train_seconds, "train_loss": total / max(steps, 1)}
         val = scores(val_idx, raw_of(val_idx), w, c) if len(val_idx) else None
-        rec["val_loss"] = float(val.mean()) if val is not None else None
+        rec["val_loss"] = float(combine(val, config.model_loss)) if val is not None else None
         rec["val_kge"] = float(torch.median(1 - val.min(0).values)) if val is not None else None
         history.append(rec)
         if on_epoch is not None:

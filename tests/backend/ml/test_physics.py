@@ -92,3 +92,14 @@ def test_learning_refuses_bad_input():
         learn_from_arrays(preds, p, e, q, LearnConfig(models=("HBV",), patch_size=5))
     with pytest.raises(BadInput, match="fewer than one batch"):
         learn_from_arrays(preds, p, e, q, LearnConfig(models=("SWBM",), patch_size=5, batch_size=500))
+
+
+def test_the_soft_minimum_follows_the_best_model_of_each_cell():
+    from backend.ml.physics import SOFT_MIN_WIDTH, combine
+
+    losses = torch.tensor([[0.1, 0.9], [0.8, 0.2], [0.9, 0.9]])
+    best = combine(losses, "best")
+    expected = 0.5 * (0.1 + 0.2) + 0.1 * losses.mean()
+    assert abs(float(best) - float(expected)) < 2 * SOFT_MIN_WIDTH * 0.05
+    assert float(combine(losses, "mean")) == pytest.approx(float(losses.mean()))
+    assert float(combine(losses[:1], "best")) == pytest.approx(float(losses[:1].mean()))
