@@ -268,6 +268,14 @@ def prepare_params(model: str, params: Mapping[str, torch.Tensor]) -> dict:
     return prm
 
 
+def _bucket_coefficients(prm: Mapping[str, torch.Tensor], tvgm: bool):
+    """(c1, c2, exponent of E, exponent of Q) of :func:`_bucket_step` from the parameters."""
+    if tvgm:
+        return prm["g1"], 0.5 * prm["kr"], prm["gamma"], prm["g2"]
+    ones = torch.ones_like(prm["ks"])  # the exponents are unused by SWBM
+    return prm["ks"], prm["kg"], ones, ones
+
+
 class Forcing:
     """Forcing laid out (T, N) with the model's forcing-only terms precomputed, so repeated
     evaluations (the optimiser) pay for them once."""
@@ -415,11 +423,7 @@ def _run_months(forcing: Forcing, params: Mapping[str, torch.Tensor], full: bool
                     e_out[t], s_out[t + 1], g_out[t + 1] = e, s, g
         else:
             tvgm = model == "TVGM"
-            if tvgm:
-                c1, c2, e_exp, q_exp = prm["g1"], 0.5 * prm["kr"], prm["gamma"], prm["g2"]
-            else:
-                c1, c2 = prm["ks"], prm["kg"]
-                e_exp = q_exp = torch.ones_like(c1)  # unused by SWBM
+            c1, c2, e_exp, q_exp = _bucket_coefficients(prm, tvgm)
             inv_sc = prm["inv_sc"]
             w = torch.full((n,), 50.0, dtype=like.dtype, device=like.device)
             if bounded:
@@ -480,11 +484,7 @@ def runoff_with_gradients(forcing: Forcing, params: Mapping[str, torch.Tensor],
             return torch.stack(qs), s, g
     else:
         tvgm = model == "TVGM"
-        if tvgm:
-            c1, c2, e_exp, q_exp = prm["g1"], 0.5 * prm["kr"], prm["gamma"], prm["g2"]
-        else:
-            c1, c2 = prm["ks"], prm["kg"]
-            e_exp = q_exp = torch.ones_like(c1)
+        c1, c2, e_exp, q_exp = _bucket_coefficients(prm, tvgm)
         consts = tuple(v.expand(n) for v in (c1, c2, prm["inv_sc"], e_exp, q_exp))
         w = torch.full((n,), 50.0, dtype=like.dtype, device=like.device)
         if bounded:

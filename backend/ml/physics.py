@@ -18,7 +18,6 @@ in mm/month, NaN = nodata.
 
 from __future__ import annotations
 
-import copy
 import math
 import time
 import warnings
@@ -29,7 +28,7 @@ import numpy as np
 import torch
 
 from backend.hydro.labels import label_rule
-from backend.hydro.metrics import _moments, kge_from_moments
+from backend.hydro.metrics import _moments, kge as kge_metric, kge_from_moments
 from backend.hydro.models import PARAMETERS, Forcing, run_months, runoff_with_gradients
 from backend.ml import patches as P
 from backend.ml.network import ResNetConfig, build_network
@@ -246,7 +245,7 @@ def learn_from_arrays(predictors: np.ndarray, precip: np.ndarray, pet: np.ndarra
     calibration KGE).
     """
     from backend.devices import autocast, configure_threads, resolve_device
-    from backend.ml.training import _augment, _to_device, one_cycle_schedule
+    from backend.ml.training import EarlyStopping, _augment, _to_device, one_cycle_schedule
 
     t0 = time.perf_counter()
     epochs, batch = config.resolved()
@@ -311,7 +310,7 @@ def learn_from_arrays(predictors: np.ndarray, precip: np.ndarray, pet: np.ndarra
         return torch.stack([fit_loss(sims[m][m0:m1], obs, config.objective) for m in head.models])
 
     history: list[dict] = []
-    best, best_state, since = math.inf, None, 0
+    stopping = EarlyStopping(config.patience)
     train_seconds = 0.0
     for epoch in range(epochs):
         net.train()
@@ -348,21 +347,13 @@ def learn_from_arrays(predictors: np.ndarray, precip: np.ndarray, pet: np.ndarra
         history.append(rec)
         if on_epoch is not None:
             on_epoch(rec, (epoch + 1) / epochs)
-        if rec["val_loss"] is not None and rec["val_loss"] < best:
-            best, since = rec["val_loss"], 0
-            best_state = copy.deepcopy(net.state_dict())
-        else:
-            since += 1
-            if since >= config.patience:
-                break
-    if best_state is not None:
-        net.load_state_dict(best_state)
+        if stopping.should_stop(rec["val_loss"], net):
+            break
+    stopping.restore(net)
 
     all_idx = np.arange(n)
     raw = raw_of(all_idx)
     sims = _simulated(forcings, head, raw, torch.from_numpy(all_idx).to(device))
-    from backend.hydro.metrics import kge as kge_metric
-
     kge_cal = np.stack([kge_metric(sims[m][w:c].cpu().numpy(), q_all[w:c].cpu().numpy(), axis=0)
                         for m in head.models])
     kge_val = np.stack([kge_metric(sims[m][c:].cpu().numpy(), q_all[c:].cpu().numpy(), axis=0)

@@ -218,7 +218,7 @@ def fit_member(net: nn.Module, x_train: torch.Tensor, y_train: torch.Tensor, rec
     model = torch.compile(net) if use_compile else net
     loss_fn = nn.MSELoss()
     history: list[dict] = []
-    best, best_state, since_best = math.inf, None, 0
+    stopping = EarlyStopping(recipe.patience)
     train_seconds = 0.0
     for epoch in range(recipe.epochs):
         if lr_at is not None:
@@ -260,17 +260,33 @@ def fit_member(net: nn.Module, x_train: torch.Tensor, y_train: torch.Tensor, rec
         history.append(rec)
         if on_epoch is not None:
             on_epoch(rec)
-        if recipe.patience is not None and rec["val_loss"] is not None:
-            if rec["val_loss"] < best:
-                best, since_best = rec["val_loss"], 0
-                best_state = copy.deepcopy(net.state_dict())
-            else:
-                since_best += 1
-                if since_best >= recipe.patience:
-                    break
-    if best_state is not None:
-        net.load_state_dict(best_state)
+        if recipe.patience is not None and stopping.should_stop(rec["val_loss"], net):
+            break
+    stopping.restore(net)
     return history
+
+
+class EarlyStopping:
+    """Keeps the weights of the best validation loss; says when ``patience`` epochs in a row
+    have not beaten it. ``restore`` puts the best weights back (nothing when none was kept)."""
+
+    def __init__(self, patience: int | None) -> None:
+        self.patience = patience
+        self.best, self.state, self.since = math.inf, None, 0
+
+    def should_stop(self, val_loss: float | None, net: nn.Module) -> bool:
+        if val_loss is None:
+            return False
+        if val_loss < self.best:
+            self.best, self.since = val_loss, 0
+            self.state = copy.deepcopy(net.state_dict())
+            return False
+        self.since += 1
+        return self.patience is not None and self.since >= self.patience
+
+    def restore(self, net: nn.Module) -> None:
+        if self.state is not None:
+            net.load_state_dict(self.state)
 
 
 def train_from_arrays(predictors: np.ndarray, labels: np.ndarray, kge: np.ndarray | None,
