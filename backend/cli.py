@@ -18,6 +18,7 @@ from backend.hydro.options import (DEFAULT_EXCLUDE_FLAGS, DEFAULT_KGE_MARGIN,
                                    DEFAULT_MAX_EVALUATIONS, DEFAULT_RESTARTS, FORMULATIONS,
                                    IDENTIFIABILITY_TOLERANCE, KGE_VERSIONS, MODELS, OBJECTIVES,
                                    PROFILE_EVALUATIONS)
+from backend.ml.options import LEARN_BATCH_SIZE, LEARN_EPOCHS
 
 #: command -> (module in backend.commands, function). Modules load only when their
 #: command runs (torch takes a second to import).
@@ -27,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "calibrate": ("calibrate", "calibrate_command"),
     "mask": ("mask", "mask_command"),
     "train": ("train", "train_command"),
+    "learn": ("learn", "learn_command"),
     "predict": ("predict", "predict_command"),
     "evaluate": ("evaluate", "evaluate_command"),
     "demo-data": ("demo_data", "demo_data_command"),
@@ -209,6 +211,45 @@ def build_parser() -> argparse.ArgumentParser:
     _extent(p)
     p.add_argument("--blocks", type=_count("BLOCKS"), default=None, help="residual blocks per stage (n of 6n+2)")
     p.add_argument("--widths", default=None, help="stage widths, e.g. 16,32,128")
+    p.add_argument("--seed", type=_count("SEED", 0), default=0)
+    _device(p)
+    p.add_argument("--out-model", required=True)
+    p.add_argument("--out-report", default=None)
+
+    p = sub.add_parser("learn", help="learn the models' parameters from runoff through the models "
+                                     "(physics-guided): a model file for predict")
+    p.add_argument("--predictors", nargs="+", required=True)
+    _forcing_inputs(p)
+    _extent(p)
+    p.add_argument("--models", default=",".join(MODELS), help="comma-separated subset of DWBM,SWBM,TVGM")
+    p.add_argument("--objective", default=OBJECTIVES[0], choices=OBJECTIVES)
+    p.add_argument("--formulation", default=FORMULATIONS[0], choices=FORMULATIONS)
+    p.add_argument("--warmup-months", type=_count("WARMUP_MONTHS", 0), default=None,
+                   help="default min(n/8, 24)")
+    p.add_argument("--calibration-fraction", type=_number("CALIBRATION_FRACTION"), default=0.75,
+                   help="calibration ends at this fraction of the months; validation is the rest")
+    p.add_argument("--kge-margin", type=_margin, default=DEFAULT_KGE_MARGIN,
+                   help="models whose fit is within this of the cell's best enter its CWSC")
+    p.add_argument("--model-loss", default="best", choices=("best", "mean"),
+                   help="how the models' losses of a cell combine: a soft minimum, or the mean")
+    p.add_argument("--patch-size", type=_count("PATCH_SIZE"), default=11)
+    p.add_argument("--test-fraction", type=_number("TEST_FRACTION"), default=0.3)
+    p.add_argument("--split", default="random", choices=("random", "blocks"))
+    p.add_argument("--block-size", type=_count("BLOCK_SIZE"), default=None,
+                   help="cells per side of a spatial block")
+    p.add_argument("--epochs", type=_count("EPOCHS"), default=LEARN_EPOCHS,
+                   help="a maximum: learning stops early when validation stops improving")
+    p.add_argument("--batch-size", type=_count("BATCH_SIZE", 2), default=LEARN_BATCH_SIZE,
+                   help="cells per step")
+    p.add_argument("--shared-sc", action="store_true",
+                   help="one sc for every model (they differ in their other parameters only)")
+    p.add_argument("--checkpoint-months", type=_count("CHECKPOINT_MONTHS", 0), default=0,
+                   help="recompute the month loop in blocks of this many months in the "
+                        "backward pass (less memory, more time; 0: keep every month)")
+    p.add_argument("--blocks", type=_count("BLOCKS"), default=None, help="residual blocks per stage (n of 6n+2)")
+    p.add_argument("--widths", default=None, help="stage widths, e.g. 16,32,64")
+    p.add_argument("--labels", default=None,
+                   help="calibrate's CWSC labels (optional): the report compares the learned map")
     p.add_argument("--seed", type=_count("SEED", 0), default=0)
     _device(p)
     p.add_argument("--out-model", required=True)

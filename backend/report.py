@@ -229,3 +229,101 @@ def training_report(path: str | Path, result, grid_shape: tuple[int, int], chann
         sections.append(("Test split", "<p>No test cells (TEST_FRACTION = 0).</p>"))
     return write_html(path, "CWSC network training", sections,
                       subtitle=f"recipe {result.recipe.name}")
+
+
+def _kge_maps_figure(shape, result, extent=None):
+    """Per-cell KGE of the best model: calibration and validation months, training and
+    held-out cells (2 x 2 maps)."""
+    import numpy as np
+
+    plt = _mpl()
+    best = np.argmax(np.nan_to_num(result.kge_cal, nan=-np.inf), axis=0)
+    cells = np.arange(len(result.rows))
+    values = {"calibration": result.kge_cal[best, cells], "validation": result.kge_val[best, cells]}
+    fig, axes = plt.subplots(2, 2, figsize=(11, 11 * shape[0] / max(shape[1], 1) * 0.9 + 1.2),
+                             constrained_layout=True)
+    for i, (months, v) in enumerate(values.items()):
+        for j, (name, which) in enumerate((("training cells", result.part != 2),
+                                           ("held-out cells", result.part == 2))):
+            grid = np.full(shape, np.nan, np.float32)
+            grid[result.rows[which], result.cols[which]] = v[which]
+            im = axes[i, j].imshow(grid, cmap="viridis", vmin=-0.4, vmax=1.0,
+                                   interpolation="nearest", extent=extent)
+            axes[i, j].set(title=f"KGE, {months} months, {name}")
+    fig.colorbar(im, ax=axes, label="KGE (best model of the cell)", shrink=0.6)
+    return fig
+
+
+def _sc_distribution_figure(result):
+    import numpy as np
+
+    fig = new_figure(7, 3.8)
+    ax = fig.gca()
+    bins = np.geomspace(1, 1000, 41)
+    for k, m in enumerate(result.head.models):
+        ax.hist(np.clip(result.sc[k], 1, 1000), bins=bins, histtype="step", lw=1.5, label=f"{m} sc")
+    ax.hist(np.clip(result.cwsc, 1, 1000), bins=bins, histtype="stepfilled", alpha=0.3,
+            color="k", label="joint CWSC")
+    ax.set(xscale="log", xlabel="mm", ylabel="cells", title="Learned storage capacities")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def _physics_curves_figure(history):
+    fig, (ax1, ax2) = new_figure(10, 3.8, ncols=2)
+    ep = [r["epoch"] for r in history]
+    ax1.plot(ep, [r["train_loss"] for r in history], label="training cells")
+    ax1.plot(ep, [r.get("val_loss") for r in history], "--", label="validation cells")
+    ax1.set(xlabel="epoch", ylabel="loss (1 - KGE, models combined)", title="Loss")
+    ax2.plot(ep, [r.get("train_kge") for r in history], label="training cells")
+    ax2.plot(ep, [r.get("val_kge") for r in history], "--", label="validation cells")
+    ax2.set(xlabel="epoch", ylabel="median KGE (best model)",
+            title="Calibration-month KGE")
+    ax1.legend(fontsize=8)
+    ax2.legend(fontsize=8)
+    return fig
+
+
+def learning_report(path: str | Path, result, grid_shape: tuple[int, int],
+                    settings: Mapping[str, Any], extent=None, labels=None) -> Path:
+    """The learn command's report from a :class:`backend.ml.physics.LearnResult`; ``labels``
+    ``(rows, cols)`` mm (optional): calibrate's labels to compare the learned map with."""
+    import numpy as np
+
+    m = result.metrics
+    metrics = {"median KGE, calibration months, training cells": m.get("cal_kge_train_cells"),
+               "median KGE, validation months, training cells": m.get("val_kge_train_cells"),
+               "median KGE, calibration months, held-out cells": m.get("cal_kge_test_cells"),
+               "median KGE, validation months, held-out cells": m.get("val_kge_test_cells")}
+    summary = {**settings, **{k: m[k] for k in ("train_cells", "val_cells", "test_cells",
+                                                "skipped_cells", "cells_without_runoff",
+                                                "epochs_run") if k in m},
+               "device": result.device, "seconds": round(result.seconds, 1)}
+    sc_table = [{"model": mod, "median sc (mm)": float(np.median(result.sc[k])),
+                 "5 % (mm)": float(np.percentile(result.sc[k], 5)),
+                 "95 % (mm)": float(np.percentile(result.sc[k], 95)),
+                 "cells where it fits best": int((np.argmax(np.nan_to_num(
+                     result.kge_cal, nan=-np.inf), axis=0) == k).sum())}
+                for k, mod in enumerate(result.head.models)]
+    sections: list[tuple[str, Any]] = [
+        ("KGE of the learned parameters", metrics), ("Run", summary),
+        ("Learning curves", _physics_curves_figure(result.history)),
+        ("KGE maps", _kge_maps_figure(grid_shape, result, extent)),
+        ("Learned storage capacity", table_html(sc_table)),
+        ("Distribution of sc", _sc_distribution_figure(result))]
+    if labels is not None:
+        lab = labels[result.rows, result.cols]
+        ok = np.isfinite(lab)
+        if ok.sum() >= 2:
+            from backend.ml.metrics import regression_metrics
+
+            sections += [("Against the labels (calibrate)",
+                          table_html({k: v for k, v in regression_metrics(
+                              lab[ok], result.cwsc[ok]).items()})),
+                         ("Labels vs learned map", scatter_figure(
+                             lab[ok], result.cwsc[ok], "Learned CWSC against the labels"))]
+        else:
+            sections.append(("Against the labels", "<p>No labelled cell among the learning "
+                                                   "cells.</p>"))
+    return write_html(path, "CWSC learned from runoff (physics-guided)", sections,
+                      subtitle=", ".join(result.head.models))

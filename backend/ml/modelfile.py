@@ -45,6 +45,9 @@ class ModelBundle:
     versions: dict = field(default_factory=dict)
     #: per channel the 1st, 50th and 99th percentiles at training ({"p1", "p50", "p99"})
     channel_statistics: list = field(default_factory=list)
+    #: a model learned from runoff (``learn``): {"head": ParameterHead.to_dict(),
+    #: "kge_margin": float | None, "kge_threshold": float, ...}; empty for a label-route model
+    physics: dict = field(default_factory=dict)
 
     def metadata(self) -> dict:
         return {"network": self.network.to_dict(), "scaling": self.scaling.to_dict(),
@@ -53,7 +56,17 @@ class ModelBundle:
                 "sizes": self.sizes, "training": self.training,
                 "versions": self.versions or software_versions(),
                 "channel_statistics": self.channel_statistics,
-                "ensemble": len(self.members)}
+                "ensemble": len(self.members),
+                **({"physics": self.physics} if self.physics else {})}
+
+    def parameter_head(self):
+        """The :class:`~backend.ml.physics.ParameterHead` of a model learned from runoff, else
+        None."""
+        if not self.physics:
+            return None
+        from backend.ml.physics import ParameterHead
+
+        return ParameterHead.from_dict(self.physics["head"])
 
     def networks(self, device: torch.device | str = "cpu", fuse: bool = True) -> list[torch.nn.Module]:
         """The members as networks in eval mode on ``device`` (channels-last), batch norms
@@ -116,7 +129,8 @@ def load_model(path: str | Path, label: str = "MODEL") -> ModelBundle:
                              grid=meta["grid"], recipe=meta["recipe"], metrics=meta.get("metrics", {}),
                              sizes=meta.get("sizes", {}), training=meta.get("training", {}),
                              versions=meta.get("versions", {}),
-                             channel_statistics=list(meta.get("channel_statistics", [])))
+                             channel_statistics=list(meta.get("channel_statistics", [])),
+                             physics=dict(meta.get("physics") or {}))
         if not members:
             raise ValueError("no ensemble member")
         net = build_network(bundle.network)
@@ -125,6 +139,9 @@ def load_model(path: str | Path, label: str = "MODEL") -> ModelBundle:
         if len(bundle.scaling.mean) != len(bundle.channels) or \
                 bundle.network.in_channels != len(bundle.channels) + 1:
             raise ValueError("channel count disagrees with the network")
+        head = bundle.parameter_head()
+        if (head.outputs if head else 1) != bundle.network.outputs:
+            raise ValueError("the network's outputs disagree with its parameter head")
     except Exception as exc:  # noqa: BLE001
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
         raise BadInput(f"{label}: '{p}' is a damaged CWSC model file ({type(exc).__name__}: {first})") from None

@@ -41,6 +41,14 @@ FIT_WEIGHT = 0.1
 SOFT_MIN_WIDTH = 0.05
 #: Fewest valid calibration months a cell needs to take part.
 MIN_CALIBRATION_MONTHS = 24
+#: Epochs in which every cell counts, before the KGE mask (``LearnConfig.kge_mask``) applies.
+MASK_AFTER_EPOCHS = 3
+#: Smallest sc (mm) of the logarithmic scale (the bounds allow 0, a logarithm does not).
+LOG_SC_FLOOR = 1.0
+#: Weight of the squared per-cell corrections (logit units) in the loss.
+CORRECTION_WEIGHT = 1e-3
+#: Learning rate of the per-cell corrections (Adam; each cell is seen once an epoch).
+CORRECTION_LR = 0.05
 
 
 @dataclass(frozen=True)
@@ -50,6 +58,13 @@ class ParameterHead:
     then one fit (predicted calibration KGE) per model."""
 
     models: tuple[str, ...]
+    #: "log": sc = exp(log lo + (log hi - log lo) * sigmoid) with lo at least
+    #: :data:`LOG_SC_FLOOR`, so that equal steps of the network are equal ratios of sc (the
+    #: capacities of a region span two orders of magnitude); "linear" as the other parameters
+    sc_scale: str = "log"
+    #: one sc for every model (the first model's sc output serves all): the models then differ
+    #: in their other parameters only, and every cell's best-fitting model trains the one map
+    shared_sc: bool = False
 
     @property
     def names(self) -> list[tuple[str, str]]:
@@ -62,10 +77,22 @@ class ParameterHead:
     def parameters(self, raw: torch.Tensor) -> dict[str, dict[str, torch.Tensor]]:
         """raw ``(N, outputs)`` -> model -> parameter -> ``(N,)`` in the parameter's units."""
         out: dict[str, dict[str, torch.Tensor]] = {m: {} for m in self.models}
+        first_sc = self.names.index((self.models[0], "sc"))
         for j, (m, k) in enumerate(self.names):
             lo, hi, _ = PARAMETERS[m][k]
-            out[m][k] = lo + (hi - lo) * torch.sigmoid(raw[:, j])
+            if k == "sc" and self.shared_sc:
+                j = first_sc
+            if k == "sc" and self.sc_scale == "log":
+                a, b = math.log(max(lo, LOG_SC_FLOOR)), math.log(hi)
+                out[m][k] = torch.exp(a + (b - a) * torch.sigmoid(raw[:, j]))
+            else:
+                out[m][k] = lo + (hi - lo) * torch.sigmoid(raw[:, j])
         return out
+
+    def correctable(self) -> torch.Tensor:
+        """(outputs,) bool: the outputs a per-cell correction may move (every parameter but
+        sc; sc and the fits come from the landscape alone)."""
+        return torch.tensor([k != "sc" for _, k in self.names] + [False] * len(self.models))
 
     def fits(self, raw: torch.Tensor) -> torch.Tensor:
         """raw ``(N, outputs)`` -> predicted calibration KGE ``(models, N)``."""
@@ -76,17 +103,23 @@ class ParameterHead:
         b = []
         for m, k in self.names:
             lo, hi, init = PARAMETERS[m][k]
-            u = min(max((init - lo) / (hi - lo), 0.05), 0.95)
+            if k == "sc" and self.sc_scale == "log":
+                a = math.log(max(lo, LOG_SC_FLOOR))
+                u = (math.log(init) - a) / (math.log(hi) - a)
+            else:
+                u = (init - lo) / (hi - lo)
+            u = min(max(u, 0.05), 0.95)
             b.append(math.log(u / (1 - u)))
         return torch.tensor(b + [0.5] * len(self.models))
 
     def to_dict(self) -> dict:
-        return {"models": list(self.models),
+        return {"models": list(self.models), "sc_scale": self.sc_scale,
+                "shared_sc": self.shared_sc,
                 "parameters": {m: list(PARAMETERS[m]) for m in self.models}}
 
     @classmethod
     def from_dict(cls, d: dict) -> "ParameterHead":
-        head = cls(tuple(d["models"]))
+        head = cls(tuple(d["models"]), d.get("sc_scale", "linear"), bool(d.get("shared_sc")))
         for m in head.models:
             if list(d["parameters"][m]) != list(PARAMETERS[m]):
                 raise ValueError(f"{m}: parameters {d['parameters'][m]} differ from this "
@@ -118,14 +151,29 @@ def fit_loss(sim: torch.Tensor, obs: torch.Tensor, objective: str = "kge") -> to
     return err / (vo * n)
 
 
-def combine(losses: torch.Tensor, how: str = "best") -> torch.Tensor:
+def combine(losses: torch.Tensor, how: str = "best", mean_weight: float = 0.1,
+            weight: torch.Tensor | None = None) -> torch.Tensor:
     """One loss from the models' per-cell losses ``(models, N)``: their mean, or ("best") a
-    soft minimum over the models (width :data:`SOFT_MIN_WIDTH`) plus a tenth of the mean, so
-    that each model's parameters need only fit the cells that model can fit."""
+    soft minimum over the models (width :data:`SOFT_MIN_WIDTH`) plus ``mean_weight`` times
+    the mean, so that each model's parameters need only fit the cells that model can fit.
+    ``weight`` ``(N,)``: each cell's weight (0: the cell takes no part)."""
     if how == "best" and losses.shape[0] > 1:
         soft = -SOFT_MIN_WIDTH * torch.logsumexp(-losses / SOFT_MIN_WIDTH, dim=0)
-        return soft.mean() + 0.1 * losses.mean()
-    return losses.mean()
+        per_cell = soft + mean_weight * losses.mean(0)
+    else:
+        per_cell = losses.mean(0)
+    if weight is None:
+        return per_cell.mean()
+    return (per_cell * weight).sum() / weight.sum().clamp_min(1.0)
+
+
+def kge_mask_weight(losses: torch.Tensor, threshold: float | None) -> torch.Tensor | None:
+    """(N,) 1 where the best model of a cell reaches a KGE (1 - loss) above ``threshold``,
+    else 0: the label route's KGE mask, applied to the fits as learning goes (runoff that no
+    model can make from the cell's forcing must not pull the parameters)."""
+    if threshold is None:
+        return None
+    return (1.0 - losses.detach().min(0).values > threshold).to(losses.dtype)
 
 
 @dataclass
@@ -155,6 +203,17 @@ class LearnConfig:
     model_loss: str = "best"
     blocks: int = 2
     widths: tuple[int, int, int] = (16, 32, 64)
+    sc_scale: str = "log"  # see ParameterHead
+    #: each training cell may correct the network's parameters other than sc (penalised, see
+    #: CORRECTION_WEIGHT): the landscape need not explain what it cannot (in the demo the
+    #: models' other parameters are random fields), so sc alone carries it; held-out cells
+    #: and maps use the network's parameters only
+    cell_corrections: bool = True
+    shared_sc: bool = False  # see ParameterHead
+    #: after MASK_AFTER_EPOCHS, cells whose best model's KGE is at or below this take no part
+    #: in the loss (None: every cell always)
+    kge_mask: float | None = None
+    mean_weight: float = 0.1  # of the models' mean loss beside the soft minimum
 
     def resolved(self) -> tuple[int, int]:
         epochs = LEARN_EPOCHS if self.epochs is None else int(self.epochs)
@@ -167,6 +226,8 @@ class LearnConfig:
             raise BadInput(f"TEST_FRACTION: {self.test_fraction} must be in [0, 1)")
         if self.model_loss not in ("best", "mean"):
             raise BadInput(f"MODEL_LOSS: unknown '{self.model_loss}' (use best or mean)")
+        if self.sc_scale not in ("log", "linear"):
+            raise BadInput(f"SC_SCALE: unknown '{self.sc_scale}' (use log or linear)")
         if self.objective not in ("kge", "nse"):
             raise BadInput(f"OBJECTIVE: unknown objective '{self.objective}' (use kge or nse)")
         for m in self.models:
@@ -242,7 +303,7 @@ def learn_from_arrays(predictors: np.ndarray, precip: np.ndarray, pet: np.ndarra
 
     ``on_epoch(record, fraction_done)`` after every epoch; records hold epoch, seconds,
     train_loss, val_loss, train_kge and val_kge (medians over cells of the best model's
-    calibration KGE).
+    calibration KGE; the training cells' during the epoch's steps).
     """
     from backend.devices import autocast, configure_threads, resolve_device
     from backend.ml.training import EarlyStopping, _augment, _to_device, one_cycle_schedule
@@ -277,7 +338,7 @@ def learn_from_arrays(predictors: np.ndarray, precip: np.ndarray, pet: np.ndarra
     e_all = torch.from_numpy(pet[:, rows, cols].astype(np.float32)).to(device)
     q_all = torch.from_numpy(runoff[:, rows, cols].astype(np.float32)).to(device)
     forcings = {m: Forcing(m, p_all, e_all, config.formulation) for m in config.models}
-    head = ParameterHead(tuple(config.models))
+    head = ParameterHead(tuple(config.models), config.sc_scale, config.shared_sc)
     net_config = ResNetConfig(predictors.shape[0] + 1, config.blocks, tuple(config.widths),
                               False, head.outputs)
     torch.manual_seed(config.seed)
@@ -291,6 +352,14 @@ def learn_from_arrays(predictors: np.ndarray, precip: np.ndarray, pet: np.ndarra
     sched = one_cycle_schedule(opt, config.learning_rate, steps * epochs)
     gen = torch.Generator().manual_seed(config.seed)
     tr_t = torch.from_numpy(train_idx).to(device)
+    corrections = torch.zeros((n, head.outputs), device=device, requires_grad=True)
+    correctable = head.correctable().to(device)
+    corr_opt = torch.optim.Adam([corrections], lr=CORRECTION_LR) if config.cell_corrections else None
+
+    def corrected(raw: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        if corr_opt is None:
+            return raw
+        return raw + torch.where(correctable, corrections[idx], torch.zeros((), device=device))
     obs_cal = q_all[w:c]
 
     def raw_of(idx: np.ndarray) -> torch.Tensor:
@@ -317,11 +386,12 @@ def learn_from_arrays(predictors: np.ndarray, precip: np.ndarray, pet: np.ndarra
         t_ep = time.perf_counter()
         perm = tr_t[torch.randperm(len(train_idx), generator=gen).to(device)]
         total = 0.0
+        best_kges = []
         for i in range(steps):
             idx = perm[i * batch:(i + 1) * batch]
             xb = _augment(x_all[idx], gen)
             with autocast(device):
-                raw = net(xb).float()
+                raw = corrected(net(xb).float(), idx)
             prm = head.parameters(raw)
             losses = []
             for m in head.models:
@@ -330,19 +400,29 @@ def learn_from_arrays(predictors: np.ndarray, precip: np.ndarray, pet: np.ndarra
                 losses.append(fit_loss(q[w:], obs_cal[:, idx], config.objective))
             lost = torch.stack(losses)  # (models, B)
             fit = torch.nn.functional.mse_loss(head.fits(raw), (1.0 - lost.detach()).clamp(-1, 1))
-            loss = combine(lost, config.model_loss) + FIT_WEIGHT * fit
+            weight = kge_mask_weight(lost, config.kge_mask) if epoch >= MASK_AFTER_EPOCHS else None
+            loss = combine(lost, config.model_loss, config.mean_weight, weight) + FIT_WEIGHT * fit
+            if corr_opt is not None:
+                loss = loss + CORRECTION_WEIGHT * corrections[idx].pow(2).sum(1).mean()
+                corr_opt.zero_grad(set_to_none=True)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
             opt.step()
+            if corr_opt is not None:
+                corr_opt.step()
             sched.step()
             total += float(lost.mean().detach())
+            best_kges.append(1 - lost.detach().min(0).values)
         if device.type == "cuda":
             torch.cuda.synchronize()
         train_seconds += time.perf_counter() - t_ep
-        rec = {"epoch": epoch + 1, "seconds": train_seconds, "train_loss": total / max(steps, 1)}
+        rec = {"epoch": epoch + 1, "seconds": train_seconds, "train_loss": total / max(steps, 1),
+               "train_kge": float(torch.median(torch.cat(best_kges))) if best_kges else None}
         val = scores(val_idx, raw_of(val_idx), w, c) if len(val_idx) else None
-        rec["val_loss"] = float(combine(val, config.model_loss)) if val is not None else None
+        rec["val_loss"] = float(combine(val, config.model_loss, config.mean_weight,
+                                        kge_mask_weight(val, config.kge_mask))) \
+            if val is not None else None
         rec["val_kge"] = float(torch.median(1 - val.min(0).values)) if val is not None else None
         history.append(rec)
         if on_epoch is not None:
@@ -353,7 +433,12 @@ def learn_from_arrays(predictors: np.ndarray, precip: np.ndarray, pet: np.ndarra
 
     all_idx = np.arange(n)
     raw = raw_of(all_idx)
-    sims = _simulated(forcings, head, raw, torch.from_numpy(all_idx).to(device))
+    # The training cells' fits with their corrections (what learning reached there); the
+    # held-out and validation cells' with the network's parameters alone.
+    with torch.no_grad():
+        own = torch.from_numpy(part == 0).to(device)[:, None]
+        fitted = torch.where(own, corrected(raw, torch.from_numpy(all_idx).to(device)), raw)
+    sims = _simulated(forcings, head, fitted, torch.from_numpy(all_idx).to(device))
     kge_cal = np.stack([kge_metric(sims[m][w:c].cpu().numpy(), q_all[w:c].cpu().numpy(), axis=0)
                         for m in head.models])
     kge_val = np.stack([kge_metric(sims[m][c:].cpu().numpy(), q_all[c:].cpu().numpy(), axis=0)

@@ -118,6 +118,10 @@ def predict_raster(bundle: ModelBundle, predictor_paths: Sequence[str], out: str
         sources = [_Source(r, grid) for r in rasters]
         nets = bundle.networks(dev)
         k = len(nets)
+        head = bundle.parameter_head()
+        # A model learned from runoff: band 1 the joint CWSC, then each model's sc.
+        sc_bands = list(head.models) if head is not None else []
+        margin = bundle.physics.get("kge_margin") if head is not None else None
         two_bands = k > 1 and out_uncertainty is None
         half = bundle.patch_size // 2
         scaling = bundle.scaling
@@ -126,13 +130,14 @@ def predict_raster(bundle: ModelBundle, predictor_paths: Sequence[str], out: str
         if reserve is not None:
             from backend.outputs import raster_bytes
 
-            reserve({"OUTPUT": raster_bytes(grid.width, grid.height, 2 if two_bands else 1, True),
+            reserve({"OUTPUT": raster_bytes(grid.width, grid.height,
+                                            (2 if two_bands else 1) + len(sc_bands), True),
                      "OUTPUT_UNCERTAINTY": raster_bytes(grid.width, grid.height, 1, True)
                      if out_uncertainty is not None else 0})
         # Written strip by strip to a staging GeoTIFF, then rewritten as a COG (its layout
         # needs the overviews before the data, which a strip-by-strip write cannot give).
         tmp = stage_path(out)
-        profile = io.geotiff_profile(grid, 2 if two_bands else 1)
+        profile = io.geotiff_profile(grid, (2 if two_bands else 1) + len(sc_bands))
         dst = stack.enter_context(rasterio.open(tmp, "w", **profile))
         dst_std = None
         if k > 1 and out_uncertainty is not None:
@@ -159,6 +164,7 @@ def predict_raster(bundle: ModelBundle, predictor_paths: Sequence[str], out: str
             rows, cols = np.nonzero(valid)
             mean = np.full((r1 - r0, grid.width), io.NODATA, np.float32)
             std = np.full_like(mean, io.NODATA) if k > 1 else None
+            scs = np.full((len(sc_bands),) + mean.shape, io.NODATA, np.float32)
             on_gpu = dev.type == "cuda"
             if on_gpu:  # one upload per strip; patches are gathered on the device
                 padded_t = torch.from_numpy(padded).to(dev)
@@ -174,7 +180,14 @@ def predict_raster(bundle: ModelBundle, predictor_paths: Sequence[str], out: str
                     xt = torch.from_numpy(x).contiguous(memory_format=torch.channels_last)
                 with torch.inference_mode(), autocast(dev):
                     ys = torch.stack([net(xt).float() for net in nets])  # (K, n) scaled
-                ys = ys.cpu().numpy() * scaling.label_scale + scaling.label_offset
+                if head is not None:  # (K, n, outputs): parameters and fits -> sc in mm
+                    from backend.ml.physics import joint_cwsc
+
+                    joint = [joint_cwsc(head, y, margin) for y in ys.cpu().numpy()]
+                    scs[:, rr, cc] = np.mean([s for _, s in joint], axis=0)
+                    ys = np.stack([cw for cw, _ in joint])
+                else:
+                    ys = ys.cpu().numpy() * scaling.label_scale + scaling.label_offset
                 mean[rr, cc] = ys.mean(axis=0)
                 if std is not None:
                     std[rr, cc] = ys.std(axis=0)
@@ -188,11 +201,15 @@ def predict_raster(bundle: ModelBundle, predictor_paths: Sequence[str], out: str
                 dst.write(std, 2, window=win)
             elif dst_std is not None:
                 dst_std.write(std, 1, window=win)
+            for j in range(len(sc_bands)):
+                dst.write(scs[j], (2 if two_bands else 1) + 1 + j, window=win)
             if on_progress is not None:
                 on_progress(r1 / grid.height)
         dst.set_band_description(1, CWSC_DESCRIPTION)
         if two_bands:
             dst.set_band_description(2, STD_DESCRIPTION)
+        for j, m in enumerate(sc_bands):
+            dst.set_band_description((2 if two_bands else 1) + 1 + j, f"{m} sc (mm)")
         dst.update_tags(model_recipe=bundle.recipe.get("name", ""), ensemble=str(k))
         dst.units = ["mm"] * dst.count
         dst.close()

@@ -3,6 +3,7 @@
 from .calibrate import CalibrateAlgorithm
 from .evaluate import EvaluateAlgorithm
 from .info import InfoAlgorithm
+from .learnfromrunoff import LearnFromRunoffAlgorithm
 from .maskbykge import MaskByKgeAlgorithm
 from .predict import PredictAlgorithm
 from .prepare import PrepareAlgorithm
@@ -10,4 +11,4 @@ from .setup import SetupAlgorithm
 from .train import TrainAlgorithm
 
 ALGORITHMS = [PrepareAlgorithm, CalibrateAlgorithm, MaskByKgeAlgorithm, TrainAlgorithm,
-              PredictAlgorithm, EvaluateAlgorithm, SetupAlgorithm, InfoAlgorithm]
+              LearnFromRunoffAlgorithm, PredictAlgorithm, EvaluateAlgorithm, SetupAlgorithm, InfoAlgorithm]

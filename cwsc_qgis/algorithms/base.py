@@ -40,6 +40,9 @@ EPOCHS_DEFAULT = 40
 BATCH_SIZE_DEFAULT = 64
 SEED_RECIPE_EPOCHS = 150
 SEED_RECIPE_BATCH_SIZE = 32
+#: backend/ml/options.py: learning from runoff (cwsc:learnfromrunoff).
+LEARN_EPOCHS_DEFAULT = 60
+LEARN_BATCH_SIZE_DEFAULT = 128
 
 REFERENCES = """
 <h3>References</h3>
@@ -61,6 +64,8 @@ conceptual rainfall-runoff models (SCE-UA). Water Resources Research 28(4), 1015
 <li>Gupta, H. V. et al. (2009) Decomposition of the mean squared error and NSE performance
 criteria (KGE). Journal of Hydrology 377, 80-91.</li>
 <li>He, K. et al. (2016) Identity mappings in deep residual networks (ResNet). ECCV.</li>
+<li>Tsai, W.-P. et al. (2021) From calibration to parameter learning: harnessing the scaling
+effects of big data in geoscientific modeling. Nature Communications 12, 5988.</li>
 </ul>
 """
 

@@ -15,11 +15,12 @@ from qgis.core import (QgsApplication, QgsProcessingContext, QgsProcessingFeedba
 from backend import cli, protocol
 from backend.hydro import options
 from cwsc_qgis import runner
-from cwsc_qgis.algorithms import base, calibrate, train
+from cwsc_qgis.algorithms import base, calibrate, learnfromrunoff, train
 from plugin_testing import ROOT
 
 #: The algorithms that build options (cwsc:info runs the command with none).
-ALGORITHMS = ("prepare", "calibrate", "maskbykge", "train", "predict", "evaluate")
+ALGORITHMS = ("prepare", "calibrate", "maskbykge", "train", "learnfromrunoff", "predict",
+              "evaluate")
 #: Backend options that carry a file (inputs and outputs): their values are paths, not settings.
 PATHS = {"precip", "pet", "runoff", "out_cwsc", "out_kge", "out_details", "labels", "kge",
          "out", "predictors", "out_model", "out_report", "model", "out_uncertainty", "out_netcdf",
@@ -149,7 +150,12 @@ def test_enum_options_match_the_backend_choices():
     train_options = cli.command_options("train")
     assert tuple(train.SPLITS) == train_options["--split"]["choices"]
     assert tuple(train.RECIPES) == train_options["--recipe"]["choices"]
-    for command in ("calibrate", "train", "predict", "evaluate"):
+    learn_options = cli.command_options("learn")
+    assert tuple(o.lower() for o in calibrate.OBJECTIVES) == learn_options["--objective"]["choices"]
+    assert tuple(calibrate.FORMULATIONS) == learn_options["--formulation"]["choices"]
+    assert tuple(train.SPLITS) == learn_options["--split"]["choices"]
+    assert tuple(learnfromrunoff.MODEL_LOSSES) == learn_options["--model-loss"]["choices"]
+    for command in ("calibrate", "train", "learn", "predict", "evaluate"):
         assert tuple(base.DEVICES) == cli.command_options(command)["--device"]["choices"]
     from backend import units
 
@@ -170,6 +176,8 @@ def test_defaults_shown_in_the_dialogs_are_the_backends():
         (ml_options.RECIPE_EPOCHS["default"], ml_options.RECIPE_EPOCHS["seed"])
     assert (base.BATCH_SIZE_DEFAULT, base.SEED_RECIPE_BATCH_SIZE) == \
         (ml_options.RECIPE_BATCH_SIZE["default"], ml_options.RECIPE_BATCH_SIZE["seed"])
+    assert (base.LEARN_EPOCHS_DEFAULT, base.LEARN_BATCH_SIZE_DEFAULT) == \
+        (ml_options.LEARN_EPOCHS, ml_options.LEARN_BATCH_SIZE)
 
 
 def test_the_seed_recipe_keeps_its_own_epochs_unless_changed(provider, data_dir, tmp_path):  # noqa: ARG001

@@ -27,6 +27,12 @@ CONTRACT = {
                     "SPLIT", "EPOCHS", "BATCH_SIZE", "RECIPE", "ENSEMBLE", "DEVICE", "SEED"],
                    ["OUTPUT_MODEL", "OUTPUT_REPORT"],
                    ["TEST_R2", "TEST_RMSE", "TEST_KGE", "TRAIN_SAMPLES", "TEST_SAMPLES"]),
+    "cwsc:learnfromrunoff": (["PREDICTORS", "PRECIPITATION", "PET", "RUNOFF", "MODELS",
+                              "TEST_FRACTION", "SPLIT", "EPOCHS", "BATCH_SIZE", "DEVICE", "SEED",
+                              "FORMULATION", "WARMUP_MONTHS", "CALIBRATION_FRACTION",
+                              "PERIOD_START", "PERIOD_END", "LABELS", "SHARED_SC"],
+                             ["OUTPUT_MODEL", "OUTPUT_REPORT"],
+                             ["VAL_KGE_TEST_CELLS", "CAL_KGE_TRAIN_CELLS"]),
     "cwsc:predict": (["MODEL", "PREDICTORS", "DEVICE"], ["OUTPUT", "OUTPUT_UNCERTAINTY", "OUTPUT_NETCDF"], []),
     "cwsc:evaluate": (["CWSC", "REFERENCE", "PRECIPITATION", "PET", "RUNOFF", "DETAILS", "LABELS",
                        "MODEL"], ["OUTPUT_REPORT"],
@@ -105,7 +111,7 @@ def test_groups_help_and_references(provider):  # noqa: ARG001
         for ref in ("Zhang", "DWBM", "TVGM", "SCE-UA", "Duan", "KGE", "Gupta", "ResNet", "He, K.", "Xie"):
             assert ref in text, (alg_id, ref)
     assert groups["cwsc:calibrate"] == groups["cwsc:maskbykge"] == "1 Calibration"
-    assert groups["cwsc:train"] == "2 Learning" and groups["cwsc:predict"] == "3 Mapping"
+    assert groups["cwsc:train"] == groups["cwsc:learnfromrunoff"] == "2 Learning" and groups["cwsc:predict"] == "3 Mapping"
     assert groups["cwsc:evaluate"] == "4 Evaluation"
     assert groups["cwsc:info"] == "Tools"
     for alg_id in CONTRACT:     # the CWSC icon in the Toolbox and the modeler

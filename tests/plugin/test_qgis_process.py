@@ -109,6 +109,24 @@ def test_train_and_predict_from_the_command_line(qp_env, data_dir, tmp_path):
     print("\nqgis_process cwsc:predict results:", results)
 
 
+def test_learn_from_runoff_and_predict_from_the_command_line(qp_env, data_dir, tmp_path):
+    predictors = [("PREDICTORS", data_dir / "predictors" / f"{n}.tif") for n in PREDICTOR_NAMES]
+    model = tmp_path / "physics model.pt"
+    _, data = run_json(qp_env, "cwsc:learnfromrunoff", predictors + [
+        ("PRECIPITATION", data_dir / "precipitation.tif"), ("PET", data_dir / "pet.tif"),
+        ("RUNOFF", data_dir / "runoff.tif"), ("MODELS", 1), ("PATCH_SIZE", 3), ("EPOCHS", 2),
+        ("BATCH_SIZE", 4), ("TEST_FRACTION", 0.2), ("BLOCKS", 1), ("WIDTHS", "4,4,8"),
+        ("DEVICE", 1), ("OUTPUT_MODEL", model), ("OUTPUT_REPORT", tmp_path / "learning.html")])
+    results = data["results"]
+    assert model.is_file() and (tmp_path / "learning.html").is_file()
+    assert results["TRAIN_CELLS"] > 0 and -1 < results["CAL_KGE_TRAIN_CELLS"] <= 1
+    out = tmp_path / "cwsc physics.tif"
+    _, data = run_json(qp_env, "cwsc:predict", [("MODEL", model)] + predictors + [
+        ("DEVICE", 1), ("OUTPUT", out)])
+    assert out.is_file()
+    print("\nqgis_process cwsc:learnfromrunoff results:", results)
+
+
 def test_prepare_from_grun_and_cru_ts_netcdf_files(qp_env, data_dir, tmp_path):
     """The README example: GRUN runoff (mm/day) and CRU TS precipitation (pre beside stn,
     which no 3.22 raster layer can hold) as files, PET as a GeoTIFF; then calibrate on them."""

@@ -103,3 +103,38 @@ def test_the_soft_minimum_follows_the_best_model_of_each_cell():
     assert abs(float(best) - float(expected)) < 2 * SOFT_MIN_WIDTH * 0.05
     assert float(combine(losses, "mean")) == pytest.approx(float(losses.mean()))
     assert float(combine(losses[:1], "best")) == pytest.approx(float(losses[:1].mean()))
+
+
+def test_a_cell_whose_runoff_no_model_fits_takes_no_part():
+    from backend.ml.physics import combine, kge_mask_weight
+
+    losses = torch.tensor([[0.1, 1.6, 0.4], [0.3, 1.2, 0.9]])  # cell 1: best KGE -0.2
+    weight = kge_mask_weight(losses, 0.0)
+    assert weight.tolist() == [1.0, 0.0, 1.0]
+    assert kge_mask_weight(losses, None) is None
+    masked = combine(losses, "mean", weight=weight)
+    assert float(masked) == pytest.approx(float(losses[:, [0, 2]].mean()))
+
+
+def test_the_parameter_head_scales_sc_by_ratios_and_can_share_it():
+    from backend.ml.physics import LOG_SC_FLOOR
+
+    head = ParameterHead(("SWBM", "TVGM"))
+    raw = torch.zeros((3, head.outputs))
+    raw[:, head.names.index(("SWBM", "sc"))] = torch.tensor([-20.0, 0.0, 20.0])
+    sc = head.parameters(raw)["SWBM"]["sc"]
+    # sigmoid 0 -> the geometric middle of [1, 1000] mm; the ends reach the bounds.
+    assert sc.tolist() == pytest.approx([LOG_SC_FLOOR, (LOG_SC_FLOOR * 1000) ** 0.5, 1000], rel=1e-3)
+    assert head.parameters(raw)["TVGM"]["sc"].tolist() == pytest.approx([31.62] * 3, rel=1e-3)
+    shared = ParameterHead(("SWBM", "TVGM"), shared_sc=True)
+    prm = shared.parameters(raw)
+    torch.testing.assert_close(prm["TVGM"]["sc"], prm["SWBM"]["sc"])
+    # Every parameter starts at its model's initial value (sc on the log scale).
+    start = head.parameters(head.initial_bias()[None])
+    assert float(start["SWBM"]["sc"]) == pytest.approx(PARAMETERS["SWBM"]["sc"][2], rel=1e-3)
+    assert float(start["TVGM"]["gamma"]) == pytest.approx(PARAMETERS["TVGM"]["gamma"][2], rel=1e-3)
+    # Corrections may move every parameter but sc, never the fits.
+    movable = dict(zip(head.names, head.correctable().tolist()))
+    assert not movable[("SWBM", "sc")] and movable[("SWBM", "ks")]
+    assert not head.correctable()[len(head.names):].any()
+    assert ParameterHead.from_dict(shared.to_dict()) == shared

@@ -1,0 +1,119 @@
+"""Learning-from-runoff benchmark (``learn``): cells x months per second of a learning step.
+
+Printed, all measured in this run, on CPU and (when present) CUDA:
+
+1. The step the ``learn`` command repeats: a batch of 128 cells' patches through the network,
+   the three models' month loops under autograd from month 0, the loss over the calibration
+   months and the backward pass into the network, as cells x months per second; beside it the
+   baseline, the same month loops without gradients (what one calibration evaluation costs),
+   and the ratio of the two.
+2. The same step with the month loop checkpointed in blocks of 24 months
+   (``CHECKPOINT_MONTHS``) against full backpropagation through time: its time ratio (more
+   recomputation, less memory held for the backward pass).
+3. A whole small ``learn_from_arrays`` (a demo cut) in seconds per epoch.
+
+``CWSC_BENCH_QUICK=1`` shortens every part.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+
+from backend.devices import prepare_process
+
+prepare_process()  # before torch loads
+
+QUICK = os.environ.get("CWSC_BENCH_QUICK") == "1"
+MODELS = ("DWBM", "SWBM", "TVGM")
+
+
+def _step_rates(device, cells: int = 128, months: int = 240, repeats: int = 3) -> dict:
+    import torch
+
+    from backend.hydro.models import Forcing, run_months, runoff_with_gradients
+    from backend.ml.network import ResNetConfig, build_network
+    from backend.ml.physics import ParameterHead, fit_loss
+    from backend.synthetic.forcing import synthetic_forcing
+
+    p, e = synthetic_forcing(cells, months, seed=1)
+    p = torch.tensor(p.T.copy(), dtype=torch.float32, device=device)
+    e = torch.tensor(e.T.copy(), dtype=torch.float32, device=device)
+    forcings = {m: Forcing(m, p, e) for m in MODELS}
+    obs = p * 0.3
+    head = ParameterHead(MODELS)
+    net = build_network(ResNetConfig(14, 2, (16, 32, 64), False, head.outputs)).to(device)
+    x = torch.randn(cells, 14, 11, 11, device=device)
+    w = 24
+
+    def sync():
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    def step(checkpoint: int) -> None:
+        raw = net(x)
+        prm = head.parameters(raw)
+        loss = sum(fit_loss(runoff_with_gradients(forcings[m], prm[m],
+                                                  checkpoint_months=checkpoint)[w:], obs[w:]).mean()
+                   for m in MODELS)
+        net.zero_grad(set_to_none=True)
+        loss.backward()
+
+    def forward_only() -> None:
+        with torch.no_grad():
+            prm = head.parameters(net(x))
+            for m in MODELS:
+                run_months(forcings[m], prm[m])
+
+    def timed(fn, *a) -> float:
+        fn(*a)  # warm-up
+        sync()
+        t = time.perf_counter()
+        for _ in range(repeats):
+            fn(*a)
+        sync()
+        return (time.perf_counter() - t) / repeats
+
+    full = timed(step, 0)
+    checkpointed = timed(step, 24)
+    baseline = timed(forward_only)
+    work = cells * months * len(MODELS)
+    return {"step": work / full, "baseline": work / baseline, "checkpoint_ratio": checkpointed / full}
+
+
+def _demo_cut_epoch() -> float:
+    from backend.ml.physics import LearnConfig, learn_from_arrays
+    from backend.synthetic.demo_region import PREDICTORS, DemoRegion, make_demo
+
+    d = make_demo(DemoRegion(west=-10, east=(0 if QUICK else 10), south=40, north=56, years=15), 42)
+    predictors = np.stack([d[k] for k in PREDICTORS]).astype(np.float32)
+    epochs = 2 if QUICK else 4
+    r = learn_from_arrays(predictors, d["precip_series"], d["pet_series"], d["runoff_series"],
+                          LearnConfig(epochs=epochs, patience=epochs, device="cpu"))
+    cells = r.metrics["train_cells"]
+    return r.history[-1]["seconds"] / len(r.history), cells
+
+
+def main() -> None:
+    import torch
+
+    devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
+    for device in devices:
+        r = _step_rates(device, months=120 if QUICK else 240, repeats=2 if QUICK else 3)
+        print(f"{device.type}: learning step {r['step'] / 1e3:8.1f} k cell-months/s (3 models, "
+              f"network and backward); baseline month loops without gradients "
+              f"{r['baseline'] / 1e3:8.1f} k/s; step / baseline time {r['baseline'] / r['step']:.1f}x",
+              flush=True)
+        print(f"{device.type}: checkpointed in blocks of 24 months / full BPTT: "
+              f"{r['checkpoint_ratio']:.2f}x the time", flush=True)
+    if not torch.cuda.is_available():
+        print("cuda: not measured (no CUDA)")
+    seconds, cells = _demo_cut_epoch()
+    print(f"cpu: demo cut ({cells} training cells x 180 months x 3 models): {seconds:.1f} s per "
+          "epoch (the full demo region has about 4x the cells and 2x the months)")
+
+
+if __name__ == "__main__":
+    main()

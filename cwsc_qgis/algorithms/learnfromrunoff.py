@@ -1,0 +1,194 @@
+"""cwsc:learnfromrunoff - learn CWSC from runoff through the models (physics-guided)."""
+
+from qgis.core import (QgsProcessingOutputNumber, QgsProcessingParameterBoolean,
+                       QgsProcessingParameterEnum,
+                       QgsProcessingParameterFileDestination, QgsProcessingParameterMultipleLayers,
+                       QgsProcessingParameterNumber, QgsProcessingParameterRasterLayer,
+                       QgsProcessingParameterString)
+
+from ..compat import INTEGER, DOUBLE, TYPE_RASTER
+from .base import (LEARN_BATCH_SIZE_DEFAULT, LEARN_EPOCHS_DEFAULT, CwscAlgorithm, advanced,
+                   device_parameter, extent_parameter, forcing_parameters, tr)
+from .calibrate import FORMULATIONS, MODELS, OBJECTIVES
+from .train import HTML_FILTER, MODEL_FILTER, SPLITS
+
+MODEL_LOSSES = ["best", "mean"]
+
+
+class LearnFromRunoffAlgorithm(CwscAlgorithm):
+    ALG_NAME = "learnfromrunoff"
+    DISPLAY_NAME = "Learn CWSC from runoff (physics-guided)"
+    GROUP = "learning"
+    COMMAND = "learn"
+    NUMBERS = {"VAL_KGE_TEST_CELLS": "val_kge_test_cells",
+               "CAL_KGE_TRAIN_CELLS": "cal_kge_train_cells",
+               "CAL_KGE_TEST_CELLS": "cal_kge_test_cells",
+               "TRAIN_CELLS": "train_cells", "TEST_CELLS": "test_cells"}
+    HELP = """
+<p><b>The other route to a CWSC map, in one step</b> (in place of <i>Calibrate</i>, <i>Mask</i>
+and <i>Train</i>): the ResNet learns, from the predictor patch of each cell, the parameters of
+the water balance models (sc and the others), and is trained so that the models, run on each
+cell's forcing with those parameters, reproduce the observed runoff of all training cells at
+once (differentiable parameter learning, Tsai et al. 2021). No per-cell calibration and no
+labels: sc follows the landscape. The gradient flows through the month loop of the models.</p>
+<p><b>Inputs</b>: <b>PREDICTORS</b> (as <i>Train CWSC ResNet</i>, in this order; predict needs
+the same order; on another grid than the runoff they are resampled to it with a warning);
+<b>PRECIPITATION</b>, <b>PET</b>, <b>RUNOFF</b> (as <i>Calibrate</i>: one band per month,
+GeoTIFF or NetCDF, months and units read from the files and aligned; the same advanced
+units, first-month, period and nodata overrides); <b>LABELS</b> (optional): calibrate's CWSC
+labels, only to compare the learned map with them in the report.</p>
+<p><b>Parameters</b>: <b>MODELS</b> (one or more of DWBM, SWBM, TVGM; default all: the map
+of a cell follows the label rule on the models' fits, the models within
+<b>MODEL_KGE_MARGIN</b> (0.02) of the best fit enter its CWSC); <b>OBJECTIVE</b> (KGE or NSE
+over the calibration months); <b>TEST_FRACTION</b> (0.3 of the cells with runoff held out,
+never seen by learning) and <b>SPLIT</b> (random cells, or spatial blocks); <b>EPOCHS</b>
+(60, a maximum: learning stops when 15 % of the training cells kept for validation stop
+improving) and <b>BATCH_SIZE</b> (128 cells per step); <b>DEVICE</b> (auto, cpu, cuda);
+advanced: <b>FORMULATION</b>, <b>WARMUP_MONTHS</b> (simulated, not scored; default
+min(n/8, 24)), <b>CALIBRATION_FRACTION</b> (0.75: the first 75 % of the months are learned
+from, the rest validate), <b>MODEL_LOSS</b> (best: a soft minimum over the models, so that
+each model only has to fit the cells it can fit; mean), <b>SHARED_SC</b> (off: each model
+has its own sc, as in calibrate; on: one sc for all models, which differ in their other
+parameters only; on the demo twin, whose models share one true sc, this maps it better),
+<b>PATCH_SIZE</b> (11),
+<b>BLOCK_SIZE</b>, <b>CHECKPOINT_MONTHS</b> (0: keep every month for the backward pass;
+a number: recompute in blocks of that many months, less memory), <b>SEED</b> (0).</p>
+<p><b>Outputs</b>: <b>OUTPUT_MODEL</b>: the model file (.pt), read by <i>Predict CWSC</i> like
+a trained one: its map has the joint CWSC in band 1 and each model's sc in the next bands;
+<b>OUTPUT_REPORT</b>: an HTML report with the learning curves, maps of the KGE of training
+and held-out cells over the calibration and validation months, the distribution of the
+learned sc and, with LABELS, the map against the labels; numbers
+<b>VAL_KGE_TEST_CELLS</b> (median KGE over the validation months of the held-out cells: the
+honest score), <b>CAL_KGE_TRAIN_CELLS</b>, <b>CAL_KGE_TEST_CELLS</b>, <b>TRAIN_CELLS</b>,
+<b>TEST_CELLS</b>. The outputs replace existing files only when the run succeeds.</p>
+<p>See the README, "Learning from runoff through the models", for when this route or the
+label route maps CWSC better.</p>
+"""
+
+    def initAlgorithm(self, config=None):  # noqa: N802
+        self.addParameter(QgsProcessingParameterMultipleLayers(
+            "PREDICTORS", tr("Predictor rasters (in this order)"), TYPE_RASTER))
+        self.addParameter(QgsProcessingParameterRasterLayer(
+            "PRECIPITATION", tr("Monthly precipitation (mm/month, one band per month)")))
+        self.addParameter(QgsProcessingParameterRasterLayer(
+            "PET", tr("Monthly potential evapotranspiration (mm/month)")))
+        self.addParameter(QgsProcessingParameterRasterLayer(
+            "RUNOFF", tr("Monthly runoff (mm/month)")))
+        self.addParameter(QgsProcessingParameterEnum(
+            "MODELS", tr("Water balance models"), options=MODELS, allowMultiple=True,
+            defaultValue=[0, 1, 2]))
+        self.addParameter(QgsProcessingParameterEnum(
+            "OBJECTIVE", tr("Objective function"), options=OBJECTIVES, defaultValue=0))
+        self.addParameter(QgsProcessingParameterNumber(
+            "TEST_FRACTION", tr("Fraction of the cells held out"), type=DOUBLE,
+            defaultValue=0.3, minValue=0.0, maxValue=0.9))
+        self.addParameter(QgsProcessingParameterEnum(
+            "SPLIT", tr("Held-out cells"), options=SPLITS, defaultValue=0))
+        self.addParameter(QgsProcessingParameterNumber(
+            "EPOCHS", tr("Epochs (at most)"), type=INTEGER, minValue=1,
+            defaultValue=LEARN_EPOCHS_DEFAULT))
+        self.addParameter(QgsProcessingParameterNumber(
+            "BATCH_SIZE", tr("Cells per step"), type=INTEGER, minValue=2,
+            defaultValue=LEARN_BATCH_SIZE_DEFAULT))
+        self.addParameter(device_parameter(is_advanced=False))
+        self.addParameter(QgsProcessingParameterRasterLayer(
+            "LABELS", tr("CWSC labels to compare with (optional)"), optional=True))
+        self.addParameter(advanced(QgsProcessingParameterEnum(
+            "FORMULATION", tr("Model formulation"), options=FORMULATIONS, defaultValue=0)))
+        self.addParameter(advanced(QgsProcessingParameterNumber(
+            "WARMUP_MONTHS", tr("Warm-up months (empty: min(n/8, 24))"),
+            type=INTEGER, minValue=0, optional=True)))
+        self.addParameter(advanced(QgsProcessingParameterNumber(
+            "CALIBRATION_FRACTION", tr("Fraction of the months learned from"),
+            type=DOUBLE, defaultValue=0.75, minValue=0.05, maxValue=1.0)))
+        self.addParameter(advanced(QgsProcessingParameterNumber(
+            "MODEL_KGE_MARGIN",
+            tr("Only models whose fit is within this KGE of the cell's best enter its CWSC "
+               "(empty: every model)"),
+            type=DOUBLE, defaultValue=0.02, minValue=0.0, optional=True)))
+        self.addParameter(advanced(QgsProcessingParameterEnum(
+            "MODEL_LOSS", tr("How the models' losses of a cell combine"),
+            options=MODEL_LOSSES, defaultValue=0)))
+        self.addParameter(advanced(QgsProcessingParameterBoolean(
+            "SHARED_SC", tr("One sc for every model (the models differ in their other "
+                            "parameters only)"), defaultValue=False)))
+        self.addParameter(advanced(QgsProcessingParameterNumber(
+            "PATCH_SIZE", tr("Patch size (cells, odd)"), type=INTEGER,
+            defaultValue=11, minValue=1, maxValue=101)))
+        self.addParameter(advanced(QgsProcessingParameterNumber(
+            "BLOCK_SIZE", tr("Spatial block size for SPLIT=blocks (cells; empty: default)"),
+            type=INTEGER, minValue=1, optional=True)))
+        self.addParameter(advanced(QgsProcessingParameterNumber(
+            "CHECKPOINT_MONTHS", tr("Recompute the month loop in blocks of this many months "
+                                    "(0: keep every month)"),
+            type=INTEGER, defaultValue=0, minValue=0)))
+        self.addParameter(advanced(QgsProcessingParameterNumber(
+            "BLOCKS", tr("Residual blocks per stage (empty: 2)"),
+            type=INTEGER, minValue=1, optional=True)))
+        self.addParameter(advanced(QgsProcessingParameterString(
+            "WIDTHS", tr("Stage widths, e.g. 16,32,64 (empty: 16,32,64)"), optional=True)))
+        self.addParameter(advanced(QgsProcessingParameterNumber(
+            "SEED", tr("Random seed"), type=INTEGER, defaultValue=0, minValue=0)))
+        for param in forcing_parameters():
+            self.addParameter(param)
+        self.addParameter(extent_parameter())
+        self.addParameter(QgsProcessingParameterFileDestination(
+            "OUTPUT_MODEL", tr("Model file"), fileFilter=MODEL_FILTER))
+        self.addParameter(QgsProcessingParameterFileDestination(
+            "OUTPUT_REPORT", tr("Learning report"), fileFilter=HTML_FILTER, optional=True,
+            createByDefault=True))
+        for name, label in (("VAL_KGE_TEST_CELLS", "Median KGE, validation months, held-out cells"),
+                            ("CAL_KGE_TRAIN_CELLS", "Median KGE, calibration months, training cells"),
+                            ("CAL_KGE_TEST_CELLS", "Median KGE, calibration months, held-out cells"),
+                            ("TRAIN_CELLS", "Training cells"), ("TEST_CELLS", "Held-out cells")):
+            self.addOutput(QgsProcessingOutputNumber(name, tr(label)))
+
+    def build(self, parameters, context, feedback):
+        models = self.parameterAsEnums(parameters, "MODELS", context) or [0, 1, 2]
+        outputs = {
+            "OUTPUT_MODEL": self.output_file(parameters, "OUTPUT_MODEL", context),
+            "OUTPUT_REPORT": self.output_file(parameters, "OUTPUT_REPORT", context, optional=True),
+        }
+        args = ["--predictors"] + self.raster_paths(parameters, "PREDICTORS", context, feedback)
+        for name, stem in (("PRECIPITATION", "precip"), ("PET", "pet"), ("RUNOFF", "runoff")):
+            path, variable = self.forcing_source(parameters, name, context, feedback)
+            args += ["--" + stem, path] + (["--{}-var".format(stem), variable] if variable else [])
+        labels = self.raster_path(parameters, "LABELS", context, feedback, optional=True)
+        if labels:
+            args += ["--labels", labels]
+        args += [
+            "--models", ",".join(MODELS[i] for i in sorted(set(models))),
+            "--objective", OBJECTIVES[self.parameterAsEnum(parameters, "OBJECTIVE", context)].lower(),
+            "--formulation", FORMULATIONS[self.parameterAsEnum(parameters, "FORMULATION", context)],
+            "--calibration-fraction",
+            repr(self.parameterAsDouble(parameters, "CALIBRATION_FRACTION", context)),
+            "--model-loss", MODEL_LOSSES[self.parameterAsEnum(parameters, "MODEL_LOSS", context)],
+            "--patch-size", str(self.parameterAsInt(parameters, "PATCH_SIZE", context)),
+            "--test-fraction", repr(self.parameterAsDouble(parameters, "TEST_FRACTION", context)),
+            "--split", SPLITS[self.parameterAsEnum(parameters, "SPLIT", context)],
+            "--epochs", str(self.parameterAsInt(parameters, "EPOCHS", context)),
+            "--batch-size", str(self.parameterAsInt(parameters, "BATCH_SIZE", context)),
+            "--checkpoint-months", str(self.parameterAsInt(parameters, "CHECKPOINT_MONTHS", context)),
+            "--seed", str(self.parameterAsInt(parameters, "SEED", context)),
+            "--device", self.device(parameters, "DEVICE", context),
+            "--out-model", outputs["OUTPUT_MODEL"],
+        ]
+        for name, flag in (("WARMUP_MONTHS", "--warmup-months"), ("BLOCK_SIZE", "--block-size"),
+                           ("BLOCKS", "--blocks")):
+            value = self.optional_number(parameters, name, context)
+            if value is not None:
+                args += [flag, str(value)]
+        if "MODEL_KGE_MARGIN" in parameters and parameters["MODEL_KGE_MARGIN"] in (None, ""):
+            args += ["--kge-margin", "none"]
+        else:
+            args += ["--kge-margin",
+                     repr(self.parameterAsDouble(parameters, "MODEL_KGE_MARGIN", context))]
+        widths = (self.parameterAsString(parameters, "WIDTHS", context) or "").strip()
+        if widths:
+            args += ["--widths", widths.replace(" ", "")]
+        if self.parameterAsBool(parameters, "SHARED_SC", context):
+            args += ["--shared-sc"]
+        if outputs["OUTPUT_REPORT"]:
+            args += ["--out-report", outputs["OUTPUT_REPORT"]]
+        return (args + self.forcing_args(parameters, context)
+                + self.extent_args(parameters, context)), outputs
