@@ -146,7 +146,7 @@ def read_single_band(path: str, label: str, grid: io.Grid | None = None) -> tupl
     with io.open_raster(path, label) as r:
         # A CWSC output (labels, masked labels, map) carries its spread or flags in the other
         # bands: nothing is lost by reading band 1 only. Other bands are worth a word.
-        describing = ("spread", "uncertainty", "standard deviation", "range", "flags")
+        describing = ("spread", "uncertainty", "standard deviation", "range", "flags", " sc (mm)")
         dropped = [d for d in r.descriptions[1:] if not any(w in d.lower() for w in describing)]
         if dropped:
             protocol.warning(f"{label}: '{path}' has {r.count} bands; only band 1 is used "

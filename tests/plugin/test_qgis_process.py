@@ -39,7 +39,8 @@ def test_deploy_again_replaces_the_installed_plugin(qp_env):
 
 def test_list_and_help(qp_env):
     listing = qgis_process(qp_env, "list").stdout
-    for alg in ("prepare", "calibrate", "maskbykge", "train", "predict", "evaluate", "info"):
+    for alg in ("prepare", "calibrate", "maskbykge", "train", "learnfromrunoff", "predict", "evaluate",
+                "info"):
         assert f"cwsc:{alg}" in listing
     help_text = qgis_process(qp_env, "help", "cwsc:train").stdout
     for name in ("PREDICTORS", "LABELS", "KGE_THRESHOLD", "PATCH_SIZE", "TEST_FRACTION", "SPLIT",
