@@ -14,5 +14,5 @@ RECIPE_EPOCHS = {"default": 40, "seed": 150}
 RECIPE_BATCH_SIZE = {"default": 64, "seed": 32}
 
 #: Physics-guided learning (``learn``): epochs (a maximum: early stopping) and cells per batch.
-LEARN_EPOCHS = 60
+LEARN_EPOCHS = 40
 LEARN_BATCH_SIZE = 128

@@ -42,7 +42,7 @@ of a cell follows the label rule on the models' fits, the models within
 <b>MODEL_KGE_MARGIN</b> (0.02) of the best fit enter its CWSC); <b>OBJECTIVE</b> (KGE or NSE
 over the calibration months); <b>TEST_FRACTION</b> (0.3 of the cells with runoff held out,
 never seen by learning) and <b>SPLIT</b> (random cells, or spatial blocks); <b>EPOCHS</b>
-(60, a maximum: learning stops when 15 % of the training cells kept for validation stop
+(40, a maximum: learning stops when 15 % of the training cells kept for validation stop
 improving) and <b>BATCH_SIZE</b> (128 cells per step); <b>DEVICE</b> (auto, cpu, cuda);
 advanced: <b>FORMULATION</b>, <b>WARMUP_MONTHS</b> (simulated, not scored; default
 min(n/8, 24)), <b>CALIBRATION_FRACTION</b> (0.75: the first 75 % of the months are learned
