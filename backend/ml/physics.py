@@ -414,7 +414,7 @@ def learn_from_arrays(predictors: np.ndarray, precip: np.ndarray, pet: np.ndarra
             if corr_opt is not None:
                 corr_opt.step()
             sched.step()
-            total += float(lost.mean().detach())
+            total += float(combine(lost.detach(), config.model_loss, config.mean_weight))
             best_kges.append(1 - lost.detach().min(0).values)
         if device.type == "cuda":
             torch.cuda.synchronize()
