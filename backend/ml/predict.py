@@ -119,6 +119,8 @@ def predict_raster(bundle: ModelBundle, predictor_paths: Sequence[str], out: str
         nets = bundle.networks(dev)
         k = len(nets)
         head = bundle.parameter_head()
+        if head is not None:
+            from backend.ml.physics import joint_cwsc
         # A model learned from runoff: band 1 the joint CWSC, then each model's sc.
         sc_bands = list(head.models) if head is not None else []
         margin = bundle.physics.get("kge_margin") if head is not None else None
@@ -181,8 +183,6 @@ def predict_raster(bundle: ModelBundle, predictor_paths: Sequence[str], out: str
                 with torch.inference_mode(), autocast(dev):
                     ys = torch.stack([net(xt).float() for net in nets])  # (K, n) scaled
                 if head is not None:  # (K, n, outputs): parameters and fits -> sc in mm
-                    from backend.ml.physics import joint_cwsc
-
                     joint = [joint_cwsc(head, y, margin) for y in ys.cpu().numpy()]
                     scs[:, rr, cc] = np.mean([s for _, s in joint], axis=0)
                     ys = np.stack([cw for cw, _ in joint])

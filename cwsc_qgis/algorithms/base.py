@@ -13,7 +13,8 @@ import re
 import tempfile
 
 from qgis.core import (QgsProcessingAlgorithm, QgsProcessingException,
-                       QgsProcessingParameterEnum, QgsProcessingUtils, QgsRasterFileWriter,
+                       QgsProcessingParameterEnum, QgsProcessingParameterRasterLayer,
+                       QgsProcessingUtils, QgsRasterFileWriter,
                        QgsRasterLayer, QgsRasterPipe)
 from qgis.PyQt.QtCore import QCoreApplication
 from qgis.PyQt.QtGui import QIcon
@@ -101,6 +102,15 @@ def extent_parameter():
 
     return advanced(QgsProcessingParameterExtent(
         "EXTENT", tr("Extent: work on this region only (empty: the whole grid)"), optional=True))
+
+
+def forcing_layer_parameters():
+    """PRECIPITATION, PET and RUNOFF: the monthly rasters (calibrate, learn from runoff)."""
+    return [QgsProcessingParameterRasterLayer(
+                "PRECIPITATION", tr("Monthly precipitation (mm/month, one band per month)")),
+            QgsProcessingParameterRasterLayer(
+                "PET", tr("Monthly potential evapotranspiration (mm/month)")),
+            QgsProcessingParameterRasterLayer("RUNOFF", tr("Monthly runoff (mm/month)"))]
 
 
 def forcing_parameters():
@@ -240,6 +250,35 @@ class CwscAlgorithm(QgsProcessingAlgorithm):
         if integer:
             return self.parameterAsInt(parameters, name, context)
         return self.parameterAsDouble(parameters, name, context)
+
+    def optional_args(self, parameters, context, flags):
+        """``[flag, value, ...]`` for the optional whole-number parameters of ``flags``
+        (``((NAME, "--flag"), ...)``) that are set; an empty field sends nothing (the
+        backend's default)."""
+        args = []
+        for name, flag in flags:
+            value = self.optional_number(parameters, name, context)
+            if value is not None:
+                args += [flag, str(value)]
+        return args
+
+    def forcing_layer_args(self, parameters, context, feedback, optional=False):
+        """``--precip``, ``--pet``, ``--runoff`` (and ``--*-var`` for a NetCDF variable) of
+        PRECIPITATION, PET and RUNOFF; with ``optional`` those not given are left out."""
+        args = []
+        for name, stem, _ in FORCINGS:
+            path, variable = self.forcing_source(parameters, name, context, feedback, optional)
+            if path:
+                args += ["--" + stem, path] + (["--{}-var".format(stem), variable] if variable else [])
+        return args
+
+    def kge_margin_args(self, parameters, context, name="MODEL_KGE_MARGIN"):
+        """``--kge-margin``: absent, the default (0.02); present but empty (a cleared field,
+        or ``--MODEL_KGE_MARGIN=`` on the command line): none, every model above the
+        threshold."""
+        if name in parameters and parameters[name] in (None, ""):
+            return ["--kge-margin", "none"]
+        return ["--kge-margin", repr(self.parameterAsDouble(parameters, name, context))]
 
     def forcing_args(self, parameters, context):
         """The backend options of the parameters of :func:`forcing_parameters` that are set."""

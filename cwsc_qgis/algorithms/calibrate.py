@@ -3,12 +3,13 @@
 from qgis.core import (QgsProcessingOutputNumber, QgsProcessingParameterBoolean,
                        QgsProcessingParameterEnum, QgsProcessingParameterFile,
                        QgsProcessingParameterNumber, QgsProcessingParameterRasterDestination,
-                       QgsProcessingParameterRasterLayer, QgsProcessingParameterString)
+                       QgsProcessingParameterString)
 
 from ..compat import INTEGER, DOUBLE
 from .. import settings
 from .base import (MAX_EVALUATIONS_DEFAULT, RESTARTS_DEFAULT, CwscAlgorithm, advanced,
-                   device_parameter, extent_parameter, forcing_parameters, tr)
+                   device_parameter, extent_parameter, forcing_layer_parameters,
+                   forcing_parameters, tr)
 
 MODELS = ["DWBM", "SWBM", "TVGM"]
 OBJECTIVES = ["KGE", "NSE"]
@@ -93,12 +94,8 @@ unless <b>KEEP_WORK</b>.</p>
 """
 
     def initAlgorithm(self, config=None):  # noqa: N802
-        self.addParameter(QgsProcessingParameterRasterLayer(
-            "PRECIPITATION", tr("Monthly precipitation (mm/month, one band per month)")))
-        self.addParameter(QgsProcessingParameterRasterLayer(
-            "PET", tr("Monthly potential evapotranspiration (mm/month)")))
-        self.addParameter(QgsProcessingParameterRasterLayer(
-            "RUNOFF", tr("Monthly runoff (mm/month)")))
+        for param in forcing_layer_parameters():
+            self.addParameter(param)
         self.addParameter(QgsProcessingParameterEnum(
             "MODELS", tr("Water balance models"), options=MODELS, allowMultiple=True,
             defaultValue=[0, 1, 2]))
@@ -173,10 +170,7 @@ unless <b>KEEP_WORK</b>.</p>
             "OUTPUT_DETAILS": self.output_raster(parameters, "OUTPUT_DETAILS", context,
                                                  optional=True),
         }
-        args = []
-        for name, stem in (("PRECIPITATION", "precip"), ("PET", "pet"), ("RUNOFF", "runoff")):
-            path, variable = self.forcing_source(parameters, name, context, feedback)
-            args += ["--" + stem, path] + (["--{}-var".format(stem), variable] if variable else [])
+        args = self.forcing_layer_args(parameters, context, feedback)
         args += [
             "--models", ",".join(MODELS[i] for i in sorted(set(models))),
             "--objective", OBJECTIVES[self.parameterAsEnum(parameters, "OBJECTIVE", context)].lower(),
@@ -194,18 +188,10 @@ unless <b>KEEP_WORK</b>.</p>
             "--out-cwsc", outputs["OUTPUT_CWSC"],
             "--out-kge", outputs["OUTPUT_KGE"],
         ]
-        for name, flag in (("WARMUP_MONTHS", "--warmup-months"), ("RESTARTS", "--restarts"),
-                           ("MAX_EVALUATIONS", "--max-evaluations")):
-            value = self.optional_number(parameters, name, context)
-            if value is not None:
-                args += [flag, str(value)]
-        # Absent: the default (0.02); present but empty (a cleared field, or
-        # --MODEL_KGE_MARGIN= on the command line): no margin, every model above the threshold.
-        if "MODEL_KGE_MARGIN" in parameters and parameters["MODEL_KGE_MARGIN"] in (None, ""):
-            args += ["--kge-margin", "none"]
-        else:
-            args += ["--kge-margin",
-                     repr(self.parameterAsDouble(parameters, "MODEL_KGE_MARGIN", context))]
+        args += self.optional_args(parameters, context, (
+            ("WARMUP_MONTHS", "--warmup-months"), ("RESTARTS", "--restarts"),
+            ("MAX_EVALUATIONS", "--max-evaluations")))
+        args += self.kge_margin_args(parameters, context)
         if outputs["OUTPUT_DETAILS"]:
             args += ["--out-details", outputs["OUTPUT_DETAILS"]]
         workers = self.optional_number(parameters, "WORKERS", context)

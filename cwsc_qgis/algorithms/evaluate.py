@@ -105,10 +105,7 @@ A useful map scores clearly above the constant map, and close to free calibratio
         path = self.raster_path(parameters, "REFERENCE", context, feedback, optional=True)
         if path:
             args += ["--reference", path]
-        for name, stem in (("PRECIPITATION", "precip"), ("PET", "pet"), ("RUNOFF", "runoff")):
-            path, variable = self.forcing_source(parameters, name, context, feedback, optional=True)
-            if path:
-                args += ["--" + stem, path] + (["--{}-var".format(stem), variable] if variable else [])
+        args += self.forcing_layer_args(parameters, context, feedback, optional=True)
         for name, flag in (("DETAILS", "--details"), ("LABELS", "--labels")):
             path = self.raster_path(parameters, name, context, feedback, optional=True)
             if path:
@@ -122,8 +119,6 @@ A useful map scores clearly above the constant map, and close to free calibratio
                  "--seed", str(self.parameterAsInt(parameters, "SEED", context)),
                  "--device", self.device(parameters, "DEVICE", context),
                  "--out-report", outputs["OUTPUT_REPORT"]]
-        for name, flag in (("RESTARTS", "--restarts"), ("MAX_EVALUATIONS", "--max-evaluations")):
-            value = self.optional_number(parameters, name, context)
-            if value is not None:
-                args += [flag, str(value)]
+        args += self.optional_args(parameters, context, (
+            ("RESTARTS", "--restarts"), ("MAX_EVALUATIONS", "--max-evaluations")))
         return args + self.forcing_args(parameters, context), outputs

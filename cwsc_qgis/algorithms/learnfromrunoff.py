@@ -8,7 +8,8 @@ from qgis.core import (QgsProcessingOutputNumber, QgsProcessingParameterBoolean,
 
 from ..compat import INTEGER, DOUBLE, TYPE_RASTER
 from .base import (LEARN_BATCH_SIZE_DEFAULT, LEARN_EPOCHS_DEFAULT, CwscAlgorithm, advanced,
-                   device_parameter, extent_parameter, forcing_parameters, tr)
+                   device_parameter, extent_parameter, forcing_layer_parameters,
+                   forcing_parameters, tr)
 from .calibrate import FORMULATIONS, MODELS, OBJECTIVES
 from .train import HTML_FILTER, MODEL_FILTER, SPLITS
 
@@ -68,12 +69,8 @@ label route maps CWSC better.</p>
     def initAlgorithm(self, config=None):  # noqa: N802
         self.addParameter(QgsProcessingParameterMultipleLayers(
             "PREDICTORS", tr("Predictor rasters (in this order)"), TYPE_RASTER))
-        self.addParameter(QgsProcessingParameterRasterLayer(
-            "PRECIPITATION", tr("Monthly precipitation (mm/month, one band per month)")))
-        self.addParameter(QgsProcessingParameterRasterLayer(
-            "PET", tr("Monthly potential evapotranspiration (mm/month)")))
-        self.addParameter(QgsProcessingParameterRasterLayer(
-            "RUNOFF", tr("Monthly runoff (mm/month)")))
+        for param in forcing_layer_parameters():
+            self.addParameter(param)
         self.addParameter(QgsProcessingParameterEnum(
             "MODELS", tr("Water balance models"), options=MODELS, allowMultiple=True,
             defaultValue=[0, 1, 2]))
@@ -150,9 +147,7 @@ label route maps CWSC better.</p>
             "OUTPUT_REPORT": self.output_file(parameters, "OUTPUT_REPORT", context, optional=True),
         }
         args = ["--predictors"] + self.raster_paths(parameters, "PREDICTORS", context, feedback)
-        for name, stem in (("PRECIPITATION", "precip"), ("PET", "pet"), ("RUNOFF", "runoff")):
-            path, variable = self.forcing_source(parameters, name, context, feedback)
-            args += ["--" + stem, path] + (["--{}-var".format(stem), variable] if variable else [])
+        args += self.forcing_layer_args(parameters, context, feedback)
         labels = self.raster_path(parameters, "LABELS", context, feedback, optional=True)
         if labels:
             args += ["--labels", labels]
@@ -173,16 +168,10 @@ label route maps CWSC better.</p>
             "--device", self.device(parameters, "DEVICE", context),
             "--out-model", outputs["OUTPUT_MODEL"],
         ]
-        for name, flag in (("WARMUP_MONTHS", "--warmup-months"), ("BLOCK_SIZE", "--block-size"),
-                           ("BLOCKS", "--blocks")):
-            value = self.optional_number(parameters, name, context)
-            if value is not None:
-                args += [flag, str(value)]
-        if "MODEL_KGE_MARGIN" in parameters and parameters["MODEL_KGE_MARGIN"] in (None, ""):
-            args += ["--kge-margin", "none"]
-        else:
-            args += ["--kge-margin",
-                     repr(self.parameterAsDouble(parameters, "MODEL_KGE_MARGIN", context))]
+        args += self.optional_args(parameters, context, (
+            ("WARMUP_MONTHS", "--warmup-months"), ("BLOCK_SIZE", "--block-size"),
+            ("BLOCKS", "--blocks")))
+        args += self.kge_margin_args(parameters, context)
         widths = (self.parameterAsString(parameters, "WIDTHS", context) or "").strip()
         if widths:
             args += ["--widths", widths.replace(" ", "")]

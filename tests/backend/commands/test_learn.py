@@ -139,6 +139,21 @@ def test_cuda_without_cuda_is_bad_input(runoff_twin, tmp_path):
     expect_bad_input(learn_args(files, tmp_path / "m.pt", "--device", "cuda"), "no CUDA", tmp_path)
 
 
+def test_a_failed_or_stopped_learn_leaves_the_users_files_byte_identical(runoff_twin, tmp_path):
+    files, _ = runoff_twin
+    model, report = tmp_path / "m.pt", tmp_path / "r.html"
+    model.write_bytes(b"the user's earlier model")
+    report.write_bytes(b"<html>the user's earlier report</html>")
+    before = {p: p.read_bytes() for p in (model, report, *files["predictors"], files["runoff"])}
+    rc, events, _ = run_backend(*learn_args(files, model, "--models", "HBV", "--out-report", report))
+    assert rc == 2 and "HBV" in last_event(events, "error")["message"]
+    proc = start_backend(learn_args(files, model, "--epochs", "500", "--out-report", report))
+    rc, _ = terminate_when(proc, lambda e: e.get("stage") == "learning")
+    assert rc == 3
+    assert {p: p.read_bytes() for p in before} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.pt", "r.html"]
+
+
 def test_sigterm_during_learning_leaves_nothing(runoff_twin, tmp_path):
     files, _ = runoff_twin
     proc = start_backend(learn_args(files, tmp_path / "m.pt", "--epochs", "500",
