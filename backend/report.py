@@ -297,6 +297,7 @@ def learning_report(path: str | Path, result, grid_shape: tuple[int, int],
                "median KGE, validation months, held-out cells": m.get("val_kge_test_cells")}
     summary = {**settings, **{k: m[k] for k in ("train_cells", "val_cells", "test_cells",
                                                 "skipped_cells", "cells_without_runoff",
+                                                "cells_runoff_above_precipitation",
                                                 "epochs_run") if k in m},
                "device": result.device, "seconds": round(result.seconds, 1)}
     sc_table = [{"model": mod, "median sc (mm)": float(np.median(result.sc[k])),

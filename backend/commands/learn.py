@@ -107,7 +107,9 @@ def _learn(args: argparse.Namespace, outputs: Outputs) -> dict:
     protocol.log(f"cells: {m['train_cells']} training, {m['val_cells']} validation, "
                  f"{m['test_cells']} held out ({config.split} split); {m['skipped_cells']} with "
                  f"runoff skipped for nodata predictors; {m['cells_without_runoff']} with forcing "
-                 "but too little runoff")
+                 f"but too little runoff; {m['cells_runoff_above_precipitation']} left out for "
+                 "more runoff than precipitation over the calibration months (no water balance "
+                 "makes that)")
     protocol.log(f"median KGE: calibration months of training cells {m['cal_kge_train_cells']:.3f}, "
                  f"validation months of held-out cells {m['val_kge_test_cells']:.3f}")
     w, c = config.periods(months)
@@ -134,7 +136,8 @@ def _learn(args: argparse.Namespace, outputs: Outputs) -> dict:
         recipe={"name": "physics", "epochs": config.resolved()[0],
                 "batch_size": config.resolved()[1]},
         metrics=m, sizes={k: m[k] for k in ("train_cells", "val_cells", "test_cells",
-                                            "skipped_cells", "cells_without_runoff")},
+                                            "skipped_cells", "cells_without_runoff",
+                                            "cells_runoff_above_precipitation")},
         training={**settings, "histories": [result.history], "device": result.device,
                   "seconds": result.seconds,
                   # The held-out cells, for cwsc:evaluate's MODEL.
@@ -156,5 +159,7 @@ def _learn(args: argparse.Namespace, outputs: Outputs) -> dict:
                               "val_kge_train_cells")} | {
             "train_cells": m["train_cells"], "val_cells": m["val_cells"],
             "test_cells": m["test_cells"], "skipped_cells": m["skipped_cells"],
-            "cells_without_runoff": m["cells_without_runoff"], "epochs_run": m["epochs_run"],
+            "cells_without_runoff": m["cells_without_runoff"],
+            "cells_runoff_above_precipitation": m["cells_runoff_above_precipitation"],
+            "epochs_run": m["epochs_run"],
             "seconds": round(time.perf_counter() - t0, 3)}

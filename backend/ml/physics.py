@@ -41,6 +41,9 @@ FIT_WEIGHT = 0.1
 SOFT_MIN_WIDTH = 0.05
 #: Fewest valid calibration months a cell needs to take part.
 MIN_CALIBRATION_MONTHS = 24
+#: Cells whose mean runoff over the calibration months exceeds this times their mean
+#: precipitation take no part (see :func:`_cells`).
+MAX_RUNOFF_COEFFICIENT = 1.0
 #: Epochs in which every cell counts, before the KGE mask (``LearnConfig.kge_mask``) applies.
 MASK_AFTER_EPOCHS = 3
 #: Smallest sc (mm) of the logarithmic scale (the bounds allow 0, a logarithm does not).
@@ -271,21 +274,41 @@ class LearnResult:
     device: str = "cpu"
 
 
-def _cells(predictors, precip, pet, runoff, w, c) -> tuple[np.ndarray, np.ndarray, int, int]:
+@dataclass(frozen=True)
+class Cells:
+    """The cells that take part (``rows``, ``cols``) and how many were left out, and why."""
+
+    rows: np.ndarray
+    cols: np.ndarray
+    skipped: int  # runoff and forcing, but a nodata predictor
+    without_runoff: int  # forcing, but too few valid or varying runoff months
+    runoff_above_precipitation: int  # more runoff than precipitation over the calibration months
+
+
+def _cells(predictors, precip, pet, runoff, w, c) -> Cells:
     forcing_ok = np.isfinite(precip).all(0) & np.isfinite(pet).all(0)
     with np.errstate(invalid="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         varies = np.nan_to_num(np.nanstd(runoff[w:c], axis=0)) > 0  # else KGE is undefined
-    scored = (np.isfinite(runoff[w:c]).sum(0) >= MIN_CALIBRATION_MONTHS) & varies
+        # The models conserve water: over years they cannot give more runoff than it rains.
+        # Such runoff (a wrong gauge, catchment area or product; glacier melt, imports)
+        # would pull sc towards its bound in the cell and, through the network, around it.
+        valid = np.isfinite(runoff[w:c])
+        rain = np.where(valid, precip[w:c], np.nan)
+        wet = np.nanmean(runoff[w:c], axis=0) > MAX_RUNOFF_COEFFICIENT * np.nanmean(rain, axis=0)
+    scored = (valid.sum(0) >= MIN_CALIBRATION_MONTHS) & varies
     own = np.isfinite(predictors).all(0)
-    keep = forcing_ok & scored & own
+    keep = forcing_ok & scored & own & ~wet
     rows, cols = np.nonzero(keep)
     if len(rows) == 0:
-        raise BadInput(f"RUNOFF: no cell has forcing in every month, valid predictors and "
-                       f"at least {MIN_CALIBRATION_MONTHS} valid, varying runoff months in the "
-                       f"calibration period (months {w + 1} to {c}); {int(scored.sum())} cells "
-                       "have enough runoff")
-    return rows, cols, int((forcing_ok & scored & ~own).sum()), int((forcing_ok & ~scored).sum())
+        raise BadInput(f"RUNOFF: no cell has forcing in every month, valid predictors, at "
+                       f"least {MIN_CALIBRATION_MONTHS} valid, varying runoff months in the "
+                       f"calibration period (months {w + 1} to {c}) and no more runoff than "
+                       f"precipitation there; {int(scored.sum())} cells have enough runoff, "
+                       f"{int((forcing_ok & scored & wet).sum())} of them more runoff than "
+                       "precipitation")
+    return Cells(rows, cols, int((forcing_ok & scored & ~own & ~wet).sum()),
+                 int((forcing_ok & ~scored).sum()), int((forcing_ok & scored & wet).sum()))
 
 
 def _simulated(forcings: dict[str, Forcing], head: ParameterHead, raw: torch.Tensor,
@@ -317,7 +340,8 @@ def learn_from_arrays(predictors: np.ndarray, precip: np.ndarray, pet: np.ndarra
     months = precip.shape[0]
     w, c = config.periods(months)
     P.check_patch_size(config.patch_size, predictors.shape[1:])
-    rows, cols, skipped, no_runoff = _cells(predictors, precip, pet, runoff, w, c)
+    cells = _cells(predictors, precip, pet, runoff, w, c)
+    rows, cols = cells.rows, cells.cols
     n = len(rows)
     train_idx, test_idx = P.split_samples(rows, cols, config.test_fraction, config.split,
                                           config.block_size, config.seed)
@@ -462,8 +486,10 @@ def learn_from_arrays(predictors: np.ndarray, precip: np.ndarray, pet: np.ndarra
                "cal_kge_test_cells": median(joint_cal[part == 2]),
                "val_kge_test_cells": median(joint_val[part == 2]),
                "train_cells": int((part == 0).sum()), "val_cells": int((part == 1).sum()),
-               "test_cells": int((part == 2).sum()), "skipped_cells": skipped,
-               "cells_without_runoff": no_runoff, "epochs_run": len(history)}
+               "test_cells": int((part == 2).sum()), "skipped_cells": cells.skipped,
+               "cells_without_runoff": cells.without_runoff,
+               "cells_runoff_above_precipitation": cells.runoff_above_precipitation,
+               "epochs_run": len(history)}
     state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
     return LearnResult(state, net_config, head, scaling, history, rows, cols, part,
                        cwsc.astype(np.float32), sc.astype(np.float32), kge_cal, kge_val,

@@ -31,7 +31,9 @@ and <i>Train</i>): the ResNet learns, from the predictor patch of each cell, the
 the water balance models (sc and the others), and is trained so that the models, run on each
 cell's forcing with those parameters, reproduce the observed runoff of all training cells at
 once (differentiable parameter learning, Tsai et al. 2021). No per-cell calibration and no
-labels: sc follows the landscape. The gradient flows through the month loop of the models.</p>
+labels: sc follows the landscape. The gradient flows through the month loop of the models.
+Cells whose runoff over the calibration months exceeds their precipitation take no part (no
+water balance makes that runoff); the log counts them.</p>
 <p><b>Inputs</b>: <b>PREDICTORS</b> (as <i>Train CWSC ResNet</i>, in this order; predict needs
 the same order; on another grid than the runoff they are resampled to it with a warning);
 <b>PRECIPITATION</b>, <b>PET</b>, <b>RUNOFF</b> (as <i>Calibrate</i>: one band per month,

@@ -94,6 +94,18 @@ def test_learning_refuses_bad_input():
         learn_from_arrays(preds, p, e, q, LearnConfig(models=("SWBM",), patch_size=5, batch_size=500))
 
 
+def test_cells_with_more_runoff_than_precipitation_take_no_part():
+    preds, p, e, q, _ = one_model_twin(shape=(12, 12), months=60)
+    q[:, 0, :] = 2.0 * p[:, 0, :]  # row 0: no water balance makes this runoff
+    q[:, 1, :3] = 0.9 * p[:, 1, :3]  # a high runoff coefficient is possible: these stay
+    config = LearnConfig(models=("SWBM",), patch_size=5, epochs=1, batch_size=16)
+    result = learn_from_arrays(preds, p, e, q, config)
+    assert (result.rows > 0).all() and ((result.rows == 1) & (result.cols < 3)).sum() == 3
+    assert result.metrics["cells_runoff_above_precipitation"] == 12
+    with pytest.raises(BadInput, match="144 of them more runoff than precipitation"):
+        learn_from_arrays(preds, p, e, 1.5 * p, config)
+
+
 def test_the_soft_minimum_follows_the_best_model_of_each_cell():
     from backend.ml.physics import SOFT_MIN_WIDTH, combine
 
