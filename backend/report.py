@@ -290,15 +290,14 @@ def learning_report(path: str | Path, result, grid_shape: tuple[int, int],
     ``(rows, cols)`` mm (optional): calibrate's labels to compare the learned map with."""
     import numpy as np
 
+    from backend.ml.physics import CELL_COUNTS
+
     m = result.metrics
     metrics = {"median KGE, calibration months, training cells": m.get("cal_kge_train_cells"),
                "median KGE, validation months, training cells": m.get("val_kge_train_cells"),
                "median KGE, calibration months, held-out cells": m.get("cal_kge_test_cells"),
                "median KGE, validation months, held-out cells": m.get("val_kge_test_cells")}
-    summary = {**settings, **{k: m[k] for k in ("train_cells", "val_cells", "test_cells",
-                                                "skipped_cells", "cells_without_runoff",
-                                                "cells_runoff_above_precipitation",
-                                                "epochs_run") if k in m},
+    summary = {**settings, **{k: m[k] for k in CELL_COUNTS + ("epochs_run",) if k in m},
                "device": result.device, "seconds": round(result.seconds, 1)}
     sc_table = [{"model": mod, "median sc (mm)": float(np.median(result.sc[k])),
                  "5 % (mm)": float(np.percentile(result.sc[k], 5)),

@@ -81,7 +81,7 @@ def _learn(args: argparse.Namespace, outputs: Outputs) -> dict:
     from backend.devices import resolve_device
     from backend.ml import patches as P
     from backend.ml.modelfile import ModelBundle, grid_summary, save_model
-    from backend.ml.physics import learn_from_arrays
+    from backend.ml.physics import CELL_COUNTS, learn_from_arrays
     from backend.report import learning_report
     from backend.versions import software_versions
 
@@ -135,9 +135,7 @@ def _learn(args: argparse.Namespace, outputs: Outputs) -> dict:
         channels=stack.names, patch_size=config.patch_size, grid=grid_summary(grid),
         recipe={"name": "physics", "epochs": config.resolved()[0],
                 "batch_size": config.resolved()[1]},
-        metrics=m, sizes={k: m[k] for k in ("train_cells", "val_cells", "test_cells",
-                                            "skipped_cells", "cells_without_runoff",
-                                            "cells_runoff_above_precipitation")},
+        metrics=m, sizes={k: m[k] for k in CELL_COUNTS},
         training={**settings, "histories": [result.history], "device": result.device,
                   "seconds": result.seconds,
                   # The held-out cells, for cwsc:evaluate's MODEL.
@@ -156,10 +154,5 @@ def _learn(args: argparse.Namespace, outputs: Outputs) -> dict:
                         extent, labels)
     protocol.progress(1.0, "finished")
     return {k: m[k] for k in ("val_kge_test_cells", "cal_kge_train_cells", "cal_kge_test_cells",
-                              "val_kge_train_cells")} | {
-            "train_cells": m["train_cells"], "val_cells": m["val_cells"],
-            "test_cells": m["test_cells"], "skipped_cells": m["skipped_cells"],
-            "cells_without_runoff": m["cells_without_runoff"],
-            "cells_runoff_above_precipitation": m["cells_runoff_above_precipitation"],
-            "epochs_run": m["epochs_run"],
-            "seconds": round(time.perf_counter() - t0, 3)}
+                              "val_kge_train_cells")} | {k: m[k] for k in CELL_COUNTS} | {
+            "epochs_run": m["epochs_run"], "seconds": round(time.perf_counter() - t0, 3)}

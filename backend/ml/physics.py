@@ -44,6 +44,10 @@ MIN_CALIBRATION_MONTHS = 24
 #: Cells whose mean runoff over the calibration months exceeds this times their mean
 #: precipitation take no part (see :func:`_cells`).
 MAX_RUNOFF_COEFFICIENT = 1.0
+#: The cell counts of a learning's metrics (the model file's sizes, the command's results, the
+#: report's summary).
+CELL_COUNTS = ("train_cells", "val_cells", "test_cells", "skipped_cells", "cells_without_runoff",
+               "cells_runoff_above_precipitation")
 #: Epochs in which every cell counts, before the KGE mask (``LearnConfig.kge_mask``) applies.
 MASK_AFTER_EPOCHS = 3
 #: Smallest sc (mm) of the logarithmic scale (the bounds allow 0, a logarithm does not).
@@ -298,17 +302,16 @@ def _cells(predictors, precip, pet, runoff, w, c) -> Cells:
         wet = np.nanmean(runoff[w:c], axis=0) > MAX_RUNOFF_COEFFICIENT * np.nanmean(rain, axis=0)
     scored = (valid.sum(0) >= MIN_CALIBRATION_MONTHS) & varies
     own = np.isfinite(predictors).all(0)
-    keep = forcing_ok & scored & own & ~wet
-    rows, cols = np.nonzero(keep)
+    too_wet = forcing_ok & scored & wet
+    rows, cols = np.nonzero(forcing_ok & scored & own & ~wet)
     if len(rows) == 0:
         raise BadInput(f"RUNOFF: no cell has forcing in every month, valid predictors, at "
                        f"least {MIN_CALIBRATION_MONTHS} valid, varying runoff months in the "
                        f"calibration period (months {w + 1} to {c}) and no more runoff than "
                        f"precipitation there; {int(scored.sum())} cells have enough runoff, "
-                       f"{int((forcing_ok & scored & wet).sum())} of them more runoff than "
-                       "precipitation")
+                       f"{int(too_wet.sum())} of them more runoff than precipitation")
     return Cells(rows, cols, int((forcing_ok & scored & ~own & ~wet).sum()),
-                 int((forcing_ok & ~scored).sum()), int((forcing_ok & scored & wet).sum()))
+                 int((forcing_ok & ~scored).sum()), int(too_wet.sum()))
 
 
 def _simulated(forcings: dict[str, Forcing], head: ParameterHead, raw: torch.Tensor,
