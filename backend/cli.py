@@ -18,7 +18,7 @@ from backend.hydro.options import (DEFAULT_EXCLUDE_FLAGS, DEFAULT_KGE_MARGIN,
                                    DEFAULT_MAX_EVALUATIONS, DEFAULT_RESTARTS, FORMULATIONS,
                                    IDENTIFIABILITY_TOLERANCE, KGE_VERSIONS, MODELS, OBJECTIVES,
                                    PROFILE_EVALUATIONS)
-from backend.ml.options import LEARN_BATCH_SIZE, LEARN_EPOCHS
+from backend.ml.options import LEARN_BATCH_SIZE, LEARN_EPOCHS, LEARN_PRETRAIN_EPOCHS
 
 #: command -> (module in backend.commands, function). Modules load only when their
 #: command runs (torch takes a second to import).
@@ -243,6 +243,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="cells per step")
     p.add_argument("--shared-sc", action="store_true",
                    help="one sc for every model (they differ in their other parameters only)")
+    p.add_argument("--pretrain-epochs", type=_count("PRETRAIN_EPOCHS", 0),
+                   default=LEARN_PRETRAIN_EPOCHS,
+                   help="epochs of pretraining the network on a per-cell calibration of the "
+                        "training cells before learning from runoff (0: none)")
     p.add_argument("--checkpoint-months", type=_count("CHECKPOINT_MONTHS", 0), default=0,
                    help="recompute the month loop in blocks of this many months in the "
                         "backward pass (less memory, more time; 0: keep every month)")

@@ -16,3 +16,6 @@ RECIPE_BATCH_SIZE = {"default": 64, "seed": 32}
 #: Physics-guided learning (``learn``): epochs (a maximum: early stopping) and cells per batch.
 LEARN_EPOCHS = 40
 LEARN_BATCH_SIZE = 128
+#: Epochs of pretraining on a per-cell calibration of the training cells before learning from
+#: runoff (``learn``; 0: none).
+LEARN_PRETRAIN_EPOCHS = 100

@@ -32,7 +32,7 @@ from backend.hydro.metrics import _moments, kge as kge_metric, kge_from_moments
 from backend.hydro.models import PARAMETERS, Forcing, run_months, runoff_with_gradients
 from backend.ml import patches as P
 from backend.ml.network import ResNetConfig, build_network
-from backend.ml.options import LEARN_BATCH_SIZE, LEARN_EPOCHS
+from backend.ml.options import LEARN_BATCH_SIZE, LEARN_EPOCHS, LEARN_PRETRAIN_EPOCHS
 from backend.protocol import BadInput
 
 #: Weight of the fit regression in the loss (it must not pull the parameters).
@@ -56,6 +56,25 @@ LOG_SC_FLOOR = 1.0
 CORRECTION_WEIGHT = 1e-3
 #: Learning rate of the per-cell corrections (Adam; each cell is seen once an epoch).
 CORRECTION_LR = 0.05
+#: Batch size and learning rate of the pretraining (network only: no month loop to run).
+PRETRAIN_BATCH_SIZE = 64
+PRETRAIN_LR = 3e-3
+#: Weight of the sc outputs in the pretraining loss, beside the other parameters' and fits' 1.
+PRETRAIN_SC_WEIGHT = 10.0
+#: Learning rate of the physics stage after a pretraining, as a fraction of
+#: ``LearnConfig.learning_rate`` (a full one-cycle peak would throw the pretraining away).
+PRETRAINED_LR_FACTOR = 0.1
+
+
+@dataclass(frozen=True)
+class Prior:
+    """A per-cell calibration of the training cells that the network is pretrained on:
+    ``params[model][parameter]`` and ``kge`` ``(models, rows, cols)`` (calibration KGE) and
+    ``cwsc`` ``(rows, cols)`` (the label rule's joint CWSC, mm), NaN where not calibrated."""
+
+    params: dict[str, dict[str, np.ndarray]]
+    kge: np.ndarray
+    cwsc: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -223,6 +242,9 @@ class LearnConfig:
     #: in the loss (None: every cell always)
     kge_mask: float | None = None
     mean_weight: float = 0.1  # of the models' mean loss beside the soft minimum
+    #: epochs of pretraining the network on a per-cell calibration of the training cells
+    #: (:class:`Prior`; 0: none, learning starts from the models' initial parameters)
+    pretrain_epochs: int | None = None  # None: LEARN_PRETRAIN_EPOCHS
 
     def resolved(self) -> tuple[int, int]:
         epochs = LEARN_EPOCHS if self.epochs is None else int(self.epochs)
@@ -237,6 +259,7 @@ class LearnConfig:
             raise BadInput(f"MODEL_LOSS: unknown '{self.model_loss}' (use best or mean)")
         if self.sc_scale not in ("log", "linear"):
             raise BadInput(f"SC_SCALE: unknown '{self.sc_scale}' (use log or linear)")
+        self.pretraining()
         if self.objective not in ("kge", "nse"):
             raise BadInput(f"OBJECTIVE: unknown objective '{self.objective}' (use kge or nse)")
         for m in self.models:
@@ -244,6 +267,13 @@ class LearnConfig:
                 raise BadInput(f"MODELS: unknown model '{m}'; use a subset of "
                                f"{', '.join(PARAMETERS)}")
         return epochs, batch
+
+    def pretraining(self) -> int:
+        """Epochs of pretraining (0: none)."""
+        n = LEARN_PRETRAIN_EPOCHS if self.pretrain_epochs is None else int(self.pretrain_epochs)
+        if n < 0:
+            raise BadInput(f"PRETRAIN_EPOCHS: {n} must be 0 (no pretraining) or more")
+        return n
 
     def periods(self, months: int) -> tuple[int, int]:
         """(w, c): scored calibration months [w, c), validation months [c, months)."""
@@ -314,6 +344,109 @@ def _cells(predictors, precip, pet, runoff, w, c) -> Cells:
                  int((forcing_ok & ~scored).sum()), int(too_wet.sum()))
 
 
+def calibrate_prior(precip: np.ndarray, pet: np.ndarray, runoff: np.ndarray,
+                    rows: np.ndarray, cols: np.ndarray, config: LearnConfig,
+                    progress: Callable[[float], None] | None = None) -> Prior:
+    """The :class:`Prior`: each model calibrated (SCE-UA, one restart, no identifiability
+    profile) in the cells ``rows, cols`` on the calibration months of ``config``, with its
+    objective and formulation."""
+    from backend.hydro.calibrate import calibrate
+    from backend.hydro.config import CalibrationConfig
+
+    w, c = config.periods(precip.shape[0])
+    cal = CalibrationConfig(models=tuple(config.models), objective=config.objective,
+                            formulation=config.formulation, warmup_months=w,
+                            calibration_fraction=c / precip.shape[0], restarts=1, profile=None,
+                            kge_margin=config.kge_margin, seed=config.seed)
+    at = lambda a: a[:, rows, cols].T.astype(np.float64)  # noqa: E731
+    result = calibrate(at(precip), at(pet), at(runoff), cal, progress=progress)
+
+    def grid(values: np.ndarray) -> np.ndarray:
+        out = np.full(precip.shape[1:], np.nan)
+        out[rows, cols] = values
+        return out
+    return Prior({m: {k: grid(v) for k, v in lab.params.items()}
+                  for m, lab in result.models.items()},
+                 np.stack([grid(result.models[m].kge_cal) for m in config.models]),
+                 grid(result.cwsc))
+
+
+def _prior_targets(head: ParameterHead, prior: Prior, rows: np.ndarray, cols: np.ndarray
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(targets, weights), both ``(N, outputs)``: the parameters as fractions of their squashed
+    range (every model's sc the cell's joint CWSC, so that the models agree where the fits do
+    not tell them apart), then the fits (calibration KGE). Weight 0 where the calibration gave
+    nothing or the cell's best KGE is not above 0 (the label route's mask)."""
+    n = len(rows)
+    target = np.zeros((n, head.outputs), np.float64)
+    weight = np.zeros((n, head.outputs), np.float64)
+    kge = prior.kge[:, rows, cols]
+    with np.errstate(invalid="ignore"):
+        usable = np.nanmax(np.where(np.isfinite(kge), kge, -np.inf), axis=0) > 0
+    for j, (m, k) in enumerate(head.names):
+        lo, hi, _ = PARAMETERS[m][k]
+        v = prior.cwsc[rows, cols] if k == "sc" else prior.params[m][k][rows, cols]
+        if k == "sc" and head.sc_scale == "log":
+            a = math.log(max(lo, LOG_SC_FLOOR))
+            with np.errstate(invalid="ignore", divide="ignore"):
+                u = (np.log(np.maximum(v, LOG_SC_FLOOR)) - a) / (math.log(hi) - a)
+        else:
+            u = (v - lo) / (hi - lo)
+        ok = np.isfinite(u) & usable
+        target[:, j] = np.where(ok, np.clip(u, 0.0, 1.0), 0.0)
+        weight[:, j] = ok * (PRETRAIN_SC_WEIGHT if k == "sc" else 1.0)
+    for i in range(len(head.models)):
+        j = len(head.names) + i
+        ok = np.isfinite(kge[i]) & usable
+        target[:, j] = np.where(ok, np.clip(kge[i], -1.0, 1.0), 0.0)
+        weight[:, j] = ok
+    return torch.from_numpy(target.astype(np.float32)), torch.from_numpy(weight.astype(np.float32))
+
+
+def _prior_loss(head: ParameterHead, raw: torch.Tensor, target: torch.Tensor,
+                weight: torch.Tensor) -> torch.Tensor:
+    """Weighted squared error of the network outputs ``raw`` (N, outputs) against a
+    :class:`Prior`'s targets (see :func:`_prior_targets`)."""
+    n_par = len(head.names)
+    out = torch.cat([torch.sigmoid(raw[:, :n_par]), raw[:, n_par:]], 1)
+    return ((out - target).pow(2) * weight).sum() / weight.sum().clamp_min(1.0)
+
+
+def _pretrain(net: torch.nn.Module, head: ParameterHead, x: torch.Tensor, target: torch.Tensor,
+              weight: torch.Tensor, epochs: int, seed: int, device: torch.device) -> float:
+    """Fits the network to a :class:`Prior`'s targets (squared error of the squashed
+    parameters and of the fits, masked by ``weight``); returns the last epoch's loss."""
+    from backend.devices import autocast
+    from backend.ml.training import _augment, one_cycle_schedule
+
+    keep = torch.nonzero(weight.sum(1) > 0).flatten().to(device)
+    if len(keep) < 2 or epochs < 1:
+        return float("nan")
+    target, weight = target.to(device), weight.to(device)
+    batch = min(PRETRAIN_BATCH_SIZE, len(keep))
+    steps = max(len(keep) // batch, 1)
+    opt = torch.optim.AdamW(net.parameters(), lr=PRETRAIN_LR, weight_decay=1e-4)
+    sched = one_cycle_schedule(opt, PRETRAIN_LR, steps * epochs)
+    gen = torch.Generator().manual_seed(seed + 2)
+    last = float("nan")
+    for _ in range(epochs):
+        net.train()
+        perm = keep[torch.randperm(len(keep), generator=gen).to(device)]
+        total = 0.0
+        for i in range(steps):
+            idx = perm[i * batch:(i + 1) * batch]
+            with autocast(device):
+                raw = net(_augment(x[idx], gen)).float()
+            loss = _prior_loss(head, raw, target[idx], weight[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += float(loss.detach())
+        last = total / steps
+    return last
+
+
 def _simulated(forcings: dict[str, Forcing], head: ParameterHead, raw: torch.Tensor,
                idx: torch.Tensor, months: int | None = None) -> dict[str, torch.Tensor]:
     """Runoff (months, n) per model for the cells ``idx`` without gradients (fast path)."""
@@ -326,7 +459,9 @@ def _simulated(forcings: dict[str, Forcing], head: ParameterHead, raw: torch.Ten
 
 def learn_from_arrays(predictors: np.ndarray, precip: np.ndarray, pet: np.ndarray,
                       runoff: np.ndarray, config: LearnConfig,
-                      on_epoch: Callable[[dict, float], None] | None = None) -> LearnResult:
+                      on_epoch: Callable[[dict, float], None] | None = None,
+                      prior: Prior | None = None,
+                      on_calibration: Callable[[float], None] | None = None) -> LearnResult:
     """Learn the models' parameters from runoff (see the module docstring).
 
     ``on_epoch(record, fraction_done)`` after every epoch; records hold epoch, seconds,
@@ -376,9 +511,19 @@ def learn_from_arrays(predictors: np.ndarray, precip: np.ndarray, pet: np.ndarra
         net.head.weight.mul_(0.1)
         net.head.bias.copy_(head.initial_bias())
     net = net.to(device).to(memory_format=torch.channels_last)
+    learning_rate = config.learning_rate
+    pretrain_epochs = config.pretraining()
+    if pretrain_epochs > 0:
+        if prior is None:
+            prior = calibrate_prior(precip, pet, runoff, rows[train_idx], cols[train_idx],
+                                    config, on_calibration)
+        target, weight = _prior_targets(head, prior, rows, cols)
+        weight[part != 0] = 0.0  # only the training cells' runoff is calibrated
+        _pretrain(net, head, x_all, target, weight, pretrain_epochs, config.seed, device)
+        learning_rate *= PRETRAINED_LR_FACTOR
     steps = len(train_idx) // batch
-    opt = torch.optim.AdamW(net.parameters(), lr=config.learning_rate, weight_decay=1e-4)
-    sched = one_cycle_schedule(opt, config.learning_rate, steps * epochs)
+    opt = torch.optim.AdamW(net.parameters(), lr=learning_rate, weight_decay=1e-4)
+    sched = one_cycle_schedule(opt, learning_rate, steps * epochs)
     gen = torch.Generator().manual_seed(config.seed)
     tr_t = torch.from_numpy(train_idx).to(device)
     corrections = torch.zeros((n, head.outputs), device=device, requires_grad=True)
@@ -429,8 +574,8 @@ def learn_from_arrays(predictors: np.ndarray, precip: np.ndarray, pet: np.ndarra
                 losses.append(fit_loss(q[w:], obs_cal[:, idx], config.objective))
             lost = torch.stack(losses)  # (models, B)
             fit = torch.nn.functional.mse_loss(head.fits(raw), (1.0 - lost.detach()).clamp(-1, 1))
-            weight = kge_mask_weight(lost, config.kge_mask) if epoch >= MASK_AFTER_EPOCHS else None
-            loss = combine(lost, config.model_loss, config.mean_weight, weight) + FIT_WEIGHT * fit
+            mask = kge_mask_weight(lost, config.kge_mask) if epoch >= MASK_AFTER_EPOCHS else None
+            loss = combine(lost, config.model_loss, config.mean_weight, mask) + FIT_WEIGHT * fit
             if corr_opt is not None:
                 loss = loss + CORRECTION_WEIGHT * corrections[idx].pow(2).sum(1).mean()
                 corr_opt.zero_grad(set_to_none=True)

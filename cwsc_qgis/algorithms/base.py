@@ -44,6 +44,7 @@ SEED_RECIPE_BATCH_SIZE = 32
 #: backend/ml/options.py: learning from runoff (cwsc:learnfromrunoff).
 LEARN_EPOCHS_DEFAULT = 40
 LEARN_BATCH_SIZE_DEFAULT = 128
+LEARN_PRETRAIN_EPOCHS_DEFAULT = 100
 
 REFERENCES = """
 <h3>References</h3>

@@ -7,7 +7,8 @@ from qgis.core import (QgsProcessingOutputNumber, QgsProcessingParameterBoolean,
                        QgsProcessingParameterString)
 
 from ..compat import INTEGER, DOUBLE, TYPE_RASTER
-from .base import (LEARN_BATCH_SIZE_DEFAULT, LEARN_EPOCHS_DEFAULT, CwscAlgorithm, advanced,
+from .base import (LEARN_BATCH_SIZE_DEFAULT, LEARN_EPOCHS_DEFAULT,
+                   LEARN_PRETRAIN_EPOCHS_DEFAULT, CwscAlgorithm, advanced,
                    device_parameter, extent_parameter, forcing_layer_parameters,
                    forcing_parameters, tr)
 from .calibrate import FORMULATIONS, MODELS, OBJECTIVES
@@ -30,8 +31,14 @@ class LearnFromRunoffAlgorithm(CwscAlgorithm):
 and <i>Train</i>): the ResNet learns, from the predictor patch of each cell, the parameters of
 the water balance models (sc and the others), and is trained so that the models, run on each
 cell's forcing with those parameters, reproduce the observed runoff of all training cells at
-once (differentiable parameter learning, Tsai et al. 2021). No per-cell calibration and no
-labels: sc follows the landscape. The gradient flows through the month loop of the models.
+once (differentiable parameter learning, Tsai et al. 2021): sc follows the landscape, and the
+held-out cells get all of each model's parameters, not only sc. The gradient flows through the
+month loop of the models. First (<b>PRETRAIN_EPOCHS</b>, 100; 0 skips it) the training cells
+are calibrated one by one (SCE-UA, as <i>Calibrate</i> with one restart) and the network is
+pretrained on those parameters, so that learning from runoff starts where each cell's runoff
+puts its parameters (from the models' initial values it did not get there: on the demo twin
+a map R2 of 0.64 against 0.87 with the pretraining). Held-out and validation cells are never
+calibrated.
 Cells whose runoff over the calibration months exceeds their precipitation take no part (no
 water balance makes that runoff); the log counts them.</p>
 <p><b>Inputs</b>: <b>PREDICTORS</b> (as <i>Train CWSC ResNet</i>, in this order; predict needs
@@ -46,7 +53,8 @@ of a cell follows the label rule on the models' fits, the models within
 over the calibration months); <b>TEST_FRACTION</b> (0.3 of the cells with runoff held out,
 never seen by learning) and <b>SPLIT</b> (random cells, or spatial blocks); <b>EPOCHS</b>
 (40, a maximum: learning stops when 15 % of the training cells kept for validation stop
-improving) and <b>BATCH_SIZE</b> (128 cells per step); <b>DEVICE</b> (auto, cpu, cuda);
+improving) and <b>BATCH_SIZE</b> (128 cells per step); <b>PRETRAIN_EPOCHS</b> (100, see
+above); <b>DEVICE</b> (auto, cpu, cuda);
 advanced: <b>FORMULATION</b>, <b>WARMUP_MONTHS</b> (simulated, not scored; default
 min(n/8, 24)), <b>CALIBRATION_FRACTION</b> (0.75: the first 75 % of the months are learned
 from, the rest validate), <b>MODEL_LOSS</b> (best: a soft minimum over the models, so that
@@ -89,6 +97,10 @@ label route maps CWSC better.</p>
         self.addParameter(QgsProcessingParameterNumber(
             "BATCH_SIZE", tr("Cells per step"), type=INTEGER, minValue=2,
             defaultValue=LEARN_BATCH_SIZE_DEFAULT))
+        self.addParameter(QgsProcessingParameterNumber(
+            "PRETRAIN_EPOCHS", tr("Pretraining epochs on a calibration of the training cells "
+                                  "(0: learn from runoff alone)"), type=INTEGER, minValue=0,
+            defaultValue=LEARN_PRETRAIN_EPOCHS_DEFAULT))
         self.addParameter(device_parameter(is_advanced=False))
         self.addParameter(QgsProcessingParameterRasterLayer(
             "LABELS", tr("CWSC labels to compare with (optional)"), optional=True))
@@ -165,6 +177,7 @@ label route maps CWSC better.</p>
             "--split", SPLITS[self.parameterAsEnum(parameters, "SPLIT", context)],
             "--epochs", str(self.parameterAsInt(parameters, "EPOCHS", context)),
             "--batch-size", str(self.parameterAsInt(parameters, "BATCH_SIZE", context)),
+            "--pretrain-epochs", str(self.parameterAsInt(parameters, "PRETRAIN_EPOCHS", context)),
             "--checkpoint-months", str(self.parameterAsInt(parameters, "CHECKPOINT_MONTHS", context)),
             "--seed", str(self.parameterAsInt(parameters, "SEED", context)),
             "--device", self.device(parameters, "DEVICE", context),

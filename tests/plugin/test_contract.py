@@ -176,8 +176,9 @@ def test_defaults_shown_in_the_dialogs_are_the_backends():
         (ml_options.RECIPE_EPOCHS["default"], ml_options.RECIPE_EPOCHS["seed"])
     assert (base.BATCH_SIZE_DEFAULT, base.SEED_RECIPE_BATCH_SIZE) == \
         (ml_options.RECIPE_BATCH_SIZE["default"], ml_options.RECIPE_BATCH_SIZE["seed"])
-    assert (base.LEARN_EPOCHS_DEFAULT, base.LEARN_BATCH_SIZE_DEFAULT) == \
-        (ml_options.LEARN_EPOCHS, ml_options.LEARN_BATCH_SIZE)
+    assert (base.LEARN_EPOCHS_DEFAULT, base.LEARN_BATCH_SIZE_DEFAULT,
+            base.LEARN_PRETRAIN_EPOCHS_DEFAULT) == \
+        (ml_options.LEARN_EPOCHS, ml_options.LEARN_BATCH_SIZE, ml_options.LEARN_PRETRAIN_EPOCHS)
 
 
 def test_the_seed_recipe_keeps_its_own_epochs_unless_changed(provider, data_dir, tmp_path):  # noqa: ARG001

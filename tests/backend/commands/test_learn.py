@@ -165,3 +165,15 @@ def test_sigterm_during_learning_leaves_nothing(runoff_twin, tmp_path):
     assert rc == 3
     assert last_event(events, "error")["kind"] == "cancelled"
     assert list(tmp_path.iterdir()) == []
+
+
+def test_sigterm_while_the_training_cells_are_calibrated_leaves_nothing(runoff_twin, tmp_path):
+    files, _ = runoff_twin
+    model = tmp_path / "m.pt"
+    model.write_bytes(b"the user's earlier model")
+    proc = start_backend(learn_args(files, model, "--pretrain-epochs", "50",
+                                    "--out-report", tmp_path / "r.html"))
+    rc, events = terminate_when(proc, lambda e: e.get("stage", "").startswith("pretraining"))
+    assert rc == 3 and last_event(events, "error")["kind"] == "cancelled"
+    assert model.read_bytes() == b"the user's earlier model"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.pt"]
