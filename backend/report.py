@@ -297,7 +297,7 @@ def learning_report(path: str | Path, result, grid_shape: tuple[int, int],
                "median KGE, validation months, training cells": m.get("val_kge_train_cells"),
                "median KGE, calibration months, held-out cells": m.get("cal_kge_test_cells"),
                "median KGE, validation months, held-out cells": m.get("val_kge_test_cells")}
-    summary = {**settings, **{k: m[k] for k in CELL_COUNTS + ("epochs_run",) if k in m},
+    summary = {**settings, **{k: m[k] for k in CELL_COUNTS + ("pretrained_cells", "epochs_run") if k in m},
                "device": result.device, "seconds": round(result.seconds, 1)}
     sc_table = [{"model": mod, "median sc (mm)": float(np.median(result.sc[k])),
                  "5 % (mm)": float(np.percentile(result.sc[k], 5)),

@@ -120,6 +120,9 @@ def _learn(args: argparse.Namespace, outputs: Outputs) -> dict:
                  f"but too little runoff; {m['cells_runoff_above_precipitation']} left out for "
                  "more runoff than precipitation over the calibration months (no water balance "
                  "makes that)")
+    if config.pretraining():
+        protocol.log(f"pretrained on the calibration of {m['pretrained_cells']} of the "
+                     f"{m['train_cells']} training cells (the others' best KGE is 0 or less)")
     protocol.log(f"median KGE: calibration months of training cells {m['cal_kge_train_cells']:.3f}, "
                  f"validation months of held-out cells {m['val_kge_test_cells']:.3f}")
     w, c = config.periods(months)

@@ -1,11 +1,18 @@
 """Physics-guided parameter learning: the network learns the models' parameters from runoff.
 
-In place of labels from a per-cell calibration, the ResNet maps each cell's predictor patch
+Beside the label route (calibrate, mask, train), the ResNet maps each cell's predictor patch
 to the parameters of the chosen water balance models (squashed into their bounds, see
 :class:`ParameterHead`); the models run from month 0 on the cell's forcing
 (:func:`backend.hydro.models.runoff_with_gradients`) and the loss is the mean of 1 - KGE
 (or 1 - NSE) over the calibration months of the training cells, so the gradient flows from
 the runoff misfit back through every month into the network (Tsai et al. 2021).
+
+Learning starts from a per-cell calibration of the training cells (:func:`calibrate_prior`):
+the network is first fitted to those parameters (:func:`_pretrain`, ``LearnConfig.
+pretrain_epochs``), because gradient descent from the models' initial parameters does not find
+what SCE-UA finds per cell (sc moves off to make up for the other parameters); learning from
+runoff then goes on from there at a fraction of the rate. Validation and held-out cells are
+never calibrated.
 
 The network also predicts, per model, the calibration KGE that model reaches in the cell
 (its "fit", regressed on the detached simulated KGE): the joint CWSC of a cell follows the
@@ -413,26 +420,25 @@ def _prior_loss(head: ParameterHead, raw: torch.Tensor, target: torch.Tensor,
 
 
 def _pretrain(net: torch.nn.Module, head: ParameterHead, x: torch.Tensor, target: torch.Tensor,
-              weight: torch.Tensor, epochs: int, seed: int, device: torch.device) -> float:
+              weight: torch.Tensor, epochs: int, seed: int, device: torch.device) -> int:
     """Fits the network to a :class:`Prior`'s targets (squared error of the squashed
-    parameters and of the fits, masked by ``weight``); returns the last epoch's loss."""
+    parameters and of the fits, masked by ``weight``); returns how many cells it was fitted
+    to."""
     from backend.devices import autocast
     from backend.ml.training import _augment, one_cycle_schedule
 
     keep = torch.nonzero(weight.sum(1) > 0).flatten().to(device)
     if len(keep) < 2 or epochs < 1:
-        return float("nan")
+        return 0
     target, weight = target.to(device), weight.to(device)
     batch = min(PRETRAIN_BATCH_SIZE, len(keep))
     steps = max(len(keep) // batch, 1)
     opt = torch.optim.AdamW(net.parameters(), lr=PRETRAIN_LR, weight_decay=1e-4)
     sched = one_cycle_schedule(opt, PRETRAIN_LR, steps * epochs)
     gen = torch.Generator().manual_seed(seed + 2)
-    last = float("nan")
     for _ in range(epochs):
         net.train()
         perm = keep[torch.randperm(len(keep), generator=gen).to(device)]
-        total = 0.0
         for i in range(steps):
             idx = perm[i * batch:(i + 1) * batch]
             with autocast(device):
@@ -442,9 +448,7 @@ def _pretrain(net: torch.nn.Module, head: ParameterHead, x: torch.Tensor, target
             loss.backward()
             opt.step()
             sched.step()
-            total += float(loss.detach())
-        last = total / steps
-    return last
+    return len(keep)
 
 
 def _simulated(forcings: dict[str, Forcing], head: ParameterHead, raw: torch.Tensor,
@@ -512,14 +516,15 @@ def learn_from_arrays(predictors: np.ndarray, precip: np.ndarray, pet: np.ndarra
         net.head.bias.copy_(head.initial_bias())
     net = net.to(device).to(memory_format=torch.channels_last)
     learning_rate = config.learning_rate
-    pretrain_epochs = config.pretraining()
+    pretrain_epochs, pretrained_cells = config.pretraining(), 0
     if pretrain_epochs > 0:
         if prior is None:
             prior = calibrate_prior(precip, pet, runoff, rows[train_idx], cols[train_idx],
                                     config, on_calibration)
         target, weight = _prior_targets(head, prior, rows, cols)
         weight[part != 0] = 0.0  # only the training cells' runoff is calibrated
-        _pretrain(net, head, x_all, target, weight, pretrain_epochs, config.seed, device)
+        pretrained_cells = _pretrain(net, head, x_all, target, weight, pretrain_epochs,
+                                     config.seed, device)
         learning_rate *= PRETRAINED_LR_FACTOR
     steps = len(train_idx) // batch
     opt = torch.optim.AdamW(net.parameters(), lr=learning_rate, weight_decay=1e-4)
@@ -637,7 +642,7 @@ def learn_from_arrays(predictors: np.ndarray, precip: np.ndarray, pet: np.ndarra
                "test_cells": int((part == 2).sum()), "skipped_cells": cells.skipped,
                "cells_without_runoff": cells.without_runoff,
                "cells_runoff_above_precipitation": cells.runoff_above_precipitation,
-               "epochs_run": len(history)}
+               "pretrained_cells": pretrained_cells, "epochs_run": len(history)}
     state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
     return LearnResult(state, net_config, head, scaling, history, rows, cols, part,
                        cwsc.astype(np.float32), sc.astype(np.float32), kge_cal, kge_val,

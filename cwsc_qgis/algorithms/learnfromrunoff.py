@@ -37,8 +37,8 @@ month loop of the models. First (<b>PRETRAIN_EPOCHS</b>, 100; 0 skips it) the tr
 are calibrated one by one (SCE-UA, as <i>Calibrate</i> with one restart) and the network is
 pretrained on those parameters, so that learning from runoff starts where each cell's runoff
 puts its parameters (from the models' initial values it did not get there: on the demo twin
-a map R2 of 0.64 against 0.87 with the pretraining). Held-out and validation cells are never
-calibrated.
+(seed 7) a map R2 of 0.64 against 0.87 with the pretraining). Held-out and validation cells
+are never calibrated.
 Cells whose runoff over the calibration months exceeds their precipitation take no part (no
 water balance makes that runoff); the log counts them.</p>
 <p><b>Inputs</b>: <b>PREDICTORS</b> (as <i>Train CWSC ResNet</i>, in this order; predict needs

@@ -99,6 +99,8 @@ def test_pretraining_on_a_calibration_of_the_training_cells_starts_learning_near
     assert r > 0.9 and r > r_alone + 0.1
     assert np.corrcoef(result.cwsc[held], t[held])[0, 1] > 0.85
     assert result.metrics["val_kge_test_cells"] > alone.metrics["val_kge_test_cells"]
+    assert result.metrics["pretrained_cells"] == result.metrics["train_cells"]
+    assert alone.metrics["pretrained_cells"] == 0
 
 
 def test_the_pretraining_never_sees_a_calibration_of_validation_or_held_out_cells():
