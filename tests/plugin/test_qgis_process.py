@@ -117,9 +117,12 @@ def test_learn_from_runoff_and_predict_from_the_command_line(qp_env, data_dir, t
         ("PRECIPITATION", data_dir / "precipitation.tif"), ("PET", data_dir / "pet.tif"),
         ("RUNOFF", data_dir / "runoff.tif"), ("MODELS", 1), ("PATCH_SIZE", 3), ("EPOCHS", 2),
         ("BATCH_SIZE", 4), ("TEST_FRACTION", 0.2), ("BLOCKS", 1), ("WIDTHS", "4,4,8"),
-        ("DEVICE", 1), ("OUTPUT_MODEL", model), ("OUTPUT_REPORT", tmp_path / "learning.html")])
+        ("PRETRAIN_EPOCHS", 5), ("DEVICE", 1), ("OUTPUT_MODEL", model),
+        ("OUTPUT_REPORT", tmp_path / "learning.html")])
     results = data["results"]
     assert model.is_file() and (tmp_path / "learning.html").is_file()
+    report = (tmp_path / "learning.html").read_text(encoding="utf-8")
+    assert "5 epochs on a per-cell calibration of the training cells" in report
     assert results["TRAIN_CELLS"] > 0 and -1 < results["CAL_KGE_TRAIN_CELLS"] <= 1
     out = tmp_path / "cwsc physics.tif"
     _, data = run_json(qp_env, "cwsc:predict", [("MODEL", model)] + predictors + [
