@@ -132,17 +132,22 @@ class ParameterHead:
         """raw ``(N, outputs)`` -> predicted calibration KGE ``(models, N)``."""
         return raw[:, len(self.names):].T
 
+    def fraction(self, model: str, name: str, values):
+        """Where ``values`` (the parameter's units; numpy or a number) lie in the parameter's
+        squashed range, 0 at the lower and 1 at the upper bound: the sigmoid that gives them
+        (on the log scale for sc with ``sc_scale="log"``). NaN stays NaN."""
+        lo, hi, _ = PARAMETERS[model][name]
+        if name == "sc" and self.sc_scale == "log":
+            a = math.log(max(lo, LOG_SC_FLOOR))
+            with np.errstate(invalid="ignore", divide="ignore"):
+                return (np.log(np.maximum(values, LOG_SC_FLOOR)) - a) / (math.log(hi) - a)
+        return (np.asarray(values, np.float64) - lo) / (hi - lo)
+
     def initial_bias(self) -> torch.Tensor:
         """Output biases that start every parameter at its model's initial value."""
         b = []
         for m, k in self.names:
-            lo, hi, init = PARAMETERS[m][k]
-            if k == "sc" and self.sc_scale == "log":
-                a = math.log(max(lo, LOG_SC_FLOOR))
-                u = (math.log(init) - a) / (math.log(hi) - a)
-            else:
-                u = (init - lo) / (hi - lo)
-            u = min(max(u, 0.05), 0.95)
+            u = min(max(float(self.fraction(m, k, PARAMETERS[m][k][2])), 0.05), 0.95)
             b.append(math.log(u / (1 - u)))
         return torch.tensor(b + [0.5] * len(self.models))
 
@@ -391,14 +396,7 @@ def _prior_targets(head: ParameterHead, prior: Prior, rows: np.ndarray, cols: np
     with np.errstate(invalid="ignore"):
         usable = np.nanmax(np.where(np.isfinite(kge), kge, -np.inf), axis=0) > 0
     for j, (m, k) in enumerate(head.names):
-        lo, hi, _ = PARAMETERS[m][k]
-        v = prior.cwsc[rows, cols] if k == "sc" else prior.params[m][k][rows, cols]
-        if k == "sc" and head.sc_scale == "log":
-            a = math.log(max(lo, LOG_SC_FLOOR))
-            with np.errstate(invalid="ignore", divide="ignore"):
-                u = (np.log(np.maximum(v, LOG_SC_FLOOR)) - a) / (math.log(hi) - a)
-        else:
-            u = (v - lo) / (hi - lo)
+        u = head.fraction(m, k, prior.cwsc[rows, cols] if k == "sc" else prior.params[m][k][rows, cols])
         ok = np.isfinite(u) & usable
         target[:, j] = np.where(ok, np.clip(u, 0.0, 1.0), 0.0)
         weight[:, j] = ok * (PRETRAIN_SC_WEIGHT if k == "sc" else 1.0)
