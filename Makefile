@@ -9,7 +9,7 @@ STAMPS := .stamps
 export QT_QPA_PLATFORM ?= offscreen
 export CWSC_BACKEND_PYTHON ?= $(CURDIR)/$(VENV_PY)
 
-.PHONY: setup qgis test test-backend test-plugin bench demo package deploy clean
+.PHONY: setup qgis test test-fast test-backend test-plugin lint lock bench demo docs package deploy clean
 
 setup: $(STAMPS)/qgis $(STAMPS)/backend $(STAMPS)/plugin-test
 
@@ -19,9 +19,12 @@ $(STAMPS)/qgis:
 	@bash scripts/ensure_qgis.sh
 	@mkdir -p $(STAMPS) && touch $@
 
-$(STAMPS)/backend: requirements/backend.txt requirements/test.txt
+# The package's own environment: the exact versions of requirements/lock*.txt, then the
+# package itself (editable), so `cwsc` and `python -m cwsc` work from any folder.
+$(STAMPS)/backend: requirements/lock.txt requirements/lock-test.txt pyproject.toml | $(STAMPS)/qgis
 	@test -x $(VENV_PY) || $(PYTHON) -m venv $(VENV)
-	$(VENV_PY) -m pip install -q --disable-pip-version-check -r requirements/backend.txt -r requirements/test.txt
+	$(VENV_PY) -m pip install -q --disable-pip-version-check -r requirements/lock.txt -r requirements/lock-test.txt
+	$(VENV_PY) -m pip install -q --disable-pip-version-check --no-deps -e .
 	@mkdir -p $(STAMPS) && touch $@
 
 $(STAMPS)/plugin-test: requirements/plugin-test.txt $(STAMPS)/qgis
@@ -31,8 +34,28 @@ $(STAMPS)/plugin-test: requirements/plugin-test.txt $(STAMPS)/qgis
 
 test: setup test-backend test-plugin
 
+# The tests that finish in a few minutes: everything but those marked slow or gui.
+test-fast: setup
+	$(VENV_PY) -m pytest -q -m "not slow and not gui and not network" tests/cwsc
+	$(QGIS_PY) -m pytest -q -p no:cacheprovider -m "not slow and not gui and not network" tests/plugin
+
 test-backend: $(STAMPS)/backend
-	$(VENV_PY) -m pytest -q tests/backend
+	$(VENV_PY) -m pytest -q tests/cwsc
+
+lint: $(STAMPS)/backend
+	$(VENV_PY) -m ruff check .
+	$(VENV_PY) -m ruff format --check .
+
+# requirements/lock*.txt from pyproject.toml's lower bounds (pip-tools). torch's local build
+# label (+cpu) is dropped so that the plugin's set-up can pick the CPU or CUDA build.
+lock:
+	@test -x $(VENV_PY) || $(PYTHON) -m venv $(VENV)
+	$(VENV_PY) -m pip install -q pip-tools
+	$(VENV_PY) -m piptools compile -q --strip-extras --no-emit-index-url --no-emit-find-links \
+		-o requirements/lock.txt pyproject.toml
+	$(VENV_PY) -m piptools compile -q --strip-extras --no-emit-index-url --no-emit-find-links \
+		--extra test --extra lint -c requirements/lock.txt -o requirements/lock-test.txt pyproject.toml
+	sed -i -E 's/^(torch==[0-9.]+)\+cpu$$/\1/' requirements/lock.txt requirements/lock-test.txt
 
 test-plugin: $(STAMPS)/plugin-test $(STAMPS)/backend
 	$(QGIS_PY) -m pytest -q -p no:cacheprovider tests/plugin

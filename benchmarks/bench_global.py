@@ -28,7 +28,7 @@ def write_global_case(folder: Path) -> tuple[list[str], int]:
     from global_land_mask import globe
     from rasterio.transform import from_origin
 
-    from backend.synthetic.forcing import random_params, synthetic_forcing, synthetic_runoff
+    from cwsc.synthetic.forcing import random_params, synthetic_forcing, synthetic_runoff
 
     width, height = 720, 360
     lat = 89.75 - 0.5 * np.arange(height)
@@ -39,9 +39,20 @@ def write_global_case(folder: Path) -> tuple[list[str], int]:
     cells = int(land.sum())
     p, e = synthetic_forcing(cells, MONTHS, seed=2)
     q = synthetic_runoff("DWBM", p, e, random_params("DWBM", cells, seed=2), noise=0.15, seed=2)
-    profile = dict(driver="GTiff", width=width, height=height, count=MONTHS, dtype="float32",
-                   crs="EPSG:4326", transform=from_origin(-180, 90, 0.5, 0.5), nodata=-9999.0,
-                   tiled=True, blockxsize=256, blockysize=256, compress="deflate")
+    profile = dict(
+        driver="GTiff",
+        width=width,
+        height=height,
+        count=MONTHS,
+        dtype="float32",
+        crs="EPSG:4326",
+        transform=from_origin(-180, 90, 0.5, 0.5),
+        nodata=-9999.0,
+        tiled=True,
+        blockxsize=256,
+        blockysize=256,
+        compress="deflate",
+    )
     args = []
     for name, data in (("precip", p), ("pet", e), ("runoff", q)):
         path = folder / f"{name}.tif"
@@ -61,18 +72,21 @@ def main() -> None:
 
     cuda = torch.cuda.is_available()
     if not cuda and os.environ.get("CWSC_BENCH_GLOBAL") != "1":
-        print("global case on the CPU: skipped (a quarter of an hour or more on 2 cores); "
-              "CWSC_BENCH_GLOBAL=1 runs it")
+        print(
+            "global case on the CPU: skipped (a quarter of an hour or more on 2 cores); "
+            "CWSC_BENCH_GLOBAL=1 runs it"
+        )
         return
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         args, cells = write_global_case(tmp)
         r = _run(args + _outputs(tmp / "out") + ["--out-details", str(tmp / "out" / "details.tif")])
         m = r["metrics"]
-        where = (f"CUDA ({torch.cuda.get_device_name()})" if cuda
-                 else f"CPU, {m.get('workers')} workers")
-        print(f"global case, {cells} land cells x {MONTHS} months x 3 models on {where}: "
-              f"{r['seconds']:.0f} s for the whole command ({m.get('engine')}; "
-              f"target {'<= 60 s on an H200' if cuda else 'no slower than 13 min 16 s on 2 cores'}), "
-              f"peak RSS command {r['command']:.0f} MiB, largest worker {r['worker']:.0f} MiB "
-              f"(target <= 1 GB), median KGE {m.get('median_kge')}")
+        where = f"CUDA ({torch.cuda.get_device_name()})" if cuda else f"CPU, {m.get('workers')} workers"
+        print(
+            f"global case, {cells} land cells x {MONTHS} months x 3 models on {where}: "
+            f"{r['seconds']:.0f} s for the whole command ({m.get('engine')}; "
+            f"target {'<= 60 s on an H200' if cuda else 'no slower than 13 min 16 s on 2 cores'}), "
+            f"peak RSS command {r['command']:.0f} MiB, largest worker {r['worker']:.0f} MiB "
+            f"(target <= 1 GB), median KGE {m.get('median_kge')}"
+        )

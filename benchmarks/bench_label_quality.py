@@ -30,13 +30,14 @@ def _r2(label: np.ndarray, truth: np.ndarray) -> float:
 
 
 def _sample(formulation: str, cells: int, seed: int = 42):
-    from backend.synthetic.demo_region import DemoRegion, make_demo
+    from cwsc.synthetic.demo_region import DemoRegion, make_demo
 
     data = make_demo(DemoRegion(), seed, formulation)
     land = np.flatnonzero(data["land"].ravel())
     months = data["precip_series"].shape[0]
-    series = [data[k].reshape(months, -1)[:, land].T
-              for k in ("precip_series", "pet_series", "runoff_series")]
+    series = [
+        data[k].reshape(months, -1)[:, land].T for k in ("precip_series", "pet_series", "runoff_series")
+    ]
     truth = data["true_cwsc"].ravel()[land]
     pick = np.sort(np.random.default_rng(0).choice(land.size, min(cells, land.size), replace=False))
     return [s[pick] for s in series], truth[pick]
@@ -44,26 +45,33 @@ def _sample(formulation: str, cells: int, seed: int = 42):
 
 def _evaporation_above_pet(res, series, formulation: str) -> float:
     """Share of (cell, month) pairs of SWBM and TVGM whose E exceeds PET by 1 %."""
-    from backend.hydro.models import simulate
+    from cwsc.hydro.models import simulate
 
     p, e, _ = series
     above, total = 0, 0
     for m in ("SWBM", "TVGM"):
         lab = res.models[m]
         ok = np.isfinite(lab.params["sc"])
-        sim = simulate(m, p[ok].astype(np.float64), e[ok].astype(np.float64),
-                       {k: v[ok] for k, v in lab.params.items()}, formulation=formulation)
+        sim = simulate(
+            m,
+            p[ok].astype(np.float64),
+            e[ok].astype(np.float64),
+            {k: v[ok] for k, v in lab.params.items()},
+            formulation=formulation,
+        )
         above += int((sim.evap > 1.01 * e[ok] + 1e-6).sum())
         total += sim.evap.size
     return above / max(total, 1)
 
 
 def formulations(cells: int) -> None:
-    from backend.hydro.calibrate import calibrate
-    from backend.hydro.config import CalibrationConfig
+    from cwsc.hydro.calibration.config import CalibrationConfig
+    from cwsc.hydro.calibration.driver import calibrate
 
-    print("runoff made by | calibrated with | KGE cal | KGE val | label R2 vs truth | "
-          "E > PET (SWBM, TVGM months) | seconds")
+    print(
+        "runoff made by | calibrated with | KGE cal | KGE val | label R2 vs truth | "
+        "E > PET (SWBM, TVGM months) | seconds"
+    )
     for made in ("conserving", "bounded"):
         series, truth = _sample(made, cells)
         for form in ("conserving", "bounded", "seed"):
@@ -74,15 +82,18 @@ def formulations(cells: int) -> None:
             kcal = np.nanmedian(np.fmax.reduce([res.models[m].kge_cal for m in best]))
             kval = np.nanmedian(np.fmax.reduce([res.models[m].kge_val for m in best]))
             label = np.where(res.kge > 0, res.cwsc, np.nan)
-            print(f"{made} | {form} | {kcal:.3f} | {kval:.3f} | {_r2(label, truth):.3f} | "
-                  f"{_evaporation_above_pet(res, series, form):.1%} | {seconds:.0f}", flush=True)
+            print(
+                f"{made} | {form} | {kcal:.3f} | {kval:.3f} | {_r2(label, truth):.3f} | "
+                f"{_evaporation_above_pet(res, series, form):.1%} | {seconds:.0f}",
+                flush=True,
+            )
 
 
 def flags_and_cost(cells: int) -> None:
-    from backend.hydro.calibrate import calibrate
-    from backend.hydro.config import CalibrationConfig
-    from backend.hydro.labels import mask_by_kge
-    from backend.hydro.options import FLAG_BITS
+    from cwsc.hydro.calibration.config import CalibrationConfig
+    from cwsc.hydro.calibration.driver import calibrate
+    from cwsc.hydro.labels import mask_by_kge
+    from cwsc.hydro.options import FLAG_BITS
 
     series, truth = _sample("conserving", cells)
     t0 = time.perf_counter()
@@ -91,24 +102,32 @@ def flags_and_cost(cells: int) -> None:
     t0 = time.perf_counter()
     res = calibrate(*series, CalibrationConfig(), workers=1)
     t_range = time.perf_counter() - t0
-    print(f"calibration of {truth.size} cells x 3 models: {t_plain:.1f} s without the "
-          f"identifiable range, {t_range:.1f} s with it: ratio {t_range / t_plain:.2f} "
-          f"(target <= 2)")
-    np.testing.assert_array_equal(plain.cwsc, res.cwsc)   # the range never moves the label
+    print(
+        f"calibration of {truth.size} cells x 3 models: {t_plain:.1f} s without the "
+        f"identifiable range, {t_range:.1f} s with it: ratio {t_range / t_plain:.2f} "
+        f"(target <= 2)"
+    )
+    np.testing.assert_array_equal(plain.cwsc, res.cwsc)  # the range never moves the label
     bits = np.where(np.isfinite(res.flags), res.flags, 0).astype(int)
     base = mask_by_kge(res.cwsc, res.kge, 0.0)
-    print(f"mask at KGE > 0, no flag excluded: {np.isfinite(base).sum()} labels, R2 vs truth "
-          f"{_r2(base, truth):.3f}")
+    print(
+        f"mask at KGE > 0, no flag excluded: {np.isfinite(base).sum()} labels, R2 vs truth "
+        f"{_r2(base, truth):.3f}"
+    )
     for bit, text in FLAG_BITS.items():
         kept = mask_by_kge(res.cwsc, res.kge, 0.0, res.flags, bit)
         share = float(((bits & bit) > 0)[np.isfinite(base)].mean()) if np.isfinite(base).any() else 0
-        print(f"EXCLUDE_FLAGS {bit} ({text}): {share:.1%} of the kept labels carry it; "
-              f"excluding them leaves {np.isfinite(kept).sum()} labels, R2 vs truth "
-              f"{_r2(kept, truth):.3f}")
+        print(
+            f"EXCLUDE_FLAGS {bit} ({text}): {share:.1%} of the kept labels carry it; "
+            f"excluding them leaves {np.isfinite(kept).sum()} labels, R2 vs truth "
+            f"{_r2(kept, truth):.3f}"
+        )
     width = res.cwsc_range[np.isfinite(base)]
-    print(f"identifiable range width of the kept labels: median {np.median(width):.0f} mm, "
-          f"90th percentile {np.percentile(width, 90):.0f} mm; median label "
-          f"{np.nanmedian(base):.0f} mm")
+    print(
+        f"identifiable range width of the kept labels: median {np.median(width):.0f} mm, "
+        f"90th percentile {np.percentile(width, 90):.0f} mm; median label "
+        f"{np.nanmedian(base):.0f} mm"
+    )
 
 
 def main() -> None:

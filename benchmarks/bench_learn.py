@@ -22,7 +22,7 @@ import time
 
 import numpy as np
 
-from backend.devices import prepare_process
+from cwsc.machine.devices import prepare_process
 
 prepare_process()  # before torch loads
 
@@ -33,10 +33,10 @@ MODELS = ("DWBM", "SWBM", "TVGM")
 def _step_rates(device, cells: int = 128, months: int = 240, repeats: int = 3) -> dict:
     import torch
 
-    from backend.hydro.models import Forcing, run_months, runoff_with_gradients
-    from backend.ml.network import ResNetConfig, build_network
-    from backend.ml.physics import ParameterHead, fit_loss
-    from backend.synthetic.forcing import synthetic_forcing
+    from cwsc.hydro.models import Forcing, run_months, runoff_with_gradients
+    from cwsc.ml.network import ResNetConfig, build_network
+    from cwsc.ml.physics import ParameterHead, fit_loss
+    from cwsc.synthetic.forcing import synthetic_forcing
 
     p, e = synthetic_forcing(cells, months, seed=1)
     p = torch.tensor(p.T.copy(), dtype=torch.float32, device=device)
@@ -55,9 +55,12 @@ def _step_rates(device, cells: int = 128, months: int = 240, repeats: int = 3) -
     def step(checkpoint: int) -> None:
         raw = net(x)
         prm = head.parameters(raw)
-        loss = sum(fit_loss(runoff_with_gradients(forcings[m], prm[m],
-                                                  checkpoint_months=checkpoint)[w:], obs[w:]).mean()
-                   for m in MODELS)
+        loss = sum(
+            fit_loss(
+                runoff_with_gradients(forcings[m], prm[m], checkpoint_months=checkpoint)[w:], obs[w:]
+            ).mean()
+            for m in MODELS
+        )
         net.zero_grad(set_to_none=True)
         loss.backward()
 
@@ -84,14 +87,19 @@ def _step_rates(device, cells: int = 128, months: int = 240, repeats: int = 3) -
 
 
 def _demo_cut_epoch() -> float:
-    from backend.ml.physics import LearnConfig, learn_from_arrays
-    from backend.synthetic.demo_region import PREDICTORS, DemoRegion, make_demo
+    from cwsc.ml.physics import LearnConfig, learn_from_arrays
+    from cwsc.synthetic.demo_region import PREDICTORS, DemoRegion, make_demo
 
     d = make_demo(DemoRegion(west=-10, east=(0 if QUICK else 10), south=40, north=56, years=15), 42)
     predictors = np.stack([d[k] for k in PREDICTORS]).astype(np.float32)
     epochs = 2 if QUICK else 4
-    r = learn_from_arrays(predictors, d["precip_series"], d["pet_series"], d["runoff_series"],
-                          LearnConfig(epochs=epochs, patience=epochs, device="cpu"))
+    r = learn_from_arrays(
+        predictors,
+        d["precip_series"],
+        d["pet_series"],
+        d["runoff_series"],
+        LearnConfig(epochs=epochs, patience=epochs, device="cpu"),
+    )
     cells = r.metrics["train_cells"]
     return r.history[-1]["seconds"] / len(r.history), cells
 
@@ -102,17 +110,24 @@ def main() -> None:
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
     for device in devices:
         r = _step_rates(device, months=120 if QUICK else 240, repeats=2 if QUICK else 3)
-        print(f"{device.type}: learning step {r['step'] / 1e3:8.1f} k cell-months/s (3 models, "
-              f"network and backward); baseline month loops without gradients "
-              f"{r['baseline'] / 1e3:8.1f} k/s; step / baseline time {r['baseline'] / r['step']:.1f}x",
-              flush=True)
-        print(f"{device.type}: checkpointed in blocks of 24 months / full BPTT: "
-              f"{r['checkpoint_ratio']:.2f}x the time", flush=True)
+        print(
+            f"{device.type}: learning step {r['step'] / 1e3:8.1f} k cell-months/s (3 models, "
+            f"network and backward); baseline month loops without gradients "
+            f"{r['baseline'] / 1e3:8.1f} k/s; step / baseline time {r['baseline'] / r['step']:.1f}x",
+            flush=True,
+        )
+        print(
+            f"{device.type}: checkpointed in blocks of 24 months / full BPTT: "
+            f"{r['checkpoint_ratio']:.2f}x the time",
+            flush=True,
+        )
     if not torch.cuda.is_available():
         print("cuda: not measured (no CUDA)")
     seconds, cells = _demo_cut_epoch()
-    print(f"cpu: demo cut ({cells} training cells x 180 months x 3 models): {seconds:.1f} s per "
-          "epoch (the full demo region has about 4x the cells and 2x the months)")
+    print(
+        f"cpu: demo cut ({cells} training cells x 180 months x 3 models): {seconds:.1f} s per "
+        "epoch (the full demo region has about 4x the cells and 2x the months)"
+    )
 
 
 if __name__ == "__main__":

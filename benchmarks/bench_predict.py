@@ -9,7 +9,7 @@ Printed, all measured in this run:
 2. On CUDA only: the 720 x 360 global grid (259,200 cells) end to end (target <= 2 s on an
    H100), else "not measured (no CUDA)".
 3. Memory: a 20,000 x 20,000 x 13 predictor GeoTIFF is written to disk, then
-   ``python -m backend predict`` reads and writes the whole grid strip by strip in a
+   ``python -m cwsc predict`` reads and writes the whole grid strip by strip in a
    child process whose peak RSS is reported (target < 2 GB). Only a narrow band of columns
    holds valid predictors (the rest is nodata) so the network part stays short on CPU;
    every strip is still read, padded, scanned and written. ``CWSC_BENCH_QUICK=1`` uses
@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from backend.devices import prepare_process
+from cwsc.machine.devices import prepare_process
 
 prepare_process()  # before torch loads
 
@@ -37,33 +37,50 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _bundle(recipe: str, channels: int = 13, members: int = 1):
-    from backend.ml.modelfile import ModelBundle
-    from backend.ml.network import ResNetConfig, build_network
-    from backend.ml.patches import Scaling
-    from backend.ml.training import RECIPES
+    from cwsc.ml.modelfile import ModelBundle
+    from cwsc.ml.network import ResNetConfig, build_network
+    from cwsc.ml.patches import Scaling
+    from cwsc.ml.training import RECIPES
 
     r = RECIPES[recipe]
     cfg = ResNetConfig(channels + 1, r.blocks, r.widths, r.sigmoid)
     states = [build_network(cfg).state_dict() for _ in range(members)]
-    sc = Scaling("standard" if recipe == "default" else "patch_minmax",
-                 np.zeros(channels, np.float32), np.ones(channels, np.float32), 150.0, 80.0)
+    sc = Scaling(
+        "standard" if recipe == "default" else "patch_minmax",
+        np.zeros(channels, np.float32),
+        np.ones(channels, np.float32),
+        150.0,
+        80.0,
+    )
     # No training grid recorded: the benchmark grids have several resolutions.
-    return ModelBundle(states, cfg, sc, [f"p{i:02d}" for i in range(channels)], 11, {},
-                       {"name": recipe})
+    return ModelBundle(states, cfg, sc, [f"p{i:02d}" for i in range(channels)], 11, {}, {"name": recipe})
 
 
-def _write_predictors(path: Path, height: int, width: int, channels: int = 13,
-                      valid_cols: slice | None = None, seed: int = 0) -> int:
+def _write_predictors(
+    path: Path, height: int, width: int, channels: int = 13, valid_cols: slice | None = None, seed: int = 0
+) -> int:
     """A tiled, compressed 13-band GeoTIFF written strip by strip; returns the valid cells."""
     import rasterio
     from rasterio.transform import from_origin
     from rasterio.windows import Window
 
     rng = np.random.default_rng(seed)
-    prof = dict(driver="GTiff", width=width, height=height, count=channels, dtype="float32",
-                crs="EPSG:4326", transform=from_origin(-180, 90, 360 / width, 180 / height),
-                nodata=-9999.0, tiled=True, blockxsize=256, blockysize=256, compress="deflate",
-                zlevel=1, BIGTIFF="YES")
+    prof = dict(
+        driver="GTiff",
+        width=width,
+        height=height,
+        count=channels,
+        dtype="float32",
+        crs="EPSG:4326",
+        transform=from_origin(-180, 90, 360 / width, 180 / height),
+        nodata=-9999.0,
+        tiled=True,
+        blockxsize=256,
+        blockysize=256,
+        compress="deflate",
+        zlevel=1,
+        BIGTIFF="YES",
+    )
     valid = 0
     with rasterio.open(path, "w", **prof) as dst:
         for r0 in range(0, height, 256):
@@ -85,7 +102,7 @@ def _write_predictors(path: Path, height: int, width: int, channels: int = 13,
 def network_speed() -> None:
     import torch
 
-    from backend.devices import configure_cpu_threads
+    from cwsc.machine.devices import configure_cpu_threads
 
     configure_cpu_threads()
     ms = {}
@@ -99,19 +116,24 @@ def network_speed() -> None:
             for _ in range(3):
                 t0 = time.perf_counter()
                 for i in range(0, n, 2048):
-                    net(x[i:i + 2048])
+                    net(x[i : i + 2048])
                 best = min(best, time.perf_counter() - t0)
         ms[recipe] = best / n * 1e3
         c = net.config
-        print(f"  CPU network, recipe {recipe:8s} (ResNet-{c.depth} {list(c.widths)}): "
-              f"{ms[recipe]:.4f} ms/cell = {1e3 / ms[recipe]:,.0f} cells/s", flush=True)
-    print(f"  default / seed time per cell: {ms['default'] / ms['seed']:.3f} "
-          f"({torch.get_num_threads()} threads); default {ms['default']:.4f} ms/cell against the "
-          f"target 0.135 ms/cell: {'met' if ms['default'] <= 0.135 else 'NOT met'} on this CPU now")
+        print(
+            f"  CPU network, recipe {recipe:8s} (ResNet-{c.depth} {list(c.widths)}): "
+            f"{ms[recipe]:.4f} ms/cell = {1e3 / ms[recipe]:,.0f} cells/s",
+            flush=True,
+        )
+    print(
+        f"  default / seed time per cell: {ms['default'] / ms['seed']:.3f} "
+        f"({torch.get_num_threads()} threads); default {ms['default']:.4f} ms/cell against the "
+        f"target 0.135 ms/cell: {'met' if ms['default'] <= 0.135 else 'NOT met'} on this CPU now"
+    )
 
 
 def end_to_end_cpu(tmp: Path) -> None:
-    from backend.ml.predict import predict_raster
+    from cwsc.ml.predict import predict_raster
 
     h, w = (100, 150) if QUICK else (180, 360)
     path = tmp / "small.tif"
@@ -119,8 +141,11 @@ def end_to_end_cpu(tmp: Path) -> None:
     b = _bundle("default")
     out = predict_raster(b, [str(path)], tmp / "small_out.tif", device="cpu")
     assert out["cells_predicted"] == cells
-    print(f"  CPU predict_raster end to end, default network, {w} x {h} grid: "
-          f"{out['seconds']:.2f} s = {out['seconds'] / cells * 1e3:.4f} ms/cell (with I/O)", flush=True)
+    print(
+        f"  CPU predict_raster end to end, default network, {w} x {h} grid: "
+        f"{out['seconds']:.2f} s = {out['seconds'] / cells * 1e3:.4f} ms/cell (with I/O)",
+        flush=True,
+    )
 
 
 def gpu_global(tmp: Path) -> None:
@@ -129,7 +154,7 @@ def gpu_global(tmp: Path) -> None:
     if not torch.cuda.is_available():
         print("  GPU global grid (259,200 cells): not measured (no CUDA)")
         return
-    from backend.ml.predict import predict_raster
+    from cwsc.ml.predict import predict_raster
 
     path = tmp / "global.tif"
     cells = _write_predictors(path, 360, 720)
@@ -137,8 +162,11 @@ def gpu_global(tmp: Path) -> None:
         b = _bundle(recipe)
         predict_raster(b, [str(path)], tmp / "warm.tif", device="cuda")  # cuDNN autotuning
         out = predict_raster(b, [str(path)], tmp / f"global_{recipe}.tif", device="cuda")
-        print(f"  GPU ({torch.cuda.get_device_name()}) global grid {cells:,} cells, recipe {recipe} "
-              f"network, end to end with GeoTIFF I/O: {out['seconds']:.2f} s (target <= 2 s)", flush=True)
+        print(
+            f"  GPU ({torch.cuda.get_device_name()}) global grid {cells:,} cells, recipe {recipe} "
+            f"network, end to end with GeoTIFF I/O: {out['seconds']:.2f} s (target <= 2 s)",
+            flush=True,
+        )
 
 
 def memory(tmp: Path) -> None:
@@ -150,27 +178,49 @@ def memory(tmp: Path) -> None:
     mid = size // 2
     valid = _write_predictors(path, size, size, valid_cols=slice(mid - 2, mid + 2))
     gb = path.stat().st_size / 1e9
-    print(f"  wrote {size:,} x {size:,} x 13 predictors ({size * size * 13 * 4 / 1e9:.1f} GB as "
-          f"float32, {gb:.2f} GB compressed) in {time.perf_counter() - t0:.0f} s; "
-          f"{valid:,} valid cells", flush=True)
-    from backend.ml.modelfile import save_model
+    print(
+        f"  wrote {size:,} x {size:,} x 13 predictors ({size * size * 13 * 4 / 1e9:.1f} GB as "
+        f"float32, {gb:.2f} GB compressed) in {time.perf_counter() - t0:.0f} s; "
+        f"{valid:,} valid cells",
+        flush=True,
+    )
+    from cwsc.ml.modelfile import save_model
 
     model = save_model(tmp / "m.pt", _bundle("default"))
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "backend", "predict", "--model", str(model),
-                             "--predictors", str(path), "--out", str(tmp / "huge_out.tif"),
-                             "--device", "cpu"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "cwsc",
+            "predict",
+            "--model",
+            str(model),
+            "--predictors",
+            str(path),
+            "--out",
+            str(tmp / "huge_out.tif"),
+            "--device",
+            "cpu",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     _, status, usage = os.wait4(proc.pid, 0)
     out = proc.stdout.read().decode()
     proc.stdout.close()
     proc.stderr.close()
     rss_gb = usage.ru_maxrss * 1024 / 1e9  # KiB on Linux
     ok = os.waitstatus_to_exitcode(status) == 0 and '"result"' in out
-    print(f"  predict {size:,} x {size:,} x 13 in a child process: {'ok' if ok else 'FAILED'}, "
-          f"{time.perf_counter() - t0:.0f} s, peak RSS {rss_gb:.2f} GB (target < 2 GB: "
-          f"{'met' if rss_gb < 2 else 'NOT met'})", flush=True)
+    print(
+        f"  predict {size:,} x {size:,} x 13 in a child process: {'ok' if ok else 'FAILED'}, "
+        f"{time.perf_counter() - t0:.0f} s, peak RSS {rss_gb:.2f} GB (target < 2 GB: "
+        f"{'met' if rss_gb < 2 else 'NOT met'})",
+        flush=True,
+    )
     if not ok:
         print(out[-2000:])
 

@@ -46,9 +46,18 @@ def _write_grid(folder: Path, cells: int) -> list[str]:
         cube = np.full((MONTHS, height * width), -9999.0, np.float32)
         cube[:, :cells] = data.T
         path = folder / f"{name}.tif"
-        with rasterio.open(path, "w", driver="GTiff", width=width, height=height, count=MONTHS,
-                           dtype="float32", crs="EPSG:4326", nodata=-9999.0,
-                           transform=from_origin(0, 60, 0.5, 0.5)) as dst:
+        with rasterio.open(
+            path,
+            "w",
+            driver="GTiff",
+            width=width,
+            height=height,
+            count=MONTHS,
+            dtype="float32",
+            crs="EPSG:4326",
+            nodata=-9999.0,
+            transform=from_origin(0, 60, 0.5, 0.5),
+        ) as dst:
             dst.write(cube.reshape(MONTHS, height, width))
         args += [f"--{name}", str(path)]
     return args
@@ -66,9 +75,14 @@ def _run(args: list[str], kill_at: float | None = None) -> dict:
     import psutil
 
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "backend", "calibrate", *args], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cwsc", "calibrate", *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, PYTHONUNBUFFERED="1"),
+    )
     peaks = {"command": 0.0, "worker": 0.0}
     stop = threading.Event()
 
@@ -117,13 +131,15 @@ def _worker_counts(cores: int) -> list[int]:
 
 
 def main() -> None:
-    from backend.hydro.parallel import available_cores
+    from cwsc.hydro.calibration.shards import available_cores
 
     cores = available_cores()
     default = 2048 if QUICK else max(4096, 2048 * cores if cores > 2 else 4096)
     cells = int(os.environ.get("CWSC_BENCH_SCALING_CELLS", default))
-    print(f"{cells} land cells x {MONTHS} months, DWBM, default settings, {cores} cores "
-          f"(load average {os.getloadavg()[0]:.1f} at start)")
+    print(
+        f"{cells} land cells x {MONTHS} months, DWBM, default settings, {cores} cores "
+        f"(load average {os.getloadavg()[0]:.1f} at start)"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         inputs = _write_grid(tmp, cells) + ["--models", "DWBM"]
@@ -132,11 +148,14 @@ def main() -> None:
             r = _run(inputs + _outputs(tmp / f"w{n}") + ["--workers", str(n)])
             times[n] = r["seconds"]
             eff = times[1] / (n * r["seconds"])
-            print(f"{n:>3} worker{'s' if n > 1 else ' '}: {r['seconds']:6.1f} s, "
-                  f"{cells / r['seconds']:7.1f} cells/s, parallel efficiency {eff:5.1%}, "
-                  f"peak RSS command {r['command']:.0f} MiB, largest worker {r['worker']:.0f} MiB"
-                  + ("  (target >= 85 % at 2 workers)" if n == 2 else "")
-                  + ("  (target >= 80 % at 16 workers)" if n == 16 else ""), flush=True)
+            print(
+                f"{n:>3} worker{'s' if n > 1 else ' '}: {r['seconds']:6.1f} s, "
+                f"{cells / r['seconds']:7.1f} cells/s, parallel efficiency {eff:5.1%}, "
+                f"peak RSS command {r['command']:.0f} MiB, largest worker {r['worker']:.0f} MiB"
+                + ("  (target >= 85 % at 2 workers)" if n == 2 else "")
+                + ("  (target >= 80 % at 16 workers)" if n == 16 else ""),
+                flush=True,
+            )
 
         two = min(2, cores)
         pool = times.get(two) or _run(inputs + _outputs(tmp / "pool") + ["--workers", str(two)])["seconds"]
@@ -149,11 +168,19 @@ def main() -> None:
         _run(args, kill_at=0.5)
         saved = len(list(work.glob("calibrate-*/shard-*.npz")))
         again = _run(args)
-        same = all((tmp / "resumed" / n).read_bytes() == (tmp / f"w{two}" / n).read_bytes()
-                   for n in ("cwsc.tif", "kge.tif")) if two in times else "not compared"
-        print(f"killed at half way ({saved} shards saved), resumed: {again['seconds']:.1f} s = "
-              f"{again['seconds'] / full:.0%} of a full run ({full:.1f} s; target <= 60 %), "
-              f"{again['metrics'].get('shards_resumed')} shards resumed, outputs identical: {same}")
+        same = (
+            all(
+                (tmp / "resumed" / n).read_bytes() == (tmp / f"w{two}" / n).read_bytes()
+                for n in ("cwsc.tif", "kge.tif")
+            )
+            if two in times
+            else "not compared"
+        )
+        print(
+            f"killed at half way ({saved} shards saved), resumed: {again['seconds']:.1f} s = "
+            f"{again['seconds'] / full:.0%} of a full run ({full:.1f} s; target <= 60 %), "
+            f"{again['metrics'].get('shards_resumed')} shards resumed, outputs identical: {same}"
+        )
 
 
 def _bench_dask(inputs: list[str], tmp: Path, workers: int, pool_seconds: float) -> None:
@@ -164,12 +191,22 @@ def _bench_dask(inputs: list[str], tmp: Path, workers: int, pool_seconds: float)
         return
     env = os.environ.get("PYTHONPATH", "")
     os.environ["PYTHONPATH"] = f"{ROOT}{os.pathsep}{env}" if env else str(ROOT)
-    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                      dashboard_address=None) as cluster:
+    with LocalCluster(
+        n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster:
         r = _run(inputs + _outputs(tmp / "dask") + ["--dask-scheduler", cluster.scheduler_address])
     os.environ["PYTHONPATH"] = env
-    same = all((tmp / "dask" / n).read_bytes() == (tmp / f"w{workers}" / n).read_bytes()
-               for n in ("cwsc.tif", "kge.tif")) if (tmp / f"w{workers}").exists() else "not compared"
-    print(f"Dask, local scheduler and {workers} workers: {r['seconds']:.1f} s = "
-          f"{r['seconds'] / pool_seconds:.2f} x the process pool with {workers} workers "
-          f"(target <= 1.10), outputs identical: {same}", flush=True)
+    same = (
+        all(
+            (tmp / "dask" / n).read_bytes() == (tmp / f"w{workers}" / n).read_bytes()
+            for n in ("cwsc.tif", "kge.tif")
+        )
+        if (tmp / f"w{workers}").exists()
+        else "not compared"
+    )
+    print(
+        f"Dask, local scheduler and {workers} workers: {r['seconds']:.1f} s = "
+        f"{r['seconds'] / pool_seconds:.2f} x the process pool with {workers} workers "
+        f"(target <= 1.10), outputs identical: {same}",
+        flush=True,
+    )

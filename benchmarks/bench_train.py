@@ -3,7 +3,7 @@
 Printed, all measured in this run on this machine (ratios are what compare, the machine
 may be shared):
 
-1. On the synthetic twin (``backend.synthetic.twin``): test R2 of both recipes on the same split,
+1. On the synthetic twin (``cwsc.synthetic.twin``): test R2 of both recipes on the same split,
    and the training time the default recipe needs to reach the seed recipe's final test
    R2 as a fraction of the seed recipe's training time (target <= 1/4).
 2. Training samples/s of the default network and recipe beside the seed's (ResNet-32,
@@ -11,7 +11,7 @@ may be shared):
 3. On CUDA only: samples/s for 11 x 11 x 13 patches and ResNet-32 (target >= 100,000 on
    an H100), else "not measured (no CUDA)".
 
-   The same on the demo region of ``make demo`` (``backend.synthetic.demo_region``, seed 42) with its
+   The same on the demo region of ``make demo`` (``cwsc.synthetic.demo_region``, seed 42) with its
    calibrated labels (from ``demo-output/`` when there, else calibrated in the run);
    ``CWSC_BENCH_DEMO=0`` skips it.
 
@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from backend.devices import prepare_process
+from cwsc.machine.devices import prepare_process
 
 prepare_process()  # before torch loads
 
@@ -41,10 +41,11 @@ def _time_to_reach(history: list[dict], target: float) -> float | None:
     return None
 
 
-def compare_recipes(predictors: np.ndarray, labels: np.ndarray, kge: np.ndarray | None,
-                    seed_epochs: int) -> None:
+def compare_recipes(
+    predictors: np.ndarray, labels: np.ndarray, kge: np.ndarray | None, seed_epochs: int
+) -> None:
     """Train both recipes on the same split and print the accuracy figures of issue 3."""
-    from backend.ml.training import TrainConfig, train_from_arrays
+    from cwsc.ml.training import TrainConfig, train_from_arrays
 
     runs = {}
     for recipe, epochs in (("seed", seed_epochs), ("default", None)):
@@ -54,33 +55,43 @@ def compare_recipes(predictors: np.ndarray, labels: np.ndarray, kge: np.ndarray 
         wall = time.perf_counter() - t0
         h = res.histories[0]
         runs[recipe] = (res, h)
-        print(f"  recipe {recipe:8s}: test R2 {res.metrics['test_r2']:.4f}  RMSE "
-              f"{res.metrics['test_rmse']:.1f} mm  KGE {res.metrics['test_kge']:.3f}  "
-              f"epochs {res.epochs_run}  train {h[-1]['seconds']:.1f} s (wall with evaluation "
-              f"{wall:.1f} s)  sizes {res.sizes['train_samples']}/{res.sizes['val_samples']}/"
-              f"{res.sizes['test_samples']} train/val/test", flush=True)
+        print(
+            f"  recipe {recipe:8s}: test R2 {res.metrics['test_r2']:.4f}  RMSE "
+            f"{res.metrics['test_rmse']:.1f} mm  KGE {res.metrics['test_kge']:.3f}  "
+            f"epochs {res.epochs_run}  train {h[-1]['seconds']:.1f} s (wall with evaluation "
+            f"{wall:.1f} s)  sizes {res.sizes['train_samples']}/{res.sizes['val_samples']}/"
+            f"{res.sizes['test_samples']} train/val/test",
+            flush=True,
+        )
     seed_res, seed_h = runs["seed"]
     def_res, def_h = runs["default"]
     target = seed_res.metrics["test_r2"]
     reach = _time_to_reach(def_h, target)
     seed_time = seed_h[-1]["seconds"]
-    print(f"  default - seed test R2: {def_res.metrics['test_r2'] - target:+.4f} "
-          f"(target >= 0: {'met' if def_res.metrics['test_r2'] >= target else 'NOT met'})")
+    print(
+        f"  default - seed test R2: {def_res.metrics['test_r2'] - target:+.4f} "
+        f"(target >= 0: {'met' if def_res.metrics['test_r2'] >= target else 'NOT met'})"
+    )
     if reach is None:
         print(f"  default never reached the seed's R2 {target:.4f}: NOT met")
     else:
-        print(f"  time for default to reach the seed's final R2 {target:.4f}: {reach:.1f} s = "
-              f"{reach / seed_time:.3f} of the seed's {seed_time:.1f} s "
-              f"(target <= 0.25: {'met' if reach <= 0.25 * seed_time else 'NOT met'})")
+        print(
+            f"  time for default to reach the seed's final R2 {target:.4f}: {reach:.1f} s = "
+            f"{reach / seed_time:.3f} of the seed's {seed_time:.1f} s "
+            f"(target <= 0.25: {'met' if reach <= 0.25 * seed_time else 'NOT met'})"
+        )
 
 
 def accuracy() -> None:
-    from backend.synthetic.twin import make_twin
+    from cwsc.synthetic.twin import make_twin
 
     shape = (36, 36) if QUICK else (40, 40)
     twin = make_twin(shape, channels=13, seed=0)
-    print(f"twin: {shape[0]} x {shape[1]} cells, 13 predictors, "
-          f"{int(np.isfinite(twin.labels).sum())} land cells, CPU", flush=True)
+    print(
+        f"twin: {shape[0]} x {shape[1]} cells, 13 predictors, "
+        f"{int(np.isfinite(twin.labels).sum())} land cells, CPU",
+        flush=True,
+    )
     compare_recipes(twin.predictors, twin.labels, twin.kge, 30 if QUICK else 150)
 
 
@@ -88,10 +99,10 @@ def demo_labels(data: dict) -> tuple[np.ndarray, np.ndarray, str]:
     """The demo region's calibrated CWSC labels and KGE (rows, cols): read from the last
     ``make demo`` when its output is there and matches, else calibrated here (SCE-UA with the
     demo's 300 evaluations, a couple of minutes)."""
-    from backend import io
-    from backend.hydro.calibrate import calibrate
-    from backend.hydro.config import CalibrationConfig
-    from backend.hydro.sceua import SceuaSettings
+    from cwsc.hydro.calibration.config import CalibrationConfig
+    from cwsc.hydro.calibration.driver import calibrate
+    from cwsc.hydro.sceua import SceuaSettings
+    from cwsc.io import rasters as io
 
     root = Path(__file__).resolve().parents[1] / "demo-output"
     shape = data["land"].shape
@@ -107,8 +118,9 @@ def demo_labels(data: dict) -> tuple[np.ndarray, np.ndarray, str]:
     land = data["land"]
     months = data["precip_series"].shape[0]
     cells = np.flatnonzero(land.ravel())
-    series = [data[k].reshape(months, -1)[:, cells].T
-              for k in ("precip_series", "pet_series", "runoff_series")]
+    series = [
+        data[k].reshape(months, -1)[:, cells].T for k in ("precip_series", "pet_series", "runoff_series")
+    ]
     res = calibrate(*series, CalibrationConfig(sceua=SceuaSettings(max_evaluations=300)))
     labels = np.full(land.size, np.nan, np.float32)
     kge = np.full(land.size, np.nan, np.float32)
@@ -117,31 +129,38 @@ def demo_labels(data: dict) -> tuple[np.ndarray, np.ndarray, str]:
 
 
 def accuracy_demo() -> None:
-    from backend.synthetic.demo_region import PREDICTORS, DemoRegion, make_demo
+    from cwsc.synthetic.demo_region import PREDICTORS, DemoRegion, make_demo
 
     data = make_demo(DemoRegion(), 42)
     labels, kge, source = demo_labels(data)
     predictors = np.stack([data[name] for name in PREDICTORS]).astype(np.float32)
-    print(f"demo region (seed 42): {int(data['land'].sum())} land cells, {len(PREDICTORS)} "
-          f"predictors, {source}, KGE > 0, CPU", flush=True)
+    print(
+        f"demo region (seed 42): {int(data['land'].sum())} land cells, {len(PREDICTORS)} "
+        f"predictors, {source}, KGE > 0, CPU",
+        flush=True,
+    )
     compare_recipes(predictors, labels, kge, 30 if QUICK else 150)
 
 
 def throughput() -> None:
     import torch
 
-    from backend.devices import configure_cpu_threads
-    from backend.ml.network import ResNetConfig, build_network
-    from backend.ml.training import RECIPES
+    from cwsc.machine.devices import configure_cpu_threads
+    from cwsc.ml.network import ResNetConfig, build_network
+    from cwsc.ml.training import RECIPES
 
     configure_cpu_threads()
     rates = {}
     for name in ("seed", "default"):
         r = RECIPES[name]
         net = build_network(ResNetConfig(14, r.blocks, r.widths, r.sigmoid)).to(
-            memory_format=torch.channels_last)
-        opt = (torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, nesterov=True)
-               if r.optimizer == "sgd" else torch.optim.AdamW(net.parameters(), lr=1e-3))
+            memory_format=torch.channels_last
+        )
+        opt = (
+            torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, nesterov=True)
+            if r.optimizer == "sgd"
+            else torch.optim.AdamW(net.parameters(), lr=1e-3)
+        )
         x = torch.randn(r.batch_size, 14, 11, 11).contiguous(memory_format=torch.channels_last)
         y = torch.rand(r.batch_size)
         steps = 6 if QUICK else 20
@@ -154,11 +173,16 @@ def throughput() -> None:
                 opt.step()
             best = max(best, steps * r.batch_size / (time.perf_counter() - t0))
         rates[name] = best
-        print(f"  CPU training, recipe {name:8s} (ResNet-{6 * r.blocks + 2} {list(r.widths)}, batch "
-              f"{r.batch_size}): {best:,.0f} samples/s = {1e3 / best:.3f} ms/sample", flush=True)
-    print(f"  default / seed samples/s: {rates['default'] / rates['seed']:.2f}x "
-          f"({torch.get_num_threads()} threads; the original Keras script: "
-          f"{KERAS_MS_PER_SAMPLE} ms/sample on its machine)")
+        print(
+            f"  CPU training, recipe {name:8s} (ResNet-{6 * r.blocks + 2} {list(r.widths)}, batch "
+            f"{r.batch_size}): {best:,.0f} samples/s = {1e3 / best:.3f} ms/sample",
+            flush=True,
+        )
+    print(
+        f"  default / seed samples/s: {rates['default'] / rates['seed']:.2f}x "
+        f"({torch.get_num_threads()} threads; the original Keras script: "
+        f"{KERAS_MS_PER_SAMPLE} ms/sample on its machine)"
+    )
 
 
 def gpu_throughput() -> None:
@@ -167,7 +191,7 @@ def gpu_throughput() -> None:
     if not torch.cuda.is_available():
         print("  GPU training samples/s: not measured (no CUDA)")
         return
-    from backend.ml.network import ResNetConfig, build_network
+    from cwsc.ml.network import ResNetConfig, build_network
 
     dev = torch.device("cuda")
     torch.backends.cudnn.benchmark = True
@@ -179,10 +203,10 @@ def gpu_throughput() -> None:
         net = build_network(ResNetConfig(14)).to(dev).to(memory_format=torch.channels_last)
         opt = torch.optim.AdamW(net.parameters(), lr=1e-3, fused=True)
 
-        def epoch() -> None:
+        def epoch(bs=bs, net=net, opt=opt) -> None:
             perm = torch.randperm(n, device=dev)
             for i in range(n // bs):
-                idx = perm[i * bs:(i + 1) * bs]
+                idx = perm[i * bs : (i + 1) * bs]
                 with torch.autocast("cuda", dtype=torch.bfloat16):
                     out = net(x[idx])
                 loss = torch.nn.functional.mse_loss(out.float(), y[idx])
@@ -197,9 +221,12 @@ def gpu_throughput() -> None:
         epoch()
         torch.cuda.synchronize()
         rate = 2 * n / (time.perf_counter() - t0)
-        print(f"  GPU ({torch.cuda.get_device_name()}) training ResNet-32, 11x11x13 patches (+mask), "
-              f"batch {bs}, bf16, channels-last, data on the GPU: {rate:,.0f} samples/s "
-              f"(target >= 100,000 on an H100)", flush=True)
+        print(
+            f"  GPU ({torch.cuda.get_device_name()}) training ResNet-32, 11x11x13 patches (+mask), "
+            f"batch {bs}, bf16, channels-last, data on the GPU: {rate:,.0f} samples/s "
+            f"(target >= 100,000 on an H100)",
+            flush=True,
+        )
 
 
 def main() -> None:

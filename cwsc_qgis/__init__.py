@@ -1,7 +1,7 @@
 """CWSC toolkit: a QGIS Processing provider for catchment water storage capacity maps.
 
 The plugin imports only ``qgis``, ``qgis.PyQt`` and the standard library. All numeric
-work runs in a separate backend process (``python -m backend <command>``); see
+work runs in a separate backend process (``python -m cwsc <command>``); see
 ``runner.py``.
 """
 

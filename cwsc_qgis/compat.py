@@ -4,9 +4,15 @@ Each name is looked up the new way first and falls back to the 3.22 spelling, so
 code runs on QGIS 3.22 and on Qt6 builds (``supportsQt6=True``).
 """
 
-from qgis.core import (Qgis, QgsProcessing, QgsProcessingParameterDefinition,
-                       QgsProcessingParameterNumber, QgsRasterBandStats, QgsRasterDataProvider,
-                       QgsRasterFileWriter)
+from qgis.core import (
+    Qgis,
+    QgsProcessing,
+    QgsProcessingParameterDefinition,
+    QgsProcessingParameterNumber,
+    QgsRasterBandStats,
+    QgsRasterDataProvider,
+    QgsRasterFileWriter,
+)
 
 
 def _pick(new_scope, new_name, old_owner, old_name):
@@ -16,10 +22,8 @@ def _pick(new_scope, new_name, old_owner, old_name):
     return getattr(old_owner, old_name)
 
 
-FLAG_ADVANCED = _pick("ProcessingParameterFlag", "Advanced",
-                      QgsProcessingParameterDefinition, "FlagAdvanced")
-FLAG_OPTIONAL = _pick("ProcessingParameterFlag", "Optional",
-                      QgsProcessingParameterDefinition, "FlagOptional")
+FLAG_ADVANCED = _pick("ProcessingParameterFlag", "Advanced", QgsProcessingParameterDefinition, "FlagAdvanced")
+FLAG_OPTIONAL = _pick("ProcessingParameterFlag", "Optional", QgsProcessingParameterDefinition, "FlagOptional")
 INTEGER = _pick("ProcessingNumberParameterType", "Integer", QgsProcessingParameterNumber, "Integer")
 DOUBLE = _pick("ProcessingNumberParameterType", "Double", QgsProcessingParameterNumber, "Double")
 TYPE_RASTER = _pick("ProcessingSourceType", "Raster", QgsProcessing, "TypeRaster")

@@ -27,8 +27,7 @@ TORCH_INDEXES = {
     ("linux", "cpu"): "https://download.pytorch.org/whl/cpu",
     ("win32", "cuda"): "https://download.pytorch.org/whl/cu128",
 }
-_VERSION_SCRIPT = ("import sys, venv, ensurepip; "
-                   "print('%d.%d.%d' % sys.version_info[:3])")
+_VERSION_SCRIPT = "import sys, venv, ensurepip; print('%d.%d.%d' % sys.version_info[:3])"
 
 
 class SetupCancelled(Exception):
@@ -43,21 +42,36 @@ def default_folder():
 
 
 def requirements_file():
-    """The backend's requirements, shipped in the plugin zip (or in a repository checkout)."""
-    for candidate in (os.path.join(settings.PLUGIN_DIR, "requirements", "backend.txt"),
-                      os.path.join(os.path.dirname(settings.PLUGIN_DIR), "requirements",
-                                   "backend.txt")):
+    """The exact versions of the backend's packages (``requirements/lock.txt``), shipped in the
+    plugin zip (or in a repository checkout)."""
+    for candidate in (
+        os.path.join(settings.PLUGIN_DIR, "requirements", "lock.txt"),
+        os.path.join(os.path.dirname(settings.PLUGIN_DIR), "requirements", "lock.txt"),
+    ):
         if os.path.isfile(candidate):
             return candidate
-    raise QgsProcessingException("the plugin has no requirements/backend.txt: reinstall the plugin "
-                                 "from its zip")
+    raise QgsProcessingException("the plugin has no requirements/lock.txt: reinstall the plugin from its zip")
+
+
+def package_folder():
+    """The folder that holds the ``cwsc`` package and its ``pyproject.toml``: ``lib/`` in the
+    plugin zip, the repository root in a checkout; None when neither has it."""
+    for candidate in (settings.backend_root(), os.path.dirname(settings.PLUGIN_DIR)):
+        if candidate and os.path.isfile(os.path.join(candidate, "pyproject.toml")):
+            return candidate
+    return None
 
 
 def python_version(path):
     """``(major, minor, micro)`` of the Python at ``path`` when it can make a venv, else None."""
     try:
-        done = subprocess.run([path, "-c", _VERSION_SCRIPT], capture_output=True, text=True,
-                              timeout=60, env=interpreter.clean_env(None))
+        done = subprocess.run(
+            [path, "-c", _VERSION_SCRIPT],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=interpreter.clean_env(None),
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None
     if done.returncode != 0:
@@ -92,11 +106,14 @@ def find_python(explicit=None):
         version = python_version(explicit)
         if version is None:
             raise QgsProcessingException(
-                "PYTHON: '{}' does not run, or lacks the venv module".format(explicit))
+                "PYTHON: '{}' does not run, or lacks the venv module".format(explicit)
+            )
         if version[:2] < MIN_PYTHON:
-            raise QgsProcessingException("PYTHON: '{}' is Python {}; the backend needs {}.{} or "
-                                         "newer".format(explicit, ".".join(map(str, version)),
-                                                        *MIN_PYTHON))
+            raise QgsProcessingException(
+                "PYTHON: '{}' is Python {}; the backend needs {}.{} or newer".format(
+                    explicit, ".".join(map(str, version)), *MIN_PYTHON
+                )
+            )
         return explicit, version
     tried = []
     for path in python_candidates():
@@ -107,8 +124,10 @@ def find_python(explicit=None):
     raise QgsProcessingException(
         "no Python {}.{} or newer able to make a virtual environment was found (tried: {}). "
         "Install one (python.org on Windows and macOS; 'apt install python3-venv' on Debian and "
-        "Ubuntu) and run this again, or give it as PYTHON".format(*MIN_PYTHON, "; ".join(tried)
-                                                                   or "nothing on PATH"))
+        "Ubuntu) and run this again, or give it as PYTHON".format(
+            *MIN_PYTHON, "; ".join(tried) or "nothing on PATH"
+        )
+    )
 
 
 def gpu_present():
@@ -134,11 +153,12 @@ def index_answers(url, timeout=5):
     """Whether the package index at ``url`` answers at all within ``timeout`` seconds."""
     import urllib.error
     import urllib.request
+
     try:
         with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=timeout):
             return True
     except urllib.error.HTTPError:
-        return True         # it answered, if only to refuse HEAD
+        return True  # it answered, if only to refuse HEAD
     except (OSError, ValueError):
         return False
 
@@ -152,8 +172,10 @@ def pip_index_options(build, feedback=None):
         return []
     if not index_answers(url):
         if feedback is not None:
-            feedback.pushWarning("the PyTorch index {} does not answer; torch comes from the "
-                                 "indexes pip is configured with".format(url))
+            feedback.pushWarning(
+                "the PyTorch index {} does not answer; torch comes from the "
+                "indexes pip is configured with".format(url)
+            )
         return []
     return ["--extra-index-url", url]
 
@@ -161,8 +183,14 @@ def pip_index_options(build, feedback=None):
 def stream(cmd, feedback, env=None, on_line=None, poll=0.2):
     """Run ``cmd``, every output line to the log (and ``on_line``); Cancel kills it and
     raises :class:`SetupCancelled`. Returns the exit code."""
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL, env=env, **interpreter.popen_kwargs())
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        env=env,
+        **interpreter.popen_kwargs(),
+    )
     lines = queue.Queue()
 
     def pump():
@@ -218,7 +246,8 @@ def check_folder(folder):
     if os.listdir(folder) and not os.path.isfile(os.path.join(folder, "pyvenv.cfg")):
         raise QgsProcessingException(
             "FOLDER: '{}' is not empty and is not a Python environment: choose a new or empty "
-            "folder (nothing in it was touched)".format(folder))
+            "folder (nothing in it was touched)".format(folder)
+        )
     return True
 
 
@@ -233,11 +262,17 @@ def record(python):
     interpreter.forget_checks()
 
 
-def backend_info(python, feedback=None):
+def backend_info(python, feedback=None):  # noqa: ARG001 - callers pass their feedback
     """The ``info`` command's metrics from ``python``, or a clear error."""
     root = settings.backend_root()
-    done = subprocess.run([python, "-m", "backend", "info"], capture_output=True, text=True,
-                          timeout=300, env=interpreter.clean_env(root), stdin=subprocess.DEVNULL)
+    done = subprocess.run(
+        [python, "-m", "cwsc", "info"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=interpreter.clean_env(root),
+        stdin=subprocess.DEVNULL,
+    )
     result = None
     for line in done.stdout.splitlines():
         try:
@@ -247,8 +282,11 @@ def backend_info(python, feedback=None):
         if event.get("event") == "result":
             result = event
     if done.returncode != 0 or result is None:
-        raise QgsProcessingException("the new environment does not run the backend (exit {}): "
-                                     "{}".format(done.returncode, (done.stderr or done.stdout)[-800:]))
+        raise QgsProcessingException(
+            "the new environment does not run the backend (exit {}): {}".format(
+                done.returncode, (done.stderr or done.stdout)[-800:]
+            )
+        )
     return result.get("metrics") or {}
 
 
@@ -263,8 +301,9 @@ def build(folder, python, build_kind, feedback, pip_options=()):
             feedback.pushInfo("making a virtual environment in {} with {}".format(folder, python))
             rc = stream([python, "-m", "venv", folder], feedback, env=interpreter.clean_env(None))
             if rc != 0:
-                raise QgsProcessingException("'{} -m venv {}' failed (exit {}); see the log"
-                                             .format(python, folder, rc))
+                raise QgsProcessingException(
+                    "'{} -m venv {}' failed (exit {}); see the log".format(python, folder, rc)
+                )
         feedback.setProgress(10)
         target = interpreter.venv_python(folder)
         requirements = requirements_file()
@@ -275,19 +314,50 @@ def build(folder, python, build_kind, feedback, pip_options=()):
         def progress(line):
             if line.startswith("Collecting ") or line.startswith("Requirement already satisfied"):
                 seen[0] += 1
-                # The requirements pull in about four packages each.
-                feedback.setProgress(10 + 80 * min(1.0, seen[0] / (4.0 * len(wanted))))
+                # The lock names every package once.
+                feedback.setProgress(10 + 80 * min(1.0, seen[0] / float(len(wanted))))
 
-        cmd = [target, "-m", "pip", "install", "--disable-pip-version-check",
-               "--progress-bar", "off", "-r", requirements]
+        cmd = [
+            target,
+            "-m",
+            "pip",
+            "install",
+            "--disable-pip-version-check",
+            "--progress-bar",
+            "off",
+            "-r",
+            requirements,
+        ]
         cmd += pip_index_options(build_kind, feedback) + list(pip_options)
-        feedback.setProgressText("installing the backend's packages (torch: {} build)"
-                                 .format(build_kind))
+        feedback.setProgressText("installing the backend's packages (torch: {} build)".format(build_kind))
         feedback.pushInfo("$ " + " ".join(cmd))
         rc = stream(cmd, feedback, env=interpreter.clean_env(None), on_line=progress)
         if rc != 0:
-            raise QgsProcessingException("pip could not install the backend's packages (exit {}); "
-                                         "the log above says why".format(rc))
+            raise QgsProcessingException(
+                "pip could not install the backend's packages (exit {}); the log above says why".format(rc)
+            )
+        source = package_folder()
+        if source:
+            # The package itself, so that `cwsc` and Dask workers started from this
+            # environment import it without PYTHONPATH (its dependencies are in place).
+            feedback.setProgressText("installing the cwsc package")
+            cmd = [
+                target,
+                "-m",
+                "pip",
+                "install",
+                "--disable-pip-version-check",
+                "--progress-bar",
+                "off",
+                "--no-deps",
+                source,
+            ]
+            feedback.pushInfo("$ " + " ".join(cmd))
+            rc = stream(cmd, feedback, env=interpreter.clean_env(None))
+            if rc != 0:
+                raise QgsProcessingException(
+                    "pip could not install the cwsc package (exit {}); the log above says why".format(rc)
+                )
         feedback.setProgress(90)
         feedback.setProgressText("checking the backend")
         return target, time.monotonic() - t0

@@ -73,8 +73,9 @@ def interpreter_candidates():
         found.append((_normalise(value), "the environment variable CWSC_BACKEND_PYTHON", True))
     value = _recorded_python()
     if value:
-        found.append((_normalise(value), "the path recorded at deploy time in "
-                      + settings.RECORDED_PYTHON_FILE, False))
+        found.append(
+            (_normalise(value), "the path recorded at deploy time in " + settings.RECORDED_PYTHON_FILE, False)
+        )
     root = settings.backend_root()
     for folder in filter(None, [root, settings.PLUGIN_DIR]):
         path = venv_python(os.path.join(folder, ".venv"))
@@ -91,19 +92,29 @@ def find_backend_python():
             return path, source
         if explicit:
             raise QgsProcessingException(
-                "CWSC backend interpreter '{}' (from {}) does not exist or is not executable. {}"
-                .format(path, source, SETUP_HINT))
+                "CWSC backend interpreter '{}' (from {}) does not exist or is not executable. {}".format(
+                    path, source, SETUP_HINT
+                )
+            )
         tried.append(path)
     raise QgsProcessingException(
-        "No CWSC backend interpreter found (tried: {}). {}".format(
-            ", ".join(tried) or "nothing", SETUP_HINT))
+        "No CWSC backend interpreter found (tried: {}). {}".format(", ".join(tried) or "nothing", SETUP_HINT)
+    )
 
 
 def clean_env(root):
     """The child's environment: no PYTHONHOME/PYTHONPATH or GDAL/PROJ data paths from QGIS."""
     env = dict(os.environ)
-    for name in ("PYTHONHOME", "PYTHONPATH", "PYTHONSTARTUP", "PYTHONEXECUTABLE",
-                 "GDAL_DATA", "PROJ_LIB", "PROJ_DATA", "GDAL_DRIVER_PATH"):
+    for name in (
+        "PYTHONHOME",
+        "PYTHONPATH",
+        "PYTHONSTARTUP",
+        "PYTHONEXECUTABLE",
+        "GDAL_DATA",
+        "PROJ_LIB",
+        "PROJ_DATA",
+        "GDAL_DRIVER_PATH",
+    ):
         env.pop(name, None)
     if root:
         env["PYTHONPATH"] = root
@@ -134,25 +145,36 @@ def check_backend(python, source="", root=None):
         if key in _checked:
             return _checked[key]
     try:
-        done = subprocess.run([python, "-c", _CHECK_SCRIPT], env=clean_env(root),
-                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, timeout=60, **({} if sys.platform != "win32"
-                                                                     else popen_kwargs()))
+        done = subprocess.run(
+            [python, "-c", _CHECK_SCRIPT],
+            env=clean_env(root),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            timeout=60,
+            **({} if sys.platform != "win32" else popen_kwargs()),
+        )
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise QgsProcessingException(
             "CWSC backend interpreter '{}' (from {}) cannot be started: {}. {}".format(
-                python, source or "settings", exc, SETUP_HINT))
+                python, source or "settings", exc, SETUP_HINT
+            )
+        ) from None
     try:
         info = json.loads(done.stdout.decode("utf-8", "replace").strip().splitlines()[-1])
     except (ValueError, IndexError):
         tail = done.stderr.decode("utf-8", "replace").strip()[-600:]
         raise QgsProcessingException(
             "CWSC backend interpreter '{}' (from {}) does not run Python: {}. {}".format(
-                python, source or "settings", tail or "no output", SETUP_HINT))
+                python, source or "settings", tail or "no output", SETUP_HINT
+            )
+        ) from None
     if info.get("missing"):
         raise QgsProcessingException(
             "CWSC backend interpreter '{}' (from {}) lacks {}. {}".format(
-                python, source or "settings", ", ".join(info["missing"]), SETUP_HINT))
+                python, source or "settings", ", ".join(info["missing"]), SETUP_HINT
+            )
+        )
     with _checked_lock:
         _checked[key] = info
     return info

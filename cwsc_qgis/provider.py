@@ -10,7 +10,6 @@ from .algorithms import ALGORITHMS
 
 
 class CwscProvider(QgsProcessingProvider):
-
     def id(self):
         return "cwsc"
 
@@ -52,7 +51,7 @@ class CwscProvider(QgsProcessingProvider):
         try:
             QgsApplication.processingRegistry().providerAdded.disconnect(self._registered)
         except TypeError:
-            pass            # already disconnected once registered
+            pass  # already disconnected once registered
         settings.unregister_settings()
 
     def loadAlgorithms(self):  # noqa: N802

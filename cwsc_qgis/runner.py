@@ -1,7 +1,7 @@
 """Run the backend in its own process and turn its JSON-lines events into QGIS feedback.
 
-``python -m backend <command> ...`` writes one JSON object per line on stdout (see
-``backend/protocol.py`` and ``docs/design.md``). A reader thread puts the lines on a queue; the
+``python -m cwsc <command> ...`` writes one JSON object per line on stdout (see
+``cwsc/runtime/protocol.py`` and ``docs/design.md``). A reader thread puts the lines on a queue; the
 calling thread polls the queue and ``feedback.isCanceled()`` every 100 ms, so Cancel
 stops the whole process tree (SIGTERM, then SIGKILL after 1.5 s) within 2 s.
 
@@ -27,6 +27,7 @@ EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT, EXIT_CANCELLED = 0, 1, 2, 3
 POLL_S = 0.1
 TERM_GRACE_S = 1.5
 STDERR_TAIL_LINES = 25
+
 
 class BackendCancelled(QgsProcessingException):
     """Raised after Cancel once the backend process tree is gone."""
@@ -59,8 +60,12 @@ def terminate_tree(proc, grace_s=TERM_GRACE_S):
             proc.wait(timeout=grace_s)
         except (OSError, ValueError, subprocess.TimeoutExpired):
             pass
-        subprocess.run(["taskkill", "/F", "/T", "/PID", str(proc.pid)],
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **popen_kwargs())
+        subprocess.run(
+            ["taskkill", "/F", "/T", "/PID", str(proc.pid)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            **popen_kwargs(),
+        )
         proc.wait()
         return
     pgid = proc.pid  # start_new_session=True: the child leads its own group
@@ -85,7 +90,7 @@ def terminate_tree(proc, grace_s=TERM_GRACE_S):
 
 def remove_temporaries(outputs, pid):
     """After a cancel or failure: remove the temporary files of the backend process ``pid``
-    (``.<name>.cwsc-<pid>-<token>.part``, see backend/outputs.py) beside each output. Only
+    (``.<name>.cwsc-<pid>-<token>.part``, see cwsc/runtime/outputs.py) beside each output. Only
     that run's files: never an output, never another run's temporaries. The backend removes
     its own on SIGTERM; this is for a backend that had to be killed."""
     if not pid:
@@ -113,8 +118,7 @@ class BackendRun:
     #: the most recent run (its ``proc.pid`` leads the process group): for tests and debugging
     last = None
 
-    def __init__(self, command, args, feedback=None, outputs=(), python=None, root=None,
-                 check=True):
+    def __init__(self, command, args, feedback=None, outputs=(), python=None, root=None, check=True):
         self.command = command
         self.args = [str(a) for a in args]
         self.feedback = feedback if feedback is not None else QgsProcessingFeedback()
@@ -153,8 +157,7 @@ class BackendRun:
         if kind == "progress":
             if self.first_progress_s is None:
                 self.first_progress_s = time.monotonic() - self.started
-                fb.pushDebugInfo("backend: first progress after {:.2f} s".format(
-                    self.first_progress_s))
+                fb.pushDebugInfo("backend: first progress after {:.2f} s".format(self.first_progress_s))
             try:
                 fb.setProgress(100.0 * float(event.get("fraction", 0.0)))
             except (TypeError, ValueError):
@@ -166,8 +169,11 @@ class BackendRun:
                     fb.setProgressText(str(stage))
             extra = {k: v for k, v in event.items() if k not in ("event", "fraction", "stage")}
             if extra:
-                fb.pushInfo("{}: {}".format(stage or "progress", ", ".join(
-                    "{}={}".format(k, _fmt(v)) for k, v in extra.items())))
+                fb.pushInfo(
+                    "{}: {}".format(
+                        stage or "progress", ", ".join("{}={}".format(k, _fmt(v)) for k, v in extra.items())
+                    )
+                )
         elif kind == "log":
             level = str(event.get("level", "info")).lower()
             message = str(event.get("message", ""))
@@ -178,26 +184,29 @@ class BackendRun:
             else:
                 fb.pushInfo(message)
         elif kind == "result":
-            self.result = {"outputs": event.get("outputs") or {},
-                           "metrics": event.get("metrics") or {}}
+            self.result = {"outputs": event.get("outputs") or {}, "metrics": event.get("metrics") or {}}
         elif kind == "error":
-            self.error = {"kind": event.get("kind", "internal"),
-                          "message": str(event.get("message", "unknown error"))}
+            self.error = {
+                "kind": event.get("kind", "internal"),
+                "message": str(event.get("message", "unknown error")),
+            }
         else:
             fb.pushDebugInfo(text)
 
     # -- the run --------------------------------------------------------------------------
     def command_line(self):
-        return [self.python, "-m", "backend", self.command] + self.args
+        return [self.python, "-m", "cwsc", self.command] + self.args
 
     def run(self):
         fb = self.feedback
         self.started = time.monotonic()
         if self.root is None:
             raise QgsProcessingException(
-                "The CWSC plugin cannot find its 'backend' package (looked in {}/lib and its parent "
-                "folder). Reinstall the plugin from the zip made by 'make package'."
-                .format(settings.PLUGIN_DIR))
+                "The CWSC plugin cannot find its 'cwsc' package (looked in {}/lib and its parent "
+                "folder). Reinstall the plugin from the zip made by 'make package'.".format(
+                    settings.PLUGIN_DIR
+                )
+            )
         if self.python is None:
             self.python, self.source = find_backend_python()
         if self.check:
@@ -205,19 +214,24 @@ class BackendRun:
         fb.pushDebugInfo("backend: {}".format(subprocess.list2cmdline(self.command_line())))
         try:
             self.proc = subprocess.Popen(
-                self.command_line(), cwd=self.root, env=clean_env(self.root),
-                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                **popen_kwargs())
+                self.command_line(),
+                cwd=self.root,
+                env=clean_env(self.root),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                **popen_kwargs(),
+            )
         except OSError as exc:
             raise QgsProcessingException(
                 "Cannot start the CWSC backend '{}' (from {}): {}. {}".format(
-                    self.python, self.source, exc, SETUP_HINT))
+                    self.python, self.source, exc, SETUP_HINT
+                )
+            ) from None
         BackendRun.last = self
         lines = queue.Queue()
-        out_thread = threading.Thread(target=_pump, args=(self.proc.stdout, lines.put),
-                                      daemon=True)
-        err_thread = threading.Thread(target=_pump, args=(self.proc.stderr, self._stderr),
-                                      daemon=True)
+        out_thread = threading.Thread(target=_pump, args=(self.proc.stdout, lines.put), daemon=True)
+        err_thread = threading.Thread(target=_pump, args=(self.proc.stderr, self._stderr), daemon=True)
         out_thread.start()
         err_thread.start()
         cancelled = False
@@ -261,15 +275,16 @@ class BackendRun:
         code = self.proc.returncode
         if cancelled or code == EXIT_CANCELLED or (self.error or {}).get("kind") == "cancelled":
             remove_temporaries(self.outputs, self.proc.pid)
-            raise BackendCancelled("Cancelled: the CWSC backend '{}' was stopped and left no "
-                                   "output.".format(self.command))
+            raise BackendCancelled(
+                "Cancelled: the CWSC backend '{}' was stopped and left no output.".format(self.command)
+            )
         if code != EXIT_OK or self.error is not None:
             remove_temporaries(self.outputs, self.proc.pid)
             raise QgsProcessingException(self._failure_message(code))
         if self.result is None:
             raise QgsProcessingException(
-                "The CWSC backend '{}' finished without a result.{}".format(
-                    self.command, self._tail()))
+                "The CWSC backend '{}' finished without a result.{}".format(self.command, self._tail())
+            )
         return self.result
 
     def _stderr(self, raw):
@@ -291,7 +306,8 @@ class BackendRun:
         if message:
             return "CWSC {} failed: {}{}".format(self.command, message, self._tail())
         return "CWSC {} failed (backend exit status {}).{}".format(
-            self.command, code, self._tail() or " The backend wrote nothing on stderr.")
+            self.command, code, self._tail() or " The backend wrote nothing on stderr."
+        )
 
 
 def _pump(stream, put):
@@ -311,5 +327,5 @@ def _fmt(value):
 
 
 def run_backend(command, args, feedback=None, outputs=(), **kwargs):
-    """Run ``python -m backend <command> <args>``; return ``{"outputs":..., "metrics":...}``."""
+    """Run ``python -m cwsc <command> <args>``; return ``{"outputs":..., "metrics":...}``."""
     return BackendRun(command, args, feedback=feedback, outputs=outputs, **kwargs).run()

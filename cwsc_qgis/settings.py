@@ -27,8 +27,10 @@ RECORDED_PYTHON_FILE = os.path.join(PLUGIN_DIR, "backend_python.txt")
 
 def resources_dir():
     """``resources/`` inside the plugin (zip install) or beside it (repository checkout)."""
-    for candidate in (os.path.join(PLUGIN_DIR, "resources"),
-                      os.path.join(os.path.dirname(PLUGIN_DIR), "resources")):
+    for candidate in (
+        os.path.join(PLUGIN_DIR, "resources"),
+        os.path.join(os.path.dirname(PLUGIN_DIR), "resources"),
+    ):
         if os.path.isdir(candidate):
             return candidate
     return os.path.join(PLUGIN_DIR, "resources")
@@ -43,11 +45,11 @@ def icon_path():
 
 
 def backend_root():
-    """The folder that holds the ``backend`` package: ``cwsc_qgis/lib`` in the plugin zip
+    """The folder that holds the ``cwsc`` package: ``cwsc_qgis/lib`` in the plugin zip
     (a folder of its own, so nothing of the plugin shadows a module in the backend's
     process), or the repository root in a checkout."""
     for candidate in (os.path.join(PLUGIN_DIR, "lib"), os.path.dirname(PLUGIN_DIR)):
-        if os.path.isfile(os.path.join(candidate, "backend", "__main__.py")):
+        if os.path.isfile(os.path.join(candidate, "cwsc", "__main__.py")):
             return candidate
     return None
 
@@ -68,23 +70,44 @@ def register_settings(icon=None):
 
     if icon is not None:
         cfg.settingIcons[PROVIDER_GROUP] = icon
-    cfg.addSetting(Setting(
-        PROVIDER_GROUP, BACKEND_PYTHON,
-        "Backend Python interpreter (empty: $CWSC_BACKEND_PYTHON, then the path recorded by "
-        "'make deploy', then the project's .venv)", "", valuetype=Setting.FILE))
-    cfg.addSetting(Setting(
-        PROVIDER_GROUP, DEFAULT_DEVICE,
-        "Default device when an algorithm's DEVICE is left at 'auto'", DEVICES[0],
-        valuetype=Setting.SELECTION, options=list(DEVICES)))
-    cfg.addSetting(Setting(
-        PROVIDER_GROUP, CWSC_SCALE_MAX,
-        "Top of the colour scale of every CWSC layer (mm; the same colour is the same CWSC in "
-        "labels, masked labels, per-model sc and predicted maps)", DEFAULT_SCALE_MAX,
-        valuetype=Setting.FLOAT))
-    cfg.addSetting(Setting(
-        PROVIDER_GROUP, DASK_SCHEDULER,
-        "Dask scheduler for calibration (e.g. tcp://host:8786; empty: this computer's cores)",
-        ""))
+    cfg.addSetting(
+        Setting(
+            PROVIDER_GROUP,
+            BACKEND_PYTHON,
+            "Backend Python interpreter (empty: $CWSC_BACKEND_PYTHON, then the path recorded by "
+            "'make deploy', then the project's .venv)",
+            "",
+            valuetype=Setting.FILE,
+        )
+    )
+    cfg.addSetting(
+        Setting(
+            PROVIDER_GROUP,
+            DEFAULT_DEVICE,
+            "Default device when an algorithm's DEVICE is left at 'auto'",
+            DEVICES[0],
+            valuetype=Setting.SELECTION,
+            options=list(DEVICES),
+        )
+    )
+    cfg.addSetting(
+        Setting(
+            PROVIDER_GROUP,
+            CWSC_SCALE_MAX,
+            "Top of the colour scale of every CWSC layer (mm; the same colour is the same CWSC in "
+            "labels, masked labels, per-model sc and predicted maps)",
+            DEFAULT_SCALE_MAX,
+            valuetype=Setting.FLOAT,
+        )
+    )
+    cfg.addSetting(
+        Setting(
+            PROVIDER_GROUP,
+            DASK_SCHEDULER,
+            "Dask scheduler for calibration (e.g. tcp://host:8786; empty: this computer's cores)",
+            "",
+        )
+    )
     cfg.readSettings()
 
 

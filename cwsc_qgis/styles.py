@@ -13,8 +13,7 @@ import math
 import os
 import shutil
 
-from qgis.core import (QgsProcessingLayerPostProcessorInterface,
-                       QgsRasterLayer)
+from qgis.core import QgsProcessingLayerPostProcessorInterface, QgsRasterLayer
 
 from .compat import STAT_MAX
 from .settings import resource_path, setting_scale_max

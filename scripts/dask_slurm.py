@@ -1,19 +1,21 @@
 """Start a Dask scheduler and CWSC workers on a SLURM cluster, and keep them up.
 
     python scripts/dask_slurm.py --jobs 4 --cores 32 --memory 64GB --walltime 04:00:00 \
-        --backend /path/to/cwsc_qgis [--queue normal] [--account proj] [--address-file cwsc-dask.txt]
+        [--queue normal] [--account proj] [--address-file cwsc-dask.txt]
 
-Run it (with the backend environment's Python, which needs ``dask-jobqueue``: ``pip install
-dask-jobqueue``) on a login node or in a small job of its own. It submits ``--jobs`` SLURM
-jobs, each running ``--cores`` single-threaded Dask workers (one per core, as the calibration
-wants), with ``--backend`` (the folder that holds ``backend/``: the plugin folder or a clone
-of the repository) on their ``PYTHONPATH``, and prints the scheduler's address, also written to
-``--address-file``. Give that address to the calibrate command (``--dask-scheduler``, the
-``DASK_SCHEDULER`` parameter or the provider setting). Stop it with Ctrl-C: the jobs end.
+Run it with the Python of an environment where the package is installed with its cluster
+extra (``pip install "cwsc[cluster]"``, or ``pip install ".[cluster]"`` in a clone), on a login
+node or in a small job of its own. It submits ``--jobs`` SLURM jobs, each running ``--cores``
+single-threaded Dask workers (one per core, as the calibration wants), and prints the
+scheduler's address, also written to ``--address-file``. Give that address to the calibrate
+command (``--dask-scheduler``, the ``DASK_SCHEDULER`` parameter or the provider setting).
+Stop it with Ctrl-C: the jobs end.
 
-The workers receive each shard's forcing with its task, so they need no access to the input
-files; they need the same backend environment (the Python given by ``--python``, default
-this one) on the compute nodes.
+The scheduler (in this process) and the workers need only that environment: no
+``PYTHONPATH``. The workers receive each shard's forcing with its task, so they need no access
+to the input files; on the compute nodes they run the Python given by ``--python`` (default
+this one). A run checks that the scheduler and every worker import the same version of the
+package before it sends any work.
 """
 
 from __future__ import annotations
@@ -32,15 +34,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--walltime", default="04:00:00")
     parser.add_argument("--queue", default=None)
     parser.add_argument("--account", default=None)
-    parser.add_argument("--backend", required=True, help="folder that contains backend/")
-    parser.add_argument("--python", default=sys.executable,
-                        help="the backend environment's Python on the compute nodes")
+    parser.add_argument(
+        "--python", default=sys.executable, help="the backend environment's Python on the compute nodes"
+    )
     parser.add_argument("--address-file", default="cwsc-dask-scheduler.txt")
     args = parser.parse_args(argv)
 
-    backend = Path(args.backend).expanduser().resolve()
-    if not (backend / "backend" / "__main__.py").exists():
-        parser.error(f"--backend: {backend} has no backend/ package")
+    try:
+        import cwsc
+    except ImportError:
+        parser.error("the cwsc package is not installed in this environment (pip install 'cwsc[cluster]')")
     try:
         from dask_jobqueue import SLURMCluster
     except ImportError:
@@ -48,13 +51,18 @@ def main(argv: list[str] | None = None) -> int:
     from distributed import Client
 
     cluster = SLURMCluster(
-        cores=args.cores, processes=args.cores, memory=args.memory, walltime=args.walltime,
-        queue=args.queue, account=args.account, python=args.python,
-        job_script_prologue=[f"export PYTHONPATH={backend}:$PYTHONPATH",
-                             "export OMP_NUM_THREADS=1"])
+        cores=args.cores,
+        processes=args.cores,
+        memory=args.memory,
+        walltime=args.walltime,
+        queue=args.queue,
+        account=args.account,
+        python=args.python,
+        job_script_prologue=["export OMP_NUM_THREADS=1"],
+    )
     cluster.scale(jobs=args.jobs)
     Path(args.address_file).write_text(cluster.scheduler_address + "\n")
-    print(f"scheduler: {cluster.scheduler_address} (also in {args.address_file})")
+    print(f"scheduler: {cluster.scheduler_address} (also in {args.address_file}); cwsc {cwsc.__version__}")
     print(cluster.job_script())
     client = Client(cluster)
     try:

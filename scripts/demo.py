@@ -45,8 +45,11 @@ def qgis_process() -> list[str]:
 def run_algorithm(qp: list[str], alg: str, params: list[tuple[str, object]]) -> dict:
     args = [f"{k}={v}" for k, v in params]
     cmd = qp + ["--json", "run", alg, "--"] + args
-    print(f"\n$ qgis_process --json run {alg} -- " + " ".join(
-        a if len(a) < 70 else a[:30] + "..." + a[-30:] for a in args), flush=True)
+    print(
+        f"\n$ qgis_process --json run {alg} -- "
+        + " ".join(a if len(a) < 70 else a[:30] + "..." + a[-30:] for a in args),
+        flush=True,
+    )
     proc = subprocess.run(cmd, capture_output=True, text=True)
     text = proc.stdout
     start = text.find("{")
@@ -57,7 +60,7 @@ def run_algorithm(qp: list[str], alg: str, params: list[tuple[str, object]]) -> 
 
 
 def backend(*args: str) -> dict:
-    proc = subprocess.run([BACKEND, "-m", "backend", *args], cwd=ROOT, capture_output=True, text=True)
+    proc = subprocess.run([BACKEND, "-m", "cwsc", *args], cwd=ROOT, capture_output=True, text=True)
     events = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
     result = next((e for e in events if e["event"] == "result"), None)
     if proc.returncode != 0 or result is None:
@@ -68,8 +71,10 @@ def backend(*args: str) -> dict:
 
 def main() -> int:
     timings: dict[str, float] = {}
-    for key, name in (("CWSC_SETUP_MS", "set-up (QGIS, backend, test env)"),
-                      ("CWSC_DEPLOY_MS", "plugin package and deploy")):
+    for key, name in (
+        ("CWSC_SETUP_MS", "set-up (QGIS, backend, test env)"),
+        ("CWSC_DEPLOY_MS", "plugin package and deploy"),
+    ):
         if os.environ.get(key):
             timings[name] = int(os.environ[key]) / 1000
     shutil.rmtree(WORK, ignore_errors=True)
@@ -81,72 +86,144 @@ def main() -> int:
     demo = backend("demo-data", "--out", str(data), "--seed", str(SEED))
     timings["demo data"] = time.perf_counter() - t
     predictors = demo["outputs"]["predictors"]
-    print(f"demo region: {demo['metrics']['land_cells']} land cells, "
-          f"{demo['metrics']['months']} months, {len(predictors)} predictors", flush=True)
+    print(
+        f"demo region: {demo['metrics']['land_cells']} land cells, "
+        f"{demo['metrics']['months']} months, {len(predictors)} predictors",
+        flush=True,
+    )
 
     budget = DEMO_EVALUATIONS or "up to 1000 (the default)"
-    print(f"calibrating 3 models on every land cell (SCE-UA, {budget} evaluations per cell and "
-          "model): about a minute", flush=True)
+    print(
+        f"calibrating 3 models on every land cell (SCE-UA, {budget} evaluations per cell and "
+        "model): about a minute",
+        flush=True,
+    )
     budget_param = [("MAX_EVALUATIONS", DEMO_EVALUATIONS)] if DEMO_EVALUATIONS else []
     t = time.perf_counter()
-    cal = run_algorithm(qp, "cwsc:calibrate", [
-        ("PRECIPITATION", data / "precipitation.tif"), ("PET", data / "pet.tif"),
-        ("RUNOFF", data / "runoff.tif"), ("SEED", SEED), *budget_param,
-        ("OUTPUT_CWSC", WORK / "cwsc_labels.tif"), ("OUTPUT_KGE", WORK / "kge.tif"),
-        ("OUTPUT_DETAILS", WORK / "calibration_details.tif")])
+    cal = run_algorithm(
+        qp,
+        "cwsc:calibrate",
+        [
+            ("PRECIPITATION", data / "precipitation.tif"),
+            ("PET", data / "pet.tif"),
+            ("RUNOFF", data / "runoff.tif"),
+            ("SEED", SEED),
+            *budget_param,
+            ("OUTPUT_CWSC", WORK / "cwsc_labels.tif"),
+            ("OUTPUT_KGE", WORK / "kge.tif"),
+            ("OUTPUT_DETAILS", WORK / "calibration_details.tif"),
+        ],
+    )
     timings["calibrate"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    mask = run_algorithm(qp, "cwsc:maskbykge", [
-        ("LABELS", WORK / "cwsc_labels.tif"), ("KGE", WORK / "kge.tif"), ("THRESHOLD", 0.0),
-        ("OUTPUT", WORK / "cwsc_labels_masked.tif")])
+    mask = run_algorithm(
+        qp,
+        "cwsc:maskbykge",
+        [
+            ("LABELS", WORK / "cwsc_labels.tif"),
+            ("KGE", WORK / "kge.tif"),
+            ("THRESHOLD", 0.0),
+            ("OUTPUT", WORK / "cwsc_labels_masked.tif"),
+        ],
+    )
     timings["mask by KGE"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    train = run_algorithm(qp, "cwsc:train", [("PREDICTORS", p) for p in predictors] + [
-        ("LABELS", WORK / "cwsc_labels_masked.tif"), ("SEED", SEED),
-        ("OUTPUT_MODEL", WORK / "cwsc_model.pt"), ("OUTPUT_REPORT", WORK / "training_report.html")])
+    train = run_algorithm(
+        qp,
+        "cwsc:train",
+        [("PREDICTORS", p) for p in predictors]
+        + [
+            ("LABELS", WORK / "cwsc_labels_masked.tif"),
+            ("SEED", SEED),
+            ("OUTPUT_MODEL", WORK / "cwsc_model.pt"),
+            ("OUTPUT_REPORT", WORK / "training_report.html"),
+        ],
+    )
     timings["train"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    run_algorithm(qp, "cwsc:predict", [("MODEL", WORK / "cwsc_model.pt")]
-                  + [("PREDICTORS", p) for p in predictors] + [("OUTPUT", WORK / "cwsc.tif")])
+    run_algorithm(
+        qp,
+        "cwsc:predict",
+        [("MODEL", WORK / "cwsc_model.pt")]
+        + [("PREDICTORS", p) for p in predictors]
+        + [("OUTPUT", WORK / "cwsc.tif")],
+    )
     timings["predict"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    ev = run_algorithm(qp, "cwsc:evaluate", [
-        ("CWSC", WORK / "cwsc.tif"), ("REFERENCE", data / "true_cwsc.tif"),
-        ("PRECIPITATION", data / "precipitation.tif"), ("PET", data / "pet.tif"),
-        ("RUNOFF", data / "runoff.tif"), ("MAX_CELLS", 100), ("SEED", SEED), *budget_param,
-        ("OUTPUT_REPORT", WORK / "evaluation_report.html")])
+    ev = run_algorithm(
+        qp,
+        "cwsc:evaluate",
+        [
+            ("CWSC", WORK / "cwsc.tif"),
+            ("REFERENCE", data / "true_cwsc.tif"),
+            ("PRECIPITATION", data / "precipitation.tif"),
+            ("PET", data / "pet.tif"),
+            ("RUNOFF", data / "runoff.tif"),
+            ("MAX_CELLS", 100),
+            ("SEED", SEED),
+            *budget_param,
+            ("OUTPUT_REPORT", WORK / "evaluation_report.html"),
+        ],
+    )
     timings["evaluate"] = time.perf_counter() - t
 
     # Where the error comes from: the calibrated labels themselves against the truth.
-    labels_vs_truth = backend("evaluate", "--cwsc", str(WORK / "cwsc_labels_masked.tif"),
-                              "--reference", str(data / "true_cwsc.tif"),
-                              "--out-report", str(WORK / "labels_vs_truth.html"))["metrics"]
+    labels_vs_truth = backend(
+        "evaluate",
+        "--cwsc",
+        str(WORK / "cwsc_labels_masked.tif"),
+        "--reference",
+        str(data / "true_cwsc.tif"),
+        "--out-report",
+        str(WORK / "labels_vs_truth.html"),
+    )["metrics"]
 
     physics = None
     if PHYSICS:
         print("learning CWSC from runoff through the models (physics-guided route)", flush=True)
         t = time.perf_counter()
-        learn = run_algorithm(qp, "cwsc:learnfromrunoff", [("PREDICTORS", p) for p in predictors] + [
-            ("PRECIPITATION", data / "precipitation.tif"), ("PET", data / "pet.tif"),
-            ("RUNOFF", data / "runoff.tif"), ("LABELS", WORK / "cwsc_labels_masked.tif"),
-            ("SEED", SEED), ("OUTPUT_MODEL", WORK / "cwsc_physics_model.pt"),
-            ("OUTPUT_REPORT", WORK / "learning_report.html")])
+        learn = run_algorithm(
+            qp,
+            "cwsc:learnfromrunoff",
+            [("PREDICTORS", p) for p in predictors]
+            + [
+                ("PRECIPITATION", data / "precipitation.tif"),
+                ("PET", data / "pet.tif"),
+                ("RUNOFF", data / "runoff.tif"),
+                ("LABELS", WORK / "cwsc_labels_masked.tif"),
+                ("SEED", SEED),
+                ("OUTPUT_MODEL", WORK / "cwsc_physics_model.pt"),
+                ("OUTPUT_REPORT", WORK / "learning_report.html"),
+            ],
+        )
         timings["learn from runoff"] = time.perf_counter() - t
         t = time.perf_counter()
-        run_algorithm(qp, "cwsc:predict", [("MODEL", WORK / "cwsc_physics_model.pt")]
-                      + [("PREDICTORS", p) for p in predictors]
-                      + [("OUTPUT", WORK / "cwsc_physics.tif")])
+        run_algorithm(
+            qp,
+            "cwsc:predict",
+            [("MODEL", WORK / "cwsc_physics_model.pt")]
+            + [("PREDICTORS", p) for p in predictors]
+            + [("OUTPUT", WORK / "cwsc_physics.tif")],
+        )
         timings["predict (physics)"] = time.perf_counter() - t
-        vs_truth = backend("evaluate", "--cwsc", str(WORK / "cwsc_physics.tif"),
-                           "--reference", str(data / "true_cwsc.tif"),
-                           "--out-report", str(WORK / "physics_vs_truth.html"))["metrics"]
-        physics = {"r2_vs_true_all_land_cells": vs_truth.get("r2_reference"),
-                   "val_kge_test_cells": learn.get("VAL_KGE_TEST_CELLS"),
-                   "cal_kge_train_cells": learn.get("CAL_KGE_TRAIN_CELLS")}
+        vs_truth = backend(
+            "evaluate",
+            "--cwsc",
+            str(WORK / "cwsc_physics.tif"),
+            "--reference",
+            str(data / "true_cwsc.tif"),
+            "--out-report",
+            str(WORK / "physics_vs_truth.html"),
+        )["metrics"]
+        physics = {
+            "r2_vs_true_all_land_cells": vs_truth.get("r2_reference"),
+            "val_kge_test_cells": learn.get("VAL_KGE_TEST_CELLS"),
+            "cal_kge_train_cells": learn.get("CAL_KGE_TRAIN_CELLS"),
+        }
 
     t = time.perf_counter()
     from demo_project import build_project  # QGIS Python: loads qgis only now
@@ -160,7 +237,8 @@ def main() -> int:
         "land_cells": demo["metrics"]["land_cells"],
         "cells_calibrated": calibrated,
         "cells_kept_by_kge_mask": kept,
-        "test_r2": train.get("TEST_R2"), "test_rmse_mm": train.get("TEST_RMSE"),
+        "test_r2": train.get("TEST_R2"),
+        "test_rmse_mm": train.get("TEST_RMSE"),
         "r2_predicted_vs_true_all_land_cells": ev.get("R2_REFERENCE"),
         "r_predicted_vs_true_all_land_cells": ev.get("R_REFERENCE"),
         "r2_labels_vs_true_kept_cells": labels_vs_truth.get("r2_reference"),
@@ -180,18 +258,28 @@ def main() -> int:
     print(f"land cells                          {summary['land_cells']}")
     print(f"cells calibrated                    {calibrated}")
     print(f"cells kept by the mask              {kept}  (KGE > 0, no label at a bound of sc)")
-    print(f"test R2 / RMSE (mm)                 {fmt(summary['test_r2'])} / {fmt(summary['test_rmse_mm'], '.1f')}")
-    print(f"R2 predicted vs true CWSC (all land) {fmt(summary['r2_predicted_vs_true_all_land_cells'])}"
-          f" (r {fmt(summary['r_predicted_vs_true_all_land_cells'])})")
-    print(f"R2 calibrated labels vs true CWSC    {fmt(summary['r2_labels_vs_true_kept_cells'])}"
-          f" (r {fmt(summary['r_labels_vs_true_kept_cells'])}, cells kept by the mask)")
-    print("  (the map cannot beat its labels; labels come from the models within 0.02 KGE of\n"
-          "   each cell's best one. Averaging every model instead (MODEL_KGE_MARGIN empty) gives\n"
-          "   R2 about -0.2 here: README, 'How the CWSC label is made')")
+    print(
+        f"test R2 / RMSE (mm)                 {fmt(summary['test_r2'])} / {fmt(summary['test_rmse_mm'], '.1f')}"
+    )
+    print(
+        f"R2 predicted vs true CWSC (all land) {fmt(summary['r2_predicted_vs_true_all_land_cells'])}"
+        f" (r {fmt(summary['r_predicted_vs_true_all_land_cells'])})"
+    )
+    print(
+        f"R2 calibrated labels vs true CWSC    {fmt(summary['r2_labels_vs_true_kept_cells'])}"
+        f" (r {fmt(summary['r_labels_vs_true_kept_cells'])}, cells kept by the mask)"
+    )
+    print(
+        "  (the map cannot beat its labels; labels come from the models within 0.02 KGE of\n"
+        "   each cell's best one. Averaging every model instead (MODEL_KGE_MARGIN empty) gives\n"
+        "   R2 about -0.2 here: README, 'How the CWSC label is made')"
+    )
     if physics:
-        print(f"physics route: R2 vs true CWSC (all land) {fmt(physics['r2_vs_true_all_land_cells'])};"
-              f" held-out cells' validation KGE {fmt(physics['val_kge_test_cells'])}"
-              f" (label route above: {fmt(summary['r2_predicted_vs_true_all_land_cells'])})")
+        print(
+            f"physics route: R2 vs true CWSC (all land) {fmt(physics['r2_vs_true_all_land_cells'])};"
+            f" held-out cells' validation KGE {fmt(physics['val_kge_test_cells'])}"
+            f" (label route above: {fmt(summary['r2_predicted_vs_true_all_land_cells'])})"
+        )
     else:
         print("physics route: skipped (CWSC_DEMO_PHYSICS=0)")
     print("time per step:")

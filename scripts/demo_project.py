@@ -28,8 +28,7 @@ def _drop_band_line(model, tree_layer) -> None:
     from qgis.PyQt.QtCore import Qt
 
     nodes = model.layerLegendNodes(tree_layer)
-    keep = [i for i, node in enumerate(nodes)
-            if not str(node.data(Qt.DisplayRole) or "").startswith("Band ")]
+    keep = [i for i, node in enumerate(nodes) if not str(node.data(Qt.DisplayRole) or "").startswith("Band ")]
     if nodes and len(keep) < len(nodes):
         QgsMapLayerLegendUtils.setLegendNodeOrder(tree_layer, keep)
         model.refreshLayerLegend(tree_layer)
@@ -37,10 +36,20 @@ def _drop_band_line(model, tree_layer) -> None:
 
 def build_project(folder: Path, data: Path, title: str) -> None:
     _qgis()
-    from qgis.core import (QgsLayoutExporter, QgsLayoutItemLabel, QgsLayoutItemLegend,
-                           QgsLayoutItemMap, QgsLayoutItemScaleBar, QgsLayoutPoint, QgsLayoutSize,
-                           QgsPrintLayout, QgsProject, QgsRasterLayer, QgsReferencedRectangle,
-                           QgsUnitTypes)
+    from qgis.core import (
+        QgsLayoutExporter,
+        QgsLayoutItemLabel,
+        QgsLayoutItemLegend,
+        QgsLayoutItemMap,
+        QgsLayoutItemScaleBar,
+        QgsLayoutPoint,
+        QgsLayoutSize,
+        QgsPrintLayout,
+        QgsProject,
+        QgsRasterLayer,
+        QgsReferencedRectangle,
+        QgsUnitTypes,
+    )
     from qgis.PyQt.QtGui import QFont
 
     project = QgsProject.instance()
@@ -49,12 +58,23 @@ def build_project(folder: Path, data: Path, title: str) -> None:
     root = project.layerTreeRoot()
     groups = [
         ("Result", [("cwsc.tif", "CWSC predicted (mm)")]),
-        ("Calibration", [("cwsc_labels_masked.tif", "CWSC labels, masked (mm)"),
-                         ("cwsc_labels.tif", "CWSC labels (mm)"), ("kge.tif", "KGE (best model)"),
-                         ("calibration_details.tif", "Calibration details")]),
-        ("Inputs", [("data/true_cwsc.tif", "True CWSC (mm, synthetic)")]
-         + [(f"data/predictors/{p.name}", p.stem.replace("_", " "))
-            for p in sorted((data / "predictors").glob("*.tif"))]),
+        (
+            "Calibration",
+            [
+                ("cwsc_labels_masked.tif", "CWSC labels, masked (mm)"),
+                ("cwsc_labels.tif", "CWSC labels (mm)"),
+                ("kge.tif", "KGE (best model)"),
+                ("calibration_details.tif", "Calibration details"),
+            ],
+        ),
+        (
+            "Inputs",
+            [("data/true_cwsc.tif", "True CWSC (mm, synthetic)")]
+            + [
+                (f"data/predictors/{p.name}", p.stem.replace("_", " "))
+                for p in sorted((data / "predictors").glob("*.tif"))
+            ],
+        ),
     ]
     cwsc_layer = None
     for gname, items in groups:
@@ -82,7 +102,8 @@ def build_project(folder: Path, data: Path, title: str) -> None:
         project.setCrs(cwsc_layer.crs())
         # Opens on the map, not on an empty canvas.
         project.viewSettings().setDefaultViewExtent(
-            QgsReferencedRectangle(cwsc_layer.extent(), cwsc_layer.crs()))
+            QgsReferencedRectangle(cwsc_layer.extent(), cwsc_layer.crs())
+        )
 
         layout = QgsPrintLayout(project)
         layout.initializeDefaults()
@@ -137,6 +158,7 @@ def build_project(folder: Path, data: Path, title: str) -> None:
         # files: a harmless "ERROR 6" on the console that is kept quiet here.
         try:
             from osgeo import gdal
+
             gdal.PushErrorHandler("CPLQuietErrorHandler")
         except ImportError:
             gdal = None

@@ -20,21 +20,29 @@ NAME = "CWSC workflow: calibrate, mask, train, predict"
 
 
 def build_model():
-    from qgis.core import (QgsProcessingModelAlgorithm, QgsProcessingModelChildAlgorithm,
-                           QgsProcessingModelChildParameterSource as Source,
-                           QgsProcessingModelOutput, QgsProcessingModelParameter,
-                           QgsProcessingParameterEnum, QgsProcessingParameterMultipleLayers,
-                           QgsProcessingParameterNumber, QgsProcessingParameterRasterLayer)
+    from qgis.core import (
+        QgsProcessingModelAlgorithm,
+        QgsProcessingModelChildAlgorithm,
+        QgsProcessingModelOutput,
+        QgsProcessingModelParameter,
+        QgsProcessingParameterEnum,
+        QgsProcessingParameterMultipleLayers,
+        QgsProcessingParameterNumber,
+        QgsProcessingParameterRasterLayer,
+    )
+    from qgis.core import QgsProcessingModelChildParameterSource as Source
     from qgis.PyQt.QtCore import QPointF
 
     model = QgsProcessingModelAlgorithm(NAME, "CWSC", "cwsc")
-    model.setHelpContent({
-        "ALG_DESC": "The whole CWSC workflow in one run: calibrates the water balance models on "
-                    "every cell, masks the labels whose calibration KGE is not above 0, trains the "
-                    "CWSC ResNet on the predictors at the kept cells and predicts the CWSC map. "
-                    "Every step uses its defaults except the parameters shown here; open the model "
-                    "in the graphical modeler to change more.",
-    })
+    model.setHelpContent(
+        {
+            "ALG_DESC": "The whole CWSC workflow in one run: calibrates the water balance models on "
+            "every cell, masks the labels whose calibration KGE is not above 0, trains the "
+            "CWSC ResNet on the predictors at the kept cells and predicts the CWSC map. "
+            "Every step uses its defaults except the parameters shown here; open the model "
+            "in the graphical modeler to change more.",
+        }
+    )
     y = 60.0
 
     def parameter(definition):
@@ -44,19 +52,35 @@ def build_model():
         model.addModelParameter(definition, component)
         y += 70.0
 
-    parameter(QgsProcessingParameterRasterLayer(
-        "PRECIPITATION", "Monthly precipitation (mm/month, one band per month)"))
+    parameter(
+        QgsProcessingParameterRasterLayer(
+            "PRECIPITATION", "Monthly precipitation (mm/month, one band per month)"
+        )
+    )
     parameter(QgsProcessingParameterRasterLayer("PET", "Monthly potential evapotranspiration (mm/month)"))
     parameter(QgsProcessingParameterRasterLayer("RUNOFF", "Monthly runoff (mm/month)"))
-    parameter(QgsProcessingParameterMultipleLayers(
-        "PREDICTORS", "Predictor rasters (climate, terrain, soil, vegetation)", 3))
-    parameter(QgsProcessingParameterEnum("MODELS", "Water balance models",
-                                         options=["DWBM", "SWBM", "TVGM"], allowMultiple=True,
-                                         defaultValue=[0, 1, 2]))
-    parameter(QgsProcessingParameterNumber("EPOCHS", "Training epochs",
-                                           QgsProcessingParameterNumber.Integer, 40, False, 1))
-    parameter(QgsProcessingParameterNumber("SEED", "Random seed",
-                                           QgsProcessingParameterNumber.Integer, 0, False, 0))
+    parameter(
+        QgsProcessingParameterMultipleLayers(
+            "PREDICTORS", "Predictor rasters (climate, terrain, soil, vegetation)", 3
+        )
+    )
+    parameter(
+        QgsProcessingParameterEnum(
+            "MODELS",
+            "Water balance models",
+            options=["DWBM", "SWBM", "TVGM"],
+            allowMultiple=True,
+            defaultValue=[0, 1, 2],
+        )
+    )
+    parameter(
+        QgsProcessingParameterNumber(
+            "EPOCHS", "Training epochs", QgsProcessingParameterNumber.Integer, 40, False, 1
+        )
+    )
+    parameter(
+        QgsProcessingParameterNumber("SEED", "Random seed", QgsProcessingParameterNumber.Integer, 0, False, 0)
+    )
 
     def child(child_id, algorithm, description, x, sources, outputs):
         c = QgsProcessingModelChildAlgorithm(algorithm)
@@ -77,24 +101,60 @@ def build_model():
 
     param = Source.fromModelParameter
     out = Source.fromChildOutput
-    child("calibrate", "cwsc:calibrate", "Calibrate water balance models", 420.0,
-          {"PRECIPITATION": param("PRECIPITATION"), "PET": param("PET"),
-           "RUNOFF": param("RUNOFF"), "MODELS": param("MODELS"), "SEED": param("SEED")},
-          {"CWSC labels": ("OUTPUT_CWSC", "CWSC labels (mm)"),
-           "Calibration KGE": ("OUTPUT_KGE", "Calibration KGE")})
-    child("mask", "cwsc:maskbykge", "Mask labels by KGE", 620.0,
-          {"LABELS": out("calibrate", "OUTPUT_CWSC"), "KGE": out("calibrate", "OUTPUT_KGE"),
-           "THRESHOLD": Source.fromStaticValue(0.0)},
-          {"Masked CWSC labels": ("OUTPUT", "Masked CWSC labels (mm)")})
-    child("train", "cwsc:train", "Train CWSC ResNet", 820.0,
-          {"PREDICTORS": param("PREDICTORS"), "LABELS": out("mask", "OUTPUT"),
-           "KGE": out("calibrate", "OUTPUT_KGE"), "EPOCHS": param("EPOCHS"),
-           "SEED": param("SEED")},
-          {"Model file": ("OUTPUT_MODEL", "Model file (.pt)"),
-           "Training report": ("OUTPUT_REPORT", "Training report (.html)")})
-    child("predict", "cwsc:predict", "Predict CWSC", 1020.0,
-          {"MODEL": out("train", "OUTPUT_MODEL"), "PREDICTORS": param("PREDICTORS")},
-          {"CWSC map": ("OUTPUT", "CWSC map (mm)")})
+    child(
+        "calibrate",
+        "cwsc:calibrate",
+        "Calibrate water balance models",
+        420.0,
+        {
+            "PRECIPITATION": param("PRECIPITATION"),
+            "PET": param("PET"),
+            "RUNOFF": param("RUNOFF"),
+            "MODELS": param("MODELS"),
+            "SEED": param("SEED"),
+        },
+        {
+            "CWSC labels": ("OUTPUT_CWSC", "CWSC labels (mm)"),
+            "Calibration KGE": ("OUTPUT_KGE", "Calibration KGE"),
+        },
+    )
+    child(
+        "mask",
+        "cwsc:maskbykge",
+        "Mask labels by KGE",
+        620.0,
+        {
+            "LABELS": out("calibrate", "OUTPUT_CWSC"),
+            "KGE": out("calibrate", "OUTPUT_KGE"),
+            "THRESHOLD": Source.fromStaticValue(0.0),
+        },
+        {"Masked CWSC labels": ("OUTPUT", "Masked CWSC labels (mm)")},
+    )
+    child(
+        "train",
+        "cwsc:train",
+        "Train CWSC ResNet",
+        820.0,
+        {
+            "PREDICTORS": param("PREDICTORS"),
+            "LABELS": out("mask", "OUTPUT"),
+            "KGE": out("calibrate", "OUTPUT_KGE"),
+            "EPOCHS": param("EPOCHS"),
+            "SEED": param("SEED"),
+        },
+        {
+            "Model file": ("OUTPUT_MODEL", "Model file (.pt)"),
+            "Training report": ("OUTPUT_REPORT", "Training report (.html)"),
+        },
+    )
+    child(
+        "predict",
+        "cwsc:predict",
+        "Predict CWSC",
+        1020.0,
+        {"MODEL": out("train", "OUTPUT_MODEL"), "PREDICTORS": param("PREDICTORS")},
+        {"CWSC map": ("OUTPUT", "CWSC map (mm)")},
+    )
     return model
 
 

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # `make package`: dist/cwsc_qgis.zip, accepted by QGIS "Plugins > Install from ZIP".
 # The zip holds one folder, cwsc_qgis/, with the plugin code, metadata.txt, resources/
-# (icon, QML styles), the backend package (cwsc_qgis/lib/backend/, run as a separate
-# process with PYTHONPATH=cwsc_qgis/lib) and requirements/backend.txt for its environment.
+# (icon, QML styles), the numeric package (cwsc_qgis/lib/cwsc/ with its pyproject.toml, run as a separate
+# process with PYTHONPATH=cwsc_qgis/lib) and requirements/lock.txt (exact versions) for its environment.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -28,14 +28,16 @@ def walk(src, dest):
             yield path, "/".join(["cwsc_qgis", dest, rel.replace(os.sep, "/")]).replace("//", "/")
 
 entries = list(walk("cwsc_qgis", ""))
-entries += list(walk("backend", "lib/backend"))
+entries += list(walk("cwsc", "lib/cwsc"))
 entries += list(walk("resources", "resources"))
 for extra, dest in (("metadata.txt", "metadata.txt"), ("README.md", "README.md"),
-                    ("LICENSE", "LICENSE"), ("requirements/backend.txt", "requirements/backend.txt")):
+                    ("LICENSE", "LICENSE"), ("requirements/lock.txt", "requirements/lock.txt"),
+                    ("pyproject.toml", "lib/pyproject.toml"), ("README.md", "lib/README.md"),
+                    ("LICENSE", "lib/LICENSE")):
     if os.path.isfile(os.path.join(root, extra)):
         entries.append((os.path.join(root, extra), "cwsc_qgis/" + dest))
 missing = [m for m in ("cwsc_qgis/metadata.txt", "cwsc_qgis/LICENSE", "cwsc_qgis/__init__.py",
-                       "cwsc_qgis/lib/backend/__main__.py",
+                       "cwsc_qgis/lib/cwsc/__main__.py",
                        "cwsc_qgis/resources/icon.svg") if m not in {e[1] for e in entries}]
 if missing:
     sys.exit("package: missing " + ", ".join(missing))

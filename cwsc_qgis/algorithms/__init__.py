@@ -10,5 +10,14 @@ from .prepare import PrepareAlgorithm
 from .setup import SetupAlgorithm
 from .train import TrainAlgorithm
 
-ALGORITHMS = [PrepareAlgorithm, CalibrateAlgorithm, MaskByKgeAlgorithm, TrainAlgorithm,
-              LearnFromRunoffAlgorithm, PredictAlgorithm, EvaluateAlgorithm, SetupAlgorithm, InfoAlgorithm]
+ALGORITHMS = [
+    PrepareAlgorithm,
+    CalibrateAlgorithm,
+    MaskByKgeAlgorithm,
+    TrainAlgorithm,
+    LearnFromRunoffAlgorithm,
+    PredictAlgorithm,
+    EvaluateAlgorithm,
+    SetupAlgorithm,
+    InfoAlgorithm,
+]

@@ -12,15 +12,21 @@ import os
 import re
 import tempfile
 
-from qgis.core import (QgsProcessingAlgorithm, QgsProcessingException,
-                       QgsProcessingParameterEnum, QgsProcessingParameterRasterLayer,
-                       QgsProcessingUtils, QgsRasterFileWriter,
-                       QgsRasterLayer, QgsRasterPipe)
+from qgis.core import (
+    QgsProcessingAlgorithm,
+    QgsProcessingException,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterRasterLayer,
+    QgsProcessingUtils,
+    QgsRasterFileWriter,
+    QgsRasterLayer,
+    QgsRasterPipe,
+)
 from qgis.PyQt.QtCore import QCoreApplication
 from qgis.PyQt.QtGui import QIcon
 
-from ..compat import CAPABILITY_SIZE, FLAG_ADVANCED, WRITER_OK
 from .. import settings, styles
+from ..compat import CAPABILITY_SIZE, FLAG_ADVANCED, WRITER_OK
 from ..runner import BackendCancelled, run_backend
 
 GROUPS = {
@@ -32,16 +38,16 @@ GROUPS = {
     "tools": "Tools",
 }
 DEVICES = ["auto", "cpu", "cuda"]
-#: The backend's defaults (backend/hydro/options.py), shown in the dialogs; the contract test
+#: The backend's defaults (cwsc/hydro/options.py), shown in the dialogs; the contract test
 #: (tests/plugin/test_contract.py) holds the two sides to the same numbers.
 RESTARTS_DEFAULT = 1
 MAX_EVALUATIONS_DEFAULT = 1000
-#: backend/ml/options.py: the default recipe's epochs and batch size, and the seed recipe's.
+#: cwsc/ml/options.py: the default recipe's epochs and batch size, and the seed recipe's.
 EPOCHS_DEFAULT = 40
 BATCH_SIZE_DEFAULT = 64
 SEED_RECIPE_EPOCHS = 150
 SEED_RECIPE_BATCH_SIZE = 32
-#: backend/ml/options.py: learning from runoff (cwsc:learnfromrunoff).
+#: cwsc/ml/options.py: learning from runoff (cwsc:learnfromrunoff).
 LEARN_EPOCHS_DEFAULT = 40
 LEARN_BATCH_SIZE_DEFAULT = 128
 LEARN_PRETRAIN_EPOCHS_DEFAULT = 100
@@ -85,15 +91,21 @@ def device_parameter(name="DEVICE", is_advanced=True):
     """auto, cpu, cuda; 'auto' uses the provider's default device setting (itself 'auto':
     CUDA when available, else CPU)."""
     param = QgsProcessingParameterEnum(
-        name, tr("Device (auto: the provider's default device, else CUDA when available)"),
-        options=DEVICES, defaultValue=0)
+        name,
+        tr("Device (auto: the provider's default device, else CUDA when available)"),
+        options=DEVICES,
+        defaultValue=0,
+    )
     return advanced(param) if is_advanced else param
 
 
 #: (input parameter, backend option stem, what) of the three forcings.
-FORCINGS = (("PRECIPITATION", "precip", "precipitation"), ("PET", "pet", "PET"),
-            ("RUNOFF", "runoff", "runoff"))
-#: The units a user may force (the backend's backend.units.CHOICES; the contract test checks).
+FORCINGS = (
+    ("PRECIPITATION", "precip", "precipitation"),
+    ("PET", "pet", "PET"),
+    ("RUNOFF", "runoff", "runoff"),
+)
+#: The units a user may force (the backend's cwsc.io.units.CHOICES; the contract test checks).
 UNITS = ["auto", "mm/month", "mm/day", "kg m-2 s-1", "kg m-2", "m/month", "m/day", "m"]
 
 
@@ -101,17 +113,22 @@ def extent_parameter():
     """Optional EXTENT: work on the cells of a region only (advanced)."""
     from qgis.core import QgsProcessingParameterExtent
 
-    return advanced(QgsProcessingParameterExtent(
-        "EXTENT", tr("Extent: work on this region only (empty: the whole grid)"), optional=True))
+    return advanced(
+        QgsProcessingParameterExtent(
+            "EXTENT", tr("Extent: work on this region only (empty: the whole grid)"), optional=True
+        )
+    )
 
 
 def forcing_layer_parameters():
     """PRECIPITATION, PET and RUNOFF: the monthly rasters (calibrate, learn from runoff)."""
-    return [QgsProcessingParameterRasterLayer(
-                "PRECIPITATION", tr("Monthly precipitation (mm/month, one band per month)")),
-            QgsProcessingParameterRasterLayer(
-                "PET", tr("Monthly potential evapotranspiration (mm/month)")),
-            QgsProcessingParameterRasterLayer("RUNOFF", tr("Monthly runoff (mm/month)"))]
+    return [
+        QgsProcessingParameterRasterLayer(
+            "PRECIPITATION", tr("Monthly precipitation (mm/month, one band per month)")
+        ),
+        QgsProcessingParameterRasterLayer("PET", tr("Monthly potential evapotranspiration (mm/month)")),
+        QgsProcessingParameterRasterLayer("RUNOFF", tr("Monthly runoff (mm/month)")),
+    ]
 
 
 def forcing_parameters():
@@ -124,21 +141,53 @@ def forcing_parameters():
 
     params = []
     for name, _, what in FORCINGS:
-        params.append(advanced(QgsProcessingParameterNumber(
-            name + "_NODATA", tr("Nodata value of the {} raster, when the file does not declare "
-                                 "it (e.g. -999)").format(what), type=DOUBLE, optional=True)))
-        params.append(advanced(QgsProcessingParameterEnum(
-            name + "_UNITS", tr("Units of the {} (auto: as the file says; no units: "
-                                "mm/month)").format(what), options=UNITS, defaultValue=0)))
-        params.append(advanced(QgsProcessingParameterString(
-            name + "_START", tr("First month of the {} (YYYY-MM), when the file does not "
-                                "date its bands").format(what), optional=True)))
-    params.append(advanced(QgsProcessingParameterString(
-        "PERIOD_START", tr("First month to use (YYYY-MM; empty: the first common month)"),
-        optional=True)))
-    params.append(advanced(QgsProcessingParameterString(
-        "PERIOD_END", tr("Last month to use (YYYY-MM; empty: the last common month)"),
-        optional=True)))
+        params.append(
+            advanced(
+                QgsProcessingParameterNumber(
+                    name + "_NODATA",
+                    tr("Nodata value of the {} raster, when the file does not declare it (e.g. -999)").format(
+                        what
+                    ),
+                    type=DOUBLE,
+                    optional=True,
+                )
+            )
+        )
+        params.append(
+            advanced(
+                QgsProcessingParameterEnum(
+                    name + "_UNITS",
+                    tr("Units of the {} (auto: as the file says; no units: mm/month)").format(what),
+                    options=UNITS,
+                    defaultValue=0,
+                )
+            )
+        )
+        params.append(
+            advanced(
+                QgsProcessingParameterString(
+                    name + "_START",
+                    tr("First month of the {} (YYYY-MM), when the file does not date its bands").format(what),
+                    optional=True,
+                )
+            )
+        )
+    params.append(
+        advanced(
+            QgsProcessingParameterString(
+                "PERIOD_START",
+                tr("First month to use (YYYY-MM; empty: the first common month)"),
+                optional=True,
+            )
+        )
+    )
+    params.append(
+        advanced(
+            QgsProcessingParameterString(
+                "PERIOD_END", tr("Last month to use (YYYY-MM; empty: the last common month)"), optional=True
+            )
+        )
+    )
     return params
 
 
@@ -208,8 +257,9 @@ class CwscAlgorithm(QgsProcessingAlgorithm):
         if layer is None:
             if optional:
                 return None
-            raise QgsProcessingException(tr("{}: the raster layer cannot be loaded ({})").format(
-                name, parameters.get(name)))
+            raise QgsProcessingException(
+                tr("{}: the raster layer cannot be loaded ({})").format(name, parameters.get(name))
+            )
         return local_raster_path(layer, name, context, feedback)
 
     def raster_paths(self, parameters, name, context, feedback):
@@ -222,8 +272,7 @@ class CwscAlgorithm(QgsProcessingAlgorithm):
         paths = []
         for layer in layers:
             if not isinstance(layer, QgsRasterLayer):
-                raise QgsProcessingException(tr("{}: '{}' is not a raster layer").format(
-                    name, layer.name()))
+                raise QgsProcessingException(tr("{}: '{}' is not a raster layer").format(name, layer.name()))
             paths.append(local_raster_path(layer, name, context, feedback))
         return paths
 
@@ -309,8 +358,9 @@ class CwscAlgorithm(QgsProcessingAlgorithm):
         if extent.isNull():
             return []
         crs = self.parameterAsExtentCrs(parameters, name, context)
-        text = "{},{},{},{}".format(extent.xMinimum(), extent.xMaximum(), extent.yMinimum(),
-                                    extent.yMaximum())
+        text = "{},{},{},{}".format(
+            extent.xMinimum(), extent.xMaximum(), extent.yMinimum(), extent.yMaximum()
+        )
         if crs.isValid():
             text += " [{}]".format(crs.authid() or crs.toWkt())
         return ["--extent=" + text]
@@ -340,8 +390,9 @@ class CwscAlgorithm(QgsProcessingAlgorithm):
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         args, outputs = self.build(parameters, context, feedback)
         try:
-            result = run_backend(self.COMMAND, args, feedback=feedback,
-                                 outputs=[p for p in outputs.values() if p])
+            result = run_backend(
+                self.COMMAND, args, feedback=feedback, outputs=[p for p in outputs.values() if p]
+            )
         except BackendCancelled:
             # A cancel is the user's choice, not an error: one line, no traceback, and no
             # results (so no output layers and no "HTML output has been generated").
@@ -419,12 +470,14 @@ def checked_output(name, path):
         os.close(fd)
         os.remove(probe)
     except OSError as exc:
-        raise QgsProcessingException(tr(
-            "{}: the output '{}' cannot be written: the folder '{}' is not writable ({}). "
-            "Choose another output path.").format(name, path, folder, exc.strerror or exc))
+        raise QgsProcessingException(
+            tr(
+                "{}: the output '{}' cannot be written: the folder '{}' is not writable ({}). "
+                "Choose another output path."
+            ).format(name, path, folder, exc.strerror or exc)
+        ) from None
     if os.path.isdir(path):
-        raise QgsProcessingException(tr("{}: '{}' is a folder, not a file name").format(
-            name, path))
+        raise QgsProcessingException(tr("{}: '{}' is a folder, not a file name").format(name, path))
     return path
 
 
@@ -439,11 +492,13 @@ def write_temporary_geotiff(layer, name, context, feedback):
     """Write a layer that is not a local file (memory, web service, subdataset) to a GeoTIFF."""
     provider = layer.dataProvider()
     if provider is None:
-        raise QgsProcessingException(tr("{}: layer '{}' has no data provider").format(
-            name, layer.name()))
+        raise QgsProcessingException(tr("{}: layer '{}' has no data provider").format(name, layer.name()))
     path = QgsProcessingUtils.generateTempFilename("{}.tif".format(name.lower()))
-    feedback.pushInfo(tr("{}: writing layer '{}' ({}) to the temporary GeoTIFF {}").format(
-        name, layer.name(), layer.providerType(), path))
+    feedback.pushInfo(
+        tr("{}: writing layer '{}' ({}) to the temporary GeoTIFF {}").format(
+            name, layer.name(), layer.providerType(), path
+        )
+    )
     extent = provider.extent()
     if provider.capabilities() & CAPABILITY_SIZE:
         width, height = provider.xSize(), provider.ySize()
@@ -451,17 +506,22 @@ def write_temporary_geotiff(layer, name, context, feedback):
         longer = max(extent.width(), extent.height()) or 1.0
         width = max(1, int(round(1000 * extent.width() / longer)))
         height = max(1, int(round(1000 * extent.height() / longer)))
-        feedback.pushWarning(tr("{}: layer '{}' has no native grid; sampled at {} x {} cells")
-                             .format(name, layer.name(), width, height))
+        feedback.pushWarning(
+            tr("{}: layer '{}' has no native grid; sampled at {} x {} cells").format(
+                name, layer.name(), width, height
+            )
+        )
     pipe = QgsRasterPipe()
     if not pipe.set(provider.clone()):
         raise QgsProcessingException(tr("{}: cannot read layer '{}'").format(name, layer.name()))
     writer = QgsRasterFileWriter(path)
     writer.setOutputFormat("GTiff")
     writer.setCreateOptions(["COMPRESS=DEFLATE", "TILED=YES"])
-    error = writer.writeRaster(pipe, width, height, extent, provider.crs(),
-                               context.transformContext())
+    error = writer.writeRaster(pipe, width, height, extent, provider.crs(), context.transformContext())
     if error != WRITER_OK:
-        raise QgsProcessingException(tr("{}: layer '{}' could not be written to a temporary "
-                                        "GeoTIFF (error {})").format(name, layer.name(), error))
+        raise QgsProcessingException(
+            tr("{}: layer '{}' could not be written to a temporary GeoTIFF (error {})").format(
+                name, layer.name(), error
+            )
+        )
     return path

@@ -1,20 +1,33 @@
 """cwsc:calibrate - per-cell calibration of DWBM, SWBM and TVGM: CWSC labels and KGE."""
 
-from qgis.core import (QgsProcessingOutputNumber, QgsProcessingParameterBoolean,
-                       QgsProcessingParameterEnum, QgsProcessingParameterFile,
-                       QgsProcessingParameterNumber, QgsProcessingParameterRasterDestination,
-                       QgsProcessingParameterString)
+from qgis.core import (
+    QgsProcessingOutputNumber,
+    QgsProcessingParameterBoolean,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterDestination,
+    QgsProcessingParameterString,
+)
 
-from ..compat import INTEGER, DOUBLE
 from .. import settings
-from .base import (MAX_EVALUATIONS_DEFAULT, RESTARTS_DEFAULT, CwscAlgorithm, advanced,
-                   device_parameter, extent_parameter, forcing_layer_parameters,
-                   forcing_parameters, tr)
+from ..compat import DOUBLE, INTEGER
+from .base import (
+    MAX_EVALUATIONS_DEFAULT,
+    RESTARTS_DEFAULT,
+    CwscAlgorithm,
+    advanced,
+    device_parameter,
+    extent_parameter,
+    forcing_layer_parameters,
+    forcing_parameters,
+    tr,
+)
 
 MODELS = ["DWBM", "SWBM", "TVGM"]
 OBJECTIVES = ["KGE", "NSE"]
 FORMULATIONS = ["conserving", "seed", "bounded"]
-#: The backend's defaults (backend/hydro/options.py; the contract test holds them equal).
+#: The backend's defaults (cwsc/hydro/options.py; the contract test holds them equal).
 IDENTIFIABILITY_TOLERANCE = 0.01
 PROFILE_EVALUATIONS = 100
 
@@ -25,8 +38,11 @@ class CalibrateAlgorithm(CwscAlgorithm):
     GROUP = "calibration"
     COMMAND = "calibrate"
     STYLES = {"OUTPUT_CWSC": "cwsc", "OUTPUT_KGE": "kge", "OUTPUT_DETAILS": "cwsc"}
-    NUMBERS = {"CELLS_CALIBRATED": "cells_calibrated", "CELLS_KGE_POSITIVE": "cells_kge_positive",
-               "MEDIAN_CWSC_MM": "median_cwsc_mm"}
+    NUMBERS = {
+        "CELLS_CALIBRATED": "cells_calibrated",
+        "CELLS_KGE_POSITIVE": "cells_kge_positive",
+        "MEDIAN_CWSC_MM": "median_cwsc_mm",
+    }
     HELP = """
 <p><b>Step 1 of the CWSC workflow.</b> Calibrates three monthly water balance models on every
 grid cell with SCE-UA and turns the calibrated storage capacity parameter into a CWSC label
@@ -96,70 +112,181 @@ unless <b>KEEP_WORK</b>.</p>
     def initAlgorithm(self, config=None):  # noqa: N802
         for param in forcing_layer_parameters():
             self.addParameter(param)
-        self.addParameter(QgsProcessingParameterEnum(
-            "MODELS", tr("Water balance models"), options=MODELS, allowMultiple=True,
-            defaultValue=[0, 1, 2]))
-        self.addParameter(QgsProcessingParameterEnum(
-            "OBJECTIVE", tr("Objective function"), options=OBJECTIVES, defaultValue=0))
-        self.addParameter(advanced(QgsProcessingParameterEnum(
-            "FORMULATION", tr("Model formulation"), options=FORMULATIONS, defaultValue=0)))
-        self.addParameter(advanced(QgsProcessingParameterNumber(
-            "WARMUP_MONTHS", tr("Warm-up months (empty: min(n/8, 24))"),
-            type=INTEGER, minValue=0, optional=True)))
-        self.addParameter(advanced(QgsProcessingParameterNumber(
-            "CALIBRATION_FRACTION", tr("Fraction of the months used for calibration"),
-            type=DOUBLE, defaultValue=0.75, minValue=0.05,
-            maxValue=1.0)))
-        self.addParameter(advanced(QgsProcessingParameterNumber(
-            "RESTARTS", tr("SCE-UA restarts per cell"),
-            type=INTEGER, minValue=1, defaultValue=RESTARTS_DEFAULT, optional=True)))
-        self.addParameter(advanced(QgsProcessingParameterNumber(
-            "MAX_EVALUATIONS", tr("Maximum model evaluations per SCE-UA run"),
-            type=INTEGER, minValue=10, defaultValue=MAX_EVALUATIONS_DEFAULT,
-            optional=True)))
-        self.addParameter(advanced(QgsProcessingParameterNumber(
-            "MODEL_KGE_THRESHOLD", tr("Models with calibration KGE above this enter the label"),
-            type=DOUBLE, defaultValue=0.0)))
-        self.addParameter(advanced(QgsProcessingParameterNumber(
-            "MODEL_KGE_MARGIN",
-            tr("Only models within this KGE of the cell's best model enter the label (empty: "
-               "every model above the threshold)"),
-            type=DOUBLE, defaultValue=0.02, minValue=0.0, optional=True)))
-        self.addParameter(advanced(QgsProcessingParameterNumber(
-            "IDENTIFIABILITY_TOLERANCE",
-            tr("Identifiable range of sc: KGE distance from the best"),
-            type=DOUBLE, defaultValue=IDENTIFIABILITY_TOLERANCE, minValue=0.0001)))
-        self.addParameter(advanced(QgsProcessingParameterNumber(
-            "PROFILE_EVALUATIONS",
-            tr("Evaluations per point of the sc profile (0: no identifiable range)"),
-            type=INTEGER, defaultValue=PROFILE_EVALUATIONS, minValue=0)))
-        self.addParameter(advanced(QgsProcessingParameterNumber(
-            "SEED", tr("Random seed"), type=INTEGER,
-            defaultValue=0, minValue=0)))
+        self.addParameter(
+            QgsProcessingParameterEnum(
+                "MODELS",
+                tr("Water balance models"),
+                options=MODELS,
+                allowMultiple=True,
+                defaultValue=[0, 1, 2],
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterEnum(
+                "OBJECTIVE", tr("Objective function"), options=OBJECTIVES, defaultValue=0
+            )
+        )
+        self.addParameter(
+            advanced(
+                QgsProcessingParameterEnum(
+                    "FORMULATION", tr("Model formulation"), options=FORMULATIONS, defaultValue=0
+                )
+            )
+        )
+        self.addParameter(
+            advanced(
+                QgsProcessingParameterNumber(
+                    "WARMUP_MONTHS",
+                    tr("Warm-up months (empty: min(n/8, 24))"),
+                    type=INTEGER,
+                    minValue=0,
+                    optional=True,
+                )
+            )
+        )
+        self.addParameter(
+            advanced(
+                QgsProcessingParameterNumber(
+                    "CALIBRATION_FRACTION",
+                    tr("Fraction of the months used for calibration"),
+                    type=DOUBLE,
+                    defaultValue=0.75,
+                    minValue=0.05,
+                    maxValue=1.0,
+                )
+            )
+        )
+        self.addParameter(
+            advanced(
+                QgsProcessingParameterNumber(
+                    "RESTARTS",
+                    tr("SCE-UA restarts per cell"),
+                    type=INTEGER,
+                    minValue=1,
+                    defaultValue=RESTARTS_DEFAULT,
+                    optional=True,
+                )
+            )
+        )
+        self.addParameter(
+            advanced(
+                QgsProcessingParameterNumber(
+                    "MAX_EVALUATIONS",
+                    tr("Maximum model evaluations per SCE-UA run"),
+                    type=INTEGER,
+                    minValue=10,
+                    defaultValue=MAX_EVALUATIONS_DEFAULT,
+                    optional=True,
+                )
+            )
+        )
+        self.addParameter(
+            advanced(
+                QgsProcessingParameterNumber(
+                    "MODEL_KGE_THRESHOLD",
+                    tr("Models with calibration KGE above this enter the label"),
+                    type=DOUBLE,
+                    defaultValue=0.0,
+                )
+            )
+        )
+        self.addParameter(
+            advanced(
+                QgsProcessingParameterNumber(
+                    "MODEL_KGE_MARGIN",
+                    tr(
+                        "Only models within this KGE of the cell's best model enter the label (empty: "
+                        "every model above the threshold)"
+                    ),
+                    type=DOUBLE,
+                    defaultValue=0.02,
+                    minValue=0.0,
+                    optional=True,
+                )
+            )
+        )
+        self.addParameter(
+            advanced(
+                QgsProcessingParameterNumber(
+                    "IDENTIFIABILITY_TOLERANCE",
+                    tr("Identifiable range of sc: KGE distance from the best"),
+                    type=DOUBLE,
+                    defaultValue=IDENTIFIABILITY_TOLERANCE,
+                    minValue=0.0001,
+                )
+            )
+        )
+        self.addParameter(
+            advanced(
+                QgsProcessingParameterNumber(
+                    "PROFILE_EVALUATIONS",
+                    tr("Evaluations per point of the sc profile (0: no identifiable range)"),
+                    type=INTEGER,
+                    defaultValue=PROFILE_EVALUATIONS,
+                    minValue=0,
+                )
+            )
+        )
+        self.addParameter(
+            advanced(
+                QgsProcessingParameterNumber(
+                    "SEED", tr("Random seed"), type=INTEGER, defaultValue=0, minValue=0
+                )
+            )
+        )
         for param in forcing_parameters():
             self.addParameter(param)
         self.addParameter(device_parameter())
         self.addParameter(extent_parameter())
-        self.addParameter(advanced(QgsProcessingParameterNumber(
-            "WORKERS", tr("Worker processes (empty: every core)"), type=INTEGER, minValue=1,
-            optional=True)))
-        self.addParameter(advanced(QgsProcessingParameterString(
-            "DASK_SCHEDULER", tr("Dask scheduler address (empty: the provider setting, else "
-                                 "this computer)"), optional=True)))
-        self.addParameter(advanced(QgsProcessingParameterFile(
-            "WORK_DIR", tr("Work folder to resume an interrupted run (empty: nothing kept)"),
-            behavior=QgsProcessingParameterFile.Folder, optional=True)))
-        self.addParameter(advanced(QgsProcessingParameterBoolean(
-            "KEEP_WORK", tr("Keep the work folder after success"), defaultValue=False)))
-        self.addParameter(QgsProcessingParameterRasterDestination(
-            "OUTPUT_CWSC", tr("CWSC labels (mm)")))
-        self.addParameter(QgsProcessingParameterRasterDestination(
-            "OUTPUT_KGE", tr("Calibration KGE")))
-        self.addParameter(QgsProcessingParameterRasterDestination(
-            "OUTPUT_DETAILS", tr("Per-model details"), optional=True, createByDefault=True))
-        for name, label in (("CELLS_CALIBRATED", "Cells calibrated"),
-                            ("CELLS_KGE_POSITIVE", "Cells with calibration KGE > 0"),
-                            ("MEDIAN_CWSC_MM", "Median CWSC (mm)")):
+        self.addParameter(
+            advanced(
+                QgsProcessingParameterNumber(
+                    "WORKERS",
+                    tr("Worker processes (empty: every core)"),
+                    type=INTEGER,
+                    minValue=1,
+                    optional=True,
+                )
+            )
+        )
+        self.addParameter(
+            advanced(
+                QgsProcessingParameterString(
+                    "DASK_SCHEDULER",
+                    tr("Dask scheduler address (empty: the provider setting, else this computer)"),
+                    optional=True,
+                )
+            )
+        )
+        self.addParameter(
+            advanced(
+                QgsProcessingParameterFile(
+                    "WORK_DIR",
+                    tr("Work folder to resume an interrupted run (empty: nothing kept)"),
+                    behavior=QgsProcessingParameterFile.Folder,
+                    optional=True,
+                )
+            )
+        )
+        self.addParameter(
+            advanced(
+                QgsProcessingParameterBoolean(
+                    "KEEP_WORK", tr("Keep the work folder after success"), defaultValue=False
+                )
+            )
+        )
+        self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT_CWSC", tr("CWSC labels (mm)")))
+        self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT_KGE", tr("Calibration KGE")))
+        self.addParameter(
+            QgsProcessingParameterRasterDestination(
+                "OUTPUT_DETAILS", tr("Per-model details"), optional=True, createByDefault=True
+            )
+        )
+        for name, label in (
+            ("CELLS_CALIBRATED", "Cells calibrated"),
+            ("CELLS_KGE_POSITIVE", "Cells with calibration KGE > 0"),
+            ("MEDIAN_CWSC_MM", "Median CWSC (mm)"),
+        ):
             self.addOutput(QgsProcessingOutputNumber(name, tr(label)))
 
     def build(self, parameters, context, feedback):
@@ -167,14 +294,16 @@ unless <b>KEEP_WORK</b>.</p>
         outputs = {
             "OUTPUT_CWSC": self.output_raster(parameters, "OUTPUT_CWSC", context),
             "OUTPUT_KGE": self.output_raster(parameters, "OUTPUT_KGE", context),
-            "OUTPUT_DETAILS": self.output_raster(parameters, "OUTPUT_DETAILS", context,
-                                                 optional=True),
+            "OUTPUT_DETAILS": self.output_raster(parameters, "OUTPUT_DETAILS", context, optional=True),
         }
         args = self.forcing_layer_args(parameters, context, feedback)
         args += [
-            "--models", ",".join(MODELS[i] for i in sorted(set(models))),
-            "--objective", OBJECTIVES[self.parameterAsEnum(parameters, "OBJECTIVE", context)].lower(),
-            "--formulation", FORMULATIONS[self.parameterAsEnum(parameters, "FORMULATION", context)],
+            "--models",
+            ",".join(MODELS[i] for i in sorted(set(models))),
+            "--objective",
+            OBJECTIVES[self.parameterAsEnum(parameters, "OBJECTIVE", context)].lower(),
+            "--formulation",
+            FORMULATIONS[self.parameterAsEnum(parameters, "FORMULATION", context)],
             "--calibration-fraction",
             repr(self.parameterAsDouble(parameters, "CALIBRATION_FRACTION", context)),
             "--kge-threshold",
@@ -183,22 +312,34 @@ unless <b>KEEP_WORK</b>.</p>
             repr(self.parameterAsDouble(parameters, "IDENTIFIABILITY_TOLERANCE", context)),
             "--profile-evaluations",
             str(self.parameterAsInt(parameters, "PROFILE_EVALUATIONS", context)),
-            "--seed", str(self.parameterAsInt(parameters, "SEED", context)),
-            "--device", self.device(parameters, "DEVICE", context),
-            "--out-cwsc", outputs["OUTPUT_CWSC"],
-            "--out-kge", outputs["OUTPUT_KGE"],
+            "--seed",
+            str(self.parameterAsInt(parameters, "SEED", context)),
+            "--device",
+            self.device(parameters, "DEVICE", context),
+            "--out-cwsc",
+            outputs["OUTPUT_CWSC"],
+            "--out-kge",
+            outputs["OUTPUT_KGE"],
         ]
-        args += self.optional_args(parameters, context, (
-            ("WARMUP_MONTHS", "--warmup-months"), ("RESTARTS", "--restarts"),
-            ("MAX_EVALUATIONS", "--max-evaluations")))
+        args += self.optional_args(
+            parameters,
+            context,
+            (
+                ("WARMUP_MONTHS", "--warmup-months"),
+                ("RESTARTS", "--restarts"),
+                ("MAX_EVALUATIONS", "--max-evaluations"),
+            ),
+        )
         args += self.kge_margin_args(parameters, context)
         if outputs["OUTPUT_DETAILS"]:
             args += ["--out-details", outputs["OUTPUT_DETAILS"]]
         workers = self.optional_number(parameters, "WORKERS", context)
         if workers is not None:
             args += ["--workers", str(workers)]
-        scheduler = (self.parameterAsString(parameters, "DASK_SCHEDULER", context).strip()
-                     or settings.setting_dask_scheduler())
+        scheduler = (
+            self.parameterAsString(parameters, "DASK_SCHEDULER", context).strip()
+            or settings.setting_dask_scheduler()
+        )
         if scheduler:
             args += ["--dask-scheduler", scheduler]
         work_dir = self.parameterAsFile(parameters, "WORK_DIR", context)

@@ -1,12 +1,24 @@
 """cwsc:evaluate - compare a CWSC map with a reference and with free calibration."""
 
-from qgis.core import (QgsProcessingOutputNumber, QgsProcessingParameterEnum,
-                       QgsProcessingParameterFile, QgsProcessingParameterFileDestination,
-                       QgsProcessingParameterNumber, QgsProcessingParameterRasterLayer)
+from qgis.core import (
+    QgsProcessingOutputNumber,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterFileDestination,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterLayer,
+)
 
 from ..compat import INTEGER
-from .base import (MAX_EVALUATIONS_DEFAULT, RESTARTS_DEFAULT, CwscAlgorithm, advanced,
-                   device_parameter, forcing_parameters, tr)
+from .base import (
+    MAX_EVALUATIONS_DEFAULT,
+    RESTARTS_DEFAULT,
+    CwscAlgorithm,
+    advanced,
+    device_parameter,
+    forcing_parameters,
+    tr,
+)
 from .calibrate import MODELS
 
 
@@ -15,10 +27,16 @@ class EvaluateAlgorithm(CwscAlgorithm):
     DISPLAY_NAME = "Evaluate CWSC map"
     GROUP = "evaluation"
     COMMAND = "evaluate"
-    NUMBERS = {"R2_REFERENCE": "r2_reference", "RMSE_REFERENCE": "rmse_reference",
-               "KGE_VAL_FIXED": "kge_val_fixed", "KGE_VAL_CONSTANT": "kge_val_constant",
-               "KGE_VAL_FREE": "kge_val_free", "CELLS_SCORED": "cells_scored",
-               "MEDIAN_KGE_FIXED": "median_kge_fixed", "MEDIAN_KGE_FREE": "median_kge_free"}
+    NUMBERS = {
+        "R2_REFERENCE": "r2_reference",
+        "RMSE_REFERENCE": "rmse_reference",
+        "KGE_VAL_FIXED": "kge_val_fixed",
+        "KGE_VAL_CONSTANT": "kge_val_constant",
+        "KGE_VAL_FREE": "kge_val_free",
+        "CELLS_SCORED": "cells_scored",
+        "MEDIAN_KGE_FIXED": "median_kge_fixed",
+        "MEDIAN_KGE_FREE": "median_kge_free",
+    }
     HELP = """
 <p><b>Step 4 of the CWSC workflow.</b> Checks a CWSC map two ways and writes an HTML report
 with figures:</p>
@@ -50,53 +68,114 @@ A useful map scores clearly above the constant map, and close to free calibratio
 
     def initAlgorithm(self, config=None):  # noqa: N802
         self.addParameter(QgsProcessingParameterRasterLayer("CWSC", tr("CWSC map (mm)")))
-        self.addParameter(QgsProcessingParameterRasterLayer(
-            "REFERENCE", tr("Reference map (mm)"), optional=True))
-        self.addParameter(QgsProcessingParameterRasterLayer(
-            "PRECIPITATION", tr("Monthly precipitation (mm/month, one band per month)"), optional=True))
-        self.addParameter(QgsProcessingParameterRasterLayer(
-            "PET", tr("Monthly potential evapotranspiration (mm/month)"), optional=True))
-        self.addParameter(QgsProcessingParameterRasterLayer(
-            "RUNOFF", tr("Monthly runoff (mm/month)"), optional=True))
-        self.addParameter(advanced(QgsProcessingParameterEnum(
-            "MODELS", tr("Water balance models"), options=MODELS, allowMultiple=True,
-            defaultValue=[0, 1, 2])))
-        self.addParameter(advanced(QgsProcessingParameterNumber(
-            "RESTARTS", tr("SCE-UA restarts per cell"),
-            type=INTEGER, minValue=1, defaultValue=RESTARTS_DEFAULT, optional=True)))
-        self.addParameter(advanced(QgsProcessingParameterNumber(
-            "MAX_EVALUATIONS", tr("Maximum model evaluations per SCE-UA run"),
-            type=INTEGER, minValue=1, defaultValue=MAX_EVALUATIONS_DEFAULT,
-            optional=True)))
-        self.addParameter(advanced(QgsProcessingParameterNumber(
-            "MAX_CELLS", tr("Cells sampled for the simulation check"),
-            type=INTEGER, defaultValue=2000, minValue=1)))
-        self.addParameter(advanced(QgsProcessingParameterNumber(
-            "SEED", tr("Random seed"), type=INTEGER,
-            defaultValue=0, minValue=0)))
-        self.addParameter(advanced(QgsProcessingParameterRasterLayer(
-            "DETAILS", tr("Calibration details (per model)"),
-            optional=True)))
-        self.addParameter(advanced(QgsProcessingParameterRasterLayer(
-            "LABELS", tr("Calibration labels (with quality flags)"),
-            optional=True)))
-        self.addParameter(advanced(QgsProcessingParameterFile(
-            "MODEL", tr("Model file (its test cells only)"),
-            extension="pt", optional=True)))
+        self.addParameter(
+            QgsProcessingParameterRasterLayer("REFERENCE", tr("Reference map (mm)"), optional=True)
+        )
+        self.addParameter(
+            QgsProcessingParameterRasterLayer(
+                "PRECIPITATION", tr("Monthly precipitation (mm/month, one band per month)"), optional=True
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterRasterLayer(
+                "PET", tr("Monthly potential evapotranspiration (mm/month)"), optional=True
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterRasterLayer("RUNOFF", tr("Monthly runoff (mm/month)"), optional=True)
+        )
+        self.addParameter(
+            advanced(
+                QgsProcessingParameterEnum(
+                    "MODELS",
+                    tr("Water balance models"),
+                    options=MODELS,
+                    allowMultiple=True,
+                    defaultValue=[0, 1, 2],
+                )
+            )
+        )
+        self.addParameter(
+            advanced(
+                QgsProcessingParameterNumber(
+                    "RESTARTS",
+                    tr("SCE-UA restarts per cell"),
+                    type=INTEGER,
+                    minValue=1,
+                    defaultValue=RESTARTS_DEFAULT,
+                    optional=True,
+                )
+            )
+        )
+        self.addParameter(
+            advanced(
+                QgsProcessingParameterNumber(
+                    "MAX_EVALUATIONS",
+                    tr("Maximum model evaluations per SCE-UA run"),
+                    type=INTEGER,
+                    minValue=1,
+                    defaultValue=MAX_EVALUATIONS_DEFAULT,
+                    optional=True,
+                )
+            )
+        )
+        self.addParameter(
+            advanced(
+                QgsProcessingParameterNumber(
+                    "MAX_CELLS",
+                    tr("Cells sampled for the simulation check"),
+                    type=INTEGER,
+                    defaultValue=2000,
+                    minValue=1,
+                )
+            )
+        )
+        self.addParameter(
+            advanced(
+                QgsProcessingParameterNumber(
+                    "SEED", tr("Random seed"), type=INTEGER, defaultValue=0, minValue=0
+                )
+            )
+        )
+        self.addParameter(
+            advanced(
+                QgsProcessingParameterRasterLayer(
+                    "DETAILS", tr("Calibration details (per model)"), optional=True
+                )
+            )
+        )
+        self.addParameter(
+            advanced(
+                QgsProcessingParameterRasterLayer(
+                    "LABELS", tr("Calibration labels (with quality flags)"), optional=True
+                )
+            )
+        )
+        self.addParameter(
+            advanced(
+                QgsProcessingParameterFile(
+                    "MODEL", tr("Model file (its test cells only)"), extension="pt", optional=True
+                )
+            )
+        )
         for param in forcing_parameters():
             self.addParameter(param)
         self.addParameter(device_parameter())
-        self.addParameter(QgsProcessingParameterFileDestination(
-            "OUTPUT_REPORT", tr("Evaluation report"), fileFilter="HTML files (*.html)"))
-        for name, label in (("R2_REFERENCE", "R2 against the reference"),
-                            ("RMSE_REFERENCE", "RMSE against the reference (mm)"),
-                            ("KGE_VAL_FIXED", "Median validation KGE, CWSC fixed to the map"),
-                            ("KGE_VAL_CONSTANT", "Median validation KGE, a constant CWSC map"),
-                            ("KGE_VAL_FREE", "Median validation KGE, CWSC calibrated freely"),
-                            ("CELLS_SCORED", "Cells scored"),
-                            ("MEDIAN_KGE_FIXED", "Median validation KGE, CWSC fixed (as "
-                                                 "KGE_VAL_FIXED)"),
-                            ("MEDIAN_KGE_FREE", "Median validation KGE, free (as KGE_VAL_FREE)")):
+        self.addParameter(
+            QgsProcessingParameterFileDestination(
+                "OUTPUT_REPORT", tr("Evaluation report"), fileFilter="HTML files (*.html)"
+            )
+        )
+        for name, label in (
+            ("R2_REFERENCE", "R2 against the reference"),
+            ("RMSE_REFERENCE", "RMSE against the reference (mm)"),
+            ("KGE_VAL_FIXED", "Median validation KGE, CWSC fixed to the map"),
+            ("KGE_VAL_CONSTANT", "Median validation KGE, a constant CWSC map"),
+            ("KGE_VAL_FREE", "Median validation KGE, CWSC calibrated freely"),
+            ("CELLS_SCORED", "Cells scored"),
+            ("MEDIAN_KGE_FIXED", "Median validation KGE, CWSC fixed (as KGE_VAL_FIXED)"),
+            ("MEDIAN_KGE_FREE", "Median validation KGE, free (as KGE_VAL_FREE)"),
+        ):
             self.addOutput(QgsProcessingOutputNumber(name, tr(label)))
 
     def build(self, parameters, context, feedback):
@@ -114,11 +193,19 @@ A useful map scores clearly above the constant map, and close to free calibratio
         if model:
             args += ["--model", model]
         models = self.parameterAsEnums(parameters, "MODELS", context) or [0, 1, 2]
-        args += ["--models", ",".join(MODELS[i] for i in sorted(set(models))),
-                 "--max-cells", str(self.parameterAsInt(parameters, "MAX_CELLS", context)),
-                 "--seed", str(self.parameterAsInt(parameters, "SEED", context)),
-                 "--device", self.device(parameters, "DEVICE", context),
-                 "--out-report", outputs["OUTPUT_REPORT"]]
-        args += self.optional_args(parameters, context, (
-            ("RESTARTS", "--restarts"), ("MAX_EVALUATIONS", "--max-evaluations")))
+        args += [
+            "--models",
+            ",".join(MODELS[i] for i in sorted(set(models))),
+            "--max-cells",
+            str(self.parameterAsInt(parameters, "MAX_CELLS", context)),
+            "--seed",
+            str(self.parameterAsInt(parameters, "SEED", context)),
+            "--device",
+            self.device(parameters, "DEVICE", context),
+            "--out-report",
+            outputs["OUTPUT_REPORT"],
+        ]
+        args += self.optional_args(
+            parameters, context, (("RESTARTS", "--restarts"), ("MAX_EVALUATIONS", "--max-evaluations"))
+        )
         return args + self.forcing_args(parameters, context), outputs

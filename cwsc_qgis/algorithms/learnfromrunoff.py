@@ -1,16 +1,29 @@
 """cwsc:learnfromrunoff - learn CWSC from runoff through the models (physics-guided)."""
 
-from qgis.core import (QgsProcessingOutputNumber, QgsProcessingParameterBoolean,
-                       QgsProcessingParameterEnum,
-                       QgsProcessingParameterFileDestination, QgsProcessingParameterMultipleLayers,
-                       QgsProcessingParameterNumber, QgsProcessingParameterRasterLayer,
-                       QgsProcessingParameterString)
+from qgis.core import (
+    QgsProcessingOutputNumber,
+    QgsProcessingParameterBoolean,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterFileDestination,
+    QgsProcessingParameterMultipleLayers,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterLayer,
+    QgsProcessingParameterString,
+)
 
-from ..compat import INTEGER, DOUBLE, TYPE_RASTER
-from .base import (LEARN_BATCH_SIZE_DEFAULT, LEARN_EPOCHS_DEFAULT,
-                   LEARN_PRETRAIN_EPOCHS_DEFAULT, CwscAlgorithm, advanced,
-                   device_parameter, extent_parameter, forcing_layer_parameters,
-                   forcing_parameters, tr)
+from ..compat import DOUBLE, INTEGER, TYPE_RASTER
+from .base import (
+    LEARN_BATCH_SIZE_DEFAULT,
+    LEARN_EPOCHS_DEFAULT,
+    LEARN_PRETRAIN_EPOCHS_DEFAULT,
+    CwscAlgorithm,
+    advanced,
+    device_parameter,
+    extent_parameter,
+    forcing_layer_parameters,
+    forcing_parameters,
+    tr,
+)
 from .calibrate import FORMULATIONS, MODELS, OBJECTIVES
 from .train import HTML_FILTER, MODEL_FILTER, SPLITS
 
@@ -22,10 +35,13 @@ class LearnFromRunoffAlgorithm(CwscAlgorithm):
     DISPLAY_NAME = "Learn CWSC from runoff (physics-guided)"
     GROUP = "learning"
     COMMAND = "learn"
-    NUMBERS = {"VAL_KGE_TEST_CELLS": "val_kge_test_cells",
-               "CAL_KGE_TRAIN_CELLS": "cal_kge_train_cells",
-               "CAL_KGE_TEST_CELLS": "cal_kge_test_cells",
-               "TRAIN_CELLS": "train_cells", "TEST_CELLS": "test_cells"}
+    NUMBERS = {
+        "VAL_KGE_TEST_CELLS": "val_kge_test_cells",
+        "CAL_KGE_TRAIN_CELLS": "cal_kge_train_cells",
+        "CAL_KGE_TEST_CELLS": "cal_kge_test_cells",
+        "TRAIN_CELLS": "train_cells",
+        "TEST_CELLS": "test_cells",
+    }
     HELP = """
 <p><b>The other route to a CWSC map, in one step</b> (in place of <i>Calibrate</i>, <i>Mask</i>
 and <i>Train</i>): the ResNet learns, from the predictor patch of each cell, the parameters of
@@ -77,81 +93,214 @@ label route maps CWSC better.</p>
 """
 
     def initAlgorithm(self, config=None):  # noqa: N802
-        self.addParameter(QgsProcessingParameterMultipleLayers(
-            "PREDICTORS", tr("Predictor rasters (in this order)"), TYPE_RASTER))
+        self.addParameter(
+            QgsProcessingParameterMultipleLayers(
+                "PREDICTORS", tr("Predictor rasters (in this order)"), TYPE_RASTER
+            )
+        )
         for param in forcing_layer_parameters():
             self.addParameter(param)
-        self.addParameter(QgsProcessingParameterEnum(
-            "MODELS", tr("Water balance models"), options=MODELS, allowMultiple=True,
-            defaultValue=[0, 1, 2]))
-        self.addParameter(QgsProcessingParameterEnum(
-            "OBJECTIVE", tr("Objective function"), options=OBJECTIVES, defaultValue=0))
-        self.addParameter(QgsProcessingParameterNumber(
-            "TEST_FRACTION", tr("Fraction of the cells held out"), type=DOUBLE,
-            defaultValue=0.3, minValue=0.0, maxValue=0.9))
-        self.addParameter(QgsProcessingParameterEnum(
-            "SPLIT", tr("Held-out cells"), options=SPLITS, defaultValue=0))
-        self.addParameter(QgsProcessingParameterNumber(
-            "EPOCHS", tr("Epochs (at most)"), type=INTEGER, minValue=1,
-            defaultValue=LEARN_EPOCHS_DEFAULT))
-        self.addParameter(QgsProcessingParameterNumber(
-            "BATCH_SIZE", tr("Cells per step"), type=INTEGER, minValue=2,
-            defaultValue=LEARN_BATCH_SIZE_DEFAULT))
-        self.addParameter(QgsProcessingParameterNumber(
-            "PRETRAIN_EPOCHS", tr("Pretraining epochs on a calibration of the training cells "
-                                  "(0: learn from runoff alone)"), type=INTEGER, minValue=0,
-            defaultValue=LEARN_PRETRAIN_EPOCHS_DEFAULT))
+        self.addParameter(
+            QgsProcessingParameterEnum(
+                "MODELS",
+                tr("Water balance models"),
+                options=MODELS,
+                allowMultiple=True,
+                defaultValue=[0, 1, 2],
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterEnum(
+                "OBJECTIVE", tr("Objective function"), options=OBJECTIVES, defaultValue=0
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterNumber(
+                "TEST_FRACTION",
+                tr("Fraction of the cells held out"),
+                type=DOUBLE,
+                defaultValue=0.3,
+                minValue=0.0,
+                maxValue=0.9,
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterEnum("SPLIT", tr("Held-out cells"), options=SPLITS, defaultValue=0)
+        )
+        self.addParameter(
+            QgsProcessingParameterNumber(
+                "EPOCHS", tr("Epochs (at most)"), type=INTEGER, minValue=1, defaultValue=LEARN_EPOCHS_DEFAULT
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterNumber(
+                "BATCH_SIZE",
+                tr("Cells per step"),
+                type=INTEGER,
+                minValue=2,
+                defaultValue=LEARN_BATCH_SIZE_DEFAULT,
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterNumber(
+                "PRETRAIN_EPOCHS",
+                tr("Pretraining epochs on a calibration of the training cells (0: learn from runoff alone)"),
+                type=INTEGER,
+                minValue=0,
+                defaultValue=LEARN_PRETRAIN_EPOCHS_DEFAULT,
+            )
+        )
         self.addParameter(device_parameter(is_advanced=False))
-        self.addParameter(QgsProcessingParameterRasterLayer(
-            "LABELS", tr("CWSC labels to compare with (optional)"), optional=True))
-        self.addParameter(advanced(QgsProcessingParameterEnum(
-            "FORMULATION", tr("Model formulation"), options=FORMULATIONS, defaultValue=0)))
-        self.addParameter(advanced(QgsProcessingParameterNumber(
-            "WARMUP_MONTHS", tr("Warm-up months (empty: min(n/8, 24))"),
-            type=INTEGER, minValue=0, optional=True)))
-        self.addParameter(advanced(QgsProcessingParameterNumber(
-            "CALIBRATION_FRACTION", tr("Fraction of the months learned from"),
-            type=DOUBLE, defaultValue=0.75, minValue=0.05, maxValue=1.0)))
-        self.addParameter(advanced(QgsProcessingParameterNumber(
-            "MODEL_KGE_MARGIN",
-            tr("Only models whose fit is within this KGE of the cell's best enter its CWSC "
-               "(empty: every model)"),
-            type=DOUBLE, defaultValue=0.02, minValue=0.0, optional=True)))
-        self.addParameter(advanced(QgsProcessingParameterEnum(
-            "MODEL_LOSS", tr("How the models' losses of a cell combine"),
-            options=MODEL_LOSSES, defaultValue=0)))
-        self.addParameter(advanced(QgsProcessingParameterBoolean(
-            "SHARED_SC", tr("One sc for every model (the models differ in their other "
-                            "parameters only)"), defaultValue=False)))
-        self.addParameter(advanced(QgsProcessingParameterNumber(
-            "PATCH_SIZE", tr("Patch size (cells, odd)"), type=INTEGER,
-            defaultValue=11, minValue=1, maxValue=101)))
-        self.addParameter(advanced(QgsProcessingParameterNumber(
-            "BLOCK_SIZE", tr("Spatial block size for SPLIT=blocks (cells; empty: default)"),
-            type=INTEGER, minValue=1, optional=True)))
-        self.addParameter(advanced(QgsProcessingParameterNumber(
-            "CHECKPOINT_MONTHS", tr("Recompute the month loop in blocks of this many months "
-                                    "(0: keep every month)"),
-            type=INTEGER, defaultValue=0, minValue=0)))
-        self.addParameter(advanced(QgsProcessingParameterNumber(
-            "BLOCKS", tr("Residual blocks per stage (empty: 2)"),
-            type=INTEGER, minValue=1, optional=True)))
-        self.addParameter(advanced(QgsProcessingParameterString(
-            "WIDTHS", tr("Stage widths, e.g. 16,32,64 (empty: 16,32,64)"), optional=True)))
-        self.addParameter(advanced(QgsProcessingParameterNumber(
-            "SEED", tr("Random seed"), type=INTEGER, defaultValue=0, minValue=0)))
+        self.addParameter(
+            QgsProcessingParameterRasterLayer(
+                "LABELS", tr("CWSC labels to compare with (optional)"), optional=True
+            )
+        )
+        self.addParameter(
+            advanced(
+                QgsProcessingParameterEnum(
+                    "FORMULATION", tr("Model formulation"), options=FORMULATIONS, defaultValue=0
+                )
+            )
+        )
+        self.addParameter(
+            advanced(
+                QgsProcessingParameterNumber(
+                    "WARMUP_MONTHS",
+                    tr("Warm-up months (empty: min(n/8, 24))"),
+                    type=INTEGER,
+                    minValue=0,
+                    optional=True,
+                )
+            )
+        )
+        self.addParameter(
+            advanced(
+                QgsProcessingParameterNumber(
+                    "CALIBRATION_FRACTION",
+                    tr("Fraction of the months learned from"),
+                    type=DOUBLE,
+                    defaultValue=0.75,
+                    minValue=0.05,
+                    maxValue=1.0,
+                )
+            )
+        )
+        self.addParameter(
+            advanced(
+                QgsProcessingParameterNumber(
+                    "MODEL_KGE_MARGIN",
+                    tr(
+                        "Only models whose fit is within this KGE of the cell's best enter its CWSC "
+                        "(empty: every model)"
+                    ),
+                    type=DOUBLE,
+                    defaultValue=0.02,
+                    minValue=0.0,
+                    optional=True,
+                )
+            )
+        )
+        self.addParameter(
+            advanced(
+                QgsProcessingParameterEnum(
+                    "MODEL_LOSS",
+                    tr("How the models' losses of a cell combine"),
+                    options=MODEL_LOSSES,
+                    defaultValue=0,
+                )
+            )
+        )
+        self.addParameter(
+            advanced(
+                QgsProcessingParameterBoolean(
+                    "SHARED_SC",
+                    tr("One sc for every model (the models differ in their other parameters only)"),
+                    defaultValue=False,
+                )
+            )
+        )
+        self.addParameter(
+            advanced(
+                QgsProcessingParameterNumber(
+                    "PATCH_SIZE",
+                    tr("Patch size (cells, odd)"),
+                    type=INTEGER,
+                    defaultValue=11,
+                    minValue=1,
+                    maxValue=101,
+                )
+            )
+        )
+        self.addParameter(
+            advanced(
+                QgsProcessingParameterNumber(
+                    "BLOCK_SIZE",
+                    tr("Spatial block size for SPLIT=blocks (cells; empty: default)"),
+                    type=INTEGER,
+                    minValue=1,
+                    optional=True,
+                )
+            )
+        )
+        self.addParameter(
+            advanced(
+                QgsProcessingParameterNumber(
+                    "CHECKPOINT_MONTHS",
+                    tr("Recompute the month loop in blocks of this many months (0: keep every month)"),
+                    type=INTEGER,
+                    defaultValue=0,
+                    minValue=0,
+                )
+            )
+        )
+        self.addParameter(
+            advanced(
+                QgsProcessingParameterNumber(
+                    "BLOCKS",
+                    tr("Residual blocks per stage (empty: 2)"),
+                    type=INTEGER,
+                    minValue=1,
+                    optional=True,
+                )
+            )
+        )
+        self.addParameter(
+            advanced(
+                QgsProcessingParameterString(
+                    "WIDTHS", tr("Stage widths, e.g. 16,32,64 (empty: 16,32,64)"), optional=True
+                )
+            )
+        )
+        self.addParameter(
+            advanced(
+                QgsProcessingParameterNumber(
+                    "SEED", tr("Random seed"), type=INTEGER, defaultValue=0, minValue=0
+                )
+            )
+        )
         for param in forcing_parameters():
             self.addParameter(param)
         self.addParameter(extent_parameter())
-        self.addParameter(QgsProcessingParameterFileDestination(
-            "OUTPUT_MODEL", tr("Model file"), fileFilter=MODEL_FILTER))
-        self.addParameter(QgsProcessingParameterFileDestination(
-            "OUTPUT_REPORT", tr("Learning report"), fileFilter=HTML_FILTER, optional=True,
-            createByDefault=True))
-        for name, label in (("VAL_KGE_TEST_CELLS", "Median KGE, validation months, held-out cells"),
-                            ("CAL_KGE_TRAIN_CELLS", "Median KGE, calibration months, training cells"),
-                            ("CAL_KGE_TEST_CELLS", "Median KGE, calibration months, held-out cells"),
-                            ("TRAIN_CELLS", "Training cells"), ("TEST_CELLS", "Held-out cells")):
+        self.addParameter(
+            QgsProcessingParameterFileDestination("OUTPUT_MODEL", tr("Model file"), fileFilter=MODEL_FILTER)
+        )
+        self.addParameter(
+            QgsProcessingParameterFileDestination(
+                "OUTPUT_REPORT",
+                tr("Learning report"),
+                fileFilter=HTML_FILTER,
+                optional=True,
+                createByDefault=True,
+            )
+        )
+        for name, label in (
+            ("VAL_KGE_TEST_CELLS", "Median KGE, validation months, held-out cells"),
+            ("CAL_KGE_TRAIN_CELLS", "Median KGE, calibration months, training cells"),
+            ("CAL_KGE_TEST_CELLS", "Median KGE, calibration months, held-out cells"),
+            ("TRAIN_CELLS", "Training cells"),
+            ("TEST_CELLS", "Held-out cells"),
+        ):
             self.addOutput(QgsProcessingOutputNumber(name, tr(label)))
 
     def build(self, parameters, context, feedback):
@@ -166,26 +315,42 @@ label route maps CWSC better.</p>
         if labels:
             args += ["--labels", labels]
         args += [
-            "--models", ",".join(MODELS[i] for i in sorted(set(models))),
-            "--objective", OBJECTIVES[self.parameterAsEnum(parameters, "OBJECTIVE", context)].lower(),
-            "--formulation", FORMULATIONS[self.parameterAsEnum(parameters, "FORMULATION", context)],
+            "--models",
+            ",".join(MODELS[i] for i in sorted(set(models))),
+            "--objective",
+            OBJECTIVES[self.parameterAsEnum(parameters, "OBJECTIVE", context)].lower(),
+            "--formulation",
+            FORMULATIONS[self.parameterAsEnum(parameters, "FORMULATION", context)],
             "--calibration-fraction",
             repr(self.parameterAsDouble(parameters, "CALIBRATION_FRACTION", context)),
-            "--model-loss", MODEL_LOSSES[self.parameterAsEnum(parameters, "MODEL_LOSS", context)],
-            "--patch-size", str(self.parameterAsInt(parameters, "PATCH_SIZE", context)),
-            "--test-fraction", repr(self.parameterAsDouble(parameters, "TEST_FRACTION", context)),
-            "--split", SPLITS[self.parameterAsEnum(parameters, "SPLIT", context)],
-            "--epochs", str(self.parameterAsInt(parameters, "EPOCHS", context)),
-            "--batch-size", str(self.parameterAsInt(parameters, "BATCH_SIZE", context)),
-            "--pretrain-epochs", str(self.parameterAsInt(parameters, "PRETRAIN_EPOCHS", context)),
-            "--checkpoint-months", str(self.parameterAsInt(parameters, "CHECKPOINT_MONTHS", context)),
-            "--seed", str(self.parameterAsInt(parameters, "SEED", context)),
-            "--device", self.device(parameters, "DEVICE", context),
-            "--out-model", outputs["OUTPUT_MODEL"],
+            "--model-loss",
+            MODEL_LOSSES[self.parameterAsEnum(parameters, "MODEL_LOSS", context)],
+            "--patch-size",
+            str(self.parameterAsInt(parameters, "PATCH_SIZE", context)),
+            "--test-fraction",
+            repr(self.parameterAsDouble(parameters, "TEST_FRACTION", context)),
+            "--split",
+            SPLITS[self.parameterAsEnum(parameters, "SPLIT", context)],
+            "--epochs",
+            str(self.parameterAsInt(parameters, "EPOCHS", context)),
+            "--batch-size",
+            str(self.parameterAsInt(parameters, "BATCH_SIZE", context)),
+            "--pretrain-epochs",
+            str(self.parameterAsInt(parameters, "PRETRAIN_EPOCHS", context)),
+            "--checkpoint-months",
+            str(self.parameterAsInt(parameters, "CHECKPOINT_MONTHS", context)),
+            "--seed",
+            str(self.parameterAsInt(parameters, "SEED", context)),
+            "--device",
+            self.device(parameters, "DEVICE", context),
+            "--out-model",
+            outputs["OUTPUT_MODEL"],
         ]
-        args += self.optional_args(parameters, context, (
-            ("WARMUP_MONTHS", "--warmup-months"), ("BLOCK_SIZE", "--block-size"),
-            ("BLOCKS", "--blocks")))
+        args += self.optional_args(
+            parameters,
+            context,
+            (("WARMUP_MONTHS", "--warmup-months"), ("BLOCK_SIZE", "--block-size"), ("BLOCKS", "--blocks")),
+        )
         args += self.kge_margin_args(parameters, context)
         widths = (self.parameterAsString(parameters, "WIDTHS", context) or "").strip()
         if widths:
@@ -194,5 +359,6 @@ label route maps CWSC better.</p>
             args += ["--shared-sc"]
         if outputs["OUTPUT_REPORT"]:
             args += ["--out-report", outputs["OUTPUT_REPORT"]]
-        return (args + self.forcing_args(parameters, context)
-                + self.extent_args(parameters, context)), outputs
+        return (
+            args + self.forcing_args(parameters, context) + self.extent_args(parameters, context)
+        ), outputs

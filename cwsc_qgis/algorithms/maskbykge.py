@@ -1,12 +1,16 @@
 """cwsc:maskbykge - keep the CWSC labels whose calibration KGE exceeds a threshold."""
 
-from qgis.core import (QgsProcessingOutputNumber, QgsProcessingParameterNumber,
-                       QgsProcessingParameterRasterDestination, QgsProcessingParameterRasterLayer)
+from qgis.core import (
+    QgsProcessingOutputNumber,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterDestination,
+    QgsProcessingParameterRasterLayer,
+)
 
 from ..compat import DOUBLE, INTEGER
 from .base import CwscAlgorithm, tr
 
-#: The backend's default (backend/hydro/options.py; the contract test holds them equal).
+#: The backend's default (cwsc/hydro/options.py; the contract test holds them equal).
 EXCLUDE_FLAGS = 1
 
 
@@ -38,22 +42,40 @@ by flags).</p>
     def initAlgorithm(self, config=None):  # noqa: N802
         self.addParameter(QgsProcessingParameterRasterLayer("LABELS", tr("CWSC labels (mm)")))
         self.addParameter(QgsProcessingParameterRasterLayer("KGE", tr("Calibration KGE")))
-        self.addParameter(QgsProcessingParameterNumber(
-            "THRESHOLD", tr("KGE threshold (cells with KGE above it are kept)"),
-            type=DOUBLE, defaultValue=0.0))
-        self.addParameter(QgsProcessingParameterNumber(
-            "EXCLUDE_FLAGS", tr("Quality flags to exclude (bit mask, 0: none)"),
-            type=INTEGER, defaultValue=EXCLUDE_FLAGS, minValue=0, maxValue=31))
-        self.addParameter(QgsProcessingParameterRasterDestination(
-            "OUTPUT", tr("Masked CWSC labels (mm)")))
+        self.addParameter(
+            QgsProcessingParameterNumber(
+                "THRESHOLD",
+                tr("KGE threshold (cells with KGE above it are kept)"),
+                type=DOUBLE,
+                defaultValue=0.0,
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterNumber(
+                "EXCLUDE_FLAGS",
+                tr("Quality flags to exclude (bit mask, 0: none)"),
+                type=INTEGER,
+                defaultValue=EXCLUDE_FLAGS,
+                minValue=0,
+                maxValue=31,
+            )
+        )
+        self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT", tr("Masked CWSC labels (mm)")))
         self.addOutput(QgsProcessingOutputNumber("KEPT_CELLS", tr("Cells kept")))
         self.addOutput(QgsProcessingOutputNumber("MASKED_CELLS", tr("Cells masked")))
 
     def build(self, parameters, context, feedback):
         outputs = {"OUTPUT": self.output_raster(parameters, "OUTPUT", context)}
-        args = ["--labels", self.raster_path(parameters, "LABELS", context, feedback),
-                "--kge", self.raster_path(parameters, "KGE", context, feedback),
-                "--threshold", repr(self.parameterAsDouble(parameters, "THRESHOLD", context)),
-                "--exclude-flags", str(self.parameterAsInt(parameters, "EXCLUDE_FLAGS", context)),
-                "--out", outputs["OUTPUT"]]
+        args = [
+            "--labels",
+            self.raster_path(parameters, "LABELS", context, feedback),
+            "--kge",
+            self.raster_path(parameters, "KGE", context, feedback),
+            "--threshold",
+            repr(self.parameterAsDouble(parameters, "THRESHOLD", context)),
+            "--exclude-flags",
+            str(self.parameterAsInt(parameters, "EXCLUDE_FLAGS", context)),
+            "--out",
+            outputs["OUTPUT"],
+        ]
         return args, outputs

@@ -1,9 +1,13 @@
 """cwsc:predict - the CWSC raster from a model file and the predictors."""
 
-from qgis.core import (QgsProcessingParameterBoolean, QgsProcessingParameterFile,
-                       QgsProcessingParameterFileDestination,
-                       QgsProcessingParameterMultipleLayers, QgsProcessingParameterNumber,
-                       QgsProcessingParameterRasterDestination)
+from qgis.core import (
+    QgsProcessingParameterBoolean,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterFileDestination,
+    QgsProcessingParameterMultipleLayers,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterDestination,
+)
 
 from ..compat import INTEGER, TYPE_RASTER
 from .base import CwscAlgorithm, advanced, device_parameter, extent_parameter, tr
@@ -38,33 +42,58 @@ the parameter-map format of distributed models such as mHM and Wflow.</p>
 """
 
     def initAlgorithm(self, config=None):  # noqa: N802
-        self.addParameter(QgsProcessingParameterFile(
-            "MODEL", tr("Model file"), extension="pt"))
-        self.addParameter(QgsProcessingParameterMultipleLayers(
-            "PREDICTORS", tr("Predictor rasters (in the training order)"),
-            TYPE_RASTER))
+        self.addParameter(QgsProcessingParameterFile("MODEL", tr("Model file"), extension="pt"))
+        self.addParameter(
+            QgsProcessingParameterMultipleLayers(
+                "PREDICTORS", tr("Predictor rasters (in the training order)"), TYPE_RASTER
+            )
+        )
         self.addParameter(device_parameter(is_advanced=False))
         self.addParameter(extent_parameter())
-        self.addParameter(advanced(QgsProcessingParameterNumber(
-            "BATCH_SIZE", tr("Batch size (empty: default)"),
-            type=INTEGER, minValue=1, optional=True)))
-        self.addParameter(advanced(QgsProcessingParameterBoolean(
-            "ALLOW_SHIFT", tr("Predict even where predictors lie far outside the training "
-                              "distribution (a region unlike the training one)"),
-            defaultValue=False)))
+        self.addParameter(
+            advanced(
+                QgsProcessingParameterNumber(
+                    "BATCH_SIZE", tr("Batch size (empty: default)"), type=INTEGER, minValue=1, optional=True
+                )
+            )
+        )
+        self.addParameter(
+            advanced(
+                QgsProcessingParameterBoolean(
+                    "ALLOW_SHIFT",
+                    tr(
+                        "Predict even where predictors lie far outside the training "
+                        "distribution (a region unlike the training one)"
+                    ),
+                    defaultValue=False,
+                )
+            )
+        )
         self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT", tr("CWSC (mm)")))
-        self.addParameter(QgsProcessingParameterRasterDestination(
-            "OUTPUT_UNCERTAINTY", tr("CWSC uncertainty (ensemble spread, mm)"), optional=True,
-            createByDefault=False))
-        self.addParameter(QgsProcessingParameterFileDestination(
-            "OUTPUT_NETCDF", tr("CWSC as CF NetCDF (for hydrological models)"),
-            fileFilter="NetCDF files (*.nc)", optional=True, createByDefault=False))
+        self.addParameter(
+            QgsProcessingParameterRasterDestination(
+                "OUTPUT_UNCERTAINTY",
+                tr("CWSC uncertainty (ensemble spread, mm)"),
+                optional=True,
+                createByDefault=False,
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterFileDestination(
+                "OUTPUT_NETCDF",
+                tr("CWSC as CF NetCDF (for hydrological models)"),
+                fileFilter="NetCDF files (*.nc)",
+                optional=True,
+                createByDefault=False,
+            )
+        )
 
     def build(self, parameters, context, feedback):
         outputs = {
             "OUTPUT": self.output_raster(parameters, "OUTPUT", context),
-            "OUTPUT_UNCERTAINTY": self.output_raster(parameters, "OUTPUT_UNCERTAINTY", context,
-                                                     optional=True),
+            "OUTPUT_UNCERTAINTY": self.output_raster(
+                parameters, "OUTPUT_UNCERTAINTY", context, optional=True
+            ),
             "OUTPUT_NETCDF": self.output_file(parameters, "OUTPUT_NETCDF", context, optional=True),
         }
         args = ["--model", self.parameterAsFile(parameters, "MODEL", context)]

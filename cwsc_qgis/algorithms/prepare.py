@@ -1,11 +1,16 @@
 """cwsc:prepare - real products (GeoTIFF or NetCDF, any units, periods and grids) onto one grid
 in mm/month over their common months, and the climate predictors derived from them."""
 
-from qgis.core import (QgsProcessingOutputNumber, QgsProcessingOutputString,
-                       QgsProcessingParameterExtent, QgsProcessingParameterFile,
-                       QgsProcessingParameterFolderDestination,
-                       QgsProcessingParameterRasterDestination, QgsProcessingParameterRasterLayer,
-                       QgsProcessingParameterString)
+from qgis.core import (
+    QgsProcessingOutputNumber,
+    QgsProcessingOutputString,
+    QgsProcessingParameterExtent,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterFolderDestination,
+    QgsProcessingParameterRasterDestination,
+    QgsProcessingParameterRasterLayer,
+    QgsProcessingParameterString,
+)
 
 from .base import FORCINGS, CwscAlgorithm, advanced, forcing_parameters, tr
 
@@ -44,31 +49,53 @@ to <i>Train CWSC ResNet</i> with the other predictors (soil, terrain, vegetation
 
     def initAlgorithm(self, config=None):  # noqa: N802
         for name, _, what in FORCINGS:
-            self.addParameter(QgsProcessingParameterFile(
-                name, tr("Monthly {} (GeoTIFF or NetCDF file)").format(what),
-                fileFilter=FILE_FILTER))
-            self.addParameter(QgsProcessingParameterString(
-                name + "_VARIABLE", tr("NetCDF variable of the {} (when the file holds several)")
-                .format(what), optional=True))
+            self.addParameter(
+                QgsProcessingParameterFile(
+                    name, tr("Monthly {} (GeoTIFF or NetCDF file)").format(what), fileFilter=FILE_FILTER
+                )
+            )
+            self.addParameter(
+                QgsProcessingParameterString(
+                    name + "_VARIABLE",
+                    tr("NetCDF variable of the {} (when the file holds several)").format(what),
+                    optional=True,
+                )
+            )
         for param in forcing_parameters():
             self.addParameter(param)
-        self.addParameter(advanced(QgsProcessingParameterRasterLayer(
-            "TARGET_GRID", tr("Target grid (a raster; empty: the runoff's grid)"), optional=True)))
-        self.addParameter(QgsProcessingParameterExtent(
-            "EXTENT", tr("Extent (empty: the whole target grid)"), optional=True))
-        for name, label in (("OUTPUT_PRECIPITATION", "Precipitation (mm/month)"),
-                            ("OUTPUT_PET", "PET (mm/month)"), ("OUTPUT_RUNOFF", "Runoff (mm/month)")):
+        self.addParameter(
+            advanced(
+                QgsProcessingParameterRasterLayer(
+                    "TARGET_GRID", tr("Target grid (a raster; empty: the runoff's grid)"), optional=True
+                )
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterExtent("EXTENT", tr("Extent (empty: the whole target grid)"), optional=True)
+        )
+        for name, label in (
+            ("OUTPUT_PRECIPITATION", "Precipitation (mm/month)"),
+            ("OUTPUT_PET", "PET (mm/month)"),
+            ("OUTPUT_RUNOFF", "Runoff (mm/month)"),
+        ):
             self.addParameter(QgsProcessingParameterRasterDestination(name, tr(label)))
-        self.addParameter(QgsProcessingParameterFolderDestination(
-            "OUTPUT_PREDICTORS", tr("Folder for the climate predictors"), optional=True,
-            createByDefault=True))
+        self.addParameter(
+            QgsProcessingParameterFolderDestination(
+                "OUTPUT_PREDICTORS",
+                tr("Folder for the climate predictors"),
+                optional=True,
+                createByDefault=True,
+            )
+        )
         self.addOutput(QgsProcessingOutputNumber("MONTHS", tr("Months in the common period")))
         self.addOutput(QgsProcessingOutputString("FIRST_MONTH", tr("First month")))
         self.addOutput(QgsProcessingOutputString("LAST_MONTH", tr("Last month")))
 
     def build(self, parameters, context, feedback):
-        outputs = {name: self.output_raster(parameters, name, context)
-                   for name in ("OUTPUT_PRECIPITATION", "OUTPUT_PET", "OUTPUT_RUNOFF")}
+        outputs = {
+            name: self.output_raster(parameters, name, context)
+            for name in ("OUTPUT_PRECIPITATION", "OUTPUT_PET", "OUTPUT_RUNOFF")
+        }
         args = []
         for name, stem, _ in FORCINGS:
             args += ["--" + stem, self.parameterAsFile(parameters, name, context)]
@@ -79,8 +106,14 @@ to <i>Train CWSC ResNet</i> with the other predictors (soil, terrain, vegetation
         if target:
             args += ["--target-grid", target]
         args += self.extent_args(parameters, context)
-        args += ["--out-precip", outputs["OUTPUT_PRECIPITATION"], "--out-pet", outputs["OUTPUT_PET"],
-                 "--out-runoff", outputs["OUTPUT_RUNOFF"]]
+        args += [
+            "--out-precip",
+            outputs["OUTPUT_PRECIPITATION"],
+            "--out-pet",
+            outputs["OUTPUT_PET"],
+            "--out-runoff",
+            outputs["OUTPUT_RUNOFF"],
+        ]
         folder = self.parameterAsString(parameters, "OUTPUT_PREDICTORS", context)
         if folder:
             args += ["--out-predictors", folder]

@@ -2,8 +2,12 @@
 
 import os
 
-from qgis.core import (QgsProcessingException, QgsProcessingOutputString, QgsProcessingParameterEnum,
-                       QgsProcessingParameterFile)
+from qgis.core import (
+    QgsProcessingException,
+    QgsProcessingOutputString,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterFile,
+)
 
 from .. import installer
 from .base import CwscAlgorithm, tr
@@ -39,26 +43,42 @@ models</i>.</p>
 """
 
     def initAlgorithm(self, config=None):  # noqa: N802
-        self.addParameter(QgsProcessingParameterFile(
-            "FOLDER", tr("Folder for the environment (default: cwsc/backend in the QGIS profile)"),
-            behavior=QgsProcessingParameterFile.Folder, optional=True))
-        self.addParameter(QgsProcessingParameterFile(
-            "PYTHON", tr("Python to build it with (default: found automatically, 3.10 or newer)"),
-            optional=True))
-        self.addParameter(QgsProcessingParameterEnum(
-            "TORCH", tr("PyTorch build (auto: CUDA when an NVIDIA GPU is present)"),
-            options=TORCH_CHOICES, defaultValue=0))
+        self.addParameter(
+            QgsProcessingParameterFile(
+                "FOLDER",
+                tr("Folder for the environment (default: cwsc/backend in the QGIS profile)"),
+                behavior=QgsProcessingParameterFile.Folder,
+                optional=True,
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterFile(
+                "PYTHON",
+                tr("Python to build it with (default: found automatically, 3.10 or newer)"),
+                optional=True,
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterEnum(
+                "TORCH",
+                tr("PyTorch build (auto: CUDA when an NVIDIA GPU is present)"),
+                options=TORCH_CHOICES,
+                defaultValue=0,
+            )
+        )
         self.addOutput(QgsProcessingOutputString("PYTHON", tr("Backend interpreter")))
         self.addOutput(QgsProcessingOutputString("INFO", tr("Backend information")))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         folder = self.parameterAsFile(parameters, "FOLDER", context) or installer.default_folder()
         folder = os.path.abspath(os.path.expanduser(folder))
-        python, version = installer.find_python(
-            self.parameterAsFile(parameters, "PYTHON", context) or None)
+        python, version = installer.find_python(self.parameterAsFile(parameters, "PYTHON", context) or None)
         build = installer.torch_build(TORCH_CHOICES[self.parameterAsEnum(parameters, "TORCH", context)])
-        feedback.pushInfo(tr("building with Python {} at {}; PyTorch {} build").format(
-            ".".join(map(str, version)), python, build))
+        feedback.pushInfo(
+            tr("building with Python {} at {}; PyTorch {} build").format(
+                ".".join(map(str, version)), python, build
+            )
+        )
         try:
             target, seconds = installer.build(folder, python, build, feedback)
         except installer.SetupCancelled:
@@ -68,11 +88,19 @@ models</i>.</p>
         versions = info.get("versions") or {}
         devices = ", ".join(d.get("name", "?") for d in info.get("devices") or [])
         summary = "backend {}, torch {}, numpy {}, rasterio {}; devices: {}".format(
-            versions.get("backend"), versions.get("torch"), versions.get("numpy"),
-            versions.get("rasterio"), devices or "cpu")
+            versions.get("backend"),
+            versions.get("torch"),
+            versions.get("numpy"),
+            versions.get("rasterio"),
+            devices or "cpu",
+        )
         if build == "cuda" and not (info.get("cuda") or {}).get("available"):
-            feedback.pushWarning(tr("the CUDA build was installed but torch sees no CUDA device: "
-                                    "check the NVIDIA driver (nvidia-smi)"))
+            feedback.pushWarning(
+                tr(
+                    "the CUDA build was installed but torch sees no CUDA device: "
+                    "check the NVIDIA driver (nvidia-smi)"
+                )
+            )
         installer.record(target)
         feedback.setProgress(100)
         feedback.pushInfo(tr("set up in {:.0f} s: {}").format(seconds, summary))

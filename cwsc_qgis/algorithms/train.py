@@ -1,13 +1,27 @@
 """cwsc:train - train the CWSC ResNet on spatial patches of predictor rasters."""
 
-from qgis.core import (QgsProcessingOutputNumber, QgsProcessingParameterEnum,
-                       QgsProcessingParameterFileDestination, QgsProcessingParameterMultipleLayers,
-                       QgsProcessingParameterNumber, QgsProcessingParameterRasterLayer,
-                       QgsProcessingParameterString)
+from qgis.core import (
+    QgsProcessingOutputNumber,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterFileDestination,
+    QgsProcessingParameterMultipleLayers,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterLayer,
+    QgsProcessingParameterString,
+)
 
-from ..compat import INTEGER, DOUBLE, TYPE_RASTER
-from .base import (BATCH_SIZE_DEFAULT, EPOCHS_DEFAULT, SEED_RECIPE_BATCH_SIZE, SEED_RECIPE_EPOCHS,
-                   CwscAlgorithm, advanced, device_parameter, extent_parameter, tr)
+from ..compat import DOUBLE, INTEGER, TYPE_RASTER
+from .base import (
+    BATCH_SIZE_DEFAULT,
+    EPOCHS_DEFAULT,
+    SEED_RECIPE_BATCH_SIZE,
+    SEED_RECIPE_EPOCHS,
+    CwscAlgorithm,
+    advanced,
+    device_parameter,
+    extent_parameter,
+    tr,
+)
 
 SPLITS = ["random", "blocks"]
 RECIPES = ["default", "seed"]
@@ -20,8 +34,13 @@ class TrainAlgorithm(CwscAlgorithm):
     DISPLAY_NAME = "Train CWSC ResNet"
     GROUP = "learning"
     COMMAND = "train"
-    NUMBERS = {"TEST_R2": "test_r2", "TEST_RMSE": "test_rmse", "TEST_KGE": "test_kge",
-               "TRAIN_SAMPLES": "train_samples", "TEST_SAMPLES": "test_samples"}
+    NUMBERS = {
+        "TEST_R2": "test_r2",
+        "TEST_RMSE": "test_rmse",
+        "TEST_KGE": "test_kge",
+        "TRAIN_SAMPLES": "train_samples",
+        "TEST_SAMPLES": "test_samples",
+    }
     HELP = """
 <p><b>Step 2 of the CWSC workflow.</b> Trains a deep residual network (ResNet, He et al.
 2016) that maps a square patch of predictor rasters around a cell to the cell's CWSC label
@@ -47,55 +66,130 @@ scatter; numbers <b>TEST_R2</b>, <b>TEST_RMSE</b> (mm), <b>TEST_KGE</b>,
 """
 
     def initAlgorithm(self, config=None):  # noqa: N802
-        self.addParameter(QgsProcessingParameterMultipleLayers(
-            "PREDICTORS", tr("Predictor rasters (in this order)"), TYPE_RASTER))
+        self.addParameter(
+            QgsProcessingParameterMultipleLayers(
+                "PREDICTORS", tr("Predictor rasters (in this order)"), TYPE_RASTER
+            )
+        )
         self.addParameter(QgsProcessingParameterRasterLayer("LABELS", tr("CWSC labels (mm)")))
-        self.addParameter(QgsProcessingParameterRasterLayer(
-            "KGE", tr("Calibration KGE (optional)"), optional=True))
-        self.addParameter(QgsProcessingParameterNumber(
-            "KGE_THRESHOLD", tr("KGE threshold (with KGE)"),
-            type=DOUBLE, defaultValue=0.0))
-        self.addParameter(QgsProcessingParameterNumber(
-            "PATCH_SIZE", tr("Patch size (cells, odd)"), type=INTEGER,
-            defaultValue=11, minValue=1, maxValue=101))
-        self.addParameter(QgsProcessingParameterNumber(
-            "TEST_FRACTION", tr("Test fraction"), type=DOUBLE,
-            defaultValue=0.3, minValue=0.0, maxValue=0.9))
-        self.addParameter(QgsProcessingParameterEnum(
-            "SPLIT", tr("Train/test split"), options=SPLITS, defaultValue=0))
-        self.addParameter(QgsProcessingParameterNumber(
-            "EPOCHS", tr("Epochs (the seed recipe: {} unless changed)").format(SEED_RECIPE_EPOCHS),
-            type=INTEGER, minValue=1, defaultValue=EPOCHS_DEFAULT, optional=True))
-        self.addParameter(QgsProcessingParameterNumber(
-            "BATCH_SIZE",
-            tr("Batch size (the seed recipe: {} unless changed)").format(SEED_RECIPE_BATCH_SIZE),
-            type=INTEGER, minValue=2, defaultValue=BATCH_SIZE_DEFAULT, optional=True))
-        self.addParameter(QgsProcessingParameterEnum(
-            "RECIPE", tr("Training recipe"), options=RECIPES, defaultValue=0))
-        self.addParameter(advanced(QgsProcessingParameterNumber(
-            "ENSEMBLE", tr("Ensemble members"), type=INTEGER,
-            defaultValue=1, minValue=1, maxValue=50)))
+        self.addParameter(
+            QgsProcessingParameterRasterLayer("KGE", tr("Calibration KGE (optional)"), optional=True)
+        )
+        self.addParameter(
+            QgsProcessingParameterNumber(
+                "KGE_THRESHOLD", tr("KGE threshold (with KGE)"), type=DOUBLE, defaultValue=0.0
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterNumber(
+                "PATCH_SIZE",
+                tr("Patch size (cells, odd)"),
+                type=INTEGER,
+                defaultValue=11,
+                minValue=1,
+                maxValue=101,
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterNumber(
+                "TEST_FRACTION",
+                tr("Test fraction"),
+                type=DOUBLE,
+                defaultValue=0.3,
+                minValue=0.0,
+                maxValue=0.9,
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterEnum("SPLIT", tr("Train/test split"), options=SPLITS, defaultValue=0)
+        )
+        self.addParameter(
+            QgsProcessingParameterNumber(
+                "EPOCHS",
+                tr("Epochs (the seed recipe: {} unless changed)").format(SEED_RECIPE_EPOCHS),
+                type=INTEGER,
+                minValue=1,
+                defaultValue=EPOCHS_DEFAULT,
+                optional=True,
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterNumber(
+                "BATCH_SIZE",
+                tr("Batch size (the seed recipe: {} unless changed)").format(SEED_RECIPE_BATCH_SIZE),
+                type=INTEGER,
+                minValue=2,
+                defaultValue=BATCH_SIZE_DEFAULT,
+                optional=True,
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterEnum("RECIPE", tr("Training recipe"), options=RECIPES, defaultValue=0)
+        )
+        self.addParameter(
+            advanced(
+                QgsProcessingParameterNumber(
+                    "ENSEMBLE", tr("Ensemble members"), type=INTEGER, defaultValue=1, minValue=1, maxValue=50
+                )
+            )
+        )
         self.addParameter(device_parameter(is_advanced=False))
         self.addParameter(extent_parameter())
-        self.addParameter(advanced(QgsProcessingParameterNumber(
-            "SEED", tr("Random seed"), type=INTEGER,
-            defaultValue=0, minValue=0)))
-        self.addParameter(advanced(QgsProcessingParameterNumber(
-            "BLOCK_SIZE", tr("Spatial block size for SPLIT=blocks (cells; empty: default)"),
-            type=INTEGER, minValue=1, optional=True)))
-        self.addParameter(advanced(QgsProcessingParameterNumber(
-            "BLOCKS", tr("Residual blocks per stage (empty: the recipe's)"),
-            type=INTEGER, minValue=1, optional=True)))
-        self.addParameter(advanced(QgsProcessingParameterString(
-            "WIDTHS", tr("Stage widths, e.g. 16,32,128 (empty: the recipe's)"), optional=True)))
-        self.addParameter(QgsProcessingParameterFileDestination(
-            "OUTPUT_MODEL", tr("Model file"), fileFilter=MODEL_FILTER))
-        self.addParameter(QgsProcessingParameterFileDestination(
-            "OUTPUT_REPORT", tr("Training report"), fileFilter=HTML_FILTER, optional=True,
-            createByDefault=True))
-        for name, label in (("TEST_R2", "Test R2"), ("TEST_RMSE", "Test RMSE (mm)"),
-                            ("TEST_KGE", "Test KGE"), ("TRAIN_SAMPLES", "Training samples"),
-                            ("TEST_SAMPLES", "Test samples")):
+        self.addParameter(
+            advanced(
+                QgsProcessingParameterNumber(
+                    "SEED", tr("Random seed"), type=INTEGER, defaultValue=0, minValue=0
+                )
+            )
+        )
+        self.addParameter(
+            advanced(
+                QgsProcessingParameterNumber(
+                    "BLOCK_SIZE",
+                    tr("Spatial block size for SPLIT=blocks (cells; empty: default)"),
+                    type=INTEGER,
+                    minValue=1,
+                    optional=True,
+                )
+            )
+        )
+        self.addParameter(
+            advanced(
+                QgsProcessingParameterNumber(
+                    "BLOCKS",
+                    tr("Residual blocks per stage (empty: the recipe's)"),
+                    type=INTEGER,
+                    minValue=1,
+                    optional=True,
+                )
+            )
+        )
+        self.addParameter(
+            advanced(
+                QgsProcessingParameterString(
+                    "WIDTHS", tr("Stage widths, e.g. 16,32,128 (empty: the recipe's)"), optional=True
+                )
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterFileDestination("OUTPUT_MODEL", tr("Model file"), fileFilter=MODEL_FILTER)
+        )
+        self.addParameter(
+            QgsProcessingParameterFileDestination(
+                "OUTPUT_REPORT",
+                tr("Training report"),
+                fileFilter=HTML_FILTER,
+                optional=True,
+                createByDefault=True,
+            )
+        )
+        for name, label in (
+            ("TEST_R2", "Test R2"),
+            ("TEST_RMSE", "Test RMSE (mm)"),
+            ("TEST_KGE", "Test KGE"),
+            ("TRAIN_SAMPLES", "Training samples"),
+            ("TEST_SAMPLES", "Test samples"),
+        ):
             self.addOutput(QgsProcessingOutputNumber(name, tr(label)))
 
     def build(self, parameters, context, feedback):
@@ -109,21 +203,32 @@ scatter; numbers <b>TEST_R2</b>, <b>TEST_RMSE</b> (mm), <b>TEST_KGE</b>,
         if kge:
             args += ["--kge", kge]
         args += [
-            "--kge-threshold", repr(self.parameterAsDouble(parameters, "KGE_THRESHOLD", context)),
-            "--patch-size", str(self.parameterAsInt(parameters, "PATCH_SIZE", context)),
-            "--test-fraction", repr(self.parameterAsDouble(parameters, "TEST_FRACTION", context)),
-            "--split", SPLITS[self.parameterAsEnum(parameters, "SPLIT", context)],
-            "--recipe", RECIPES[self.parameterAsEnum(parameters, "RECIPE", context)],
-            "--ensemble", str(self.parameterAsInt(parameters, "ENSEMBLE", context)),
-            "--seed", str(self.parameterAsInt(parameters, "SEED", context)),
-            "--device", self.device(parameters, "DEVICE", context),
-            "--out-model", outputs["OUTPUT_MODEL"],
+            "--kge-threshold",
+            repr(self.parameterAsDouble(parameters, "KGE_THRESHOLD", context)),
+            "--patch-size",
+            str(self.parameterAsInt(parameters, "PATCH_SIZE", context)),
+            "--test-fraction",
+            repr(self.parameterAsDouble(parameters, "TEST_FRACTION", context)),
+            "--split",
+            SPLITS[self.parameterAsEnum(parameters, "SPLIT", context)],
+            "--recipe",
+            RECIPES[self.parameterAsEnum(parameters, "RECIPE", context)],
+            "--ensemble",
+            str(self.parameterAsInt(parameters, "ENSEMBLE", context)),
+            "--seed",
+            str(self.parameterAsInt(parameters, "SEED", context)),
+            "--device",
+            self.device(parameters, "DEVICE", context),
+            "--out-model",
+            outputs["OUTPUT_MODEL"],
         ]
         seed_recipe = RECIPES[self.parameterAsEnum(parameters, "RECIPE", context)] == "seed"
-        for name, flag, default in (("EPOCHS", "--epochs", EPOCHS_DEFAULT),
-                                    ("BATCH_SIZE", "--batch-size", BATCH_SIZE_DEFAULT),
-                                    ("BLOCK_SIZE", "--block-size", None),
-                                    ("BLOCKS", "--blocks", None)):
+        for name, flag, default in (
+            ("EPOCHS", "--epochs", EPOCHS_DEFAULT),
+            ("BATCH_SIZE", "--batch-size", BATCH_SIZE_DEFAULT),
+            ("BLOCK_SIZE", "--block-size", None),
+            ("BLOCKS", "--blocks", None),
+        ):
             value = self.optional_number(parameters, name, context)
             # The default recipe's number left in place with the seed recipe: the seed's own.
             if value is not None and not (seed_recipe and value == default):

@@ -11,7 +11,6 @@ import subprocess
 
 import numpy as np
 import pytest
-
 from plugin_testing import FORCING_SHAPE, GRID, PLUGIN, ROOT, ensure_provider, forcing, write_tif
 
 
@@ -38,9 +37,8 @@ def data_dir(tmp_path_factory):
     labels = 80 + 1.5 * predictors["soil_depth"] + 0.8 * predictors["tree_cover"]
     labels[0, 0] = np.nan
     spread = 10 + 0.1 * labels
-    write_tif(folder / "labels.tif", np.stack([labels, spread]),
-              descriptions=["CWSC (mm)", "spread (mm)"])
-    write_tif(folder / "cwsc_forcing_grid.tif", labels[1:1 + FORCING_SHAPE[0], :FORCING_SHAPE[1]])
+    write_tif(folder / "labels.tif", np.stack([labels, spread]), descriptions=["CWSC (mm)", "spread (mm)"])
+    write_tif(folder / "cwsc_forcing_grid.tif", labels[1 : 1 + FORCING_SHAPE[0], : FORCING_SHAPE[1]])
     kge = np.clip(rng.normal(0.5, 0.4, (rows, cols)), -1.5, 0.99)
     write_tif(folder / "kge.tif", kge)
     write_tif(folder / "kge_other_grid.tif", kge[:8, :10], west=0.0, north=40.0, res=0.5)
@@ -91,16 +89,29 @@ def backend_env(monkeypatch):
 def qp_env(tmp_path_factory):
     """A HOME with the plugin deployed by scripts/deploy.sh (package included) and enabled."""
     home = tmp_path_factory.mktemp("qgis home")
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("QGIS_CUSTOM_CONFIG_PATH", "PYTHONPATH", "PYTHONHOME")}
-    env.update(HOME=str(home), QT_QPA_PLATFORM="offscreen", CWSC_DIST_DIR=str(home / "dist"),
-               XDG_RUNTIME_DIR=str(home / "runtime"))
-    done = subprocess.run(["bash", str(ROOT / "scripts" / "deploy.sh")], env=env, cwd=ROOT,
-                          capture_output=True, text=True, timeout=300)
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("QGIS_CUSTOM_CONFIG_PATH", "PYTHONPATH", "PYTHONHOME")
+    }
+    env.update(
+        HOME=str(home),
+        QT_QPA_PLATFORM="offscreen",
+        CWSC_DIST_DIR=str(home / "dist"),
+        XDG_RUNTIME_DIR=str(home / "runtime"),
+    )
+    done = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "deploy.sh")],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "10 cwsc algorithms" in done.stdout
     plugin = home / ".local/share/QGIS/QGIS3/profiles/default/python/plugins/cwsc_qgis"
-    assert (plugin / "metadata.txt").is_file() and (plugin / "lib" / "backend" / "__main__.py").is_file()
+    assert (plugin / "metadata.txt").is_file() and (plugin / "lib" / "cwsc" / "__main__.py").is_file()
     recorded = (plugin / "backend_python.txt").read_text(encoding="utf-8").strip()
     assert recorded == os.environ["CWSC_BACKEND_PYTHON"]
     # From here on the plugin must find the backend through the path deploy recorded.
@@ -112,8 +123,12 @@ def qp_env(tmp_path_factory):
 def demo_region(tmp_path_factory):
     """The demo region (2298 land cells, 360 months, 13 predictors) written by the backend."""
     folder = tmp_path_factory.mktemp("demo region")
-    done = subprocess.run([os.environ["CWSC_BACKEND_PYTHON"], "-m", "backend", "demo-data",
-                           "--out", str(folder), "--seed", "3"], cwd=ROOT, capture_output=True,
-                          text=True, timeout=300)
+    done = subprocess.run(
+        [os.environ["CWSC_BACKEND_PYTHON"], "-m", "cwsc", "demo-data", "--out", str(folder), "--seed", "3"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     return folder

@@ -26,8 +26,9 @@ FORCING_SHAPE = (4, 6)  # rows, cols: calibration is per cell, so its inputs sta
 MONTHS = 48
 
 
-def write_tif(path, data, west=GRID["west"], north=GRID["north"], res=GRID["res"],
-              descriptions=None, nodata=-9999.0):
+def write_tif(
+    path, data, west=GRID["west"], north=GRID["north"], res=GRID["res"], descriptions=None, nodata=-9999.0
+):
     data = np.asarray(data, dtype=np.float32)
     if data.ndim == 2:
         data = data[None]
@@ -91,8 +92,9 @@ def ensure_provider():
 
 
 def qgis_process(env, *args, check=True, timeout=300):
-    done = subprocess.run([QGIS_PROCESS, *map(str, args)], env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    done = subprocess.run(
+        [QGIS_PROCESS, *map(str, args)], env=env, capture_output=True, text=True, timeout=timeout
+    )
     if check:
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return done
@@ -106,7 +108,7 @@ def run_json(env, alg, params, check=True):
     return done, data
 
 
-_MAKE_NETCDF = r'''
+_MAKE_NETCDF = r"""
 import sys
 import numpy as np, xarray as xr, cftime, rasterio
 src, out, kind = sys.argv[1], sys.argv[2], sys.argv[3]
@@ -129,14 +131,18 @@ else:                   # CRU TS: pre beside stn, latitudes south to north
                     coords={"time": ("time", time, {"units": "days since 1900-01-01", "calendar": "standard"}),
                             "lat": ("lat", lat[::-1], {"units": "degrees_north"}), "lon": ("lon", lon, {"units": "degrees_east"})})
 ds.to_netcdf(out, encoding={v: {"_FillValue": None} for v in list(ds.data_vars) + list(ds.coords)})
-'''
+"""
 
 
 def product_netcdf(tif, out, kind):
     """A NetCDF laid out like GRUN (``kind`` 'grun': Runoff in mm/day, (time, Y, X)) or CRU TS
     ('cru': pre beside stn, latitudes south to north) holding the water of the mm/month
     GeoTIFF ``tif`` from 2001-01, written with the backend's Python (QGIS's has no xarray)."""
-    done = subprocess.run([os.environ["CWSC_BACKEND_PYTHON"], "-c", _MAKE_NETCDF, str(tif),
-                           str(out), kind], capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [os.environ["CWSC_BACKEND_PYTHON"], "-c", _MAKE_NETCDF, str(tif), str(out), kind],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     return out

@@ -8,13 +8,19 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from qgis.core import (QgsProcessingException, QgsProcessingFeedback, QgsProject,
-                       QgsRasterLayer)
+from qgis.core import QgsProcessingException, QgsProcessingFeedback, QgsProject, QgsRasterLayer
 
 from cwsc_qgis import runner
 
-TINY_NET = {"PATCH_SIZE": 5, "EPOCHS": 2, "BATCH_SIZE": 16, "BLOCKS": 1, "WIDTHS": "4,4,8",
-            "DEVICE": 1, "SEED": 3}
+TINY_NET = {
+    "PATCH_SIZE": 5,
+    "EPOCHS": 2,
+    "BATCH_SIZE": 16,
+    "BLOCKS": 1,
+    "WIDTHS": "4,4,8",
+    "DEVICE": 1,
+    "SEED": 3,
+}
 
 
 class TimingFeedback(QgsProcessingFeedback):
@@ -34,8 +40,7 @@ class TimingFeedback(QgsProcessingFeedback):
             self.first_progress = time.monotonic() - self.t0
         self.values.append(value)
         super().setProgress(value)
-        if self.cancel_at is not None and len(self.values) >= self.cancel_at \
-                and self.cancelled_at is None:
+        if self.cancel_at is not None and len(self.values) >= self.cancel_at and self.cancelled_at is None:
             self.cancelled_at = time.monotonic()
             self.cancel()
 
@@ -71,9 +76,15 @@ def _ramp_range(renderer):
 # -- mask ------------------------------------------------------------------------------
 def test_maskbykge_end_to_end_with_styles(run_alg, data_dir, tmp_path):
     out = tmp_path / "ausgabe ö" / "masked labels.tif"
-    result = run_alg("cwsc:maskbykge", {"LABELS": str(data_dir / "labels.tif"),
-                                        "KGE": str(data_dir / "kge.tif"), "THRESHOLD": 0.2,
-                                        "OUTPUT": str(out)})
+    result = run_alg(
+        "cwsc:maskbykge",
+        {
+            "LABELS": str(data_dir / "labels.tif"),
+            "KGE": str(data_dir / "kge.tif"),
+            "THRESHOLD": 0.2,
+            "OUTPUT": str(out),
+        },
+    )
     assert result["OUTPUT"] == str(out) and out.is_file()
     assert result["KEPT_CELLS"] > 0 and result["MASKED_CELLS"] > 0
     assert result["KEPT_CELLS"] + result["MASKED_CELLS"] == 16 * 12 - 1
@@ -92,11 +103,15 @@ def test_styles_applied_when_loaded(provider, data_dir, tmp_path):  # noqa: ARG0
 
     QgsProject.instance().removeAllMapLayers()
     out = tmp_path / "loaded.tif"
-    result = processing.runAndLoadResults("cwsc:maskbykge", {
-        "LABELS": str(data_dir / "labels.tif"), "KGE": str(data_dir / "kge.tif"),
-        "OUTPUT": str(out)})
-    layers = [lyr for lyr in QgsProject.instance().mapLayers().values()
-              if os.path.normpath(lyr.source()) == os.path.normpath(result["OUTPUT"])]
+    result = processing.runAndLoadResults(
+        "cwsc:maskbykge",
+        {"LABELS": str(data_dir / "labels.tif"), "KGE": str(data_dir / "kge.tif"), "OUTPUT": str(out)},
+    )
+    layers = [
+        lyr
+        for lyr in QgsProject.instance().mapLayers().values()
+        if os.path.normpath(lyr.source()) == os.path.normpath(result["OUTPUT"])
+    ]
     assert layers, list(QgsProject.instance().mapLayers().values())
     assert layers[0].renderer().type() == "singlebandpseudocolor"
     assert _ramp_range(layers[0].renderer())[0] == 0
@@ -111,8 +126,11 @@ def test_layer_that_is_not_a_file_goes_through_a_temporary_geotiff(run_alg, data
     assert kge_layer.isValid() and not os.path.isfile(kge_layer.source())
     fb = TimingFeedback()
     out = tmp_path / "masked.tif"
-    result = run_alg("cwsc:maskbykge", {"LABELS": str(data_dir / "labels.tif"), "KGE": kge_layer,
-                                        "OUTPUT": str(out)}, feedback=fb)
+    result = run_alg(
+        "cwsc:maskbykge",
+        {"LABELS": str(data_dir / "labels.tif"), "KGE": kge_layer, "OUTPUT": str(out)},
+        feedback=fb,
+    )
     assert out.is_file() and result["KEPT_CELLS"] > 0
     assert any("temporary GeoTIFF" in m for m in fb.messages)
 
@@ -120,9 +138,14 @@ def test_layer_that_is_not_a_file_goes_through_a_temporary_geotiff(run_alg, data
 def test_rasters_on_different_grids(run_alg, data_dir, tmp_path):
     out = tmp_path / "masked.tif"
     with pytest.raises(QgsProcessingException) as err:
-        run_alg("cwsc:maskbykge", {"LABELS": str(data_dir / "labels.tif"),
-                                   "KGE": str(data_dir / "kge_other_grid.tif"),
-                                   "OUTPUT": str(out)})
+        run_alg(
+            "cwsc:maskbykge",
+            {
+                "LABELS": str(data_dir / "labels.tif"),
+                "KGE": str(data_dir / "kge_other_grid.tif"),
+                "OUTPUT": str(out),
+            },
+        )
     text = str(err.value)
     print("\nbad input (grids):", text)
     assert "grid" in text and "kge_other_grid.tif" in text
@@ -132,9 +155,14 @@ def test_rasters_on_different_grids(run_alg, data_dir, tmp_path):
 
 def test_output_path_not_writable(run_alg, data_dir):
     with pytest.raises(QgsProcessingException) as err:
-        run_alg("cwsc:maskbykge", {"LABELS": str(data_dir / "labels.tif"),
-                                   "KGE": str(data_dir / "kge.tif"),
-                                   "OUTPUT": "/proc/cwsc-not-writable/out.tif"})
+        run_alg(
+            "cwsc:maskbykge",
+            {
+                "LABELS": str(data_dir / "labels.tif"),
+                "KGE": str(data_dir / "kge.tif"),
+                "OUTPUT": "/proc/cwsc-not-writable/out.tif",
+            },
+        )
     print("\nbad input (output):", err.value)
     assert "OUTPUT" in str(err.value) and "cannot be written" in str(err.value)
 
@@ -170,10 +198,16 @@ def trained(processing_ready, data_dir, tmp_path_factory):  # noqa: ARG001
     import processing
 
     folder = tmp_path_factory.mktemp("modèle dir")
-    params = {"PREDICTORS": predictors(data_dir), "LABELS": str(data_dir / "labels.tif"),
-              "KGE": str(data_dir / "kge.tif"), "KGE_THRESHOLD": -0.5, "ENSEMBLE": 2,
-              "OUTPUT_MODEL": str(folder / "cwsc model.pt"),
-              "OUTPUT_REPORT": str(folder / "training report.html"), **TINY_NET}
+    params = {
+        "PREDICTORS": predictors(data_dir),
+        "LABELS": str(data_dir / "labels.tif"),
+        "KGE": str(data_dir / "kge.tif"),
+        "KGE_THRESHOLD": -0.5,
+        "ENSEMBLE": 2,
+        "OUTPUT_MODEL": str(folder / "cwsc model.pt"),
+        "OUTPUT_REPORT": str(folder / "training report.html"),
+        **TINY_NET,
+    }
     fb = TimingFeedback()
     result = processing.run("cwsc:train", params, feedback=fb)
     print(f"\noverhead: train Run -> first progress {fb.first_progress:.2f} s")
@@ -192,9 +226,16 @@ def test_train_end_to_end(trained):
 def test_predict_end_to_end_with_uncertainty(run_alg, trained, data_dir, tmp_path):
     model = trained[0]["OUTPUT_MODEL"]
     out, unc = tmp_path / "cwsc.tif", tmp_path / "cwsc spread.tif"
-    result = run_alg("cwsc:predict", {"MODEL": model, "PREDICTORS": predictors(data_dir),
-                                      "DEVICE": 1, "OUTPUT": str(out),
-                                      "OUTPUT_UNCERTAINTY": str(unc)})
+    result = run_alg(
+        "cwsc:predict",
+        {
+            "MODEL": model,
+            "PREDICTORS": predictors(data_dir),
+            "DEVICE": 1,
+            "OUTPUT": str(out),
+            "OUTPUT_UNCERTAINTY": str(unc),
+        },
+    )
     assert out.is_file() and unc.is_file()
     assert result["OUTPUT"] == str(out) and result["OUTPUT_UNCERTAINTY"] == str(unc)
     assert result["CELLS_PREDICTED"] > 0
@@ -208,9 +249,15 @@ def test_predict_end_to_end_with_uncertainty(run_alg, trained, data_dir, tmp_pat
 
 def test_model_made_for_other_predictors(run_alg, trained, data_dir, tmp_path):
     with pytest.raises(QgsProcessingException) as err:
-        run_alg("cwsc:predict", {"MODEL": trained[0]["OUTPUT_MODEL"],
-                                 "PREDICTORS": predictors(data_dir)[:2], "DEVICE": 1,
-                                 "OUTPUT": str(tmp_path / "cwsc.tif")})
+        run_alg(
+            "cwsc:predict",
+            {
+                "MODEL": trained[0]["OUTPUT_MODEL"],
+                "PREDICTORS": predictors(data_dir)[:2],
+                "DEVICE": 1,
+                "OUTPUT": str(tmp_path / "cwsc.tif"),
+            },
+        )
     print("\nbad input (predictors):", err.value)
     assert "PREDICTORS" in str(err.value) or "predictor" in str(err.value).lower()
     assert "Traceback" not in str(err.value)
@@ -222,9 +269,15 @@ def test_cuda_without_cuda(run_alg, trained, data_dir, tmp_path):
     if info["CUDA_AVAILABLE"]:
         pytest.skip("this backend has CUDA")
     with pytest.raises(QgsProcessingException) as err:
-        run_alg("cwsc:predict", {"MODEL": trained[0]["OUTPUT_MODEL"],
-                                 "PREDICTORS": predictors(data_dir), "DEVICE": 2,
-                                 "OUTPUT": str(tmp_path / "cwsc.tif")})
+        run_alg(
+            "cwsc:predict",
+            {
+                "MODEL": trained[0]["OUTPUT_MODEL"],
+                "PREDICTORS": predictors(data_dir),
+                "DEVICE": 2,
+                "OUTPUT": str(tmp_path / "cwsc.tif"),
+            },
+        )
     print("\nbad input (cuda):", err.value)
     assert "cuda" in str(err.value).lower() and "DEVICE" in str(err.value)
     # DEVICE left at auto follows the provider's default device setting
@@ -235,9 +288,15 @@ def test_cuda_without_cuda(run_alg, trained, data_dir, tmp_path):
     ProcessingConfig.setSettingValue(settings.DEFAULT_DEVICE, 2)  # cuda
     try:
         with pytest.raises(QgsProcessingException, match="cuda"):
-            run_alg("cwsc:predict", {"MODEL": trained[0]["OUTPUT_MODEL"],
-                                     "PREDICTORS": predictors(data_dir), "DEVICE": 0,
-                                     "OUTPUT": str(tmp_path / "cwsc.tif")})
+            run_alg(
+                "cwsc:predict",
+                {
+                    "MODEL": trained[0]["OUTPUT_MODEL"],
+                    "PREDICTORS": predictors(data_dir),
+                    "DEVICE": 0,
+                    "OUTPUT": str(tmp_path / "cwsc.tif"),
+                },
+            )
     finally:
         ProcessingConfig.setSettingValue(settings.DEFAULT_DEVICE, 0)
 
@@ -248,10 +307,15 @@ def test_cancel_during_training(run_alg, data_dir, tmp_path):
 
     out_dir = tmp_path / "cancelled"
     fb = TimingFeedback(cancel_at=3)  # "read", then training epochs
-    params = {"PREDICTORS": predictors(data_dir), "LABELS": str(data_dir / "labels.tif"),
-              "OUTPUT_MODEL": str(out_dir / "model.pt"),
-              "OUTPUT_REPORT": str(out_dir / "report.html"), **TINY_NET, "EPOCHS": 500}
-    assert run_alg("cwsc:train", params, feedback=fb) == {}   # a cancel is no error
+    params = {
+        "PREDICTORS": predictors(data_dir),
+        "LABELS": str(data_dir / "labels.tif"),
+        "OUTPUT_MODEL": str(out_dir / "model.pt"),
+        "OUTPUT_REPORT": str(out_dir / "report.html"),
+        **TINY_NET,
+        "EPOCHS": 500,
+    }
+    assert run_alg("cwsc:train", params, feedback=fb) == {}  # a cancel is no error
     assert "cancelled: no output written" in fb.messages
     elapsed = time.monotonic() - fb.cancelled_at
     pgid = runner.BackendRun.last.proc.pid
@@ -264,30 +328,50 @@ def test_cancel_during_training(run_alg, data_dir, tmp_path):
 def test_overhead_run_to_first_progress(run_alg, data_dir, tmp_path):
     run_alg("cwsc:info", {})  # warm disk cache and the interpreter check
     fb = TimingFeedback()
-    run_alg("cwsc:maskbykge", {"LABELS": str(data_dir / "labels.tif"),
-                               "KGE": str(data_dir / "kge.tif"), "OUTPUT": str(tmp_path / "m.tif")},
-            feedback=fb)
+    run_alg(
+        "cwsc:maskbykge",
+        {
+            "LABELS": str(data_dir / "labels.tif"),
+            "KGE": str(data_dir / "kge.tif"),
+            "OUTPUT": str(tmp_path / "m.tif"),
+        },
+        feedback=fb,
+    )
     print(f"\noverhead: maskbykge Run -> first progress {fb.first_progress:.2f} s")
     assert fb.first_progress <= 3.0
 
 
 # -- calibrate / evaluate ---------------------------------------------------------------
-FAST_CALIBRATION = {"MODELS": [0, 2], "RESTARTS": 1, "MAX_EVALUATIONS": 200, "SEED": 1,
-                    "WARMUP_MONTHS": 6, "DEVICE": 1}
+FAST_CALIBRATION = {
+    "MODELS": [0, 2],
+    "RESTARTS": 1,
+    "MAX_EVALUATIONS": 200,
+    "SEED": 1,
+    "WARMUP_MONTHS": 6,
+    "DEVICE": 1,
+}
 
 
 def test_calibrate_end_to_end(run_alg, data_dir, tmp_path):
     outs = {k: tmp_path / f"{k.lower()} é.tif" for k in ("OUTPUT_CWSC", "OUTPUT_KGE", "OUTPUT_DETAILS")}
-    result = run_alg("cwsc:calibrate", {
-        "PRECIPITATION": str(data_dir / "precipitation.tif"), "PET": str(data_dir / "pet.tif"),
-        "RUNOFF": str(data_dir / "runoff.tif"), "OBJECTIVE": 0, **FAST_CALIBRATION,
-        "MODEL_KGE_MARGIN": 0.05, **{k: str(v) for k, v in outs.items()}})
+    result = run_alg(
+        "cwsc:calibrate",
+        {
+            "PRECIPITATION": str(data_dir / "precipitation.tif"),
+            "PET": str(data_dir / "pet.tif"),
+            "RUNOFF": str(data_dir / "runoff.tif"),
+            "OBJECTIVE": 0,
+            **FAST_CALIBRATION,
+            "MODEL_KGE_MARGIN": 0.05,
+            **{k: str(v) for k, v in outs.items()},
+        },
+    )
     from osgeo import gdal
 
-    dataset = gdal.Open(str(outs["OUTPUT_CWSC"]))   # kept: a band outliving it crashes GDAL
+    dataset = gdal.Open(str(outs["OUTPUT_CWSC"]))  # kept: a band outliving it crashes GDAL
     band = dataset.GetRasterBand(1).GetDescription()
     dataset = None
-    assert "within 0.05 of the best model's" in band   # the label rule, as the user set it
+    assert "within 0.05 of the best model's" in band  # the label rule, as the user set it
     for name, path in outs.items():
         assert result[name] == str(path) and path.is_file(), name
         assert path.with_suffix(".qml").is_file(), name
@@ -304,13 +388,18 @@ def test_calibrate_kge_margin_default_value_and_cleared(provider, data_dir, tmp_
     from qgis.core import QgsApplication, QgsProcessingContext
 
     alg = QgsApplication.processingRegistry().createAlgorithmById("cwsc:calibrate")
-    base = {"PRECIPITATION": str(data_dir / "precipitation.tif"), "PET": str(data_dir / "pet.tif"),
-            "RUNOFF": str(data_dir / "runoff.tif"), "OUTPUT_CWSC": str(tmp_path / "c.tif"),
-            "OUTPUT_KGE": str(tmp_path / "k.tif")}
+    base = {
+        "PRECIPITATION": str(data_dir / "precipitation.tif"),
+        "PET": str(data_dir / "pet.tif"),
+        "RUNOFF": str(data_dir / "runoff.tif"),
+        "OUTPUT_CWSC": str(tmp_path / "c.tif"),
+        "OUTPUT_KGE": str(tmp_path / "k.tif"),
+    }
 
     def margin(**extra):
         args, _ = alg.build({**base, **extra}, QgsProcessingContext(), QgsProcessingFeedback())
         return args[args.index("--kge-margin") + 1]
+
     assert float(margin()) == 0.02
     assert float(margin(MODEL_KGE_MARGIN=0.1)) == 0.1
     assert margin(MODEL_KGE_MARGIN=None) == "none"
@@ -319,10 +408,17 @@ def test_calibrate_kge_margin_default_value_and_cleared(provider, data_dir, tmp_
 
 def test_calibrate_rasters_on_different_grids(run_alg, data_dir, tmp_path):
     with pytest.raises(QgsProcessingException) as err:
-        run_alg("cwsc:calibrate", {
-            "PRECIPITATION": str(data_dir / "precipitation.tif"), "PET": str(data_dir / "pet.tif"),
-            "RUNOFF": str(data_dir / "kge_other_grid.tif"), **FAST_CALIBRATION,
-            "OUTPUT_CWSC": str(tmp_path / "c.tif"), "OUTPUT_KGE": str(tmp_path / "k.tif")})
+        run_alg(
+            "cwsc:calibrate",
+            {
+                "PRECIPITATION": str(data_dir / "precipitation.tif"),
+                "PET": str(data_dir / "pet.tif"),
+                "RUNOFF": str(data_dir / "kge_other_grid.tif"),
+                **FAST_CALIBRATION,
+                "OUTPUT_CWSC": str(tmp_path / "c.tif"),
+                "OUTPUT_KGE": str(tmp_path / "k.tif"),
+            },
+        )
     print("\nbad input (calibrate grids):", err.value)
     assert "kge_other_grid.tif" in str(err.value)
     assert list(tmp_path.iterdir()) == []
@@ -330,13 +426,22 @@ def test_calibrate_rasters_on_different_grids(run_alg, data_dir, tmp_path):
 
 def test_evaluate_end_to_end(run_alg, data_dir, tmp_path):
     report = tmp_path / "évaluation report.html"
-    result = run_alg("cwsc:evaluate", {
-        "CWSC": str(data_dir / "cwsc_forcing_grid.tif"),
-        "REFERENCE": str(data_dir / "cwsc_forcing_grid.tif"),
-        "PRECIPITATION": str(data_dir / "precipitation.tif"), "PET": str(data_dir / "pet.tif"),
-        "RUNOFF": str(data_dir / "runoff.tif"), "MODELS": [0], "RESTARTS": 1, "MAX_CELLS": 4,
-        "MAX_EVALUATIONS": 80,
-        "DEVICE": 1, "OUTPUT_REPORT": str(report)})
+    result = run_alg(
+        "cwsc:evaluate",
+        {
+            "CWSC": str(data_dir / "cwsc_forcing_grid.tif"),
+            "REFERENCE": str(data_dir / "cwsc_forcing_grid.tif"),
+            "PRECIPITATION": str(data_dir / "precipitation.tif"),
+            "PET": str(data_dir / "pet.tif"),
+            "RUNOFF": str(data_dir / "runoff.tif"),
+            "MODELS": [0],
+            "RESTARTS": 1,
+            "MAX_CELLS": 4,
+            "MAX_EVALUATIONS": 80,
+            "DEVICE": 1,
+            "OUTPUT_REPORT": str(report),
+        },
+    )
     assert report.is_file() and result["OUTPUT_REPORT"] == str(report)
     assert result["R2_REFERENCE"] == pytest.approx(1.0)
     assert result["MEDIAN_KGE_FIXED"] is not None and result["MEDIAN_KGE_FREE"] is not None

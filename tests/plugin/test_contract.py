@@ -9,25 +9,56 @@ import subprocess
 import sys
 
 import pytest
-from qgis.core import (QgsApplication, QgsProcessingContext, QgsProcessingFeedback,
-                       QgsProcessingParameterDefinition, QgsProject)
+from plugin_testing import ROOT
+from qgis.core import (
+    QgsApplication,
+    QgsProcessingContext,
+    QgsProcessingFeedback,
+    QgsProcessingParameterDefinition,
+    QgsProject,
+)
 
-from backend import cli, protocol
-from backend.hydro import options
+from cwsc import cli
+from cwsc.hydro import options
+from cwsc.runtime import protocol
 from cwsc_qgis import runner
 from cwsc_qgis.algorithms import base, calibrate, learnfromrunoff, train
-from plugin_testing import ROOT
 
 #: The algorithms that build options (cwsc:info runs the command with none).
-ALGORITHMS = ("prepare", "calibrate", "maskbykge", "train", "learnfromrunoff", "predict",
-              "evaluate")
+ALGORITHMS = ("prepare", "calibrate", "maskbykge", "train", "learnfromrunoff", "predict", "evaluate")
 #: Backend options that carry a file (inputs and outputs): their values are paths, not settings.
-PATHS = {"precip", "pet", "runoff", "out_cwsc", "out_kge", "out_details", "labels", "kge",
-         "out", "predictors", "out_model", "out_report", "model", "out_uncertainty", "out_netcdf",
-         "cwsc", "reference", "work_dir", "details"}
-RASTERS = {"PRECIPITATION": "precipitation.tif", "PET": "pet.tif", "RUNOFF": "runoff.tif",
-           "LABELS": "labels.tif", "KGE": "kge.tif", "CWSC": "cwsc_forcing_grid.tif",
-           "REFERENCE": "cwsc_forcing_grid.tif", "TARGET_GRID": "runoff.tif", "DETAILS": "labels.tif"}
+PATHS = {
+    "precip",
+    "pet",
+    "runoff",
+    "out_cwsc",
+    "out_kge",
+    "out_details",
+    "labels",
+    "kge",
+    "out",
+    "predictors",
+    "out_model",
+    "out_report",
+    "model",
+    "out_uncertainty",
+    "out_netcdf",
+    "cwsc",
+    "reference",
+    "work_dir",
+    "details",
+}
+RASTERS = {
+    "PRECIPITATION": "precipitation.tif",
+    "PET": "pet.tif",
+    "RUNOFF": "runoff.tif",
+    "LABELS": "labels.tif",
+    "KGE": "kge.tif",
+    "CWSC": "cwsc_forcing_grid.tif",
+    "REFERENCE": "cwsc_forcing_grid.tif",
+    "TARGET_GRID": "runoff.tif",
+    "DETAILS": "labels.tif",
+}
 
 
 def _algorithm(name):
@@ -55,8 +86,7 @@ def _parameters(alg, data_dir, tmp_path, full):
         elif kind == "multilayer":
             params[name] = [str(p) for p in sorted((data_dir / "predictors").glob("*.tif"))]
         elif kind == "file":
-            params[name] = str(data_dir / RASTERS[name]) if name in RASTERS else \
-                str(tmp_path / "model.pt")
+            params[name] = str(data_dir / RASTERS[name]) if name in RASTERS else str(tmp_path / "model.pt")
         elif kind == "folderDestination":
             params[name] = str(tmp_path / name.lower())
         elif kind == "extent":
@@ -82,11 +112,11 @@ def _variants(alg):
                 value = default + 1
             else:
                 value = (default + low) / 2 if low > -1e300 else default - 1
-            if d.dataType() == 0:   # integer
+            if d.dataType() == 0:  # integer
                 value = int(value)
             out.append((name, value))
             if _optional(d) and default is not None:
-                out.append((name, ""))          # a cleared field
+                out.append((name, ""))  # a cleared field
         elif kind == "string":
             out.append((name, "8,16,32"))
         elif kind == "boolean":
@@ -132,14 +162,32 @@ def test_plugin_defaults_are_the_backend_defaults(name, provider, data_dir, tmp_
         if flag in given and option["dest"] not in PATHS and option["default"] is not None:
             assert getattr(ns, option["dest"]) == option["default"], (
                 f"cwsc:{name} passes {flag} {getattr(ns, option['dest'])!r} at its defaults; "
-                f"the backend's default is {option['default']!r}")
+                f"the backend's default is {option['default']!r}"
+            )
 
 
 def test_every_command_the_plugin_runs_exists_in_the_backend(provider):  # noqa: ARG001
-    commands = {a.COMMAND for a in QgsApplication.processingRegistry().providerById("cwsc").algorithms()
-                if hasattr(a, "COMMAND")}
+    commands = {
+        a.COMMAND
+        for a in QgsApplication.processingRegistry().providerById("cwsc").algorithms()
+        if hasattr(a, "COMMAND")
+    }
     assert commands <= set(cli.COMMANDS)
     _parse("info", [])
+
+
+def test_every_option_the_plugin_can_pass_has_a_help_line(provider):  # noqa: ARG001
+    """The command line's help (cwsc.commands.options) covers every option of every command
+    the plugin runs: what the Toolbox passes, a scripting user can look up with --help."""
+    commands = {
+        a.COMMAND
+        for a in QgsApplication.processingRegistry().providerById("cwsc").algorithms()
+        if hasattr(a, "COMMAND")
+    }
+    missing = [
+        f"{c} {flag}" for c in sorted(commands) for flag, o in cli.command_options(c).items() if not o["help"]
+    ]
+    assert missing == []
 
 
 def test_enum_options_match_the_backend_choices():
@@ -157,7 +205,7 @@ def test_enum_options_match_the_backend_choices():
     assert tuple(learnfromrunoff.MODEL_LOSSES) == learn_options["--model-loss"]["choices"]
     for command in ("calibrate", "train", "learn", "predict", "evaluate"):
         assert tuple(base.DEVICES) == cli.command_options(command)["--device"]["choices"]
-    from backend import units
+    from cwsc.io import units
 
     assert tuple(base.UNITS) == units.CHOICES
 
@@ -170,15 +218,21 @@ def test_defaults_shown_in_the_dialogs_are_the_backends():
     from cwsc_qgis.algorithms import maskbykge
 
     assert maskbykge.EXCLUDE_FLAGS == options.DEFAULT_EXCLUDE_FLAGS
-    from backend.ml import options as ml_options
+    from cwsc.ml import options as ml_options
 
-    assert (base.EPOCHS_DEFAULT, base.SEED_RECIPE_EPOCHS) == \
-        (ml_options.RECIPE_EPOCHS["default"], ml_options.RECIPE_EPOCHS["seed"])
-    assert (base.BATCH_SIZE_DEFAULT, base.SEED_RECIPE_BATCH_SIZE) == \
-        (ml_options.RECIPE_BATCH_SIZE["default"], ml_options.RECIPE_BATCH_SIZE["seed"])
-    assert (base.LEARN_EPOCHS_DEFAULT, base.LEARN_BATCH_SIZE_DEFAULT,
-            base.LEARN_PRETRAIN_EPOCHS_DEFAULT) == \
-        (ml_options.LEARN_EPOCHS, ml_options.LEARN_BATCH_SIZE, ml_options.LEARN_PRETRAIN_EPOCHS)
+    assert (base.EPOCHS_DEFAULT, base.SEED_RECIPE_EPOCHS) == (
+        ml_options.RECIPE_EPOCHS["default"],
+        ml_options.RECIPE_EPOCHS["seed"],
+    )
+    assert (base.BATCH_SIZE_DEFAULT, base.SEED_RECIPE_BATCH_SIZE) == (
+        ml_options.RECIPE_BATCH_SIZE["default"],
+        ml_options.RECIPE_BATCH_SIZE["seed"],
+    )
+    assert (base.LEARN_EPOCHS_DEFAULT, base.LEARN_BATCH_SIZE_DEFAULT, base.LEARN_PRETRAIN_EPOCHS_DEFAULT) == (
+        ml_options.LEARN_EPOCHS,
+        ml_options.LEARN_BATCH_SIZE,
+        ml_options.LEARN_PRETRAIN_EPOCHS,
+    )
 
 
 def test_the_seed_recipe_keeps_its_own_epochs_unless_changed(provider, data_dir, tmp_path):  # noqa: ARG001
@@ -203,15 +257,20 @@ def test_help_texts_have_no_hard_line_breaks(name, provider):  # noqa: ARG001
 
 
 def test_exit_codes_agree_with_the_protocol():
-    assert (runner.EXIT_OK, runner.EXIT_INTERNAL, runner.EXIT_BAD_INPUT, runner.EXIT_CANCELLED) == \
-        (protocol.EXIT_OK, protocol.EXIT_INTERNAL, protocol.EXIT_BAD_INPUT, protocol.EXIT_CANCELLED)
+    assert (runner.EXIT_OK, runner.EXIT_INTERNAL, runner.EXIT_BAD_INPUT, runner.EXIT_CANCELLED) == (
+        protocol.EXIT_OK,
+        protocol.EXIT_INTERNAL,
+        protocol.EXIT_BAD_INPUT,
+        protocol.EXIT_CANCELLED,
+    )
 
 
 def test_the_backend_parser_imports_only_the_standard_library():
     heavy = ("numpy", "torch", "rasterio", "xarray", "dask", "qgis")
-    code = ("import sys, backend.cli; backend.cli.build_parser(); "
-            f"print(sorted(m for m in sys.modules if m.split('.')[0] in {heavy!r}))")
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
-                         timeout=60)
+    code = (
+        "import sys, cwsc.cli; cwsc.cli.build_parser(); "
+        f"print(sorted(m for m in sys.modules if m.split('.')[0] in {heavy!r}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"

@@ -1,11 +1,10 @@
 """The fault catalogue of issue 13 through ``qgis_process``, as a scripting user meets it: a
 message that names the file or parameter, no traceback, a failing exit status, and every
 file that was there before byte-identical (the backend cases are in
-``tests/backend/test_faults.py``)."""
+``tests/cwsc/test_faults.py``)."""
 
 import numpy as np
 import pytest
-
 from plugin_testing import QGIS_PROCESS, product_netcdf, run_json, write_tif
 
 pytestmark = pytest.mark.skipif(QGIS_PROCESS is None, reason="qgis_process is not installed")
@@ -15,8 +14,11 @@ def snapshot(folder):
     """Every file below ``folder`` and its bytes, but the ``.aux.xml`` statistics that QGIS
     itself writes beside a raster it opens as a layer (it checks the parameters so before
     any algorithm runs; opening the raster in QGIS does the same)."""
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
-            if p.is_file() and not p.name.endswith(".tif.aux.xml")}
+    return {
+        str(p.relative_to(folder)): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and not p.name.endswith(".tif.aux.xml")
+    }
 
 
 def refused(env, alg, params, *words):
@@ -42,24 +44,39 @@ def forcing(data_dir, tmp_path):
 
 
 def calibrate(folder, **over):
-    params = {"PRECIPITATION": folder / "precipitation.tif", "PET": folder / "pet.tif",
-              "RUNOFF": folder / "runoff.tif", "MAX_EVALUATIONS": 30,
-              "OUTPUT_CWSC": folder / "cwsc.tif", "OUTPUT_KGE": folder / "kge.tif", **over}
+    params = {
+        "PRECIPITATION": folder / "precipitation.tif",
+        "PET": folder / "pet.tif",
+        "RUNOFF": folder / "runoff.tif",
+        "MAX_EVALUATIONS": 30,
+        "OUTPUT_CWSC": folder / "cwsc.tif",
+        "OUTPUT_KGE": folder / "kge.tif",
+        **over,
+    }
     return list(params.items())
 
 
 def test_an_output_that_is_an_input(qp_env, forcing):
     before = snapshot(forcing)
-    refused(qp_env, "cwsc:calibrate", calibrate(forcing, OUTPUT_CWSC=forcing / "runoff.tif"),
-            "OUTPUT_CWSC", "runoff.tif' is the input RUNOFF")
+    refused(
+        qp_env,
+        "cwsc:calibrate",
+        calibrate(forcing, OUTPUT_CWSC=forcing / "runoff.tif"),
+        "OUTPUT_CWSC",
+        "runoff.tif' is the input RUNOFF",
+    )
     assert snapshot(forcing) == before
 
 
 def test_one_file_under_two_names(qp_env, forcing):
     (forcing / "same").symlink_to(forcing)
     before = snapshot(forcing)
-    refused(qp_env, "cwsc:calibrate", calibrate(forcing, OUTPUT_KGE=forcing / "same" / "cwsc.tif"),
-            "OUTPUT_CWSC and OUTPUT_KGE are the same file")
+    refused(
+        qp_env,
+        "cwsc:calibrate",
+        calibrate(forcing, OUTPUT_KGE=forcing / "same" / "cwsc.tif"),
+        "OUTPUT_CWSC and OUTPUT_KGE are the same file",
+    )
     assert snapshot(forcing) == before
 
 
@@ -73,14 +90,32 @@ def test_undeclared_runoff_sentinel_and_nan_threshold(qp_env, forcing):
     runoff[5, 1, 2] = -999.0
     write_tif(forcing / "runoff_grun.tif", runoff)
     before = snapshot(forcing)
-    refused(qp_env, "cwsc:calibrate", calibrate(forcing, RUNOFF=forcing / "runoff_grun.tif"),
-            "runoff_grun.tif", "holds -999", "RUNOFF_NODATA=-999")
-    refused(qp_env, "cwsc:calibrate", calibrate(forcing, MODEL_KGE_THRESHOLD="nan"),
-            "MODEL_KGE_THRESHOLD must be a finite number")
+    refused(
+        qp_env,
+        "cwsc:calibrate",
+        calibrate(forcing, RUNOFF=forcing / "runoff_grun.tif"),
+        "runoff_grun.tif",
+        "holds -999",
+        "RUNOFF_NODATA=-999",
+    )
+    refused(
+        qp_env,
+        "cwsc:calibrate",
+        calibrate(forcing, MODEL_KGE_THRESHOLD="nan"),
+        "MODEL_KGE_THRESHOLD must be a finite number",
+    )
     assert snapshot(forcing) == before
-    done, data = run_json(qp_env, "cwsc:calibrate", calibrate(
-        forcing, RUNOFF=forcing / "runoff_grun.tif", RUNOFF_NODATA=-999,
-        OUTPUT_CWSC=forcing / "new_cwsc.tif", OUTPUT_KGE=forcing / "new_kge.tif"))
+    done, data = run_json(
+        qp_env,
+        "cwsc:calibrate",
+        calibrate(
+            forcing,
+            RUNOFF=forcing / "runoff_grun.tif",
+            RUNOFF_NODATA=-999,
+            OUTPUT_CWSC=forcing / "new_cwsc.tif",
+            OUTPUT_KGE=forcing / "new_kge.tif",
+        ),
+    )
     assert data["results"]["CELLS_CALIBRATED"] > 0
 
 
@@ -88,17 +123,31 @@ def test_mask_nan_threshold_png_output_and_long_names(qp_env, data_dir, tmp_path
     labels, kge = data_dir / "labels.tif", data_dir / "kge.tif"
     (tmp_path / "masked.tif").write_bytes(b"an earlier mask")
     before = snapshot(tmp_path)
-    refused(qp_env, "cwsc:maskbykge", [("LABELS", labels), ("KGE", kge), ("THRESHOLD", "nan"),
-                                       ("OUTPUT", tmp_path / "masked.tif")],
-            "THRESHOLD must be a finite number")
-    refused(qp_env, "cwsc:maskbykge", [("LABELS", labels), ("KGE", kge),
-                                       ("OUTPUT", tmp_path / "masked.png")],
-            "masked.png' must end in .tif", "GeoTIFF")
-    refused(qp_env, "cwsc:maskbykge", [("LABELS", labels), ("KGE", kge),
-                                       ("OUTPUT", tmp_path / ("m" * 245 + ".tif"))],
-            "too long")
-    refused(qp_env, "cwsc:maskbykge", [("LABELS", labels), ("KGE", kge), ("OUTPUT", labels)],
-            "is the input LABELS")
+    refused(
+        qp_env,
+        "cwsc:maskbykge",
+        [("LABELS", labels), ("KGE", kge), ("THRESHOLD", "nan"), ("OUTPUT", tmp_path / "masked.tif")],
+        "THRESHOLD must be a finite number",
+    )
+    refused(
+        qp_env,
+        "cwsc:maskbykge",
+        [("LABELS", labels), ("KGE", kge), ("OUTPUT", tmp_path / "masked.png")],
+        "masked.png' must end in .tif",
+        "GeoTIFF",
+    )
+    refused(
+        qp_env,
+        "cwsc:maskbykge",
+        [("LABELS", labels), ("KGE", kge), ("OUTPUT", tmp_path / ("m" * 245 + ".tif"))],
+        "too long",
+    )
+    refused(
+        qp_env,
+        "cwsc:maskbykge",
+        [("LABELS", labels), ("KGE", kge), ("OUTPUT", labels)],
+        "is the input LABELS",
+    )
     assert snapshot(tmp_path) == before
 
 
@@ -106,17 +155,29 @@ def test_calibrate_reads_a_grun_netcdf_in_mm_per_day_from_qgis_process(qp_env, f
     """A single-variable NetCDF loads as a layer in qgis_process 3.22; its time and units
     reach the backend (the file is handed over, not a temporary GeoTIFF)."""
     grun = product_netcdf(forcing / "runoff.tif", forcing / "GRUN.nc", "grun")
-    done, data = run_json(qp_env, "cwsc:calibrate", calibrate(
-        forcing, RUNOFF=grun, PRECIPITATION_START="2001-01", PET_START="2001-01",
-        OUTPUT_CWSC=forcing / "grun_cwsc.tif", OUTPUT_KGE=forcing / "grun_kge.tif"))
+    done, data = run_json(
+        qp_env,
+        "cwsc:calibrate",
+        calibrate(
+            forcing,
+            RUNOFF=grun,
+            PRECIPITATION_START="2001-01",
+            PET_START="2001-01",
+            OUTPUT_CWSC=forcing / "grun_cwsc.tif",
+            OUTPUT_KGE=forcing / "grun_kge.tif",
+        ),
+    )
     assert data["results"]["CELLS_CALIBRATED"] > 0
     text = done.stdout + done.stderr
     assert "in mm/day, converted to mm/month" in text and "period used: 2001-01 to 2004-12" in text
-    reference, _ = run_json(qp_env, "cwsc:calibrate", calibrate(
-        forcing, OUTPUT_CWSC=forcing / "ref_cwsc.tif", OUTPUT_KGE=forcing / "ref_kge.tif"))
+    reference, _ = run_json(
+        qp_env,
+        "cwsc:calibrate",
+        calibrate(forcing, OUTPUT_CWSC=forcing / "ref_cwsc.tif", OUTPUT_KGE=forcing / "ref_kge.tif"),
+    )
     from osgeo import gdal
 
-    ds_a = gdal.Open(str(forcing / "grun_cwsc.tif"))   # keep the datasets: a chained call crashes GDAL
+    ds_a = gdal.Open(str(forcing / "grun_cwsc.tif"))  # keep the datasets: a chained call crashes GDAL
     ds_b = gdal.Open(str(forcing / "ref_cwsc.tif"))
     a = ds_a.GetRasterBand(1).ReadAsArray()
     b = ds_b.GetRasterBand(1).ReadAsArray()
@@ -125,8 +186,13 @@ def test_calibrate_reads_a_grun_netcdf_in_mm_per_day_from_qgis_process(qp_env, f
 
 
 def test_a_netcdf_variable_layer_reaches_the_backend_as_file_and_variable(provider, forcing):  # noqa: ARG001
-    from qgis.core import (QgsApplication, QgsProcessingContext, QgsProcessingFeedback,
-                           QgsProject, QgsRasterLayer)
+    from qgis.core import (
+        QgsApplication,
+        QgsProcessingContext,
+        QgsProcessingFeedback,
+        QgsProject,
+        QgsRasterLayer,
+    )
 
     cru = product_netcdf(forcing / "precipitation.tif", forcing / "cru_ts4.nc", "cru")
     layer = QgsRasterLayer('NETCDF:"{}":pre'.format(cru), "pre")
@@ -136,10 +202,17 @@ def test_a_netcdf_variable_layer_reaches_the_backend_as_file_and_variable(provid
         alg = QgsApplication.processingRegistry().algorithmById("cwsc:calibrate").create()
         context = QgsProcessingContext()
         context.setProject(QgsProject.instance())
-        args, _ = alg.build({"PRECIPITATION": layer.id(), "PET": str(forcing / "pet.tif"),
-                             "RUNOFF": str(forcing / "runoff.tif"),
-                             "OUTPUT_CWSC": str(forcing / "c.tif"), "OUTPUT_KGE": str(forcing / "k.tif")},
-                            context, QgsProcessingFeedback())
+        args, _ = alg.build(
+            {
+                "PRECIPITATION": layer.id(),
+                "PET": str(forcing / "pet.tif"),
+                "RUNOFF": str(forcing / "runoff.tif"),
+                "OUTPUT_CWSC": str(forcing / "c.tif"),
+                "OUTPUT_KGE": str(forcing / "k.tif"),
+            },
+            context,
+            QgsProcessingFeedback(),
+        )
     finally:
         QgsProject.instance().removeMapLayer(layer.id())
     i = args.index("--precip")

@@ -18,8 +18,14 @@ NOT_YET = ("email", "repository", "tracker", "homepage")
 
 def _zip(tmp_path):
     env = dict(os.environ, CWSC_DIST_DIR=str(tmp_path))
-    done = subprocess.run(["bash", str(ROOT / "scripts" / "package.sh")], env=env, cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "package.sh")],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     return zipfile.ZipFile(tmp_path / "cwsc_qgis.zip")
 
@@ -28,8 +34,10 @@ def test_the_zip_passes_the_repository_checks(tmp_path):
     archive = _zip(tmp_path)
     names = archive.namelist()
     assert {n.split("/")[0] for n in names} == {"cwsc_qgis"}
-    banned = re.compile(r"(__pycache__|\.pyc$|\.pyo$|\.so$|\.pyd$|\.dll$|\.dylib$|(^|/)\.git(/|$)"
-                        r"|__MACOSX|\.DS_Store|Thumbs\.db)")
+    banned = re.compile(
+        r"(__pycache__|\.pyc$|\.pyo$|\.so$|\.pyd$|\.dll$|\.dylib$|(^|/)\.git(/|$)"
+        r"|__MACOSX|\.DS_Store|Thumbs\.db)"
+    )
     assert not [n for n in names if banned.search(n)]
     meta = configparser.ConfigParser()
     meta.read_string(archive.read("cwsc_qgis/metadata.txt").decode("utf-8"))

@@ -4,40 +4,122 @@ import configparser
 import os
 from pathlib import Path
 
-from qgis.core import (QgsApplication, QgsProcessingOutputNumber,
-                       QgsProcessingParameterDefinition)
+from qgis.core import QgsApplication, QgsProcessingOutputNumber, QgsProcessingParameterDefinition
 
 ROOT = Path(__file__).resolve().parents[2]
 
 CONTRACT = {
-    "cwsc:prepare": (["PRECIPITATION", "PET", "RUNOFF", "PRECIPITATION_VARIABLE", "PET_VARIABLE",
-                      "RUNOFF_VARIABLE", "PRECIPITATION_UNITS", "PET_UNITS", "RUNOFF_UNITS",
-                      "PRECIPITATION_START", "PET_START", "RUNOFF_START", "PERIOD_START",
-                      "PERIOD_END", "TARGET_GRID", "EXTENT"],
-                     ["OUTPUT_PRECIPITATION", "OUTPUT_PET", "OUTPUT_RUNOFF", "OUTPUT_PREDICTORS"],
-                     ["MONTHS"]),
-    "cwsc:calibrate": (["PRECIPITATION", "PET", "RUNOFF", "MODELS", "OBJECTIVE", "FORMULATION",
-                        "WARMUP_MONTHS", "CALIBRATION_FRACTION", "RESTARTS", "SEED", "DEVICE",
-                        "IDENTIFIABILITY_TOLERANCE", "PROFILE_EVALUATIONS",
-                        "WORKERS", "DASK_SCHEDULER", "WORK_DIR", "KEEP_WORK"],
-                       ["OUTPUT_CWSC", "OUTPUT_KGE", "OUTPUT_DETAILS"], []),
-    "cwsc:maskbykge": (["LABELS", "KGE", "THRESHOLD", "EXCLUDE_FLAGS"], ["OUTPUT"],
-                       ["KEPT_CELLS", "MASKED_CELLS"]),
-    "cwsc:train": (["PREDICTORS", "LABELS", "KGE", "KGE_THRESHOLD", "PATCH_SIZE", "TEST_FRACTION",
-                    "SPLIT", "EPOCHS", "BATCH_SIZE", "RECIPE", "ENSEMBLE", "DEVICE", "SEED"],
-                   ["OUTPUT_MODEL", "OUTPUT_REPORT"],
-                   ["TEST_R2", "TEST_RMSE", "TEST_KGE", "TRAIN_SAMPLES", "TEST_SAMPLES"]),
-    "cwsc:learnfromrunoff": (["PREDICTORS", "PRECIPITATION", "PET", "RUNOFF", "MODELS",
-                              "TEST_FRACTION", "SPLIT", "EPOCHS", "BATCH_SIZE", "PRETRAIN_EPOCHS",
-                              "DEVICE", "SEED", "FORMULATION", "WARMUP_MONTHS", "CALIBRATION_FRACTION",
-                              "PERIOD_START", "PERIOD_END", "LABELS", "SHARED_SC"],
-                             ["OUTPUT_MODEL", "OUTPUT_REPORT"],
-                             ["VAL_KGE_TEST_CELLS", "CAL_KGE_TRAIN_CELLS"]),
-    "cwsc:predict": (["MODEL", "PREDICTORS", "DEVICE"], ["OUTPUT", "OUTPUT_UNCERTAINTY", "OUTPUT_NETCDF"], []),
-    "cwsc:evaluate": (["CWSC", "REFERENCE", "PRECIPITATION", "PET", "RUNOFF", "DETAILS", "LABELS",
-                       "MODEL"], ["OUTPUT_REPORT"],
-                      ["R2_REFERENCE", "MEDIAN_KGE_FIXED", "KGE_VAL_FIXED", "KGE_VAL_CONSTANT",
-                       "KGE_VAL_FREE", "CELLS_SCORED"]),
+    "cwsc:prepare": (
+        [
+            "PRECIPITATION",
+            "PET",
+            "RUNOFF",
+            "PRECIPITATION_VARIABLE",
+            "PET_VARIABLE",
+            "RUNOFF_VARIABLE",
+            "PRECIPITATION_UNITS",
+            "PET_UNITS",
+            "RUNOFF_UNITS",
+            "PRECIPITATION_START",
+            "PET_START",
+            "RUNOFF_START",
+            "PERIOD_START",
+            "PERIOD_END",
+            "TARGET_GRID",
+            "EXTENT",
+        ],
+        ["OUTPUT_PRECIPITATION", "OUTPUT_PET", "OUTPUT_RUNOFF", "OUTPUT_PREDICTORS"],
+        ["MONTHS"],
+    ),
+    "cwsc:calibrate": (
+        [
+            "PRECIPITATION",
+            "PET",
+            "RUNOFF",
+            "MODELS",
+            "OBJECTIVE",
+            "FORMULATION",
+            "WARMUP_MONTHS",
+            "CALIBRATION_FRACTION",
+            "RESTARTS",
+            "SEED",
+            "DEVICE",
+            "IDENTIFIABILITY_TOLERANCE",
+            "PROFILE_EVALUATIONS",
+            "WORKERS",
+            "DASK_SCHEDULER",
+            "WORK_DIR",
+            "KEEP_WORK",
+        ],
+        ["OUTPUT_CWSC", "OUTPUT_KGE", "OUTPUT_DETAILS"],
+        [],
+    ),
+    "cwsc:maskbykge": (
+        ["LABELS", "KGE", "THRESHOLD", "EXCLUDE_FLAGS"],
+        ["OUTPUT"],
+        ["KEPT_CELLS", "MASKED_CELLS"],
+    ),
+    "cwsc:train": (
+        [
+            "PREDICTORS",
+            "LABELS",
+            "KGE",
+            "KGE_THRESHOLD",
+            "PATCH_SIZE",
+            "TEST_FRACTION",
+            "SPLIT",
+            "EPOCHS",
+            "BATCH_SIZE",
+            "RECIPE",
+            "ENSEMBLE",
+            "DEVICE",
+            "SEED",
+        ],
+        ["OUTPUT_MODEL", "OUTPUT_REPORT"],
+        ["TEST_R2", "TEST_RMSE", "TEST_KGE", "TRAIN_SAMPLES", "TEST_SAMPLES"],
+    ),
+    "cwsc:learnfromrunoff": (
+        [
+            "PREDICTORS",
+            "PRECIPITATION",
+            "PET",
+            "RUNOFF",
+            "MODELS",
+            "TEST_FRACTION",
+            "SPLIT",
+            "EPOCHS",
+            "BATCH_SIZE",
+            "PRETRAIN_EPOCHS",
+            "DEVICE",
+            "SEED",
+            "FORMULATION",
+            "WARMUP_MONTHS",
+            "CALIBRATION_FRACTION",
+            "PERIOD_START",
+            "PERIOD_END",
+            "LABELS",
+            "SHARED_SC",
+        ],
+        ["OUTPUT_MODEL", "OUTPUT_REPORT"],
+        ["VAL_KGE_TEST_CELLS", "CAL_KGE_TRAIN_CELLS"],
+    ),
+    "cwsc:predict": (
+        ["MODEL", "PREDICTORS", "DEVICE"],
+        ["OUTPUT", "OUTPUT_UNCERTAINTY", "OUTPUT_NETCDF"],
+        [],
+    ),
+    "cwsc:evaluate": (
+        ["CWSC", "REFERENCE", "PRECIPITATION", "PET", "RUNOFF", "DETAILS", "LABELS", "MODEL"],
+        ["OUTPUT_REPORT"],
+        [
+            "R2_REFERENCE",
+            "MEDIAN_KGE_FIXED",
+            "KGE_VAL_FIXED",
+            "KGE_VAL_CONSTANT",
+            "KGE_VAL_FREE",
+            "CELLS_SCORED",
+        ],
+    ),
     "cwsc:info": ([], [], []),
     "cwsc:setup": (["FOLDER", "PYTHON", "TORCH"], [], []),
 }
@@ -111,16 +193,25 @@ def test_groups_help_and_references(provider):  # noqa: ARG001
         for ref in ("Zhang", "DWBM", "TVGM", "SCE-UA", "Duan", "KGE", "Gupta", "ResNet", "He, K.", "Xie"):
             assert ref in text, (alg_id, ref)
     assert groups["cwsc:calibrate"] == groups["cwsc:maskbykge"] == "1 Calibration"
-    assert groups["cwsc:train"] == groups["cwsc:learnfromrunoff"] == "2 Learning" and groups["cwsc:predict"] == "3 Mapping"
+    assert (
+        groups["cwsc:train"] == groups["cwsc:learnfromrunoff"] == "2 Learning"
+        and groups["cwsc:predict"] == "3 Mapping"
+    )
     assert groups["cwsc:evaluate"] == "4 Evaluation"
     assert groups["cwsc:info"] == "Tools"
-    for alg_id in CONTRACT:     # the CWSC icon in the Toolbox and the modeler
+    for alg_id in CONTRACT:  # the CWSC icon in the Toolbox and the modeler
         path = _alg(alg_id).svgIconPath()
         assert path.endswith("icon.svg") and os.path.isfile(path), alg_id
     # The Toolbox sorts groups, then algorithms, by name: the workflow's order.
     listed = sorted(CONTRACT, key=lambda a: (_alg(a).group(), _alg(a).displayName()))
-    workflow = ["cwsc:prepare", "cwsc:calibrate", "cwsc:maskbykge", "cwsc:train", "cwsc:predict",
-                "cwsc:evaluate"]
+    workflow = [
+        "cwsc:prepare",
+        "cwsc:calibrate",
+        "cwsc:maskbykge",
+        "cwsc:train",
+        "cwsc:predict",
+        "cwsc:evaluate",
+    ]
     assert [a for a in listed if a in workflow] == workflow
 
 
@@ -141,8 +232,9 @@ def test_settings_registered(provider):  # noqa: ARG001
 
 
 def test_class_factory_init_gui_and_unload(qgis_iface, provider):  # noqa: ARG001
-    import cwsc_qgis
     from plugin_testing import PLUGIN, ensure_provider
+
+    import cwsc_qgis
 
     registry = QgsApplication.processingRegistry()
     session_plugin = PLUGIN.pop("plugin", None)

@@ -8,22 +8,37 @@ import shutil
 import subprocess
 
 import pytest
-
 from plugin_testing import ROOT
 
 DRIVER = ROOT / "tests" / "plugin" / "gui" / "drive_qgis.py"
-pytestmark = pytest.mark.skipif(shutil.which("xvfb-run") is None or shutil.which("qgis") is None,
-                                reason="needs xvfb-run and the QGIS desktop")
+pytestmark = pytest.mark.skipif(
+    shutil.which("xvfb-run") is None or shutil.which("qgis") is None,
+    reason="needs xvfb-run and the QGIS desktop",
+)
 
 
 @pytest.fixture(scope="module")
 def window_run(qp_env, demo_region, tmp_path_factory):
     out = tmp_path_factory.mktemp("qgis window")
     env = dict(qp_env, CWSC_GUI_OUT=str(out), CWSC_GUI_REGION=str(demo_region))
-    env.pop("QT_QPA_PLATFORM", None)           # a real (virtual) screen, not offscreen
-    done = subprocess.run(["xvfb-run", "-a", "-s", "-screen 0 1600x1000x24", "qgis", "--nologo",
-                           "--noversioncheck", "--code", str(DRIVER)], env=env,
-                          capture_output=True, text=True, timeout=600)
+    env.pop("QT_QPA_PLATFORM", None)  # a real (virtual) screen, not offscreen
+    done = subprocess.run(
+        [
+            "xvfb-run",
+            "-a",
+            "-s",
+            "-screen 0 1600x1000x24",
+            "qgis",
+            "--nologo",
+            "--noversioncheck",
+            "--code",
+            str(DRIVER),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     report = out / "result.json"
     assert report.is_file(), done.stdout[-3000:] + done.stderr[-3000:]
     # Screenshots stay as artefacts of the run (not committed): CWSC_GUI_ARTEFACTS keeps them.
@@ -63,8 +78,14 @@ def test_cancel_in_the_dialog_is_one_line_and_leaves_nothing(window_run):
     assert "cancelled: no output written" in log
     # QGIS 3.22 itself closes every cancelled threaded algorithm with "Execution failed after
     # N seconds" (its task returns false when cancelled); what the plugin adds is one line.
-    for bad in ("Traceback", "BackendCancelled", "CRITICAL", "Task failed",
-                "HTML output has been generated", "Loading resulting layers\nLoading"):
+    for bad in (
+        "Traceback",
+        "BackendCancelled",
+        "CRITICAL",
+        "Task failed",
+        "HTML output has been generated",
+        "Loading resulting layers\nLoading",
+    ):
         assert bad not in log, (bad, log[-2000:])
     assert log.count("cancelled: no output written") == 1
     assert run["stop_seconds"] is not None and run["stop_seconds"] < 10

@@ -11,7 +11,7 @@ from qgis.core import QgsProcessingException, QgsProcessingFeedback
 
 from cwsc_qgis import runner
 
-FAKE_MAIN = r'''
+FAKE_MAIN = r"""
 import json, os, signal, subprocess, sys, time
 
 def emit(event, **kw):
@@ -58,7 +58,7 @@ elif cmd == "sleep":
             sys.exit(3)
         signal.signal(signal.SIGTERM, stop)
     out = args[args.index("--out") + 1]
-    # the backend's temporary name (backend/outputs.py): .<name>.cwsc-<pid>-<token>.part
+    # the backend's temporary name (cwsc/runtime/outputs.py): .<name>.cwsc-<pid>-<token>.part
     part = os.path.join(os.path.dirname(out), ".%s.cwsc-%d-0abc1234.part" % (os.path.basename(out), os.getpid()))
     open(part, "w").close()
     emit("log", level="info", message="worker %d" % worker.pid)
@@ -67,15 +67,15 @@ elif cmd == "sleep":
         i += 1
         emit("progress", fraction=min(i / 1000, 1), stage="train")
         time.sleep(0.05)
-'''
+"""
 
 
 @pytest.fixture(scope="module")
 def fake_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("fake backend")
-    (root / "backend").mkdir()
-    (root / "backend" / "__init__.py").write_text("", encoding="utf-8")
-    (root / "backend" / "__main__.py").write_text(FAKE_MAIN, encoding="utf-8")
+    (root / "cwsc").mkdir()
+    (root / "cwsc" / "__init__.py").write_text("", encoding="utf-8")
+    (root / "cwsc" / "__main__.py").write_text(FAKE_MAIN, encoding="utf-8")
     return str(root)
 
 
@@ -90,8 +90,11 @@ class RecordingFeedback(QgsProcessingFeedback):
     def setProgress(self, value):  # noqa: N802
         self.progress.append(value)
         super().setProgress(value)
-        if self.cancel_after is not None and len(self.progress) >= self.cancel_after \
-                and self.cancelled_at is None:
+        if (
+            self.cancel_after is not None
+            and len(self.progress) >= self.cancel_after
+            and self.cancelled_at is None
+        ):
             self.cancelled_at = time.monotonic()
             self.cancel()
 
@@ -106,8 +109,15 @@ class RecordingFeedback(QgsProcessingFeedback):
 
 
 def _run(fake_root, command, args=(), feedback=None, outputs=()):
-    return runner.run_backend(command, list(args), feedback=feedback or RecordingFeedback(),
-                              outputs=outputs, python=sys.executable, root=fake_root, check=False)
+    return runner.run_backend(
+        command,
+        list(args),
+        feedback=feedback or RecordingFeedback(),
+        outputs=outputs,
+        python=sys.executable,
+        root=fake_root,
+        check=False,
+    )
 
 
 def test_events_become_feedback_and_result(fake_root, tmp_path):
@@ -188,8 +198,10 @@ def test_cancel_stops_the_process_tree_within_2s(fake_root, tmp_path, stubborn):
     elapsed = time.monotonic() - fb.cancelled_at
     pgid = runner.BackendRun.last.proc.pid
     assert _group_members(pgid) == []
-    print(f"\ncancel ({'stubborn' if stubborn else 'cooperative'} backend): process tree gone "
-          f"{elapsed:.2f} s after Cancel")
+    print(
+        f"\ncancel ({'stubborn' if stubborn else 'cooperative'} backend): process tree gone "
+        f"{elapsed:.2f} s after Cancel"
+    )
     assert elapsed < 2.0
     assert list(tmp_path.iterdir()) == []  # no output, no partial file
 
@@ -205,4 +217,3 @@ def test_a_failed_run_removes_no_output_and_no_other_runs_file(fake_root, tmp_pa
         _run(fake_root, "bad", [], RecordingFeedback(), outputs=[str(out)])
     assert out.read_bytes() == b"another run's finished map"
     assert other.read_bytes() == b"another run's temporary"
-

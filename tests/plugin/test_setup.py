@@ -6,9 +6,8 @@ import subprocess
 import time
 
 import pytest
-from qgis.core import QgsProcessingException, QgsProcessingFeedback
-
 from plugin_testing import ROOT, qgis_process, run_json
+from qgis.core import QgsProcessingException, QgsProcessingFeedback
 
 
 @pytest.fixture(scope="module")
@@ -16,15 +15,29 @@ def fresh_profile(tmp_path_factory):
     """A HOME whose QGIS profile has the plugin installed from its zip and nothing else: no
     recorded interpreter, no CWSC_BACKEND_PYTHON."""
     home = tmp_path_factory.mktemp("fresh home")
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("QGIS_CUSTOM_CONFIG_PATH", "PYTHONPATH", "PYTHONHOME", "CWSC_BACKEND_PYTHON")}
-    env.update(HOME=str(home), QT_QPA_PLATFORM="offscreen", CWSC_DIST_DIR=str(home / "dist"),
-               XDG_RUNTIME_DIR=str(home / "runtime"), CWSC_BACKEND_PYTHON="")
-    done = subprocess.run(["bash", str(ROOT / "scripts" / "deploy.sh")], env=env, cwd=ROOT,
-                          capture_output=True, text=True, timeout=300)
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("QGIS_CUSTOM_CONFIG_PATH", "PYTHONPATH", "PYTHONHOME", "CWSC_BACKEND_PYTHON")
+    }
+    env.update(
+        HOME=str(home),
+        QT_QPA_PLATFORM="offscreen",
+        CWSC_DIST_DIR=str(home / "dist"),
+        XDG_RUNTIME_DIR=str(home / "runtime"),
+        CWSC_BACKEND_PYTHON="",
+    )
+    done = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "deploy.sh")],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     plugin = home / ".local/share/QGIS/QGIS3/profiles/default/python/plugins/cwsc_qgis"
-    (plugin / "backend_python.txt").unlink()       # as installed from the zip: nothing recorded
+    (plugin / "backend_python.txt").unlink()  # as installed from the zip: nothing recorded
     env.pop("CWSC_BACKEND_PYTHON")
     return env, home
 
@@ -55,6 +68,7 @@ def _feedback_that_cancels_on(word):
             super().pushConsoleInfo(info)
             if word in info:
                 self.cancel()
+
     return Cancelling()
 
 

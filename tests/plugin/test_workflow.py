@@ -5,9 +5,8 @@ import os
 import subprocess
 
 import pytest
-from qgis.core import QgsApplication, QgsProcessingModelAlgorithm, QgsRasterLayer
-
 from plugin_testing import ROOT, run_json
+from qgis.core import QgsApplication, QgsProcessingModelAlgorithm, QgsRasterLayer
 
 MODEL = ROOT / "resources" / "models" / "cwsc_workflow.model3"
 
@@ -37,12 +36,23 @@ def test_the_workflow_runs_from_qgis_process(qp_env, demo_region, tmp_path):
     predictors = sorted((region / "predictors").glob("*.tif"))
     out = tmp_path / "out"
     out.mkdir()
-    params = [("PRECIPITATION", region / "precipitation.tif"), ("PET", region / "pet.tif"),
-              ("RUNOFF", region / "runoff.tif"), ("MODELS", 0), ("EPOCHS", 2), ("SEED", 3)]
+    params = [
+        ("PRECIPITATION", region / "precipitation.tif"),
+        ("PET", region / "pet.tif"),
+        ("RUNOFF", region / "runoff.tif"),
+        ("MODELS", 0),
+        ("EPOCHS", 2),
+        ("SEED", 3),
+    ]
     params += [("PREDICTORS", p) for p in predictors]
-    names = {"calibrate:CWSC labels": "labels.tif", "calibrate:Calibration KGE": "kge.tif",
-             "mask:Masked CWSC labels": "masked.tif", "train:Model file": "model.pt",
-             "train:Training report": "report.html", "predict:CWSC map": "cwsc.tif"}
+    names = {
+        "calibrate:CWSC labels": "labels.tif",
+        "calibrate:Calibration KGE": "kge.tif",
+        "mask:Masked CWSC labels": "masked.tif",
+        "train:Model file": "model.pt",
+        "train:Training report": "report.html",
+        "predict:CWSC map": "cwsc.tif",
+    }
     params += [(k, out / v) for k, v in names.items()]
     done, data = run_json(qp_env, "cwsc:workflow", params)
     assert data is not None, done.stdout[-3000:] + done.stderr[-3000:]
@@ -60,23 +70,54 @@ def test_qgis_reads_the_netcdf_map_as_the_geotiff(provider, run_alg, demo_region
     backend = os.environ["CWSC_BACKEND_PYTHON"]
     predictors = [str(p) for p in sorted((region / "predictors").glob("*.tif"))]
     model = tmp_path / "m.pt"
-    done = subprocess.run([backend, "-m", "backend", "train", "--predictors", *predictors,
-                           "--labels", str(region / "true_cwsc.tif"), "--epochs", "1",
-                           "--blocks", "1", "--widths", "4,8,8", "--patch-size", "5",
-                           "--out-model", str(model)], cwd=ROOT, capture_output=True, text=True,
-                          timeout=300)
+    done = subprocess.run(
+        [
+            backend,
+            "-m",
+            "cwsc",
+            "train",
+            "--predictors",
+            *predictors,
+            "--labels",
+            str(region / "true_cwsc.tif"),
+            "--epochs",
+            "1",
+            "--blocks",
+            "1",
+            "--widths",
+            "4,8,8",
+            "--patch-size",
+            "5",
+            "--out-model",
+            str(model),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
-    result = run_alg("cwsc:predict", {"MODEL": str(model), "PREDICTORS": predictors,
-                                      "OUTPUT": str(tmp_path / "cwsc.tif"),
-                                      "OUTPUT_NETCDF": str(tmp_path / "cwsc.nc")})
+    result = run_alg(
+        "cwsc:predict",
+        {
+            "MODEL": str(model),
+            "PREDICTORS": predictors,
+            "OUTPUT": str(tmp_path / "cwsc.tif"),
+            "OUTPUT_NETCDF": str(tmp_path / "cwsc.nc"),
+        },
+    )
     assert result["OUTPUT_NETCDF"] == str(tmp_path / "cwsc.nc")
     tif = QgsRasterLayer(str(tmp_path / "cwsc.tif"), "tif", "gdal")
     nc = QgsRasterLayer(f'NETCDF:"{tmp_path / "cwsc.nc"}":cwsc', "nc", "gdal")
     assert tif.isValid() and nc.isValid()
     assert nc.crs().authid() == "EPSG:4326" or nc.crs().isGeographic()
     a, b = tif.extent(), nc.extent()
-    for u, v in ((a.xMinimum(), b.xMinimum()), (a.xMaximum(), b.xMaximum()),
-                 (a.yMinimum(), b.yMinimum()), (a.yMaximum(), b.yMaximum())):
+    for u, v in (
+        (a.xMinimum(), b.xMinimum()),
+        (a.xMaximum(), b.xMaximum()),
+        (a.yMinimum(), b.yMinimum()),
+        (a.yMaximum(), b.yMaximum()),
+    ):
         assert abs(u - v) < 1e-6
     centre = a.center()
     value_tif, ok1 = tif.dataProvider().sample(centre, 1)

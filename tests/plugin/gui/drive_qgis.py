@@ -16,8 +16,11 @@ from qgis.PyQt.QtWidgets import QTextBrowser, QTextEdit
 
 OUT = os.environ["CWSC_GUI_OUT"]
 REGION = os.environ["CWSC_GUI_REGION"]
-PREDICTORS = sorted(os.path.join(REGION, "predictors", f)
-                    for f in os.listdir(os.path.join(REGION, "predictors")) if f.endswith(".tif"))
+PREDICTORS = sorted(
+    os.path.join(REGION, "predictors", f)
+    for f in os.listdir(os.path.join(REGION, "predictors"))
+    if f.endswith(".tif")
+)
 result = {"dialogs": {}, "runs": {}, "errors": []}
 
 
@@ -83,21 +86,34 @@ def steps():
             yield 0.2
         text = log_text(dialog)
         result["runs"][name] = {
-            "finished": bool(done), "ok": done.get("ok"),
+            "finished": bool(done),
+            "ok": done.get("ok"),
             "results": {k: str(v) for k, v in (done.get("results") or {}).items()},
             "seconds": round(time.monotonic() - t0, 2),
             "stop_seconds": None if cancelled_at is None else round(time.monotonic() - cancelled_at, 2),
-            "log": text, "screenshot": shot(dialog, name)}
+            "log": text,
+            "screenshot": shot(dialog, name),
+        }
         dialog.close()
 
     model = os.path.join(OUT, "model.pt")
-    yield from run("cwsc:train", {"PREDICTORS": PREDICTORS,
-                                  "LABELS": os.path.join(REGION, "true_cwsc.tif"), "EPOCHS": 2,
-                                  "OUTPUT_MODEL": model,
-                                  "OUTPUT_REPORT": os.path.join(OUT, "report.html")}, "train")
+    yield from run(
+        "cwsc:train",
+        {
+            "PREDICTORS": PREDICTORS,
+            "LABELS": os.path.join(REGION, "true_cwsc.tif"),
+            "EPOCHS": 2,
+            "OUTPUT_MODEL": model,
+            "OUTPUT_REPORT": os.path.join(OUT, "report.html"),
+        },
+        "train",
+    )
     QgsProject.instance().removeAllMapLayers()
-    yield from run("cwsc:predict", {"MODEL": model, "PREDICTORS": PREDICTORS,
-                                    "OUTPUT": os.path.join(OUT, "cwsc.tif")}, "predict")
+    yield from run(
+        "cwsc:predict",
+        {"MODEL": model, "PREDICTORS": PREDICTORS, "OUTPUT": os.path.join(OUT, "cwsc.tif")},
+        "predict",
+    )
     layers = []
     for layer in QgsProject.instance().mapLayers().values():
         entry = {"name": layer.name(), "source": layer.source()}
@@ -107,14 +123,23 @@ def steps():
             entry["ramp"] = [items[0].value, items[-1].value]
         layers.append(entry)
     result["layers_after_predict"] = layers
-    yield from run("cwsc:calibrate", {
-        "PRECIPITATION": os.path.join(REGION, "precipitation.tif"),
-        "PET": os.path.join(REGION, "pet.tif"), "RUNOFF": os.path.join(REGION, "runoff.tif"),
-        "MAX_EVALUATIONS": 100000, "OUTPUT_CWSC": os.path.join(OUT, "cancelled_labels.tif"),
-        "OUTPUT_KGE": os.path.join(OUT, "cancelled_kge.tif")}, "calibrate_cancelled",
-        cancel_after=6.0, timeout=90)
-    result["left_after_cancel"] = sorted(f for f in os.listdir(OUT) if f.startswith("cancelled")
-                                         or ".part" in f)
+    yield from run(
+        "cwsc:calibrate",
+        {
+            "PRECIPITATION": os.path.join(REGION, "precipitation.tif"),
+            "PET": os.path.join(REGION, "pet.tif"),
+            "RUNOFF": os.path.join(REGION, "runoff.tif"),
+            "MAX_EVALUATIONS": 100000,
+            "OUTPUT_CWSC": os.path.join(OUT, "cancelled_labels.tif"),
+            "OUTPUT_KGE": os.path.join(OUT, "cancelled_kge.tif"),
+        },
+        "calibrate_cancelled",
+        cancel_after=6.0,
+        timeout=90,
+    )
+    result["left_after_cancel"] = sorted(
+        f for f in os.listdir(OUT) if f.startswith("cancelled") or ".part" in f
+    )
 
 
 def drive():

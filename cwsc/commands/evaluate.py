@@ -1,0 +1,284 @@
+"""``python -m cwsc evaluate``: a CWSC map against a reference and against free calibration."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from cwsc.commands.options import forcing_options
+from cwsc.errors import GridMismatch, InputFileError, ParameterError
+from cwsc.evaluation.maps import (
+    agreement,
+    aridity_groups,
+    breakdown,
+    flag_groups,
+    median,
+    simulation_check,
+    spearman,
+)
+from cwsc.hydro.options import parse_models
+from cwsc.io import rasters as io
+from cwsc.io.forcing import read_forcing
+from cwsc.machine.devices import resolve_device
+from cwsc.reports import html as report
+from cwsc.reports.evaluation import distribution_figure, maps_figure, scatter_figure
+from cwsc.runtime import protocol
+from cwsc.runtime.outputs import Outputs
+
+
+def evaluate_command(args) -> None:
+    outputs = Outputs(
+        {"OUTPUT_REPORT": args.out_report},
+        kinds={"OUTPUT_REPORT": "report"},
+        inputs={
+            "CWSC": args.cwsc,
+            "REFERENCE": args.reference,
+            "PRECIPITATION": args.precip,
+            "PET": args.pet,
+            "RUNOFF": args.runoff,
+        },
+    )
+    with outputs:
+        metrics = _evaluate(args, outputs)
+    protocol.result(outputs={"OUTPUT_REPORT": str(args.out_report)}, metrics=metrics)
+
+
+def _evaluate(args, outputs: Outputs) -> dict:
+    t0 = time.perf_counter()
+    forcing = [args.precip, args.pet, args.runoff]
+    if any(forcing) and not all(forcing):
+        raise ParameterError(
+            "PRECIPITATION, PET and RUNOFF: give all three for the simulation check, or none"
+        )
+    if not args.reference and not all(forcing):
+        raise ParameterError(
+            "REFERENCE: give a reference map, or PRECIPITATION, PET and RUNOFF, "
+            "or both: there is nothing to evaluate the CWSC map against"
+        )
+    models = parse_models(args.models)
+    with io.open_raster(args.cwsc, "CWSC") as r:
+        grid = r.grid
+        cwsc = r.read(bands=[0])[0]
+    if not np.isfinite(cwsc).any():
+        raise InputFileError(f"CWSC: '{args.cwsc}' holds nodata only")
+    protocol.progress(0.05, "evaluating the map")
+    sections: list = [
+        (
+            "Inputs",
+            {
+                "CWSC map": args.cwsc,
+                "reference": args.reference or "-",
+                "forcing": ", ".join(forcing) if all(forcing) else "-",
+                "grid": grid.describe(),
+            },
+        )
+    ]
+    metrics: dict = {"cwsc_cells": int(np.isfinite(cwsc).sum()), "cwsc_median_mm": median(cwsc)}
+    if args.reference:
+        with io.open_raster(args.reference, "REFERENCE") as ref:
+            io.warn_if_resampled(ref, grid, "bilinear")
+            reference = io.read_aligned(ref, grid)[0]
+        stats = agreement(cwsc, reference)
+        stats["spearman"] = spearman(cwsc, reference)
+        flat_map = np.where(np.isfinite(cwsc), float(np.nanmedian(cwsc)), np.nan)
+        null = agreement(flat_map, reference)
+        metrics.update(
+            {
+                "r2_reference": stats["r2"],
+                "r_reference": stats["pearson_r"],
+                "spearman_reference": stats["spearman"],
+                "rmse_reference": stats["rmse"],
+                "bias_reference": stats["bias"],
+                "cells_reference": stats["cells"],
+                "r2_reference_constant": null["r2"],
+                "rmse_reference_constant": null["rmse"],
+            }
+        )
+        sections += [
+            (
+                "Agreement with the reference",
+                [
+                    {
+                        "map": name,
+                        "cells compared": st["cells"],
+                        "R2": st["r2"],
+                        "Pearson r": st["pearson_r"],
+                        "Spearman": sp,
+                        "RMSE (mm)": st["rmse"],
+                        "MAE (mm)": st["mae"],
+                        "bias, map - reference (mm)": st["bias"],
+                    }
+                    for name, st, sp in (
+                        ("CWSC map", stats, stats["spearman"]),
+                        ("constant map (its median)", null, float("nan")),
+                    )
+                ],
+            ),
+            ("Maps", maps_figure(cwsc, reference)),
+            ("Scatter", scatter_figure(cwsc, reference, stats)),
+        ]
+        protocol.log(
+            f"agreement with the reference over {stats['cells']} cells: "
+            f"R2 {stats['r2']:.3f}, RMSE {stats['rmse']:.1f} mm"
+        )
+        protocol.progress(0.2, "evaluating the map")
+    if all(forcing):
+        precip, pet, runoff, fgrid, _ = read_forcing(
+            args.precip, args.pet, args.runoff, forcing_options(args)
+        )
+        if not fgrid.same_as(grid):
+            raise GridMismatch(
+                f"CWSC: '{args.cwsc}' is on a different grid ({grid.describe()}) "
+                f"from the forcing ({fgrid.describe()})"
+            )
+        device = resolve_device(args.device)
+        label_kge = _details_kge(args.details, grid, models) if args.details else None
+        candidates, where = None, "all cells with a CWSC value and runoff"
+        if args.model:
+            candidates = _test_cells(args.model, grid)
+            where = f"the network's {candidates.size} held-out test cells (MODEL)"
+        check = simulation_check(
+            cwsc,
+            precip,
+            pet,
+            runoff,
+            models,
+            args.restarts,
+            args.seed,
+            device,
+            args.max_cells,
+            args.max_evaluations,
+            label_kge,
+            candidates,
+            args.formulation,
+        )
+        scores, n = check["scores"], len(check["cells"])
+        metrics.update(
+            {
+                "kge_val_fixed": median(scores["fixed"]),
+                "kge_val_constant": median(scores["constant"]),
+                "kge_val_free": median(scores["free"]),
+                "cells_scored": n,
+                "constant_map_mm": check["constant_mm"],
+                "failed_runs": check["failed"],
+            }
+        )
+        metrics["median_kge_fixed"] = metrics["kge_val_fixed"]  # the names of release 1
+        metrics["median_kge_free"] = metrics["kge_val_free"]
+        for m in models:
+            for v in ("fixed", "constant", "free"):
+                metrics[f"kge_val_{v}_{m.lower()}"] = median(check["per_model"][v][m])
+        chosen = check["label_models"]
+        rows = [
+            {
+                "model": m,
+                "cells where it makes the label": int(chosen[i].sum()),
+                "median validation KGE, map": median(check["per_model"]["fixed"][m][chosen[i]]),
+                "constant map": median(check["per_model"]["constant"][m][chosen[i]]),
+                "free": median(check["per_model"]["free"][m][chosen[i]]),
+            }
+            for i, m in enumerate(models)
+        ]
+        groups = [
+            ("By aridity (PET / P over the record)", breakdown(scores, aridity_groups(check["aridity"])))
+        ]
+        if args.labels:
+            flags = _label_flags(args.labels, grid)
+            if flags is not None:
+                groups.append(
+                    (
+                        "By quality flag of the label (LABELS band 3)",
+                        breakdown(scores, flag_groups(flags.ravel()[check["cells"]])),
+                    )
+                )
+        verdict = metrics["kge_val_fixed"] - metrics["kge_val_constant"]
+        sections += [
+            (
+                "Simulation efficiency on the validation months",
+                [
+                    f"<p>{n} cells sampled (seed {args.seed}) from {where}. Every model is calibrated "
+                    f"on the calibration months with CWSC fixed to the map, fixed to a constant map "
+                    f"({check['constant_mm']:.0f} mm, the map's median: the null model) and free; each "
+                    f"cell is scored on the validation months in the model(s) that make its label "
+                    f"({'from DETAILS' if label_kge is not None else 'by free calibration'}). Median "
+                    f"validation KGE: map {metrics['kge_val_fixed']:.3f}, constant map "
+                    f"{metrics['kge_val_constant']:.3f} ({verdict:+.3f} for the map), free "
+                    f"{metrics['kge_val_free']:.3f}. Runs that failed score as the worst score "
+                    f"({check['worst']:.3f}): {check['failed']}.</p>",
+                    rows,
+                    distribution_figure(scores),
+                ],
+            )
+        ]
+        sections += [(title, table) for title, table in groups]
+        protocol.log(
+            f"median validation KGE over {n} cells: map {metrics['kge_val_fixed']:.3f}, "
+            f"constant map {metrics['kge_val_constant']:.3f}, free "
+            f"{metrics['kge_val_free']:.3f}"
+        )
+    protocol.progress(0.95, "evaluating the map")
+    report.write_html(
+        outputs.temporary("OUTPUT_REPORT"), "CWSC map evaluation", sections, subtitle=str(args.cwsc)
+    )
+    metrics["seconds"] = round(time.perf_counter() - t0, 2)
+    protocol.progress(1.0, "evaluating the map")
+    return metrics
+
+
+def _details_kge(path: str, grid, models) -> dict:
+    """Model -> (rows, cols) calibration KGE from calibrate's OUTPUT_DETAILS."""
+    with io.open_raster(path, "DETAILS") as r:
+        if not r.grid.same_as(grid):
+            raise GridMismatch(
+                f"DETAILS: '{path}' is on a different grid "
+                f"({r.grid.describe()}) from the CWSC map ({grid.describe()})"
+            )
+        names = list(r.descriptions)
+        out = {}
+        for m in models:
+            band = f"{m} KGE calibration"
+            if band not in names:
+                raise InputFileError(
+                    f"DETAILS: '{path}' has no band '{band}' (give the "
+                    f"details raster of Calibrate, with the same MODELS)"
+                )
+            out[m] = r.read(bands=[names.index(band)])[0]
+    return out
+
+
+def _label_flags(path: str, grid):
+    """The quality flags band of calibrate's labels, or None when it has none."""
+    from cwsc.commands.options import flags_band
+
+    with io.open_raster(path, "LABELS") as r:
+        if not r.grid.same_as(grid):
+            raise GridMismatch(
+                f"LABELS: '{path}' is on a different grid "
+                f"({r.grid.describe()}) from the CWSC map ({grid.describe()})"
+            )
+        band = flags_band(list(r.descriptions))
+        if band is None:
+            protocol.warning(f"LABELS: '{path}' has no quality flags band; no breakdown by flag")
+            return None
+        return r.read(bands=[band])[0]
+
+
+def _test_cells(path: str, grid) -> np.ndarray:
+    """Flat indices of the network's held-out test cells, from its model file."""
+    from cwsc.ml.modelfile import load_model
+
+    bundle = load_model(path)
+    rows, cols = bundle.training.get("test_rows"), bundle.training.get("test_cols")
+    if not rows:
+        raise InputFileError(
+            f"MODEL: '{path}' does not list its test cells (trained by an "
+            f"earlier release, or without a test split); leave MODEL empty"
+        )
+    size = (int(bundle.grid.get("height", -1)), int(bundle.grid.get("width", -1)))
+    if size != (grid.height, grid.width):
+        raise GridMismatch(
+            f"MODEL: '{path}' was trained on a {size[1]} x {size[0]} grid, "
+            f"the CWSC map is {grid.width} x {grid.height}"
+        )
+    return np.asarray(rows, np.int64) * grid.width + np.asarray(cols, np.int64)

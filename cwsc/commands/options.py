@@ -1,0 +1,139 @@
+"""What the commands share: the help line of every command-line option (its meaning, unit and
+default, written once: :mod:`cwsc.cli` uses it, and the plugin's contract test checks that every
+option has one), and the helpers that turn parsed options into the library's settings.
+
+Imports only the standard library at module level: the plugin's contract test reads it in
+QGIS's Python.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from cwsc.errors import ParameterError
+
+#: GDAL's block cache (MB). Its default (5 % of RAM) alone took about 1 GB of peak RSS on a
+#: 720 x 360 x 360-month input; reading strip by strip needs little cache.
+GDAL_CACHE_MB = 256
+
+
+def kge_margin(args: argparse.Namespace) -> float | None:
+    """The label rule's margin from ``--kge-margin``: the default when absent, None for
+    'none' (every model above the threshold)."""
+    from cwsc.hydro.options import DEFAULT_KGE_MARGIN
+
+    margin = getattr(args, "kge_margin", None)
+    if margin is None:
+        return DEFAULT_KGE_MARGIN
+    if margin == "none":
+        return None
+    if margin < 0:
+        raise ParameterError(f"MODEL_KGE_MARGIN must be 0 or more, got {margin:g}")
+    return margin
+
+
+def forcing_options(args: argparse.Namespace):
+    """The :class:`~cwsc.io.forcing.ForcingOptions` of the command line (calibrate and
+    evaluate share them)."""
+    from cwsc.io import months
+    from cwsc.io.forcing import ForcingOptions
+
+    keys = {"PRECIPITATION": "precip", "PET": "pet", "RUNOFF": "runoff"}
+
+    def month(name: str, value):
+        return None if value in (None, "") else months.parse(value, name)
+
+    return ForcingOptions(
+        variables={k: getattr(args, f"{v}_var", None) for k, v in keys.items()},
+        time_dim=getattr(args, "time_dim", None),
+        nodata={k: getattr(args, f"{v}_nodata", None) for k, v in keys.items()},
+        units={k: getattr(args, f"{v}_units", "auto") for k, v in keys.items()},
+        starts={k: month(f"{k}_START", getattr(args, f"{v}_start", None)) for k, v in keys.items()},
+        period_start=month("PERIOD_START", getattr(args, "period_start", None)),
+        period_end=month("PERIOD_END", getattr(args, "period_end", None)),
+        extent=getattr(args, "extent", None),
+    )
+
+
+def parse_widths(text: str | None) -> tuple[int, int, int] | None:
+    if text is None:
+        return None
+    try:
+        w = tuple(int(v) for v in str(text).replace(" ", "").split(","))
+    except ValueError:
+        w = ()
+    if len(w) != 3 or min(w) < 1:
+        raise ParameterError(f"WIDTHS: '{text}' must be three positive integers such as 16,32,128")
+    return w  # type: ignore[return-value]
+
+
+FLAGS_BAND_PREFIX = "quality flags"
+
+
+def flags_band(descriptions: list[str]) -> int | None:
+    """The 0-based band of the quality flags in a label raster, or None."""
+    for i, d in enumerate(descriptions):
+        if (d or "").startswith(FLAGS_BAND_PREFIX):
+            return i
+    return None
+
+
+#: Help lines of the options that mean the same in every command that has them (their unit
+#: and what the default means; the parser adds the default's value). :data:`COMMAND_HELP`
+#: holds those whose meaning depends on the command.
+HELP: dict[str, str] = {
+    "--objective": "what calibration maximises: kge (Kling-Gupta efficiency) or nse (Nash-Sutcliffe)",
+    "--kge-form": "the KGE's form: 2009 (Gupta et al.) or 2012 (Kling et al., variability as CV ratio)",
+    "--formulation": "the models' equations: conserving (water balance closed), seed (as published), "
+    "or bounded (evaporation bounded by PET)",
+    "--models": "comma-separated subset of DWBM,SWBM,TVGM",
+    "--seed": "one number that drives every random choice; same seed, same bytes",
+    "--dtype": "floating point precision of the model runs",
+    "--device": "auto: CUDA when available, else CPU",
+    "--patch-size": "cells per side of the square patch around each cell (odd)",
+    "--test-fraction": "fraction of the labelled cells held out for the test (0 to below 1)",
+    "--split": "how test cells are held out: random cells, or blocks of cells (spatial)",
+    "--block-size": "cells per side of a spatial block (default: a tenth of the grid's shorter side)",
+    "--recipe": "the training settings: default (this toolkit's) or seed (the original paper's)",
+    "--ensemble": "number of networks trained with different seeds; the map is their mean",
+    "--out-report": "the HTML report (.html)",
+    "--out-model": "the model file (.pt) that predict reads",
+    "--kge-threshold": "KGE above which a cell's label is used",
+    "--labels": "calibrate's CWSC labels raster (mm)",
+    "--kge": "calibrate's KGE raster",
+    "--predictors": "predictor rasters (GeoTIFF), one channel each, in the order of training",
+    "--restarts": "independent SCE-UA runs per cell and model; the best is kept",
+    "--out-precip": "precipitation in mm/month on the target grid (GeoTIFF)",
+    "--out-pet": "potential evapotranspiration in mm/month on the target grid (GeoTIFF)",
+    "--out-runoff": "runoff in mm/month on the target grid (GeoTIFF)",
+}
+
+#: Help lines that depend on the command: ``(command, option) -> help``.
+COMMAND_HELP: dict[tuple[str, str], str] = {
+    (
+        "calibrate",
+        "--out-cwsc",
+    ): "the CWSC labels (GeoTIFF, mm): label, identifiable range width, quality flags",
+    ("calibrate", "--out-kge"): "the best model's calibration KGE per cell (GeoTIFF)",
+    ("calibrate", "--out-details"): "every model's parameters and KGE per cell (GeoTIFF, optional)",
+    ("mask", "--threshold"): "KGE at or below which a label is masked",
+    ("mask", "--out"): "the masked labels (GeoTIFF, mm)",
+    ("train", "--labels"): "CWSC labels (mm), masked or not: the training targets",
+    ("train", "--kge"): "calibrate's KGE raster (optional): cells at or below KGE_THRESHOLD are left out",
+    ("predict", "--model"): "a model file (.pt) written by train or learn",
+    ("predict", "--batch-size"): "cells predicted at once (default: as many as memory allows)",
+    ("predict", "--out"): "the CWSC map (GeoTIFF, mm)",
+    ("predict", "--out-uncertainty"): "the spread of the ensemble's maps (GeoTIFF, mm; optional)",
+    ("evaluate", "--cwsc"): "the CWSC map under test (mm)",
+    ("evaluate", "--reference"): "a reference CWSC map on the same grid (mm; optional)",
+    ("evaluate", "--out-report"): "the evaluation report (.html)",
+    ("learn", "--out-report"): "the learning report (.html; optional)",
+    ("train", "--out-report"): "the training report (.html; optional)",
+    ("demo-data", "--out"): "a folder for the demo region's rasters (created)",
+    ("demo-data", "--seed"): "the demo region's seed",
+}
+
+
+def help_for(command: str, option: str) -> str | None:
+    """The help line of ``option`` in ``command``, or None when none is written."""
+    return COMMAND_HELP.get((command, option)) or HELP.get(option)

@@ -1,0 +1,177 @@
+"""The model file: one ``torch.save`` of plain containers, opened with ``weights_only=True``.
+
+Layout (format ``cwsc-resnet``, version 1)::
+
+    {"format": "cwsc-resnet", "version": 1,
+     "metadata": "<JSON text>",            # everything but the weights, see ModelBundle
+     "members": [state_dict, ...]}         # one dict of tensors per ensemble member
+
+Loading never unpickles code: ``torch.load(weights_only=True)`` accepts tensors, dicts,
+lists, strings and numbers only, and the metadata is JSON text parsed by ``json``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from cwsc.errors import InputFileError
+from cwsc.io import rasters as io
+from cwsc.io.jsonable import jsonable
+from cwsc.machine.versions import software_versions
+from cwsc.ml.network import ResNetConfig, build_network
+from cwsc.ml.patches import Scaling
+
+FORMAT = "cwsc-resnet"
+VERSION = 1
+
+
+@dataclass
+class ModelBundle:
+    """Everything needed to predict, and what the training measured."""
+
+    members: list[dict[str, torch.Tensor]]
+    network: ResNetConfig
+    scaling: Scaling
+    channels: list[str]  # predictor channel names, in input order (the mask channel excluded)
+    patch_size: int
+    grid: dict  # {"crs": WKT, "resolution": [x, y], "transform": [...], "width", "height"}
+    recipe: dict
+    metrics: dict = field(default_factory=dict)
+    sizes: dict = field(default_factory=dict)
+    training: dict = field(default_factory=dict)  # seed, split, kge threshold, histories, ...
+    versions: dict = field(default_factory=dict)
+    #: per channel the 1st, 50th and 99th percentiles at training ({"p1", "p50", "p99"})
+    channel_statistics: list = field(default_factory=list)
+    #: a model learned from runoff (``learn``): {"head": ParameterHead.to_dict(),
+    #: "kge_margin": float | None, "kge_threshold": float, ...}; empty for a label-route model
+    physics: dict = field(default_factory=dict)
+
+    def metadata(self) -> dict:
+        return {
+            "network": self.network.to_dict(),
+            "scaling": self.scaling.to_dict(),
+            "channels": list(self.channels),
+            "patch_size": int(self.patch_size),
+            "grid": self.grid,
+            "recipe": self.recipe,
+            "metrics": self.metrics,
+            "sizes": self.sizes,
+            "training": self.training,
+            "versions": self.versions or software_versions(),
+            "channel_statistics": self.channel_statistics,
+            "ensemble": len(self.members),
+            **({"physics": self.physics} if self.physics else {}),
+        }
+
+    def parameter_head(self):
+        """The :class:`~cwsc.ml.physics.ParameterHead` of a model learned from runoff, else
+        None."""
+        if not self.physics:
+            return None
+        from cwsc.ml.physics import ParameterHead
+
+        return ParameterHead.from_dict(self.physics["head"])
+
+    def networks(self, device: torch.device | str = "cpu", fuse: bool = True) -> list[torch.nn.Module]:
+        """The members as networks in eval mode on ``device`` (channels-last), batch norms
+        folded into convolutions where exact (``fuse``)."""
+        from cwsc.ml.network import fuse_for_inference
+
+        nets = []
+        for state in self.members:
+            net = build_network(self.network)
+            net.load_state_dict(state)
+            net.eval()
+            if fuse:
+                net = fuse_for_inference(net)
+            nets.append(net.to(device).to(memory_format=torch.channels_last))
+        return nets
+
+
+def grid_summary(grid: io.Grid) -> dict:
+    return {**grid.to_dict(), "resolution": list(grid.resolution)}
+
+
+def save_model(path: str | Path, bundle: ModelBundle) -> Path:
+    """Write the model file to ``path`` (a command writes to its
+    :class:`~cwsc.runtime.outputs.Outputs` temporary, committed at the end)."""
+    payload = {
+        "format": FORMAT,
+        "version": VERSION,
+        "metadata": json.dumps(jsonable(bundle.metadata()), allow_nan=False),
+        "members": [{k: v.detach().cpu().contiguous() for k, v in m.items()} for m in bundle.members],
+    }
+    torch.save(payload, path)
+    return Path(path)
+
+
+def load_model(path: str | Path, label: str = "MODEL") -> ModelBundle:
+    """Open a model file; anything that is not a readable CWSC model is a ``BadInput``."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputFileError(f"{label}: model file '{p}' does not exist")
+    import zipfile
+
+    if not zipfile.is_zipfile(p):  # torch.save writes a zip archive: anything else is not ours
+        raise InputFileError(
+            f"{label}: '{p}' is not a CWSC model file (not a PyTorch archive); "
+            "give a file written by the train step"
+        )
+    try:
+        payload = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any failure to unpack means "not our model"
+        raise InputFileError(
+            f"{label}: '{p}' is corrupted or not a CWSC model file (a weights-only "
+            f"load failed: {type(exc).__name__})"
+        ) from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise InputFileError(
+            f"{label}: '{p}' is not a CWSC model file (no '{FORMAT}' format mark); "
+            "give a file written by the train step"
+        )
+    if int(payload.get("version", 0)) > VERSION:
+        raise InputFileError(
+            f"{label}: '{p}' is model format version {payload.get('version')}, newer "
+            f"than this backend reads ({VERSION}); update the plugin"
+        )
+    try:
+        meta = json.loads(payload["metadata"])
+        members = list(payload["members"])
+        bundle = ModelBundle(
+            members=members,
+            network=ResNetConfig.from_dict(meta["network"]),
+            scaling=Scaling.from_dict(meta["scaling"]),
+            channels=list(meta["channels"]),
+            patch_size=int(meta["patch_size"]),
+            grid=meta["grid"],
+            recipe=meta["recipe"],
+            metrics=meta.get("metrics", {}),
+            sizes=meta.get("sizes", {}),
+            training=meta.get("training", {}),
+            versions=meta.get("versions", {}),
+            channel_statistics=list(meta.get("channel_statistics", [])),
+            physics=dict(meta.get("physics") or {}),
+        )
+        if not members:
+            raise ValueError("no ensemble member")
+        net = build_network(bundle.network)
+        for m in members:
+            net.load_state_dict(m)  # strict: every weight present and the right shape
+        if (
+            len(bundle.scaling.mean) != len(bundle.channels)
+            or bundle.network.in_channels != len(bundle.channels) + 1
+        ):
+            raise ValueError("channel count disagrees with the network")
+        head = bundle.parameter_head()
+        if (head.outputs if head else 1) != bundle.network.outputs:
+            raise ValueError("the network's outputs disagree with its parameter head")
+    except Exception as exc:  # noqa: BLE001
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+        raise InputFileError(
+            f"{label}: '{p}' is a damaged CWSC model file ({type(exc).__name__}: {first})"
+        ) from None
+    return bundle

@@ -1,0 +1,281 @@
+"""CWSC raster from a model file and predictor rasters, strip by strip.
+
+Memory stays bounded whatever the raster size: the predictors are read in horizontal
+strips (plus a halo of ``patch_size // 2`` rows), patches are gathered batch by batch from
+the strip, and the output GeoTIFF is written strip by strip into a temporary file that is
+renamed at the end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from cwsc.errors import InputFileError, ParameterError
+from cwsc.io import rasters as io
+from cwsc.io.map_files import stage_path, to_cog
+from cwsc.machine.devices import autocast, configure_threads
+from cwsc.ml import patches as P
+from cwsc.ml.modelfile import ModelBundle
+
+log = logging.getLogger(__name__)
+
+
+CWSC_DESCRIPTION = "CWSC (mm)"
+STD_DESCRIPTION = "CWSC ensemble standard deviation (mm)"
+
+
+def match_channels(expected: Sequence[str], given: Sequence[str], label: str = "PREDICTORS") -> list[int]:
+    """Order of the given channels that feeds the model its expected channels.
+
+    Same names in another order are reordered; the same count under other names is taken
+    in order with a warning; anything else is a ``BadInput`` listing both.
+    """
+    expected, given = list(expected), list(given)
+    if given == expected:
+        return list(range(len(given)))
+    if sorted(given) == sorted(expected) and len(set(given)) == len(given):
+        log.warning(f"{label}: channels given in another order than at training; reordered")
+        return [given.index(n) for n in expected]
+    if len(given) == len(expected):
+        log.warning(
+            f"{label}: channel names differ from the model's (expected "
+            f"{', '.join(expected)}; given {', '.join(given)}); used in the given order"
+        )
+        return list(range(len(given)))
+    raise InputFileError(
+        f"{label}: the model expects {len(expected)} channels ({', '.join(expected)}) "
+        f"but {len(given)} were given ({', '.join(given)})"
+    )
+
+
+class _Source:
+    """One predictor raster read strip by strip on the output grid."""
+
+    def __init__(self, raster: io.Raster, grid: io.Grid) -> None:
+        self.raster = raster
+        self.aligned = None
+        if io.warn_if_resampled(raster, grid, "bilinear", " and held in memory"):
+            self.aligned = io.read_aligned(raster, grid)
+        elif not raster.grid.same_as(grid):  # a window (EXTENT) of its grid
+            raster.window(grid)
+
+    def read(self, rows: slice) -> np.ndarray:
+        if self.aligned is not None:
+            return self.aligned[:, rows].copy()
+        return self.raster.read(rows)
+
+
+def _strip_rows(grid: io.Grid, channels: int, block_rows: int, budget_bytes: int) -> int:
+    # The raw strip, its padded copy (C + 1 channels) and boolean masks: about 2.5x one copy.
+    per_row = int(grid.width * (channels + 1) * 4 * 2.5)
+    rows = max(1, budget_bytes // max(per_row, 1))
+    if rows >= block_rows:  # whole output tiles per strip: no tile is compressed twice
+        rows -= rows % block_rows
+    return min(rows, grid.height)
+
+
+def predict_raster(
+    bundle: ModelBundle,
+    predictor_paths: Sequence[str],
+    out: str | Path,
+    out_uncertainty: str | Path | None = None,
+    device: str = "auto",
+    batch_size: int | None = None,
+    budget_bytes: int = 768 * 2**20,
+    on_progress: Callable[[float], None] | None = None,
+    reserve: Callable[[dict], None] | None = None,
+    allow_shift: bool = False,
+    extent: str | None = None,
+) -> dict:
+    """Predict CWSC (mm) on every cell whose predictors are valid; write Cloud-Optimised
+    GeoTIFF(s) to ``out`` (and ``out_uncertainty``), in place (the command gives temporaries).
+
+    With an ensemble the output holds the members' mean; their standard deviation goes to
+    ``out_uncertainty`` or, when that is not given, to band 2 of ``out``. ``reserve``, when
+    given, is called with the estimated bytes of each output (``{"OUTPUT": n, ...}``) once the
+    grid is known, before any prediction. ``extent`` ("xmin,xmax,ymin,ymax [CRS]") predicts
+    the cells of that region only. A strip whose predictors lie far outside the
+    training distribution of a channel (:func:`cwsc.ml.patches.shifted_channels`) is a
+    ``BadInput`` unless ``allow_shift``. Returns ``{"cells_predicted": int, "seconds": float}``.
+    """
+    import rasterio
+
+    from cwsc.machine.devices import resolve_device
+
+    t0 = time.perf_counter()
+    dev = resolve_device(device)
+    configure_threads(dev)
+    batch_size = batch_size or (16384 if dev.type == "cuda" else 4096)
+    if batch_size < 1:
+        raise ParameterError(f"BATCH_SIZE: {batch_size} must be at least 1")
+    rasters = P.open_predictors(predictor_paths)
+    with contextlib.ExitStack() as stack:
+        for r in rasters:
+            stack.callback(r.close)
+        grid = rasters[0].grid
+        if extent:
+            grid = io.cut_grid(grid, io.parse_extent(extent, grid))
+        order = match_channels(bundle.channels, P.channel_names(rasters))
+        P.check_patch_size(bundle.patch_size, grid.shape)
+        res = bundle.grid.get("resolution")
+        if res and not np.allclose(res, grid.resolution, rtol=1e-3):
+            log.warning(
+                f"PREDICTORS: cells are {grid.resolution[0]:g} x {grid.resolution[1]:g} "
+                f"but the model was trained on {res[0]:g} x {res[1]:g}; patches cover "
+                "a different area than at training"
+            )
+        sources = [_Source(r, grid) for r in rasters]
+        nets = bundle.networks(dev)
+        k = len(nets)
+        head = bundle.parameter_head()
+        if head is not None:
+            from cwsc.ml.physics import joint_cwsc
+        # A model learned from runoff: band 1 the joint CWSC, then each model's sc.
+        sc_bands = list(head.models) if head is not None else []
+        margin = bundle.physics.get("kge_margin") if head is not None else None
+        two_bands = k > 1 and out_uncertainty is None
+        half = bundle.patch_size // 2
+        scaling = bundle.scaling
+        # A bounded GDAL block cache: the default (5 % of RAM) would grow with the raster.
+        stack.enter_context(rasterio.Env(GDAL_CACHEMAX=64))
+        if reserve is not None:
+            from cwsc.io.rasters import raster_bytes
+
+            reserve(
+                {
+                    "OUTPUT": raster_bytes(
+                        grid.width, grid.height, (2 if two_bands else 1) + len(sc_bands), True
+                    ),
+                    "OUTPUT_UNCERTAINTY": raster_bytes(grid.width, grid.height, 1, True)
+                    if out_uncertainty is not None
+                    else 0,
+                }
+            )
+        # Written strip by strip to a staging GeoTIFF, then rewritten as a COG (its layout
+        # needs the overviews before the data, which a strip-by-strip write cannot give).
+        tmp = stage_path(out)
+        profile = io.geotiff_profile(grid, (2 if two_bands else 1) + len(sc_bands))
+        dst = stack.enter_context(rasterio.open(tmp, "w", **profile))
+        dst_std = None
+        if k > 1 and out_uncertainty is not None:
+            tmp_std = stage_path(out_uncertainty)
+            dst_std = stack.enter_context(rasterio.open(tmp_std, "w", **io.geotiff_profile(grid, 1)))
+        n_ch = len(bundle.channels)
+        step = _strip_rows(grid, n_ch, profile.get("blockysize", 1), budget_bytes)
+        cells = 0
+        from rasterio.windows import Window
+
+        for r0 in range(0, grid.height, step):
+            r1 = min(grid.height, r0 + step)
+            a, b = max(0, r0 - half), min(grid.height, r1 + half)
+            block = np.concatenate([s.read(slice(a, b)) for s in sources], axis=0)[order]
+            for i in range(n_ch):
+                if np.isinf(block[i]).any():
+                    src, band = _band_source(rasters, order[i])
+                    P.check_finite(block[i], src, band)
+            valid = np.isfinite(block[:, r0 - a : r1 - a]).all(axis=0)
+            if bundle.channel_statistics and not allow_shift and valid.sum() >= SHIFT_MIN_CELLS:
+                _check_shift(bundle, block[:, r0 - a : r1 - a][:, valid], rasters, order)
+            padded = P.pad_block(block, scaling, half, top=half - (r0 - a), bottom=half - (b - r1))
+            del block
+            rows, cols = np.nonzero(valid)
+            mean = np.full((r1 - r0, grid.width), io.NODATA, np.float32)
+            std = np.full_like(mean, io.NODATA) if k > 1 else None
+            scs = np.full((len(sc_bands),) + mean.shape, io.NODATA, np.float32)
+            on_gpu = dev.type == "cuda"
+            if on_gpu:  # one upload per strip; patches are gathered on the device
+                padded_t = torch.from_numpy(padded).to(dev)
+                rows_t, cols_t = torch.from_numpy(rows).to(dev), torch.from_numpy(cols).to(dev)
+            for i in range(0, len(rows), batch_size):
+                rr, cc = rows[i : i + batch_size], cols[i : i + batch_size]
+                if on_gpu:
+                    xt = P.extract_patches_torch(
+                        padded_t,
+                        rows_t[i : i + batch_size],
+                        cols_t[i : i + batch_size],
+                        bundle.patch_size,
+                        scaling.kind,
+                    )
+                else:
+                    x = P.extract_patches(padded, rr, cc, bundle.patch_size, scaling.kind)
+                    xt = torch.from_numpy(x).contiguous(memory_format=torch.channels_last)
+                with torch.inference_mode(), autocast(dev):
+                    ys = torch.stack([net(xt).float() for net in nets])  # (K, n) scaled
+                if head is not None:  # (K, n, outputs): parameters and fits -> sc in mm
+                    joint = [joint_cwsc(head, y, margin) for y in ys.cpu().numpy()]
+                    scs[:, rr, cc] = np.mean([s for _, s in joint], axis=0)
+                    ys = np.stack([cw for cw, _ in joint])
+                else:
+                    ys = ys.cpu().numpy() * scaling.label_scale + scaling.label_offset
+                mean[rr, cc] = ys.mean(axis=0)
+                if std is not None:
+                    std[rr, cc] = ys.std(axis=0)
+            del padded
+            if on_gpu:
+                del padded_t, rows_t, cols_t
+            cells += len(rows)
+            win = Window(0, r0, grid.width, r1 - r0)
+            dst.write(mean, 1, window=win)
+            if two_bands:
+                dst.write(std, 2, window=win)
+            elif dst_std is not None:
+                dst_std.write(std, 1, window=win)
+            for j in range(len(sc_bands)):
+                dst.write(scs[j], (2 if two_bands else 1) + 1 + j, window=win)
+            if on_progress is not None:
+                on_progress(r1 / grid.height)
+        dst.set_band_description(1, CWSC_DESCRIPTION)
+        if two_bands:
+            dst.set_band_description(2, STD_DESCRIPTION)
+        for j, m in enumerate(sc_bands):
+            dst.set_band_description((2 if two_bands else 1) + 1 + j, f"{m} sc (mm)")
+        dst.update_tags(model_recipe=bundle.recipe.get("name", ""), ensemble=str(k))
+        dst.units = ["mm"] * dst.count
+        dst.close()
+        to_cog(tmp, out)
+        os.unlink(tmp)
+        if dst_std is not None:
+            dst_std.set_band_description(1, STD_DESCRIPTION)
+            dst_std.units = ["mm"]
+            dst_std.close()
+            to_cog(tmp_std, out_uncertainty)
+            os.unlink(tmp_std)
+    return {"cells_predicted": int(cells), "seconds": time.perf_counter() - t0}
+
+
+#: Cells a strip needs before its distribution is compared with the training one.
+SHIFT_MIN_CELLS = 100
+
+
+def _check_shift(
+    bundle: ModelBundle, values: np.ndarray, rasters: Sequence[io.Raster], order: Sequence[int]
+) -> None:
+    names = []
+    for c, name in enumerate(bundle.channels):
+        path, band = _band_source(rasters, order[c])
+        names.append(f"'{name}', '{path}' band {band + 1}")
+    lines = P.shifted_channels(values, bundle.channel_statistics, names)
+    if lines:
+        raise InputFileError(
+            "PREDICTORS: " + "; ".join(lines) + ". These lie far outside what the "
+            "model was trained on: a predictor given in another place of the list, "
+            "another unit, or another product. Check the order and units of "
+            "PREDICTORS, or give ALLOW_SHIFT (--allow-shift) if the region really "
+            "is that different"
+        )
+
+
+def _band_source(rasters: Sequence[io.Raster], channel: int) -> tuple[str, int]:
+    for r in rasters:
+        if channel < r.count:
+            return r.path, channel
+        channel -= r.count
+    return rasters[-1].path, 0

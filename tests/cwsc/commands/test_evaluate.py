@@ -1,0 +1,135 @@
+"""``python -m cwsc evaluate``: against a reference, free vs fixed calibration, refusals."""
+
+import numpy as np
+from backend_testing import last_event, run_backend, write_tif
+
+from cwsc.synthetic.demo_region import DemoRegion, write_demo
+
+SMALL = DemoRegion(west=-10.0, east=0.0, south=36.0, north=44.0, years=3)  # Iberia, 3 years
+
+
+def test_evaluate_against_a_reference_writes_a_report(tmp_path):
+    rng = np.random.default_rng(0)
+    truth = rng.uniform(50, 500, (12, 14))
+    cwsc = write_tif(tmp_path / "cwsc.tif", truth + rng.normal(0, 20, truth.shape))
+    ref = write_tif(tmp_path / "ref.tif", truth)
+    code, events, err = run_backend(
+        "evaluate", "--cwsc", cwsc, "--reference", ref, "--out-report", tmp_path / "r.html"
+    )
+    assert code == 0, err
+    m = last_event(events, "result")["metrics"]
+    assert 0.9 < m["r2_reference"] <= 1 and m["cells_reference"] == 12 * 14
+    html = (tmp_path / "r.html").read_text()
+    assert "data:image/png;base64," in html and "Agreement with the reference" in html
+
+
+def test_evaluate_needs_something_to_compare_with(tmp_path):
+    cwsc = write_tif(tmp_path / "cwsc.tif", np.ones((4, 4)))
+    code, events, _ = run_backend("evaluate", "--cwsc", cwsc, "--out-report", tmp_path / "r.html")
+    assert code == 2 and "REFERENCE" in last_event(events, "error")["message"]
+    code, events, _ = run_backend(
+        "evaluate", "--cwsc", cwsc, "--precip", cwsc, "--out-report", tmp_path / "r.html"
+    )
+    assert code == 2 and "all three" in last_event(events, "error")["message"]
+    assert not (tmp_path / "r.html").exists()
+
+
+def test_evaluate_scores_validation_months_on_the_same_cells(tmp_path):
+    region = DemoRegion(west=-10.0, east=-6.0, south=37.0, north=42.0, years=5)
+    m = write_demo(tmp_path / "d", seed=1, region=region)
+    d = tmp_path / "d"
+    code, events, err = run_backend(
+        "evaluate",
+        "--cwsc",
+        d / "true_cwsc.tif",
+        "--reference",
+        d / "true_cwsc.tif",
+        "--precip",
+        d / "precipitation.tif",
+        "--pet",
+        d / "pet.tif",
+        "--runoff",
+        d / "runoff.tif",
+        "--models",
+        "SWBM,TVGM",
+        "--max-cells",
+        "6",
+        "--max-evaluations",
+        "80",
+        "--out-report",
+        tmp_path / "e.html",
+    )
+    assert code == 0, err
+    metrics = last_event(events, "result")["metrics"]
+    assert metrics["cells_scored"] == 6 and m["land_cells"] >= 6
+    for key in (
+        "kge_val_fixed",
+        "kge_val_constant",
+        "kge_val_free",
+        "kge_val_fixed_swbm",
+        "spearman_reference",
+        "rmse_reference_constant",
+    ):
+        assert metrics[key] is not None, (key, sorted(metrics.items()))
+    assert metrics["spearman_reference"] == 1.0
+    assert set(metrics["failed_runs"]) == {"fixed", "constant", "free"}
+    html = (tmp_path / "e.html").read_text()
+    assert "Simulation efficiency on the validation months" in html and "By aridity" in html
+    assert "constant map (its median)" in html
+    # Three years leave 9 validation months: too few for a KGE, said before any work.
+    short = DemoRegion(west=-10.0, east=-6.0, south=37.0, north=42.0, years=3)
+    write_demo(tmp_path / "s", seed=1, region=short)
+    s = tmp_path / "s"
+    code, events, _ = run_backend(
+        "evaluate",
+        "--cwsc",
+        s / "true_cwsc.tif",
+        "--precip",
+        s / "precipitation.tif",
+        "--pet",
+        s / "pet.tif",
+        "--runoff",
+        s / "runoff.tif",
+        "--out-report",
+        tmp_path / "s.html",
+    )
+    assert code == 2 and "validation period" in last_event(events, "error")["message"]
+    assert not (tmp_path / "s.html").exists()
+
+
+def test_the_true_map_beats_a_shuffled_copy_and_the_constant_map(tmp_path):
+    """On the demo twin (runoff made from the true CWSC), with sc fixed and scored on the
+    validation months in the models that make each cell's label."""
+    from cwsc.evaluation.maps import simulation_check
+    from cwsc.synthetic.demo_region import make_demo
+
+    data = make_demo(DemoRegion(), 42)
+    truth = np.where(data["land"], data["true_cwsc"], np.nan)
+    made = data["failed"] == 0  # cells whose runoff a model made (not noise)
+    shuffled = truth.copy()
+    land = np.flatnonzero(np.isfinite(truth.ravel()))
+    shuffled.ravel()[land] = np.random.default_rng(3).permutation(truth.ravel()[land])
+    forcing = (data["precip_series"], data["pet_series"], data["runoff_series"])
+    candidates = np.flatnonzero(made.ravel() & np.isfinite(truth.ravel()))
+    true_check = simulation_check(
+        truth, *forcing, ("DWBM", "SWBM", "TVGM"), 1, 0, "cpu", 150, candidates=candidates
+    )
+    shuffled_check = simulation_check(
+        shuffled, *forcing, ("DWBM", "SWBM", "TVGM"), 1, 0, "cpu", 150, candidates=candidates
+    )
+    np.testing.assert_array_equal(true_check["cells"], shuffled_check["cells"])
+    fixed = float(np.median(true_check["scores"]["fixed"]))
+    constant = float(np.median(true_check["scores"]["constant"]))
+    mixed = float(np.median(shuffled_check["scores"]["fixed"]))
+    print(
+        f"\ndemo twin, 150 cells, median validation KGE: true map {fixed:.3f}, "
+        f"constant map {constant:.3f}, shuffled map {mixed:.3f}, free "
+        f"{np.median(true_check['scores']['free']):.3f}"
+    )
+    assert fixed - mixed >= MARGIN_TRUE_OVER_SHUFFLED
+    assert mixed <= constant <= fixed
+
+
+#: Measured on this test's cells (see the README, "How the CWSC label is made"); the issue
+#: asks for at least 0.02.
+MARGIN_TRUE_OVER_SHUFFLED = 0.05  # measured: 0.114 (true 0.915, shuffled 0.801)

@@ -1,0 +1,187 @@
+"""cwsc.ml.modelfile and cwsc.ml.predict: model round trip, strip-wise GeoTIFF output."""
+
+import pickle
+
+import numpy as np
+import pytest
+import torch  # noqa: E402 - after cwsc.ml, which sets the OpenMP wait policy
+from backend_testing import read_tif, write_tif
+
+from cwsc.errors import BadInput
+from cwsc.io import rasters as io
+from cwsc.ml import modelfile
+from cwsc.ml.modelfile import ModelBundle, grid_summary, load_model, save_model
+from cwsc.ml.network import ResNetConfig, build_network
+from cwsc.ml.patches import Scaling
+from cwsc.ml.predict import match_channels, predict_raster
+from cwsc.runtime.outputs import Outputs
+
+T = (0.5, 0, 10.0, 0, -0.5, 50.0)
+
+
+def _bundle(channels=3, members=1, patch=5, seed=0):
+    torch.manual_seed(seed)
+    cfg = ResNetConfig(channels + 1, 1, (4, 8, 8))
+    states = []
+    for _ in range(members):
+        net = build_network(cfg)
+        with torch.no_grad():  # non-trivial running statistics, so eval mode is exercised
+            for m in net.modules():
+                if isinstance(m, torch.nn.BatchNorm2d):
+                    m.running_mean.uniform_(-0.1, 0.1)
+                    m.running_var.uniform_(0.5, 1.5)
+        states.append(net.state_dict())
+    sc = Scaling(
+        "standard", np.arange(channels, dtype=np.float32), np.ones(channels, np.float32), 200.0, 50.0
+    )
+    grid = io.Grid("", T, 30, 30)
+    return ModelBundle(
+        states,
+        cfg,
+        sc,
+        [f"c{i}" for i in range(channels)],
+        patch,
+        grid_summary(grid),
+        {"name": "default"},
+        {"test_r2": 0.5},
+    )
+
+
+def _predictors(tmp_path, shape=(37, 23), channels=3, seed=0):
+    rng = np.random.default_rng(seed)
+    data = rng.normal(0, 1, (channels, *shape)).astype(np.float32)
+    data[:, :3, :4] = np.nan  # a sea corner
+    data[1, 20, 10] = np.nan  # one cell with one channel missing: not predicted
+    path = write_tif(
+        tmp_path / "pred.tif", data, transform=T, descriptions=[f"c{i}" for i in range(channels)]
+    )
+    return [str(path)], data
+
+
+def test_model_file_round_trip(tmp_path):
+    b = _bundle(members=2)
+    path = save_model(tmp_path / "m.pt", b)
+    back = load_model(path)
+    assert back.channels == b.channels and back.patch_size == 5
+    assert back.network == b.network and back.scaling.label_scale == 50.0
+    assert back.metrics == {"test_r2": 0.5} and back.versions["torch"] == torch.__version__
+    assert len(back.members) == 2
+    assert all(torch.equal(back.members[1][k], b.members[1][k]) for k in b.members[1])
+    assert not list(tmp_path.glob("*.part*"))
+
+
+def test_corrupt_or_foreign_model_files_are_bad_input(tmp_path):
+    good = save_model(tmp_path / "m.pt", _bundle())
+    raw = good.read_bytes()
+    (tmp_path / "cut.pt").write_bytes(raw[: len(raw) // 2])
+    (tmp_path / "text.pt").write_text("hello")
+    torch.save({"weights": torch.zeros(3)}, tmp_path / "other.pt")
+
+    class Evil:  # a pickle that would run code if unpickled without weights_only
+        def __reduce__(self):
+            return (open, (str(tmp_path / "pwned"), "w"))
+
+    torch.save({"format": "cwsc-resnet", "evil": Evil()}, tmp_path / "evil.pt")  # a zip archive
+    with open(tmp_path / "evil.pkl", "wb") as fh:
+        pickle.dump(Evil(), fh)
+    for name, pat in [
+        ("cut.pt", "not a CWSC model|corrupted"),
+        ("text.pt", "not a CWSC model"),
+        ("other.pt", "not a CWSC model"),
+        ("evil.pt", "corrupted or not a CWSC"),
+        ("evil.pkl", "not a CWSC model"),
+        ("missing.pt", "does not exist"),
+    ]:
+        with pytest.raises(BadInput, match=pat):
+            load_model(tmp_path / name)
+    assert not (tmp_path / "pwned").exists()
+    # The right mark but damaged metadata.
+    payload = {"format": modelfile.FORMAT, "version": 1, "metadata": "{", "members": []}
+    torch.save(payload, tmp_path / "damaged.pt")
+    with pytest.raises(BadInput, match="damaged"):
+        load_model(tmp_path / "damaged.pt")
+
+
+def test_channel_matching():
+    assert match_channels(["a", "b"], ["a", "b"]) == [0, 1]
+    assert match_channels(["a", "b"], ["b", "a"]) == [1, 0]
+    assert match_channels(["a", "b"], ["x", "y"]) == [0, 1]  # same count: with a warning
+    with pytest.raises(BadInput, match=r"expects 2 channels \(a, b\) but 3 were given \(a, b, c\)"):
+        match_channels(["a", "b"], ["a", "b", "c"])
+
+
+def test_prediction_is_strip_independent_and_writes_a_described_tiled_geotiff(tmp_path):
+    paths, data = _predictors(tmp_path)
+    b = _bundle()
+    whole = predict_raster(b, paths, tmp_path / "whole.tif", device="cpu")
+    # A tiny memory budget: one row per strip, so every strip carries a halo.
+    strips = predict_raster(b, paths, tmp_path / "strips.tif", device="cpu", budget_bytes=1, batch_size=7)
+    valid = np.isfinite(data).all(0)
+    assert whole["cells_predicted"] == strips["cells_predicted"] == int(valid.sum())
+    a, prof, desc = read_tif(tmp_path / "whole.tif")
+    s, _, _ = read_tif(tmp_path / "strips.tif")
+    np.testing.assert_allclose(a, s, rtol=1e-5, atol=1e-3)
+    assert desc == ["CWSC (mm)"] and prof["nodata"] == -9999.0 and prof["compress"] == "deflate"
+    assert prof["tiled"] and prof["count"] == 1
+    np.testing.assert_array_equal(np.isfinite(a[0]), valid)
+    assert not list(tmp_path.glob(".*part*"))
+
+
+def test_ensemble_writes_std_as_band_two_or_a_second_raster(tmp_path):
+    paths, data = _predictors(tmp_path)
+    b = _bundle(members=3)
+    predict_raster(b, paths, tmp_path / "two.tif", device="cpu")
+    two, prof, desc = read_tif(tmp_path / "two.tif")
+    assert desc == ["CWSC (mm)", "CWSC ensemble standard deviation (mm)"]
+    assert np.nanmin(two[1]) >= 0 and np.nanmax(two[1]) > 0
+    predict_raster(b, paths, tmp_path / "mean.tif", tmp_path / "std.tif", device="cpu")
+    mean, _, d1 = read_tif(tmp_path / "mean.tif")
+    std, _, d2 = read_tif(tmp_path / "std.tif")
+    assert d1 == ["CWSC (mm)"] and d2 == ["CWSC ensemble standard deviation (mm)"]
+    np.testing.assert_allclose(mean[0], two[0], rtol=1e-6)
+    np.testing.assert_allclose(std[0], two[1], rtol=1e-5, atol=1e-4)
+
+
+def _predict_as_the_command(bundle, paths, out):
+    """predict_raster into the output's temporary, committed on success (as the command)."""
+    with Outputs({"OUTPUT": out}) as outputs:
+        predict_raster(bundle, paths, outputs.temporary("OUTPUT"), device="cpu")
+
+
+def test_prediction_refuses_inf_and_wrong_channels_leaving_nothing(tmp_path):
+    b = _bundle()
+    import rasterio
+    from affine import Affine
+
+    data = np.ones((3, 12, 12), np.float32)
+    data[2, 5, 5] = -np.inf
+    with rasterio.open(
+        tmp_path / "inf.tif",
+        "w",
+        driver="GTiff",
+        width=12,
+        height=12,
+        count=3,
+        dtype="float32",
+        crs="EPSG:4326",
+        transform=Affine(*T),
+    ) as dst:
+        dst.write(data)
+    with pytest.raises(BadInput, match="inf.tif' band 3"):
+        _predict_as_the_command(b, [str(tmp_path / "inf.tif")], tmp_path / "out.tif")
+    two = write_tif(tmp_path / "two.tif", np.ones((2, 12, 12)), transform=T)
+    with pytest.raises(BadInput, match="expects 3 channels"):
+        _predict_as_the_command(b, [str(two)], tmp_path / "out.tif")
+    small = write_tif(tmp_path / "small.tif", np.ones((3, 4, 4)), transform=T)
+    with pytest.raises(BadInput, match="larger than the grid"):
+        _predict_as_the_command(b, [str(small)], tmp_path / "out.tif")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["inf.tif", "small.tif", "two.tif"]
+
+
+def test_folded_network_predicts_like_the_trained_one():
+    b = _bundle()
+    plain = b.networks("cpu", fuse=False)[0]
+    fused = b.networks("cpu")[0]
+    x = torch.randn(16, 4, 9, 9)
+    with torch.no_grad():
+        torch.testing.assert_close(fused(x), plain(x), rtol=1e-4, atol=1e-4)

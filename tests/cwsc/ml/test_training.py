@@ -1,0 +1,166 @@
+"""cwsc.ml.network / training / metrics: tiny networks, few epochs, on the synthetic twin."""
+
+import math
+
+import numpy as np
+import pytest
+import torch  # noqa: E402 - after cwsc.ml, which sets the OpenMP wait policy
+
+from cwsc.errors import BadInput
+from cwsc.ml.metrics import kge, regression_metrics
+from cwsc.ml.network import ResNetConfig, build_network, count_parameters
+from cwsc.ml.training import RECIPES, TrainConfig, one_cycle_schedule, train_from_arrays
+from cwsc.synthetic.twin import make_twin
+
+TINY = dict(blocks=1, widths=(4, 8, 8), patch_size=5, threads=1)  # small work: one thread is fastest
+
+
+@pytest.fixture(scope="module")
+def twin():
+    return make_twin((28, 28), channels=5, seed=3)
+
+
+def test_seed_network_is_resnet32_with_about_1_49_million_parameters():
+    cfg = ResNetConfig(in_channels=14)
+    net = build_network(cfg)
+    assert cfg.depth == 32
+    assert 1.48e6 < count_parameters(net) < 1.50e6
+    y = net(torch.zeros(3, 14, 11, 11))
+    assert y.shape == (3,)
+    assert bool(
+        (build_network(ResNetConfig(14, 1, (4, 4, 4), sigmoid=True))(torch.randn(5, 14, 11, 11) * 100))
+        .abs()
+        .le(1)
+        .all()
+    )
+
+
+def test_metrics_in_mm():
+    obs = np.array([100.0, 200.0, 300.0, 400.0])
+    m = regression_metrics(obs, obs + 10)
+    assert m["bias"] == pytest.approx(10) and m["rmse"] == pytest.approx(10)
+    assert m["mae"] == pytest.approx(10) and m["r2"] == pytest.approx(1 - 400 / 50000)
+    assert kge(obs, obs) == pytest.approx(1.0)
+    assert math.isnan(regression_metrics(np.array([]), np.array([]))["r2"])
+
+
+def test_tiny_training_learns_the_twin_and_reports_sizes(twin):
+    seen = []
+    res = train_from_arrays(
+        twin.predictors,
+        twin.labels,
+        twin.kge,
+        TrainConfig(epochs=12, batch_size=32, device="cpu", **TINY),
+        on_epoch=lambda k, rec, f: seen.append((k, rec["epoch"], f)),
+    )
+    s = res.sizes
+    assert s["train_samples"] + s["val_samples"] + s["test_samples"] == int(
+        (np.isfinite(twin.labels) & (twin.kge > 0)).sum()
+    )
+    assert s["test_samples"] == pytest.approx(
+        0.3 * (s["train_samples"] + s["val_samples"] + s["test_samples"]), abs=1
+    )
+    assert s["masked_cells"] > 0
+    assert res.metrics["test_r2"] > 0.3  # a 5x5 patch network beats the mean within 12 epochs
+    assert {"test_r2", "test_rmse", "test_mae", "test_bias", "test_kge"} <= set(res.metrics)
+    h = res.histories[0]
+    assert h[-1]["val_r2"] is not None and h[-1]["train_loss"] < h[0]["train_loss"]
+    assert seen[0][:2] == (0, 1) and 0 < seen[-1][2] <= 1.0
+    assert len(res.test_obs) == len(res.test_pred) == s["test_samples"]
+
+
+def test_same_seed_same_weights_on_cpu(twin):
+    cfg = TrainConfig(epochs=2, batch_size=32, device="cpu", seed=7, **TINY)
+    a = train_from_arrays(twin.predictors, twin.labels, twin.kge, cfg).members[0]
+    b = train_from_arrays(twin.predictors, twin.labels, twin.kge, cfg).members[0]
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    c = train_from_arrays(
+        twin.predictors,
+        twin.labels,
+        twin.kge,
+        TrainConfig(epochs=2, batch_size=32, device="cpu", seed=8, **TINY),
+    ).members[0]
+    assert not all(torch.equal(a[k], c[k]) for k in a)
+
+
+def test_seed_recipe_uses_minmax_labels_sigmoid_and_stepped_lr(twin):
+    res = train_from_arrays(
+        twin.predictors, twin.labels, twin.kge, TrainConfig(recipe="seed", epochs=5, device="cpu", **TINY)
+    )
+    assert res.network.sigmoid and res.scaling.kind == "patch_minmax"
+    assert res.sizes["val_samples"] == 0  # the seed watched its test split, as the original did
+    lrs = [r["lr"] for r in res.histories[0]]
+    assert lrs == [0.01, 0.003, 0.001, 0.0003, 0.0001]
+    assert RECIPES["seed"].batch_size == 32 and RECIPES["seed"].epochs == 150
+    lo = res.scaling.label_offset
+    assert lo == pytest.approx(np.nanmin(twin.labels[twin.kge > 0]), rel=0.2)
+    assert (res.test_pred >= lo - 1e-3).all()  # a sigmoid cannot leave the training range
+
+
+def test_ensemble_members_differ_and_early_stopping_restores_best(twin):
+    res = train_from_arrays(
+        twin.predictors,
+        twin.labels,
+        twin.kge,
+        TrainConfig(epochs=4, batch_size=32, ensemble=2, device="cpu", **TINY),
+    )
+    assert len(res.members) == 2 and len(res.histories) == 2
+    a, b = res.members
+    assert not torch.equal(a["stem.weight"], b["stem.weight"])
+    assert res.epochs_run == 8
+
+
+def test_no_valid_sample_after_masking(twin):
+    with pytest.raises(BadInput, match="no valid training sample"):
+        train_from_arrays(
+            twin.predictors, twin.labels, twin.kge, TrainConfig(device="cpu", **TINY), kge_threshold=5.0
+        )
+
+
+def test_fewer_samples_than_a_batch(twin):
+    labels = np.full_like(twin.labels, np.nan)
+    labels[10:14, 10:14] = 100.0
+    with pytest.raises(BadInput, match="fewer than one batch of 64"):
+        train_from_arrays(twin.predictors, labels, None, TrainConfig(device="cpu", **TINY))
+
+
+def test_bad_settings_are_bad_input(twin):
+    for cfg, pat in [
+        (TrainConfig(recipe="fancy"), "RECIPE"),
+        (TrainConfig(epochs=0), "EPOCHS"),
+        (TrainConfig(test_fraction=1.0), "TEST_FRACTION"),
+        (TrainConfig(ensemble=0), "ENSEMBLE"),
+        (TrainConfig(patch_size=10), "odd"),
+    ]:
+        with pytest.raises(BadInput, match=pat):
+            train_from_arrays(twin.predictors, twin.labels, None, cfg)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_cuda_without_cuda_is_bad_input(twin):
+    with pytest.raises(BadInput, match="no CUDA"):
+        train_from_arrays(twin.predictors, twin.labels, None, TrainConfig(device="cuda", **TINY))
+
+
+@pytest.mark.parametrize("total", [1, 2, 3, 4, 5, 7, 8, 40])
+def test_one_cycle_schedule_runs_for_any_number_of_steps(total):
+    """4 steps once crashed with ZeroDivisionError: the warm-up rounded to zero steps."""
+    net = torch.nn.Linear(2, 1)
+    opt = torch.optim.AdamW(net.parameters(), lr=1e-3)
+    sched = one_cycle_schedule(opt, 3e-3, total)
+    rates = []
+    for _ in range(total):
+        opt.step()
+        sched.step()
+        rates.append(opt.param_groups[0]["lr"])
+    assert all(math.isfinite(r) and r > 0 for r in rates)
+    assert max(rates) <= 3e-3 + 1e-12
+
+
+@pytest.mark.parametrize("epochs", [1, 4, 7])
+def test_training_runs_with_very_few_steps(twin, epochs):
+    # 28 x 28 twin: a batch as large as the training split gives one step per epoch.
+    cfg = TrainConfig(epochs=epochs, batch_size=256, device="cpu", seed=1, **TINY)
+    res = train_from_arrays(twin.predictors, twin.labels, twin.kge, cfg)
+    assert res.epochs_run >= 1 and math.isfinite(res.metrics["test_rmse"])
