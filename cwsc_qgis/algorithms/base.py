@@ -394,8 +394,13 @@ class CwscAlgorithm(QgsProcessingAlgorithm):
                 self.COMMAND, args, feedback=feedback, outputs=[p for p in outputs.values() if p]
             )
         except BackendCancelled:
-            # A cancel is the user's choice, not an error: one line, no traceback, and no
-            # results (so no output layers and no "HTML output has been generated").
+            if feedback is None or not feedback.isCanceled():
+                # Stopped from outside (Ctrl-C on qgis_process, a signal to the process
+                # group): a script must not carry on as if the outputs were new.
+                raise
+            # A cancel from the dialog is the user's choice, not an error: one line, no
+            # traceback, and no results (so no output layers and no "HTML output has been
+            # generated").
             feedback.pushInfo(tr("cancelled: no output written"))
             return {}
         return self.collect(result, outputs, context, feedback)

@@ -74,9 +74,10 @@ def last_event(events, kind):
     return matches[-1] if matches else None
 
 
-def start_backend(args):
-    """Start ``python -m cwsc`` as the plugin does; the caller reads its events."""
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+def start_backend(args, env=None):
+    """Start ``python -m cwsc`` as the plugin does (``env``: extra variables); the caller reads
+    its events."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
     return subprocess.Popen(
         [sys.executable, "-m", "cwsc", *map(str, args)],
         cwd=ROOT,

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from backend_testing import read_tif, write_tif
 
-from cwsc.errors import BadInput
+from cwsc.errors import GridMismatch, InputFileError
 from cwsc.io import rasters as io
 
 
@@ -38,14 +38,14 @@ def test_netcdf_variable_and_time_dimension_are_found(tmp_path):
 
     ds["pet"] = ds["pr"] * 2
     ds.to_netcdf(tmp_path / "two.nc")
-    with pytest.raises(BadInput, match="several variables"):
+    with pytest.raises(InputFileError, match="several variables"):
         io.open_raster(tmp_path / "two.nc", "PET")
     assert io.open_raster(tmp_path / "two.nc", "PET", variable="pet").count == 5
 
 
 def test_not_a_raster_is_bad_input(tmp_path):
     (tmp_path / "notes.tif").write_text("hello")
-    with pytest.raises(BadInput, match="notes.tif"):
+    with pytest.raises(InputFileError, match="notes.tif"):
         io.open_raster(tmp_path / "notes.tif", "RUNOFF")
 
 
@@ -56,5 +56,5 @@ def test_read_aligned_warps_a_shifted_grid_and_refuses_without_crs(tmp_path):
     out = io.read_aligned(io.open_raster(shifted, "PREDICTORS"), target)
     assert out.shape == (1, 4, 4) and np.allclose(out, 3.0)
     nocrs = write_tif(tmp_path / "c.tif", np.ones((5, 5)), crs=None)
-    with pytest.raises(BadInput, match="c.tif"):
+    with pytest.raises(GridMismatch, match="c.tif"):
         io.read_aligned(io.open_raster(nocrs, "PREDICTORS"), target)

@@ -9,7 +9,7 @@ import sys
 import pytest
 from backend_testing import lock_folder, snapshot, unlock_folder
 
-from cwsc.errors import BadInput
+from cwsc.errors import BadInput, OutputRefused
 from cwsc.runtime import outputs as outputs_module
 from cwsc.runtime.outputs import Outputs, clean_stale
 
@@ -46,7 +46,7 @@ def test_a_later_output_that_fails_rolls_the_earlier_ones_back(tmp_path, monkeyp
         return real(src, dst)
 
     out = Outputs({"A": tmp_path / "a.tif", "B": tmp_path / "b.tif", "C": tmp_path / "c.tif"})
-    with pytest.raises(BadInput, match="could not be put in place.*every previous file was kept"):
+    with pytest.raises(OutputRefused, match="could not be put in place.*every previous file was kept"):
         with out:
             for label in "ABC":
                 out.temporary(label).write_bytes(b"new")
@@ -60,13 +60,13 @@ def test_an_output_that_is_an_input_is_refused(tmp_path):
     q.write_bytes(b"48 months of runoff")
     (tmp_path / "link").symlink_to(tmp_path)
     for same in (q, tmp_path / "." / "q.tif", tmp_path / "link" / "q.tif", tmp_path / "sub" / ".." / "q.tif"):
-        with pytest.raises(BadInput, match="OUTPUT_CWSC: .* is the input RUNOFF"):
+        with pytest.raises(OutputRefused, match="OUTPUT_CWSC: .* is the input RUNOFF"):
             with Outputs({"OUTPUT_CWSC": same}, inputs={"RUNOFF": str(q)}):
                 pass
     os.link(q, tmp_path / "hard.tif")
-    with pytest.raises(BadInput, match="is the input RUNOFF"):
+    with pytest.raises(OutputRefused, match="is the input RUNOFF"):
         Outputs({"OUTPUT_CWSC": tmp_path / "hard.tif"}, inputs={"RUNOFF": q}).__enter__()
-    with pytest.raises(BadInput, match="is the input PREDICTORS"):
+    with pytest.raises(OutputRefused, match="is the input PREDICTORS"):
         Outputs({"OUTPUT": q}, inputs={"PREDICTORS": [tmp_path / "p.tif", q]}).__enter__()
     assert snapshot(tmp_path) == {"q.tif": b"48 months of runoff", "hard.tif": b"48 months of runoff"}
 
@@ -74,16 +74,16 @@ def test_an_output_that_is_an_input_is_refused(tmp_path):
 def test_two_outputs_that_are_one_file_are_refused(tmp_path):
     (tmp_path / "x").mkdir()
     (tmp_path / "y").symlink_to(tmp_path / "x")
-    with pytest.raises(BadInput, match="OUTPUT_CWSC and OUTPUT_KGE are the same file"):
+    with pytest.raises(OutputRefused, match="OUTPUT_CWSC and OUTPUT_KGE are the same file"):
         with Outputs({"OUTPUT_CWSC": tmp_path / "x" / "c.tif", "OUTPUT_KGE": tmp_path / "y" / "." / "c.tif"}):
             pass
     assert snapshot(tmp_path) == {}
 
 
 def test_extensions_name_the_format_written(tmp_path):
-    with pytest.raises(BadInput, match=r"OUTPUT: .*masked.png' must end in \.tif or \.tiff.*GeoTIFF"):
+    with pytest.raises(OutputRefused, match=r"OUTPUT: .*masked.png' must end in \.tif or \.tiff.*GeoTIFF"):
         Outputs({"OUTPUT": tmp_path / "masked.png"}).__enter__()
-    with pytest.raises(BadInput, match=r"OUTPUT_REPORT: .* must end in \.html"):
+    with pytest.raises(OutputRefused, match=r"OUTPUT_REPORT: .* must end in \.html"):
         Outputs({"OUTPUT_REPORT": tmp_path / "r.pdf"}, kinds={"OUTPUT_REPORT": "report"}).__enter__()
     with Outputs({"OUTPUT": tmp_path / "MAP.TIFF"}) as out:
         out.temporary("OUTPUT").write_bytes(b"x")
@@ -91,7 +91,7 @@ def test_extensions_name_the_format_written(tmp_path):
 
 
 def test_output_folder_must_exist_and_be_writable(tmp_path):
-    with pytest.raises(BadInput, match="OUTPUT: the folder .*nope' does not exist"):
+    with pytest.raises(OutputRefused, match="OUTPUT: the folder .*nope' does not exist"):
         Outputs({"OUTPUT": tmp_path / "nope" / "x.tif"}).__enter__()
     ro = tmp_path / "ro"
     ro.mkdir()
@@ -100,7 +100,7 @@ def test_output_folder_must_exist_and_be_writable(tmp_path):
     elif not lock_folder(ro):
         pytest.skip("root writes anywhere and chattr +i is not available")
     try:
-        with pytest.raises(BadInput, match="OUTPUT: the folder .*ro' cannot be written"):
+        with pytest.raises(OutputRefused, match="OUTPUT: the folder .*ro' cannot be written"):
             Outputs({"OUTPUT": ro / "x.tif"}).__enter__()
     finally:
         unlock_folder(ro)
@@ -114,7 +114,7 @@ def test_an_output_that_cannot_be_replaced_is_refused_before_any_work(tmp_path):
     if not lock_folder(old):
         pytest.skip("chattr +i is not available here")
     try:
-        with pytest.raises(BadInput, match="OUTPUT_KGE: .*kge.tif' exists and cannot be replaced"):
+        with pytest.raises(OutputRefused, match="OUTPUT_KGE: .*kge.tif' exists and cannot be replaced"):
             with Outputs({"OUTPUT_CWSC": tmp_path / "c.tif", "OUTPUT_KGE": old}):
                 raise AssertionError("the work must not start")
     finally:
@@ -124,7 +124,7 @@ def test_an_output_that_cannot_be_replaced_is_refused_before_any_work(tmp_path):
 
 def test_a_name_too_long_for_its_temporary_name_is_refused(tmp_path):
     name = "c" * 245 + ".tif"  # fine alone, too long with the run's suffix
-    with pytest.raises(BadInput, match="OUTPUT: the file name .* is too long"):
+    with pytest.raises(OutputRefused, match="OUTPUT: the file name .* is too long"):
         Outputs({"OUTPUT": tmp_path / name}).__enter__()
     assert snapshot(tmp_path) == {}
 
@@ -146,7 +146,7 @@ def test_free_space_is_checked_once_the_sizes_are_known(tmp_path):
 
 def test_a_full_disk_is_reported_as_such_and_leaves_nothing(tmp_path):
     (tmp_path / "c.tif").write_bytes(b"old")
-    with pytest.raises(BadInput, match="the disk is full.*nothing was written or replaced"):
+    with pytest.raises(OutputRefused, match="the disk is full.*nothing was written or replaced"):
         with Outputs({"OUTPUT_CWSC": tmp_path / "c.tif"}) as out:
             out.temporary("OUTPUT_CWSC").write_bytes(b"half")
             raise OSError(errno.ENOSPC, "No space left on device")

@@ -217,3 +217,34 @@ def test_a_netcdf_variable_layer_reaches_the_backend_as_file_and_variable(provid
         QgsProject.instance().removeMapLayer(layer.id())
     i = args.index("--precip")
     assert args[i + 1] == str(cru) and args[args.index("--precip-var") + 1] == "pre"
+
+
+def test_ctrl_c_on_qgis_process_fails_the_command(qp_env, forcing):
+    """Ctrl-C in a terminal sends SIGINT to the whole foreground group: the run stops cleanly,
+    and qgis_process must not exit 0 (``qgis_process ... && next-step`` would go on with last
+    year's files)."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    before = snapshot(forcing)
+    params = calibrate(forcing, MAX_EVALUATIONS=5000, RESTARTS=8)
+    proc = subprocess.Popen(
+        [QGIS_PROCESS, "--json", "run", "cwsc:calibrate", "--"] + [f"{k}={v}" for k, v in params],
+        env=qp_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # its own group, as a terminal's foreground job
+    )
+    t0 = time.monotonic()
+    while not any(".cwsc-" in p.name for p in forcing.iterdir()):
+        assert proc.poll() is None and time.monotonic() - t0 < 120
+        time.sleep(0.05)
+    time.sleep(1.0)
+    os.killpg(proc.pid, signal.SIGINT)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode != 0, out[-2000:]
+    assert "Traceback" not in out
+    assert snapshot(forcing) == before

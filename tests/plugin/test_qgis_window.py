@@ -11,10 +11,14 @@ import pytest
 from plugin_testing import ROOT
 
 DRIVER = ROOT / "tests" / "plugin" / "gui" / "drive_qgis.py"
-pytestmark = pytest.mark.skipif(
-    shutil.which("xvfb-run") is None or shutil.which("qgis") is None,
-    reason="needs xvfb-run and the QGIS desktop",
-)
+pytestmark = [
+    pytest.mark.gui,
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        shutil.which("xvfb-run") is None or shutil.which("qgis") is None,
+        reason="needs xvfb-run and the QGIS desktop",
+    ),
+]
 
 
 @pytest.fixture(scope="module")

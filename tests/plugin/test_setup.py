@@ -57,6 +57,13 @@ def test_setup_from_a_fresh_profile_then_info_runs(fresh_profile):
     assert python == str(folder / "bin" / "python") and os.path.isfile(python)
     assert "torch 2.13.0" in data["results"]["INFO"] and "devices: cpu" in data["results"]["INFO"]
     assert minutes < 5
+    # The package itself is installed there: a Dask worker or `cwsc` started from this
+    # environment imports it with no PYTHONPATH.
+    clean = {k: v for k, v in env.items() if k != "PYTHONPATH"}
+    done = subprocess.run(
+        [python, "-m", "cwsc", "--version"], cwd=str(home), env=clean, capture_output=True, text=True
+    )
+    assert done.returncode == 0 and done.stdout.startswith("cwsc "), done.stderr
     # After: cwsc:info finds the new environment through the recorded setting.
     done, data = run_json(env, "cwsc:info", [])
     assert data["results"]["INTERPRETER"].startswith(str(folder)), data["results"]

@@ -16,7 +16,7 @@ from backend_testing import (
 )
 
 from cwsc.commands.options import parse_widths
-from cwsc.errors import BadInput
+from cwsc.errors import ParameterError
 
 
 def test_train_then_predict_speaks_the_protocol(twin_files, tmp_path):
@@ -135,5 +135,5 @@ def test_widths_option_parsing():
     assert parse_widths("16,32,128") == (16, 32, 128)
     assert parse_widths(None) is None
     for bad in ("16,32", "a,b,c", "0,1,2"):
-        with pytest.raises(BadInput, match="WIDTHS"):
+        with pytest.raises(ParameterError, match="WIDTHS"):
             parse_widths(bad)

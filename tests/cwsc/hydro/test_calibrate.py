@@ -79,6 +79,7 @@ def test_calibrate_runs_every_model_and_reports_progress(twin):
     np.testing.assert_allclose(res.kge, best)
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_calibration_on_cuda(twin):
     p, e, q, _ = twin

@@ -24,7 +24,7 @@ from product_files import (
     write_nc,
 )
 
-from cwsc.errors import BadInput
+from cwsc.errors import PeriodError
 from cwsc.io import months as M
 from cwsc.io.forcing import ForcingOptions, open_forcing
 
@@ -384,5 +384,5 @@ def test_period_start_and_end_restrict_the_run(tmp_path, truth):
     ref = reference(tmp_path, truth, months)
     _, alignment, _ = _read(ref["P"], ref["E"], ref["Q"], period_start=START + 6, period_end=START + 29)
     assert alignment.months == months[6:30]
-    with pytest.raises(BadInput, match="PERIOD_START: '2001-13' is not a month"):
+    with pytest.raises(PeriodError, match="PERIOD_START: '2001-13' is not a month"):
         M.parse("2001-13", "PERIOD_START")

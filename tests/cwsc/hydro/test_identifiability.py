@@ -86,15 +86,18 @@ def test_range_overlaps_a_brute_force_profile():
 
 
 def test_range_does_not_follow_the_number_of_restarts():
+    """The width of the identifiable range with 3 restarts over that with 1, as the median
+    over four draws of 16 cells: one draw's ratio alone ranges 0.6 to 1.3 with the search's
+    noise (and moves with the processor's rounding), their median stays near 1."""
     model = "DWBM"
-    p, e, q = _cells(model, cells=8, seed=9)
-    widths = []
-    for restarts in (1, 3):
-        lab = calibrate_model(model, p, e, q, CalibrationConfig(models=(model,), restarts=restarts))
-        widths.append(lab.sc_high - lab.sc_low)
-    ratio = np.median(widths[1]) / np.median(widths[0])
-    print(
-        f"\nDWBM range width, 3 restarts / 1 restart: {ratio:.2f} (medians "
-        f"{np.median(widths[0]):.0f} and {np.median(widths[1]):.0f} mm)"
-    )
+    ratios = []
+    for seed in (1, 2, 3, 4):
+        p, e, q = _cells(model, cells=16, seed=seed)
+        widths = []
+        for restarts in (1, 3):
+            lab = calibrate_model(model, p, e, q, CalibrationConfig(models=(model,), restarts=restarts))
+            widths.append(lab.sc_high - lab.sc_low)
+        ratios.append(np.median(widths[1]) / np.median(widths[0]))
+    ratio = float(np.median(ratios))
+    print(f"\nDWBM range width, 3 restarts / 1 restart: {ratio:.2f} (draws {np.round(ratios, 2).tolist()})")
     assert 0.75 <= ratio <= 1.25

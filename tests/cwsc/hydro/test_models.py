@@ -256,6 +256,7 @@ def test_run_months_stops_where_asked(model):
     torch.testing.assert_close(part, whole[:17], rtol=0, atol=0)
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize("model", MODELS)
 def test_cuda_matches_cpu(model):

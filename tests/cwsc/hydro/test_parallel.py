@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cwsc.errors import BadInput
+from cwsc.errors import ParameterError
 from cwsc.hydro.calibration.config import CalibrationConfig
 from cwsc.hydro.calibration.shards import (
     SHARD_CELLS,
@@ -93,5 +93,5 @@ def test_worker_count_from_the_option_the_environment_or_the_cores(monkeypatch):
     assert workers() == 3 and workers(5) == 5
     for bad in ("0", "-2", "many"):
         monkeypatch.setenv("CWSC_WORKERS", bad)
-        with pytest.raises(BadInput, match="CWSC_WORKERS must be a whole number of 1 or more"):
+        with pytest.raises(ParameterError, match="CWSC_WORKERS must be a whole number of 1 or more"):
             workers()

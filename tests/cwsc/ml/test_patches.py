@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from backend_testing import write_tif
 
-from cwsc.errors import BadInput
+from cwsc.errors import GridMismatch, InputFileError, ParameterError
 from cwsc.io import rasters as io
 from cwsc.ml import patches as P
 
@@ -85,12 +85,12 @@ def test_select_samples_counts_masked_and_skipped_cells():
 
 @pytest.mark.parametrize("size", [4, 10, 0])
 def test_even_or_zero_patch_size_is_refused_with_the_reason(size):
-    with pytest.raises(BadInput, match="odd"):
+    with pytest.raises(ParameterError, match="odd"):
         P.check_patch_size(size, (50, 50))
 
 
 def test_patch_larger_than_grid_is_refused():
-    with pytest.raises(BadInput, match="larger than the grid"):
+    with pytest.raises(ParameterError, match="larger than the grid"):
         P.check_patch_size(11, (8, 30))
 
 
@@ -133,7 +133,7 @@ def write_raw(path, data, transform, nodata=-9999.0):
     return path
 
 
-def test_read_predictors_names_bands_warns_on_warp_and_refuses_inf(tmp_path, capsys):
+def test_read_predictors_names_bands_warns_on_warp_and_refuses_inf(tmp_path, caplog):
     t = (0.5, 0, 10.0, 0, -0.5, 50.0)
     a = write_tif(tmp_path / "soil.tif", np.ones((2, 10, 10)), transform=t, descriptions=["clay", ""])
     b = write_tif(tmp_path / "elev.tif", np.ones((10, 10)), transform=t)
@@ -146,16 +146,16 @@ def test_read_predictors_names_bands_warns_on_warp_and_refuses_inf(tmp_path, cap
     fine = write_tif(tmp_path / "fine.tif", np.ones((20, 20)), transform=(0.25, 0, 10.0, 0, -0.25, 50.0))
     stack = P.read_predictors([str(fine)], grid)
     assert stack.data.shape == (1, 10, 10)
-    assert "resampled" in capsys.readouterr().out
+    assert any(r.levelname == "WARNING" and "resampled" in r.getMessage() for r in caplog.records)
     bad = np.ones((2, 10, 10), np.float32)
     bad[1, 3, 3] = np.inf
     c = write_raw(tmp_path / "broken.tif", bad, t)
-    with pytest.raises(BadInput, match=r"broken.tif' band 2 holds 1 infinite"):
+    with pytest.raises(InputFileError, match=r"broken.tif' band 2 holds 1 infinite"):
         P.read_predictors([str(c)], grid)
     empty = write_tif(
         tmp_path / "empty.tif", np.stack([np.ones((10, 10)), np.full((10, 10), np.nan)]), transform=t
     )
-    with pytest.raises(BadInput, match=r"empty.tif' band 2 holds no valid value"):
+    with pytest.raises(InputFileError, match=r"empty.tif' band 2 holds no valid value"):
         P.read_predictors([str(empty)], grid)
 
 
@@ -165,10 +165,10 @@ def test_predictor_grid_that_cannot_be_aligned_is_bad_input(tmp_path):
     other = write_tif(tmp_path / "nocrs.tif", np.ones((12, 12)), transform=(1, 0, 0, 0, -1, 0), crs=None)
     with io.open_raster(lab, "LABELS") as r:
         grid = r.grid
-    with pytest.raises(BadInput, match="nocrs.tif"):
+    with pytest.raises(GridMismatch, match="nocrs.tif"):
         P.read_predictors([str(other)], grid)
     far = write_tif(tmp_path / "far.tif", np.ones((10, 10)), transform=(0.5, 0, -120.0, 0, -0.5, -30.0))
-    with pytest.raises(BadInput, match="far.tif"):
+    with pytest.raises(GridMismatch, match="far.tif"):
         P.read_predictors([str(far)], grid)
 
 
@@ -193,13 +193,14 @@ def test_torch_patch_gather_matches_numpy(kind):
     np.testing.assert_allclose(b.numpy(), a, rtol=1e-6)
 
 
-def test_the_band_warning_comes_only_when_bands_are_really_dropped(tmp_path, capsys):
+def test_the_band_warning_comes_only_when_bands_are_really_dropped(tmp_path, caplog):
     data = np.ones((2, 6, 6), np.float32)
     own = write_tif(
         tmp_path / "labels.tif", data, descriptions=["CWSC (mm)", "CWSC identifiable range width (mm)"]
     )
     P.read_single_band(str(own), "LABELS")
-    assert "only band 1" not in capsys.readouterr().out
+    assert "only band 1" not in caplog.text
+    caplog.clear()
     other = write_tif(tmp_path / "two.tif", data, descriptions=["CWSC (mm)", "soil depth (cm)"])
     P.read_single_band(str(other), "LABELS")
-    assert "only band 1 is used (not soil depth (cm))" in capsys.readouterr().out
+    assert "only band 1 is used (not soil depth (cm))" in caplog.text

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from cwsc.errors import BadInput
+from cwsc.errors import InputFileError, ParameterError
 from cwsc.hydro.models import PARAMETERS, Forcing, run_months, runoff_with_gradients, simulate
 from cwsc.ml.physics import LearnConfig, ParameterHead, Prior, calibrate_prior, learn_from_arrays
 from cwsc.synthetic.fields import smooth_field
@@ -130,17 +130,17 @@ def test_the_pretraining_never_sees_a_calibration_of_validation_or_held_out_cell
     )
     second = learn_from_arrays(preds, p, e, q, config, prior=spoiled)
     assert other.sum() > 30 and all(torch.equal(first.state[k], second.state[k]) for k in first.state)
-    with pytest.raises(BadInput, match="PRETRAIN_EPOCHS: -1"):
+    with pytest.raises(ParameterError, match="PRETRAIN_EPOCHS: -1"):
         learn_from_arrays(preds, p, e, q, LearnConfig(models=("SWBM",), pretrain_epochs=-1))
 
 
 def test_learning_refuses_bad_input():
     preds, p, e, q, _ = one_model_twin(shape=(12, 12), months=60)
-    with pytest.raises(BadInput, match="RUNOFF: no cell"):
+    with pytest.raises(InputFileError, match="RUNOFF: no cell"):
         learn_from_arrays(preds, p, e, np.full_like(q, np.nan), LearnConfig(models=("SWBM",), patch_size=5))
-    with pytest.raises(BadInput, match="MODELS: unknown model 'HBV'"):
+    with pytest.raises(ParameterError, match="MODELS: unknown model 'HBV'"):
         learn_from_arrays(preds, p, e, q, LearnConfig(models=("HBV",), patch_size=5))
-    with pytest.raises(BadInput, match="fewer than one batch"):
+    with pytest.raises(InputFileError, match="fewer than one batch"):
         learn_from_arrays(preds, p, e, q, LearnConfig(models=("SWBM",), patch_size=5, batch_size=500))
 
 
@@ -152,7 +152,7 @@ def test_cells_with_more_runoff_than_precipitation_take_no_part():
     result = learn_from_arrays(preds, p, e, q, config)
     assert (result.rows > 0).all() and ((result.rows == 1) & (result.cols < 3)).sum() == 3
     assert result.metrics["cells_runoff_above_precipitation"] == 12
-    with pytest.raises(BadInput, match="144 of them more runoff than precipitation"):
+    with pytest.raises(InputFileError, match="144 of them more runoff than precipitation"):
         learn_from_arrays(preds, p, e, 1.5 * p, config)
 
 

@@ -7,7 +7,7 @@ import pytest
 import torch  # noqa: E402 - after cwsc.ml, which sets the OpenMP wait policy
 from backend_testing import read_tif, write_tif
 
-from cwsc.errors import BadInput
+from cwsc.errors import InputFileError, ParameterError
 from cwsc.io import rasters as io
 from cwsc.ml import modelfile
 from cwsc.ml.modelfile import ModelBundle, grid_summary, load_model, save_model
@@ -92,13 +92,13 @@ def test_corrupt_or_foreign_model_files_are_bad_input(tmp_path):
         ("evil.pkl", "not a CWSC model"),
         ("missing.pt", "does not exist"),
     ]:
-        with pytest.raises(BadInput, match=pat):
+        with pytest.raises(InputFileError, match=pat):
             load_model(tmp_path / name)
     assert not (tmp_path / "pwned").exists()
     # The right mark but damaged metadata.
     payload = {"format": modelfile.FORMAT, "version": 1, "metadata": "{", "members": []}
     torch.save(payload, tmp_path / "damaged.pt")
-    with pytest.raises(BadInput, match="damaged"):
+    with pytest.raises(InputFileError, match="damaged"):
         load_model(tmp_path / "damaged.pt")
 
 
@@ -106,7 +106,7 @@ def test_channel_matching():
     assert match_channels(["a", "b"], ["a", "b"]) == [0, 1]
     assert match_channels(["a", "b"], ["b", "a"]) == [1, 0]
     assert match_channels(["a", "b"], ["x", "y"]) == [0, 1]  # same count: with a warning
-    with pytest.raises(BadInput, match=r"expects 2 channels \(a, b\) but 3 were given \(a, b, c\)"):
+    with pytest.raises(InputFileError, match=r"expects 2 channels \(a, b\) but 3 were given \(a, b, c\)"):
         match_channels(["a", "b"], ["a", "b", "c"])
 
 
@@ -167,13 +167,13 @@ def test_prediction_refuses_inf_and_wrong_channels_leaving_nothing(tmp_path):
         transform=Affine(*T),
     ) as dst:
         dst.write(data)
-    with pytest.raises(BadInput, match="inf.tif' band 3"):
+    with pytest.raises(InputFileError, match="inf.tif' band 3"):
         _predict_as_the_command(b, [str(tmp_path / "inf.tif")], tmp_path / "out.tif")
     two = write_tif(tmp_path / "two.tif", np.ones((2, 12, 12)), transform=T)
-    with pytest.raises(BadInput, match="expects 3 channels"):
+    with pytest.raises(InputFileError, match="expects 3 channels"):
         _predict_as_the_command(b, [str(two)], tmp_path / "out.tif")
     small = write_tif(tmp_path / "small.tif", np.ones((3, 4, 4)), transform=T)
-    with pytest.raises(BadInput, match="larger than the grid"):
+    with pytest.raises(ParameterError, match="larger than the grid"):
         _predict_as_the_command(b, [str(small)], tmp_path / "out.tif")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["inf.tif", "small.tif", "two.tif"]
 

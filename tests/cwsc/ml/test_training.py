@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch  # noqa: E402 - after cwsc.ml, which sets the OpenMP wait policy
 
-from cwsc.errors import BadInput
+from cwsc.errors import InputFileError, ParameterError
 from cwsc.ml.metrics import kge, regression_metrics
 from cwsc.ml.network import ResNetConfig, build_network, count_parameters
 from cwsc.ml.training import RECIPES, TrainConfig, one_cycle_schedule, train_from_arrays
@@ -112,7 +112,7 @@ def test_ensemble_members_differ_and_early_stopping_restores_best(twin):
 
 
 def test_no_valid_sample_after_masking(twin):
-    with pytest.raises(BadInput, match="no valid training sample"):
+    with pytest.raises(InputFileError, match="no valid training sample"):
         train_from_arrays(
             twin.predictors, twin.labels, twin.kge, TrainConfig(device="cpu", **TINY), kge_threshold=5.0
         )
@@ -121,7 +121,7 @@ def test_no_valid_sample_after_masking(twin):
 def test_fewer_samples_than_a_batch(twin):
     labels = np.full_like(twin.labels, np.nan)
     labels[10:14, 10:14] = 100.0
-    with pytest.raises(BadInput, match="fewer than one batch of 64"):
+    with pytest.raises(InputFileError, match="fewer than one batch of 64"):
         train_from_arrays(twin.predictors, labels, None, TrainConfig(device="cpu", **TINY))
 
 
@@ -133,13 +133,13 @@ def test_bad_settings_are_bad_input(twin):
         (TrainConfig(ensemble=0), "ENSEMBLE"),
         (TrainConfig(patch_size=10), "odd"),
     ]:
-        with pytest.raises(BadInput, match=pat):
+        with pytest.raises(ParameterError, match=pat):
             train_from_arrays(twin.predictors, twin.labels, None, cfg)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
 def test_cuda_without_cuda_is_bad_input(twin):
-    with pytest.raises(BadInput, match="no CUDA"):
+    with pytest.raises(ParameterError, match="no CUDA"):
         train_from_arrays(twin.predictors, twin.labels, None, TrainConfig(device="cuda", **TINY))
 
 

@@ -1,31 +1,9 @@
-"""Physics-guided parameter learning: the network learns the models' parameters from runoff.
-
-Beside the label route (calibrate, mask, train), the ResNet maps each cell's predictor patch
-to the parameters of the chosen water balance models (squashed into their bounds, see
-:class:`ParameterHead`); the models run from month 0 on the cell's forcing
-(:func:`cwsc.hydro.models.runoff_with_gradients`) and the loss is the mean of 1 - KGE
-(or 1 - NSE) over the calibration months of the training cells, so the gradient flows from
-the runoff misfit back through every month into the network (Tsai et al. 2021).
-
-Learning starts from a per-cell calibration of the training cells (:func:`calibrate_prior`):
-the network is first fitted to those parameters (:func:`_pretrain`, ``LearnConfig.
-pretrain_epochs``), because gradient descent from the models' initial parameters does not find
-what SCE-UA finds per cell (sc moves off to make up for the other parameters); learning from
-runoff then goes on from there at a fraction of the rate. Validation and held-out cells are
-never calibrated.
-
-The network also predicts, per model, the calibration KGE that model reaches in the cell
-(its "fit", regressed on the detached simulated KGE): the joint CWSC of a cell follows the
-label rule (:func:`cwsc.hydro.labels.label_rule`) on these fits, so a map can be made
-where no runoff is known. ``learn_from_arrays`` is the whole step on arrays; no file I/O.
-
-Shapes: predictors ``(C, rows, cols)``; precipitation, PET and runoff ``(months, rows, cols)``
-in mm/month, NaN = nodata.
-"""
+"""The learning from runoff: its configuration (:class:`LearnConfig`), the cells that take
+part (:class:`Cells`), the learning loop (:func:`learn_from_arrays`) and its result
+(:class:`LearnResult`)."""
 
 from __future__ import annotations
 
-import math
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -36,19 +14,16 @@ import torch
 
 from cwsc.errors import InputFileError, ParameterError
 from cwsc.hydro.calibration.config import split_months
-from cwsc.hydro.labels import label_rule
 from cwsc.hydro.metrics import finite_median as median
 from cwsc.hydro.metrics import kge as kge_metric
-from cwsc.hydro.metrics import kge_from_moments, moments
 from cwsc.hydro.models import PARAMETERS, Forcing, run_months, runoff_with_gradients
 from cwsc.ml import patches as P
 from cwsc.ml.network import ResNetConfig, build_network
 from cwsc.ml.options import LEARN_BATCH_SIZE, LEARN_EPOCHS, LEARN_PRETRAIN_EPOCHS
+from cwsc.ml.physics.head import ParameterHead, joint_cwsc
+from cwsc.ml.physics.losses import FIT_WEIGHT, combine, fit_loss, kge_mask_weight
+from cwsc.ml.physics.prior import Prior, calibrate_prior, pretrain, prior_targets
 
-#: Weight of the fit regression in the loss (it must not pull the parameters).
-FIT_WEIGHT = 0.1
-#: Width (in 1 - KGE) of the soft minimum over models of ``model_loss="best"``.
-SOFT_MIN_WIDTH = 0.05
 #: Fewest valid calibration months a cell needs to take part.
 MIN_CALIBRATION_MONTHS = 24
 #: Cells whose mean runoff over the calibration months exceeds this times their mean
@@ -66,168 +41,13 @@ CELL_COUNTS = (
 )
 #: Epochs in which every cell counts, before the KGE mask (``LearnConfig.kge_mask``) applies.
 MASK_AFTER_EPOCHS = 3
-#: Smallest sc (mm) of the logarithmic scale (the bounds allow 0, a logarithm does not).
-LOG_SC_FLOOR = 1.0
 #: Weight of the squared per-cell corrections (logit units) in the loss.
 CORRECTION_WEIGHT = 1e-3
 #: Learning rate of the per-cell corrections (Adam; each cell is seen once an epoch).
 CORRECTION_LR = 0.05
-#: Batch size and learning rate of the pretraining (network only: no month loop to run).
-PRETRAIN_BATCH_SIZE = 64
-PRETRAIN_LR = 3e-3
-#: Weight of the sc outputs in the pretraining loss, beside the other parameters' and fits' 1.
-PRETRAIN_SC_WEIGHT = 10.0
 #: Learning rate of the physics stage after a pretraining, as a fraction of
 #: ``LearnConfig.learning_rate`` (a full one-cycle peak would throw the pretraining away).
 PRETRAINED_LR_FACTOR = 0.1
-
-
-@dataclass(frozen=True)
-class Prior:
-    """A per-cell calibration of the training cells that the network is pretrained on:
-    ``params[model][parameter]`` and ``kge`` ``(models, rows, cols)`` (calibration KGE) and
-    ``cwsc`` ``(rows, cols)`` (the label rule's joint CWSC, mm), NaN where not calibrated."""
-
-    params: dict[str, dict[str, np.ndarray]]
-    kge: np.ndarray
-    cwsc: np.ndarray
-
-
-@dataclass(frozen=True)
-class ParameterHead:
-    """How the network's outputs become parameters: for each model its parameters in
-    :data:`~cwsc.hydro.models.PARAMETERS` order, ``lower + (upper - lower) * sigmoid(raw)``,
-    then one fit (predicted calibration KGE) per model."""
-
-    models: tuple[str, ...]
-    #: "log": sc = exp(log lo + (log hi - log lo) * sigmoid) with lo at least
-    #: :data:`LOG_SC_FLOOR`, so that equal steps of the network are equal ratios of sc (the
-    #: capacities of a region span two orders of magnitude); "linear" as the other parameters
-    sc_scale: str = "log"
-    #: one sc for every model (the first model's sc output serves all): the models then differ
-    #: in their other parameters only, and every cell's best-fitting model trains the one map
-    shared_sc: bool = False
-
-    @property
-    def names(self) -> list[tuple[str, str]]:
-        return [(m, k) for m in self.models for k in PARAMETERS[m]]
-
-    @property
-    def outputs(self) -> int:
-        return len(self.names) + len(self.models)
-
-    def parameters(self, raw: torch.Tensor) -> dict[str, dict[str, torch.Tensor]]:
-        """raw ``(N, outputs)`` -> model -> parameter -> ``(N,)`` in the parameter's units."""
-        out: dict[str, dict[str, torch.Tensor]] = {m: {} for m in self.models}
-        first_sc = self.names.index((self.models[0], "sc"))
-        for j, (m, k) in enumerate(self.names):
-            lo, hi, _ = PARAMETERS[m][k]
-            if k == "sc" and self.shared_sc:
-                j = first_sc
-            if k == "sc" and self.sc_scale == "log":
-                a, b = math.log(max(lo, LOG_SC_FLOOR)), math.log(hi)
-                out[m][k] = torch.exp(a + (b - a) * torch.sigmoid(raw[:, j]))
-            else:
-                out[m][k] = lo + (hi - lo) * torch.sigmoid(raw[:, j])
-        return out
-
-    def correctable(self) -> torch.Tensor:
-        """(outputs,) bool: the outputs a per-cell correction may move (every parameter but
-        sc; sc and the fits come from the landscape alone: letting the corrections move sc
-        too made the map worse, truth R2 0.50 -> -0.60 on a demo cut)."""
-        return torch.tensor([k != "sc" for _, k in self.names] + [False] * len(self.models))
-
-    def fits(self, raw: torch.Tensor) -> torch.Tensor:
-        """raw ``(N, outputs)`` -> predicted calibration KGE ``(models, N)``."""
-        return raw[:, len(self.names) :].T
-
-    def fraction(self, model: str, name: str, values):
-        """Where ``values`` (the parameter's units; numpy or a number) lie in the parameter's
-        squashed range, 0 at the lower and 1 at the upper bound: the sigmoid that gives them
-        (on the log scale for sc with ``sc_scale="log"``). NaN stays NaN."""
-        lo, hi, _ = PARAMETERS[model][name]
-        if name == "sc" and self.sc_scale == "log":
-            a = math.log(max(lo, LOG_SC_FLOOR))
-            with np.errstate(invalid="ignore", divide="ignore"):
-                return (np.log(np.maximum(values, LOG_SC_FLOOR)) - a) / (math.log(hi) - a)
-        return (np.asarray(values, np.float64) - lo) / (hi - lo)
-
-    def initial_bias(self) -> torch.Tensor:
-        """Output biases that start every parameter at its model's initial value."""
-        b = []
-        for m, k in self.names:
-            u = min(max(float(self.fraction(m, k, PARAMETERS[m][k][2])), 0.05), 0.95)
-            b.append(math.log(u / (1 - u)))
-        return torch.tensor(b + [0.5] * len(self.models))
-
-    def to_dict(self) -> dict:
-        return {
-            "models": list(self.models),
-            "sc_scale": self.sc_scale,
-            "shared_sc": self.shared_sc,
-            "parameters": {m: list(PARAMETERS[m]) for m in self.models},
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict) -> ParameterHead:
-        head = cls(tuple(d["models"]), d.get("sc_scale", "linear"), bool(d.get("shared_sc")))
-        for m in head.models:
-            if list(d["parameters"][m]) != list(PARAMETERS[m]):
-                raise ValueError(
-                    f"{m}: parameters {d['parameters'][m]} differ from this backend's {list(PARAMETERS[m])}"
-                )
-        return head
-
-
-def joint_cwsc(
-    head: ParameterHead, raw: np.ndarray, margin: float | None, threshold: float = 0.0
-) -> tuple[np.ndarray, np.ndarray]:
-    """(joint CWSC ``(N,)``, each model's sc ``(models, N)``) in mm from network outputs
-    ``(N, outputs)``, the label rule applied to the predicted fits."""
-    t = torch.from_numpy(np.asarray(raw, np.float32))
-    prm = head.parameters(t)
-    scs = np.stack([prm[m]["sc"].numpy() for m in head.models]).astype(np.float64)
-    fits = head.fits(t).numpy().astype(np.float64)
-    return label_rule(fits, scs, threshold, margin)[0], scs
-
-
-def fit_loss(sim: torch.Tensor, obs: torch.Tensor, objective: str = "kge") -> torch.Tensor:
-    """Per cell 1 - KGE (2009) or 1 - NSE of ``sim`` against ``obs``, both ``(months, N)``;
-    NaN observations are skipped. The simulated variance is floored so that a cell whose
-    model gives constant runoff still has a finite gradient."""
-    mo, ms, vo, vs, cov, _ = moments(sim, obs, 0, 1)
-    if objective == "kge":
-        return 1.0 - kge_from_moments(mo, ms, vo, vs.clamp_min(1e-6), cov)
-    valid = ~torch.isnan(obs)
-    err = torch.where(valid, sim - obs, torch.zeros((), dtype=sim.dtype)).pow(2).sum(0)
-    n = valid.sum(0).to(sim.dtype).clamp_min(1.0)
-    return err / (vo * n)
-
-
-def combine(
-    losses: torch.Tensor, how: str = "best", mean_weight: float = 0.1, weight: torch.Tensor | None = None
-) -> torch.Tensor:
-    """One loss from the models' per-cell losses ``(models, N)``: their mean, or ("best") a
-    soft minimum over the models (width :data:`SOFT_MIN_WIDTH`) plus ``mean_weight`` times
-    the mean, so that each model's parameters need only fit the cells that model can fit.
-    ``weight`` ``(N,)``: each cell's weight (0: the cell takes no part)."""
-    if how == "best" and losses.shape[0] > 1:
-        soft = -SOFT_MIN_WIDTH * torch.logsumexp(-losses / SOFT_MIN_WIDTH, dim=0)
-        per_cell = soft + mean_weight * losses.mean(0)
-    else:
-        per_cell = losses.mean(0)
-    if weight is None:
-        return per_cell.mean()
-    return (per_cell * weight).sum() / weight.sum().clamp_min(1.0)
-
-
-def kge_mask_weight(losses: torch.Tensor, threshold: float | None) -> torch.Tensor | None:
-    """(N,) 1 where the best model of a cell reaches a KGE (1 - loss) above ``threshold``,
-    else 0: the label route's KGE mask, applied to the fits as learning goes (runoff that no
-    model can make from the cell's forcing must not pull the parameters)."""
-    if threshold is None:
-        return None
-    return (1.0 - losses.detach().min(0).values > threshold).to(losses.dtype)
 
 
 @dataclass
@@ -371,124 +191,6 @@ def _cells(predictors, precip, pet, runoff, w, c) -> Cells:
     )
 
 
-def calibrate_prior(
-    precip: np.ndarray,
-    pet: np.ndarray,
-    runoff: np.ndarray,
-    rows: np.ndarray,
-    cols: np.ndarray,
-    config: LearnConfig,
-    progress: Callable[[float], None] | None = None,
-) -> Prior:
-    """The :class:`Prior`: each model calibrated (SCE-UA, one restart, no identifiability
-    profile) in the cells ``rows, cols`` on the calibration months of ``config``, with its
-    objective and formulation."""
-    from cwsc.hydro.calibration.config import CalibrationConfig
-    from cwsc.hydro.calibration.driver import calibrate
-
-    w, c = config.periods(precip.shape[0])
-    cal = CalibrationConfig(
-        models=tuple(config.models),
-        objective=config.objective,
-        formulation=config.formulation,
-        warmup_months=w,
-        calibration_fraction=c / precip.shape[0],
-        restarts=1,
-        profile=None,
-        kge_margin=config.kge_margin,
-        seed=config.seed,
-    )
-    at = lambda a: a[:, rows, cols].T.astype(np.float64)  # noqa: E731
-    result = calibrate(at(precip), at(pet), at(runoff), cal, progress=progress)
-
-    def grid(values: np.ndarray) -> np.ndarray:
-        out = np.full(precip.shape[1:], np.nan)
-        out[rows, cols] = values
-        return out
-
-    return Prior(
-        {m: {k: grid(v) for k, v in lab.params.items()} for m, lab in result.models.items()},
-        np.stack([grid(result.models[m].kge_cal) for m in config.models]),
-        grid(result.cwsc),
-    )
-
-
-def _prior_targets(
-    head: ParameterHead, prior: Prior, rows: np.ndarray, cols: np.ndarray
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """(targets, weights), both ``(N, outputs)``: the parameters as fractions of their squashed
-    range (every model's sc the cell's joint CWSC, so that the models agree where the fits do
-    not tell them apart), then the fits (calibration KGE). Weight 0 where the calibration gave
-    nothing or the cell's best KGE is not above 0 (the label route's mask)."""
-    n = len(rows)
-    target = np.zeros((n, head.outputs), np.float64)
-    weight = np.zeros((n, head.outputs), np.float64)
-    kge = prior.kge[:, rows, cols]
-    with np.errstate(invalid="ignore"):
-        usable = np.nanmax(np.where(np.isfinite(kge), kge, -np.inf), axis=0) > 0
-    for j, (m, k) in enumerate(head.names):
-        u = head.fraction(m, k, prior.cwsc[rows, cols] if k == "sc" else prior.params[m][k][rows, cols])
-        ok = np.isfinite(u) & usable
-        target[:, j] = np.where(ok, np.clip(u, 0.0, 1.0), 0.0)
-        weight[:, j] = ok * (PRETRAIN_SC_WEIGHT if k == "sc" else 1.0)
-    for i in range(len(head.models)):
-        j = len(head.names) + i
-        ok = np.isfinite(kge[i]) & usable
-        target[:, j] = np.where(ok, np.clip(kge[i], -1.0, 1.0), 0.0)
-        weight[:, j] = ok
-    return torch.from_numpy(target.astype(np.float32)), torch.from_numpy(weight.astype(np.float32))
-
-
-def _prior_loss(
-    head: ParameterHead, raw: torch.Tensor, target: torch.Tensor, weight: torch.Tensor
-) -> torch.Tensor:
-    """Weighted squared error of the network outputs ``raw`` (N, outputs) against a
-    :class:`Prior`'s targets (see :func:`_prior_targets`)."""
-    n_par = len(head.names)
-    out = torch.cat([torch.sigmoid(raw[:, :n_par]), raw[:, n_par:]], 1)
-    return ((out - target).pow(2) * weight).sum() / weight.sum().clamp_min(1.0)
-
-
-def _pretrain(
-    net: torch.nn.Module,
-    head: ParameterHead,
-    x: torch.Tensor,
-    target: torch.Tensor,
-    weight: torch.Tensor,
-    epochs: int,
-    seed: int,
-    device: torch.device,
-) -> int:
-    """Fits the network to a :class:`Prior`'s targets (squared error of the squashed
-    parameters and of the fits, masked by ``weight``); returns how many cells it was fitted
-    to."""
-    from cwsc.machine.devices import autocast
-    from cwsc.ml.training import augment, one_cycle_schedule
-
-    keep = torch.nonzero(weight.sum(1) > 0).flatten().to(device)
-    if len(keep) < 2 or epochs < 1:
-        return 0
-    target, weight = target.to(device), weight.to(device)
-    batch = min(PRETRAIN_BATCH_SIZE, len(keep))
-    steps = max(len(keep) // batch, 1)
-    opt = torch.optim.AdamW(net.parameters(), lr=PRETRAIN_LR, weight_decay=1e-4)
-    sched = one_cycle_schedule(opt, PRETRAIN_LR, steps * epochs)
-    gen = torch.Generator().manual_seed(seed + 2)
-    for _ in range(epochs):
-        net.train()
-        perm = keep[torch.randperm(len(keep), generator=gen).to(device)]
-        for i in range(steps):
-            idx = perm[i * batch : (i + 1) * batch]
-            with autocast(device):
-                raw = net(augment(x[idx], gen)).float()
-            loss = _prior_loss(head, raw, target[idx], weight[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-    return len(keep)
-
-
 def _simulated(
     forcings: dict[str, Forcing],
     head: ParameterHead,
@@ -519,7 +221,7 @@ def learn_from_arrays(
     prior: Prior | None = None,
     on_calibration: Callable[[float], None] | None = None,
 ) -> LearnResult:
-    """Learn the models' parameters from runoff (see the module docstring).
+    """Learn the models' parameters from runoff (see :mod:`cwsc.ml.physics`).
 
     ``on_epoch(record, fraction_done)`` after every epoch; records hold epoch, seconds,
     train_loss, val_loss, train_kge and val_kge (medians over cells of the best model's
@@ -586,9 +288,9 @@ def learn_from_arrays(
             prior = calibrate_prior(
                 precip, pet, runoff, rows[train_idx], cols[train_idx], config, on_calibration
             )
-        target, weight = _prior_targets(head, prior, rows, cols)
+        target, weight = prior_targets(head, prior, rows, cols)
         weight[part != 0] = 0.0  # only the training cells' runoff is calibrated
-        pretrained_cells = _pretrain(net, head, x_all, target, weight, pretrain_epochs, config.seed, device)
+        pretrained_cells = pretrain(net, head, x_all, target, weight, pretrain_epochs, config.seed, device)
         learning_rate *= PRETRAINED_LR_FACTOR
     steps = len(train_idx) // batch
     opt = torch.optim.AdamW(net.parameters(), lr=learning_rate, weight_decay=1e-4)
