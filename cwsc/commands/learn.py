@@ -120,10 +120,13 @@ def _learn(args: argparse.Namespace, outputs: Outputs) -> dict:
 
     # With a pretraining, the calibration of the training cells comes first (a few minutes
     # for a region of thousands of cells on a laptop, a fifth of the whole run on the demo).
-    start = 0.2 if config.pretraining() else 0.05
+    start = 0.25 if config.pretraining() else 0.05
 
     def on_calibration(fraction: float) -> None:
-        protocol.progress(0.05 + (start - 0.05) * fraction, "pretraining: calibrating the training cells")
+        protocol.progress(0.05 + 0.1 * fraction, "pretraining: calibrating the training cells")
+
+    def on_pretrain(epoch: int, epochs: int) -> None:
+        protocol.progress(0.15 + 0.1 * epoch / epochs, f"pretraining: epoch {epoch:,} of {epochs:,}")
 
     def on_epoch(rec: dict, fraction: float) -> None:
         protocol.progress(
@@ -136,7 +139,14 @@ def _learn(args: argparse.Namespace, outputs: Outputs) -> dict:
         )
 
     result = learn_from_arrays(
-        stack.data, precip, pet, runoff, config, on_epoch, on_calibration=on_calibration
+        stack.data,
+        precip,
+        pet,
+        runoff,
+        config,
+        on_epoch,
+        on_calibration=on_calibration,
+        on_pretrain=on_pretrain,
     )
     m = result.metrics
     protocol.log(

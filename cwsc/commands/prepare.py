@@ -7,7 +7,9 @@ import argparse
 import time
 from pathlib import Path
 
-from cwsc.errors import OutputRefused
+import numpy as np
+
+from cwsc.errors import GridMismatch, OutputRefused
 from cwsc.io import rasters as io
 from cwsc.io.rasters import raster_bytes
 from cwsc.runtime import protocol
@@ -32,7 +34,7 @@ def prepare_command(args: argparse.Namespace) -> None:
 def _prepare(args: argparse.Namespace) -> None:
     from cwsc.commands.options import forcing_options
     from cwsc.io import months as M
-    from cwsc.io.forcing import open_forcing
+    from cwsc.io.forcing import open_forcing, runoff_above_precipitation
     from cwsc.io.regrid import PREDICTORS, annual_mean, climate_predictors, monthly_means, to_grid
 
     t0 = time.perf_counter()
@@ -65,6 +67,11 @@ def _prepare(args: argparse.Namespace) -> None:
             if args.target_grid:
                 with io.open_raster(args.target_grid, "TARGET_GRID") as target:
                     grid = target.grid
+                if not grid.crs:
+                    raise GridMismatch(
+                        f"TARGET_GRID: '{args.target_grid}' has no CRS, so the outputs would have none: "
+                        "give a raster with a CRS (for example gdal_edit.py -a_srs EPSG:4326)"
+                    )
             else:
                 grid = forcing[2].grid
             grid = io.cut_grid(grid, io.parse_extent(args.extent, grid))
@@ -88,7 +95,7 @@ def _prepare(args: argparse.Namespace) -> None:
             for i, (inp, (label, output, what)) in enumerate(zip(forcing, FORCING_OUTPUTS)):
                 protocol.progress(0.1 + 0.25 * i, "preparing forcing and predictors")
                 io.warn_if_resampled(inp.raster, grid, "average")
-                data = to_grid(inp.read(), inp.grid, grid)
+                data = to_grid(inp.read(), inp.grid, grid, f"{inp.raster.label}: '{inp.raster.path}'")
                 # Only the summaries the predictors need are kept: one input in memory at a time.
                 years[label] = annual_mean(data, months)
                 if label == "PRECIPITATION":
@@ -110,6 +117,12 @@ def _prepare(args: argparse.Namespace) -> None:
         finally:
             for r in forcing:
                 r.close()
+        ok = np.isfinite(years["PRECIPITATION"]) & np.isfinite(years["RUNOFF"])
+        line = runoff_above_precipitation(
+            int((ok & (years["RUNOFF"] > years["PRECIPITATION"])).sum()), int(ok.sum())
+        )
+        if line:
+            protocol.warning(line)
         if folder is not None:
             protocol.progress(0.85, "preparing forcing and predictors")
             derived = climate_predictors(years["PRECIPITATION"], years["PET"], years["RUNOFF"], p_monthly)

@@ -147,7 +147,7 @@ def _check_values(inputs: list[ForcingInput], strips: list[slice], runoff: bool 
     undeclared nodata sentinels, negative values, an all-nodata runoff. Returns the
     plausibility warnings of the converted values. ``runoff``: the inputs are the three
     forcings on one grid (runoff is required and compared with precipitation)."""
-    runoff_seen = False
+    runoff_seen = runoff_flows = False
     negative = {r.label: 0 for r in inputs}
     first_negative: dict[str, tuple] = {}
     means = {r.label: [] for r in inputs}
@@ -188,6 +188,8 @@ def _check_values(inputs: list[ForcingInput], strips: list[slice], runoff: bool 
             means[r.label].append(cell_mean[np.isfinite(cell_mean)])
             if r.label == "RUNOFF" and np.isfinite(data).any():
                 runoff_seen = True
+                with np.errstate(invalid="ignore"):
+                    runoff_flows = runoff_flows or bool((data > 0).any())
         if "PRECIPITATION" in converted and "RUNOFF" in converted:
             p, q = converted["PRECIPITATION"], converted["RUNOFF"]
             ok = np.isfinite(p) & np.isfinite(q)
@@ -205,19 +207,31 @@ def _check_values(inputs: list[ForcingInput], strips: list[slice], runoff: bool 
             )
     if runoff and not runoff_seen:
         raise InputFileError(f"RUNOFF: '{inputs[2].path}' is all nodata: nothing to calibrate on")
+    if runoff and not runoff_flows:
+        raise InputFileError(
+            f"RUNOFF: '{inputs[2].path}' is 0 in every cell and month: nothing to calibrate on "
+            "(is it the right file, variable or units?)"
+        )
     found = []
     for r in inputs:
         values = np.concatenate(means[r.label]) if means[r.label] else np.empty(0)
         if values.size:
             found += U.plausibility_warnings(r.label, r.path, float(np.median(values)))
-    if both and q_above_p / both > U.PLAUSIBLE.runoff_above_precip_fraction:
-        found.append(
-            f"RUNOFF: in {100 * q_above_p / both:.0f} % of the cells the runoff of "
-            f"the whole period exceeds its precipitation: is RUNOFF (or "
-            "PRECIPITATION) in another unit? Give RUNOFF_UNITS / PRECIPITATION_UNITS "
-            "if the files do not say"
-        )
-    return found
+    line = runoff_above_precipitation(q_above_p, both)
+    return found + ([line] if line else [])
+
+
+def runoff_above_precipitation(above: int, cells: int) -> str | None:
+    """The warning when in more than a plausible share of ``cells`` the runoff of the whole
+    period (``above`` of them) exceeds the precipitation; None otherwise."""
+    if not cells or above / cells <= U.PLAUSIBLE.runoff_above_precip_fraction:
+        return None
+    return (
+        f"RUNOFF: in {100 * above / cells:.0f} % of the cells the runoff of "
+        f"the whole period exceeds its precipitation: is RUNOFF (or "
+        "PRECIPITATION) in another unit? Give RUNOFF_UNITS / PRECIPITATION_UNITS "
+        "if the files do not say"
+    )
 
 
 def _unit(raster: io.Raster, override: str | None, notes: list[str]) -> U.Unit:

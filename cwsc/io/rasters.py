@@ -17,7 +17,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from cwsc.errors import GridMismatch, InputFileError, ParameterError
+from cwsc.errors import GridMismatch, InputFileError, ParameterError, PeriodError
 
 log = logging.getLogger(__name__)
 
@@ -335,9 +335,93 @@ def _is_netcdf(path: str) -> bool:
     return head[:3] == b"CDF" or head.startswith(b"\x89HDF")
 
 
+def _classic_netcdf_size(path: str) -> tuple[int, int] | None:
+    """(bytes the header promises, bytes on disk) of a classic (NetCDF-3: CDF-1, 2 or 5) file;
+    None for any other file. A file cut short (a copy or download that stopped) is read by
+    the NetCDF library as fill values or zeros without a word, so the reader compares these."""
+    import struct
+
+    with open(path, "rb") as fh:
+        data = fh.read(1 << 20)
+        size = os.fstat(fh.fileno()).st_size
+    if len(data) < 8 or data[:3] != b"CDF" or data[3] not in (1, 2, 5):
+        return None
+    version = data[3]
+    pos = 4
+    wide = version == 5
+
+    def integer(long: bool = False) -> int:
+        nonlocal pos
+        fmt, n = (">q", 8) if long else (">i", 4)
+        value = struct.unpack_from(fmt, data, pos)[0]
+        pos += n
+        return value
+
+    def count() -> int:
+        return integer(wide)
+
+    def name() -> str:
+        nonlocal pos
+        n = count()
+        text = data[pos : pos + n]
+        pos += (n + 3) // 4 * 4
+        return text.decode("utf-8", "replace")
+
+    sizes = {1: 1, 2: 1, 3: 2, 4: 4, 5: 4, 6: 8, 7: 1, 8: 2, 9: 4, 10: 4, 11: 8, 12: 8}
+
+    def attributes() -> None:
+        nonlocal pos
+        integer()  # NC_ATTRIBUTE or ABSENT
+        for _ in range(count()):
+            name()
+            kind = integer()
+            n = count()
+            pos += (n * sizes.get(kind, 1) + 3) // 4 * 4
+
+    try:
+        records = integer(wide)
+        if records < 0:  # streaming: the count of records was never written
+            return None
+        integer()  # NC_DIMENSION or ABSENT
+        dims = []
+        for _ in range(count()):
+            name()
+            dims.append(count())
+        attributes()
+        integer()  # NC_VARIABLE or ABSENT
+        end, record_size, record_vars = 0, 0, []
+        for _ in range(count()):
+            name()
+            ids = [count() for _ in range(count())]
+            attributes()
+            integer()  # type
+            vsize = count()
+            begin = integer(version != 1)
+            if ids and dims[ids[0]] == 0:  # the record (unlimited) dimension
+                record_vars.append((begin, vsize))
+                record_size += vsize
+            else:
+                end = max(end, begin + vsize)
+        if len(record_vars) == 1:  # one record variable: its records are not padded
+            record_size = record_vars[0][1]
+        for begin, vsize in record_vars:
+            end = max(end, begin + max(records - 1, 0) * record_size + vsize if records else begin)
+    except (struct.error, IndexError):
+        return (size + 1, size)  # the header itself is cut short
+    return (end, size)
+
+
 def _open_netcdf(path: str, label: str, variable: str | None, time_dim: str | None) -> Raster:
     import xarray as xr
 
+    if os.path.getsize(path) == 0:
+        raise InputFileError(f"{label}: '{path}' is empty (0 bytes): not a NetCDF file")
+    promised = _classic_netcdf_size(path)
+    if promised is not None and promised[1] < promised[0]:
+        raise InputFileError(
+            f"{label}: '{path}' is damaged: it is cut short ({promised[1]:,} of the {promised[0]:,} bytes "
+            "its header describes); copy or download it again"
+        )
     try:
         ds = xr.open_dataset(path, decode_times=False, mask_and_scale=True)
     except Exception as exc:  # noqa: BLE001
@@ -380,11 +464,37 @@ def _open_netcdf(path: str, label: str, variable: str | None, time_dim: str | No
                 f"among {', '.join(others)}: name it"
             )
     extra = [d for d in others if d != time_dim]
+    if any(da.sizes[d] > 1 for d in extra):
+        shown = ", ".join(f"{d} ({da.sizes[d]} values)" for d in extra)
+        raise InputFileError(
+            f"{label}: variable '{variable}' in '{path}' has a dimension besides time and space: "
+            f"{shown}; select one level first (for example cdo sellevidx or xarray's isel) and "
+            "give that file"
+        )
     if extra:
         da = da.isel({d: 0 for d in extra})
     da = da.transpose(*([time_dim] if time_dim else []), ydim, xdim)
-    y = np.asarray(ds[ydim].values if ydim in ds.coords else np.arange(da.sizes[ydim]), float)
-    x = np.asarray(ds[xdim].values if xdim in ds.coords else np.arange(da.sizes[xdim]), float)
+    if ydim not in ds.variables or xdim not in ds.variables:
+        two_d = [
+            n
+            for n, v in ds.variables.items()
+            if v.ndim == 2
+            and (
+                n.lower() in ("lat", "lon", "latitude", "longitude", "nav_lat", "nav_lon")
+                or str(v.attrs.get("standard_name", "")) in ("latitude", "longitude")
+            )
+        ]
+        if two_d:
+            raise GridMismatch(
+                f"{label}: '{path}' is on a curvilinear grid (2-D {' and '.join(two_d)}): regrid it "
+                "to a regular latitude/longitude or projected grid first (for example cdo remapcon)"
+            )
+        raise InputFileError(
+            f"{label}: '{path}' has no coordinate values for its {ydim}/{xdim} dimensions, so "
+            "where its cells lie is unknown"
+        )
+    y = np.asarray(ds[ydim].values, float)
+    x = np.asarray(ds[xdim].values, float)
     if len(x) < 2 or len(y) < 2:
         raise InputFileError(f"{label}: '{path}' needs at least 2 x 2 cells")
     dx, dy = np.diff(x), np.diff(y)
@@ -442,12 +552,39 @@ def _open_netcdf(path: str, label: str, variable: str | None, time_dim: str | No
         if t_units and "since" in str(t_units):
             calendar = str(tvar.attrs.get("calendar", "standard"))
             raster.months = M.from_cf(tvar.values, str(t_units), calendar, f"{label}: '{path}'")
+            if "calendar" not in tvar.attrs:
+                _say_default_calendar(raster, tvar.values, str(t_units), label, path, notes)
             raster.calendar = calendar
             descriptions[:] = [f"{variable} {M.label(m)}" for m in raster.months]
         elif np.issubdtype(np.asarray(tvar.values).dtype, np.datetime64):
             stamps = np.asarray(tvar.values).astype("datetime64[M]").astype(int)
             raster.months = [int(v) + 1970 * 12 for v in stamps]
     return raster
+
+
+def _say_default_calendar(
+    raster: Raster, values, units: str, label: str, path: str, notes: list[str]
+) -> None:
+    """A time axis without a ``calendar`` attribute is read in the CF default calendar
+    (standard: Julian before 1582-10-15); said in the log, and as a warning when a proleptic
+    Gregorian reading (what many writers mean) gives other months."""
+    from cwsc.io import months as M
+
+    notes.append(
+        f"{label}: '{path}' has no calendar attribute: its times are read in the CF default calendar (standard)"
+    )
+    try:
+        other = M.from_cf(values, units, "proleptic_gregorian", f"{label}: '{path}'")
+    except PeriodError:
+        return
+    if other != raster.months:
+        log.warning(
+            f"{label}: '{path}' has no calendar attribute and its times ({units}) fall in other months "
+            f"in the CF default calendar (first month {M.label(raster.months[0])}) than in the proleptic "
+            f"Gregorian one ({M.label(other[0])}); read in the CF default. If the file was written in "
+            "proleptic Gregorian, set its time variable's calendar attribute, or give its first month "
+            "(the *_START option)"
+        )
 
 
 def _netcdf_crs(ds, da, geographic: bool, label: str, path: str, notes: list[str]) -> str:

@@ -24,6 +24,7 @@ import warnings
 
 import numpy as np
 
+from cwsc.errors import GridMismatch
 from cwsc.io import rasters as io
 
 #: predictor name -> band description
@@ -37,11 +38,19 @@ PREDICTORS = {
 }
 
 
-def to_grid(data: np.ndarray, source: io.Grid, target: io.Grid) -> np.ndarray:
+def to_grid(data: np.ndarray, source: io.Grid, target: io.Grid, what: str = "the input") -> np.ndarray:
     """(bands, rows, cols) mm/month on ``source`` onto ``target`` by area-weighted averaging
-    (NaN: nodata, never averaged in)."""
+    (NaN: nodata, never averaged in). ``what`` names the input in the message when one of the
+    two grids has no CRS, so that the cells cannot be matched."""
     if source.same_as(target):
         return data
+    if not source.crs or not target.crs:
+        which = "it has" if not source.crs else "the target grid has"
+        raise GridMismatch(
+            f"{what} is on another grid ({source.describe()}) than the target ({target.describe()}) "
+            f"and {which} no CRS, so its cells cannot be matched: give the file a CRS "
+            "(for example gdal_edit.py -a_srs EPSG:4326)"
+        )
     from rasterio.enums import Resampling
     from rasterio.warp import reproject
 

@@ -93,3 +93,17 @@ def user_name() -> str:
         return str(os.getuid())
     except AttributeError:  # Windows
         return os.environ.get("USERNAME", "user")
+
+
+def test_pause(point: str) -> float:
+    """Seconds to wait at ``point`` of a run, from ``CWSC_TEST_PAUSE`` (``commit=2,replaceable=1``):
+    a fault hook that holds a file-system window open (a slow network share) so that tests
+    can stop or kill a run inside it. 0 when not set."""
+    for item in os.environ.get("CWSC_TEST_PAUSE", "").split(","):
+        name, _, value = item.partition("=")
+        if name.strip() == point:
+            try:
+                return max(0.0, float(value))
+            except ValueError:
+                return 0.0
+    return 0.0

@@ -159,8 +159,17 @@ def load_model(path: str | Path, label: str = "MODEL") -> ModelBundle:
         if not members:
             raise ValueError("no ensemble member")
         net = build_network(bundle.network)
-        for m in members:
+        for k, m in enumerate(members):
             net.load_state_dict(m)  # strict: every weight present and the right shape
+            broken = [
+                name
+                for name, w in m.items()
+                if torch.is_tensor(w) and w.is_floating_point() and not bool(torch.isfinite(w).all())
+            ]
+            if broken:
+                raise ValueError(
+                    f"member {k + 1}'s weights {', '.join(broken[:3])} hold NaN or infinite values"
+                )
         if (
             len(bundle.scaling.mean) != len(bundle.channels)
             or bundle.network.in_channels != len(bundle.channels) + 1

@@ -9,6 +9,7 @@ valid, 0 where it was filled), so the network can tell a filled value from a rea
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -72,6 +73,15 @@ def open_predictors(paths: Sequence[str], label: str = "PREDICTORS") -> list[io.
     :data:`TIME_SERIES_BANDS` bands or more gets a warning."""
     if not paths:
         raise InputFileError(f"{label}: give at least one predictor raster")
+    seen: dict[str, str] = {}
+    for p in paths:
+        key = os.path.realpath(p)
+        if key in seen:
+            raise ParameterError(
+                f"{label}: '{p}' is given twice (as '{seen[key]}' too); each predictor is one "
+                "channel of the network, so give each file once"
+            )
+        seen[key] = str(p)
     rasters = [io.open_raster(p, f"{label} ({Path(p).name})") for p in paths]
     for r in rasters:
         if r.count >= TIME_SERIES_BANDS:

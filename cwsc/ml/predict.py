@@ -170,7 +170,7 @@ def predict_raster(
             dst_std = stack.enter_context(rasterio.open(tmp_std, "w", **io.geotiff_profile(grid, 1)))
         n_ch = len(bundle.channels)
         step = _strip_rows(grid, n_ch, profile.get("blockysize", 1), budget_bytes)
-        cells = 0
+        cells = finite = clamped = 0
         from rasterio.windows import Window
 
         for r0 in range(0, grid.height, step):
@@ -215,7 +215,13 @@ def predict_raster(
                     ys = np.stack([cw for cw, _ in joint])
                 else:
                     ys = ys.cpu().numpy() * scaling.label_scale + scaling.label_offset
+                    # A storage capacity is never below 0 mm: the network's linear output
+                    # layer can say so far from the training cells; such cells get 0.
+                    below = ys < 0
+                    clamped += int(below.any(axis=0).sum())
+                    ys[below] = 0.0
                 mean[rr, cc] = ys.mean(axis=0)
+                finite += int(np.isfinite(mean[rr, cc]).sum())
                 if std is not None:
                     std[rr, cc] = ys.std(axis=0)
             del padded
@@ -248,7 +254,17 @@ def predict_raster(
             dst_std.close()
             to_cog(tmp_std, out_uncertainty)
             os.unlink(tmp_std)
-    return {"cells_predicted": int(cells), "seconds": time.perf_counter() - t0}
+    if cells and not finite:
+        raise InputFileError(
+            f"MODEL: the model gives no finite CWSC for any of the {cells:,} cells with predictors: "
+            "its weights are damaged; train it again or use another copy"
+        )
+    if clamped:
+        log.warning(
+            f"{clamped:,} of {cells:,} cells were predicted below 0 mm (far from what the model was "
+            "trained on) and set to 0 mm"
+        )
+    return {"cells_predicted": int(cells), "cells_set_to_zero": clamped, "seconds": time.perf_counter() - t0}
 
 
 #: Cells a strip needs before its distribution is compared with the training one.

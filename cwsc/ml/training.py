@@ -396,7 +396,11 @@ def train_from_arrays(
         raise InputFileError(
             f"LABELS: {len(train_idx)} training samples (of {n} valid cells, after the "
             f"test and validation parts) is fewer than one batch of {recipe.batch_size}; "
-            "lower BATCH_SIZE or TEST_FRACTION, or provide more labelled cells"
+            + (
+                "lower BATCH_SIZE or TEST_FRACTION, or provide more labelled cells"
+                if recipe.batch_size > 2
+                else "lower TEST_FRACTION, or provide more labelled cells"
+            )
         )
     rows, cols, y = samples.rows, samples.cols, samples.labels
     scaling = P.fit_scaling(predictors, rows[train_idx], cols[train_idx], y[train_idx], recipe.scaling)

@@ -12,35 +12,49 @@ Every command that writes files goes through :class:`Outputs`:
    written fails now, not after an hour of calibration.
 2. **The work** writes each output to :meth:`Outputs.temporary` (beside its destination,
    named ``.<name>.cwsc-<pid>-<token>.part``: unique per run).
-3. **Commit** (on leaving the ``with`` block without an exception): every existing
-   destination is moved to a backup name, every temporary file takes its destination's
-   name, then the backups are removed. If any step fails, the outputs already placed are
-   rolled back to the files that were there before. SIGTERM and SIGINT wait while the
-   commit runs; a cancel that arrives during it no longer undoes the finished run.
+3. **Commit** (on leaving the ``with`` block without an exception): under a lock on each
+   output folder (so that two runs writing the same outputs commit one after the other), a
+   journal of the renames (``.cwsc-commit-<pid>-<token>.journal``, in every output folder)
+   is written first; then every existing destination is moved to a backup name and every
+   temporary file takes its destination's name; then the backups and the journal are
+   removed. If any step fails, the outputs already placed are rolled back to the files that
+   were there before. A stop (SIGTERM, SIGINT) that arrives during the commit waits for it
+   (:func:`cwsc.runtime.protocol.critical`, also for the stop watchdog): the finished run
+   is kept.
 4. **Failure, cancel** (an exception in the block): the temporary files are removed; the
    destinations were never touched.
 
-Temporaries and backups of a run that was killed (SIGKILL, power loss) are found by the next
-run into the same folder: temporaries are removed, a backup whose destination is missing is
-put back, and the log says what was done.
+Temporaries, backups and journals of a run that was killed (SIGKILL, power loss) are found
+by the next run into the same folder (:func:`clean_stale`): a journal says exactly how far
+the commit got, so a commit cut short is rolled back (every temporary not yet placed means
+the previous files come back) or, when every file was placed, finished; temporaries are
+removed; a backup without a journal is put back when its destination is missing and kept
+otherwise. Nothing is deleted on a guess, and the log says what was done.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import json
 import os
 import re
 import secrets
 import shutil
 import signal
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Iterator, Mapping, Sequence
 
-from cwsc.errors import BadInput, OutputRefused
+from cwsc.errors import BadInput, Cancelled, OutputRefused
+
+try:  # folder locks where the platform has them (not Windows)
+    import fcntl
+except ImportError:  # pragma: no cover
+    fcntl = None
 from cwsc.io.map_files import STAGE_SUFFIX
+from cwsc.machine import environment
 from cwsc.runtime import protocol
 
 #: The formats the backend writes, by kind of output: the extensions accepted.
@@ -68,6 +82,7 @@ SIDECARS = (".aux.xml",)
 SPACE_MARGIN = 1.2
 #: A write that fails with less free space than this (bytes) on its disk failed for space.
 NEARLY_FULL = 1 << 20
+_JOURNAL = re.compile(r"^\.cwsc-commit-(?P<pid>\d+)-(?P<token>[0-9a-f]{8})\.journal(?P<part>\.part)?$")
 _STALE = re.compile(
     r"^\.(?P<name>.+)\.cwsc-(?P<pid>\d+)-(?P<token>[0-9a-f]{8})\."
     r"(?P<kind>part|backup)(?P<sidecar>\.aux\.xml|\.stage)?$"
@@ -101,15 +116,85 @@ def _megabytes(n: float) -> str:
     return f"{n / 2**20:,.0f}" if n >= 2**20 else f"{n / 2**20:.1f}"
 
 
-def clean_stale(folder: Path) -> list[str]:
-    """Remove the temporaries of killed runs in ``folder`` and put back a backup whose
-    destination is missing; returns what was done, one line each."""
-    done = []
+def _write_journal(paths: list[Path], entries: list[tuple[Path, Path, Path, bool]]) -> None:
+    """The commit's plan, durable before the first rename: (temporary, destination, backup,
+    had a previous file) of every file, in every output folder."""
+    text = json.dumps(
+        {"pid": os.getpid(), "entries": [[str(a), str(b), str(c), bool(d)] for a, b, c, d in entries]}
+    )
+    for path in paths:
+        part = path.with_name(path.name + ".part")
+        with open(part, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(part, path)
+
+
+def _remove(paths: Sequence[Path]) -> None:
+    for path in paths:
+        try:
+            path.unlink()
+        except OSError:
+            pass
+
+
+def recover_journal(journal: Path) -> list[str]:
+    """Finish or undo the commit that ``journal`` describes (its run is gone): when every
+    temporary was placed the new files stay and the backups go; otherwise every destination
+    gets its previous file back (or goes, where there was none). Returns what was done."""
     try:
-        names = os.listdir(folder)
+        plan = json.loads(journal.read_text(encoding="utf-8"))
+        entries = [(Path(a), Path(b), Path(c), bool(d)) for a, b, c, d in plan["entries"]]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return [f"could not read the commit journal '{journal.name}' of a killed run ({exc}); left in place"]
+    copies = {journal} | {final.parent / journal.name for _, final, _, _ in entries}
+    names = ", ".join(sorted({final.name for _, final, _, _ in entries if not final.name.endswith(SIDECARS)}))
+    if any(tmp.exists() for tmp, _, _, _ in entries):
+        for tmp, final, backup, had in reversed(entries):
+            try:
+                if not tmp.exists():  # placed: the destination holds the new file
+                    if had and backup.exists():
+                        os.replace(backup, final)
+                    elif not had and final.exists():
+                        final.unlink()
+                elif had and backup.exists() and not final.exists():
+                    os.replace(backup, final)
+            except OSError as exc:
+                return [
+                    f"could not roll back '{final}' after a killed run ({exc.strerror or exc}); "
+                    f"its previous file is '{backup}'"
+                ]
+        _remove([tmp for tmp, _, _, _ in entries])
+        line = f"a run was killed while putting its outputs in place: rolled back, {names} as before that run"
+    else:
+        _remove([backup for _, _, backup, had in entries if had])
+        line = f"a run was killed at the end of putting its outputs in place: finished it ({names} are that run's)"
+    _remove(sorted(copies))
+    return [line]
+
+
+def clean_stale(folder: Path) -> list[str]:
+    """Recover the commits of killed runs in ``folder`` from their journals, remove their
+    temporaries, put back a backup whose destination is missing and keep any other backup;
+    returns what was done, one line each."""
+    done: list[str] = []
+    try:
+        names = sorted(os.listdir(folder))
     except OSError:
         return done
-    for name in sorted(names):
+    for name in names:
+        m = _JOURNAL.match(name)
+        if m and not _alive(int(m["pid"])) and (folder / name).exists():
+            if m["part"]:  # still being written when its run was killed: no rename had begun
+                _remove([folder / name])
+            else:
+                done += recover_journal(folder / name)
+    try:
+        names = sorted(os.listdir(folder))
+    except OSError:
+        return done
+    for name in names:
         m = _STALE.match(name)
         if not m or _alive(int(m["pid"])):
             continue
@@ -122,6 +207,11 @@ def clean_stale(folder: Path) -> list[str]:
                 done.append(
                     f"put back '{final.name}' from the backup of a run that was killed {age / 60:.0f} min ago"
                 )
+            elif m["kind"] == "backup":
+                done.append(
+                    f"kept '{name}': a copy of an earlier '{final.name}' left by a run that was killed "
+                    f"{age / 60:.0f} min ago; remove it once you no longer need it"
+                )
             else:
                 path.unlink()
                 done.append(
@@ -130,6 +220,32 @@ def clean_stale(folder: Path) -> list[str]:
         except OSError as exc:
             done.append(f"could not remove '{name}' left by a killed run: {exc.strerror or exc}")
     return done
+
+
+@contextlib.contextmanager
+def folder_locks(folders) -> Iterator[None]:
+    """An exclusive lock on each folder (in one order, so two runs never wait on each other),
+    held while a run commits into it; a file system without locks commits unlocked."""
+    fds = []
+    try:
+        for folder in sorted({str(f) for f in folders}):
+            try:
+                fd = os.open(folder, os.O_RDONLY)
+            except OSError:
+                continue
+            fds.append(fd)
+            try:
+                if fcntl is not None:
+                    fcntl.flock(fd, fcntl.LOCK_EX)
+            except OSError:
+                pass
+        yield
+    finally:
+        for fd in fds:
+            try:
+                os.close(fd)  # closing the last descriptor releases the lock
+            except OSError:
+                pass
 
 
 @dataclass
@@ -240,6 +356,7 @@ class Outputs:
                 raise OutputRefused(
                     f"{o.label}: the folder '{o.final.parent}' cannot be written ({exc.strerror or exc})"
                 ) from None
+            _pause("temporaries")
 
     def _check_replaceable(self) -> None:
         """An existing destination must be replaceable (not immutable, folder writable):
@@ -247,15 +364,19 @@ class Outputs:
         for o in self._items:
             if not o.final.exists():
                 continue
-            try:
-                os.rename(o.final, o.backup)
-            except OSError as exc:
-                raise OutputRefused(
-                    f"{o.label}: '{o.final}' exists and cannot be replaced "
-                    f"({exc.strerror or exc}); remove it or choose another "
-                    "output file"
-                ) from None
-            os.rename(o.backup, o.final)
+            with protocol.critical() as stops:
+                try:
+                    os.rename(o.final, o.backup)
+                except OSError as exc:
+                    raise OutputRefused(
+                        f"{o.label}: '{o.final}' exists and cannot be replaced "
+                        f"({exc.strerror or exc}); remove it or choose another "
+                        "output file"
+                    ) from None
+                _pause("replaceable")
+                os.rename(o.backup, o.final)
+            if stops:
+                raise Cancelled(f"stopped by signal {signal.Signals(stops[0]).name}")
 
     # -- the context --------------------------------------------------------------------
     def __enter__(self) -> Outputs:
@@ -263,13 +384,15 @@ class Outputs:
         for folder in sorted({o.final.parent for o in self._items}):
             for line in clean_stale(folder):
                 protocol.log(line)
+        # Before the first temporary exists: a stop the watchdog has to end removes them too.
+        self._forget_on_stop = protocol.on_stop(self._remove_temporaries)
         try:
             self._create_temporaries()
             self._check_replaceable()
         except BaseException:
             self._remove_temporaries()
+            self._forget_on_stop()
             raise
-        self._forget_on_stop = protocol.on_stop(self._remove_temporaries)
         return self
 
     def temporary(self, label: str) -> Path:
@@ -337,12 +460,20 @@ class Outputs:
 
     def commit(self) -> None:
         """Put every output in place, or none (see the module docstring)."""
-        placed: list[tuple[Path, Path, bool]] = []  # (final, backup, had a previous file)
-        blocked = _block_signals()
-        try:
+        folders = sorted({o.final.parent for o in self._items})
+        with protocol.critical() as stops, folder_locks(folders):
+            entries = []
             for o in self._items:
                 for tmp, final, backup in self._parts(o):
-                    had = final.exists() or final.is_symlink()
+                    entries.append((tmp, final, backup, final.exists() or final.is_symlink()))
+            token = secrets.token_hex(4)
+            journals = [f / f".cwsc-commit-{os.getpid()}-{token}.journal" for f in folders]
+            placed: list[tuple[Path, Path, bool]] = []  # (final, backup, had a previous file)
+            try:
+                _write_journal(journals, entries)
+                for k, (tmp, final, backup, had) in enumerate(entries):
+                    if k:
+                        _pause("commit")
                     if had:
                         os.replace(final, backup)
                     try:
@@ -352,31 +483,33 @@ class Outputs:
                             os.replace(backup, final)
                         raise
                     placed.append((final, backup, had))
-        except BaseException as exc:
-            for final, backup, had in reversed(placed):
-                try:
-                    if had:
-                        os.replace(backup, final)
-                    else:
-                        final.unlink()
-                except OSError:
-                    pass
-            self._remove_temporaries()
-            _unblock_signals(blocked, keep_pending=True)
-            if isinstance(exc, OSError):
-                raise OutputRefused(
-                    f"the outputs could not be put in place ({exc.strerror or exc}: "
-                    f"'{exc.filename}'); every previous file was kept"
-                ) from None
-            raise
-        for _final, backup, had in placed:
-            if had:
-                try:
-                    backup.unlink()
-                except OSError:
-                    pass
-        self.committed = True
-        _unblock_signals(blocked, keep_pending=False)
+                _pause("committed")
+            except BaseException as exc:
+                for final, backup, had in reversed(placed):
+                    try:
+                        if had:
+                            os.replace(backup, final)
+                        else:
+                            final.unlink()
+                    except OSError:
+                        pass
+                self._remove_temporaries()
+                _remove(journals)
+                if isinstance(exc, OSError):
+                    raise OutputRefused(
+                        f"the outputs could not be put in place ({exc.strerror or exc}: "
+                        f"'{exc.filename}'); every previous file was kept"
+                    ) from None
+                raise
+            _remove([backup for _, backup, had in placed if had])
+            _remove(journals)
+            self.committed = True
+            protocol.mark_committed()
+        if stops:
+            protocol.log(
+                "a stop signal arrived while the outputs were being put in place; "
+                "the run had finished, its outputs are kept"
+            )
         for action in self._after_commit:
             action()
 
@@ -413,25 +546,7 @@ def _disk_full(exc: BaseException | None) -> bool:
     return False
 
 
-_SIGNALS = (signal.SIGTERM, signal.SIGINT)
-
-
-def _block_signals() -> bool:
-    if sys.platform == "win32" or not hasattr(signal, "pthread_sigmask"):
-        return False
-    signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
-    return True
-
-
-def _unblock_signals(blocked: bool, keep_pending: bool) -> None:
-    """Unblock; a stop signal that arrived during a finished commit is consumed (the run is
-    done and its outputs are in place), during a failed one it is delivered."""
-    if not blocked:
-        return
-    if not keep_pending and hasattr(signal, "sigtimedwait"):
-        while signal.sigtimedwait(_SIGNALS, 0) is not None:
-            protocol.log(
-                "a stop signal arrived while the outputs were being put in place; "
-                "the run had finished, its outputs are kept"
-            )
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS)
+def _pause(point: str) -> None:
+    seconds = environment.test_pause(point)
+    if seconds:
+        time.sleep(seconds)

@@ -7,15 +7,17 @@ Every line on stdout is one JSON object (see ``docs/design.md``, "The process bo
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import signal
+import stat
 import sys
 import threading
 import time
 import traceback
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from cwsc import progress as _progress
 from cwsc.errors import BadInput, Cancelled
@@ -28,10 +30,14 @@ EXIT_CANCELLED = 3
 
 
 def emit(event: str, **fields: Any) -> None:
-    """Write one event as a JSON line on stdout and flush it at once."""
+    """Write one event as a JSON line on stdout and flush it at once. When nobody reads them
+    any more (the plugin or a pipe's reader is gone), the run ends: see :func:`_reader_gone`."""
     line = json.dumps({"event": event, **jsonable(fields)}, ensure_ascii=False)
-    sys.stdout.write(line + "\n")
-    sys.stdout.flush()
+    try:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+    except (BrokenPipeError, ValueError):  # ValueError: stdout was closed by a clean-up
+        _reader_gone()
 
 
 class _Throttle:
@@ -107,7 +113,88 @@ def bridge_logging() -> Callable[[], None]:
     return remove
 
 
+#: Held while a stretch runs that a stop must not cut in two (the commit of a run's outputs):
+#: the watchdog waits for it, and the signal handler defers the stop until it ends.
+_critical = threading.RLock()
+_deferred: list[int] | None = None
+_critical_owner: int | None = None
+_committed = threading.Event()
+_running = threading.Event()
+
+
+@contextlib.contextmanager
+def critical() -> Iterator[list[int]]:
+    """A stretch that a stop (SIGTERM, SIGINT) must not cut: the stop waits until it ends.
+    Yields the list of the stop signals that arrived meanwhile; the caller decides what they
+    mean once the stretch is over (raise :class:`Cancelled`, or keep a finished result)."""
+    global _deferred, _critical_owner
+    with _critical:
+        outer, owner = _deferred, _critical_owner
+        arrived: list[int] = outer if outer is not None else []
+        _deferred, _critical_owner = arrived, threading.get_ident()
+        try:
+            yield arrived
+        finally:
+            _deferred, _critical_owner = outer, owner
+
+
+def _stop_now(code: int) -> None:
+    """End the process at once: the stop actions (temporaries removed), then exit with
+    ``code``; never inside a commit (this waits for it, or, called from inside it, returns and
+    leaves the stop to the next call)."""
+    if _critical_owner == threading.get_ident():
+        return
+    with _critical:
+        for action in list(_stop_actions):
+            try:
+                action()
+            except Exception:  # noqa: BLE001 - a failed clean-up must not keep us alive
+                pass
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except OSError:
+            pass
+        os._exit(code)
+
+
+def _reader_gone() -> None:
+    """stdout's reader is gone (SIGPIPE): a backend nobody listens to stops, removing what
+    it made, instead of living on as an orphan with its worker processes."""
+    if threading.current_thread() is threading.main_thread() and not _running.is_set():
+        raise BrokenPipeError("nobody reads the events")
+    _stop_now(EXIT_INTERNAL)
+
+
+def _watch_parent(poll_s: float = 1.0) -> None:
+    """A thread that ends the run when the process that started it dies (the plugin or
+    qgis_process killed): this process is then adopted by another, so its parent id changes.
+    Only where the events go into a pipe, as the plugin reads them: a run whose output goes to
+    a file or a terminal (``nohup cwsc calibrate ... > log &``) outlives its shell on purpose."""
+    try:
+        if not stat.S_ISFIFO(os.fstat(sys.stdout.fileno()).st_mode):
+            return
+    except (OSError, ValueError):
+        return
+    parent = os.getppid()
+
+    def watch() -> None:
+        while not _finished.wait(poll_s):
+            if os.getppid() != parent:
+                _stop_now(EXIT_INTERNAL)
+                return
+
+    threading.Thread(target=watch, name="cwsc-parent-watch", daemon=True).start()
+
+
+def mark_committed() -> None:
+    """The run's outputs are in place: a stop from now on no longer makes it a cancel."""
+    _committed.set()
+
+
 def _on_signal(signum: int, frame: Any) -> None:  # noqa: ARG001
+    if _deferred is not None:
+        _deferred.append(signum)
+        return
     # Raising here unwinds the main thread through the command's ``Outputs`` context
     # (cwsc/runtime/outputs.py), so the temporary files are removed before the process exits
     # with status 3.
@@ -164,6 +251,20 @@ def _start_watchdog() -> None:
                 continue
             if _finished.wait(STOP_GRACE_S):
                 return
+            # Never inside a commit: wait until it is over (and keep the next one from
+            # starting), then give the main thread the same grace to finish on its own.
+            if not _critical.acquire(blocking=False):
+                _critical.acquire()
+                if _finished.wait(STOP_GRACE_S):
+                    _critical.release()
+                    return
+            if _committed.is_set():
+                # The outputs are in place: the run is done but for its last words.
+                _critical.release()
+                if not _finished.wait(10 * STOP_GRACE_S):
+                    sys.stdout.flush()
+                    os._exit(EXIT_OK)
+                return
             for action in list(_stop_actions):
                 try:
                     action()
@@ -185,10 +286,13 @@ def run(command: Callable[[], None]) -> int:
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
     _start_watchdog()
+    _watch_parent()
     unbridge = bridge_logging()
+    _running.set()
     try:
         return _run(command)
     finally:
+        _running.clear()
         unbridge()
         _finished.set()
 

@@ -295,3 +295,32 @@ class DaskCluster:
                     proc.wait(timeout=20)
                 except subprocess.TimeoutExpired:
                     proc.kill()
+
+
+# -- the fault catalogues (tests/cwsc/test_faults*.py, tests/cwsc/runtime/test_commit.py) --
+ROWS, COLS, MONTHS = 3, 4, 48
+FAST = ["--max-evaluations", "30"]
+
+
+def refused(args, *words, code=2):
+    """Run the backend, expect ``code`` and an error event naming ``words``; no traceback."""
+    rc, events, err = run_backend(*args)
+    error = last_event(events, "error")
+    assert rc == code, (rc, error, err[-2000:])
+    assert error is not None and "Traceback" not in error["message"]
+    for w in words:
+        assert w in error["message"], error["message"]
+    assert "Traceback" not in err
+    return error["message"]
+
+
+def calibrate_args(paths, folder, **over):
+    base = {
+        "--precip": paths["p"],
+        "--pet": paths["e"],
+        "--runoff": paths["q"],
+        "--out-cwsc": folder / "cwsc.tif",
+        "--out-kge": folder / "kge.tif",
+        **over,
+    }
+    return ["calibrate", *[str(x) for kv in base.items() for x in kv], *FAST]

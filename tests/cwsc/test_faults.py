@@ -14,9 +14,13 @@ import subprocess
 import numpy as np
 import pytest
 from backend_testing import (
+    COLS,
+    ROWS,
     TINY,
+    calibrate_args,
     last_event,
     lock_folder,
+    refused,
     run_backend,
     snapshot,
     start_backend,
@@ -25,56 +29,7 @@ from backend_testing import (
     write_tif,
 )
 
-from cwsc.synthetic.forcing import random_params, synthetic_forcing, synthetic_runoff
 from cwsc.synthetic.twin import make_twin, write_twin
-
-ROWS, COLS, MONTHS = 3, 4, 48
-FAST = ["--max-evaluations", "30"]
-
-
-def refused(args, *words, code=2):
-    """Run the backend, expect ``code`` and an error event naming ``words``; no traceback."""
-    rc, events, err = run_backend(*args)
-    error = last_event(events, "error")
-    assert rc == code, (rc, error, err[-2000:])
-    assert error is not None and "Traceback" not in error["message"]
-    for w in words:
-        assert w in error["message"], error["message"]
-    assert "Traceback" not in err
-    return error["message"]
-
-
-@pytest.fixture
-def forcing(tmp_path):
-    cells = ROWS * COLS
-    p, e = synthetic_forcing(cells, MONTHS, seed=5)
-    q = synthetic_runoff("DWBM", p, e, random_params("DWBM", cells, seed=5), seed=5)
-    cube = lambda a: a.T.reshape(MONTHS, ROWS, COLS).copy()  # noqa: E731
-    arrays = {"p": cube(p), "e": cube(e), "q": cube(q)}
-    paths = {k: write_tif(tmp_path / f"{k}.tif", v) for k, v in arrays.items()}
-    return paths, arrays
-
-
-def calibrate_args(paths, folder, **over):
-    base = {
-        "--precip": paths["p"],
-        "--pet": paths["e"],
-        "--runoff": paths["q"],
-        "--out-cwsc": folder / "cwsc.tif",
-        "--out-kge": folder / "kge.tif",
-        **over,
-    }
-    return ["calibrate", *[str(x) for kv in base.items() for x in kv], *FAST]
-
-
-@pytest.fixture
-def previous_outputs(tmp_path):
-    """Outputs of an earlier run, whose bytes must survive every failed run."""
-    out = tmp_path / "out"
-    out.mkdir()
-    for name in ("cwsc.tif", "kge.tif", "details.tif", "cwsc.tif.aux.xml"):
-        (out / name).write_bytes(f"last year's {name}".encode())
-    return out
 
 
 def test_1_a_later_output_that_cannot_be_replaced_costs_nothing(forcing, tmp_path, previous_outputs):

@@ -229,7 +229,7 @@ def test_ctrl_c_on_qgis_process_fails_the_command(qp_env, forcing):
     import time
 
     before = snapshot(forcing)
-    params = calibrate(forcing, MAX_EVALUATIONS=5000, RESTARTS=8)
+    params = calibrate(forcing, MAX_EVALUATIONS=50000, RESTARTS=32)
     proc = subprocess.Popen(
         [QGIS_PROCESS, "--json", "run", "cwsc:calibrate", "--"] + [f"{k}={v}" for k, v in params],
         env=qp_env,
@@ -242,7 +242,7 @@ def test_ctrl_c_on_qgis_process_fails_the_command(qp_env, forcing):
     while not any(".cwsc-" in p.name for p in forcing.iterdir()):
         assert proc.poll() is None and time.monotonic() - t0 < 120
         time.sleep(0.05)
-    time.sleep(1.0)
+    time.sleep(0.5)
     os.killpg(proc.pid, signal.SIGINT)
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode != 0, out[-2000:]

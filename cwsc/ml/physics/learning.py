@@ -220,12 +220,15 @@ def learn_from_arrays(
     on_epoch: Callable[[dict, float], None] | None = None,
     prior: Prior | None = None,
     on_calibration: Callable[[float], None] | None = None,
+    on_pretrain: Callable[[int, int], None] | None = None,
 ) -> LearnResult:
     """Learn the models' parameters from runoff (see :mod:`cwsc.ml.physics`).
 
     ``on_epoch(record, fraction_done)`` after every epoch; records hold epoch, seconds,
     train_loss, val_loss, train_kge and val_kge (medians over cells of the best model's
-    calibration KGE; the training cells' during the epoch's steps).
+    calibration KGE; the training cells' during the epoch's steps). ``on_calibration(fraction)``
+    while the training cells are calibrated, ``on_pretrain(epoch, epochs)`` after every epoch
+    of the pretraining.
     """
     from cwsc.machine.devices import autocast, configure_threads, resolve_device
     from cwsc.ml.training import EarlyStopping, augment, one_cycle_schedule, to_device
@@ -255,8 +258,12 @@ def learn_from_arrays(
     if len(train_idx) < batch:
         raise InputFileError(
             f"RUNOFF: {len(train_idx)} training cells (of {n} with runoff, after the "
-            f"test and validation parts) is fewer than one batch of {batch}; lower "
-            "BATCH_SIZE or TEST_FRACTION"
+            f"test and validation parts) is fewer than one batch of {batch}; "
+            + (
+                "lower BATCH_SIZE or TEST_FRACTION"
+                if batch > 2
+                else "lower TEST_FRACTION, or give more cells with runoff"
+            )
         )
     part = np.zeros(n, np.int8)
     part[val_idx], part[test_idx] = 1, 2
@@ -290,7 +297,9 @@ def learn_from_arrays(
             )
         target, weight = prior_targets(head, prior, rows, cols)
         weight[part != 0] = 0.0  # only the training cells' runoff is calibrated
-        pretrained_cells = pretrain(net, head, x_all, target, weight, pretrain_epochs, config.seed, device)
+        pretrained_cells = pretrain(
+            net, head, x_all, target, weight, pretrain_epochs, config.seed, device, on_pretrain
+        )
         learning_rate *= PRETRAINED_LR_FACTOR
     steps = len(train_idx) // batch
     opt = torch.optim.AdamW(net.parameters(), lr=learning_rate, weight_decay=1e-4)

@@ -130,10 +130,11 @@ def pretrain(
     epochs: int,
     seed: int,
     device: torch.device,
+    on_epoch: Callable[[int, int], None] | None = None,
 ) -> int:
     """Fits the network to a :class:`Prior`'s targets (squared error of the squashed
     parameters and of the fits, masked by ``weight``); returns how many cells it was fitted
-    to."""
+    to. ``on_epoch(done, epochs)`` after every epoch."""
     from cwsc.machine.devices import autocast
     from cwsc.ml.training import augment, one_cycle_schedule
 
@@ -146,7 +147,7 @@ def pretrain(
     opt = torch.optim.AdamW(net.parameters(), lr=PRETRAIN_LR, weight_decay=1e-4)
     sched = one_cycle_schedule(opt, PRETRAIN_LR, steps * epochs)
     gen = torch.Generator().manual_seed(seed + 2)
-    for _ in range(epochs):
+    for epoch in range(epochs):
         net.train()
         perm = keep[torch.randperm(len(keep), generator=gen).to(device)]
         for i in range(steps):
@@ -158,4 +159,6 @@ def pretrain(
             loss.backward()
             opt.step()
             sched.step()
+        if on_epoch is not None:
+            on_epoch(epoch + 1, epochs)
     return len(keep)

@@ -87,6 +87,8 @@ def test_learn_then_predict_speaks_the_protocol(runoff_twin, tmp_path):
             "SWBM,TVGM",
             "--epochs",
             "3",
+            "--pretrain-epochs",
+            "4",
             "--labels",
             files["labels"],
             "--out-report",
@@ -94,6 +96,11 @@ def test_learn_then_predict_speaks_the_protocol(runoff_twin, tmp_path):
         )
     )
     assert rc == 0, err
+    # The pretraining reports every epoch (PRETRAIN_EPOCHS of a million no longer sits silent).
+    stages = [e["stage"] for e in events if e["event"] == "progress"]
+    pretraining = [s for s in stages if s.startswith("pretraining: epoch")]
+    assert pretraining and set(pretraining) <= {f"pretraining: epoch {k} of 4" for k in range(1, 5)}
+    assert stages.index(pretraining[0]) < stages.index("learning")
     epochs = [e for e in events if e["event"] == "progress" and "epoch" in e]
     assert [e["epoch"] for e in epochs] == [1, 2, 3]
     assert all(e["stage"] == "learning" for e in epochs)

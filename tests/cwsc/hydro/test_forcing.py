@@ -343,13 +343,13 @@ def test_undated_beside_dated_needs_its_start(tmp_path, truth):
     np.testing.assert_allclose(q, truth["Q"][2:24], rtol=1e-6)
 
 
-def test_no_coordinates_beside_georeferenced_inputs_is_refused(tmp_path, truth):
+def test_a_netcdf_without_coordinates_is_refused(tmp_path, truth):
     months = list(range(START, START + 24))
     ref = reference(tmp_path, truth, months)
     bare = write_nc(
         tmp_path / "bare.nc", {"pet": (truth["E"][:24], {"units": "mm/month"})}, months, coords=False
     )
-    _bad(tmp_path, ref["P"], bare, ref["Q"], "PET", "bare.nc", "different grid")
+    _bad(tmp_path, ref["P"], bare, ref["Q"], "PET", "bare.nc", "no coordinate values")
 
 
 def test_a_variable_that_is_not_in_the_file_and_an_undecodable_time(tmp_path, truth):

@@ -185,3 +185,33 @@ def test_folded_network_predicts_like_the_trained_one():
     x = torch.randn(16, 4, 9, 9)
     with torch.no_grad():
         torch.testing.assert_close(fused(x), plain(x), rtol=1e-4, atol=1e-4)
+
+
+def test_a_model_with_damaged_weights_is_refused(tmp_path):
+    import torch
+
+    from cwsc.ml.modelfile import load_model, save_model
+
+    bundle = _bundle()
+    name = next(k for k, v in bundle.members[0].items() if v.is_floating_point() and v.numel() > 4)
+    bundle.members[0][name] = torch.full_like(bundle.members[0][name], float("nan"))
+    save_model(tmp_path / "damaged.pt", bundle)
+    with pytest.raises(InputFileError, match="damaged.pt' is a damaged CWSC model file.*NaN"):
+        load_model(tmp_path / "damaged.pt")
+
+
+def test_the_label_route_never_maps_a_negative_cwsc(tmp_path):
+    import rasterio
+    import torch
+
+    from cwsc.ml.predict import predict_raster
+
+    bundle = _bundle()
+    last = [k for k, v in bundle.members[0].items() if k.endswith("bias")][-1]
+    bundle.members[0][last] = torch.full_like(bundle.members[0][last], -50.0)  # far below any label
+    paths, _ = _predictors(tmp_path)
+    metrics = predict_raster(bundle, paths, tmp_path / "map.tif", device="cpu")
+    with rasterio.open(tmp_path / "map.tif") as r:
+        values = r.read(1, masked=True).compressed()
+    assert values.size and values.min() >= 0.0
+    assert metrics["cells_set_to_zero"] == metrics["cells_predicted"] > 0
