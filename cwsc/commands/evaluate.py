@@ -44,6 +44,18 @@ def evaluate_command(args) -> None:
     protocol.result(outputs={"OUTPUT_REPORT": str(args.out_report)}, metrics=metrics)
 
 
+def _in_mm(values, units: str, where: str):
+    from cwsc.io.units import depth_in_mm
+
+    values, lines = depth_in_mm(values, units, where)
+    for line in lines:
+        if line.startswith("warning: "):
+            protocol.warning(line[len("warning: ") :])
+        else:
+            protocol.log(line)
+    return values
+
+
 def _evaluate(args, outputs: Outputs) -> dict:
     t0 = time.perf_counter()
     forcing = [args.precip, args.pet, args.runoff]
@@ -60,8 +72,10 @@ def _evaluate(args, outputs: Outputs) -> dict:
     with io.open_raster(args.cwsc, "CWSC") as r:
         grid = r.grid
         cwsc = r.read(bands=[0])[0]
+        cwsc_units = r.units
     if not np.isfinite(cwsc).any():
         raise InputFileError(f"CWSC: '{args.cwsc}' holds nodata only")
+    cwsc = _in_mm(cwsc, cwsc_units, f"CWSC: '{args.cwsc}'")
     protocol.progress(0.05, "evaluating the map")
     sections: list = [
         (
@@ -79,6 +93,8 @@ def _evaluate(args, outputs: Outputs) -> dict:
         with io.open_raster(args.reference, "REFERENCE") as ref:
             io.warn_if_resampled(ref, grid, "bilinear")
             reference = io.read_aligned(ref, grid)[0]
+            reference_units = ref.units
+        reference = _in_mm(reference, reference_units, f"REFERENCE: '{args.reference}'")
         stats = agreement(cwsc, reference)
         stats["spearman"] = spearman(cwsc, reference)
         flat_map = np.where(np.isfinite(cwsc), float(np.nanmedian(cwsc)), np.nan)

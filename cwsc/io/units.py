@@ -149,3 +149,29 @@ def plausibility_warnings(
             f"Give {label}_UNITS if the file does not say"
         )
     return out
+
+
+#: A storage capacity map whose median is below this (mm) and that declares no unit is
+#: probably in metres or centimetres (the seed's global map: tens to hundreds of mm).
+IMPLAUSIBLE_CWSC_MM = 5.0
+
+
+def depth_in_mm(values: np.ndarray, units: str, where: str) -> tuple[np.ndarray, list[str]]:
+    """A depth of water (a CWSC map) in mm: converted from the unit the file declares (m, cm,
+    mm); with no unit, read as mm, with a warning line when the values look like metres.
+    Returns (values in mm, lines for the log), the warnings prefixed ``warning: ``."""
+    text = _normalise(units or "")
+    if not text:
+        finite = values[np.isfinite(values)]
+        if finite.size and float(np.median(finite)) < IMPLAUSIBLE_CWSC_MM:
+            return values, [
+                f"warning: {where} declares no unit and its median is {float(np.median(finite)):g}: "
+                "read as mm, but a storage capacity is tens to hundreds of mm; is the map in metres?"
+            ]
+        return values, []
+    scale = _LENGTH.get(text)
+    if scale is None:
+        return values, [f"warning: {where} declares the unit '{units}', not a depth of water: read as mm"]
+    if scale == 1.0:
+        return values, []
+    return values * np.float32(scale), [f"{where} is in {units}: converted to mm"]

@@ -26,14 +26,24 @@ from cwsc.errors import BadInput, OutputRefused
 
 
 def input_fingerprint(paths: Mapping[str, str | None]) -> dict[str, dict]:
-    """Per input: its real path, size and modification time (ns)."""
+    """Per input: its real path, size, modification time (ns) and a digest of its content
+    (a file replaced by another of the same size and time is another input)."""
     out = {}
     for name, path in paths.items():
         if not path:
             continue
         real = os.path.realpath(path)
         st = os.stat(real)
-        out[name] = {"path": real, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+        digest = hashlib.blake2b(digest_size=16)
+        with open(real, "rb") as fh:
+            for block in iter(lambda fh=fh: fh.read(1 << 23), b""):
+                digest.update(block)
+        out[name] = {
+            "path": real,
+            "size": st.st_size,
+            "mtime_ns": st.st_mtime_ns,
+            "content": digest.hexdigest(),
+        }
     return out
 
 
@@ -68,7 +78,9 @@ def describe_differences(ours: dict, theirs: dict) -> str:
         elif a["path"] != b["path"]:
             diffs.append(f"{name} is another file")
         elif a != b:
-            diffs.append(f"{name} changed (size or modification time)")
+            diffs.append(
+                f"{name} changed ({'its content' if a.get('content') != b.get('content') else 'size or modification time'})"
+            )
     for key in sorted(set(ours["settings"]) | set(theirs.get("settings", {}))):
         a, b = ours["settings"].get(key), theirs.get("settings", {}).get(key)
         if a != b:
@@ -96,6 +108,7 @@ class WorkFolder:
         self.keep = keep
         self.log = log
         self._made_root = False
+        self._lock_fd: int | None = None
 
     def open(self) -> WorkFolder:
         """Make the folder (refused, before any work, when it cannot be written) and say what
@@ -142,6 +155,7 @@ class WorkFolder:
                 f"{'s' if shards != 1 else ''} of another run "
                 f"({describe_differences(self.fingerprint, theirs)}); not used, left as it is"
             )
+        self._lock()
         found = len(self.finished())
         if found:
             self.log(
@@ -149,6 +163,30 @@ class WorkFolder:
                 f"{'s' if found != 1 else ''} in {self.folder}"
             )
         return self
+
+    def _lock(self) -> None:
+        """Hold this run's folder: a second run with the same inputs and settings would save
+        into it and the first to finish would remove it under the other."""
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - no locks on this platform
+            return
+        path = self.folder / ".lock"
+        self._lock_fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(self._lock_fd, 32, 0).decode(errors="replace").strip() or "another process"
+            os.close(self._lock_fd)
+            self._lock_fd = None
+            raise OutputRefused(
+                f"WORK_DIR: another run ({holder}) is calibrating the same inputs with the same settings "
+                f"in {self.folder}; wait for it to finish, or give another WORK_DIR"
+            ) from None
+        except OSError:
+            return  # a file system without locks
+        os.ftruncate(self._lock_fd, 0)
+        os.pwrite(self._lock_fd, f"process {os.getpid()}".encode(), 0)
 
     def finished(self) -> set[int]:
         return {int(p.stem.split("-")[1]) for p in self.folder.glob("shard-*.npz")}
@@ -169,12 +207,17 @@ class WorkFolder:
             return None
 
     def save(self, number: int, arrays: Mapping[str, np.ndarray]) -> None:
-        """Save shard ``number``: whole or not at all."""
+        """Save shard ``number``: whole or not at all. A folder removed meanwhile (by hand) is
+        made again: saving is what lets a later run continue, never a reason to fail this one."""
         import io
 
         buffer = io.BytesIO()
         np.savez(buffer, **arrays)
-        self._write(self._path(number), buffer.getvalue())
+        try:
+            self._write(self._path(number), buffer.getvalue())
+        except FileNotFoundError:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            self._write(self._path(number), buffer.getvalue())
 
     def _write(self, path: Path, data: bytes) -> None:
         tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
@@ -186,6 +229,9 @@ class WorkFolder:
 
     def finish(self) -> None:
         """After success: remove this run's folder unless asked to keep it."""
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
         if self.keep:
             self.log(f"work folder kept: {self.folder}")
             return

@@ -11,6 +11,7 @@ reports.
 import os
 import re
 import tempfile
+import threading
 
 from qgis.core import (
     QgsProcessingAlgorithm,
@@ -388,6 +389,16 @@ class CwscAlgorithm(QgsProcessingAlgorithm):
         raise NotImplementedError
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
+        _MADE.folders = []
+        try:
+            return self._process(parameters, context, feedback)
+        except BaseException:
+            _remove_empty(_MADE.folders)  # a refused or failed run leaves no new folder behind
+            raise
+        finally:
+            _MADE.folders = None
+
+    def _process(self, parameters, context, feedback):
         args, outputs = self.build(parameters, context, feedback)
         try:
             result = run_backend(
@@ -402,6 +413,7 @@ class CwscAlgorithm(QgsProcessingAlgorithm):
             # traceback, and no results (so no output layers and no "HTML output has been
             # generated").
             feedback.pushInfo(tr("cancelled: no output written"))
+            _remove_empty(_MADE.folders)
             return {}
         return self.collect(result, outputs, context, feedback)
 
@@ -463,14 +475,32 @@ def _number(value):
     return None
 
 
+#: The output folders this thread's run made (removed again, when empty, if the run fails).
+_MADE = threading.local()
+
+
+def _remove_empty(folders):
+    for folder in sorted(folders or (), key=len, reverse=True):
+        try:
+            os.rmdir(folder)
+        except OSError:
+            pass
+
+
 def checked_output(name, path):
     """Create the folder if needed and prove it can be written, before the backend starts."""
     if not path:
         raise QgsProcessingException(tr("{}: no output path given").format(name))
     path = os.path.abspath(path)
     folder = os.path.dirname(path)
+    missing, up = [], folder
+    while up and not os.path.exists(up) and os.path.dirname(up) != up:
+        missing.append(up)
+        up = os.path.dirname(up)
     try:
         os.makedirs(folder, exist_ok=True)
+        if getattr(_MADE, "folders", None) is not None:
+            _MADE.folders.extend(missing)
         fd, probe = tempfile.mkstemp(prefix=".cwsc-write-test-", dir=folder)
         os.close(fd)
         os.remove(probe)

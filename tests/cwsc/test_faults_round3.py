@@ -202,3 +202,29 @@ def test_the_error_classes_reach_the_user_as_bad_input(forcing, tmp_path):
     paths, arrays = forcing
     rc, events, _ = run_backend(*calibrate_args(paths, tmp_path / "nowhere"))
     assert rc == 2 and last_event(events, "error")["kind"] == "bad_input"
+
+
+def test_22_a_cwsc_map_in_metres_is_converted_or_questioned(tmp_path):
+    import rasterio
+
+    rng = np.random.default_rng(0)
+    truth = rng.uniform(100, 400, (12, 12)).astype(np.float32)
+    reference_map = write_tif(tmp_path / "reference.tif", truth)
+    in_metres = write_tif(tmp_path / "cwsc_m.tif", truth / 1000)
+    with rasterio.open(in_metres, "r+") as r:
+        r.units = ["m"]
+    unlabelled = write_tif(tmp_path / "cwsc_nounit.tif", truth / 1000)
+
+    def evaluate(cwsc):
+        rc, events, err = run_backend(
+            "evaluate", "--cwsc", cwsc, "--reference", reference_map, "--out-report", tmp_path / "r.html"
+        )
+        assert rc == 0, err
+        return events, last_event(events, "result")["metrics"]
+
+    events, metrics = evaluate(in_metres)
+    assert any("cwsc_m.tif' is in m: converted to mm" in e.get("message", "") for e in events)
+    assert metrics["r2_reference"] > 0.99
+    events, _ = evaluate(unlabelled)
+    warnings = [e["message"] for e in events if e["event"] == "log" and e["level"] == "warning"]
+    assert any("cwsc_nounit.tif' declares no unit" in w and "metres" in w for w in warnings), warnings

@@ -248,3 +248,17 @@ def test_ctrl_c_on_qgis_process_fails_the_command(qp_env, forcing):
     assert proc.returncode != 0, out[-2000:]
     assert "Traceback" not in out
     assert snapshot(forcing) == before
+
+
+def test_a_refused_run_leaves_no_new_folder(qp_env, forcing):
+    before = snapshot(forcing)
+    refused(
+        qp_env,
+        "cwsc:calibrate",
+        calibrate(
+            forcing, OUTPUT_CWSC=forcing / "new" / "deeper" / "cwsc.tif", OUTPUT_KGE=forcing / "runoff.tif"
+        ),
+        "is the input RUNOFF",
+    )
+    assert not (forcing / "new").exists()
+    assert snapshot(forcing) == before

@@ -259,6 +259,51 @@ def check_cluster(client, address: str) -> None:
         )
 
 
+#: The address schemes of dask.distributed's communications.
+SCHEMES = ("tcp", "tls", "inproc", "ucx", "ws", "wss")
+
+
+def probe_scheduler(address: str, seconds: float = CONNECT_SECONDS) -> None:
+    """Refuse at once an address that cannot be a Dask scheduler: an unknown scheme, nothing
+    listening, or a server that does not greet as a Dask scheduler does the moment a client
+    connects (an HTTP server, a database); Dask's own client would wait for it for ever."""
+    import socket
+    from urllib.parse import urlsplit
+
+    scheme, _, rest = address.partition("://") if "://" in address else ("tcp", "", address)
+    if scheme not in SCHEMES:
+        raise ClusterError(
+            f"DASK_SCHEDULER: '{address}' has the scheme '{scheme}', which Dask does not speak "
+            f"(use {', '.join(s + '://' for s in SCHEMES[:2])} ...; e.g. tcp://host:8786)"
+        )
+    if scheme != "tcp":
+        return
+    parts = urlsplit("tcp://" + rest)
+    try:
+        host, port = parts.hostname, parts.port or 8786
+    except ValueError:
+        host, port = None, None
+    if not host:
+        raise ClusterError(f"DASK_SCHEDULER: '{address}' is not an address such as tcp://host:8786")
+    try:
+        with socket.create_connection((host, port), timeout=seconds) as sock:
+            sock.settimeout(seconds)
+            greeting = sock.recv(8)
+    except TimeoutError:
+        raise ClusterError(
+            f"DASK_SCHEDULER: something answers at {address!r} but it is not a Dask scheduler (no Dask "
+            f"greeting within {seconds:g} s)"
+        ) from None
+    except OSError as exc:
+        raise ClusterError(
+            f"DASK_SCHEDULER: no Dask scheduler answers at {address!r} ({exc.strerror or exc})"
+        ) from None
+    if not greeting:
+        raise ClusterError(
+            f"DASK_SCHEDULER: the server at {address!r} closed the connection: not a Dask scheduler"
+        )
+
+
 class DaskCluster:
     """The workers of the ``dask.distributed`` scheduler at ``address``."""
 
@@ -279,6 +324,7 @@ class DaskCluster:
                 "package (pip install dask distributed)"
             ) from None
         t0 = time.monotonic()
+        probe_scheduler(self.address)
         try:
             self.client = Client(self.address, timeout=f"{CONNECT_SECONDS}s", set_as_default=False)
         except (OSError, TimeoutError, ValueError) as exc:

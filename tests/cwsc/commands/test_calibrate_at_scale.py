@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -213,3 +214,81 @@ def test_workers_end_with_a_killed_command(inputs, tmp_path):
     proc.communicate(timeout=60)
     gone, alive = psutil.wait_procs(children, timeout=10)
     assert not alive, [p.cmdline() for p in alive]
+
+
+def test_an_input_replaced_by_one_of_the_same_size_and_time_is_not_resumed(inputs, tmp_path):
+    import rasterio
+
+    work = tmp_path / "work"
+    own = {k: tmp_path / Path(v).name for k, v in inputs.items()}
+    for k, v in inputs.items():
+        own[k].write_bytes(Path(v).read_bytes())
+    rc, _, err = run_backend(*_args(own, tmp_path / "a", "--work-dir", work, "--keep-work"))
+    assert rc == 0, err
+    runoff = own["--runoff"]
+    stat = os.stat(runoff)
+    with rasterio.open(runoff) as r:
+        q = r.read(masked=True).filled(np.nan)
+    write_tif(runoff, q * 1.5)  # other water, the same size (uncompressed) ...
+    os.utime(runoff, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # ... and the same time
+    assert os.stat(runoff).st_size == stat.st_size
+    rc, events, err = run_backend(*_args(own, tmp_path / "b", "--work-dir", work))
+    assert rc == 0, err
+    assert any("RUNOFF changed (its content)" in e["message"] for e in events if e["event"] == "log")
+    assert last_event(events, "result")["metrics"]["shards_resumed"] == 0
+
+
+def test_a_second_run_into_a_work_folder_in_use_is_refused(inputs, tmp_path):
+    work = tmp_path / "work"
+    first = start_backend(
+        _args(inputs, tmp_path / "a", "--work-dir", work), env={"CWSC_TEST_PAUSE": "commit=2,committed=2"}
+    )
+    for line in first.stdout:
+        if '"calibrating' in line:
+            break
+    rc, events, err = run_backend(*_args(inputs, tmp_path / "b", "--work-dir", work))
+    assert rc == 2, err
+    message = last_event(events, "error")["message"]
+    assert message.startswith("WORK_DIR: another run (process ") and "wait for it to finish" in message
+    assert snapshot(tmp_path / "b") == {}
+    first.communicate(timeout=300)
+    assert first.returncode == 0
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == sorted(NAMES)
+
+
+def test_an_address_that_is_not_a_dask_scheduler_is_refused_within_seconds(inputs, tmp_path):
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    web = subprocess.Popen(
+        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        t0 = time.monotonic()
+        while True:  # until the web server listens
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() - t0 < 30
+                time.sleep(0.1)
+        for address, words, limit in (
+            (f"tcp://127.0.0.1:{port}", "is not a Dask scheduler", 20),
+            ("http2://somewhere:8786", "which Dask does not speak", 5),
+        ):
+            t0 = time.monotonic()
+            rc, events, err = run_backend(*_args(inputs, tmp_path / "out", "--dask-scheduler", address))
+            assert time.monotonic() - t0 < limit
+            assert rc == 2, err
+            assert words in last_event(events, "error")["message"]
+            assert snapshot(tmp_path / "out") == {}
+    finally:
+        web.terminate()
+        web.wait(timeout=10)
