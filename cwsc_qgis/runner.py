@@ -229,6 +229,14 @@ class BackendRun:
                 )
             ) from None
         BackendRun.last = self
+        interrupted = []
+        restore = _catch_interrupt(interrupted)
+        try:
+            return self._follow(fb, interrupted)
+        finally:
+            restore()
+
+    def _follow(self, fb, interrupted):
         lines = queue.Queue()
         out_thread = threading.Thread(target=_pump, args=(self.proc.stdout, lines.put), daemon=True)
         err_thread = threading.Thread(target=_pump, args=(self.proc.stderr, self._stderr), daemon=True)
@@ -237,7 +245,7 @@ class BackendRun:
         cancelled = False
         try:
             while True:
-                if fb.isCanceled():
+                if fb.isCanceled() or interrupted:
                     cancelled = True
                     t0 = time.monotonic()
                     terminate_tree(self.proc)
@@ -252,7 +260,7 @@ class BackendRun:
                 self._handle(raw)
             if not cancelled:
                 while self.proc.poll() is None:
-                    if fb.isCanceled():
+                    if fb.isCanceled() or interrupted:
                         cancelled = True
                         t0 = time.monotonic()
                         terminate_tree(self.proc)
@@ -324,6 +332,20 @@ def _fmt(value):
     if isinstance(value, float):
         return "{:.4g}".format(value)
     return str(value)
+
+
+def _catch_interrupt(interrupted):
+    """Where the run holds the main thread (qgis_process, a script), Ctrl-C (SIGINT) stops
+    the backend like Cancel, and the run then fails: qgis_process ignores SIGINT itself, and the
+    backend runs in a process group of its own. Returns the function that puts the previous
+    handler back."""
+    if threading.current_thread() is not threading.main_thread() or sys.platform == "win32":
+        return lambda: None
+    try:
+        previous = signal.signal(signal.SIGINT, lambda signum, _frame: interrupted.append(signum))
+    except (ValueError, OSError):
+        return lambda: None
+    return lambda: signal.signal(signal.SIGINT, previous)
 
 
 def run_backend(command, args, feedback=None, outputs=(), **kwargs):

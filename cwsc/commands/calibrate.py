@@ -246,7 +246,9 @@ def _run(args, models, outputs, rasters, alignment, device, started) -> dict:
         config,
         engine,
         place,
-        lambda fraction, done: protocol.progress(fraction, f"calibrating: {done} of {n_shards} shards done"),
+        lambda fraction, _shards: protocol.progress(
+            fraction, f"calibrating: {min(int(fraction * land_total), land_total):,} of {land_total:,} cells"
+        ),
         args.workers,
         args.dask_scheduler,
         size,

@@ -15,6 +15,46 @@ from cwsc.runtime import protocol
 from cwsc.runtime.outputs import Outputs
 
 
+def _kind(raster) -> str | None:
+    """'labels' or 'kge' from band 1's description (as calibrate writes them), else from the
+    values: a KGE is at most 1, a storage capacity is tens to hundreds of mm."""
+    first = (raster.descriptions[0] if raster.descriptions else "") or ""
+    if first.startswith("CWSC") or "(mm)" in first:
+        return "labels"
+    if "KGE" in first:
+        return "kge"
+    values = raster.read(bands=[0])[0]
+    values = values[np.isfinite(values)]
+    if values.size < 10:
+        return None
+    if values.max() <= 1.0 and values.min() < 0.0:
+        return "kge"
+    if np.median(values) > 5.0:
+        return "labels"
+    return None
+
+
+def _check_not_swapped(labels, kge) -> None:
+    kinds = (_kind(labels), _kind(kge))
+    if kinds == ("kge", "labels") or (kinds[0] == "kge" and kinds[1] is None) or kinds == ("kge", "kge"):
+        what = (
+            "KGE values (at most 1)"
+            if "KGE" not in (labels.descriptions[0] or "")
+            else (f"a KGE band ('{labels.descriptions[0][:60]}')")
+        )
+        hint = (
+            f"; KGE '{kge.path}' holds the CWSC labels: the two are swapped" if kinds[1] == "labels" else ""
+        )
+        raise ParameterError(
+            f"LABELS: '{labels.path}' holds {what}, not CWSC labels in mm{hint}. Give calibrate's "
+            "CWSC output as LABELS and its KGE output as KGE"
+        )
+    if kinds[1] == "labels":
+        raise ParameterError(
+            f"KGE: '{kge.path}' holds CWSC labels in mm, not a KGE; give calibrate's KGE output as KGE"
+        )
+
+
 def mask_command(args) -> None:
     exclude = int(args.exclude_flags)
     if exclude < 0 or exclude & ~sum(FLAG_BITS):
@@ -28,6 +68,7 @@ def mask_command(args) -> None:
             io.check_same_grid([labels, kge])
             if kge.count < 1:
                 raise InputFileError(f"KGE: '{kge.path}' has no band")
+            _check_not_swapped(labels, kge)
             band = flags_band(list(labels.descriptions))
             if exclude and band is None:
                 protocol.warning(

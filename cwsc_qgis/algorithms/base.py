@@ -404,11 +404,11 @@ class CwscAlgorithm(QgsProcessingAlgorithm):
             result = run_backend(
                 self.COMMAND, args, feedback=feedback, outputs=[p for p in outputs.values() if p]
             )
-        except BackendCancelled:
+        except BackendCancelled as exc:
             if feedback is None or not feedback.isCanceled():
                 # Stopped from outside (Ctrl-C on qgis_process, a signal to the process
                 # group): a script must not carry on as if the outputs were new.
-                raise
+                raise QgsProcessingException(str(exc)) from None
             # A cancel from the dialog is the user's choice, not an error: one line, no
             # traceback, and no results (so no output layers and no "HTML output has been
             # generated").
@@ -422,6 +422,12 @@ class CwscAlgorithm(QgsProcessingAlgorithm):
         for name, path in outputs.items():
             if not path:
                 continue
+            if not os.path.exists(path):
+                # An optional output the run had nothing for (the spread of a one-member
+                # model): said in the log by the backend; not an output layer QGIS should
+                # look for and report as "not correctly generated".
+                _not_to_load(context, path)
+                continue
             results[name] = path
             style = self.STYLES.get(name)
             if style and os.path.isfile(path):
@@ -433,6 +439,15 @@ class CwscAlgorithm(QgsProcessingAlgorithm):
             if name not in results:
                 results[name] = value
         return results
+
+
+def _not_to_load(context, path):
+    if context is None:
+        return
+    layers = dict(context.layersToLoadOnCompletion())
+    for key in [k for k in layers if os.path.abspath(k) == os.path.abspath(path)]:
+        del layers[key]
+    context.setLayersToLoadOnCompletion(layers)
 
 
 def _netcdf_source(source):
@@ -520,7 +535,29 @@ def local_raster_path(layer, name, context, feedback):
     source = layer.source()
     if layer.providerType() == "gdal" and os.path.isfile(source):
         return os.path.abspath(source)
+    missing = _missing_file(layer)
+    if missing:
+        # Never a temporary copy of what QGIS still holds of it: the user would be asked about
+        # a file they never made, without the months of the original.
+        raise QgsProcessingException(
+            tr(
+                "{}: the file of the layer '{}' is gone ('{}'): it was moved, renamed or deleted. "
+                "Give the file again, or fix the layer's source (right-click > Change Data Source)."
+            ).format(name, layer.name(), missing)
+        )
     return write_temporary_geotiff(layer, name, context, feedback)
+
+
+def _missing_file(layer):
+    """The path of a file-based layer whose file no longer exists, else None."""
+    if layer.providerType() != "gdal":
+        return None
+    source = layer.source()
+    found = re.match(r'^(?:NETCDF|HDF5|HDF4_SDS|GPKG):"?(?P<file>[^"]+?)"?:', source)
+    path = found.group("file") if found else source.split("|")[0]
+    if not path or path.startswith(("/vsi", "http://", "https://")) or "://" in path:
+        return None
+    return None if os.path.exists(path) else path
 
 
 def write_temporary_geotiff(layer, name, context, feedback):

@@ -445,3 +445,72 @@ def test_evaluate_end_to_end(run_alg, data_dir, tmp_path):
     assert report.is_file() and result["OUTPUT_REPORT"] == str(report)
     assert result["R2_REFERENCE"] == pytest.approx(1.0)
     assert result["MEDIAN_KGE_FIXED"] is not None and result["MEDIAN_KGE_FREE"] is not None
+
+
+def test_a_spread_asked_of_a_one_member_model_ends_without_red(provider, data_dir, tmp_path):
+    """Predict with OUTPUT_UNCERTAINTY on a one-member model: the backend says there is no
+    spread; QGIS must not then report the missing layer as "not correctly generated"."""
+    import processing
+    from qgis.core import QgsProcessingContext
+
+    errors = []
+
+    class Collecting(QgsProcessingFeedback):
+        def reportError(self, error, fatalError=False):  # noqa: N802, N803
+            errors.append(error)
+            super().reportError(error, fatalError)
+
+    model = tmp_path / "one.pt"
+    processing.run(
+        "cwsc:train",
+        {
+            "PREDICTORS": predictors(data_dir),
+            "LABELS": str(data_dir / "labels.tif"),
+            "OUTPUT_MODEL": str(model),
+            **TINY_NET,
+        },
+        feedback=QgsProcessingFeedback(),
+    )
+    out, spread = tmp_path / "cwsc.tif", tmp_path / "spread.tif"
+    context = QgsProcessingContext()
+    context.setProject(QgsProject.instance())
+    result = processing.runAndLoadResults(
+        "cwsc:predict",
+        {
+            "MODEL": str(model),
+            "PREDICTORS": predictors(data_dir),
+            "OUTPUT": str(out),
+            "OUTPUT_UNCERTAINTY": str(spread),
+        },
+        feedback=Collecting(),
+        context=context,
+    )
+    assert out.is_file() and not spread.exists()
+    assert "OUTPUT_UNCERTAINTY" not in result
+    assert not [e for e in errors if "not correctly generated" in e], errors
+
+
+def test_a_layer_whose_file_is_gone_is_named(run_alg, data_dir, tmp_path):
+    copy = tmp_path / "runoff copy.tif"
+    copy.write_bytes((data_dir / "runoff.tif").read_bytes())
+    layer = QgsRasterLayer(str(copy), "my runoff")
+    assert layer.isValid()
+    QgsProject.instance().addMapLayer(layer)
+    try:
+        copy.unlink()
+        with pytest.raises(QgsProcessingException) as err:
+            run_alg(
+                "cwsc:calibrate",
+                {
+                    "PRECIPITATION": str(data_dir / "precipitation.tif"),
+                    "PET": str(data_dir / "pet.tif"),
+                    "RUNOFF": layer.id(),
+                    "OUTPUT_CWSC": str(tmp_path / "cwsc.tif"),
+                    "OUTPUT_KGE": str(tmp_path / "kge.tif"),
+                },
+            )
+        message = str(err.value)
+        assert "RUNOFF" in message and "'my runoff'" in message and "is gone" in message, message
+        assert "RUNOFF_START" not in message and "processing_" not in message
+    finally:
+        QgsProject.instance().removeMapLayer(layer.id())

@@ -80,7 +80,8 @@ def test_calibrate_writes_labels_kge_and_details(inputs, tmp_path):
     )
     assert code == 0, stderr
     stages = {e["stage"] for e in events if e["event"] == "progress"}
-    assert "calibrating: 1 of 1 shards done" in stages
+    cells = ROWS * COLS - 1
+    assert f"calibrating: {cells} of {cells} cells" in stages  # cells, the user's word, not shards
     res = last_event(events, "result")
     m = res["metrics"]
     assert m["cells_calibrated"] == ROWS * COLS - 1 and m["cells_skipped_nodata"] == 1

@@ -1,7 +1,7 @@
 """``python -m cwsc mask``: counts, output, refused grids."""
 
 import numpy as np
-from backend_testing import last_event, read_tif, run_backend, write_tif
+from backend_testing import last_event, read_tif, run_backend, snapshot, write_tif
 
 
 def test_mask_command_counts_cells_and_writes_output(tmp_path):
@@ -63,3 +63,30 @@ def test_mask_applies_the_kge_threshold_and_the_excluded_flags(tmp_path):
     plain = write_tif(tmp_path / "plain.tif", cwsc)
     code, events, _ = run_backend("mask", "--labels", plain, "--kge", kge, "--out", tmp_path / "p.tif")
     assert code == 0 and any("no quality flags band" in e.get("message", "") for e in events)
+
+
+def test_labels_and_kge_given_the_wrong_way_round_are_refused(tmp_path):
+    rng = np.random.default_rng(1)
+    cwsc = rng.uniform(50, 400, (3, 8, 8)).astype(np.float32)
+    kge = rng.uniform(-0.5, 0.95, (8, 8)).astype(np.float32)
+    for described in (True, False):
+        labels = write_tif(
+            tmp_path / f"labels_{described}.tif",
+            cwsc,
+            descriptions=["CWSC (mm): ...", "CWSC identifiable range width (mm)", "quality flags"]
+            if described
+            else None,
+        )
+        scores = write_tif(
+            tmp_path / f"kge_{described}.tif", kge, descriptions=["Joint KGE: ..."] if described else None
+        )
+        before = snapshot(tmp_path)
+        code, events, _ = run_backend(
+            "mask", "--labels", scores, "--kge", labels, "--out", tmp_path / "m.tif"
+        )
+        message = last_event(events, "error")["message"]
+        assert code == 2 and "the two are swapped" in message and f"kge_{described}.tif" in message, message
+        assert snapshot(tmp_path) == before
+        code, _, err = run_backend("mask", "--labels", labels, "--kge", scores, "--out", tmp_path / "m.tif")
+        assert code == 0, err
+        (tmp_path / "m.tif").unlink()
