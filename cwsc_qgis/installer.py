@@ -180,9 +180,15 @@ def pip_index_options(build, feedback=None):
     return ["--extra-index-url", url]
 
 
-def stream(cmd, feedback, env=None, on_line=None, poll=0.2):
-    """Run ``cmd``, every output line to the log (and ``on_line``); Cancel kills it and
-    raises :class:`SetupCancelled`. Returns the exit code."""
+#: Seconds without a line from pip after which the log says the step is still running (a
+#: large download such as torch's prints nothing for minutes with the progress bar off).
+QUIET_S = 10.0
+
+
+def stream(cmd, feedback, env=None, on_line=None, poll=0.2, quiet_s=QUIET_S):
+    """Run ``cmd``, every output line to the log (and ``on_line``); a line at least every
+    ``quiet_s`` while it runs; Cancel kills it and raises :class:`SetupCancelled`. Returns the
+    exit code."""
     proc = subprocess.Popen(
         cmd,
         stdout=subprocess.PIPE,
@@ -201,6 +207,8 @@ def stream(cmd, feedback, env=None, on_line=None, poll=0.2):
     reader = threading.Thread(target=pump, daemon=True)
     reader.start()
     finished = False
+    started = last = time.monotonic()
+    latest = ""
     while not finished:
         if feedback is not None and feedback.isCanceled():
             _stop(proc)
@@ -210,11 +218,19 @@ def stream(cmd, feedback, env=None, on_line=None, poll=0.2):
         try:
             line = lines.get(timeout=poll)
         except queue.Empty:
+            if feedback is not None and time.monotonic() - last >= quiet_s:
+                last = time.monotonic()
+                feedback.pushInfo(
+                    "still working ({:.0f} s so far){}".format(
+                        last - started, ": " + latest[:120] if latest else ""
+                    )
+                )
             continue
         if line is None:
             finished = True
             continue
         if line.strip():
+            last, latest = time.monotonic(), line.strip()
             if feedback is not None:
                 feedback.pushConsoleInfo(line)
             if on_line is not None:

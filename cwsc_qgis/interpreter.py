@@ -28,8 +28,7 @@ SETUP_HINT = (
     "Set up the backend from QGIS: run CWSC > Tools > Set up the backend (cwsc:setup; it builds "
     "an environment with torch, rasterio and numpy and records it). To use an environment of "
     "your own instead, set Processing > Options > Providers > {group} > Backend Python "
-    "interpreter, or the environment variable CWSC_BACKEND_PYTHON, to its python (from a "
-    "source checkout, 'make setup' makes one in .venv)."
+    "interpreter, or the environment variable CWSC_BACKEND_PYTHON, to its python."
 ).format(group=settings.PROVIDER_GROUP)
 
 _CHECK_SCRIPT = (

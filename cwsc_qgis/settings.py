@@ -74,8 +74,7 @@ def register_settings(icon=None):
         Setting(
             PROVIDER_GROUP,
             BACKEND_PYTHON,
-            "Backend Python interpreter (empty: $CWSC_BACKEND_PYTHON, then the path recorded by "
-            "'make deploy', then the project's .venv)",
+            "Backend Python interpreter (empty: the one Set up the backend made, or $CWSC_BACKEND_PYTHON)",
             "",
             valuetype=Setting.FILE,
         )

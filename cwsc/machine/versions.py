@@ -6,7 +6,17 @@ import platform
 from importlib import metadata
 
 #: The distributions whose versions are reported, in this order.
-DISTRIBUTIONS = ("torch", "numpy", "rasterio", "xarray", "netCDF4", "matplotlib", "scipy")
+DISTRIBUTIONS = (
+    "torch",
+    "numpy",
+    "rasterio",
+    "xarray",
+    "netCDF4",
+    "cftime",
+    "matplotlib",
+    "dask",
+    "distributed",
+)
 
 
 def software_versions() -> dict[str, str | None]:

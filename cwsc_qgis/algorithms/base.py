@@ -39,6 +39,16 @@ GROUPS = {
     "tools": "Tools",
 }
 DEVICES = ["auto", "cpu", "cuda"]
+#: What a hydrologist types in the Toolbox search to find any CWSC algorithm.
+COMMON_TAGS = (
+    "hydrology",
+    "catchment",
+    "water storage capacity",
+    "CWSC",
+    "water balance",
+    "runoff",
+    "soil moisture",
+)
 #: The backend's defaults (cwsc/hydro/options.py), shown in the dialogs; the contract test
 #: (tests/plugin/test_contract.py) holds the two sides to the same numbers.
 RESTARTS_DEFAULT = 1
@@ -204,6 +214,8 @@ class CwscAlgorithm(QgsProcessingAlgorithm):
     STYLES = {}
     #: output number name -> backend metric key
     NUMBERS = {}
+    #: words the Toolbox search finds this algorithm by, beside the common ones
+    TAGS = ()
 
     # -- QgsProcessingAlgorithm boilerplate --------------------------------------------
     def name(self):
@@ -217,6 +229,9 @@ class CwscAlgorithm(QgsProcessingAlgorithm):
 
     def groupId(self):  # noqa: N802
         return self.GROUP
+
+    def tags(self):
+        return [tr(w) for w in COMMON_TAGS + tuple(self.TAGS)]
 
     def icon(self):
         return QIcon(settings.icon_path())

@@ -37,6 +37,7 @@ class CalibrateAlgorithm(CwscAlgorithm):
     DISPLAY_NAME = "Calibrate water balance models"
     GROUP = "calibration"
     COMMAND = "calibrate"
+    TAGS = ("calibration", "SCE-UA", "KGE", "DWBM", "SWBM", "TVGM", "model")
     STYLES = {"OUTPUT_CWSC": "cwsc", "OUTPUT_KGE": "kge", "OUTPUT_DETAILS": "cwsc"}
     NUMBERS = {
         "CELLS_CALIBRATED": "cells_calibrated",

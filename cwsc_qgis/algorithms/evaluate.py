@@ -27,6 +27,7 @@ class EvaluateAlgorithm(CwscAlgorithm):
     DISPLAY_NAME = "Evaluate CWSC map"
     GROUP = "evaluation"
     COMMAND = "evaluate"
+    TAGS = ("evaluation", "validation", "KGE", "simulation")
     NUMBERS = {
         "R2_REFERENCE": "r2_reference",
         "RMSE_REFERENCE": "rmse_reference",

@@ -13,12 +13,12 @@ class InfoAlgorithm(CwscAlgorithm):
     DISPLAY_NAME = "Backend information"
     GROUP = "tools"
     COMMAND = "info"
+    TAGS = ("version", "CUDA", "GPU", "diagnostics")
     HELP = """
-<p>Checks the set-up: which Python interpreter runs the CWSC backend (provider setting,
-then the environment variable CWSC_BACKEND_PYTHON, then the path recorded by
-<code>make deploy</code>, then the project's <code>.venv</code> made by <code>make setup</code>),
-the versions of the backend, torch, numpy, rasterio and xarray, and the devices: the CPU
-and, when present, each CUDA device with its name and memory.</p>
+<p>Checks the set-up: which Python environment runs the CWSC backend (the one <i>Set up the
+backend</i> made, or the one chosen in Processing &gt; Options &gt; Providers &gt; CWSC), the
+versions of the backend, torch, numpy, rasterio and xarray, and the devices: the CPU and,
+when present, each CUDA device with its name and memory.</p>
 <p><b>Outputs</b>: <b>INTERPRETER</b>, <b>BACKEND_VERSION</b>, <b>TORCH_VERSION</b>,
 <b>CUDA_AVAILABLE</b>, <b>DEVICES</b> (text) and <b>INFO_JSON</b> (everything, as JSON).</p>
 <p>When the backend is missing or broken, run <i>Set up the backend</i> (in this group): it
@@ -47,7 +47,8 @@ builds the environment from inside QGIS and records it.</p>
                 text += ", {} GiB".format(d["memory_gib"])
             devices.append(text)
         for name, version in sorted(versions.items()):
-            feedback.pushInfo("{}: {}".format(name, version))
+            if version is not None:  # a package the backend does not need is not listed
+                feedback.pushInfo("{}: {}".format(name, version))
         return {
             "INTERPRETER": info.get("interpreter", python),
             "BACKEND_VERSION": versions.get("backend"),

@@ -35,6 +35,7 @@ class LearnFromRunoffAlgorithm(CwscAlgorithm):
     DISPLAY_NAME = "Learn CWSC from runoff (physics-guided)"
     GROUP = "learning"
     COMMAND = "learn"
+    TAGS = ("physics-guided", "deep learning", "differentiable model", "PyTorch", "runoff")
     NUMBERS = {
         "VAL_KGE_TEST_CELLS": "val_kge_test_cells",
         "CAL_KGE_TRAIN_CELLS": "cal_kge_train_cells",

@@ -19,6 +19,7 @@ class MaskByKgeAlgorithm(CwscAlgorithm):
     DISPLAY_NAME = "Mask labels by KGE"
     GROUP = "calibration"
     COMMAND = "mask"
+    TAGS = ("KGE", "mask", "quality", "labels")
     STYLES = {"OUTPUT": "cwsc"}
     NUMBERS = {"KEPT_CELLS": "kept_cells", "MASKED_CELLS": "masked_cells"}
     HELP = """

@@ -18,6 +18,7 @@ class PredictAlgorithm(CwscAlgorithm):
     DISPLAY_NAME = "Predict CWSC"
     GROUP = "mapping"
     COMMAND = "predict"
+    TAGS = ("map", "prediction", "ResNet", "raster")
     STYLES = {"OUTPUT": "cwsc", "OUTPUT_UNCERTAINTY": "uncertainty"}
     HELP = """
 <p><b>Step 3 of the CWSC workflow.</b> Applies a model trained by <i>Train CWSC ResNet</i> to

@@ -22,6 +22,18 @@ class PrepareAlgorithm(CwscAlgorithm):
     DISPLAY_NAME = "Prepare forcing and predictors"
     GROUP = "preparation"
     COMMAND = "prepare"
+    TAGS = (
+        "precipitation",
+        "evapotranspiration",
+        "PET",
+        "GRUN",
+        "CRU",
+        "GLEAM",
+        "ERA5",
+        "NetCDF",
+        "regrid",
+        "forcing",
+    )
     NUMBERS = {"MONTHS": "months"}
     HELP = """
 <p><b>Step 0 of the CWSC workflow.</b> Brings precipitation, PET and runoff products as they

@@ -20,6 +20,7 @@ class SetupAlgorithm(CwscAlgorithm):
     DISPLAY_NAME = "Set up the backend"
     GROUP = "tools"
     COMMAND = "info"
+    TAGS = ("install", "environment", "PyTorch", "CUDA", "set up")
     HELP = """
 <p><b>Run this once after installing the plugin.</b> Builds the Python environment that runs
 the CWSC backend (PyTorch, numpy, rasterio, xarray, Dask ...) and makes the CWSC algorithms

@@ -34,6 +34,7 @@ class TrainAlgorithm(CwscAlgorithm):
     DISPLAY_NAME = "Train CWSC ResNet"
     GROUP = "learning"
     COMMAND = "train"
+    TAGS = ("deep learning", "ResNet", "neural network", "machine learning", "PyTorch", "training")
     NUMBERS = {
         "TEST_R2": "test_r2",
         "TEST_RMSE": "test_rmse",

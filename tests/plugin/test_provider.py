@@ -266,6 +266,12 @@ def test_metadata():
     for key in ("name", "version", "description", "about", "author", "icon"):
         assert general.get(key), key
     assert (ROOT / general["icon"]).is_file()
+    # What a user reads in the Plugin Manager: no terminal commands, every algorithm named.
+    text = general["about"] + general["description"] + general["changelog"]
+    assert "make " not in text and ".venv" not in text
+    for name in ("Set up the backend", "Learn CWSC from runoff", "Prepare forcing", "Evaluate CWSC map"):
+        assert name in general["about"], name
+    assert "hydrology" in general["tags"].split(",")
 
 
 def test_plugin_imports_only_qgis_and_stdlib():
@@ -287,3 +293,32 @@ def test_plugin_imports_only_qgis_and_stdlib():
             if any(n.startswith("qgis.PyQt") or n == "PyQt5" for n in names):
                 pass
         assert "PyQt5" not in path.read_text(encoding="utf-8"), path
+
+
+def test_without_a_backend_a_message_bar_offers_the_set_up(qgis_iface, monkeypatch):
+    """After installing from the zip, before any set-up: one message with a button that opens
+    Set up the backend; none once a backend is found."""
+    from qgis.core import QgsProcessingException
+    from qgis.gui import QgsMessageBar
+    from qgis.PyQt.QtWidgets import QPushButton
+
+    import cwsc_qgis
+    from cwsc_qgis import interpreter
+
+    bar = QgsMessageBar()  # the real widget (pytest-qgis's stand-in only takes text)
+    monkeypatch.setattr(qgis_iface, "messageBar", lambda: bar)
+    plugin = cwsc_qgis.classFactory(qgis_iface)
+    opened = []
+    monkeypatch.setattr(plugin, "_open_setup", lambda: opened.append("cwsc:setup"))
+    assert plugin.offer_setup() is None  # this test environment has a backend
+
+    def nothing():
+        raise QgsProcessingException("No CWSC backend interpreter found")
+
+    monkeypatch.setattr(interpreter, "find_backend_python", nothing)
+    item = plugin.offer_setup()
+    assert item is not None and "Set up the backend" in item.text()
+    buttons = item.findChildren(QPushButton)
+    assert [b.text() for b in buttons] == ["Set up the backend"]
+    buttons[0].click()
+    assert opened == ["cwsc:setup"]

@@ -98,3 +98,26 @@ def test_a_folder_that_is_not_an_environment_is_refused_untouched(run_alg, tmp_p
     with pytest.raises(QgsProcessingException, match="PYTHON: .* does not run"):
         run_alg("cwsc:setup", {"FOLDER": str(tmp_path / "new"), "PYTHON": str(folder / "notes.txt")})
     assert not (tmp_path / "new").exists()
+
+
+def test_a_long_quiet_step_still_says_it_is_working():
+    """pip prints nothing while it downloads torch: the log says the step goes on."""
+    import sys
+
+    from cwsc_qgis import installer
+
+    said = []
+
+    class Listening(QgsProcessingFeedback):
+        def pushInfo(self, info):  # noqa: N802
+            said.append(info)
+            super().pushInfo(info)
+
+    code = installer.stream(
+        [sys.executable, "-c", "import time; print('Collecting torch', flush=True); time.sleep(1.5)"],
+        Listening(),
+        quiet_s=0.4,
+    )
+    assert code == 0
+    still = [s for s in said if s.startswith("still working")]
+    assert len(still) >= 2 and "Collecting torch" in still[0]
