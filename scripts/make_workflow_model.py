@@ -40,7 +40,9 @@ def build_model():
             "every cell, masks the labels whose calibration KGE is not above 0, trains the "
             "CWSC ResNet on the predictors at the kept cells and predicts the CWSC map. "
             "Every step uses its defaults except the parameters shown here; open the model "
-            "in the graphical modeler to change more.",
+            "in the graphical modeler to change more. QGIS 3.22 runs a model in the "
+            "foreground: the window waits until it ends (about a minute per thousand cells "
+            "on a laptop); run the steps one by one to keep working meanwhile.",
         }
     )
     y = 60.0
@@ -82,22 +84,44 @@ def build_model():
         QgsProcessingParameterNumber("SEED", "Random seed", QgsProcessingParameterNumber.Integer, 0, False, 0)
     )
 
+    from qgis.core import QgsApplication, QgsProcessingDestinationParameter, QgsProcessingParameterDefinition
+
+    steps = [0]
+
     def child(child_id, algorithm, description, x, sources, outputs):
+        """One step, down a diagonal so that boxes and their outputs never touch. Every
+        parameter the step does not take from the model gets its default as a value: the
+        modeler then finds nothing missing (QGIS 3.22 reports a mandatory parameter without a
+        value even where it has a default)."""
         c = QgsProcessingModelChildAlgorithm(algorithm)
         c.setChildId(child_id)
         c.setDescription(description)
-        c.setPosition(QPointF(x, 200.0))
+        y_step = 140.0 + 170.0 * steps[0]
+        c.setPosition(QPointF(x, y_step))
         for name, source in sources.items():
             c.addParameterSources(name, [source])
+        definitions = QgsApplication.processingRegistry().algorithmById(algorithm).parameterDefinitions()
+        for definition in definitions:
+            if definition.name() in sources or isinstance(definition, QgsProcessingDestinationParameter):
+                continue
+            if (
+                definition.flags() & QgsProcessingParameterDefinition.FlagOptional
+                and definition.defaultValue() is None
+            ):
+                continue
+            if definition.defaultValue() is not None:
+                c.addParameterSources(definition.name(), [Source.fromStaticValue(definition.defaultValue())])
         model_outputs = {}
-        for out_name, (child_output, description) in outputs.items():
+        for k, (out_name, (child_output, description)) in enumerate(outputs.items()):
             o = QgsProcessingModelOutput(out_name, description)
             o.setChildId(child_id)
             o.setChildOutputName(child_output)
             o.setDescription(description)
+            o.setPosition(QPointF(x + 260.0, y_step + 55.0 * k))
             model_outputs[out_name] = o
         c.setModelOutputs(model_outputs)
         model.addChildAlgorithm(c)
+        steps[0] += 1
 
     param = Source.fromModelParameter
     out = Source.fromChildOutput
@@ -105,7 +129,7 @@ def build_model():
         "calibrate",
         "cwsc:calibrate",
         "Calibrate water balance models",
-        420.0,
+        460.0,
         {
             "PRECIPITATION": param("PRECIPITATION"),
             "PET": param("PET"),
@@ -122,7 +146,7 @@ def build_model():
         "mask",
         "cwsc:maskbykge",
         "Mask labels by KGE",
-        620.0,
+        560.0,
         {
             "LABELS": out("calibrate", "OUTPUT_CWSC"),
             "KGE": out("calibrate", "OUTPUT_KGE"),
@@ -134,7 +158,7 @@ def build_model():
         "train",
         "cwsc:train",
         "Train CWSC ResNet",
-        820.0,
+        660.0,
         {
             "PREDICTORS": param("PREDICTORS"),
             "LABELS": out("mask", "OUTPUT"),
@@ -151,10 +175,12 @@ def build_model():
         "predict",
         "cwsc:predict",
         "Predict CWSC",
-        1020.0,
+        760.0,
         {"MODEL": out("train", "OUTPUT_MODEL"), "PREDICTORS": param("PREDICTORS")},
         {"CWSC map": ("OUTPUT", "CWSC map (mm)")},
     )
+    # The dialog lists the inputs in the workflow's order (by default QGIS sorts them by id).
+    model.setParameterOrder(["PRECIPITATION", "PET", "RUNOFF", "PREDICTORS", "MODELS", "EPOCHS", "SEED"])
     return model
 
 

@@ -2,16 +2,61 @@
 
 from qgis.core import (
     QgsProcessingOutputNumber,
+    QgsProcessingParameterDefinition,
+    QgsProcessingParameterEnum,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
 )
 
-from ..compat import DOUBLE, INTEGER
+from ..compat import DOUBLE
 from .base import CwscAlgorithm, tr
 
 #: The backend's default (cwsc/hydro/options.py; the contract test holds them equal).
 EXCLUDE_FLAGS = 1
+#: The quality flags in the order of their bits (1, 2, 4, 8, 16: cwsc/hydro/options.py FLAG_BITS).
+FLAG_NAMES = [
+    "sc at a bound of its range",
+    "models disagree on sc (factor > 1.5)",
+    "fewer than 24 calibration months",
+    "identifiable range wider than the label",
+    "store emptied in > 10 % of months (conserving)",
+]
+
+
+def bits_to_choices(mask):
+    return [i for i in range(len(FLAG_NAMES)) if int(mask) & (1 << i)]
+
+
+def _as_mask(value):
+    """An integer bit mask given as such (qgis_process ``EXCLUDE_FLAGS=9``, a script's 9),
+    else None: a list of choices, as the dialog and the modeler give."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    return None
+
+
+class FlagsParameter(QgsProcessingParameterEnum):
+    """The quality flags as check boxes, whose value still reaches the backend as the bit
+    mask; an integer (the bit mask, as before) is accepted too."""
+
+    def clone(self):
+        optional = bool(self.flags() & QgsProcessingParameterDefinition.FlagOptional)
+        copy = FlagsParameter(
+            self.name(), self.description(), self.options(), True, self.defaultValue(), optional
+        )
+        copy.setFlags(self.flags())
+        return copy
+
+    def checkValueIsAcceptable(self, value, context=None):  # noqa: N802
+        mask = _as_mask(value)
+        if mask is not None:
+            return 0 <= mask < (1 << len(FLAG_NAMES))
+        return super().checkValueIsAcceptable(value, context)
 
 
 class MaskByKgeAlgorithm(CwscAlgorithm):
@@ -25,13 +70,11 @@ class MaskByKgeAlgorithm(CwscAlgorithm):
     HELP = """
 <p><b>Step 1b of the CWSC workflow.</b> Keeps the CWSC labels of the cells whose calibration
 KGE (Gupta et al. 2009) is above <b>THRESHOLD</b> (default 0.0, the KGE of the mean flow
-benchmark is -0.41) and whose quality flags (band 3 of the labels) hold none of the bits in
-<b>EXCLUDE_FLAGS</b> (default 1: labels at a bound of sc, which are censored values rather
-than estimates; 0: none; 1 = sc at a bound, 2 = models disagree by more than a
-factor 1.5, 4 = fewer than 24 calibration months, 8 = identifiable range wider than the
-label, 16 = conserving limits in more than 10 % of months; add bits to exclude several, e.g.
-9 = 1 + 8; labels without a flags band are masked by KGE only), and sets every other cell to nodata, so the network trains only on labels the
-models could explain.</p>
+benchmark is -0.41) and whose quality flags (band 3 of the labels) are none of those ticked in
+<b>EXCLUDE_FLAGS</b> (default: sc at a bound of its range, a censored value rather than an
+estimate; labels without a flags band are masked by KGE only), and sets every other cell to
+nodata, so the network trains only on labels the models could explain. From qgis_process or a
+script the flags can also be given as the bit mask of band 3 (1, 2, 4, 8, 16; e.g. 9 = 1 + 8).</p>
 <p><b>Inputs</b>: <b>LABELS</b> (the CWSC output of <i>Calibrate water balance models</i>, mm;
 every band is masked) and <b>KGE</b> (its KGE output), on the same grid.</p>
 <p><b>Outputs</b>: <b>OUTPUT</b>: masked labels in mm (nodata -9999); numbers
@@ -52,18 +95,25 @@ by flags).</p>
             )
         )
         self.addParameter(
-            QgsProcessingParameterNumber(
+            FlagsParameter(
                 "EXCLUDE_FLAGS",
-                tr("Quality flags to exclude (bit mask, 0: none)"),
-                type=INTEGER,
-                defaultValue=EXCLUDE_FLAGS,
-                minValue=0,
-                maxValue=31,
+                tr("Quality flags to exclude"),
+                [tr(n) for n in FLAG_NAMES],
+                True,
+                bits_to_choices(EXCLUDE_FLAGS),
+                True,
             )
         )
         self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT", tr("Masked CWSC labels (mm)")))
         self.addOutput(QgsProcessingOutputNumber("KEPT_CELLS", tr("Cells kept")))
         self.addOutput(QgsProcessingOutputNumber("MASKED_CELLS", tr("Cells masked")))
+
+    def exclude_flags(self, parameters, context):
+        """The bit mask: from an integer as given, else from the ticked flags."""
+        mask = _as_mask(parameters.get("EXCLUDE_FLAGS"))
+        if mask is not None:
+            return mask
+        return sum(1 << i for i in self.parameterAsEnums(parameters, "EXCLUDE_FLAGS", context))
 
     def build(self, parameters, context, feedback):
         outputs = {"OUTPUT": self.output_raster(parameters, "OUTPUT", context)}
@@ -75,7 +125,7 @@ by flags).</p>
             "--threshold",
             repr(self.parameterAsDouble(parameters, "THRESHOLD", context)),
             "--exclude-flags",
-            str(self.parameterAsInt(parameters, "EXCLUDE_FLAGS", context)),
+            str(self.exclude_flags(parameters, context)),
             "--out",
             outputs["OUTPUT"],
         ]

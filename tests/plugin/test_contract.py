@@ -218,6 +218,7 @@ def test_defaults_shown_in_the_dialogs_are_the_backends():
     from cwsc_qgis.algorithms import maskbykge
 
     assert maskbykge.EXCLUDE_FLAGS == options.DEFAULT_EXCLUDE_FLAGS
+    assert [1 << i for i in range(len(maskbykge.FLAG_NAMES))] == list(options.FLAG_BITS)
     from cwsc.ml import options as ml_options
 
     assert (base.EPOCHS_DEFAULT, base.SEED_RECIPE_EPOCHS) == (

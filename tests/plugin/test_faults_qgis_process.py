@@ -262,3 +262,35 @@ def test_a_refused_run_leaves_no_new_folder(qp_env, forcing):
     )
     assert not (forcing / "new").exists()
     assert snapshot(forcing) == before
+
+
+def test_quality_flags_as_ticks_or_as_the_bit_mask(qp_env, data_dir, tmp_path):
+    """The dialog's check boxes and qgis_process's integer reach the backend as one bit mask."""
+    masks = {}
+    for given in ("9", "0,3"):
+        out = tmp_path / f"masked {given.replace(',', '_')}.tif"
+        done, data = run_json(
+            qp_env,
+            "cwsc:maskbykge",
+            [
+                ("LABELS", data_dir / "labels.tif"),
+                ("KGE", data_dir / "kge.tif"),
+                ("EXCLUDE_FLAGS", given),
+                ("OUTPUT", out),
+            ],
+        )
+        assert data is not None, done.stdout[-2000:] + done.stderr[-2000:]
+        masks[given] = (data["results"]["KEPT_CELLS"], out.read_bytes())
+    assert masks["9"] == masks["0,3"]
+    done, _ = run_json(
+        qp_env,
+        "cwsc:maskbykge",
+        [
+            ("LABELS", data_dir / "labels.tif"),
+            ("KGE", data_dir / "kge.tif"),
+            ("EXCLUDE_FLAGS", "64"),
+            ("OUTPUT", tmp_path / "x.tif"),
+        ],
+        check=False,
+    )
+    assert done.returncode != 0 and "EXCLUDE_FLAGS" in done.stdout + done.stderr

@@ -165,7 +165,8 @@ def test_defaults_from_the_issue(provider):  # noqa: ARG001
     assert cal.parameterDefinition("CALIBRATION_FRACTION").defaultValue() == 0.75
     assert cal.parameterDefinition("DEVICE").options() == ["auto", "cpu", "cuda"]
     assert _alg("cwsc:maskbykge").parameterDefinition("THRESHOLD").defaultValue() == 0.0
-    assert _alg("cwsc:maskbykge").parameterDefinition("EXCLUDE_FLAGS").defaultValue() == 1
+    flags = _alg("cwsc:maskbykge").parameterDefinition("EXCLUDE_FLAGS")
+    assert flags.allowMultiple() and len(flags.options()) == 5 and flags.defaultValue() == [0]
     assert cal.parameterDefinition("IDENTIFIABILITY_TOLERANCE").defaultValue() == 0.01
     train = _alg("cwsc:train")
     assert train.parameterDefinition("KGE").flags() & QgsProcessingParameterDefinition.FlagOptional

@@ -31,6 +31,20 @@ def test_the_model_is_registered_and_matches_the_algorithms_it_chains(provider):
         assert set(child.parameterSources()) <= known, (child.algorithmId(), child.parameterSources())
 
 
+def test_the_model_is_valid_in_the_modeler_at_its_defaults(provider):  # noqa: ARG001
+    """The modeler's own check finds no issue ("Parameter X is mandatory" for a child value
+    left to its default), and the dialog lists the inputs in the workflow's order."""
+    model = QgsProcessingModelAlgorithm()
+    assert model.fromFile(str(MODEL))
+    assert model.validate() == (True, [])
+    inputs = [p.parameterName() for p in model.orderedParameters()]
+    assert inputs == ["PRECIPITATION", "PET", "RUNOFF", "PREDICTORS", "MODELS", "EPOCHS", "SEED"]
+    boxes = sorted((c.position().x(), c.position().y()) for c in model.childAlgorithms().values())
+    # Boxes of the modeler's size (about 200 x 50) that do not overlap.
+    for (x0, y0), (x1, y1) in zip(boxes, boxes[1:]):
+        assert abs(x1 - x0) >= 200 or abs(y1 - y0) >= 60
+
+
 def test_the_workflow_runs_from_qgis_process(qp_env, demo_region, tmp_path):
     region = demo_region
     predictors = sorted((region / "predictors").glob("*.tif"))
