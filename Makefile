@@ -42,6 +42,9 @@ test-fast: setup
 test-backend: $(STAMPS)/backend
 	$(VENV_PY) -m pytest -q tests/cwsc
 
+docs: $(STAMPS)/backend
+	$(VENV_PY) -m sphinx -W --keep-going -q -b html docs docs/_build/html
+
 lint: $(STAMPS)/backend
 	$(VENV_PY) -m ruff check .
 	$(VENV_PY) -m ruff format --check .
@@ -54,10 +57,10 @@ lock:
 	$(VENV_PY) -m piptools compile -q --strip-extras --no-emit-index-url --no-emit-find-links \
 		-o requirements/lock.txt pyproject.toml
 	$(VENV_PY) -m piptools compile -q --strip-extras --no-emit-index-url --no-emit-find-links \
-		--extra test --extra lint -c requirements/lock.txt -o requirements/lock-test.txt pyproject.toml
+		--extra test --extra lint --extra docs -c requirements/lock.txt -o requirements/lock-test.txt pyproject.toml
 	sed -i -E 's/^(torch==[0-9.]+)\+cpu$$/\1/' requirements/lock.txt requirements/lock-test.txt
 
-test-plugin: $(STAMPS)/plugin-test $(STAMPS)/backend
+test-plugin: $(STAMPS)/plugin-test $(STAMPS)/backend docs
 	$(QGIS_PY) -m pytest -q -p no:cacheprovider tests/plugin
 
 bench: $(STAMPS)/backend

@@ -272,7 +272,7 @@ def main() -> int:
     print(
         "  (the map cannot beat its labels; labels come from the models within 0.02 KGE of\n"
         "   each cell's best one. Averaging every model instead (MODEL_KGE_MARGIN empty) gives\n"
-        "   R2 about -0.2 here: README, 'How the CWSC label is made')"
+        "   R2 about -0.2 here: docs/science.md, 'How the CWSC label is made')"
     )
     if physics:
         print(

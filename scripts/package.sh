@@ -8,6 +8,12 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 OUT=${CWSC_DIST_DIR:-$ROOT/dist}
 mkdir -p "$OUT"
+# The documentation site, opened offline by each algorithm's Help button: built here when the
+# package's environment can (make docs), else the zip goes without it (and says so).
+if [ ! -f docs/_build/html/index.html ] && [ -x .venv/bin/python ] && .venv/bin/python -c "import sphinx, myst_parser" 2>/dev/null; then
+    .venv/bin/python -m sphinx -q -b html docs docs/_build/html || true
+fi
+[ -f docs/_build/html/index.html ] || echo "package: no docs/_build/html (make docs): the Help buttons will open nothing" >&2
 PY=$(command -v python3 || command -v python)
 "$PY" - "$ROOT" "$OUT/cwsc_qgis.zip" <<'PYEOF'
 import os, sys, zipfile, time
@@ -30,6 +36,8 @@ def walk(src, dest):
 entries = list(walk("cwsc_qgis", ""))
 entries += list(walk("cwsc", "lib/cwsc"))
 entries += list(walk("resources", "resources"))
+if os.path.isfile(os.path.join(root, "docs", "_build", "html", "index.html")):
+    entries += list(walk(os.path.join("docs", "_build", "html"), "docs"))
 for extra, dest in (("metadata.txt", "metadata.txt"), ("README.md", "README.md"),
                     ("LICENSE", "LICENSE"), ("requirements/lock.txt", "requirements/lock.txt"),
                     ("pyproject.toml", "lib/pyproject.toml"), ("README.md", "lib/README.md"),

@@ -590,13 +590,13 @@ def simulate(
 ) -> Simulation:
     """Run ``model`` ("DWBM", "SWBM" or "TVGM") over monthly forcing.
 
-    precip, pet: arrays shaped (..., months) in mm/month (numpy or torch).
-    params: parameter name (see :data:`PARAMETERS`) -> scalar or array broadcastable to
-        (...), the batch shape of the forcing.
-    formulation: "conserving" (default), "bounded" or "seed" (the original Fortran, see
-        the module doc).
-    dtype: float32 or float64; default float64 when the forcing is float64, else float32.
-    device: torch device; default the forcing's (CPU for numpy).
+    - precip, pet: arrays shaped (..., months) in mm/month (numpy or torch).
+    - params: parameter name (see :data:`PARAMETERS`) -> scalar or array broadcastable to
+      (...), the batch shape of the forcing.
+    - formulation: "conserving" (default), "bounded" or "seed" (the original Fortran, see
+      the module doc).
+    - dtype: float32 or float64; default float64 when the forcing is float64, else float32.
+    - device: torch device; default the forcing's (CPU for numpy).
 
     Returns a :class:`Simulation` of the same kind as ``precip`` (numpy in, numpy out).
     """

@@ -17,7 +17,7 @@ KGE_VERSIONS = ("2009", "2012")
 
 #: Independent SCE-UA runs per cell. Measured (benchmarks/bench_calibrate.py, restarts
 #: part): one run's median calibration KGE is within 0.005 of the best of ten for DWBM and
-#: TVGM (the README's speed section has the figures).
+#: TVGM (docs/performance.md has the figures).
 DEFAULT_RESTARTS = 1
 
 #: SCE-UA's budget of model evaluations per cell, model and restart (the original code's maxn).

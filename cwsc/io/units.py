@@ -159,7 +159,7 @@ IMPLAUSIBLE_CWSC_MM = 5.0
 def depth_in_mm(values: np.ndarray, units: str, where: str) -> tuple[np.ndarray, list[str]]:
     """A depth of water (a CWSC map) in mm: converted from the unit the file declares (m, cm,
     mm); with no unit, read as mm, with a warning line when the values look like metres.
-    Returns (values in mm, lines for the log), the warnings prefixed ``warning: ``."""
+    Returns (values in mm, lines for the log), the warnings prefixed with "warning: "."""
     text = _normalise(units or "")
     if not text:
         finite = values[np.isfinite(values)]

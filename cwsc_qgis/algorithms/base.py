@@ -23,7 +23,7 @@ from qgis.core import (
     QgsRasterLayer,
     QgsRasterPipe,
 )
-from qgis.PyQt.QtCore import QCoreApplication
+from qgis.PyQt.QtCore import QCoreApplication, QUrl
 from qgis.PyQt.QtGui import QIcon
 
 from .. import settings, styles
@@ -63,30 +63,19 @@ LEARN_EPOCHS_DEFAULT = 40
 LEARN_BATCH_SIZE_DEFAULT = 128
 LEARN_PRETRAIN_EPOCHS_DEFAULT = 100
 
-REFERENCES = """
-<h3>References</h3>
-<ul>
-<li>Xie, K. et al. (2021) Identification of spatially distributed parameters of hydrological
-models using the dimension-adaptive key grid calibration strategy. Journal of Hydrology 598.
-doi:10.1016/j.jhydrol.2020.125772</li>
-<li>Xie, K. et al. (2021) Physics-guided deep learning for rainfall-runoff modeling by
-considering extreme events and monotonic relationships. Journal of Hydrology 603.
-doi:10.1016/j.jhydrol.2021.127043</li>
-<li>Xie, K. et al. (2020) Verification of a new spatial distribution function of soil water
-storage capacity using conceptual and SWAT models. Journal of Hydrologic Engineering 25.
-doi:10.1061/(asce)he.1943-5584.0001887</li>
-<li>Zhang, L. et al. (2008) Water balance modeling over variable time scales based on the
-Budyko framework (DWBM). Water Resources Research 44, W00A03.</li>
-<li>Xia, J.: the time-variant gain model (TVGM), nonlinear hydrological system identification.</li>
-<li>Duan, Q., Sorooshian, S., Gupta, V. (1992) Effective and efficient global optimization for
-conceptual rainfall-runoff models (SCE-UA). Water Resources Research 28(4), 1015-1031.</li>
-<li>Gupta, H. V. et al. (2009) Decomposition of the mean squared error and NSE performance
-criteria (KGE). Journal of Hydrology 377, 80-91.</li>
-<li>He, K. et al. (2016) Identity mappings in deep residual networks (ResNet). ECCV.</li>
-<li>Tsai, W.-P. et al. (2021) From calibration to parameter learning: harnessing the scaling
-effects of big data in geoscientific modeling. Nature Communications 12, 5988.</li>
-</ul>
-"""
+#: The works an algorithm's help cites (``REFS``), each in one line; the full list is on the
+#: documentation site's science page.
+CITATIONS = {
+    "xie2021": "Xie, K. et al. (2021), global CWSC mapping with calibrated water balance models and deep learning",
+    "zhang2008": "Zhang, L. et al. (2008), DWBM, Water Resources Research 44",
+    "duan1992": "Duan, Q. et al. (1992), SCE-UA, Water Resources Research 28",
+    "gupta2009": "Gupta, H. V. et al. (2009), KGE, Journal of Hydrology 377",
+    "he2016": "He, K. et al. (2016), residual networks, ECCV",
+    "tsai2021": "Tsai, W.-P. et al. (2021), parameter learning, Nature Communications 12",
+}
+#: The documentation site, where the plugin carries it (``make package`` builds it into the
+#: zip) or in a checkout once ``make docs`` has run.
+DOCS_FOLDERS = (("docs",), ("..", "docs", "_build", "html"))
 
 
 def tr(text):
@@ -210,6 +199,10 @@ class CwscAlgorithm(QgsProcessingAlgorithm):
     GROUP = "tools"
     COMMAND = ""
     HELP = ""
+    #: the long description, for the algorithm's page of the documentation site
+    DETAILS = ""
+    #: keys of CITATIONS that the help cites
+    REFS = ()
     #: output parameter -> style name (see styles.STYLES) for raster outputs
     STYLES = {}
     #: output number name -> backend metric key
@@ -242,9 +235,20 @@ class CwscAlgorithm(QgsProcessingAlgorithm):
 
     def shortHelpString(self):  # noqa: N802
         # QGIS 3.22 makes every line break of the help a paragraph: the source is wrapped for
-        # reading, the help text is one line (HTML ignores the whitespace anyway).
-        text = " ".join(tr(self.HELP + REFERENCES).split())
+        # reading, the help text is one line (HTML ignores the whitespace anyway). Short: what
+        # it does, inputs, outputs, what to know; the rest is on its page (the Help button).
+        refs = "; ".join(CITATIONS[k] for k in self.REFS)
+        text = tr(self.HELP) + ("<p><b>References</b>: {}.</p>".format(refs) if refs else "")
+        text = " ".join(text.split())
         return re.sub(r"<b>([A-Z][A-Z0-9_]*)</b>", self._label_of, text)
+
+    def helpUrl(self):  # noqa: N802
+        """This algorithm's page of the documentation site shipped with the plugin."""
+        for parts in DOCS_FOLDERS:
+            page = os.path.join(settings.PLUGIN_DIR, *parts, "algorithms", self.ALG_NAME + ".html")
+            if os.path.isfile(page):
+                return QUrl.fromLocalFile(os.path.normpath(page)).toString()
+        return ""
 
     def _label_of(self, match):
         """``<b>ID</b>`` in a help text becomes the label the dialog shows, the id beside it

@@ -44,7 +44,7 @@ class CalibrateAlgorithm(CwscAlgorithm):
         "CELLS_KGE_POSITIVE": "cells_kge_positive",
         "MEDIAN_CWSC_MM": "median_cwsc_mm",
     }
-    HELP = """
+    DETAILS = """
 <p><b>Step 1 of the CWSC workflow.</b> Calibrates three monthly water balance models on every
 grid cell with SCE-UA and turns the calibrated storage capacity parameter into a CWSC label
 (the training target of <i>Train CWSC ResNet</i>).</p>
@@ -61,13 +61,13 @@ warning. Longitudes 0 to 360 and east-to-west grids are read the right way round
 <b>OBJECTIVE</b>: KGE (Gupta et al. 2009, default) or NSE; advanced: <b>FORMULATION</b>
 (conserving, default: the seed paper's equations with the water balance closed; seed: the
 original code; bounded: in SWBM and TVGM evaporation at most PET and the store at most sc,
-the excess running off; see the README), <b>WARMUP_MONTHS</b> (simulated, not scored;
+the excess running off; see the science page), <b>WARMUP_MONTHS</b> (simulated, not scored;
 default min(n/8, 24)), <b>CALIBRATION_FRACTION</b> (0.75: the first 75 % of the months
 calibrate, the rest validate), <b>RESTARTS</b> (independent SCE-UA runs per cell),
 <b>MAX_EVALUATIONS</b>, <b>MODEL_KGE_THRESHOLD</b> (0: models above it enter the joint
 label), <b>MODEL_KGE_MARGIN</b> (0.02: of those, only the models within 0.02 of the cell's best
 KGE enter the label; empty, or 1 with a threshold of 0: every model above the threshold, as
-in the original work; see the README, "How the CWSC label is made"),
+in the original work; see "How the CWSC label is made" on the science page),
 <b>IDENTIFIABILITY_TOLERANCE</b> (0.01: the identifiable range of sc holds the values whose
 best KGE, the other parameters re-optimised, lies within 0.01 of the best),
 <b>PROFILE_EVALUATIONS</b> (100 SCE-UA evaluations per point of that profile; 0: no range,
@@ -103,12 +103,24 @@ second or two; without a compiler it runs in torch, several times slower); with
 land cells are cut into shards of 1024 cells calibrated by as many worker processes as the
 computer has cores (advanced <b>WORKERS</b>, default every core), or by the workers of a Dask
 cluster (<b>DASK_SCHEDULER</b>, an address such as tcp://host:8786, or the provider setting;
-see the README, "On a cluster"); the same seed gives the same labels either way. With a
+see "On a cluster" in getting started); the same seed gives the same labels either way. With a
 <b>WORK_DIR</b>, every finished shard is saved there and a rerun with the same inputs and
 settings after a crash or a reboot continues from them; the folder is removed on success
 unless <b>KEEP_WORK</b>.</p>
 <p>Next step: <i>Mask labels by KGE</i>, then <i>Train CWSC ResNet</i>.</p>
 """
+    HELP = """
+<p>Calibrates the monthly water balance models DWBM, SWBM and TVGM on every cell with SCE-UA
+against runoff. The storage capacities of the models that fit best give the CWSC label.</p>
+<p><b>Inputs</b>: <b>PRECIPITATION</b>, <b>PET</b>, <b>RUNOFF</b> (mm/month, one band per
+month, one grid); <b>MODELS</b>.</p>
+<p><b>Outputs</b>: <b>OUTPUT_CWSC</b> (label, width of its identifiable range, quality flags),
+<b>OUTPUT_KGE</b>, optionally <b>OUTPUT_DETAILS</b> (every model's parameters and fits).</p>
+<p>About a minute per thousand cells on a laptop's CPU (every core is used); a GPU or a Dask
+cluster (<b>DASK_SCHEDULER</b>) for continents. The first months warm the stores up; the
+last quarter is kept for validation.</p>
+"""
+    REFS = ("xie2021", "zhang2008", "duan1992", "gupta2009")
 
     def initAlgorithm(self, config=None):  # noqa: N802
         for param in forcing_layer_parameters():

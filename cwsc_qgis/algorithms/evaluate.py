@@ -38,7 +38,7 @@ class EvaluateAlgorithm(CwscAlgorithm):
         "MEDIAN_KGE_FIXED": "median_kge_fixed",
         "MEDIAN_KGE_FREE": "median_kge_free",
     }
-    HELP = """
+    DETAILS = """
 <p><b>Step 4 of the CWSC workflow.</b> Checks a CWSC map two ways and writes an HTML report
 with figures:</p>
 <ul><li>against a <b>REFERENCE</b> map (optional; e.g. a root-zone storage capacity map, mm):
@@ -66,6 +66,16 @@ the reference R2, r, Spearman, bias and RMSE of the map and of the constant map)
 <b>R2_REFERENCE</b>, <b>RMSE_REFERENCE</b> (mm) and every other metric the backend reports.
 A useful map scores clearly above the constant map, and close to free calibration.</p>
 """
+    HELP = """
+<p>Checks a CWSC map: its agreement with a reference map, and by simulation, the validation
+KGE of the models run with sc fixed to the map against free calibration and a constant map.</p>
+<p><b>Inputs</b>: <b>CWSC</b> (the map, mm); <b>REFERENCE</b> and/or <b>PRECIPITATION</b>,
+<b>PET</b>, <b>RUNOFF</b>; optionally <b>DETAILS</b>, <b>LABELS</b>, <b>MODEL</b>.</p>
+<p><b>Outputs</b>: <b>OUTPUT_REPORT</b> (HTML); <b>KGE_VAL_FIXED</b>, <b>KGE_VAL_FREE</b>,
+<b>KGE_VAL_CONSTANT</b>, <b>CELLS_SCORED</b>.</p>
+<p>A map in metres is converted (by its unit) or questioned (no unit, tiny values).</p>
+"""
+    REFS = ("xie2021", "gupta2009")
 
     def initAlgorithm(self, config=None):  # noqa: N802
         self.addParameter(QgsProcessingParameterRasterLayer("CWSC", tr("CWSC map (mm)")))

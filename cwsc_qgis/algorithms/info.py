@@ -14,7 +14,7 @@ class InfoAlgorithm(CwscAlgorithm):
     GROUP = "tools"
     COMMAND = "info"
     TAGS = ("version", "CUDA", "GPU", "diagnostics")
-    HELP = """
+    DETAILS = """
 <p>Checks the set-up: which Python environment runs the CWSC backend (the one <i>Set up the
 backend</i> made, or the one chosen in Processing &gt; Options &gt; Providers &gt; CWSC), the
 versions of the backend, torch, numpy, rasterio and xarray, and the devices: the CPU and,
@@ -24,6 +24,14 @@ when present, each CUDA device with its name and memory.</p>
 <p>When the backend is missing or broken, run <i>Set up the backend</i> (in this group): it
 builds the environment from inside QGIS and records it.</p>
 """
+    HELP = """
+<p>Checks the set-up: which Python environment runs the CWSC backend, the versions of the
+backend and its packages, and the devices (the CPU and each CUDA device).</p>
+<p><b>Outputs</b>: <b>INTERPRETER</b>, <b>BACKEND_VERSION</b>, <b>TORCH_VERSION</b>,
+<b>CUDA_AVAILABLE</b>, <b>DEVICES</b>, <b>INFO_JSON</b>.</p>
+<p>When the backend is missing or broken, run <i>Set up the backend</i>.</p>
+"""
+    REFS = ()
 
     def initAlgorithm(self, config=None):  # noqa: N802
         self.addOutput(QgsProcessingOutputString("INTERPRETER", tr("Backend interpreter")))

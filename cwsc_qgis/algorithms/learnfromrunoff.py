@@ -43,7 +43,7 @@ class LearnFromRunoffAlgorithm(CwscAlgorithm):
         "TRAIN_CELLS": "train_cells",
         "TEST_CELLS": "test_cells",
     }
-    HELP = """
+    DETAILS = """
 <p><b>The other route to a CWSC map, in one step</b> (in place of <i>Calibrate</i>, <i>Mask</i>
 and <i>Train</i>): the ResNet learns, from the predictor patch of each cell, the parameters of
 the water balance models (sc and the others), and is trained so that the models, run on each
@@ -89,9 +89,20 @@ learned sc and, with LABELS, the map against the labels; numbers
 <b>VAL_KGE_TEST_CELLS</b> (median KGE over the validation months of the held-out cells: the
 honest score), <b>CAL_KGE_TRAIN_CELLS</b>, <b>CAL_KGE_TEST_CELLS</b>, <b>TRAIN_CELLS</b>,
 <b>TEST_CELLS</b>. The outputs replace existing files only when the run succeeds.</p>
-<p>See the README, "Learning from runoff through the models", for when this route or the
+<p>See "Learning from runoff through the models" on the science page for when this route or the
 label route maps CWSC better.</p>
 """
+    HELP = """
+<p>Learns CWSC from runoff through the models (physics-guided): the network outputs every
+model's parameters per cell, and its loss is the models' fit to the observed runoff. The
+training cells are first calibrated and the network pretrained on them.</p>
+<p><b>Inputs</b>: <b>PREDICTORS</b>, <b>PRECIPITATION</b>, <b>PET</b>, <b>RUNOFF</b>
+(mm/month); optionally <b>LABELS</b> to compare with.</p>
+<p><b>Outputs</b>: <b>OUTPUT_MODEL</b> (for <i>Predict CWSC</i>: the map and each model's
+sc), <b>OUTPUT_REPORT</b>; validation KGE of the held-out cells.</p>
+<p>A few minutes for thousands of cells on a laptop; a GPU is much faster.</p>
+"""
+    REFS = ("tsai2021", "xie2021")
 
     def initAlgorithm(self, config=None):  # noqa: N802
         self.addParameter(

@@ -67,7 +67,7 @@ class MaskByKgeAlgorithm(CwscAlgorithm):
     TAGS = ("KGE", "mask", "quality", "labels")
     STYLES = {"OUTPUT": "cwsc"}
     NUMBERS = {"KEPT_CELLS": "kept_cells", "MASKED_CELLS": "masked_cells"}
-    HELP = """
+    DETAILS = """
 <p><b>Step 1b of the CWSC workflow.</b> Keeps the CWSC labels of the cells whose calibration
 KGE (Gupta et al. 2009) is above <b>THRESHOLD</b> (default 0.0, the KGE of the mean flow
 benchmark is -0.41) and whose quality flags (band 3 of the labels) are none of those ticked in
@@ -82,6 +82,16 @@ every band is masked) and <b>KGE</b> (its KGE output), on the same grid.</p>
 by flags).</p>
 <p>Next step: <i>Train CWSC ResNet</i> (or give the KGE raster to the training directly).</p>
 """
+    HELP = """
+<p>Keeps the CWSC labels of the cells whose calibration KGE is above <b>THRESHOLD</b> and whose
+quality flags are none of those ticked in <b>EXCLUDE_FLAGS</b>; every other cell becomes
+nodata, so the network trains only on labels the models could explain.</p>
+<p><b>Inputs</b>: <b>LABELS</b> and <b>KGE</b>, the two outputs of <i>Calibrate water balance
+models</i> (given the wrong way round, they are refused).</p>
+<p><b>Outputs</b>: <b>OUTPUT</b> (masked labels, mm); <b>KEPT_CELLS</b>, <b>MASKED_CELLS</b>.</p>
+<p>From qgis_process the flags can also be the bit mask of band 3 (e.g. 9 = 1 + 8).</p>
+"""
+    REFS = ("gupta2009",)
 
     def initAlgorithm(self, config=None):  # noqa: N802
         self.addParameter(QgsProcessingParameterRasterLayer("LABELS", tr("CWSC labels (mm)")))

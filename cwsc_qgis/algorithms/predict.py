@@ -20,7 +20,7 @@ class PredictAlgorithm(CwscAlgorithm):
     COMMAND = "predict"
     TAGS = ("map", "prediction", "ResNet", "raster")
     STYLES = {"OUTPUT": "cwsc", "OUTPUT_UNCERTAINTY": "uncertainty"}
-    HELP = """
+    DETAILS = """
 <p><b>Step 3 of the CWSC workflow.</b> Applies a model trained by <i>Train CWSC ResNet</i> to
 a patch around every cell of the predictors and writes the CWSC map in mm (Xie et al.;
 ResNet, He et al. 2016).</p>
@@ -41,6 +41,18 @@ with a <i>crs</i> grid mapping, and <i>cwsc_uncertainty</i> with an ensemble, co
 the parameter-map format of distributed models such as mHM and Wflow.</p>
 <p>Next step: <i>Evaluate CWSC map</i>.</p>
 """
+    HELP = """
+<p>Maps CWSC on every cell with predictors, from a model file of <i>Train CWSC ResNet</i> or
+<i>Learn CWSC from runoff</i>.</p>
+<p><b>Inputs</b>: <b>MODEL</b> (.pt), <b>PREDICTORS</b> (the training's channels; given in
+another order they are matched by name and put in the model's order).</p>
+<p><b>Outputs</b>: <b>OUTPUT</b> (CWSC, mm, a cloud-optimised GeoTIFF), optionally
+<b>OUTPUT_UNCERTAINTY</b> (the spread of an ensemble's members; none for one member) and a
+NetCDF copy.</p>
+<p>Cells whose predictors lie far outside the training's are refused unless
+<b>ALLOW_SHIFT</b>; a CWSC below 0 mm is set to 0.</p>
+"""
+    REFS = ("xie2021", "he2016")
 
     def initAlgorithm(self, config=None):  # noqa: N802
         self.addParameter(QgsProcessingParameterFile("MODEL", tr("Model file"), extension="pt"))

@@ -35,7 +35,7 @@ class PrepareAlgorithm(CwscAlgorithm):
         "forcing",
     )
     NUMBERS = {"MONTHS": "months"}
-    HELP = """
+    DETAILS = """
 <p><b>Step 0 of the CWSC workflow.</b> Brings precipitation, PET and runoff products as they
 come (GRUN, CRU TS, GLEAM, ERA5 ...: GeoTIFF or NetCDF, any of mm/month, mm/day,
 kg m-2 s-1, m; any calendar; longitudes 0 to 360 or -180 to 180, in either direction) onto
@@ -58,6 +58,18 @@ the period.</p>
 <p>Next step: <i>Calibrate water balance models</i> on the three outputs; the predictors go
 to <i>Train CWSC ResNet</i> with the other predictors (soil, terrain, vegetation).</p>
 """
+    HELP = """
+<p>Puts real forcing products (GRUN, CRU TS, GLEAM, ERA5, or any GeoTIFF/NetCDF with one band
+per month) onto one grid in mm/month over their common months, and derives climate predictors.</p>
+<p><b>Inputs</b>: <b>PRECIPITATION</b>, <b>PET</b>, <b>RUNOFF</b> (files; months and units
+read from each); optionally <b>TARGET_GRID</b> and <b>EXTENT</b>.</p>
+<p><b>Outputs</b>: <b>OUTPUT_PRECIPITATION</b>, <b>OUTPUT_PET</b>, <b>OUTPUT_RUNOFF</b> (one
+band per month); <b>OUTPUT_PREDICTORS</b> (a folder of annual means, aridity, runoff
+coefficient, seasonality).</p>
+<p>Files that do not say their units or months need the *_UNITS / *_START options; values are
+averaged by area when grids differ.</p>
+"""
+    REFS = ("xie2021",)
 
     def initAlgorithm(self, config=None):  # noqa: N802
         for name, _, what in FORCINGS:

@@ -21,7 +21,7 @@ class SetupAlgorithm(CwscAlgorithm):
     GROUP = "tools"
     COMMAND = "info"
     TAGS = ("install", "environment", "PyTorch", "CUDA", "set up")
-    HELP = """
+    DETAILS = """
 <p><b>Run this once after installing the plugin.</b> Builds the Python environment that runs
 the CWSC backend (PyTorch, numpy, rasterio, xarray, Dask ...) and makes the CWSC algorithms
 use it: no terminal needed. It makes a virtual environment of its own (QGIS's own Python is
@@ -42,6 +42,16 @@ Providers &gt; CWSC &gt; Backend Python interpreter</i> to its python.</p>
 <p>Next step: <i>Prepare forcing and predictors</i>, or <i>Calibrate water balance
 models</i>.</p>
 """
+    HELP = """
+<p>Builds the backend's Python environment from inside QGIS, once after installing the
+plugin: a virtual environment in your QGIS profile, filled by pip with the exact versions the
+plugin was tested with (PyTorch: the CPU build, or CUDA when an NVIDIA GPU is found), then
+checked and recorded.</p>
+<p><b>Inputs</b>: optionally <b>FOLDER</b>, <b>PYTHON</b> (3.10 or newer) and <b>TORCH</b>.</p>
+<p><b>Outputs</b>: <b>PYTHON</b> (the environment's interpreter), <b>INFO</b>.</p>
+<p>Takes a few minutes (PyTorch is a large download); Cancel removes the half-made folder.</p>
+"""
+    REFS = ()
 
     def initAlgorithm(self, config=None):  # noqa: N802
         self.addParameter(

@@ -42,7 +42,7 @@ class TrainAlgorithm(CwscAlgorithm):
         "TRAIN_SAMPLES": "train_samples",
         "TEST_SAMPLES": "test_samples",
     }
-    HELP = """
+    DETAILS = """
 <p><b>Step 2 of the CWSC workflow.</b> Trains a deep residual network (ResNet, He et al.
 2016) that maps a square patch of predictor rasters around a cell to the cell's CWSC label
 (Xie et al.), so CWSC can be predicted where no runoff was observed.</p>
@@ -65,6 +65,17 @@ scatter; numbers <b>TEST_R2</b>, <b>TEST_RMSE</b> (mm), <b>TEST_KGE</b>,
 <b>TRAIN_SAMPLES</b>, <b>TEST_SAMPLES</b>.</p>
 <p>Next step: <i>Predict CWSC</i> with the model file and the same predictors.</p>
 """
+    HELP = """
+<p>Trains the CWSC residual network on square patches of the predictor rasters around each
+labelled cell, holds cells out for the test, and writes a model file for <i>Predict CWSC</i>.</p>
+<p><b>Inputs</b>: <b>PREDICTORS</b> (climate, terrain, soil, vegetation; each band one channel,
+in this order), <b>LABELS</b> (masked CWSC labels, mm), optionally <b>KGE</b>.</p>
+<p><b>Outputs</b>: <b>OUTPUT_MODEL</b> (.pt), <b>OUTPUT_REPORT</b> (HTML: learning curves,
+test scores); <b>TEST_R2</b>, <b>TEST_RMSE</b>.</p>
+<p>Predictors on another grid than the labels are resampled onto the labels' grid, with a
+warning. <b>SPLIT</b> blocks holds out whole regions, the honest test of a map.</p>
+"""
+    REFS = ("xie2021", "he2016")
 
     def initAlgorithm(self, config=None):  # noqa: N802
         self.addParameter(

@@ -130,6 +130,6 @@ def test_the_true_map_beats_a_shuffled_copy_and_the_constant_map(tmp_path):
     assert mixed <= constant <= fixed
 
 
-#: Measured on this test's cells (see the README, "How the CWSC label is made"); the issue
+#: Measured on this test's cells (see docs/science.md, "How the CWSC label is made"); the issue
 #: asks for at least 0.02.
 MARGIN_TRUE_OVER_SHUFFLED = 0.05  # measured: 0.114 (true 0.915, shuffled 0.801)
