@@ -322,7 +322,7 @@ def test_cancel_during_training(run_alg, data_dir, tmp_path):
     assert _group_members(pgid) == []
     print(f"\ncancel during training: backend process tree gone {elapsed:.2f} s after Cancel")
     assert elapsed < 2.0
-    assert [p.name for p in out_dir.iterdir()] == []
+    assert not out_dir.exists()  # the folder the run made for its outputs goes with them
 
 
 def test_overhead_run_to_first_progress(run_alg, data_dir, tmp_path):
