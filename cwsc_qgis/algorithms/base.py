@@ -28,6 +28,7 @@ from qgis.PyQt.QtGui import QIcon
 
 from .. import settings, styles
 from ..compat import CAPABILITY_SIZE, FLAG_ADVANCED, WRITER_OK
+from ..glossary import term
 from ..runner import BackendCancelled, run_backend
 
 GROUPS = {
@@ -113,21 +114,15 @@ def extent_parameter():
     """Optional EXTENT: work on the cells of a region only (advanced)."""
     from qgis.core import QgsProcessingParameterExtent
 
-    return advanced(
-        QgsProcessingParameterExtent(
-            "EXTENT", tr("Extent: work on this region only (empty: the whole grid)"), optional=True
-        )
-    )
+    return advanced(QgsProcessingParameterExtent("EXTENT", term("EXTENT"), optional=True))
 
 
 def forcing_layer_parameters():
     """PRECIPITATION, PET and RUNOFF: the monthly rasters (calibrate, learn from runoff)."""
     return [
-        QgsProcessingParameterRasterLayer(
-            "PRECIPITATION", tr("Monthly precipitation (mm/month, one band per month)")
-        ),
-        QgsProcessingParameterRasterLayer("PET", tr("Monthly potential evapotranspiration (mm/month)")),
-        QgsProcessingParameterRasterLayer("RUNOFF", tr("Monthly runoff (mm/month)")),
+        QgsProcessingParameterRasterLayer("PRECIPITATION", term("PRECIPITATION")),
+        QgsProcessingParameterRasterLayer("PET", term("PET")),
+        QgsProcessingParameterRasterLayer("RUNOFF", term("RUNOFF")),
     ]
 
 

@@ -12,6 +12,7 @@ from qgis.core import (
 
 from .. import settings
 from ..compat import DOUBLE, INTEGER
+from ..glossary import term
 from .base import (
     MAX_EVALUATIONS_DEFAULT,
     RESTARTS_DEFAULT,
@@ -161,7 +162,7 @@ last quarter is kept for validation.</p>
             advanced(
                 QgsProcessingParameterNumber(
                     "CALIBRATION_FRACTION",
-                    tr("Fraction of the months used for calibration"),
+                    term("CALIBRATION_FRACTION"),
                     type=DOUBLE,
                     defaultValue=0.75,
                     minValue=0.05,
@@ -207,10 +208,7 @@ last quarter is kept for validation.</p>
             advanced(
                 QgsProcessingParameterNumber(
                     "MODEL_KGE_MARGIN",
-                    tr(
-                        "Only models within this KGE of the cell's best model enter the label (empty: "
-                        "every model above the threshold)"
-                    ),
+                    term("MODEL_KGE_MARGIN"),
                     type=DOUBLE,
                     defaultValue=0.02,
                     minValue=0.0,

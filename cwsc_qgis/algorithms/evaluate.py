@@ -10,6 +10,7 @@ from qgis.core import (
 )
 
 from ..compat import INTEGER
+from ..glossary import term
 from .base import (
     MAX_EVALUATIONS_DEFAULT,
     RESTARTS_DEFAULT,
@@ -83,18 +84,10 @@ KGE of the models run with sc fixed to the map against free calibration and a co
             QgsProcessingParameterRasterLayer("REFERENCE", tr("Reference map (mm)"), optional=True)
         )
         self.addParameter(
-            QgsProcessingParameterRasterLayer(
-                "PRECIPITATION", tr("Monthly precipitation (mm/month, one band per month)"), optional=True
-            )
+            QgsProcessingParameterRasterLayer("PRECIPITATION", term("PRECIPITATION"), optional=True)
         )
-        self.addParameter(
-            QgsProcessingParameterRasterLayer(
-                "PET", tr("Monthly potential evapotranspiration (mm/month)"), optional=True
-            )
-        )
-        self.addParameter(
-            QgsProcessingParameterRasterLayer("RUNOFF", tr("Monthly runoff (mm/month)"), optional=True)
-        )
+        self.addParameter(QgsProcessingParameterRasterLayer("PET", term("PET"), optional=True))
+        self.addParameter(QgsProcessingParameterRasterLayer("RUNOFF", term("RUNOFF"), optional=True))
         self.addParameter(
             advanced(
                 QgsProcessingParameterEnum(

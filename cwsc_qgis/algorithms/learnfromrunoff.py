@@ -12,6 +12,7 @@ from qgis.core import (
 )
 
 from ..compat import DOUBLE, INTEGER, TYPE_RASTER
+from ..glossary import term
 from .base import (
     LEARN_BATCH_SIZE_DEFAULT,
     LEARN_EPOCHS_DEFAULT,
@@ -105,11 +106,7 @@ sc), <b>OUTPUT_REPORT</b>; validation KGE of the held-out cells.</p>
     REFS = ("tsai2021", "xie2021")
 
     def initAlgorithm(self, config=None):  # noqa: N802
-        self.addParameter(
-            QgsProcessingParameterMultipleLayers(
-                "PREDICTORS", tr("Predictor rasters (in this order)"), TYPE_RASTER
-            )
-        )
+        self.addParameter(QgsProcessingParameterMultipleLayers("PREDICTORS", term("PREDICTORS"), TYPE_RASTER))
         for param in forcing_layer_parameters():
             self.addParameter(param)
         self.addParameter(
@@ -129,25 +126,23 @@ sc), <b>OUTPUT_REPORT</b>; validation KGE of the held-out cells.</p>
         self.addParameter(
             QgsProcessingParameterNumber(
                 "TEST_FRACTION",
-                tr("Fraction of the cells held out"),
+                term("TEST_FRACTION"),
                 type=DOUBLE,
                 defaultValue=0.3,
                 minValue=0.0,
                 maxValue=0.9,
             )
         )
-        self.addParameter(
-            QgsProcessingParameterEnum("SPLIT", tr("Held-out cells"), options=SPLITS, defaultValue=0)
-        )
+        self.addParameter(QgsProcessingParameterEnum("SPLIT", term("SPLIT"), options=SPLITS, defaultValue=0))
         self.addParameter(
             QgsProcessingParameterNumber(
-                "EPOCHS", tr("Epochs (at most)"), type=INTEGER, minValue=1, defaultValue=LEARN_EPOCHS_DEFAULT
+                "EPOCHS", term("EPOCHS"), type=INTEGER, minValue=1, defaultValue=LEARN_EPOCHS_DEFAULT
             )
         )
         self.addParameter(
             QgsProcessingParameterNumber(
                 "BATCH_SIZE",
-                tr("Cells per step"),
+                term("BATCH_SIZE"),
                 type=INTEGER,
                 minValue=2,
                 defaultValue=LEARN_BATCH_SIZE_DEFAULT,
@@ -165,7 +160,7 @@ sc), <b>OUTPUT_REPORT</b>; validation KGE of the held-out cells.</p>
         self.addParameter(device_parameter(is_advanced=False))
         self.addParameter(
             QgsProcessingParameterRasterLayer(
-                "LABELS", tr("CWSC labels to compare with (optional)"), optional=True
+                "LABELS", tr("CWSC labels to compare with"), optional=True
             )
         )
         self.addParameter(
@@ -190,7 +185,7 @@ sc), <b>OUTPUT_REPORT</b>; validation KGE of the held-out cells.</p>
             advanced(
                 QgsProcessingParameterNumber(
                     "CALIBRATION_FRACTION",
-                    tr("Fraction of the months learned from"),
+                    term("CALIBRATION_FRACTION"),
                     type=DOUBLE,
                     defaultValue=0.75,
                     minValue=0.05,
@@ -202,10 +197,7 @@ sc), <b>OUTPUT_REPORT</b>; validation KGE of the held-out cells.</p>
             advanced(
                 QgsProcessingParameterNumber(
                     "MODEL_KGE_MARGIN",
-                    tr(
-                        "Only models whose fit is within this KGE of the cell's best enter its CWSC "
-                        "(empty: every model)"
-                    ),
+                    term("MODEL_KGE_MARGIN"),
                     type=DOUBLE,
                     defaultValue=0.02,
                     minValue=0.0,
@@ -248,7 +240,7 @@ sc), <b>OUTPUT_REPORT</b>; validation KGE of the held-out cells.</p>
             advanced(
                 QgsProcessingParameterNumber(
                     "BLOCK_SIZE",
-                    tr("Spatial block size for SPLIT=blocks (cells; empty: default)"),
+                    term("BLOCK_SIZE"),
                     type=INTEGER,
                     minValue=1,
                     optional=True,
@@ -270,20 +262,14 @@ sc), <b>OUTPUT_REPORT</b>; validation KGE of the held-out cells.</p>
             advanced(
                 QgsProcessingParameterNumber(
                     "BLOCKS",
-                    tr("Residual blocks per stage (empty: 2)"),
+                    term("BLOCKS"),
                     type=INTEGER,
                     minValue=1,
                     optional=True,
                 )
             )
         )
-        self.addParameter(
-            advanced(
-                QgsProcessingParameterString(
-                    "WIDTHS", tr("Stage widths, e.g. 16,32,64 (empty: 16,32,64)"), optional=True
-                )
-            )
-        )
+        self.addParameter(advanced(QgsProcessingParameterString("WIDTHS", term("WIDTHS"), optional=True)))
         self.addParameter(
             advanced(
                 QgsProcessingParameterNumber(

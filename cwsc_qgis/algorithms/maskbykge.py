@@ -10,6 +10,7 @@ from qgis.core import (
 )
 
 from ..compat import DOUBLE
+from ..glossary import term
 from .base import CwscAlgorithm, tr
 
 #: The backend's default (cwsc/hydro/options.py; the contract test holds them equal).
@@ -95,7 +96,7 @@ models</i> (given the wrong way round, they are refused).</p>
 
     def initAlgorithm(self, config=None):  # noqa: N802
         self.addParameter(QgsProcessingParameterRasterLayer("LABELS", tr("CWSC labels (mm)")))
-        self.addParameter(QgsProcessingParameterRasterLayer("KGE", tr("Calibration KGE")))
+        self.addParameter(QgsProcessingParameterRasterLayer("KGE", term("KGE")))
         self.addParameter(
             QgsProcessingParameterNumber(
                 "THRESHOLD",

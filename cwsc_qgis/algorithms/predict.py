@@ -10,6 +10,7 @@ from qgis.core import (
 )
 
 from ..compat import INTEGER, TYPE_RASTER
+from ..glossary import term
 from .base import CwscAlgorithm, advanced, device_parameter, extent_parameter, tr
 
 
@@ -56,17 +57,13 @@ NetCDF copy.</p>
 
     def initAlgorithm(self, config=None):  # noqa: N802
         self.addParameter(QgsProcessingParameterFile("MODEL", tr("Model file"), extension="pt"))
-        self.addParameter(
-            QgsProcessingParameterMultipleLayers(
-                "PREDICTORS", tr("Predictor rasters (in the training order)"), TYPE_RASTER
-            )
-        )
+        self.addParameter(QgsProcessingParameterMultipleLayers("PREDICTORS", term("PREDICTORS"), TYPE_RASTER))
         self.addParameter(device_parameter(is_advanced=False))
         self.addParameter(extent_parameter())
         self.addParameter(
             advanced(
                 QgsProcessingParameterNumber(
-                    "BATCH_SIZE", tr("Batch size (empty: default)"), type=INTEGER, minValue=1, optional=True
+                    "BATCH_SIZE", term("BATCH_SIZE"), type=INTEGER, minValue=1, optional=True
                 )
             )
         )

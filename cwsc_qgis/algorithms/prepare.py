@@ -12,6 +12,7 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
+from ..glossary import term
 from .base import FORCINGS, CwscAlgorithm, advanced, forcing_parameters, tr
 
 FILE_FILTER = "Rasters (*.tif *.tiff *.nc *.nc4 *.cdf);;All files (*.*)"
@@ -75,7 +76,7 @@ averaged by area when grids differ.</p>
         for name, _, what in FORCINGS:
             self.addParameter(
                 QgsProcessingParameterFile(
-                    name, tr("Monthly {} (GeoTIFF or NetCDF file)").format(what), fileFilter=FILE_FILTER
+                    name, term(name), fileFilter=FILE_FILTER
                 )
             )
             self.addParameter(
@@ -94,9 +95,7 @@ averaged by area when grids differ.</p>
                 )
             )
         )
-        self.addParameter(
-            QgsProcessingParameterExtent("EXTENT", tr("Extent (empty: the whole target grid)"), optional=True)
-        )
+        self.addParameter(QgsProcessingParameterExtent("EXTENT", term("EXTENT"), optional=True))
         for name, label in (
             ("OUTPUT_PRECIPITATION", "Precipitation (mm/month)"),
             ("OUTPUT_PET", "PET (mm/month)"),

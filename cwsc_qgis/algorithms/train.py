@@ -11,6 +11,7 @@ from qgis.core import (
 )
 
 from ..compat import DOUBLE, INTEGER, TYPE_RASTER
+from ..glossary import term
 from .base import (
     BATCH_SIZE_DEFAULT,
     EPOCHS_DEFAULT,
@@ -78,15 +79,9 @@ warning. <b>SPLIT</b> blocks holds out whole regions, the honest test of a map.<
     REFS = ("xie2021", "he2016")
 
     def initAlgorithm(self, config=None):  # noqa: N802
-        self.addParameter(
-            QgsProcessingParameterMultipleLayers(
-                "PREDICTORS", tr("Predictor rasters (in this order)"), TYPE_RASTER
-            )
-        )
+        self.addParameter(QgsProcessingParameterMultipleLayers("PREDICTORS", term("PREDICTORS"), TYPE_RASTER))
         self.addParameter(QgsProcessingParameterRasterLayer("LABELS", tr("CWSC labels (mm)")))
-        self.addParameter(
-            QgsProcessingParameterRasterLayer("KGE", tr("Calibration KGE (optional)"), optional=True)
-        )
+        self.addParameter(QgsProcessingParameterRasterLayer("KGE", term("KGE"), optional=True))
         self.addParameter(
             QgsProcessingParameterNumber(
                 "KGE_THRESHOLD", tr("KGE threshold (with KGE)"), type=DOUBLE, defaultValue=0.0
@@ -105,20 +100,18 @@ warning. <b>SPLIT</b> blocks holds out whole regions, the honest test of a map.<
         self.addParameter(
             QgsProcessingParameterNumber(
                 "TEST_FRACTION",
-                tr("Test fraction"),
+                term("TEST_FRACTION"),
                 type=DOUBLE,
                 defaultValue=0.3,
                 minValue=0.0,
                 maxValue=0.9,
             )
         )
-        self.addParameter(
-            QgsProcessingParameterEnum("SPLIT", tr("Train/test split"), options=SPLITS, defaultValue=0)
-        )
+        self.addParameter(QgsProcessingParameterEnum("SPLIT", term("SPLIT"), options=SPLITS, defaultValue=0))
         self.addParameter(
             QgsProcessingParameterNumber(
                 "EPOCHS",
-                tr("Epochs (the seed recipe: {} unless changed)").format(SEED_RECIPE_EPOCHS),
+                term("EPOCHS").format(SEED_RECIPE_EPOCHS),
                 type=INTEGER,
                 minValue=1,
                 defaultValue=EPOCHS_DEFAULT,
@@ -128,7 +121,7 @@ warning. <b>SPLIT</b> blocks holds out whole regions, the honest test of a map.<
         self.addParameter(
             QgsProcessingParameterNumber(
                 "BATCH_SIZE",
-                tr("Batch size (the seed recipe: {} unless changed)").format(SEED_RECIPE_BATCH_SIZE),
+                term("BATCH_SIZE").format(SEED_RECIPE_BATCH_SIZE),
                 type=INTEGER,
                 minValue=2,
                 defaultValue=BATCH_SIZE_DEFAULT,
@@ -158,7 +151,7 @@ warning. <b>SPLIT</b> blocks holds out whole regions, the honest test of a map.<
             advanced(
                 QgsProcessingParameterNumber(
                     "BLOCK_SIZE",
-                    tr("Spatial block size for SPLIT=blocks (cells; empty: default)"),
+                    term("BLOCK_SIZE"),
                     type=INTEGER,
                     minValue=1,
                     optional=True,
@@ -169,20 +162,14 @@ warning. <b>SPLIT</b> blocks holds out whole regions, the honest test of a map.<
             advanced(
                 QgsProcessingParameterNumber(
                     "BLOCKS",
-                    tr("Residual blocks per stage (empty: the recipe's)"),
+                    term("BLOCKS"),
                     type=INTEGER,
                     minValue=1,
                     optional=True,
                 )
             )
         )
-        self.addParameter(
-            advanced(
-                QgsProcessingParameterString(
-                    "WIDTHS", tr("Stage widths, e.g. 16,32,128 (empty: the recipe's)"), optional=True
-                )
-            )
-        )
+        self.addParameter(advanced(QgsProcessingParameterString("WIDTHS", term("WIDTHS"), optional=True)))
         self.addParameter(
             QgsProcessingParameterFileDestination("OUTPUT_MODEL", tr("Model file"), fileFilter=MODEL_FILTER)
         )

@@ -275,3 +275,23 @@ def test_the_backend_parser_imports_only_the_standard_library():
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_one_parameter_name_has_one_label_everywhere(provider):  # noqa: ARG001
+    """The glossary (cwsc_qgis/glossary.py): a parameter that means the same in two dialogs
+    reads the same in both; labels never say "(optional)" (QGIS adds "[optional]")."""
+    import collections
+
+    from cwsc_qgis import glossary
+
+    labels = collections.defaultdict(set)
+    for alg in QgsApplication.processingRegistry().providerById("cwsc").algorithms():
+        if not hasattr(alg, "COMMAND"):
+            continue
+        for d in alg.parameterDefinitions():
+            labels[d.name()].add(d.description())
+            assert "(optional)" not in d.description().lower(), (alg.id(), d.name())
+    differing = {k: v for k, v in labels.items() if len(v) > 1 and k not in glossary.ROLES}
+    assert differing == {}
+    for name, text in glossary.LABELS.items():
+        assert labels[name] == {text}, name

@@ -190,9 +190,9 @@ def test_groups_help_and_references(provider):  # noqa: ARG001
         alg = _alg(alg_id)
         groups[alg_id] = alg.group()
         text = alg.shortHelpString()
-        assert len(text) > 300, alg_id
-        for ref in ("Zhang", "DWBM", "TVGM", "SCE-UA", "Duan", "KGE", "Gupta", "ResNet", "He, K.", "Xie"):
-            assert ref in text, (alg_id, ref)
+        assert 300 < len(text) <= 1500, alg_id
+        alg_refs = _alg(alg_id).REFS
+        assert ("References" in text) == bool(alg_refs), alg_id  # the full list: docs/science.md
     assert groups["cwsc:calibrate"] == groups["cwsc:maskbykge"] == "1 Calibration"
     assert (
         groups["cwsc:train"] == groups["cwsc:learnfromrunoff"] == "2 Learning"

@@ -1,0 +1,33 @@
+"""One label per parameter name, the same in every dialog (the contract test checks it).
+
+Labels say what a thing is in a hydrologist's words, with its unit; QGIS adds "[optional]"
+itself, so labels never say it. Parameters whose role differs between algorithms (an
+algorithm's own OUTPUT, its report, the labels or model it reads) keep their own labels.
+"""
+
+from qgis.PyQt.QtCore import QCoreApplication
+
+LABELS = {
+    "PRECIPITATION": "Monthly precipitation",
+    "PET": "Monthly potential evapotranspiration",
+    "RUNOFF": "Monthly runoff",
+    "PREDICTORS": "Predictor rasters (in the training order)",
+    "KGE": "Calibration KGE",
+    "TEST_FRACTION": "Fraction of the cells held out for the test",
+    "SPLIT": "Held-out cells",
+    "BLOCK_SIZE": "Spatial block size (cells per side)",
+    "BATCH_SIZE": "Cells per step",
+    "EPOCHS": "Epochs (at most)",
+    "BLOCKS": "Residual blocks per stage",
+    "WIDTHS": "Stage widths (e.g. 16,32,128)",
+    "CALIBRATION_FRACTION": "Fraction of the months used for calibration",
+    "EXTENT": "Extent: work on this region only (empty: the whole grid)",
+    "MODEL_KGE_MARGIN": "Only models within this KGE of the cell's best enter the label (empty: every model above the threshold)",
+}
+
+#: Parameter names whose label may differ from one algorithm to another (another role).
+ROLES = {"OUTPUT", "OUTPUT_REPORT", "LABELS", "MODEL"}
+
+
+def term(name):
+    return QCoreApplication.translate("CWSC", LABELS[name])
