@@ -159,9 +159,7 @@ sc), <b>OUTPUT_REPORT</b>; validation KGE of the held-out cells.</p>
         )
         self.addParameter(device_parameter(is_advanced=False))
         self.addParameter(
-            QgsProcessingParameterRasterLayer(
-                "LABELS", tr("CWSC labels to compare with"), optional=True
-            )
+            QgsProcessingParameterRasterLayer("LABELS", tr("CWSC labels to compare with"), optional=True)
         )
         self.addParameter(
             advanced(

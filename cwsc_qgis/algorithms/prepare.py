@@ -74,11 +74,7 @@ averaged by area when grids differ.</p>
 
     def initAlgorithm(self, config=None):  # noqa: N802
         for name, _, what in FORCINGS:
-            self.addParameter(
-                QgsProcessingParameterFile(
-                    name, term(name), fileFilter=FILE_FILTER
-                )
-            )
+            self.addParameter(QgsProcessingParameterFile(name, term(name), fileFilter=FILE_FILTER))
             self.addParameter(
                 QgsProcessingParameterString(
                     name + "_VARIABLE",
