@@ -134,3 +134,56 @@ def style_output(raster_path, style, context, feedback=None, name=None):
         if name:
             details.name = name
     return qml
+
+
+class FirstBandPostProcessor(QgsProcessingLayerPostProcessorInterface):
+    """Shows a stack of months (or any many-band raster) as its first band in grey, stretched
+    to that band's range, instead of QGIS's default of bands 1-3 as false colour."""
+
+    _alive = []
+
+    def postProcessLayer(self, layer, context, feedback):  # noqa: N802 - QGIS API
+        from qgis.core import QgsContrastEnhancement, QgsSingleBandGrayRenderer
+
+        if layer is None or not layer.isValid():
+            return
+        provider = layer.dataProvider()
+        renderer = QgsSingleBandGrayRenderer(provider, 1)
+        stats = provider.bandStatistics(1)
+        enhancement = QgsContrastEnhancement(provider.dataType(1))
+        enhancement.setContrastEnhancementAlgorithm(QgsContrastEnhancement.StretchToMinimumMaximum)
+        enhancement.setMinimumValue(stats.minimumValue)
+        enhancement.setMaximumValue(stats.maximumValue)
+        renderer.setContrastEnhancement(enhancement)
+        layer.setRenderer(renderer)
+        layer.triggerRepaint()
+
+    @classmethod
+    def create(cls):
+        processor = cls()
+        cls._alive.append(processor)
+        return processor
+
+
+def show_first_band(raster_path, context, name=None):
+    """Have QGIS draw the output ``raster_path`` as its first band when it loads it."""
+    if context is not None and context.willLoadLayerOnCompletion(raster_path):
+        details = context.layerToLoadOnCompletionDetails(raster_path)
+        details.setPostProcessor(FirstBandPostProcessor.create())
+        if name:
+            details.name = name
+
+
+def load_on_completion(paths, context, group_name):
+    """Add files the algorithm wrote beyond its declared outputs (the predictors of a folder)
+    to the layers QGIS loads when the run ends."""
+    if context is None or context.project() is None:
+        return
+    from qgis.core import QgsProcessingContext
+
+    for path in paths:
+        if os.path.isfile(path):
+            name = os.path.splitext(os.path.basename(path))[0]
+            details = QgsProcessingContext.LayerDetails(name, context.project(), name)
+            details.groupName = group_name if hasattr(details, "groupName") else ""
+            context.addLayerToLoadOnCompletion(path, details)

@@ -12,6 +12,7 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
+from .. import styles
 from ..glossary import term
 from .base import FORCINGS, CwscAlgorithm, advanced, forcing_parameters, tr
 
@@ -141,6 +142,12 @@ averaged by area when grids differ.</p>
 
     def collect(self, result, outputs, context, feedback):
         results = super().collect(result, outputs, context, feedback)
+        for name in ("OUTPUT_PRECIPITATION", "OUTPUT_PET", "OUTPUT_RUNOFF"):
+            if results.get(name):
+                styles.show_first_band(results[name], context)
+        styles.load_on_completion(
+            (result.get("outputs") or {}).get("PREDICTOR_FILES") or [], context, "CWSC predictors"
+        )
         metrics = result.get("metrics") or {}
         results["FIRST_MONTH"] = metrics.get("first_month")
         results["LAST_MONTH"] = metrics.get("last_month")

@@ -514,3 +514,37 @@ def test_a_layer_whose_file_is_gone_is_named(run_alg, data_dir, tmp_path):
         assert "RUNOFF_START" not in message and "processing_" not in message
     finally:
         QgsProject.instance().removeMapLayer(layer.id())
+
+
+def test_prepare_outputs_load_readable_and_the_predictors_with_them(provider, data_dir, tmp_path):
+    """The monthly stacks load as their first month in grey (not months 1-3 as false
+    colour), and the climate predictors the run made load too."""
+    import processing
+    from qgis.core import QgsProcessingContext
+
+    project = QgsProject.instance()
+    before = set(project.mapLayers())
+    context = QgsProcessingContext()
+    context.setProject(project)
+    try:
+        processing.runAndLoadResults(
+            "cwsc:prepare",
+            {
+                "PRECIPITATION": str(data_dir / "precipitation.tif"),
+                "PET": str(data_dir / "pet.tif"),
+                "RUNOFF": str(data_dir / "runoff.tif"),
+                "OUTPUT_PRECIPITATION": str(tmp_path / "p.tif"),
+                "OUTPUT_PET": str(tmp_path / "e.tif"),
+                "OUTPUT_RUNOFF": str(tmp_path / "q.tif"),
+                "OUTPUT_PREDICTORS": str(tmp_path / "predictors"),
+            },
+            feedback=QgsProcessingFeedback(),
+            context=context,
+        )
+        added = [project.mapLayer(i) for i in set(project.mapLayers()) - before]
+        by_file = {Path(layer.source()).name: layer for layer in added}
+        assert by_file["q.tif"].renderer().type() == "singlebandgray"
+        assert {"aridity.tif", "runoff_coefficient.tif"} <= set(by_file)
+    finally:
+        for i in set(project.mapLayers()) - before:
+            project.removeMapLayer(i)
