@@ -11,7 +11,7 @@ LABELS = {
     "PRECIPITATION": "Monthly precipitation",
     "PET": "Monthly potential evapotranspiration",
     "RUNOFF": "Monthly runoff",
-    "PREDICTORS": "Predictor rasters (in the training order)",
+    "PREDICTORS": "Predictor rasters (one channel per band)",
     "KGE": "Calibration KGE",
     "TEST_FRACTION": "Fraction of the cells held out for the test",
     "SPLIT": "Held-out cells",

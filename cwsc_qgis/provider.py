@@ -14,7 +14,7 @@ class CwscProvider(QgsProcessingProvider):
         return "cwsc"
 
     def name(self):
-        return "CWSC (catchment water storage capacity)"
+        return "CWSC"
 
     def longName(self):  # noqa: N802
         return "CWSC toolkit: catchment water storage capacity from water balance models and a ResNet"

@@ -11,7 +11,7 @@ from qgis.core import QgsSettings
 
 PLUGIN_DIR = os.path.dirname(os.path.abspath(__file__))
 
-PROVIDER_GROUP = "CWSC (catchment water storage capacity)"
+PROVIDER_GROUP = "CWSC"
 BACKEND_PYTHON = "CWSC_BACKEND_PYTHON"
 DEFAULT_DEVICE = "CWSC_DEFAULT_DEVICE"
 DEVICES = ["auto", "cpu", "cuda"]

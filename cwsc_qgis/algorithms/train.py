@@ -51,7 +51,7 @@ class TrainAlgorithm(CwscAlgorithm):
 vegetation), one channel each, in this order (predict needs the same order);
 <b>LABELS</b>: the CWSC labels in mm (band 1 is used), usually masked by KGE;
 <b>KGE</b> (optional) with <b>KGE_THRESHOLD</b> (0.0): only cells above it are used.
-Labels on another grid are aligned to the first predictor with a warning.</p>
+Predictors on another grid than the labels are resampled onto the labels' grid, with a warning.</p>
 <p><b>Parameters</b>: <b>PATCH_SIZE</b> (11 cells, odd), <b>TEST_FRACTION</b> (0.3 of the
 labelled cells held out), <b>SPLIT</b> (random cells, or spatial blocks against spatial
 leakage), <b>EPOCHS</b> (40) and <b>BATCH_SIZE</b> (64; with the seed recipe 150 and 32

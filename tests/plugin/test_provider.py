@@ -133,7 +133,7 @@ def _alg(alg_id):
 
 def test_provider_loads_its_algorithms_and_the_workflow(provider):
     assert provider.id() == "cwsc"
-    assert provider.name() == "CWSC (catchment water storage capacity)"
+    assert provider.name() == "CWSC"  # short: the Toolbox dock shows it whole
     assert not provider.icon().isNull()
     assert Path(provider.svgIconPath()).is_file()
     assert sorted(a.id() for a in provider.algorithms()) == sorted([*CONTRACT, "cwsc:workflow"])
