@@ -81,6 +81,7 @@ def test_1_a_report_that_cannot_be_written_keeps_the_previous_model(tmp_path):
     assert snapshot(tmp_path) == before
 
 
+@pytest.mark.slow
 def test_2_an_output_that_is_an_input_is_refused(forcing, tmp_path):
     paths, _ = forcing
     before = snapshot(tmp_path)
@@ -212,6 +213,7 @@ def _tmpfs(folder, size):
     )
 
 
+@pytest.mark.slow
 def test_10_a_small_disk_is_refused_up_front_and_a_full_disk_said_as_such(tmp_path):
     small = tmp_path / "small"
     if not _tmpfs(small, "256k"):
@@ -252,6 +254,7 @@ def test_11_a_truncated_geotiff_is_named(forcing, tmp_path):
     assert snapshot(tmp_path) == before
 
 
+@pytest.mark.slow
 def test_12_unreplaceable_outputs_and_long_names_fail_before_any_work(forcing, tmp_path):
     paths, _ = forcing
     long = tmp_path / ("c" * 245 + ".tif")
@@ -319,6 +322,7 @@ def test_14_non_positive_sizes_and_wrong_extensions_are_refused(forcing, tmp_pat
     assert snapshot(tmp_path) == before
 
 
+@pytest.mark.slow
 def test_3_temporaries_of_a_killed_run_are_cleaned_by_the_next_run(forcing, tmp_path, previous_outputs):
     import signal
 

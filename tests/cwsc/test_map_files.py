@@ -71,6 +71,7 @@ def test_cf_netcdf_reads_back_in_xarray_with_its_coordinates_and_grid_mapping(tm
     assert enc.get("zlib") or enc.get("compression") == "zlib"
 
 
+@pytest.mark.slow
 def test_predict_writes_a_cog_and_a_netcdf_with_the_ensemble_spread(twin_files, tmp_path):
     import rasterio
     import xarray as xr

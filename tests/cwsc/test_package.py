@@ -117,6 +117,7 @@ def test_errors_are_builtin_kinds_too():
 
 
 @pytest.mark.slow
+@pytest.mark.slow
 def test_a_wheel_installs_into_a_clean_environment(tmp_path):
     """``pip wheel .``, a new venv that has the wheel's dependencies from this one (no
     download), and ``cwsc --help`` / ``cwsc calibrate --help`` from /tmp."""

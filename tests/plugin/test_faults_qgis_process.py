@@ -7,7 +7,10 @@ import numpy as np
 import pytest
 from plugin_testing import QGIS_PROCESS, product_netcdf, run_json, write_tif
 
-pytestmark = pytest.mark.skipif(QGIS_PROCESS is None, reason="qgis_process is not installed")
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(QGIS_PROCESS is None, reason="qgis_process is not installed"),
+]
 
 
 def snapshot(folder):

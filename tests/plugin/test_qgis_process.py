@@ -8,7 +8,10 @@ from pathlib import Path
 import pytest
 from plugin_testing import QGIS_PROCESS, ROOT, product_netcdf, qgis_process, run_json
 
-pytestmark = pytest.mark.skipif(QGIS_PROCESS is None, reason="qgis_process is not installed")
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(QGIS_PROCESS is None, reason="qgis_process is not installed"),
+]
 PREDICTOR_NAMES = ("elevation", "soil_depth", "tree_cover")
 
 

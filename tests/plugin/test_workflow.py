@@ -8,6 +8,8 @@ import pytest
 from plugin_testing import ROOT, run_json
 from qgis.core import QgsApplication, QgsProcessingModelAlgorithm, QgsRasterLayer
 
+pytestmark = pytest.mark.slow  # qgis_process runs of whole algorithms
+
 MODEL = ROOT / "resources" / "models" / "cwsc_workflow.model3"
 
 

@@ -68,6 +68,7 @@ def _bad_input(code, events, *words):
     assert last_event(events, "result") is None
 
 
+@pytest.mark.slow
 def test_calibrate_writes_labels_kge_and_details(inputs, tmp_path):
     code, events, stderr = run_backend(
         "calibrate",
@@ -133,6 +134,7 @@ def test_calibrate_writes_labels_kge_and_details(inputs, tmp_path):
     assert not _no_outputs_part
 
 
+@pytest.mark.slow
 def test_netcdf_forcing_is_read(inputs, tmp_path):
     import xarray as xr
 
@@ -202,6 +204,7 @@ def test_different_month_counts_are_refused(inputs, tmp_path):
 
 
 @pytest.mark.parametrize("flag, label", [("--precip", "PRECIPITATION"), ("--pet", "PET")])
+@pytest.mark.slow
 def test_negative_forcing_is_refused(inputs, tmp_path, flag, label):
     p, e, _ = _forcing()
     data = (p if flag == "--precip" else e).copy()
@@ -212,6 +215,7 @@ def test_negative_forcing_is_refused(inputs, tmp_path, flag, label):
     _no_outputs(tmp_path)
 
 
+@pytest.mark.slow
 def test_negative_runoff_is_refused_with_the_count_and_first_cell(inputs, tmp_path):
     _, _, q = _forcing()
     q[5, 2, 3] = -2.5
@@ -226,6 +230,7 @@ def test_negative_runoff_is_refused_with_the_count_and_first_cell(inputs, tmp_pa
     "flag, label, value",
     [("--runoff", "RUNOFF", -999.0), ("--precip", "PRECIPITATION", -9999.0), ("--pet", "PET", 9.96921e36)],
 )
+@pytest.mark.slow
 def test_an_undeclared_nodata_sentinel_is_refused_and_can_be_declared(inputs, tmp_path, flag, label, value):
     p, e, q = _forcing()
     data = {"--precip": p, "--pet": e, "--runoff": q}[flag].copy()
@@ -257,6 +262,7 @@ def test_all_nodata_runoff_is_refused(inputs, tmp_path):
     _no_outputs(tmp_path)
 
 
+@pytest.mark.slow
 def test_netcdf_without_time_dimension_is_refused(inputs, tmp_path):
     import xarray as xr
 
@@ -270,6 +276,7 @@ def test_netcdf_without_time_dimension_is_refused(inputs, tmp_path):
     _no_outputs(tmp_path)
 
 
+@pytest.mark.slow
 def test_netcdf_with_several_variables_is_refused(inputs, tmp_path):
     import xarray as xr
 
@@ -303,6 +310,7 @@ def test_missing_output_folder_is_refused_before_work(inputs, tmp_path):
     _no_outputs(tmp_path)
 
 
+@pytest.mark.slow
 def test_unwritable_output_folder_is_refused(inputs, tmp_path):
     locked = tmp_path / "locked"
     locked.mkdir()
@@ -376,6 +384,7 @@ def test_sigterm_mid_run_exits_3_and_leaves_nothing(tmp_path, sharded):
     _no_outputs(out)
 
 
+@pytest.mark.slow
 def test_extent_calibrates_a_window_of_the_grid(inputs, tmp_path):
     # The grid: 4 x 3 cells of 0.5 degree from (-10, 60); the extent covers columns 1-2, rows 0-1.
     code, events, err = run_backend(

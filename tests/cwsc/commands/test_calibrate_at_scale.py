@@ -24,6 +24,8 @@ from backend_testing import (
 
 from cwsc.synthetic.forcing import random_params, synthetic_forcing, synthetic_runoff
 
+pytestmark = pytest.mark.slow  # subprocess runs of the backend, tens of seconds in all
+
 ROWS, COLS, MONTHS = 6, 8, 60
 #: 47 land cells in shards of 6: 8 shards.
 SHARDS = ["--shard-cells", "6"]

@@ -4,6 +4,7 @@ import hashlib
 import json
 
 import numpy as np
+import pytest
 from backend_testing import last_event, read_tif, run_backend
 
 from cwsc.synthetic.demo_region import DemoRegion, write_demo
@@ -19,6 +20,7 @@ def _digest(folder):
     return h.hexdigest()
 
 
+@pytest.mark.slow
 def test_demo_data_is_deterministic_and_documented(tmp_path):
     a = write_demo(tmp_path / "a", seed=7, region=SMALL)
     write_demo(tmp_path / "b", seed=7, region=SMALL)
@@ -44,6 +46,7 @@ def test_demo_data_is_deterministic_and_documented(tmp_path):
         assert np.isfinite(data[0][land]).all() and "(" in desc[0]  # units in the name
 
 
+@pytest.mark.slow
 def test_demo_data_command_writes_manifest(tmp_path):
     code, events, _ = run_backend("demo-data", "--out", tmp_path / "d", "--seed", "3", timeout=120)
     assert code == 0

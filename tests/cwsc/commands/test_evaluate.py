@@ -1,9 +1,12 @@
 """``python -m cwsc evaluate``: against a reference, free vs fixed calibration, refusals."""
 
 import numpy as np
+import pytest
 from backend_testing import last_event, run_backend, write_tif
 
 from cwsc.synthetic.demo_region import DemoRegion, write_demo
+
+pytestmark = pytest.mark.slow  # subprocess runs of the backend, tens of seconds in all
 
 SMALL = DemoRegion(west=-10.0, east=0.0, south=36.0, north=44.0, years=3)  # Iberia, 3 years
 

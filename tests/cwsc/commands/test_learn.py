@@ -19,6 +19,8 @@ from cwsc.hydro.models import simulate
 from cwsc.synthetic.fields import smooth_field
 from cwsc.synthetic.forcing import synthetic_forcing
 
+pytestmark = pytest.mark.slow  # subprocess runs of the backend, tens of seconds in all
+
 SHAPE = (20, 20)
 MONTHS = 96
 

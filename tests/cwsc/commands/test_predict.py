@@ -4,6 +4,7 @@ leaves nothing, an extent."""
 import os
 
 import numpy as np
+import pytest
 from backend_testing import (
     expect_bad_input,
     last_event,
@@ -17,6 +18,7 @@ from backend_testing import (
 )
 
 
+@pytest.mark.slow
 def test_predict_bad_models_and_channels(twin_files, tmp_path):
     files, _ = twin_files
     (tmp_path / "junk.pt").write_bytes(os.urandom(500))
@@ -62,6 +64,7 @@ def test_sigterm_during_prediction_leaves_nothing(tmp_path):
     assert list(out.parent.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_a_predictor_far_outside_its_training_range_is_refused_unless_allowed(twin_files, tmp_path):
     """Problem 7 of issue 13: a predictor in another unit (or another one in its place) gave a
     map off by a median 55 mm with only a warning."""
@@ -100,6 +103,7 @@ def test_a_predictor_far_outside_its_training_range_is_refused_unless_allowed(tw
     assert rc == 0, err
 
 
+@pytest.mark.slow
 def test_a_time_series_given_as_a_predictor_gets_a_warning(twin_files, tmp_path):
     files, _ = twin_files
     model = tmp_path / "m.pt"
@@ -114,6 +118,7 @@ def test_a_time_series_given_as_a_predictor_gets_a_warning(twin_files, tmp_path)
     assert any("monthly.tif' has 30 bands" in w and "time series" in w for w in warnings), warnings
 
 
+@pytest.mark.slow
 def test_extent_predicts_a_window_like_the_whole_grid_inside_it(twin_files, tmp_path):
     files, _ = twin_files
     model = tmp_path / "m.pt"

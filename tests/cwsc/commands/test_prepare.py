@@ -39,6 +39,7 @@ def _prepare(tmp_path, p, e, q, *extra):
     return rc, events, err, out
 
 
+@pytest.mark.slow
 def test_products_come_out_on_one_grid_in_mm_per_month_over_the_common_months(tmp_path, truth):
     rc, events, err, out = _prepare(
         tmp_path, cru(tmp_path, truth), gleam(tmp_path, truth), grun(tmp_path, truth), "--precip-var", "pre"

@@ -19,6 +19,7 @@ from cwsc.commands.options import parse_widths
 from cwsc.errors import ParameterError
 
 
+@pytest.mark.slow
 def test_train_then_predict_speaks_the_protocol(twin_files, tmp_path):
     files, _ = twin_files
     model, report = tmp_path / "m.pt", tmp_path / "r.html"
@@ -74,6 +75,7 @@ def test_train_then_predict_speaks_the_protocol(twin_files, tmp_path):
     assert leftovers(tmp_path) == []
 
 
+@pytest.mark.slow
 def test_train_bad_inputs(twin_files, tmp_path):
     files, _ = twin_files
     out = tmp_path / "m.pt"
@@ -85,6 +87,7 @@ def test_train_bad_inputs(twin_files, tmp_path):
     expect_bad_input(train_args(files, out, "--widths", "8,8"), "WIDTHS", tmp_path)
 
 
+@pytest.mark.slow
 def test_train_refuses_inf_predictors_and_unalignable_grids(twin_files, tmp_path):
     import rasterio
 

@@ -77,6 +77,7 @@ def test_kernel_threads_and_padding_do_not_change_the_result():
 
 
 @needs_kernels
+@pytest.mark.slow
 def test_calibration_with_kernels_matches_torch_path():
     p, e, q = dwbm_cells(24, 120, seed=9)
     cfg = dict(models=("DWBM",), sceua=SceuaSettings(max_evaluations=400), seed=2)

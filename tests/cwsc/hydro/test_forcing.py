@@ -120,6 +120,7 @@ def test_gdal_netcdf_band_metadata_dates_a_geotiff(tmp_path, truth):
     np.testing.assert_allclose(p, read_tif(ref["P"])[0], rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_labels_from_the_products_equal_the_geotiffreference(tmp_path, truth):
     common = COMMON
     ref = reference(tmp_path, truth, common)
@@ -209,6 +210,7 @@ def test_no_common_months_is_refused_naming_the_periods(tmp_path, truth):
     )
 
 
+@pytest.mark.slow
 def test_a_gap_in_precipitation_and_duplicate_steps_are_refused(tmp_path, truth):
     months = list(range(START, START + 24))
     ref = reference(tmp_path, truth, months)
@@ -250,6 +252,7 @@ def test_a_runoff_gap_is_a_missing_month(tmp_path, truth):
     assert alignment.months == months and np.isnan(qq[7]).all() and np.isfinite(qq[8]).all()
 
 
+@pytest.mark.slow
 def test_unknown_units_and_implausible_units(tmp_path, truth):
     months = list(range(START, START + 24))
     ref = reference(tmp_path, truth, months)
@@ -296,6 +299,7 @@ def test_unknown_units_and_implausible_units(tmp_path, truth):
     assert rc == 0 and not any("mm/day?" in x.get("message", "") for x in events)
 
 
+@pytest.mark.slow
 def test_runoff_above_precipitation_is_warned(tmp_path, truth):
     months = list(range(START, START + 24))
     ref = reference(tmp_path, truth, months)
@@ -352,6 +356,7 @@ def test_a_netcdf_without_coordinates_is_refused(tmp_path, truth):
     _bad(tmp_path, ref["P"], bare, ref["Q"], "PET", "bare.nc", "no coordinate values")
 
 
+@pytest.mark.slow
 def test_a_variable_that_is_not_in_the_file_and_an_undecodable_time(tmp_path, truth):
     months = list(range(START, START + 24))
     ref = reference(tmp_path, truth, months)

@@ -64,6 +64,7 @@ def test_axis_torch_and_float32():
 
 
 @pytest.mark.parametrize("objective, fused", [("kge", False), ("nse", False), ("kge", True)])
+@pytest.mark.slow
 def test_calibration_target_scores_like_the_metrics(objective, fused):
     if fused and shutil.which("g++") is None and shutil.which("c++") is None:
         pytest.skip("torch.compile on CPU needs a C++ compiler")

@@ -227,6 +227,7 @@ def test_bad_arguments_are_refused():
     reason="torch.compile on CPU needs a C++ compiler",
 )
 @pytest.mark.parametrize("model", MODELS)
+@pytest.mark.slow
 def test_compiled_blocks_match_eager(model):
     """Fused month blocks plus a remainder done month by month give the eager runoff."""
     rng = np.random.default_rng(1)

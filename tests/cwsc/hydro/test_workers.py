@@ -14,6 +14,8 @@ from cwsc.hydro.calibration.config import CalibrationConfig
 from cwsc.hydro.calibration.driver import calibrate
 from cwsc.hydro.sceua import SceuaSettings
 
+pytestmark = pytest.mark.slow  # subprocess runs of the backend, tens of seconds in all
+
 CONFIG = CalibrationConfig(models=("DWBM", "SWBM"), sceua=SceuaSettings(max_evaluations=150), seed=5)
 
 

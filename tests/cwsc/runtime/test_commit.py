@@ -12,6 +12,8 @@ import time
 import pytest
 from backend_testing import calibrate_args, run_backend, snapshot, start_backend
 
+pytestmark = pytest.mark.slow  # subprocess runs of the backend, tens of seconds in all
+
 NAMES = ("cwsc.tif", "kge.tif", "details.tif")
 
 

@@ -11,7 +11,10 @@ import subprocess
 import sys
 import time
 
+import pytest
 from backend_testing import ROOT, calibrate_args
+
+pytestmark = pytest.mark.slow  # subprocess runs of the backend, tens of seconds in all
 
 
 def _long_run(paths, out):
