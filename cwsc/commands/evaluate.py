@@ -153,7 +153,7 @@ def _evaluate(args, outputs: Outputs) -> dict:
         candidates, where = None, "all cells with a CWSC value and runoff"
         if args.model:
             candidates = _test_cells(args.model, grid)
-            where = f"the network's {candidates.size} held-out test cells (MODEL)"
+            where = f"the network's {candidates.size} held-out test cells"
         check = simulation_check(
             cwsc,
             precip,
@@ -204,7 +204,7 @@ def _evaluate(args, outputs: Outputs) -> dict:
             if flags is not None:
                 groups.append(
                     (
-                        "By quality flag of the label (LABELS band 3)",
+                        "By quality flag of the label",
                         breakdown(scores, flag_groups(flags.ravel()[check["cells"]])),
                     )
                 )
@@ -217,11 +217,13 @@ def _evaluate(args, outputs: Outputs) -> dict:
                     f"on the calibration months with CWSC fixed to the map, fixed to a constant map "
                     f"({check['constant_mm']:.0f} mm, the map's median: the null model) and free; each "
                     f"cell is scored on the validation months in the model(s) that make its label "
-                    f"({'from DETAILS' if label_kge is not None else 'by free calibration'}). Median "
+                    f"({'from the calibration details' if label_kge is not None else 'by free calibration'}). Median "
                     f"validation KGE: map {metrics['kge_val_fixed']:.3f}, constant map "
                     f"{metrics['kge_val_constant']:.3f} ({verdict:+.3f} for the map), free "
                     f"{metrics['kge_val_free']:.3f}. Runs that failed score as the worst score "
-                    f"({check['worst']:.3f}): {check['failed']}.</p>",
+                    f"({check['worst']:.3f}): "
+                    + ", ".join(f"{_VARIANT_WORDS.get(k, k)} {v:,} cells" for k, v in check["failed"].items())
+                    + ".</p>",
                     rows,
                     distribution_figure(scores),
                 ],
@@ -240,6 +242,10 @@ def _evaluate(args, outputs: Outputs) -> dict:
     metrics["seconds"] = round(time.perf_counter() - t0, 2)
     protocol.progress(1.0, "evaluating the map")
     return metrics
+
+
+#: The simulation check's variants in words.
+_VARIANT_WORDS = {"fixed": "with the map", "constant": "with the constant map", "free": "free"}
 
 
 def _details_kge(path: str, grid, models) -> dict:

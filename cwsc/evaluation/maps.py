@@ -182,7 +182,13 @@ def simulation_check(
     per_model = {v: {m: runs[v].models[m].kge_val for m in names} for v in VARIANTS}
     raw = {v: np.stack([per_model[v][m] for m in names]) for v in VARIANTS}
     finite = np.concatenate([r[chosen & np.isfinite(r)] for r in raw.values()])
-    worst = float(finite.min()) if finite.size else -1.0
+    if not finite.size:
+        raise InputFileError(
+            f"RUNOFF: no model run on the {len(cells):,} cells could be scored on the validation "
+            "months (their KGE is undefined: runoff that never varies?); there is nothing to "
+            "evaluate the map on"
+        )
+    worst = float(finite.min())
     scores, failed = {}, {}
     for v in VARIANTS:
         r = np.where(chosen, raw[v], np.nan)

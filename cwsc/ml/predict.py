@@ -50,9 +50,20 @@ def match_channels(expected: Sequence[str], given: Sequence[str], label: str = "
             f"{', '.join(expected)}; given {', '.join(given)}); used in the given order"
         )
         return list(range(len(given)))
+    missing = [n for n in expected if n not in given]
+    extra = [n for n in given if n not in expected]
+    said = []
+    if missing:
+        said.append(f"missing: {', '.join(missing)}")
+    if extra:
+        said.append(f"not the model's: {', '.join(extra)}")
     raise InputFileError(
-        f"{label}: the model expects {len(expected)} channels ({', '.join(expected)}) "
-        f"but {len(given)} were given ({', '.join(given)})"
+        f"{label}: the model expects {len(expected)} channels but {len(given)} were given"
+        + (
+            f" ({'; '.join(said)})"
+            if said
+            else f" (expected {', '.join(expected)}; given {', '.join(given)})"
+        )
     )
 
 

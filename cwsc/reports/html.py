@@ -24,6 +24,7 @@ import base64
 import html
 import io as _io
 import math
+import re
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -86,12 +87,25 @@ def format_value(value: Any) -> str:
     return str(value)
 
 
+#: Abbreviations a snake_case key holds, as a reader writes them.
+_TERMS = {"r2": "R²", "kge": "KGE", "nse": "NSE", "rmse": "RMSE", "mae": "MAE", "cwsc": "CWSC", "mm": "(mm)"}
+
+
+def words(key: Any) -> str:
+    """A table's row name in words: ``test_rmse_mm`` -> ``test RMSE (mm)``; other text as is."""
+    text = str(key)
+    if not re.fullmatch(r"[a-z0-9]+(_[a-z0-9]+)+|[a-z0-9]+", text):
+        return text
+    return " ".join(_TERMS.get(part, part) for part in text.split("_"))
+
+
 def table_html(data: Mapping[str, Any] | Sequence[Mapping[str, Any]]) -> str:
     """A mapping becomes a two-column (name, value) table; a list of mappings a table with a
-    column per key (the first row's keys). Values are formatted and escaped."""
+    column per key (the first row's keys). Keys in snake_case are written in words; values are
+    formatted and escaped."""
     if isinstance(data, Mapping):
         rows = "".join(
-            f"<tr><th>{html.escape(str(k))}</th><td class='num'>{html.escape(format_value(v))}</td></tr>"
+            f"<tr><th>{html.escape(words(k))}</th><td class='num'>{html.escape(format_value(v))}</td></tr>"
             for k, v in data.items()
         )
         return f"<table>{rows}</table>"
@@ -99,7 +113,7 @@ def table_html(data: Mapping[str, Any] | Sequence[Mapping[str, Any]]) -> str:
     if not data:
         return "<p>(none)</p>"
     keys = list(data[0].keys())
-    head = "".join(f"<th>{html.escape(str(k))}</th>" for k in keys)
+    head = "".join(f"<th>{html.escape(words(k))}</th>" for k in keys)
     body = "".join(
         "<tr>"
         + "".join(f"<td class='num'>{html.escape(format_value(r.get(k)))}</td>" for k in keys)
@@ -166,7 +180,7 @@ def learning_curves_figure(histories: Sequence[Sequence[Mapping[str, Any]]]):
         if any(r.get("test_r2") is not None for r in h):
             ax2.plot(ep, [r.get("test_r2") for r in h], ":", label="test" + tag)
     ax1.set(xlabel="epoch", ylabel="MSE (scaled labels)", yscale="log", title="Loss")
-    ax2.set(xlabel="epoch", ylabel="R²", title="Validation R² (mm)")
+    ax2.set(xlabel="epoch", ylabel="R²", title="Validation R²")
     ax1.legend(fontsize=8)
     ax2.legend(fontsize=8)
     return fig
@@ -243,7 +257,7 @@ def training_report(
         ),
     }
     sections: list[tuple[str, Any]] = [
-        ("Test metrics (mm)", metrics),
+        ("Test metrics", metrics),
         ("Run", summary),
         ("Predictor channels", "<p>" + ", ".join(channels) + "</p>"),
         ("Learning curves", learning_curves_figure(result.histories)),

@@ -228,3 +228,29 @@ def test_22_a_cwsc_map_in_metres_is_converted_or_questioned(tmp_path):
     events, _ = evaluate(unlabelled)
     warnings = [e["message"] for e in events if e["event"] == "log" and e["level"] == "warning"]
     assert any("cwsc_nounit.tif' declares no unit" in w and "metres" in w for w in warnings), warnings
+
+
+def test_20_evaluate_on_all_zero_runoff_is_refused(forcing, tmp_path):
+    paths, arrays = forcing
+    zero = write_tif(tmp_path / "zero.tif", np.zeros_like(arrays["q"]))
+    cwsc = write_tif(tmp_path / "map.tif", np.full(arrays["q"].shape[1:], 150.0))
+    refused(
+        [
+            "evaluate",
+            "--cwsc",
+            cwsc,
+            "--precip",
+            paths["p"],
+            "--pet",
+            paths["e"],
+            "--runoff",
+            zero,
+            "--out-report",
+            tmp_path / "r.html",
+            "--max-evaluations",
+            "30",
+        ],
+        "RUNOFF",
+        "zero.tif",
+    )
+    assert not (tmp_path / "r.html").exists()

@@ -106,8 +106,12 @@ def test_channel_matching():
     assert match_channels(["a", "b"], ["a", "b"]) == [0, 1]
     assert match_channels(["a", "b"], ["b", "a"]) == [1, 0]
     assert match_channels(["a", "b"], ["x", "y"]) == [0, 1]  # same count: with a warning
-    with pytest.raises(InputFileError, match=r"expects 2 channels \(a, b\) but 3 were given \(a, b, c\)"):
+    with pytest.raises(InputFileError, match=r"expects 2 channels but 3 were given \(not the model's: c\)"):
         match_channels(["a", "b"], ["a", "b", "c"])
+    # One predictor left out of thirteen: named, not the 13 expected beside the 12 given.
+    names = [f"p{i}" for i in range(13)]
+    with pytest.raises(InputFileError, match=r"expects 13 channels but 12 were given \(missing: p7\)$"):
+        match_channels(names, names[:7] + names[8:])
 
 
 def test_prediction_is_strip_independent_and_writes_a_described_tiled_geotiff(tmp_path):
