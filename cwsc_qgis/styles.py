@@ -138,29 +138,43 @@ def style_output(raster_path, style, context, feedback=None, name=None):
 
 class FirstBandPostProcessor(QgsProcessingLayerPostProcessorInterface):
     """Shows a stack of months (or any many-band raster) as its first band in grey, stretched
-    to that band's range, instead of QGIS's default of bands 1-3 as false colour."""
+    to that band's range, instead of QGIS's default of bands 1-3 as false colour; and, with a
+    group name, puts the layer into that group of the project's layer tree."""
 
     _alive = []
 
-    def postProcessLayer(self, layer, context, feedback):  # noqa: N802 - QGIS API
-        from qgis.core import QgsContrastEnhancement, QgsSingleBandGrayRenderer
+    def __init__(self, first_band=True, group=None):
+        super().__init__()
+        self.first_band = first_band
+        self.group = group
 
+    def postProcessLayer(self, layer, context, feedback):  # noqa: N802 - QGIS API
         if layer is None or not layer.isValid():
             return
-        provider = layer.dataProvider()
-        renderer = QgsSingleBandGrayRenderer(provider, 1)
-        stats = provider.bandStatistics(1)
-        enhancement = QgsContrastEnhancement(provider.dataType(1))
-        enhancement.setContrastEnhancementAlgorithm(QgsContrastEnhancement.StretchToMinimumMaximum)
-        enhancement.setMinimumValue(stats.minimumValue)
-        enhancement.setMaximumValue(stats.maximumValue)
-        renderer.setContrastEnhancement(enhancement)
-        layer.setRenderer(renderer)
-        layer.triggerRepaint()
+        if self.first_band and layer.bandCount() > 1:
+            from qgis.core import QgsContrastEnhancement, QgsSingleBandGrayRenderer
+
+            provider = layer.dataProvider()
+            renderer = QgsSingleBandGrayRenderer(provider, 1)
+            stats = provider.bandStatistics(1)
+            enhancement = QgsContrastEnhancement(provider.dataType(1))
+            enhancement.setContrastEnhancementAlgorithm(QgsContrastEnhancement.StretchToMinimumMaximum)
+            enhancement.setMinimumValue(stats.minimumValue)
+            enhancement.setMaximumValue(stats.maximumValue)
+            renderer.setContrastEnhancement(enhancement)
+            layer.setRenderer(renderer)
+            layer.triggerRepaint()
+        if self.group and context.project() is not None:
+            root = context.project().layerTreeRoot()
+            group = root.findGroup(self.group) or root.insertGroup(0, self.group)
+            node = root.findLayer(layer.id())
+            if node is not None and node.parent() is not group:
+                group.addChildNode(node.clone())
+                node.parent().removeChildNode(node)
 
     @classmethod
-    def create(cls):
-        processor = cls()
+    def create(cls, first_band=True, group=None):
+        processor = cls(first_band, group)
         cls._alive.append(processor)
         return processor
 
@@ -175,8 +189,9 @@ def show_first_band(raster_path, context, name=None):
 
 
 def load_on_completion(paths, context, group_name):
-    """Add files the algorithm wrote beyond its declared outputs (the predictors of a folder)
-    to the layers QGIS loads when the run ends."""
+    """Add files the algorithm wrote beyond its declared outputs (the predictors of a folder,
+    the demo data) to the layers QGIS loads when the run ends, in the group ``group_name``;
+    a many-band raster shows its first band."""
     if context is None or context.project() is None:
         return
     from qgis.core import QgsProcessingContext
@@ -185,5 +200,5 @@ def load_on_completion(paths, context, group_name):
         if os.path.isfile(path):
             name = os.path.splitext(os.path.basename(path))[0]
             details = QgsProcessingContext.LayerDetails(name, context.project(), name)
-            details.groupName = group_name if hasattr(details, "groupName") else ""
+            details.setPostProcessor(FirstBandPostProcessor.create(True, group_name))
             context.addLayerToLoadOnCompletion(path, details)

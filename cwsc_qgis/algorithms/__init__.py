@@ -1,6 +1,7 @@
 """One module per algorithm; ``ALGORITHMS`` lists them for the provider."""
 
 from .calibrate import CalibrateAlgorithm
+from .demodata import DemoDataAlgorithm
 from .evaluate import EvaluateAlgorithm
 from .info import InfoAlgorithm
 from .learnfromrunoff import LearnFromRunoffAlgorithm
@@ -18,6 +19,7 @@ ALGORITHMS = [
     LearnFromRunoffAlgorithm,
     PredictAlgorithm,
     EvaluateAlgorithm,
+    DemoDataAlgorithm,
     SetupAlgorithm,
     InfoAlgorithm,
 ]

@@ -548,3 +548,33 @@ def test_prepare_outputs_load_readable_and_the_predictors_with_them(provider, da
     finally:
         for i in set(project.mapLayers()) - before:
             project.removeMapLayer(i)
+
+
+def test_demo_data_from_the_toolbox_loads_as_a_group(provider, tmp_path):
+    """Create demo data: a user without a terminal gets the demo region, loaded as a group."""
+    import processing
+    from qgis.core import QgsProcessingContext
+
+    project = QgsProject.instance()
+    before = set(project.mapLayers())
+    context = QgsProcessingContext()
+    context.setProject(project)
+    try:
+        result = processing.runAndLoadResults(
+            "cwsc:demodata",
+            {"OUTPUT": str(tmp_path / "demo")},
+            feedback=QgsProcessingFeedback(),
+            context=context,
+        )
+        assert result["LAND_CELLS"] > 1000 and Path(result["TRUE_CWSC"]).is_file()
+        assert (tmp_path / "demo" / "README.md").is_file()
+        group = project.layerTreeRoot().findGroup("CWSC demo data")
+        assert group is not None
+        names = {Path(node.layer().source()).name for node in group.findLayers()}
+        assert {"precipitation.tif", "pet.tif", "runoff.tif", "true_cwsc.tif", "elevation.tif"} <= names
+    finally:
+        for i in set(project.mapLayers()) - before:
+            project.removeMapLayer(i)
+        group = project.layerTreeRoot().findGroup("CWSC demo data")
+        if group is not None:
+            project.layerTreeRoot().removeChildNode(group)
