@@ -136,7 +136,9 @@ def test_provider_loads_its_algorithms_and_the_workflow(provider):
     assert provider.name() == "CWSC"  # short: the Toolbox dock shows it whole
     assert not provider.icon().isNull()
     assert Path(provider.svgIconPath()).is_file()
-    assert sorted(a.id() for a in provider.algorithms()) == sorted([*CONTRACT, "cwsc:demodata", "cwsc:workflow"])
+    assert sorted(a.id() for a in provider.algorithms()) == sorted(
+        [*CONTRACT, "cwsc:demodata", "cwsc:workflow"]
+    )
     setup = _alg("cwsc:setup")
     assert {o.name() for o in setup.outputDefinitions()} >= {"PYTHON", "INFO"}
 
