@@ -172,7 +172,7 @@ def test_backend_interpreter_missing(run_alg, backend_env):
     with pytest.raises(QgsProcessingException) as err:
         run_alg("cwsc:info", {})
     print("\nbad input (no interpreter):", err.value)
-    assert "does not exist" in str(err.value) and "make setup" in str(err.value)
+    assert "does not exist" in str(err.value) and "Set up the backend" in str(err.value)
     assert "CWSC_BACKEND_PYTHON" in str(err.value)
 
 
@@ -181,7 +181,7 @@ def test_backend_interpreter_without_torch(run_alg, backend_env):
     with pytest.raises(QgsProcessingException) as err:
         run_alg("cwsc:info", {})
     print("\nbad input (no torch):", err.value)
-    assert "lacks torch" in str(err.value) and "make setup" in str(err.value)
+    assert "lacks torch" in str(err.value) and "Set up the backend" in str(err.value)
 
 
 def test_info_reports_the_backend(run_alg):

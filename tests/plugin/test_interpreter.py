@@ -38,14 +38,14 @@ def test_interpreter_lookup_order(provider, monkeypatch, tmp_path):  # noqa: ARG
     finally:
         ProcessingConfig.setSettingValue(settings.BACKEND_PYTHON, "")
     # an explicit choice that does not exist is an error, not a silent fallback
-    with pytest.raises(QgsProcessingException, match="does not exist.*make setup"):
+    with pytest.raises(QgsProcessingException, match="does not exist.*Set up the backend"):
         interpreter.find_backend_python()
     # nothing anywhere: one message that says how to set it up
     monkeypatch.delenv("CWSC_BACKEND_PYTHON")
     monkeypatch.setattr(settings, "RECORDED_PYTHON_FILE", str(tmp_path / "none.txt"))
     monkeypatch.setattr(settings, "backend_root", lambda: str(tmp_path))
     monkeypatch.setattr(settings, "PLUGIN_DIR", str(tmp_path))
-    with pytest.raises(QgsProcessingException, match="No CWSC backend interpreter found.*make setup"):
+    with pytest.raises(QgsProcessingException, match="No CWSC backend interpreter found.*Set up the backend"):
         interpreter.find_backend_python()
 
 
