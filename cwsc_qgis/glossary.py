@@ -22,7 +22,7 @@ LABELS = {
     "WIDTHS": "Stage widths (e.g. 16,32,128)",
     "CALIBRATION_FRACTION": "Fraction of the months used for calibration",
     "EXTENT": "Extent: work on this region only (empty: the whole grid)",
-    "MODEL_KGE_MARGIN": "Only models within this KGE of the cell's best enter the label (empty: every model above the threshold)",
+    "MODEL_KGE_MARGIN": "Label from the models within this KGE of the best (empty: all)",
 }
 
 #: Parameter names whose label may differ from one algorithm to another (another role).

@@ -93,7 +93,7 @@ def device_parameter(name="DEVICE", is_advanced=True):
     CUDA when available, else CPU)."""
     param = QgsProcessingParameterEnum(
         name,
-        tr("Device (auto: the provider's default device, else CUDA when available)"),
+        tr("Device (auto: CUDA when available)"),
         options=DEVICES,
         defaultValue=0,
     )
@@ -140,9 +140,7 @@ def forcing_parameters():
             advanced(
                 QgsProcessingParameterNumber(
                     name + "_NODATA",
-                    tr("Nodata value of the {} raster, when the file does not declare it (e.g. -999)").format(
-                        what
-                    ),
+                    tr("Nodata value of the {} (when the file declares none)").format(what),
                     type=DOUBLE,
                     optional=True,
                 )
@@ -152,7 +150,7 @@ def forcing_parameters():
             advanced(
                 QgsProcessingParameterEnum(
                     name + "_UNITS",
-                    tr("Units of the {} (auto: as the file says; no units: mm/month)").format(what),
+                    tr("Units of the {} (auto: as the file says)").format(what),
                     options=UNITS,
                     defaultValue=0,
                 )
@@ -162,7 +160,7 @@ def forcing_parameters():
             advanced(
                 QgsProcessingParameterString(
                     name + "_START",
-                    tr("First month of the {} (YYYY-MM), when the file does not date its bands").format(what),
+                    tr("First month of the {} (YYYY-MM; when undated)").format(what),
                     optional=True,
                 )
             )

@@ -231,7 +231,7 @@ last quarter is kept for validation.</p>
             advanced(
                 QgsProcessingParameterNumber(
                     "PROFILE_EVALUATIONS",
-                    tr("Evaluations per point of the sc profile (0: no identifiable range)"),
+                    tr("Evaluations per point of the sc profile (0: no range)"),
                     type=INTEGER,
                     defaultValue=PROFILE_EVALUATIONS,
                     minValue=0,
@@ -264,7 +264,7 @@ last quarter is kept for validation.</p>
             advanced(
                 QgsProcessingParameterString(
                     "DASK_SCHEDULER",
-                    tr("Dask scheduler address (empty: the provider setting, else this computer)"),
+                    tr("Dask scheduler address (empty: this computer)"),
                     optional=True,
                 )
             )

@@ -151,7 +151,7 @@ sc), <b>OUTPUT_REPORT</b>; validation KGE of the held-out cells.</p>
         self.addParameter(
             QgsProcessingParameterNumber(
                 "PRETRAIN_EPOCHS",
-                tr("Pretraining epochs on a calibration of the training cells (0: learn from runoff alone)"),
+                tr("Pretraining epochs on the calibrated training cells (0: none)"),
                 type=INTEGER,
                 minValue=0,
                 defaultValue=LEARN_PRETRAIN_EPOCHS_DEFAULT,
@@ -217,7 +217,7 @@ sc), <b>OUTPUT_REPORT</b>; validation KGE of the held-out cells.</p>
             advanced(
                 QgsProcessingParameterBoolean(
                     "SHARED_SC",
-                    tr("One sc for every model (the models differ in their other parameters only)"),
+                    tr("One sc for every model (they differ in the others only)"),
                     defaultValue=False,
                 )
             )
@@ -249,7 +249,7 @@ sc), <b>OUTPUT_REPORT</b>; validation KGE of the held-out cells.</p>
             advanced(
                 QgsProcessingParameterNumber(
                     "CHECKPOINT_MONTHS",
-                    tr("Recompute the month loop in blocks of this many months (0: keep every month)"),
+                    tr("Months per block recomputed in learning (0: keep all)"),
                     type=INTEGER,
                     defaultValue=0,
                     minValue=0,

@@ -71,10 +71,7 @@ NetCDF copy.</p>
             advanced(
                 QgsProcessingParameterBoolean(
                     "ALLOW_SHIFT",
-                    tr(
-                        "Predict even where predictors lie far outside the training "
-                        "distribution (a region unlike the training one)"
-                    ),
+                    tr("Predict even far outside the training's predictors"),
                     defaultValue=False,
                 )
             )

@@ -79,7 +79,7 @@ averaged by area when grids differ.</p>
             self.addParameter(
                 QgsProcessingParameterString(
                     name + "_VARIABLE",
-                    tr("NetCDF variable of the {} (when the file holds several)").format(what),
+                    tr("NetCDF variable of the {} (if the file has several)").format(what),
                     optional=True,
                 )
             )

@@ -57,7 +57,7 @@ checked and recorded.</p>
         self.addParameter(
             QgsProcessingParameterFile(
                 "FOLDER",
-                tr("Folder for the environment (default: cwsc/backend in the QGIS profile)"),
+                tr("Folder for the environment (default: in the QGIS profile)"),
                 behavior=QgsProcessingParameterFile.Folder,
                 optional=True,
             )
@@ -65,7 +65,7 @@ checked and recorded.</p>
         self.addParameter(
             QgsProcessingParameterFile(
                 "PYTHON",
-                tr("Python to build it with (default: found automatically, 3.10 or newer)"),
+                tr("Python to build it with (3.10 or newer; default: found)"),
                 optional=True,
             )
         )

@@ -295,3 +295,16 @@ def test_one_parameter_name_has_one_label_everywhere(provider):  # noqa: ARG001
     assert differing == {}
     for name, text in glossary.LABELS.items():
         assert labels[name] == {text}, name
+
+
+def test_labels_are_short_enough_for_the_dialog(provider):  # noqa: ARG001
+    """A dialog at its first size shows about 60 characters of a label without a horizontal
+    scrollbar; what a parameter needs beyond that belongs in the help or its page."""
+    long = {
+        (alg.id(), d.name()): len(d.description())
+        for alg in QgsApplication.processingRegistry().providerById("cwsc").algorithms()
+        if hasattr(alg, "COMMAND")
+        for d in alg.parameterDefinitions()
+        if len(d.description()) > 64
+    }
+    assert long == {}
