@@ -35,7 +35,7 @@ $(STAMPS)/plugin-test: requirements/plugin-test.txt $(STAMPS)/qgis
 test: setup test-backend test-plugin
 
 # The tests that finish in a few minutes: everything but those marked slow or gui.
-test-fast: setup
+test-fast: setup docs
 	$(VENV_PY) -m pytest -q -m "not slow and not gui and not network" tests/cwsc
 	$(QGIS_PY) -m pytest -q -p no:cacheprovider -m "not slow and not gui and not network" tests/plugin
 
