@@ -136,6 +136,20 @@ def _extent(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _periods(parser: argparse.ArgumentParser) -> None:
+    """The formulation and the calibration period, the same for calibrate and learn."""
+    parser.add_argument("--formulation", default=FORMULATIONS[0], choices=FORMULATIONS)
+    parser.add_argument(
+        "--warmup-months", type=_count("WARMUP_MONTHS", 0), default=None, help="default min(n/8, 24)"
+    )
+    parser.add_argument(
+        "--calibration-fraction",
+        type=_number("CALIBRATION_FRACTION"),
+        default=0.75,
+        help="calibration ends at this fraction of the months; validation is the rest",
+    )
+
+
 def _device(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--device",
@@ -205,16 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--models", default=",".join(MODELS), help="comma-separated subset of DWBM,SWBM,TVGM")
     p.add_argument("--objective", default=OBJECTIVES[0], choices=OBJECTIVES)
     p.add_argument("--kge-form", default=KGE_VERSIONS[0], choices=KGE_VERSIONS)
-    p.add_argument("--formulation", default=FORMULATIONS[0], choices=FORMULATIONS)
-    p.add_argument(
-        "--warmup-months", type=_count("WARMUP_MONTHS", 0), default=None, help="default min(n/8, 24)"
-    )
-    p.add_argument(
-        "--calibration-fraction",
-        type=_number("CALIBRATION_FRACTION"),
-        default=0.75,
-        help="calibration ends at this fraction of the months; validation is the rest",
-    )
+    _periods(p)
     p.add_argument(
         "--restarts",
         type=_count("RESTARTS"),
@@ -321,16 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
     _extent(p)
     p.add_argument("--models", default=",".join(MODELS), help="comma-separated subset of DWBM,SWBM,TVGM")
     p.add_argument("--objective", default=OBJECTIVES[0], choices=OBJECTIVES)
-    p.add_argument("--formulation", default=FORMULATIONS[0], choices=FORMULATIONS)
-    p.add_argument(
-        "--warmup-months", type=_count("WARMUP_MONTHS", 0), default=None, help="default min(n/8, 24)"
-    )
-    p.add_argument(
-        "--calibration-fraction",
-        type=_number("CALIBRATION_FRACTION"),
-        default=0.75,
-        help="calibration ends at this fraction of the months; validation is the rest",
-    )
+    _periods(p)
     p.add_argument(
         "--kge-margin",
         type=_margin,

@@ -17,6 +17,7 @@ from qgis.core import (
     QgsProcessingAlgorithm,
     QgsProcessingException,
     QgsProcessingParameterEnum,
+    QgsProcessingParameterNumber,
     QgsProcessingParameterRasterLayer,
     QgsProcessingUtils,
     QgsRasterFileWriter,
@@ -27,7 +28,7 @@ from qgis.PyQt.QtCore import QCoreApplication, QUrl
 from qgis.PyQt.QtGui import QIcon
 
 from .. import settings, styles
-from ..compat import CAPABILITY_SIZE, FLAG_ADVANCED, WRITER_OK
+from ..compat import CAPABILITY_SIZE, DOUBLE, FLAG_ADVANCED, INTEGER, WRITER_OK
 from ..glossary import term
 from ..runner import BackendCancelled, run_backend
 
@@ -40,6 +41,8 @@ GROUPS = {
     "tools": "Tools",
 }
 DEVICES = ["auto", "cpu", "cuda"]
+#: The models' formulations (cwsc/hydro/options.py FORMULATIONS; the contract test holds them equal).
+FORMULATIONS = ["conserving", "seed", "bounded"]
 #: What a hydrologist types in the Toolbox search to find any CWSC algorithm.
 COMMON_TAGS = (
     "hydrology",
@@ -98,6 +101,37 @@ def device_parameter(name="DEVICE", is_advanced=True):
         defaultValue=0,
     )
     return advanced(param) if is_advanced else param
+
+
+def period_parameters():
+    """The model formulation and the calibration period (warm-up, calibration fraction), the
+    same in calibrate and learn from runoff; advanced."""
+    return [
+        advanced(
+            QgsProcessingParameterEnum(
+                "FORMULATION", tr("Model formulation"), options=FORMULATIONS, defaultValue=0
+            )
+        ),
+        advanced(
+            QgsProcessingParameterNumber(
+                "WARMUP_MONTHS",
+                tr("Warm-up months (empty: min(n/8, 24))"),
+                type=INTEGER,
+                minValue=0,
+                optional=True,
+            )
+        ),
+        advanced(
+            QgsProcessingParameterNumber(
+                "CALIBRATION_FRACTION",
+                term("CALIBRATION_FRACTION"),
+                type=DOUBLE,
+                defaultValue=0.75,
+                minValue=0.05,
+                maxValue=1.0,
+            )
+        ),
+    ]
 
 
 #: (input parameter, backend option stem, what) of the three forcings.

@@ -14,6 +14,7 @@ from .. import settings
 from ..compat import DOUBLE, INTEGER
 from ..glossary import term
 from .base import (
+    FORMULATIONS,
     MAX_EVALUATIONS_DEFAULT,
     RESTARTS_DEFAULT,
     CwscAlgorithm,
@@ -22,12 +23,12 @@ from .base import (
     extent_parameter,
     forcing_layer_parameters,
     forcing_parameters,
+    period_parameters,
     tr,
 )
 
 MODELS = ["DWBM", "SWBM", "TVGM"]
 OBJECTIVES = ["KGE", "NSE"]
-FORMULATIONS = ["conserving", "seed", "bounded"]
 #: The backend's defaults (cwsc/hydro/options.py; the contract test holds them equal).
 IDENTIFIABILITY_TOLERANCE = 0.01
 PROFILE_EVALUATIONS = 100
@@ -140,36 +141,8 @@ last quarter is kept for validation.</p>
                 "OBJECTIVE", tr("Objective function"), options=OBJECTIVES, defaultValue=0
             )
         )
-        self.addParameter(
-            advanced(
-                QgsProcessingParameterEnum(
-                    "FORMULATION", tr("Model formulation"), options=FORMULATIONS, defaultValue=0
-                )
-            )
-        )
-        self.addParameter(
-            advanced(
-                QgsProcessingParameterNumber(
-                    "WARMUP_MONTHS",
-                    tr("Warm-up months (empty: min(n/8, 24))"),
-                    type=INTEGER,
-                    minValue=0,
-                    optional=True,
-                )
-            )
-        )
-        self.addParameter(
-            advanced(
-                QgsProcessingParameterNumber(
-                    "CALIBRATION_FRACTION",
-                    term("CALIBRATION_FRACTION"),
-                    type=DOUBLE,
-                    defaultValue=0.75,
-                    minValue=0.05,
-                    maxValue=1.0,
-                )
-            )
-        )
+        for param in period_parameters():
+            self.addParameter(param)
         self.addParameter(
             advanced(
                 QgsProcessingParameterNumber(

@@ -23,6 +23,7 @@ from .base import (
     extent_parameter,
     forcing_layer_parameters,
     forcing_parameters,
+    period_parameters,
     tr,
 )
 from .calibrate import FORMULATIONS, MODELS, OBJECTIVES
@@ -161,36 +162,8 @@ sc), <b>OUTPUT_REPORT</b>; validation KGE of the held-out cells.</p>
         self.addParameter(
             QgsProcessingParameterRasterLayer("LABELS", tr("CWSC labels to compare with"), optional=True)
         )
-        self.addParameter(
-            advanced(
-                QgsProcessingParameterEnum(
-                    "FORMULATION", tr("Model formulation"), options=FORMULATIONS, defaultValue=0
-                )
-            )
-        )
-        self.addParameter(
-            advanced(
-                QgsProcessingParameterNumber(
-                    "WARMUP_MONTHS",
-                    tr("Warm-up months (empty: min(n/8, 24))"),
-                    type=INTEGER,
-                    minValue=0,
-                    optional=True,
-                )
-            )
-        )
-        self.addParameter(
-            advanced(
-                QgsProcessingParameterNumber(
-                    "CALIBRATION_FRACTION",
-                    term("CALIBRATION_FRACTION"),
-                    type=DOUBLE,
-                    defaultValue=0.75,
-                    minValue=0.05,
-                    maxValue=1.0,
-                )
-            )
-        )
+        for param in period_parameters():
+            self.addParameter(param)
         self.addParameter(
             advanced(
                 QgsProcessingParameterNumber(
