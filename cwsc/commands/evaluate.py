@@ -47,12 +47,11 @@ def evaluate_command(args) -> None:
 def _in_mm(values, units: str, where: str):
     from cwsc.io.units import depth_in_mm
 
-    values, lines = depth_in_mm(values, units, where)
-    for line in lines:
-        if line.startswith("warning: "):
-            protocol.warning(line[len("warning: ") :])
-        else:
-            protocol.log(line)
+    values, notes, warnings = depth_in_mm(values, units, where)
+    for line in notes:
+        protocol.log(line)
+    for line in warnings:
+        protocol.warning(line)
     return values
 
 

@@ -156,22 +156,26 @@ def plausibility_warnings(
 IMPLAUSIBLE_CWSC_MM = 5.0
 
 
-def depth_in_mm(values: np.ndarray, units: str, where: str) -> tuple[np.ndarray, list[str]]:
+def depth_in_mm(values: np.ndarray, units: str, where: str) -> tuple[np.ndarray, list[str], list[str]]:
     """A depth of water (a CWSC map) in mm: converted from the unit the file declares (m, cm,
-    mm); with no unit, read as mm, with a warning line when the values look like metres.
-    Returns (values in mm, lines for the log), the warnings prefixed with "warning: "."""
+    mm); with no unit, read as mm. Returns (values in mm, notes for the log, warnings): a
+    warning when there is no unit and the values look like metres, or the unit is not a depth."""
     text = _normalise(units or "")
     if not text:
         finite = values[np.isfinite(values)]
         if finite.size and float(np.median(finite)) < IMPLAUSIBLE_CWSC_MM:
-            return values, [
-                f"warning: {where} declares no unit and its median is {float(np.median(finite)):g}: "
-                "read as mm, but a storage capacity is tens to hundreds of mm; is the map in metres?"
-            ]
-        return values, []
+            return (
+                values,
+                [],
+                [
+                    f"{where} declares no unit and its median is {float(np.median(finite)):g}: "
+                    "read as mm, but a storage capacity is tens to hundreds of mm; is the map in metres?"
+                ],
+            )
+        return values, [], []
     scale = _LENGTH.get(text)
     if scale is None:
-        return values, [f"warning: {where} declares the unit '{units}', not a depth of water: read as mm"]
+        return values, [], [f"{where} declares the unit '{units}', not a depth of water: read as mm"]
     if scale == 1.0:
-        return values, []
-    return values * np.float32(scale), [f"{where} is in {units}: converted to mm"]
+        return values, [], []
+    return values * np.float32(scale), [f"{where} is in {units}: converted to mm"], []

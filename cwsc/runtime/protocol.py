@@ -138,6 +138,15 @@ def critical() -> Iterator[list[int]]:
             _deferred, _critical_owner = outer, owner
 
 
+def _run_stop_actions() -> None:
+    """What a run that has to end at once leaves behind is removed (its temporaries)."""
+    for action in list(_stop_actions):
+        try:
+            action()
+        except Exception:  # noqa: BLE001 - a failed clean-up must not keep us alive
+            pass
+
+
 def _stop_now(code: int) -> None:
     """End the process at once: the stop actions (temporaries removed), then exit with
     ``code``; never inside a commit (this waits for it, or, called from inside it, returns and
@@ -145,11 +154,7 @@ def _stop_now(code: int) -> None:
     if _critical_owner == threading.get_ident():
         return
     with _critical:
-        for action in list(_stop_actions):
-            try:
-                action()
-            except Exception:  # noqa: BLE001 - a failed clean-up must not keep us alive
-                pass
+        _run_stop_actions()
         try:
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         except OSError:
@@ -265,11 +270,7 @@ def _start_watchdog() -> None:
                     sys.stdout.flush()
                     os._exit(EXIT_OK)
                 return
-            for action in list(_stop_actions):
-                try:
-                    action()
-                except Exception:  # noqa: BLE001 - a failed clean-up must not keep us alive
-                    pass
+            _run_stop_actions()
             name = signal.Signals(next(b for b in data if b in stops)).name
             try:
                 emit("error", kind="cancelled", message=f"stopped by signal {name}")
