@@ -87,7 +87,12 @@ def _count(name: str, minimum: int = 1):
 
 def _forcing_options(parser: argparse.ArgumentParser) -> None:
     """How P, PET and Q are read: nodata, units and first month overrides, the period."""
-    for key, name in (("precip", "PRECIPITATION"), ("pet", "PET"), ("runoff", "RUNOFF")):
+    for key, name in (
+        ("precip", "PRECIPITATION"),
+        ("pet", "PET"),
+        ("runoff", "RUNOFF"),
+        ("temperature", "TEMPERATURE"),
+    ):
         parser.add_argument(
             f"--{key}-nodata",
             type=_number(f"{name}_NODATA"),
@@ -97,7 +102,11 @@ def _forcing_options(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(
             f"--{key}-units",
             default="auto",
-            help="auto (from the file; none: mm/month), or e.g. mm/month, mm/day, kg m-2 s-1, m",
+            help=(
+                "auto (from the file; none: degrees C), or C or K"
+                if key == "temperature"
+                else "auto (from the file; none: mm/month), or e.g. mm/month, mm/day, kg m-2 s-1, m"
+            ),
         )
         parser.add_argument(
             f"--{key}-start",
@@ -122,7 +131,13 @@ def _forcing_inputs(parser: argparse.ArgumentParser, required: bool = True) -> N
             default=None,
             help=f"{what}: GeoTIFF or NetCDF (months and units from the file)",
         )
-    for key in ("precip", "pet", "runoff"):
+    parser.add_argument(
+        "--temperature",
+        default=None,
+        help="monthly mean air temperature (optional; GeoTIFF or NetCDF, C or K): runs a snow store "
+        "ahead of the models",
+    )
+    for key in ("precip", "pet", "runoff", "temperature"):
         parser.add_argument(f"--{key}-var", help="NetCDF variable, when the file holds several")
     parser.add_argument("--time-dim", help="NetCDF time dimension name, when it cannot be found")
     _forcing_options(parser)
@@ -211,6 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-precip", required=True)
     p.add_argument("--out-pet", required=True)
     p.add_argument("--out-runoff", required=True)
+    p.add_argument("--out-temperature", default=None)
     p.add_argument("--out-predictors", default=None, help="a folder for the climate predictors")
 
     p = sub.add_parser("calibrate", help="calibrate DWBM/SWBM/TVGM per cell: CWSC labels and KGE")

@@ -103,12 +103,18 @@ def _calibrate(args: argparse.Namespace) -> None:
     device = resolve_device(args.device)
     outputs = Outputs(
         {"OUTPUT_CWSC": args.out_cwsc, "OUTPUT_KGE": args.out_kge, "OUTPUT_DETAILS": args.out_details},
-        inputs={"PRECIPITATION": args.precip, "PET": args.pet, "RUNOFF": args.runoff},
+        inputs=forcing_inputs(args),
     )
     with outputs:
         if device.type == "cpu":
             configure_cpu_threads()
-        rasters, alignment = open_forcing(args.precip, args.pet, args.runoff, forcing_options(args))
+        rasters, alignment = open_forcing(
+            args.precip,
+            args.pet,
+            args.runoff,
+            forcing_options(args),
+            temperature=getattr(args, "temperature", None),
+        )
         try:
             metrics = _run(args, models, outputs, rasters, alignment, device, started)
         finally:
@@ -129,6 +135,14 @@ RUN_ONLY_OPTIONS = {
     "keep_work",
     "command",
 }
+
+
+def forcing_inputs(args: argparse.Namespace) -> dict[str, str]:
+    """The forcing files by parameter name (temperature only when given)."""
+    files = {"PRECIPITATION": args.precip, "PET": args.pet, "RUNOFF": args.runoff}
+    if getattr(args, "temperature", None):
+        files["TEMPERATURE"] = args.temperature
+    return files
 
 
 def run_settings(args: argparse.Namespace, device, engine, shard_size: int) -> dict:
@@ -173,17 +187,21 @@ def _run(args, models, outputs, rasters, alignment, device, started) -> dict:
     n_cells = grid.width * grid.height
     # Land cells: forcing present in every month (ocean and nodata cells are skipped).
     land_total = 0
+    snow = len(rasters) > 3
     for rows in strips:
         p = rasters[0].read(rows)
         e = rasters[1].read(rows)
-        land_total += int((np.isfinite(p).all(0) & np.isfinite(e).all(0)).sum())
+        land = np.isfinite(p).all(0) & np.isfinite(e).all(0)
+        if snow:
+            land &= np.isfinite(rasters[3].read(rows)).all(0)
+        land_total += int(land.sum())
     tuning = Tuning(compile={"on": True, "off": False}.get(args.compile))
     engine = choose_engine(config, land_total, months, tuning)
     size = shard_cells(device, args.shard_cells)
     n_shards = -(-land_total // size)
     work = None
     if args.work_dir:
-        inputs = input_fingerprint({"PRECIPITATION": args.precip, "PET": args.pet, "RUNOFF": args.runoff})
+        inputs = input_fingerprint(forcing_inputs(args))
         work = WorkFolder(
             args.work_dir,
             "calibrate",
@@ -199,6 +217,7 @@ def _run(args, models, outputs, rasters, alignment, device, started) -> dict:
         for m in models
     }
     cwsc, width, flags, kge = (np.full(n_cells, np.nan, np.float32) for _ in range(4))
+    snow_likely = np.zeros(n_cells, bool)  # cold months hold much of P, no temperature given
     resumed = []
 
     def place(number: int, cells: np.ndarray, result) -> None:
@@ -220,13 +239,25 @@ def _run(args, models, outputs, rasters, alignment, device, started) -> dict:
         return result_from_arrays(arrays, models)
 
     def chunks():
-        """The land cells strip by strip: (flat grid index, P, PET, Q) as (cells, months)."""
+        """The land cells strip by strip: (flat grid index, P, PET, Q) as (cells, months); P
+        is the snow store's rain and melt when temperature is given."""
+        from cwsc.hydro import snow as S
+
         for rows in strips:
-            p, e, q = (r.read(rows) for r in rasters)
-            t = p.shape[0]
-            p, e, q = (a.reshape(t, -1).T for a in (p, e, q))
-            land = np.nonzero(np.isfinite(p).all(1) & np.isfinite(e).all(1))[0]
-            yield rows.start * grid.width + land, p[land], e[land], q[land]
+            arrays = [r.read(rows) for r in rasters]
+            n = arrays[0].shape[0]
+            p, e, q, *t = (a.reshape(n, -1).T for a in arrays)
+            ok = np.isfinite(p).all(1) & np.isfinite(e).all(1)
+            if t:
+                ok &= np.isfinite(t[0]).all(1)
+            land = np.nonzero(ok)[0]
+            cells = rows.start * grid.width + land
+            if t:
+                p_land = S.liquid_water(p[land], t[0][land]).astype(p.dtype, copy=False)
+            else:
+                p_land = p[land]
+                snow_likely[cells] = S.snow_likely(p_land, e[land])
+            yield cells, p_land, e[land], q[land]
 
     opened = {}
 
@@ -238,6 +269,7 @@ def _run(args, models, outputs, rasters, alignment, device, started) -> dict:
             f"{config.restarts} restart{'s' if config.restarts != 1 else ''}, "
             f"device {device}, {engine.describe()}, {land_total} land cells in "
             f"{n_shards} shard{'s' if n_shards != 1 else ''} {runner.describe()}"
+            + (", a snow store ahead of the models (TEMPERATURE given)" if snow else "")
         )
 
     calibrate_stream(
@@ -257,6 +289,17 @@ def _run(args, models, outputs, rasters, alignment, device, started) -> dict:
         announce=announce,
     )
     state = {"resumed": len(resumed)}
+    from cwsc.hydro.labels import FLAG_SNOW
+    from cwsc.hydro.snow import COLD_PET
+
+    flagged = snow_likely & np.isfinite(flags)
+    flags[flagged] = (flags[flagged].astype(np.int64) | FLAG_SNOW).astype(np.float32)
+    if flagged.any():
+        protocol.warning(
+            f"{int(flagged.sum()):,} labelled cells have cold months (PET below "
+            f"{COLD_PET:g} mm) that hold much of their precipitation, and no TEMPERATURE was given: "
+            "snow falls there, and the models let it run off at once; give TEMPERATURE (quality bit 32)"
+        )
 
     shape = grid.shape
     w, c = config.periods(months)
@@ -270,6 +313,13 @@ def _run(args, models, outputs, rasters, alignment, device, started) -> dict:
         "models": ",".join(models),
         "seed": config.seed,
     }
+    if snow:
+        from cwsc.hydro.snow import PUBLISHED
+
+        tags["snow_store"] = (
+            f"McCabe and Markstrom 2007: t_snow {PUBLISHED.t_snow:g} C, t_rain {PUBLISHED.t_rain:g} C, "
+            f"melt_max {PUBLISHED.melt_max:g}"
+        )
     io.write_raster(
         outputs.temporary("OUTPUT_CWSC"),
         np.stack([cwsc, width, flags]).reshape(3, *shape),

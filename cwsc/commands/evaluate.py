@@ -139,9 +139,14 @@ def _evaluate(args, outputs: Outputs) -> dict:
         )
         protocol.progress(0.2, "evaluating the map")
     if all(forcing):
-        precip, pet, runoff, fgrid, _ = read_forcing(
-            args.precip, args.pet, args.runoff, forcing_options(args)
+        precip, pet, runoff, fgrid, _, temperature = read_forcing(
+            args.precip, args.pet, args.runoff, forcing_options(args), getattr(args, "temperature", None)
         )
+        if temperature is not None:
+            from cwsc.hydro.snow import liquid_water
+
+            precip = liquid_water(precip, temperature, axis=0)
+            protocol.log("temperature given: the models receive rain and snowmelt from a snow store")
         if not fgrid.same_as(grid):
             raise GridMismatch(
                 f"CWSC: '{args.cwsc}' is on a different grid ({grid.describe()}) "

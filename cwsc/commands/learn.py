@@ -79,11 +79,15 @@ def learn_config(args: argparse.Namespace):
 
 def read_forcing(args: argparse.Namespace):
     """P, PET and Q ``(months, rows, cols)`` float32 mm/month on the runoff's grid (NaN =
-    nodata), that grid, and the alignment (first month, months)."""
+    nodata), that grid, and the alignment (first month, months). With ``--temperature`` P is
+    the rain and snowmelt of the snow store (:mod:`cwsc.hydro.snow`)."""
     from cwsc.commands.options import forcing_options
     from cwsc.io.forcing import forcing_strips, open_forcing
 
-    rasters, alignment = open_forcing(args.precip, args.pet, args.runoff, forcing_options(args))
+    temperature = getattr(args, "temperature", None)
+    rasters, alignment = open_forcing(
+        args.precip, args.pet, args.runoff, forcing_options(args), temperature=temperature
+    )
     try:
         grid, months = rasters[0].grid, rasters[0].count
         strips = forcing_strips(grid, months)
@@ -93,6 +97,11 @@ def read_forcing(args: argparse.Namespace):
     finally:
         for r in rasters:
             r.close()
+    if temperature:
+        from cwsc.hydro.snow import liquid_water
+
+        arrays = [liquid_water(arrays[0], arrays[3], axis=0), *arrays[1:3]]
+        protocol.log("temperature given: the models receive rain and snowmelt from a snow store")
     return arrays, grid, alignment
 
 

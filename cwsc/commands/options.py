@@ -38,7 +38,7 @@ def forcing_options(args: argparse.Namespace):
     from cwsc.io import months
     from cwsc.io.forcing import ForcingOptions
 
-    keys = {"PRECIPITATION": "precip", "PET": "pet", "RUNOFF": "runoff"}
+    keys = {"PRECIPITATION": "precip", "PET": "pet", "RUNOFF": "runoff", "TEMPERATURE": "temperature"}
 
     def month(name: str, value):
         return None if value in (None, "") else months.parse(value, name)
@@ -106,6 +106,7 @@ HELP: dict[str, str] = {
     "--out-precip": "precipitation in mm/month on the target grid (GeoTIFF)",
     "--out-pet": "potential evapotranspiration in mm/month on the target grid (GeoTIFF)",
     "--out-runoff": "runoff in mm/month on the target grid (GeoTIFF)",
+    "--out-temperature": "air temperature in degrees C on the target grid (GeoTIFF; with --temperature)",
 }
 
 #: Help lines that depend on the command: ``(command, option) -> help``.

@@ -22,6 +22,9 @@ FORCING_OUTPUTS = (
 )
 
 
+FORCING_KEYS = {o for _, o, _ in FORCING_OUTPUTS} | {"OUTPUT_TEMPERATURE"}
+
+
 def prepare_command(args: argparse.Namespace) -> None:
     import rasterio
 
@@ -43,6 +46,11 @@ def _prepare(args: argparse.Namespace) -> None:
         "OUTPUT_PET": args.out_pet,
         "OUTPUT_RUNOFF": args.out_runoff,
     }
+    temperature = getattr(args, "temperature", None)
+    if temperature and not getattr(args, "out_temperature", None):
+        raise OutputRefused("OUTPUT_TEMPERATURE: TEMPERATURE is given, so give a file for it as well")
+    if temperature:
+        paths["OUTPUT_TEMPERATURE"] = args.out_temperature
     folder = Path(args.out_predictors) if args.out_predictors else None
     if folder is not None:
         if folder.exists() and not folder.is_dir():
@@ -56,12 +64,19 @@ def _prepare(args: argparse.Namespace) -> None:
         "RUNOFF": args.runoff,
         "TARGET_GRID": args.target_grid,
     }
+    if temperature:
+        inputs["TEMPERATURE"] = temperature
     if folder is not None:
         folder.mkdir(exist_ok=True)
     outputs = Outputs(paths, inputs=inputs)
     with outputs:
         forcing, alignment = open_forcing(
-            args.precip, args.pet, args.runoff, forcing_options(args), same_grid=False
+            args.precip,
+            args.pet,
+            args.runoff,
+            forcing_options(args),
+            same_grid=False,
+            temperature=temperature,
         )
         try:
             if args.target_grid:
@@ -79,7 +94,7 @@ def _prepare(args: argparse.Namespace) -> None:
             n = forcing[0].count
             outputs.need(
                 {
-                    **{o: raster_bytes(grid.width, grid.height, n) for _, o, _ in FORCING_OUTPUTS},
+                    **{o: raster_bytes(grid.width, grid.height, n) for o in paths if o in FORCING_KEYS},
                     **{
                         k: raster_bytes(grid.width, grid.height, 1)
                         for k in paths
@@ -112,6 +127,20 @@ def _prepare(args: argparse.Namespace) -> None:
                         "first_month": names[0],
                         "last_month": names[-1],
                     },
+                )
+                del data
+            if temperature:
+                protocol.progress(0.8, "preparing forcing and predictors")
+                inp = forcing[3]
+                io.warn_if_resampled(inp.raster, grid, "average")
+                data = to_grid(inp.read(), inp.grid, grid, f"{inp.raster.label}: '{inp.raster.path}'")
+                io.write_raster(
+                    outputs.temporary("OUTPUT_TEMPERATURE"),
+                    data,
+                    grid,
+                    [f"air temperature (C) {d}" for d in names],
+                    units="C",
+                    tags={"units": "C", "source": inp.path, "first_month": names[0], "last_month": names[-1]},
                 )
                 del data
         finally:

@@ -21,7 +21,7 @@ PARAMETER_UNITS = {"sc": "mm"}
 #: Per-cell fit and range fields of :class:`ModelLabels`, as the details raster has them.
 FIT_FIELDS = ("sc_low", "sc_high", "kge_cal", "kge_val", "nse_cal", "nse_val")
 #: Quality flags (the bits of :data:`cwsc.hydro.options.FLAG_BITS`) and their limits.
-FLAG_AT_BOUND, FLAG_DISAGREE, FLAG_FEW_MONTHS, FLAG_WIDE_RANGE, FLAG_LIMITS = 1, 2, 4, 8, 16
+FLAG_AT_BOUND, FLAG_DISAGREE, FLAG_FEW_MONTHS, FLAG_WIDE_RANGE, FLAG_LIMITS, FLAG_SNOW = 1, 2, 4, 8, 16, 32
 BOUND_SHARE = 0.01  # sc within this share of its range from a bound
 DISAGREEMENT = 1.5  # largest / smallest sc among the models of the label
 MIN_CALIBRATION_MONTHS = 24

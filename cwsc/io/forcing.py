@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 
 
 LABELS = ("PRECIPITATION", "PET", "RUNOFF")
+#: The optional fourth input: monthly mean air temperature (degrees C after conversion).
+TEMPERATURE = "TEMPERATURE"
 
 #: Memory for one strip of the three forcings (bytes). Reading costs several times a strip
 #: (GDAL's decompressed tiles, the arrays, their masks): 48 MiB kept the global 0.5 degree
@@ -55,7 +57,12 @@ SENTINELS = (
     3.4028234663852886e38,
 )
 #: Override parameters, by input.
-NODATA_PARAMETERS = {"PRECIPITATION": "PRECIPITATION_NODATA", "PET": "PET_NODATA", "RUNOFF": "RUNOFF_NODATA"}
+NODATA_PARAMETERS = {
+    "PRECIPITATION": "PRECIPITATION_NODATA",
+    "PET": "PET_NODATA",
+    "RUNOFF": "RUNOFF_NODATA",
+    "TEMPERATURE": "TEMPERATURE_NODATA",
+}
 
 
 @dataclass
@@ -75,13 +82,14 @@ class ForcingOptions:
 
 @dataclass
 class ForcingInput:
-    """One forcing on the common months, in mm/month: ``read`` returns (months, rows, cols)
-    float32, NaN for nodata and for months the file lacks."""
+    """One forcing on the common months, in mm/month (temperature: degrees C): ``read``
+    returns (months, rows, cols) float32, NaN for nodata and for months the file lacks."""
 
     raster: io.Raster
     bands: list[int | None]  # the file band of each common month
     factors: np.ndarray  # (months,) to mm/month
-    unit: U.Unit
+    unit: U.Unit | U.TemperatureUnit
+    offset: float = 0.0  # added after the factor (K to degrees C)
 
     @property
     def label(self) -> str:
@@ -100,7 +108,11 @@ class ForcingInput:
         return len(self.bands)
 
     def _identity(self) -> bool:
-        return self.bands == list(range(self.raster.count)) and self.unit.is_mm_per_month
+        return (
+            self.bands == list(range(self.raster.count))
+            and bool(np.all(self.factors == 1.0))
+            and self.offset == 0.0
+        )
 
     def read(self, rows: slice | None = None, raw: bool = False) -> np.ndarray:
         """The strip ``rows`` in mm/month (``raw``: the file's values, unconverted)."""
@@ -115,6 +127,8 @@ class ForcingInput:
         for i, b in enumerate(self.bands):
             if b is not None:
                 out[i] = data[k] if raw else data[k] * np.float32(self.factors[i])
+                if self.offset and not raw:
+                    out[i] += np.float32(self.offset)
                 k += 1
         return out
 
@@ -221,6 +235,47 @@ def _check_values(inputs: list[ForcingInput], strips: list[slice], runoff: bool 
     return found + ([line] if line else [])
 
 
+def _check_temperature(r: ForcingInput, strips: list[slice]) -> None:
+    """Refused naming the file, band and cell: an undeclared nodata sentinel, or a value that
+    is no monthly mean air temperature in degrees C after conversion (a file in K read as C
+    or the reverse, tenths of a degree)."""
+    low, high = U.PLAUSIBLE_TEMPERATURE_C
+    for rows in strips:
+        raw = r.read(rows, raw=True)
+        sentinel = _sentinel_mask(raw)
+        if sentinel.any():
+            index, row, col = _first(sentinel, rows.start)
+            value = float(raw[index, row - rows.start - 1, col - 1])
+            raise InputFileError(
+                f"{r.label}: '{r.path}' holds {value:g} (first at row {row}, column {col}, band "
+                f"{r.file_band(index)}), a value products use for no data, but the file does not "
+                f"declare it as nodata. Declare it or give {NODATA_PARAMETERS[r.label]}={value:g}"
+            )
+        data = r.read(rows)
+        with np.errstate(invalid="ignore"):
+            bad = (data < low) | (data > high)
+        if bad.any():
+            index, row, col = _first(bad, rows.start)
+            value = float(data[index, row - rows.start - 1, col - 1])
+            guess = "K" if value > high else "C"
+            raise InputFileError(
+                f"{r.label}: '{r.path}' holds {value:.6g} degrees C after conversion from "
+                f"{r.unit.text or 'no unit (read as C)'} (band {r.file_band(index)}, row {row}, "
+                f"column {col}), outside {low:g} to {high:g} C for a monthly mean air temperature: "
+                f"is it in {guess}? Give {r.label}_UNITS={guess} if the file does not say"
+            )
+
+
+def _temperature_unit(raster: io.Raster, override: str | None, notes: list[str]) -> U.TemperatureUnit:
+    option = f"{raster.label}_UNITS"
+    if override and override.strip().lower() != "auto":
+        return U.parse_temperature(override, option)
+    if not raster.units:
+        notes.append(f"{raster.label}: '{raster.path}' declares no units: read as degrees C")
+        return U.CELSIUS
+    return U.parse_temperature(raster.units, f"{raster.label}: '{raster.path}'", option)
+
+
 def runoff_above_precipitation(above: int, cells: int) -> str | None:
     """The warning when in more than a plausible share of ``cells`` the runoff of the whole
     period (``above`` of them) exceeds the precipitation; None otherwise."""
@@ -245,17 +300,24 @@ def _unit(raster: io.Raster, override: str | None, notes: list[str]) -> U.Unit:
 
 
 def open_forcing(
-    precip: str, pet: str, runoff: str, options: ForcingOptions | None = None, same_grid: bool = True
+    precip: str,
+    pet: str,
+    runoff: str,
+    options: ForcingOptions | None = None,
+    same_grid: bool = True,
+    temperature: str | None = None,
 ) -> tuple[list[ForcingInput], M.Alignment]:
-    """Open P, PET and Q, align them on their common months in mm/month and check them (one
-    grid unless not ``same_grid``, no negative values, no undeclared nodata sentinel, some
-    runoff): a ``BadInput`` naming the file otherwise. Logs what was read and assumed. The
-    caller closes the inputs."""
+    """Open P, PET and Q (and air temperature when given), align them on their common months
+    in mm/month (temperature in degrees C) and check them (one grid unless not
+    ``same_grid``, no negative water, plausible temperatures, no undeclared nodata sentinel,
+    some runoff): a ``BadInput`` naming the file otherwise. Logs what was read and assumed.
+    Returns the inputs in the order P, PET, Q[, T]; the caller closes them."""
 
     options = options or ForcingOptions()
     rasters: list[io.Raster] = []
+    labels = LABELS + ((TEMPERATURE,) if temperature else ())
     try:
-        for label, path in zip(LABELS, (precip, pet, runoff)):
+        for label, path in zip(labels, (precip, pet, runoff, temperature)):
             rasters.append(
                 io.open_raster(
                     path, label, options.variables.get(label), options.time_dim, options.nodata.get(label)
@@ -286,6 +348,13 @@ def open_forcing(
         alignment = M.align(axes, counts, paths, options.period_start, options.period_end)
         inputs = []
         for r in rasters:
+            if r.label == TEMPERATURE:
+                t_unit = _temperature_unit(r, options.units.get(r.label), notes)
+                if not t_unit.is_celsius:
+                    notes.append(f"{r.label}: '{r.path}' in {t_unit.text}, converted to degrees C")
+                ones = np.ones(len(alignment.bands[r.label]))
+                inputs.append(ForcingInput(r, alignment.bands[r.label], ones, t_unit, t_unit.offset))
+                continue
             unit = _unit(r, options.units.get(r.label), notes)
             common = alignment.months if alignment.months is not None else []
             factors = (
@@ -301,12 +370,16 @@ def open_forcing(
             if not unit.is_mm_per_month:
                 notes.append(f"{r.label}: '{r.path}' in {unit.text}, converted to mm/month")
             inputs.append(ForcingInput(r, alignment.bands[r.label], factors, unit))
+        water = [r for r in inputs if r.label != TEMPERATURE]
         if same_grid:
-            found = _check_values(inputs, forcing_strips(inputs[0].grid, inputs[0].count))
+            found = _check_values(water, forcing_strips(inputs[0].grid, inputs[0].count))
         else:
             found = [
-                w for r in inputs for w in _check_values([r], forcing_strips(r.grid, r.count), runoff=False)
+                w for r in water for w in _check_values([r], forcing_strips(r.grid, r.count), runoff=False)
             ]
+        for r in inputs:
+            if r.label == TEMPERATURE:
+                _check_temperature(r, forcing_strips(r.grid, r.count))
     except BaseException:
         for r in rasters:
             r.close()
@@ -320,12 +393,17 @@ def open_forcing(
     return inputs, alignment
 
 
-def read_forcing(precip: str, pet: str, runoff: str, options: ForcingOptions | None = None):
-    """(precip, pet, runoff, grid, alignment): the checked forcing as (months, rows, cols)
-    float32 arrays in mm/month (NaN = nodata), for commands that need it whole (evaluate)."""
-    inputs, alignment = open_forcing(precip, pet, runoff, options)
+def read_forcing(
+    precip: str, pet: str, runoff: str, options: ForcingOptions | None = None, temperature: str | None = None
+):
+    """(precip, pet, runoff, grid, alignment, temperature): the checked forcing as (months,
+    rows, cols) float32 arrays in mm/month (NaN = nodata; temperature in degrees C, None when
+    not given), for commands that need it whole (evaluate)."""
+    inputs, alignment = open_forcing(precip, pet, runoff, options, temperature=temperature)
     try:
-        return (*(r.read() for r in inputs), inputs[0].grid, alignment)
+        p, e, q = (r.read() for r in inputs[:3])
+        t = inputs[3].read() if temperature else None
+        return p, e, q, inputs[0].grid, alignment, t
     finally:
         for r in inputs:
             r.close()

@@ -179,3 +179,56 @@ def depth_in_mm(values: np.ndarray, units: str, where: str) -> tuple[np.ndarray,
     if scale == 1.0:
         return values, [], []
     return values * np.float32(scale), [f"{where} is in {units}: converted to mm"], []
+
+
+#: Temperature units: normalised text -> offset added to reach degrees C.
+_TEMPERATURE = {
+    "c": 0.0,
+    "degc": 0.0,
+    "deg c": 0.0,
+    "degree c": 0.0,
+    "degrees c": 0.0,
+    "degree_c": 0.0,
+    "degrees_c": 0.0,
+    "°c": 0.0,
+    "celsius": 0.0,
+    "degree_celsius": 0.0,
+    "degrees_celsius": 0.0,
+    "degrees celsius": 0.0,
+    "k": -273.15,
+    "kelvin": -273.15,
+    "degk": -273.15,
+    "deg k": -273.15,
+    "degrees_k": -273.15,
+    "degree_kelvin": -273.15,
+    "degrees_kelvin": -273.15,
+}
+TEMPERATURE_CHOICES = ("auto", "C", "K")
+#: Monthly mean air temperatures outside this range (degrees C) do not occur on Earth.
+PLAUSIBLE_TEMPERATURE_C = (-75.0, 55.0)
+
+
+@dataclass(frozen=True)
+class TemperatureUnit:
+    """``text`` as read; degrees C = value + ``offset``."""
+
+    text: str
+    offset: float
+
+    @property
+    def is_celsius(self) -> bool:
+        return self.offset == 0.0
+
+
+CELSIUS = TemperatureUnit("C", 0.0)
+
+
+def parse_temperature(text: str, where: str, override: str = "") -> TemperatureUnit:
+    """A temperature unit (degrees C or K); anything else is a ``UnitsError`` naming
+    ``where`` and the override parameter."""
+    t = _normalise(text).replace("degree ", "degree_").replace("degrees ", "degrees_")
+    for key in (t, t.replace("_", " ")):
+        if key in _TEMPERATURE:
+            return TemperatureUnit(text, _TEMPERATURE[key])
+    hint = f" or give {override} (C or K)" if override else ""
+    raise UnitsError(f"{where}: unknown temperature units '{text}': expected degrees C or K{hint}")

@@ -44,3 +44,18 @@ def synthetic_runoff(
     rng = np.random.default_rng(seed + 2)
     q = simulate(model, precip, pet, params).runoff
     return (q * rng.lognormal(0.0, noise, q.shape)).astype(np.float32)
+
+
+def snowy_forcing(cells: int, months: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(precip, pet, temperature) of cold-winter cells, each (cells, months) float32, in
+    mm/month and degrees C, the first month a January. Mean annual temperature -4 to 6 C,
+    seasonal swing 12 to 18 C either way; PET by a Thornthwaite-like rule (nothing below
+    0 C) and precipitation even through the year, so much of it falls as snow."""
+    rng = np.random.default_rng(seed)
+    month = np.arange(months)[None, :] % 12
+    mean = rng.uniform(-4.0, 6.0, (cells, 1))
+    swing = rng.uniform(12.0, 18.0, (cells, 1))
+    temperature = mean - swing * np.cos(2 * np.pi * (month + 0.5) / 12) + rng.normal(0, 1.5, (cells, months))
+    pet = 5.5 * np.maximum(temperature, 0.0) * rng.uniform(0.9, 1.1, (cells, months))
+    precip = rng.uniform(50.0, 110.0, (cells, 1)) * rng.gamma(3.0, 1 / 3.0, (cells, months))
+    return precip.astype(np.float32), pet.astype(np.float32), temperature.astype(np.float32)

@@ -15,13 +15,14 @@ from .base import CwscAlgorithm, tr
 
 #: The backend's default (cwsc/hydro/options.py; the contract test holds them equal).
 EXCLUDE_FLAGS = 1
-#: The quality flags in the order of their bits (1, 2, 4, 8, 16: cwsc/hydro/options.py FLAG_BITS).
+#: The quality flags in the order of their bits (1, 2, 4, 8, 16, 32: cwsc/hydro/options.py FLAG_BITS).
 FLAG_NAMES = [
     "sc at a bound of its range",
     "models disagree on sc (factor > 1.5)",
     "fewer than 24 calibration months",
     "identifiable range wider than the label",
     "store emptied in > 10 % of months (conserving)",
+    "snowy (cold months wet) but no temperature given",
 ]
 
 
