@@ -11,6 +11,7 @@ LABELS = {
     "PRECIPITATION": "Monthly precipitation",
     "PET": "Monthly potential evapotranspiration",
     "RUNOFF": "Monthly runoff",
+    "TEMPERATURE": "Monthly air temperature (C or K; adds a snow store)",
     "PREDICTORS": "Predictor rasters (one channel per band)",
     "KGE": "Calibration KGE",
     "TEST_FRACTION": "Fraction of the cells held out for the test",

@@ -91,6 +91,34 @@ def advanced(param):
     return param
 
 
+#: The fewest and the most decimals a double parameter's spin box shows (QGIS: six, 0.750000).
+DECIMALS = (2, 4)
+
+
+def set_decimals(param):
+    """Give a double parameter's spin box the decimals its default and bounds need (at least
+    two, at most four: 0.75, 0.02, 0.0001) instead of QGIS's six; a number set already in
+    its metadata (``{"widget_wrapper": {"decimals": N}}``, read by QGIS 3.22) is kept."""
+    if not isinstance(param, QgsProcessingParameterNumber) or param.dataType() != DOUBLE:
+        return param
+    metadata = dict(param.metadata() or {})
+    wrapper = dict(metadata.get("widget_wrapper") or {})
+    if "decimals" in wrapper:
+        return param
+    needed = DECIMALS[0]
+    for value in (param.defaultValue(), param.minimum(), param.maximum()):
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            continue
+        if abs(value) < 1e9:
+            needed = max(needed, len("{:.{}f}".format(value, DECIMALS[1]).rstrip("0").partition(".")[2]))
+    wrapper["decimals"] = min(needed, DECIMALS[1])
+    metadata["widget_wrapper"] = wrapper
+    param.setMetadata(metadata)
+    return param
+
+
 def device_parameter(name="DEVICE", is_advanced=True):
     """auto, cpu, cuda; 'auto' uses the provider's default device setting (itself 'auto':
     CUDA when available, else CPU)."""
@@ -142,6 +170,8 @@ FORCINGS = (
 )
 #: The units a user may force (the backend's cwsc.io.units.CHOICES; the contract test checks).
 UNITS = ["auto", "mm/month", "mm/day", "kg m-2 s-1", "kg m-2", "m/month", "m/day", "m"]
+#: The units of air temperature a user may force (cwsc.io.units.TEMPERATURE_CHOICES).
+TEMPERATURE_UNITS = ["auto", "C", "K"]
 
 
 def extent_parameter():
@@ -152,12 +182,19 @@ def extent_parameter():
 
 
 def forcing_layer_parameters():
-    """PRECIPITATION, PET and RUNOFF: the monthly rasters (calibrate, learn from runoff)."""
+    """PRECIPITATION, PET and RUNOFF: the monthly rasters, and the optional TEMPERATURE that
+    runs a snow store ahead of the models (calibrate, learn from runoff)."""
     return [
         QgsProcessingParameterRasterLayer("PRECIPITATION", term("PRECIPITATION")),
         QgsProcessingParameterRasterLayer("PET", term("PET")),
         QgsProcessingParameterRasterLayer("RUNOFF", term("RUNOFF")),
+        temperature_parameter(),
     ]
+
+
+def temperature_parameter():
+    """Optional TEMPERATURE: monthly mean air temperature on the forcing's grid."""
+    return QgsProcessingParameterRasterLayer("TEMPERATURE", term("TEMPERATURE"), optional=True)
 
 
 def forcing_parameters():
@@ -201,6 +238,35 @@ def forcing_parameters():
         )
     params.append(
         advanced(
+            QgsProcessingParameterNumber(
+                "TEMPERATURE_NODATA",
+                tr("Nodata value of the temperature (when the file declares none)"),
+                type=DOUBLE,
+                optional=True,
+            )
+        )
+    )
+    params.append(
+        advanced(
+            QgsProcessingParameterEnum(
+                "TEMPERATURE_UNITS",
+                tr("Units of the temperature (auto: as the file says)"),
+                options=TEMPERATURE_UNITS,
+                defaultValue=0,
+            )
+        )
+    )
+    params.append(
+        advanced(
+            QgsProcessingParameterString(
+                "TEMPERATURE_START",
+                tr("First month of the temperature (YYYY-MM; when undated)"),
+                optional=True,
+            )
+        )
+    )
+    params.append(
+        advanced(
             QgsProcessingParameterString(
                 "PERIOD_START",
                 tr("First month to use (YYYY-MM; empty: the first common month)"),
@@ -232,12 +298,19 @@ class CwscAlgorithm(QgsProcessingAlgorithm):
     REFS = ()
     #: output parameter -> style name (see styles.STYLES) for raster outputs
     STYLES = {}
+    #: the output that goes on top of the layer tree when QGIS loads it (the CWSC map)
+    ON_TOP = ()
     #: output number name -> backend metric key
     NUMBERS = {}
     #: words the Toolbox search finds this algorithm by, beside the common ones
     TAGS = ()
 
     # -- QgsProcessingAlgorithm boilerplate --------------------------------------------
+    def addParameter(self, definition, createOutput=True):  # noqa: N802, N803 - QGIS API
+        """Every parameter of every CWSC algorithm comes through here: a double parameter
+        gets its decimals (:func:`set_decimals`)."""
+        return super().addParameter(set_decimals(definition), createOutput)
+
     def name(self):
         return self.ALG_NAME
 
@@ -367,6 +440,10 @@ class CwscAlgorithm(QgsProcessingAlgorithm):
             path, variable = self.forcing_source(parameters, name, context, feedback, optional)
             if path:
                 args += ["--" + stem, path] + (["--{}-var".format(stem), variable] if variable else [])
+        if "TEMPERATURE" in [p.name() for p in self.parameterDefinitions()]:
+            path, variable = self.forcing_source(parameters, "TEMPERATURE", context, feedback, True)
+            if path:
+                args += ["--temperature", path] + (["--temperature-var", variable] if variable else [])
         return args
 
     def kge_margin_args(self, parameters, context, name="MODEL_KGE_MARGIN"):
@@ -390,6 +467,15 @@ class CwscAlgorithm(QgsProcessingAlgorithm):
             start = (self.parameterAsString(parameters, name + "_START", context) or "").strip()
             if start:
                 args += ["--{}-start".format(stem), start]
+        value = self.optional_number(parameters, "TEMPERATURE_NODATA", context, integer=False)
+        if value is not None:
+            args += ["--temperature-nodata", repr(value)]
+        unit = TEMPERATURE_UNITS[self.parameterAsEnum(parameters, "TEMPERATURE_UNITS", context)]
+        if unit != "auto":
+            args += ["--temperature-units", unit]
+        start = (self.parameterAsString(parameters, "TEMPERATURE_START", context) or "").strip()
+        if start:
+            args += ["--temperature-start", start]
         for name, flag in (("PERIOD_START", "--period-start"), ("PERIOD_END", "--period-end")):
             value = (self.parameterAsString(parameters, name, context) or "").strip()
             if value:
@@ -477,7 +563,7 @@ class CwscAlgorithm(QgsProcessingAlgorithm):
             results[name] = path
             style = self.STYLES.get(name)
             if style and os.path.isfile(path):
-                styles.style_output(path, style, context, feedback)
+                styles.style_output(path, style, context, feedback, on_top=name in self.ON_TOP)
         metrics = result.get("metrics") or {}
         for output, key in self.NUMBERS.items():
             results[output] = _number(metrics.get(key))

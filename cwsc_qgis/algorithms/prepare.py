@@ -10,6 +10,7 @@ from qgis.core import (
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
     QgsProcessingParameterString,
+    QgsProcessingUtils,
 )
 
 from .. import styles
@@ -83,6 +84,18 @@ averaged by area when grids differ.</p>
                     optional=True,
                 )
             )
+        self.addParameter(
+            QgsProcessingParameterFile(
+                "TEMPERATURE", term("TEMPERATURE"), fileFilter=FILE_FILTER, optional=True
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterString(
+                "TEMPERATURE_VARIABLE",
+                tr("NetCDF variable of the temperature (if the file has several)"),
+                optional=True,
+            )
+        )
         for param in forcing_parameters():
             self.addParameter(param)
         self.addParameter(
@@ -99,6 +112,11 @@ averaged by area when grids differ.</p>
             ("OUTPUT_RUNOFF", "Runoff (mm/month)"),
         ):
             self.addParameter(QgsProcessingParameterRasterDestination(name, tr(label)))
+        self.addParameter(
+            QgsProcessingParameterRasterDestination(
+                "OUTPUT_TEMPERATURE", tr("Air temperature (C; with a temperature input)"), optional=True
+            )
+        )
         self.addParameter(
             QgsProcessingParameterFolderDestination(
                 "OUTPUT_PREDICTORS",
@@ -134,6 +152,17 @@ averaged by area when grids differ.</p>
             "--out-runoff",
             outputs["OUTPUT_RUNOFF"],
         ]
+        temperature = (self.parameterAsFile(parameters, "TEMPERATURE", context) or "").strip()
+        if temperature:
+            args += ["--temperature", temperature]
+            variable = (self.parameterAsString(parameters, "TEMPERATURE_VARIABLE", context) or "").strip()
+            if variable:
+                args += ["--temperature-var", variable]
+            out = self.output_raster(parameters, "OUTPUT_TEMPERATURE", context)
+            if not out:
+                out = QgsProcessingUtils.generateTempFilename("temperature.tif")
+            outputs["OUTPUT_TEMPERATURE"] = out
+            args += ["--out-temperature", out]
         folder = self.parameterAsString(parameters, "OUTPUT_PREDICTORS", context)
         if folder:
             args += ["--out-predictors", folder]
@@ -142,7 +171,7 @@ averaged by area when grids differ.</p>
 
     def collect(self, result, outputs, context, feedback):
         results = super().collect(result, outputs, context, feedback)
-        for name in ("OUTPUT_PRECIPITATION", "OUTPUT_PET", "OUTPUT_RUNOFF"):
+        for name in ("OUTPUT_PRECIPITATION", "OUTPUT_PET", "OUTPUT_RUNOFF", "OUTPUT_TEMPERATURE"):
             if results.get(name):
                 styles.show_first_band(results[name], context)
         styles.load_on_completion(

@@ -47,11 +47,14 @@ PATHS = {
     "reference",
     "work_dir",
     "details",
+    "temperature",
+    "out_temperature",
 }
 RASTERS = {
     "PRECIPITATION": "precipitation.tif",
     "PET": "pet.tif",
     "RUNOFF": "runoff.tif",
+    "TEMPERATURE": "pet.tif",
     "LABELS": "labels.tif",
     "KGE": "kge.tif",
     "CWSC": "cwsc_forcing_grid.tif",

@@ -76,7 +76,7 @@ CONTRACT = {
             "SEED",
         ],
         ["OUTPUT_MODEL", "OUTPUT_REPORT"],
-        ["TEST_R2", "TEST_RMSE", "TEST_KGE", "TRAIN_SAMPLES", "TEST_SAMPLES"],
+        ["TEST_R2", "TEST_R2_BASELINE", "TEST_RMSE", "TEST_KGE", "TRAIN_SAMPLES", "TEST_SAMPLES"],
     ),
     "cwsc:learnfromrunoff": (
         [
@@ -168,7 +168,7 @@ def test_defaults_from_the_issue(provider):  # noqa: ARG001
     assert cal.parameterDefinition("DEVICE").options() == ["auto", "cpu", "cuda"]
     assert _alg("cwsc:maskbykge").parameterDefinition("THRESHOLD").defaultValue() == 0.0
     flags = _alg("cwsc:maskbykge").parameterDefinition("EXCLUDE_FLAGS")
-    assert flags.allowMultiple() and len(flags.options()) == 5 and flags.defaultValue() == [0]
+    assert flags.allowMultiple() and len(flags.options()) == 6 and flags.defaultValue() == [0]
     assert cal.parameterDefinition("IDENTIFIABILITY_TOLERANCE").defaultValue() == 0.01
     train = _alg("cwsc:train")
     assert train.parameterDefinition("KGE").flags() & QgsProcessingParameterDefinition.FlagOptional
