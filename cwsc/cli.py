@@ -42,6 +42,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "learn": ("learn", "learn_command"),
     "predict": ("predict", "predict_command"),
     "evaluate": ("evaluate", "evaluate_command"),
+    "evaluate-catchments": ("evaluate_catchments", "evaluate_catchments_command"),
     "demo-data": ("demo_data", "demo_data_command"),
 }
 
@@ -447,6 +448,56 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--seed", type=_count("SEED", 0), default=0)
     _device(p)
+    p.add_argument("--out-report", required=True)
+
+    p = sub.add_parser(
+        "evaluate-catchments", help="score a CWSC map at gauged catchments against their own calibration"
+    )
+    p.add_argument("--catchments", required=True, help="catchment polygons (GeoPackage, Shapefile, GeoJSON)")
+    p.add_argument("--id-field", required=True, help="the polygons' field holding the catchment id")
+    p.add_argument(
+        "--series",
+        required=True,
+        help="CSV of monthly series: id, month (YYYY-MM), runoff[, precipitation, pet, temperature]",
+    )
+    p.add_argument(
+        "--runoff-units",
+        default="mm/month",
+        choices=("mm/month", "mm/day", "m3/s"),
+        help="units of the table's runoff (m3/s: converted with the polygon's area on the ellipsoid)",
+    )
+    for key, what in (
+        ("precip", "monthly precipitation"),
+        ("pet", "monthly potential evapotranspiration"),
+        ("temperature", "monthly mean air temperature"),
+    ):
+        p.add_argument(
+            f"--{key}",
+            default=None,
+            help=f"{what} raster, averaged over each polygon where the table has no such column",
+        )
+        p.add_argument(f"--{key}-var", help="NetCDF variable, when the file holds several")
+    p.add_argument(
+        "--temperature-units", default="auto", help="auto (from the file; none: degrees C), or C or K"
+    )
+    p.add_argument("--cwsc", required=True)
+    p.add_argument("--reference-maps", nargs="*", default=[], help="other CWSC maps (mm) scored side by side")
+    p.add_argument(
+        "--reference-names", nargs="*", default=[], help="a name for each reference map (default: file stems)"
+    )
+    p.add_argument("--models", default=",".join(MODELS))
+    p.add_argument("--objective", default=OBJECTIVES[0], choices=OBJECTIVES)
+    _periods(p)
+    p.add_argument("--restarts", type=_count("RESTARTS"), default=DEFAULT_RESTARTS)
+    p.add_argument(
+        "--max-evaluations",
+        type=_count("MAX_EVALUATIONS"),
+        default=DEFAULT_MAX_EVALUATIONS,
+        help="SCE-UA evaluations per catchment, model and run",
+    )
+    p.add_argument("--seed", type=_count("SEED", 0), default=0)
+    p.add_argument("--out", required=True, help="the catchments with their scores (GeoPackage, .gpkg)")
+    p.add_argument("--out-table", required=True, help="the same scores as a table (.csv)")
     p.add_argument("--out-report", required=True)
 
     p = sub.add_parser("demo-data", help="write the synthetic twin-experiment region")

@@ -131,6 +131,8 @@ COMMAND_HELP: dict[tuple[str, str], str] = {
     ("learn", "--out-report"): "the learning report (.html; optional)",
     ("train", "--out-report"): "the training report (.html; optional)",
     ("demo-data", "--out"): "a folder for the demo region's rasters (created)",
+    ("evaluate-catchments", "--cwsc"): "the CWSC map under test (mm)",
+    ("evaluate-catchments", "--out-report"): "the report (.html): table, map, hydrographs, sc against sc",
     ("demo-data", "--seed"): "the demo region's seed",
 }
 

@@ -46,7 +46,7 @@ FLAG_BITS = {
     4: "fewer than 24 valid calibration months",
     8: "identifiable range of sc wider than the label itself",
     16: "the conserving limits emptied the store in more than 10 % of calibration months",
-    32: "cold months (PET below 10 mm) hold more than 15 % of the precipitation and no temperature was given",
+    32: "cold months (PET below 5 mm) hold more than 20 % of the precipitation and no temperature was given",
 }
 
 

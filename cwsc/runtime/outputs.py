@@ -65,6 +65,8 @@ EXTENSIONS = {
     "model": (".pt", ".pth"),
     "json": (".json",),
     "text": (".md", ".txt"),
+    "vector": (".gpkg",),
+    "table": (".csv",),
 }
 FORMAT_NAMES = {
     "raster": "GeoTIFF (.tif, .tiff)",
@@ -73,6 +75,8 @@ FORMAT_NAMES = {
     "model": "a CWSC model file (.pt)",
     "json": "JSON (.json)",
     "text": "text (.md, .txt)",
+    "vector": "GeoPackage (.gpkg)",
+    "table": "CSV (.csv)",
 }
 #: Sidecars GDAL may write beside a GeoTIFF; they travel with their file.
 SIDECARS = (".aux.xml",)

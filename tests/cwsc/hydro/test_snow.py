@@ -70,9 +70,16 @@ def test_parameters_out_of_order_are_refused():
         snow_store(np.ones(3), np.zeros(3), SnowParameters(t_snow=2.0, t_rain=1.0))
 
 
+def test_the_flag_legend_states_the_thresholds_the_code_uses():
+    from cwsc.hydro.options import FLAG_BITS
+    from cwsc.hydro.snow import COLD_SHARE
+
+    assert f"PET below {COLD_PET:g} mm" in FLAG_BITS[32] and f"{100 * COLD_SHARE:g} %" in FLAG_BITS[32]
+
+
 def test_cold_share_counts_precipitation_in_months_whose_pet_is_near_zero():
     p = np.tile([60.0, 60.0, 60.0, 60.0, 30, 30, 30, 30, 30, 30, 30, 30], 3)
-    pet = np.tile([0.0, 2.0, 5.0, COLD_PET - 1, 60, 80, 100, 120, 100, 80, 40, 20], 3)
+    pet = np.tile([0.0, 2.0, 3.0, COLD_PET - 1, 60, 80, 100, 120, 100, 80, 40, 20], 3)
     share = cold_precipitation_share(p[None], pet[None])
     assert share[0] == pytest.approx(240 / 480)
     assert snow_likely(p[None], pet[None])[0]

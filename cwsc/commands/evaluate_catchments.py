@@ -1,0 +1,397 @@
+"""``python -m cwsc evaluate-catchments``: a CWSC map scored at gauged catchments.
+
+For every catchment (a polygon with an id, and monthly series in a CSV table): the map's
+area-weighted mean sc and spread inside the polygon; the catchment's own calibration (the
+label rule, the identifiable range, the quality flags); and the KGE over the calibration and
+validation months with sc fixed to the map (the other parameters calibrated, in the models of
+the catchment's label), free, and with a constant map (the median of the map's catchment
+means). Precipitation, PET and temperature come from the table's columns or, where it has
+none, from rasters averaged over each polygon with exact cell fractions; with temperature the
+snow store runs ahead of the models.
+
+A catchment that cannot be scored (no polygon, no series, too few months, off the rasters,
+m3/s without an area) is listed with its reason in every output: nothing is dropped silently.
+
+Writes ``--out`` (GeoPackage of the polygons with their scores), ``--out-table`` (CSV, the
+same fields) and ``--out-report`` (HTML), committed together.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+
+from cwsc.errors import InputFileError, ParameterError
+from cwsc.runtime import protocol
+from cwsc.runtime.outputs import Outputs
+
+VARIABLE_LABELS = {"precipitation": "PRECIPITATION", "pet": "PET", "temperature": "TEMPERATURE"}
+BASE_FIELDS = [
+    ("id", "str"),
+    ("area_km2", "float"),
+    ("months", "int"),
+    ("cwsc_map_mm", "float"),
+    ("cwsc_map_sd_mm", "float"),
+    ("sc_free_mm", "float"),
+    ("sc_low_mm", "float"),
+    ("sc_high_mm", "float"),
+    ("flags", "int"),
+    ("kge_cal_free", "float"),
+    ("kge_val_free", "float"),
+    ("kge_cal_map", "float"),
+    ("kge_val_map", "float"),
+    ("kge_val_constant", "float"),
+    ("models", "str"),
+    ("snow", "int"),
+    ("not_scored", "str"),
+]
+
+
+def evaluate_catchments_command(args: argparse.Namespace) -> None:
+    import rasterio
+
+    from cwsc.commands.options import GDAL_CACHE_MB
+
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
+        _run(args)
+
+
+def _names(args: argparse.Namespace) -> list[str]:
+    import re
+
+    maps = list(args.reference_maps or [])
+    names = list(args.reference_names or [])
+    if names and len(names) != len(maps):
+        raise ParameterError(
+            f"REFERENCE_MAPS: {len(maps)} maps but {len(names)} names; give one name per map or none"
+        )
+    names = names or [Path(m).stem for m in maps]
+    clean = [
+        re.sub(r"[^0-9a-zA-Z]+", "_", n).strip("_").lower() or f"map{i + 1}" for i, n in enumerate(names)
+    ]
+    if len(set(clean)) != len(clean) or {"map", "constant", "free"} & set(clean):
+        raise ParameterError(
+            f"REFERENCE_MAPS: the names {', '.join(clean)} must differ from each other and from "
+            "map, constant and free"
+        )
+    return clean
+
+
+def _map_values(path: str, label: str, shapes, problems):
+    """Each catchment's area-weighted mean and spread (mm) of a one-band map; catchments off
+    the map are added to ``problems`` (once)."""
+    from cwsc.io import catchments as C
+    from cwsc.io import rasters as io
+    from cwsc.io.units import depth_in_mm
+
+    with io.open_raster(path, label) as r:
+        data = r.read()[0]
+        values, notes, warnings = depth_in_mm(data, r.units, f"{label}: '{path}'")
+        grid = r.grid
+    for line in notes:
+        protocol.log(line)
+    for line in warnings:
+        protocol.warning(line)
+    covers, off = C.cover_catchments(shapes, grid.transform, grid.crs, grid.shape, path)
+    known = {p.id for p in problems}
+    problems += [p for p in off if p.id not in known]
+    means = {k: float(C.weighted_mean(values, c)[0]) for k, c in covers.items()}
+    spreads = {k: C.weighted_spread(values, c) for k, c in covers.items()}
+    return means, spreads
+
+
+def _raster_series(path: str, label: str, variable, shapes, problems, args) -> dict[str, dict[int, float]]:
+    """Each catchment's monthly series (month number -> value, mm/month or C) of a raster
+    with one band per month, averaged over the polygon."""
+    from cwsc.io import catchments as C
+    from cwsc.io import rasters as io
+    from cwsc.io.forcing import ForcingInput, _temperature_unit, _unit
+
+    with io.open_raster(path, label, variable) as r:
+        if r.months is None:
+            raise InputFileError(
+                f"{label}: '{path}' does not say which months its bands are, so they cannot be "
+                "paired with the table's months: give a file with dates (NetCDF time, or YYYY-MM "
+                "in the band descriptions)"
+            )
+        notes: list[str] = []
+        if label == "TEMPERATURE":
+            unit = _temperature_unit(r, getattr(args, "temperature_units", "auto"), notes)
+            inp = ForcingInput(r, list(range(r.count)), np.ones(r.count), unit, unit.offset)
+        else:
+            unit = _unit(r, "auto", notes)
+            inp = ForcingInput(r, list(range(r.count)), unit.factors(r.months, r.calendar), unit)
+        data = inp.read()
+        months, grid = list(r.months), r.grid
+    for line in notes:
+        protocol.log(line)
+    covers, off = C.cover_catchments(shapes, grid.transform, grid.crs, grid.shape, path)
+    known = {p.id for p in problems}
+    problems += [p for p in off if p.id not in known]
+    return {k: dict(zip(months, C.weighted_mean(data, c))) for k, c in covers.items()}
+
+
+def _longest_run(ok: np.ndarray) -> slice:
+    best, start, run = slice(0, 0), None, 0
+    for i, good in enumerate(list(ok) + [False]):
+        if good and start is None:
+            start = i
+        if not good and start is not None:
+            if i - start > run:
+                best, run = slice(start, i), i - start
+            start = None
+    return best
+
+
+def _assemble(series, rasters: dict, area: float, args, min_months: int):
+    """(months, P, PET, Q, T or None) of one catchment on its longest stretch of consecutive
+    months with precipitation and PET (and temperature when there is one), or a reason."""
+    from cwsc.io import catchments as C
+    from cwsc.io import months as M
+
+    numbers = series.month_numbers
+    axis = list(range(min(numbers), max(numbers) + 1))
+    index = {m: i for i, m in enumerate(axis)}
+
+    def column(values):
+        out = np.full(len(axis), np.nan)
+        if values is not None:
+            for m, v in zip(numbers, values):
+                out[index[m]] = v
+        return out
+
+    try:
+        q = C.runoff_in_mm(column(series.runoff), axis, args.runoff_units, area, id=series.id)
+    except ParameterError as exc:
+        return None, str(exc)
+    data = {}
+    for var in ("precipitation", "pet", "temperature"):
+        values = getattr(series, var)
+        if values is not None and np.isfinite(values).any():
+            data[var] = column(values)
+        elif series.id in rasters.get(var, {}):
+            by_month = rasters[var][series.id]
+            data[var] = np.array([by_month.get(m, np.nan) for m in axis])
+    for var in ("precipitation", "pet"):
+        if var not in data:
+            return None, (
+                f"catchment {series.id}: no {var} (the table has no such column for it and no "
+                f"{VARIABLE_LABELS[var]} raster covers it)"
+            )
+    t = data.get("temperature")
+    ok = np.isfinite(data["precipitation"]) & np.isfinite(data["pet"])
+    if t is not None:
+        ok &= np.isfinite(t)
+    run = _longest_run(ok)
+    with_q = int(np.isfinite(q[run]).sum())
+    if with_q < min_months:
+        return None, (
+            f"catchment {series.id}: {with_q} months with runoff, precipitation and PET together "
+            f"(from {M.label(axis[0])} to {M.label(axis[-1])}); at least {min_months} are needed"
+        )
+    months = [M.label(m) for m in axis[run]]
+    return (
+        months,
+        data["precipitation"][run],
+        data["pet"][run],
+        q[run],
+        None if t is None else t[run],
+    ), None
+
+
+def _config(args, models):
+    import torch
+
+    from cwsc.commands.options import kge_margin
+    from cwsc.hydro.calibration.config import CalibrationConfig
+    from cwsc.hydro.sceua import SceuaSettings
+
+    settings = SceuaSettings()
+    settings.max_evaluations = int(args.max_evaluations)
+    return CalibrationConfig(
+        models=tuple(models),
+        objective=args.objective,
+        formulation=args.formulation,
+        warmup_months=args.warmup_months,
+        calibration_fraction=args.calibration_fraction,
+        restarts=int(args.restarts),
+        sceua=settings,
+        kge_margin=kge_margin(args),
+        seed=int(args.seed),
+        dtype=torch.float64,
+        device="cpu",
+    )
+
+
+def _run(args: argparse.Namespace) -> None:
+    from cwsc.evaluation.catchments import score_catchment
+    from cwsc.hydro.metrics import finite_median
+    from cwsc.hydro.options import parse_models
+    from cwsc.hydro.snow import liquid_water
+    from cwsc.io import catchments as C
+    from cwsc.reports.catchments import catchments_report
+
+    t0 = time.perf_counter()
+    models = parse_models(args.models)
+    names = _names(args)
+    if not 0.0 < args.calibration_fraction < 1.0:
+        raise ParameterError(
+            f"CALIBRATION_FRACTION: {args.calibration_fraction:g} must lie between 0 and 1 (exclusive): "
+            "the validation months are the rest"
+        )
+    config = _config(args, models)
+    inputs = {
+        "CATCHMENTS": args.catchments,
+        "SERIES": args.series,
+        "CWSC": args.cwsc,
+        "PRECIPITATION": args.precip,
+        "PET": args.pet,
+        "TEMPERATURE": args.temperature,
+        "REFERENCE_MAPS": list(args.reference_maps or []),
+    }
+    outputs = Outputs(
+        {"OUTPUT": args.out, "OUTPUT_TABLE": args.out_table, "OUTPUT_REPORT": args.out_report},
+        kinds={"OUTPUT": "vector", "OUTPUT_TABLE": "table", "OUTPUT_REPORT": "report"},
+        inputs=inputs,
+    )
+    with outputs:
+        protocol.progress(0.0, "reading the catchments and their series")
+        shapes, problems = C.read_catchments(args.catchments, args.id_field)
+        table = C.read_series(args.series)
+        problems += table.problems
+        paired, unmatched = C.match_ids(shapes, table, known={p.id for p in problems})
+        problems += unmatched
+        areas = {s.id: C.area_km2(s.geometry, s.crs_wkt, f"catchment {s.id}") for s in shapes if s.geometry}
+        usable = [s for s in shapes if s.id in set(paired)]
+        rasters = {}
+        for var, path, variable in (
+            ("precipitation", args.precip, args.precip_var),
+            ("pet", args.pet, args.pet_var),
+            ("temperature", args.temperature, args.temperature_var),
+        ):
+            if path:
+                rasters[var] = _raster_series(path, VARIABLE_LABELS[var], variable, usable, [], args)
+        map_mean, map_sd = _map_values(args.cwsc, "CWSC", usable, problems)
+        references = {
+            name: _map_values(path, f"REFERENCE_MAPS ({name})", usable, problems)[0]
+            for name, path in zip(names, args.reference_maps or [])
+        }
+        not_scored = {p.id: p.reason for p in problems}
+        assembled = {}
+        for cid in paired:
+            if cid in not_scored:
+                continue
+            got, reason = _assemble(
+                table.series[cid], rasters, areas.get(cid, float("nan")), args, C.MIN_MONTHS
+            )
+            if reason:
+                not_scored[cid] = reason
+            else:
+                assembled[cid] = got
+        constant = finite_median(np.array([map_mean[c] for c in assembled if c in map_mean]))
+        protocol.log(
+            f"{len(assembled)} of {len(set(paired) | set(not_scored))} catchments to score; constant map "
+            f"{constant:.1f} mm (the median of the map over them); models {', '.join(models)}, "
+            f"formulation {args.formulation}, {args.restarts} restart{'s' if args.restarts != 1 else ''}"
+        )
+        scores, hydro = {}, {}
+        for k, (cid, (months, p, e, q, t)) in enumerate(assembled.items()):
+            protocol.progress(
+                0.05 + 0.9 * k / max(len(assembled), 1),
+                f"calibrating catchment {cid} ({k + 1:,} of {len(assembled):,})",
+            )
+            liquid = p if t is None else liquid_water(p, t)
+            maps = {"map": map_mean.get(cid, np.nan), "constant": constant}
+            maps.update({f"ref:{n}": references[n].get(cid, np.nan) for n in names})
+            if not np.isfinite(maps["map"]):
+                not_scored[cid] = f"catchment {cid}: the map has no value inside its polygon"
+                continue
+            scores[cid] = score_catchment(liquid, e, q, maps, config)
+            hydro[cid] = (months, q)
+        for reason in not_scored.values():
+            protocol.warning(f"not scored: {reason}")
+
+        records = []
+        for s in shapes:
+            cid = s.id
+            rec = {"id": cid, "area_km2": areas.get(cid), "not_scored": not_scored.get(cid, "")}
+            if cid in map_mean:
+                rec.update(cwsc_map_mm=map_mean[cid], cwsc_map_sd_mm=map_sd.get(cid))
+            for n in names:
+                rec[f"cwsc_{n}_mm"] = references[n].get(cid)
+            sc = scores.get(cid)
+            if sc is not None:
+                months, _ = hydro[cid]
+                rec.update(
+                    months=len(months),
+                    sc_free_mm=sc.label_mm,
+                    sc_low_mm=sc.sc_low_mm,
+                    sc_high_mm=sc.sc_high_mm,
+                    flags=sc.flags,
+                    kge_cal_free=sc.free.kge_cal,
+                    kge_val_free=sc.free.kge_val,
+                    models=",".join(sc.models),
+                    snow=int(assembled[cid][4] is not None),
+                )
+                if "map" in sc.fixed:
+                    rec.update(kge_cal_map=sc.fixed["map"].kge_cal, kge_val_map=sc.fixed["map"].kge_val)
+                if "constant" in sc.fixed:
+                    rec["kge_val_constant"] = sc.fixed["constant"].kge_val
+                for n in names:
+                    fit = sc.fixed.get(f"ref:{n}")
+                    rec[f"kge_val_{n}"] = fit.kge_val if fit else None
+            records.append(rec)
+        # Ids in the table without a polygon: rows of the table (no geometry, so not in the
+        # GeoPackage), with their reason.
+        table_only = [{"id": cid, "not_scored": r} for cid, r in not_scored.items() if cid not in areas]
+        fields = (
+            BASE_FIELDS
+            + [(f"cwsc_{n}_mm", "float") for n in names]
+            + [(f"kge_val_{n}", "float") for n in names]
+        )
+        protocol.progress(0.96, "writing the outputs")
+        C.write_catchments(outputs.temporary("OUTPUT"), shapes, records, fields, layer=Path(args.out).stem)
+        C.write_table(outputs.temporary("OUTPUT_TABLE"), records + table_only, fields)
+        medians = {
+            key: finite_median(np.array([r.get(key) for r in records if r.get(key) is not None], dtype=float))
+            for key in ("kge_val_map", "kge_val_free", "kge_val_constant")
+        }
+        settings = {
+            "map": args.cwsc,
+            "constant map (mm)": constant,
+            "models": ", ".join(models),
+            "formulation": args.formulation,
+            "objective": args.objective.upper(),
+            "restarts": int(args.restarts),
+            "catchments with a snow store (temperature given)": sum(
+                1 for cid in scores if assembled[cid][4] is not None
+            ),
+        }
+        periods = {cid: config.periods(len(hydro[cid][0])) for cid in scores}
+        catchments_report(
+            outputs.temporary("OUTPUT_REPORT"),
+            shapes,
+            records + table_only,
+            scores,
+            hydro,
+            medians,
+            settings,
+            periods,
+        )
+    metrics = {
+        "catchments_scored": len(scores),
+        "catchments_not_scored": len(not_scored),
+        "median_kge_val_map": medians["kge_val_map"],
+        "median_kge_val_free": medians["kge_val_free"],
+        "median_kge_val_constant": medians["kge_val_constant"],
+        "constant_map_mm": constant,
+        "seconds": round(time.perf_counter() - t0, 2),
+    }
+    protocol.log(
+        f"{len(scores)} catchments scored: median validation KGE with the map {medians['kge_val_map']:.3f}, "
+        f"free {medians['kge_val_free']:.3f}, constant map {medians['kge_val_constant']:.3f}"
+    )
+    protocol.result({k: str(v) for k, v in outputs.paths().items()}, metrics)
