@@ -262,7 +262,7 @@ def _run(args: argparse.Namespace) -> None:
         shapes, problems = C.read_catchments(args.catchments, args.id_field)
         table = C.read_series(args.series)
         problems += table.problems
-        paired, unmatched = C.match_ids(shapes, table, known={p.id for p in problems})
+        paired, unmatched = C.match_ids(shapes, table, known=problems)
         problems += unmatched
         areas = {s.id: C.area_km2(s.geometry, s.crs_wkt, f"catchment {s.id}") for s in shapes if s.geometry}
         usable = [s for s in shapes if s.id in set(paired)]

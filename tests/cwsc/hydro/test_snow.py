@@ -85,3 +85,17 @@ def test_cold_share_counts_precipitation_in_months_whose_pet_is_near_zero():
     assert snow_likely(p[None], pet[None])[0]
     assert not snow_likely(p[None], pet[None] + COLD_PET)[0]
     assert np.isnan(cold_precipitation_share(np.full((1, 5), np.nan), np.ones((1, 5))))[0]
+
+
+def test_the_store_runs_only_where_a_tenth_or_more_of_the_precipitation_is_snow():
+    from cwsc.hydro.snow import MIN_SNOW_SHARE, snowfall_share
+
+    p = np.full((2, 24), 50.0)
+    t = np.tile(np.r_[np.full(3, -20.0), np.full(21, 15.0)], (2, 1))  # an eighth of the months frozen
+    t[1, :3] = 10.0  # the second cell never freezes
+    assert snowfall_share(p, t)[0] == pytest.approx(3 / 24) and snowfall_share(p, t)[1] == 0
+    out = liquid_water(p, t)
+    assert out[0, 0] == 0.0 and out[0].sum() == pytest.approx(p[0].sum() - snow_store(p, t).pack[0, -1])
+    np.testing.assert_array_equal(out[1], p[1])
+    np.testing.assert_array_equal(liquid_water(p, t, min_snow_share=0.2)[0], p[0])
+    assert MIN_SNOW_SHARE == 0.10

@@ -1,0 +1,215 @@
+"""``python -m cwsc evaluate-catchments`` on the nine real catchments (square polygons of each
+catchment's area, since no geometry is shipped): a map holding each catchment's own label
+scores within 0.05 of the free calibration; a map of 5 mm everywhere clearly below. Bad
+input: every catchment that cannot be scored is listed with its reason."""
+
+from __future__ import annotations
+
+import csv
+import math
+
+import numpy as np
+import pytest
+from backend_testing import refused, run_backend, write_tif
+
+#: The holmes package ships no area for the two Quebec catchments; their runoff is in mm
+#: already, so a nominal area only sizes the test's square.
+NOMINAL_KM2 = 1000.0
+CELL = 0.1  # degrees: the test map's cells
+LAT0, LON0 = 45.0, 5.0
+
+
+def _square(cx: float, cy: float, area_km2: float) -> dict:
+    side = math.sqrt(area_km2)
+    dy = side / 111.32 / 2
+    dx = side / (111.32 * math.cos(math.radians(cy))) / 2
+    ring = [
+        (cx - dx, cy - dy),
+        (cx + dx, cy - dy),
+        (cx + dx, cy + dy),
+        (cx - dx, cy + dy),
+        (cx - dx, cy - dy),
+    ]
+    return {"type": "Polygon", "coordinates": [ring]}
+
+
+def _write_polygons(path, items):
+    import fiona
+    from fiona.crs import CRS
+
+    schema = {"geometry": "Polygon", "properties": {"gauge": "str"}}
+    with fiona.open(path, "w", driver="GPKG", schema=schema, crs=CRS.from_epsg(4326)) as dst:
+        for gauge, geom in items:
+            dst.write({"geometry": geom, "properties": {"gauge": gauge}})
+    return path
+
+
+def _map(path, polygons, values, shape=(60, 120)):
+    """A 0.1-degree map holding ``values[i]`` in every cell that touches polygon i."""
+    data = np.full(shape, np.nan, np.float32)
+    for geom, v in zip(polygons, values):
+        xs, ys = zip(*geom["coordinates"][0])
+        c0, c1 = int((min(xs) - LON0) / CELL), int(math.ceil((max(xs) - LON0) / CELL))
+        r0, r1 = int((LAT0 + 6 - max(ys)) / CELL), int(math.ceil((LAT0 + 6 - min(ys)) / CELL))
+        data[r0:r1, c0:c1] = v
+    return write_tif(path, data, transform=(CELL, 0, LON0, 0, -CELL, LAT0 + 6))
+
+
+@pytest.fixture(scope="module")
+def real(tmp_path_factory):
+    import real_catchments as rc
+
+    try:
+        catchments = rc.all_catchments()
+    except rc.DataUnavailable as exc:
+        pytest.skip(f"real catchment data unavailable (no package registry reachable?): {exc}")
+    folder = tmp_path_factory.mktemp("catchments")
+    polygons = []
+    for i, c in enumerate(catchments):
+        area = c.area_km2 if np.isfinite(c.area_km2) else NOMINAL_KM2
+        polygons.append((c.name, _square(LON0 + 1.0 + 1.2 * (i % 9), LAT0 + 1.5 + 3.0 * (i // 9), area)))
+    gpkg = _write_polygons(folder / "gauges.gpkg", polygons)
+    series = rc.write_series_csv(folder / "series.csv", catchments)
+    return catchments, polygons, gpkg, series, folder
+
+
+def _evaluate(real, cwsc, out, *extra):
+    _, _, gpkg, series, _ = real
+    out.mkdir(exist_ok=True)
+    args = ["evaluate-catchments", "--catchments", gpkg, "--id-field", "gauge", "--series", series]
+    args += ["--cwsc", cwsc, "--out", out / "scores.gpkg", "--out-table", out / "scores.csv"]
+    args += ["--out-report", out / "report.html", "--restarts", "2", *extra]
+    rc, events, err = run_backend(*args, timeout=1200)
+    assert rc == 0, err[-3000:]
+    with open(out / "scores.csv", newline="") as f:
+        rows = {r["id"]: r for r in csv.DictReader(f)}
+    result = [e for e in events if e["event"] == "result"][-1]
+    return rows, result["metrics"], events
+
+
+def _median(rows, key):
+    return float(np.median([float(r[key]) for r in rows.values() if r[key] not in ("", None)]))
+
+
+@pytest.mark.network
+@pytest.mark.slow
+def test_a_map_of_each_catchments_own_label_scores_like_the_free_calibration_and_5_mm_does_not(
+    real, tmp_path
+):
+    catchments, polygons, _, _, folder = real
+    geoms = [g for _, g in polygons]
+    wrong = _map(folder / "five_mm.tif", geoms, [5.0] * len(geoms))
+    rows, metrics, events = _evaluate(real, wrong, tmp_path / "wrong")
+    assert metrics["catchments_scored"] == len(catchments) and metrics["catchments_not_scored"] == 0
+    free = _median(rows, "kge_val_free")
+    assert _median(rows, "kge_val_map") <= free - 0.2
+    assert {r["snow"] for r in rows.values()} == {"0", "1"}  # temperature where the package has it
+
+    own = _map(folder / "own.tif", geoms, [float(rows[c.name]["sc_free_mm"]) for c in catchments])
+    rows, metrics, _ = _evaluate(
+        real, own, tmp_path / "own", "--reference-maps", wrong, "--reference-names", "five"
+    )
+    assert abs(_median(rows, "kge_val_map") - _median(rows, "kge_val_free")) <= 0.05
+    assert metrics["median_kge_val_map"] == pytest.approx(_median(rows, "kge_val_map"))
+    assert _median(rows, "kge_val_five") <= _median(rows, "kge_val_free") - 0.2
+    for c in catchments:
+        assert float(rows[c.name]["cwsc_map_mm"]) == pytest.approx(
+            float(rows[c.name]["sc_free_mm"]), rel=1e-4
+        )
+    report = (tmp_path / "own" / "report.html").read_text()
+    assert "Hydrographs" in report and report.count("<img") >= 2 + len(catchments)
+
+    import fiona
+
+    with fiona.open(tmp_path / "own" / "scores.gpkg") as src:
+        fields = set(src.schema["properties"])
+        assert len(src) == len(catchments)
+    assert {"kge_val_map", "cwsc_map_sd_mm", "sc_low_mm", "cwsc_five_mm", "kge_val_five"} <= fields
+
+
+@pytest.fixture
+def small(tmp_path):
+    """Three synthetic catchments (DWBM runoff, 60 months) with polygons and a table."""
+    from cwsc.hydro.models import simulate
+    from cwsc.synthetic.forcing import random_params, synthetic_forcing
+
+    p, e = synthetic_forcing(3, 60, seed=2)
+    params = random_params("DWBM", 3, seed=2)
+    q = np.asarray(simulate("DWBM", p, e, params).runoff)
+    months = [f"{2000 + i // 12}-{i % 12 + 1:02d}" for i in range(60)]
+    ids = ["a", "b", "c"]
+    polygons = [(cid, _square(LON0 + 1.0 + 1.2 * i, LAT0 + 1.5, 800.0)) for i, cid in enumerate(ids)]
+    gpkg = _write_polygons(tmp_path / "gauges.gpkg", polygons)
+    table = tmp_path / "series.csv"
+    with open(table, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["id", "month", "runoff", "precipitation", "pet"])
+        for k, cid in enumerate(ids):
+            for i, m in enumerate(months):
+                w.writerow([cid, m, q[k, i], p[k, i], e[k, i]])
+    cwsc = _map(tmp_path / "map.tif", [g for _, g in polygons], [150.0, 300.0, 450.0])
+    return {"gpkg": gpkg, "table": table, "cwsc": cwsc, "folder": tmp_path, "months": months, "q": q}
+
+
+def _small_args(small, out, table=None):
+    return [
+        "evaluate-catchments",
+        "--catchments",
+        small["gpkg"],
+        "--id-field",
+        "gauge",
+        "--series",
+        table or small["table"],
+        "--cwsc",
+        small["cwsc"],
+        "--out",
+        out / "s.gpkg",
+        "--out-table",
+        out / "s.csv",
+        "--out-report",
+        out / "r.html",
+        "--models",
+        "DWBM",
+        "--max-evaluations",
+        "200",
+    ]
+
+
+def test_every_catchment_not_scored_is_listed_with_its_reason(small, tmp_path):
+    table = tmp_path / "bad.csv"
+    lines = small["table"].read_text().splitlines()
+    kept = [lines[0]] + [x for x in lines[1:] if not x.startswith("c,")]  # c: polygon, no rows
+    kept += [x.replace("b,", "b,", 1) for x in lines[1:] if x.startswith("b,2000-01")]  # b: a month twice
+    kept += ["z,2001-01,3.0,50,40"]  # z: rows, no polygon
+    table.write_text("\n".join(kept) + "\n")
+    out = tmp_path / "out"
+    out.mkdir()
+    rc, events, err = run_backend(*_small_args(small, out, table))
+    assert rc == 0, err[-2000:]
+    with open(out / "s.csv", newline="") as f:
+        rows = {r["id"]: r for r in csv.DictReader(f)}
+    assert rows["a"]["not_scored"] == "" and float(rows["a"]["kge_cal_free"]) > 0.8
+    assert "2000-01" in rows["b"]["not_scored"] and "b" in rows["b"]["not_scored"]
+    assert "c" in rows["c"]["not_scored"] and "z" in rows["z"]["not_scored"]
+    warnings = " ".join(e["message"] for e in events if e.get("level") == "warning")
+    assert all(f"{x}" in warnings for x in ("2000-01", "z"))
+
+
+def test_too_few_months_is_a_reason_not_a_crash(small, tmp_path):
+    table = tmp_path / "short.csv"
+    lines = small["table"].read_text().splitlines()
+    table.write_text("\n".join([lines[0]] + [x for x in lines[1:] if not x.startswith("a,")][:80]) + "\n")
+    out = tmp_path / "out"
+    out.mkdir()
+    rc, events, err = run_backend(*_small_args(small, out, table))
+    assert rc == 0, err[-2000:]
+    with open(out / "s.csv", newline="") as f:
+        rows = {r["id"]: r for r in csv.DictReader(f)}
+    assert "24" in rows["c"]["not_scored"]  # 20 months only
+
+
+def test_a_missing_id_field_is_refused_naming_the_fields_there_are(small, tmp_path):
+    args = _small_args(small, tmp_path)
+    args[args.index("gauge")] = "station"
+    refused(args, "station", "gauge", "gauges.gpkg")
+    assert not list(tmp_path.glob("s.*"))
