@@ -509,6 +509,12 @@ def build_parser() -> argparse.ArgumentParser:
         choices=FORMULATIONS,
         help="the model formulation that makes the demo's runoff",
     )
+    p.add_argument(
+        "--snow",
+        action="store_true",
+        help="the snowy variant: monthly air temperature (temperature.tif), and runoff made through a "
+        "snow store, so that the mountains and the north need TEMPERATURE",
+    )
     _complete_help(sub)
     return parser
 

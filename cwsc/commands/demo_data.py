@@ -7,7 +7,9 @@ from cwsc.synthetic.demo_region import write_demo
 
 
 def demo_data_command(args) -> None:
-    manifest = write_demo(args.out, args.seed, formulation=args.formulation)
+    manifest = write_demo(
+        args.out, args.seed, formulation=args.formulation, snow=getattr(args, "snow", False)
+    )
     protocol.result(
         outputs={"folder": str(args.out), **manifest["files"], "predictors": manifest["predictors"]},
         metrics={

@@ -221,7 +221,7 @@ def _config(args, models):
         sceua=settings,
         kge_margin=kge_margin(args),
         seed=int(args.seed),
-        dtype=torch.float64,
+        dtype=torch.float32,  # the C kernels' precision, as calibrate's default
         device="cpu",
     )
 

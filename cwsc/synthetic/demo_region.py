@@ -106,10 +106,26 @@ def true_cwsc(p: dict[str, np.ndarray], land: np.ndarray) -> np.ndarray:
     return np.clip(np.exp(5.05 + 0.62 * _z(z, land)), 10.0, 990.0)
 
 
-def make_demo(region: DemoRegion, seed: int, formulation: str = "conserving") -> dict[str, np.ndarray]:
+def monthly_temperature(annual: np.ndarray, lat: np.ndarray, months: int, seed: int) -> np.ndarray:
+    """(months, rows, cols) monthly mean air temperature (C) around the annual mean field,
+    the first month a January: a seasonal swing growing from 7 C at 36 N to 11 C at 60 N
+    (continental Europe's), and month-to-month anomalies of 1.5 C. Its own random stream, so
+    the rest of the demo does not depend on whether it is made."""
+    rng = np.random.default_rng([seed, 7])
+    m = np.arange(months) % 12
+    swing = 7.0 + 4.0 * np.clip((lat - 36.0) / 24.0, 0, 1)
+    season = -np.cos(2 * np.pi * (m[:, None, None] + 0.5) / 12)
+    return annual[None] + swing[None] * season + rng.normal(0.0, 1.5, (months,) + annual.shape)
+
+
+def make_demo(
+    region: DemoRegion, seed: int, formulation: str = "conserving", snow: bool = False
+) -> dict[str, np.ndarray]:
     """Build every field of the demo; arrays are (rows, cols) or (months, rows, cols), NaN off
     land. ``formulation``: the model formulation that makes the runoff (see
-    :mod:`cwsc.hydro.models`)."""
+    :mod:`cwsc.hydro.models`). ``snow``: the snowy variant: monthly air temperature too, and
+    the runoff made from the snow store's rain and melt (:mod:`cwsc.hydro.snow`), so that the
+    Alps, the Carpathians and Scandinavia need the temperature to calibrate well."""
     from cwsc.hydro.models import simulate
 
     rng = np.random.default_rng(seed)
@@ -188,6 +204,12 @@ def make_demo(region: DemoRegion, seed: int, formulation: str = "conserving") ->
     # other parameters smooth fields inside their bounds.
     cells = np.flatnonzero(land.ravel())
     p_c = precip.reshape(months, -1)[:, cells].T.astype(np.float64)
+    t_series = None
+    if snow:
+        from cwsc.hydro.snow import liquid_water
+
+        t_series = monthly_temperature(temperature, lat, months, seed)
+        p_c = liquid_water(p_c, t_series.reshape(months, -1)[:, cells].T)
     e_c = pet.reshape(months, -1)[:, cells].T.astype(np.float64)
     sc_c = truth.ravel()[cells]
 
@@ -248,6 +270,8 @@ def make_demo(region: DemoRegion, seed: int, formulation: str = "conserving") ->
     out["pet_series"] = np.where(sea[None], np.nan, pet)
     out["runoff_series"] = runoff
     out["runoff_noise_free"] = q  # (land cells, months): the models' runoff before noise
+    if t_series is not None:
+        out["temperature_series"] = np.where(sea[None], np.nan, t_series)
     out["land"] = land
     return out
 
@@ -277,10 +301,23 @@ texture and LAI (see `cwsc/synthetic/demo_region.py`, `true_cwsc`).
 """
 
 
+_SNOW_README = """
+**Snowy variant** (`--snow`): `temperature.tif` holds monthly mean air temperature (C), and
+the runoff was made from the rain and snowmelt of the snow store (`cwsc/hydro/snow.py`), so
+the cells where snow matters (the Alps, the Carpathians, Scandinavia) calibrate well only
+with `TEMPERATURE`.
+"""
+
+
 def write_demo(
-    out_dir: str | Path, seed: int = 42, region: DemoRegion | None = None, formulation: str = "conserving"
+    out_dir: str | Path,
+    seed: int = 42,
+    region: DemoRegion | None = None,
+    formulation: str = "conserving",
+    snow: bool = False,
 ) -> dict:
-    """Write the demo region into ``out_dir`` (created; every file committed together)."""
+    """Write the demo region into ``out_dir`` (created; every file committed together);
+    ``snow``: the snowy variant, with ``temperature.tif``."""
     from cwsc.runtime.outputs import Outputs
 
     region = region or DemoRegion()
@@ -300,6 +337,8 @@ def write_demo(
         ("pet", "pet_series", "potential evapotranspiration (mm/month)"),
         ("runoff", "runoff_series", "runoff (mm/month)"),
     ]
+    if snow:
+        series.append(("temperature", "temperature_series", "air temperature (C)"))
     maps = [
         ("true_cwsc", "true_cwsc", "true CWSC (mm)"),
         ("failed_cells", "failed", "failed calibration cell (1)"),
@@ -311,11 +350,15 @@ def write_demo(
     kinds = {"README": "text", "manifest": "json"}
     with Outputs(paths, kinds=kinds) as outputs:
         progress(log, 0.05, "writing the demo data")
-        data = make_demo(region, seed, formulation)
+        data = make_demo(region, seed, formulation, snow=snow)
         progress(log, 0.6, "writing the demo data")
         for name, key, what in series:
             io.write_raster(
-                outputs.temporary(name), data[key], grid, [f"{what} {d}" for d in labels], units="mm/month"
+                outputs.temporary(name),
+                data[key],
+                grid,
+                [f"{what} {d}" for d in labels],
+                units="C" if name == "temperature" else "mm/month",
             )
         for name, key, what in maps:
             io.write_raster(outputs.temporary(name), data[key][None], grid, [what])
@@ -337,10 +380,13 @@ def write_demo(
                 last=labels[-1],
                 failed_pct=100 * failed / max(land, 1),
                 predictors=", ".join(PREDICTORS),
-            ),
+            )
+            + (_SNOW_README if snow else ""),
             encoding="utf-8",
         )
         files = {name: str(paths[name]) for name in ("precipitation", "pet", "runoff", "true_cwsc")}
+        if snow:
+            files["temperature"] = str(paths["temperature"])
         manifest = {
             "seed": seed,
             "formulation": formulation,
