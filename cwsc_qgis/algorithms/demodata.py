@@ -5,6 +5,7 @@ import os
 from qgis.core import (
     QgsProcessingOutputNumber,
     QgsProcessingOutputString,
+    QgsProcessingParameterBoolean,
     QgsProcessingParameterFolderDestination,
     QgsProcessingParameterNumber,
 )
@@ -14,7 +15,7 @@ from ..compat import INTEGER
 from .base import CwscAlgorithm, advanced, checked_output, tr
 
 #: The demo's layers in the order a hydrologist meets them (the first ends on top).
-LAYERS = ("true_cwsc", "runoff", "pet", "precipitation")
+LAYERS = ("true_cwsc", "runoff", "pet", "precipitation", "temperature")
 
 
 class DemoDataAlgorithm(CwscAlgorithm):
@@ -28,7 +29,10 @@ class DemoDataAlgorithm(CwscAlgorithm):
 synthetic data (a twin experiment). Monthly precipitation, PET and runoff for 30 years, 13
 predictor rasters (climate, terrain, soil, vegetation), and the true CWSC the runoff was made
 with, so that every step of the workflow can be checked against the truth. The same seed
-gives the same files. The folder's README.md says what each file is.</p>
+gives the same files. The folder's README.md says what each file is. <b>SNOW</b> (advanced):
+the snowy variant, with monthly air temperature (temperature.tif) and runoff made through a
+snow store, so that the Alps, the Carpathians and Scandinavia calibrate well only with
+<b>TEMPERATURE</b>.</p>
 <p>With them: <i>Calibrate water balance models</i> on precipitation, PET and runoff;
 <i>Mask labels by KGE</i>; <i>Train CWSC ResNet</i> on the predictors; <i>Predict CWSC</i>;
 <i>Evaluate CWSC map</i> against true_cwsc. The CWSC workflow model runs all of it at once.</p>
@@ -54,6 +58,13 @@ against the truth.</p>
                 )
             )
         )
+        self.addParameter(
+            advanced(
+                QgsProcessingParameterBoolean(
+                    "SNOW", tr("Snowy variant (adds monthly air temperature)"), defaultValue=False
+                )
+            )
+        )
         self.addParameter(QgsProcessingParameterFolderDestination("OUTPUT", tr("Folder for the demo data")))
         self.addOutput(QgsProcessingOutputNumber("LAND_CELLS", tr("Land cells")))
         self.addOutput(QgsProcessingOutputNumber("MONTHS", tr("Months")))
@@ -67,6 +78,8 @@ against the truth.</p>
         # The folder itself is the output: it must be new or empty (the backend refuses a file).
         checked_output("OUTPUT", os.path.join(folder, "README.md"))
         args = ["--out", folder, "--seed", str(self.parameterAsInt(parameters, "SEED", context))]
+        if self.parameterAsBool(parameters, "SNOW", context):
+            args.append("--snow")
         return args, {}
 
     def collect(self, result, outputs, context, feedback):
