@@ -11,7 +11,7 @@ LABELS = {
     "PRECIPITATION": "Monthly precipitation",
     "PET": "Monthly potential evapotranspiration",
     "RUNOFF": "Monthly runoff",
-    "TEMPERATURE": "Monthly air temperature (C or K; adds a snow store)",
+    "TEMPERATURE": "Monthly air temperature (adds a snow store)",
     "PREDICTORS": "Predictor rasters (one channel per band)",
     "KGE": "Calibration KGE",
     "TEST_FRACTION": "Fraction of the cells held out for the test",
@@ -22,12 +22,20 @@ LABELS = {
     "BLOCKS": "Residual blocks per stage",
     "WIDTHS": "Stage widths (e.g. 16,32,128)",
     "CALIBRATION_FRACTION": "Fraction of the months used for calibration",
-    "EXTENT": "Extent: work on this region only (empty: the whole grid)",
-    "MODEL_KGE_MARGIN": "Label from the models within this KGE of the best (empty: all)",
+    "EXTENT": "Extent (empty: the whole grid)",
+    "MODEL_KGE_MARGIN": "KGE margin of the models in the label",
+    "CWSC": "CWSC map (mm)",
+    "MODELS": "Water balance models",
+    "OBJECTIVE": "Objective function",
+    "RESTARTS": "SCE-UA restarts per cell",
+    "MAX_EVALUATIONS": "Evaluations per SCE-UA run (at most)",
+    "SEED": "Random seed",
 }
 
 #: Parameter names whose label may differ from one algorithm to another (another role).
-ROLES = {"OUTPUT", "OUTPUT_REPORT", "LABELS", "MODEL"}
+#: RUNOFF_UNITS: the units of a runoff raster (auto: as the file says) in most dialogs, the units
+#: of the runoff column of a gauge table in cwsc:evaluatecatchments.
+ROLES = {"OUTPUT", "OUTPUT_REPORT", "LABELS", "MODEL", "RUNOFF_UNITS"}
 
 
 def term(name):

@@ -31,6 +31,12 @@ class CwscProvider(QgsProcessingProvider):
     def defaultRasterFileExtension(self):  # noqa: N802
         return "tif"
 
+    def supportedOutputVectorLayerExtensions(self):  # noqa: N802
+        return ["gpkg"]  # the backend writes GeoPackages (cwsc:evaluatecatchments)
+
+    def defaultVectorFileExtension(self, hasGeometry=True):  # noqa: N802, N803, ARG002
+        return "gpkg"
+
     def load(self):
         settings.register_settings(self.icon())
         self.refreshAlgorithms()

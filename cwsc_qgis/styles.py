@@ -13,7 +13,7 @@ import math
 import os
 import shutil
 
-from qgis.core import QgsProcessingLayerPostProcessorInterface, QgsRasterLayer
+from qgis.core import QgsProcessingLayerPostProcessorInterface
 
 from .compat import STAT_MAX
 from .settings import resource_path, setting_scale_max
@@ -49,30 +49,24 @@ def _nice_ceiling(value):
 
 
 def write_sidecar(raster_path, style, feedback=None):
-    """Write ``<raster>.qml`` from ``resources/styles``; return its path (None on failure)."""
+    """Write ``<raster>.qml`` from ``resources/styles``; return its path (None on failure).
+
+    The template's ramp is rescaled in its XML, without opening the output as a layer: a
+    layer opened here would get QGIS's default renderer first, whose contrast stretch of a
+    many-band raster takes a histogram of each band, and GDAL refuses the histogram of a
+    constant band (all-equal flags or widths) with "ERROR 5: dfMax should be strictly
+    greater than dfMin" in the output of a successful run."""
     if not raster_path or not os.path.isfile(raster_path):
         return None
     template = style_file(style)
     target = sidecar_path(raster_path)
     try:
-        if style not in ADAPTIVE and style not in SHARED_SCALE:
-            shutil.copyfile(template, target)
-            return target
-        layer = QgsRasterLayer(raster_path, "cwsc", "gdal")
-        if not layer.isValid():
-            shutil.copyfile(template, target)
-            return target
-        message, ok = layer.loadNamedStyle(template)
-        renderer = layer.renderer()
-        if ok and renderer is not None and renderer.type() == "singlebandpseudocolor":
-            if style in SHARED_SCALE:
-                _rescale(renderer, 0.0, setting_scale_max(), SHARED_SCALE[style])
-            else:
-                top = _nice_ceiling(layer.dataProvider().bandStatistics(1, STAT_MAX).maximumValue)
-                if top:
-                    _rescale(renderer, 0.0, top, ADAPTIVE[style])
-            layer.saveNamedStyle(target)
-        else:
+        top = None
+        if style in SHARED_SCALE:
+            top, unit = setting_scale_max(), SHARED_SCALE[style]
+        elif style in ADAPTIVE:
+            top, unit = _nice_ceiling(_band_maximum(raster_path)), ADAPTIVE[style]
+        if not top or not _write_rescaled(template, target, 0.0, top, unit):
             shutil.copyfile(template, target)
         return target
     except OSError as exc:
@@ -81,56 +75,141 @@ def write_sidecar(raster_path, style, feedback=None):
         return None
 
 
-def _rescale(renderer, new_min, new_max, unit):
-    shader = renderer.shader()
-    function = shader.rasterShaderFunction()
-    items = function.colorRampItemList()
-    if not items:
-        return
-    old_min, old_max = items[0].value, items[-1].value
+def _band_maximum(raster_path):
+    """The maximum of band 1, from a data provider alone (no layer, no renderer)."""
+    from qgis.core import QgsDataProvider, QgsProviderRegistry
+
+    provider = QgsProviderRegistry.instance().createProvider(
+        "gdal", raster_path, QgsDataProvider.ProviderOptions()
+    )
+    if provider is None or not provider.isValid():
+        return None
+    return provider.bandStatistics(1, STAT_MAX).maximumValue
+
+
+def _write_rescaled(template, target, new_min, new_max, unit):
+    """Write ``template`` (a single-band pseudocolour style) to ``target`` with its ramp
+    stretched linearly onto ``new_min .. new_max`` and labelled in ``unit``. A degenerate
+    range gets a width of 1 so that the ramp always rises. False when the template has no
+    ramp."""
+    import xml.etree.ElementTree as ET
+
+    if not new_max > new_min:
+        new_max = new_min + 1.0
+    root = ET.parse(template).getroot()
+    renderer = root.find(".//rasterrenderer")
+    shader = root.find(".//rastershader/colorrampshader")
+    items = list(shader.iter("item")) if shader is not None else []
+    if renderer is None or not items:
+        return False
+    old_min, old_max = float(items[0].get("value")), float(items[-1].get("value"))
     span = (old_max - old_min) or 1.0
     for item in items:
-        value = new_min + (item.value - old_min) / span * (new_max - new_min)
-        item.value = value
-        item.label = "{:g} {}".format(round(value, 6), unit)
-    function.setColorRampItemList(items)
-    function.setMinimumValue(new_min)
-    function.setMaximumValue(new_max)
-    shader.setMinimumValue(new_min)
-    shader.setMaximumValue(new_max)
-    renderer.setClassificationMin(new_min)
-    renderer.setClassificationMax(new_max)
+        value = new_min + (float(item.get("value")) - old_min) / span * (new_max - new_min)
+        item.set("value", repr(value))
+        item.set("label", "{:g} {}".format(round(value, 6), unit))
+    shader.set("minimumValue", repr(new_min))
+    shader.set("maximumValue", repr(new_max))
+    renderer.set("classificationMin", repr(new_min))
+    renderer.set("classificationMax", repr(new_max))
+    with open(target, "w", encoding="utf-8") as fh:
+        fh.write("<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>\n")
+        fh.write(ET.tostring(root, encoding="unicode"))
+    return True
 
 
 class StylePostProcessor(QgsProcessingLayerPostProcessorInterface):
-    """Applies a ``.qml`` to a layer QGIS has just loaded from an algorithm's output."""
+    """Applies a ``.qml`` to a layer QGIS has just loaded from an algorithm's output; with
+    ``on_top``, the layer (the CWSC map) goes on top of the layer tree, above every other
+    layer the same run loads (see :func:`stack`)."""
 
     _alive = []  # QGIS does not own Python post-processors: keep them referenced
 
-    def __init__(self, qml):
+    def __init__(self, qml, on_top=False):
         super().__init__()
         self.qml = qml
+        self.on_top = on_top
 
     def postProcessLayer(self, layer, context, feedback):  # noqa: N802 - QGIS API
         if layer is not None and layer.isValid() and self.qml and os.path.isfile(self.qml):
             layer.loadNamedStyle(self.qml)
             layer.triggerRepaint()
+        stack(layer, context, self.on_top)
 
     @classmethod
-    def create(cls, qml):
-        processor = cls(qml)
+    def create(cls, qml, on_top=False):
+        processor = cls(qml, on_top)
         cls._alive.append(processor)
         return processor
 
 
-def style_output(raster_path, style, context, feedback=None, name=None):
-    """Sidecar + (when QGIS will load the output) a post-processor that applies it."""
+#: (the run's processing context, layer id) of the last map loaded on top; the context is
+#: held (one at a time) so that no later run's context can take its place.
+_TOP = {}
+
+
+def stack(layer, context, on_top):
+    """Keep the CWSC map on top of the layers a run loads. QGIS 3.22 loads a run's layers in
+    the order of their file paths (random for temporary outputs), each one on top of the
+    last: the map goes to the top of its group when it comes, a CWSC layer of the same run
+    that comes after it goes just below it, and once the run's layers are all in (the next
+    turn of the event loop) the map is put on top again, above layers of other providers."""
+    if layer is None or not layer.isValid() or context is None:
+        return
+    project = context.project() or layer.project()
+    if project is None:
+        return
+    root = project.layerTreeRoot()
+    if on_top:
+        _TOP["run"] = (context, layer.id())
+        _move(root, layer.id(), None)
+        from qgis.PyQt.QtCore import QTimer
+
+        QTimer.singleShot(0, lambda layer_id=layer.id(): _move_later(project, layer_id))
+        return
+    run = _TOP.get("run")
+    if run is not None and run[0] is context and run[1] != layer.id():
+        _move(root, layer.id(), run[1])
+
+
+def _move_later(project, layer_id):
+    try:
+        _move(project.layerTreeRoot(), layer_id, None)
+    except RuntimeError:  # the project is gone
+        pass
+
+
+def _move(root, layer_id, below_id):
+    """Move the node of ``layer_id`` to the top of its group, or just below ``below_id``
+    when that layer is in the same group."""
+    node = root.findLayer(layer_id)
+    if node is None or node.parent() is None:
+        return
+    parent = node.parent()
+    children = parent.children()
+    index = 0
+    if below_id is not None:
+        above = root.findLayer(below_id)
+        if above is None or above.parent() is not parent:
+            return
+        index = children.index(above) + 1
+    current = children.index(node)
+    if current == index:
+        return
+    clone = node.clone()
+    parent.insertChildNode(index, clone)
+    parent.removeChildNode(node)
+
+
+def style_output(raster_path, style, context, feedback=None, name=None, on_top=False):
+    """Sidecar + (when QGIS will load the output) a post-processor that applies it (and, with
+    ``on_top``, puts the layer on top of the layer tree)."""
     qml = write_sidecar(raster_path, style, feedback)
     if qml is None:
         qml = style_file(style)
     if context is not None and context.willLoadLayerOnCompletion(raster_path):
         details = context.layerToLoadOnCompletionDetails(raster_path)
-        details.setPostProcessor(StylePostProcessor.create(qml))
+        details.setPostProcessor(StylePostProcessor.create(qml, on_top))
         if name:
             details.name = name
     return qml
@@ -202,3 +281,54 @@ def load_on_completion(paths, context, group_name):
             details = QgsProcessingContext.LayerDetails(name, context.project(), name)
             details.setPostProcessor(FirstBandPostProcessor.create(True, group_name))
             context.addLayerToLoadOnCompletion(path, details)
+
+
+#: The classes of the catchment scores (cwsc:evaluatecatchments): (lower, upper, colour,
+#: label) of the validation KGE with sc fixed to the map, red below 0 to blue up to 1; the
+#: first class holds the catchments not scored (their field is empty; see ``not_scored``).
+NOT_SCORED = -1e30
+KGE_CLASSES = (
+    (NOT_SCORED, NOT_SCORED, "#bdbdbd", "not scored (see not_scored)"),
+    (NOT_SCORED, 0.0, "#d7191c", "below 0"),
+    (0.0, 0.25, "#fdae61", "0 - 0.25"),
+    (0.25, 0.5, "#ffffbf", "0.25 - 0.5"),
+    (0.5, 0.75, "#abd9e9", "0.5 - 0.75"),
+    (0.75, 1.0, "#2c7bb6", "0.75 - 1"),
+)
+
+
+def catchment_renderer(field="kge_val_map"):
+    """A graduated renderer of the polygons by ``field`` (a validation KGE)."""
+    from qgis.core import QgsFillSymbol, QgsGraduatedSymbolRenderer, QgsRendererRange
+
+    ranges = []
+    for low, high, colour, label in KGE_CLASSES:
+        symbol = QgsFillSymbol.createSimple(
+            {"color": colour, "outline_color": "#4d4d4d", "outline_width": "0.26"}
+        )
+        ranges.append(QgsRendererRange(low, high, symbol, label))
+    expression = 'coalesce("{}", {!r})'.format(field, NOT_SCORED)
+    return QgsGraduatedSymbolRenderer(expression, ranges)
+
+
+def style_catchments(gpkg_path, context, feedback=None, field="kge_val_map"):
+    """The catchment scores: a ``.qml`` sidecar beside the GeoPackage (QGIS applies it when
+    the file is opened) and, when QGIS loads the output, a post-processor that applies it.
+    Returns the sidecar's path, None when it could not be written."""
+    from qgis.core import QgsVectorLayer
+
+    layer = QgsVectorLayer(gpkg_path, "catchments", "ogr")
+    if not layer.isValid() or layer.fields().indexOf(field) < 0:
+        return None
+    layer.setRenderer(catchment_renderer(field))
+    target = sidecar_path(gpkg_path)
+    message, ok = layer.saveNamedStyle(target)
+    del layer
+    if not ok or not os.path.isfile(target):
+        if feedback is not None:
+            feedback.pushWarning("could not write the style sidecar {}: {}".format(target, message))
+        return None
+    if context is not None and context.willLoadLayerOnCompletion(gpkg_path):
+        details = context.layerToLoadOnCompletionDetails(gpkg_path)
+        details.setPostProcessor(StylePostProcessor.create(target))
+    return target

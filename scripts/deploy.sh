@@ -54,4 +54,4 @@ if [ -z "$enabled" ]; then
 fi
 count=$("$enabled" list 2>/dev/null | grep -c "cwsc:" || true)
 echo "deploy: enabled with $enabled; qgis_process lists $count cwsc algorithms"
-[ "$count" -ge 11 ] || { echo "deploy: expected 11 cwsc algorithms" >&2; exit 1; }
+[ "$count" -ge 12 ] || { echo "deploy: expected 12 cwsc algorithms" >&2; exit 1; }

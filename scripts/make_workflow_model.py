@@ -62,6 +62,11 @@ def build_model():
     parameter(QgsProcessingParameterRasterLayer("PET", "Monthly potential evapotranspiration (mm/month)"))
     parameter(QgsProcessingParameterRasterLayer("RUNOFF", "Monthly runoff (mm/month)"))
     parameter(
+        QgsProcessingParameterRasterLayer(
+            "TEMPERATURE", "Monthly air temperature (adds a snow store)", optional=True
+        )
+    )
+    parameter(
         QgsProcessingParameterMultipleLayers(
             "PREDICTORS", "Predictor rasters (climate, terrain, soil, vegetation)", 3
         )
@@ -134,6 +139,7 @@ def build_model():
             "PRECIPITATION": param("PRECIPITATION"),
             "PET": param("PET"),
             "RUNOFF": param("RUNOFF"),
+            "TEMPERATURE": param("TEMPERATURE"),
             "MODELS": param("MODELS"),
             "SEED": param("SEED"),
         },
@@ -180,7 +186,9 @@ def build_model():
         {"CWSC map": ("OUTPUT", "CWSC map (mm)")},
     )
     # The dialog lists the inputs in the workflow's order (by default QGIS sorts them by id).
-    model.setParameterOrder(["PRECIPITATION", "PET", "RUNOFF", "PREDICTORS", "MODELS", "EPOCHS", "SEED"])
+    model.setParameterOrder(
+        ["PRECIPITATION", "PET", "RUNOFF", "TEMPERATURE", "PREDICTORS", "MODELS", "EPOCHS", "SEED"]
+    )
     return model
 
 

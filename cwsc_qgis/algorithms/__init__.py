@@ -3,6 +3,7 @@
 from .calibrate import CalibrateAlgorithm
 from .demodata import DemoDataAlgorithm
 from .evaluate import EvaluateAlgorithm
+from .evaluatecatchments import EvaluateCatchmentsAlgorithm
 from .info import InfoAlgorithm
 from .learnfromrunoff import LearnFromRunoffAlgorithm
 from .maskbykge import MaskByKgeAlgorithm
@@ -19,6 +20,7 @@ ALGORITHMS = [
     LearnFromRunoffAlgorithm,
     PredictAlgorithm,
     EvaluateAlgorithm,
+    EvaluateCatchmentsAlgorithm,
     DemoDataAlgorithm,
     SetupAlgorithm,
     InfoAlgorithm,

@@ -112,7 +112,10 @@ def set_decimals(param):
         except (TypeError, ValueError):
             continue
         if abs(value) < 1e9:
-            needed = max(needed, len("{:.{}f}".format(value, DECIMALS[1]).rstrip("0").partition(".")[2]))
+            shown = "{:.{}f}".format(value, DECIMALS[1]).rstrip("0").partition(".")[2]
+            # a value too small for the most decimals still shows as much of it as it can
+            tiny = value != 0 and round(value, DECIMALS[1]) == 0
+            needed = max(needed, DECIMALS[1] if tiny else len(shown))
     wrapper["decimals"] = min(needed, DECIMALS[1])
     metadata["widget_wrapper"] = wrapper
     param.setMetadata(metadata)
@@ -211,7 +214,7 @@ def forcing_parameters():
             advanced(
                 QgsProcessingParameterNumber(
                     name + "_NODATA",
-                    tr("Nodata value of the {} (when the file declares none)").format(what),
+                    tr("Nodata value of the {}").format(what),
                     type=DOUBLE,
                     optional=True,
                 )
@@ -231,7 +234,7 @@ def forcing_parameters():
             advanced(
                 QgsProcessingParameterString(
                     name + "_START",
-                    tr("First month of the {} (YYYY-MM; when undated)").format(what),
+                    tr("Start of the {} (YYYY-MM)").format(what),
                     optional=True,
                 )
             )
@@ -240,7 +243,7 @@ def forcing_parameters():
         advanced(
             QgsProcessingParameterNumber(
                 "TEMPERATURE_NODATA",
-                tr("Nodata value of the temperature (when the file declares none)"),
+                tr("Nodata value of the temperature"),
                 type=DOUBLE,
                 optional=True,
             )
@@ -260,7 +263,7 @@ def forcing_parameters():
         advanced(
             QgsProcessingParameterString(
                 "TEMPERATURE_START",
-                tr("First month of the temperature (YYYY-MM; when undated)"),
+                tr("Start of the temperature (YYYY-MM)"),
                 optional=True,
             )
         )
@@ -269,17 +272,13 @@ def forcing_parameters():
         advanced(
             QgsProcessingParameterString(
                 "PERIOD_START",
-                tr("First month to use (YYYY-MM; empty: the first common month)"),
+                tr("First month to use (YYYY-MM)"),
                 optional=True,
             )
         )
     )
     params.append(
-        advanced(
-            QgsProcessingParameterString(
-                "PERIOD_END", tr("Last month to use (YYYY-MM; empty: the last common month)"), optional=True
-            )
-        )
+        advanced(QgsProcessingParameterString("PERIOD_END", tr("Last month to use (YYYY-MM)"), optional=True))
     )
     return params
 

@@ -141,37 +141,15 @@ last quarter is kept for validation.</p>
                 "OBJECTIVE", tr("Objective function"), options=OBJECTIVES, defaultValue=0
             )
         )
+        # Advanced, in the same order in every algorithm: the models and the label rule, the
+        # optimiser, the data, computing; the outputs come last.
         for param in period_parameters():
             self.addParameter(param)
         self.addParameter(
             advanced(
                 QgsProcessingParameterNumber(
-                    "RESTARTS",
-                    tr("SCE-UA restarts per cell"),
-                    type=INTEGER,
-                    minValue=1,
-                    defaultValue=RESTARTS_DEFAULT,
-                    optional=True,
-                )
-            )
-        )
-        self.addParameter(
-            advanced(
-                QgsProcessingParameterNumber(
-                    "MAX_EVALUATIONS",
-                    tr("Maximum model evaluations per SCE-UA run"),
-                    type=INTEGER,
-                    minValue=10,
-                    defaultValue=MAX_EVALUATIONS_DEFAULT,
-                    optional=True,
-                )
-            )
-        )
-        self.addParameter(
-            advanced(
-                QgsProcessingParameterNumber(
                     "MODEL_KGE_THRESHOLD",
-                    tr("Models with calibration KGE above this enter the label"),
+                    tr("KGE above which a model enters the label"),
                     type=DOUBLE,
                     defaultValue=0.0,
                 )
@@ -211,6 +189,31 @@ last quarter is kept for validation.</p>
                 )
             )
         )
+        # The optimiser (SCE-UA)
+        self.addParameter(
+            advanced(
+                QgsProcessingParameterNumber(
+                    "RESTARTS",
+                    tr("SCE-UA restarts per cell"),
+                    type=INTEGER,
+                    minValue=1,
+                    defaultValue=RESTARTS_DEFAULT,
+                    optional=True,
+                )
+            )
+        )
+        self.addParameter(
+            advanced(
+                QgsProcessingParameterNumber(
+                    "MAX_EVALUATIONS",
+                    tr("Evaluations per SCE-UA run (at most)"),
+                    type=INTEGER,
+                    minValue=10,
+                    defaultValue=MAX_EVALUATIONS_DEFAULT,
+                    optional=True,
+                )
+            )
+        )
         self.addParameter(
             advanced(
                 QgsProcessingParameterNumber(
@@ -218,10 +221,12 @@ last quarter is kept for validation.</p>
                 )
             )
         )
+        # The data: forcing overrides, period and region
         for param in forcing_parameters():
             self.addParameter(param)
-        self.addParameter(device_parameter())
         self.addParameter(extent_parameter())
+        # Computing: device, workers, cluster, resumable work folder
+        self.addParameter(device_parameter())
         self.addParameter(
             advanced(
                 QgsProcessingParameterNumber(
@@ -237,7 +242,7 @@ last quarter is kept for validation.</p>
             advanced(
                 QgsProcessingParameterString(
                     "DASK_SCHEDULER",
-                    tr("Dask scheduler address (empty: this computer)"),
+                    tr("Dask scheduler (empty: this computer)"),
                     optional=True,
                 )
             )
@@ -246,7 +251,7 @@ last quarter is kept for validation.</p>
             advanced(
                 QgsProcessingParameterFile(
                     "WORK_DIR",
-                    tr("Work folder to resume an interrupted run (empty: nothing kept)"),
+                    tr("Work folder to resume a stopped run"),
                     behavior=QgsProcessingParameterFile.Folder,
                     optional=True,
                 )

@@ -18,6 +18,7 @@ from .base import (
     advanced,
     device_parameter,
     forcing_parameters,
+    temperature_parameter,
     tr,
 )
 from .calibrate import MODELS
@@ -88,6 +89,24 @@ KGE of the models run with sc fixed to the map against free calibration and a co
         )
         self.addParameter(QgsProcessingParameterRasterLayer("PET", term("PET"), optional=True))
         self.addParameter(QgsProcessingParameterRasterLayer("RUNOFF", term("RUNOFF"), optional=True))
+        self.addParameter(temperature_parameter())
+        # What a normal run reads beside the map: calibrate's details and labels, the model
+        # file (then only its held-out cells are scored).
+        self.addParameter(
+            QgsProcessingParameterRasterLayer("DETAILS", tr("Calibration details (per model)"), optional=True)
+        )
+        self.addParameter(
+            QgsProcessingParameterRasterLayer(
+                "LABELS", tr("Calibration labels (with quality flags)"), optional=True
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterFile(
+                "MODEL", tr("Model file (its test cells only)"), extension="pt", optional=True
+            )
+        )
+        # Advanced, in the same order in every algorithm: the models, the optimiser, the
+        # sample, the data, computing.
         self.addParameter(
             advanced(
                 QgsProcessingParameterEnum(
@@ -115,7 +134,7 @@ KGE of the models run with sc fixed to the map against free calibration and a co
             advanced(
                 QgsProcessingParameterNumber(
                     "MAX_EVALUATIONS",
-                    tr("Maximum model evaluations per SCE-UA run"),
+                    tr("Evaluations per SCE-UA run (at most)"),
                     type=INTEGER,
                     minValue=1,
                     defaultValue=MAX_EVALUATIONS_DEFAULT,
@@ -138,27 +157,6 @@ KGE of the models run with sc fixed to the map against free calibration and a co
             advanced(
                 QgsProcessingParameterNumber(
                     "SEED", tr("Random seed"), type=INTEGER, defaultValue=0, minValue=0
-                )
-            )
-        )
-        self.addParameter(
-            advanced(
-                QgsProcessingParameterRasterLayer(
-                    "DETAILS", tr("Calibration details (per model)"), optional=True
-                )
-            )
-        )
-        self.addParameter(
-            advanced(
-                QgsProcessingParameterRasterLayer(
-                    "LABELS", tr("Calibration labels (with quality flags)"), optional=True
-                )
-            )
-        )
-        self.addParameter(
-            advanced(
-                QgsProcessingParameterFile(
-                    "MODEL", tr("Model file (its test cells only)"), extension="pt", optional=True
                 )
             )
         )

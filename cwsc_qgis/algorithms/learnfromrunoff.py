@@ -152,7 +152,7 @@ sc), <b>OUTPUT_REPORT</b>; validation KGE of the held-out cells.</p>
         self.addParameter(
             QgsProcessingParameterNumber(
                 "PRETRAIN_EPOCHS",
-                tr("Pretraining epochs on the calibrated training cells (0: none)"),
+                tr("Pretraining epochs (0: none)"),
                 type=INTEGER,
                 minValue=0,
                 defaultValue=LEARN_PRETRAIN_EPOCHS_DEFAULT,
@@ -162,6 +162,8 @@ sc), <b>OUTPUT_REPORT</b>; validation KGE of the held-out cells.</p>
         self.addParameter(
             QgsProcessingParameterRasterLayer("LABELS", tr("CWSC labels to compare with"), optional=True)
         )
+        # Advanced, in the same order in every algorithm: the models and the label rule, the
+        # network and its split, the data, computing; the outputs come last.
         for param in period_parameters():
             self.addParameter(param)
         self.addParameter(
@@ -190,7 +192,7 @@ sc), <b>OUTPUT_REPORT</b>; validation KGE of the held-out cells.</p>
             advanced(
                 QgsProcessingParameterBoolean(
                     "SHARED_SC",
-                    tr("One sc for every model (they differ in the others only)"),
+                    tr("One sc shared by every model"),
                     defaultValue=False,
                 )
             )
@@ -221,17 +223,6 @@ sc), <b>OUTPUT_REPORT</b>; validation KGE of the held-out cells.</p>
         self.addParameter(
             advanced(
                 QgsProcessingParameterNumber(
-                    "CHECKPOINT_MONTHS",
-                    tr("Months per block recomputed in learning (0: keep all)"),
-                    type=INTEGER,
-                    defaultValue=0,
-                    minValue=0,
-                )
-            )
-        )
-        self.addParameter(
-            advanced(
-                QgsProcessingParameterNumber(
                     "BLOCKS",
                     term("BLOCKS"),
                     type=INTEGER,
@@ -248,9 +239,22 @@ sc), <b>OUTPUT_REPORT</b>; validation KGE of the held-out cells.</p>
                 )
             )
         )
+        # The data: forcing overrides, period and region
         for param in forcing_parameters():
             self.addParameter(param)
         self.addParameter(extent_parameter())
+        # Computing: memory of the backward pass
+        self.addParameter(
+            advanced(
+                QgsProcessingParameterNumber(
+                    "CHECKPOINT_MONTHS",
+                    tr("Months per recomputed block (0: keep all)"),
+                    type=INTEGER,
+                    defaultValue=0,
+                    minValue=0,
+                )
+            )
+        )
         self.addParameter(
             QgsProcessingParameterFileDestination("OUTPUT_MODEL", tr("Model file"), fileFilter=MODEL_FILTER)
         )

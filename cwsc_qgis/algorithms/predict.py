@@ -21,6 +21,7 @@ class PredictAlgorithm(CwscAlgorithm):
     COMMAND = "predict"
     TAGS = ("map", "prediction", "ResNet", "raster")
     STYLES = {"OUTPUT": "cwsc", "OUTPUT_UNCERTAINTY": "uncertainty"}
+    ON_TOP = ("OUTPUT",)
     DETAILS = """
 <p><b>Step 3 of the CWSC workflow.</b> Applies a model trained by <i>Train CWSC ResNet</i> to
 a patch around every cell of the predictors and writes the CWSC map in mm (Xie et al.;

@@ -80,7 +80,7 @@ averaged by area when grids differ.</p>
             self.addParameter(
                 QgsProcessingParameterString(
                     name + "_VARIABLE",
-                    tr("NetCDF variable of the {} (if the file has several)").format(what),
+                    tr("NetCDF variable of the {}").format(what),
                     optional=True,
                 )
             )
@@ -92,7 +92,7 @@ averaged by area when grids differ.</p>
         self.addParameter(
             QgsProcessingParameterString(
                 "TEMPERATURE_VARIABLE",
-                tr("NetCDF variable of the temperature (if the file has several)"),
+                tr("NetCDF variable of the temperature"),
                 optional=True,
             )
         )
@@ -101,7 +101,7 @@ averaged by area when grids differ.</p>
         self.addParameter(
             advanced(
                 QgsProcessingParameterRasterLayer(
-                    "TARGET_GRID", tr("Target grid (a raster; empty: the runoff's grid)"), optional=True
+                    "TARGET_GRID", tr("Target grid (empty: the runoff's grid)"), optional=True
                 )
             )
         )

@@ -29,7 +29,7 @@ never changed), installs the backend's packages with pip from the list shipped i
 (pip's output appears in the log; a few minutes, mostly the download of PyTorch, about 200 MB
 for the CPU build and 2-3 GB for the CUDA build), runs <i>Backend information</i> in it and
 records it as the provider setting <i>Backend Python interpreter</i>.</p>
-<p><b>Parameters</b>: <b>Folder for the environment</b> (default: cwsc/backend in your QGIS
+<p><b>Parameters</b>: <b>Environment folder</b> (default: cwsc/backend in your QGIS
 profile folder; a new or empty folder, or an earlier environment, which is updated);
 <b>Python to build it with</b> (default: found on the computer, Python 3.10 or newer with its
 venv module; on Windows and macOS install one from python.org if none is found, on Debian and
@@ -57,7 +57,7 @@ checked and recorded.</p>
         self.addParameter(
             QgsProcessingParameterFile(
                 "FOLDER",
-                tr("Folder for the environment (default: in the QGIS profile)"),
+                tr("Environment folder (empty: in the profile)"),
                 behavior=QgsProcessingParameterFile.Folder,
                 optional=True,
             )
@@ -65,14 +65,14 @@ checked and recorded.</p>
         self.addParameter(
             QgsProcessingParameterFile(
                 "PYTHON",
-                tr("Python to build it with (3.10 or newer; default: found)"),
+                tr("Python to build it with (3.10+)"),
                 optional=True,
             )
         )
         self.addParameter(
             QgsProcessingParameterEnum(
                 "TORCH",
-                tr("PyTorch build (auto: CUDA when an NVIDIA GPU is present)"),
+                tr("PyTorch build (auto: CUDA with an NVIDIA GPU)"),
                 options=TORCH_CHOICES,
                 defaultValue=0,
             )

@@ -109,7 +109,7 @@ def qp_env(tmp_path_factory):
         timeout=300,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "11 cwsc algorithms" in done.stdout
+    assert "12 cwsc algorithms" in done.stdout
     plugin = home / ".local/share/QGIS/QGIS3/profiles/default/python/plugins/cwsc_qgis"
     assert (plugin / "metadata.txt").is_file() and (plugin / "lib" / "cwsc" / "__main__.py").is_file()
     recorded = (plugin / "backend_python.txt").read_text(encoding="utf-8").strip()

@@ -1,6 +1,7 @@
 """Each algorithm end to end through processing.run on tiny rasters; bad inputs; cancel;
 styles; the Run -> first progress overhead."""
 
+import math
 import os
 import sys
 import time
@@ -217,9 +218,10 @@ def trained(processing_ready, data_dir, tmp_path_factory):  # noqa: ARG001
 def test_train_end_to_end(trained):
     result, folder = trained
     assert Path(result["OUTPUT_MODEL"]).is_file() and Path(result["OUTPUT_REPORT"]).is_file()
-    for name in ("TEST_R2", "TEST_RMSE", "TEST_KGE", "TRAIN_SAMPLES", "TEST_SAMPLES"):
+    for name in ("TEST_R2", "TEST_R2_BASELINE", "TEST_RMSE", "TEST_KGE", "TRAIN_SAMPLES", "TEST_SAMPLES"):
         assert name in result
     assert result["TRAIN_SAMPLES"] > 0 and result["TEST_SAMPLES"] > 0
+    assert math.isfinite(result["TEST_R2_BASELINE"])  # the tree baseline on the same test cells
     assert result["TEST_RMSE"] is not None and result["TEST_RMSE"] >= 0
 
 

@@ -25,7 +25,16 @@ from cwsc_qgis import runner
 from cwsc_qgis.algorithms import base, calibrate, learnfromrunoff, train
 
 #: The algorithms that build options (cwsc:info runs the command with none).
-ALGORITHMS = ("prepare", "calibrate", "maskbykge", "train", "learnfromrunoff", "predict", "evaluate")
+ALGORITHMS = (
+    "prepare",
+    "calibrate",
+    "maskbykge",
+    "train",
+    "learnfromrunoff",
+    "predict",
+    "evaluate",
+    "evaluatecatchments",
+)
 #: Backend options that carry a file (inputs and outputs): their values are paths, not settings.
 PATHS = {
     "precip",
@@ -49,6 +58,10 @@ PATHS = {
     "details",
     "temperature",
     "out_temperature",
+    "catchments",
+    "series",
+    "out_table",
+    "reference_maps",
 }
 RASTERS = {
     "PRECIPITATION": "precipitation.tif",
@@ -82,19 +95,48 @@ def _parameters(alg, data_dir, tmp_path, full):
         name, kind = d.name(), d.type()
         if _optional(d) and not full:
             continue
-        if kind in ("rasterDestination", "fileDestination"):
+        if kind in ("rasterDestination", "fileDestination", "vectorDestination"):
             params[name] = str(tmp_path / f"{name.lower()}.{d.defaultFileExtension()}")
         elif kind == "raster":
             params[name] = str(data_dir / RASTERS[name])
         elif kind == "multilayer":
             params[name] = [str(p) for p in sorted((data_dir / "predictors").glob("*.tif"))]
+        elif kind == "file" and d.extension() == "csv":
+            params[name] = str(tmp_path / f"{name.lower()}.csv")
         elif kind == "file":
             params[name] = str(data_dir / RASTERS[name]) if name in RASTERS else str(tmp_path / "model.pt")
+        elif kind == "source":
+            params[name] = _polygons(tmp_path / f"{name.lower()}.gpkg")
+        elif kind == "field":
+            params[name] = "id"
         elif kind == "folderDestination":
             params[name] = str(tmp_path / name.lower())
         elif kind == "extent":
             params[name] = "10.0,11.0,49.0,50.0 [EPSG:4326]"
     return params
+
+
+def _polygons(path):
+    """A GeoPackage of two square polygons with an ``id`` field (written once per test)."""
+    from osgeo import ogr, osr
+
+    if not path.exists():
+        srs = osr.SpatialReference()
+        srs.ImportFromEPSG(4326)
+        dataset = ogr.GetDriverByName("GPKG").CreateDataSource(str(path))
+        layer = dataset.CreateLayer(path.stem, srs, ogr.wkbPolygon)
+        layer.CreateField(ogr.FieldDefn("id", ogr.OFTString))
+        for i in range(2):
+            feature = ogr.Feature(layer.GetLayerDefn())
+            feature.SetField("id", f"g{i}")
+            x = 10.0 + i
+            feature.SetGeometry(
+                ogr.CreateGeometryFromWkt(f"POLYGON(({x} 49,{x + 1} 49,{x + 1} 50,{x} 50,{x} 49))")
+            )
+            layer.CreateFeature(feature)
+            feature = None
+        dataset = None
+    return str(path)
 
 
 def _variants(alg):
@@ -206,6 +248,12 @@ def test_enum_options_match_the_backend_choices():
     assert tuple(calibrate.FORMULATIONS) == learn_options["--formulation"]["choices"]
     assert tuple(train.SPLITS) == learn_options["--split"]["choices"]
     assert tuple(learnfromrunoff.MODEL_LOSSES) == learn_options["--model-loss"]["choices"]
+    from cwsc_qgis.algorithms import evaluatecatchments
+
+    catchment_options = cli.command_options("evaluate-catchments")
+    assert tuple(evaluatecatchments.RUNOFF_UNITS) == catchment_options["--runoff-units"]["choices"]
+    assert tuple(o.lower() for o in calibrate.OBJECTIVES) == catchment_options["--objective"]["choices"]
+    assert tuple(calibrate.FORMULATIONS) == catchment_options["--formulation"]["choices"]
     for command in ("calibrate", "train", "learn", "predict", "evaluate"):
         assert tuple(base.DEVICES) == cli.command_options(command)["--device"]["choices"]
     from cwsc.io import units

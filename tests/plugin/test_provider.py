@@ -120,6 +120,29 @@ CONTRACT = {
             "CELLS_SCORED",
         ],
     ),
+    "cwsc:evaluatecatchments": (
+        [
+            "CATCHMENTS",
+            "ID_FIELD",
+            "SERIES",
+            "RUNOFF_UNITS",
+            "PRECIPITATION",
+            "PET",
+            "TEMPERATURE",
+            "CWSC",
+            "REFERENCE_MAPS",
+            "MODELS",
+            "OBJECTIVE",
+            "FORMULATION",
+            "WARMUP_MONTHS",
+            "CALIBRATION_FRACTION",
+            "RESTARTS",
+            "SEED",
+            "MAX_EVALUATIONS",
+        ],
+        ["OUTPUT", "OUTPUT_TABLE", "OUTPUT_REPORT"],
+        ["CATCHMENTS_SCORED", "MEDIAN_KGE_VAL_MAP", "MEDIAN_KGE_VAL_FREE", "MEDIAN_KGE_VAL_CONSTANT"],
+    ),
     "cwsc:info": ([], [], []),
     "cwsc:setup": (["FOLDER", "PYTHON", "TORCH"], [], []),
 }
@@ -200,7 +223,7 @@ def test_groups_help_and_references(provider):  # noqa: ARG001
         groups["cwsc:train"] == groups["cwsc:learnfromrunoff"] == "2 Learning"
         and groups["cwsc:predict"] == "3 Mapping"
     )
-    assert groups["cwsc:evaluate"] == "4 Evaluation"
+    assert groups["cwsc:evaluate"] == groups["cwsc:evaluatecatchments"] == "4 Evaluation"
     assert groups["cwsc:info"] == "Tools"
     for alg_id in CONTRACT:  # the CWSC icon in the Toolbox and the modeler
         path = _alg(alg_id).svgIconPath()

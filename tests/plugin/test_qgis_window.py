@@ -1,6 +1,9 @@
 """The QGIS desktop on a virtual screen (Xvfb), driven by a script as a user would click:
-every CWSC dialog opens with a readable help panel, Train and Predict run from their
-dialogs, a Calibrate run is cancelled; screenshots are saved as artefacts."""
+every CWSC dialog opens with a readable help panel, fits its first size without a horizontal
+scroll bar and shows its doubles with their decimals; Train and Predict run from their
+dialogs, a Calibrate run is cancelled; the shipped workflow model opens in the graphical
+modeler, is valid there and runs from it, its map on top; screenshots are saved as
+artefacts."""
 
 import json
 import os
@@ -41,7 +44,7 @@ def window_run(qp_env, demo_region, tmp_path_factory):
         env=env,
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=1200,  # the workflow model runs at its defaults (a few minutes)
     )
     report = out / "result.json"
     assert report.is_file(), done.stdout[-3000:] + done.stderr[-3000:]
@@ -94,3 +97,50 @@ def test_cancel_in_the_dialog_is_one_line_and_leaves_nothing(window_run):
     assert log.count("cancelled: no output written") == 1
     assert run["stop_seconds"] is not None and run["stop_seconds"] < 10
     assert result["left_after_cancel"] == []
+
+
+def test_every_dialog_fits_its_first_size_without_a_horizontal_scroll_bar(window_run):
+    """At the size a dialog first opens (QGIS's default), the parameters panel needs no
+    horizontal scroll bar, with the Advanced section collapsed and expanded."""
+    result, _ = window_run
+    wide = {}
+    for alg_id, d in result["dialogs"].items():
+        assert any(a["in"] == "ParametersPanel" for a in d["scroll_collapsed"]), alg_id
+        for state in ("scroll_collapsed", "scroll_expanded"):
+            for area in d.get(state, []):
+                if area["horizontal_bar"]:
+                    wide[(alg_id, state, area["in"])] = (area["content_width"], area["viewport_width"])
+    assert wide == {}
+    expanded = [alg_id for alg_id, d in result["dialogs"].items() if d.get("scroll_expanded")]
+    assert {"cwsc:calibrate", "cwsc:evaluate", "cwsc:learnfromrunoff", "cwsc:train"} <= set(expanded)
+    for alg_id in expanded:
+        assert os.path.getsize(result["dialogs"][alg_id]["screenshot_expanded"]) > 5000, alg_id
+
+
+def test_double_parameters_show_a_few_decimals_not_six(window_run):
+    """QGIS 3.22 reads {"widget_wrapper": {"decimals": N}}: 0.75, not 0.750000."""
+    result, _ = window_run
+    doubles = {
+        (alg_id, name): v for alg_id, d in result["dialogs"].items() for name, v in d["doubles"].items()
+    }
+    assert ("cwsc:calibrate", "CALIBRATION_FRACTION") in doubles
+    for key, v in doubles.items():
+        assert v["wanted"] is not None and v["decimals"] == v["wanted"] <= 4, (key, v)
+        assert not v["text"].endswith("0000"), (key, v)
+    assert doubles[("cwsc:calibrate", "CALIBRATION_FRACTION")]["text"] == "0.75"
+    assert doubles[("cwsc:train", "TEST_FRACTION")]["text"] == "0.30"
+
+
+def test_the_workflow_model_is_valid_in_the_modeler_and_runs_from_it_with_the_map_on_top(window_run):
+    result, _ = window_run
+    modeler = result["modeler"]
+    assert os.path.getsize(modeler["screenshot"]) > 20000
+    assert modeler["valid"] and modeler["issues"] == []
+    assert modeler["children"] == ["calibrate", "mask", "predict", "train"]
+    run = modeler["run"]
+    assert run["ok"], run["log"][-3000:]
+    assert "Traceback" not in run["log"] and "Execution failed" not in run["log"], run["log"][-3000:]
+    tree = [layer["name"] for layer in modeler["layer_tree"]]
+    # Every raster output of the model is loaded, the CWSC map on top of the others.
+    assert sorted(tree) == ["CWSC labels", "CWSC map", "Calibration KGE", "Masked CWSC labels"], tree
+    assert tree[0] == "CWSC map", tree

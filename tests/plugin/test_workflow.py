@@ -40,7 +40,16 @@ def test_the_model_is_valid_in_the_modeler_at_its_defaults(provider):  # noqa: A
     assert model.fromFile(str(MODEL))
     assert model.validate() == (True, [])
     inputs = [p.parameterName() for p in model.orderedParameters()]
-    assert inputs == ["PRECIPITATION", "PET", "RUNOFF", "PREDICTORS", "MODELS", "EPOCHS", "SEED"]
+    assert inputs == [
+        "PRECIPITATION",
+        "PET",
+        "RUNOFF",
+        "TEMPERATURE",
+        "PREDICTORS",
+        "MODELS",
+        "EPOCHS",
+        "SEED",
+    ]
     boxes = sorted((c.position().x(), c.position().y()) for c in model.childAlgorithms().values())
     # Boxes of the modeler's size (about 200 x 50) that do not overlap.
     for (x0, y0), (x1, y1) in zip(boxes, boxes[1:]):

@@ -1,0 +1,361 @@
+"""cwsc:evaluatecatchments - score a CWSC map at gauged catchments against their own calibration."""
+
+import os
+import re
+
+from qgis.core import (
+    QgsProcessing,
+    QgsProcessingException,
+    QgsProcessingOutputNumber,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterFeatureSource,
+    QgsProcessingParameterField,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterFileDestination,
+    QgsProcessingParameterMultipleLayers,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterLayer,
+    QgsProcessingParameterVectorDestination,
+    QgsRasterLayer,
+)
+
+from .. import styles
+from ..compat import INTEGER, TYPE_RASTER, _pick
+from ..glossary import term
+from .base import (
+    FORMULATIONS,
+    MAX_EVALUATIONS_DEFAULT,
+    RESTARTS_DEFAULT,
+    TEMPERATURE_UNITS,
+    CwscAlgorithm,
+    _file_path,
+    advanced,
+    local_raster_path,
+    period_parameters,
+    temperature_parameter,
+    tr,
+)
+from .calibrate import MODELS, OBJECTIVES
+
+TYPE_POLYGON = _pick("ProcessingSourceType", "VectorPolygon", QgsProcessing, "TypeVectorPolygon")
+#: The units of the table's runoff (the backend's ``--runoff-units`` choices).
+RUNOFF_UNITS = ["mm/month", "mm/day", "m3/s"]
+#: The vector formats the backend reads; other layers (memory, selections, databases) are
+#: written to a temporary GeoPackage first.
+CATCHMENT_FORMATS = ["gpkg", "shp", "geojson"]
+#: (input, backend option stem) of the forcing rasters used where the table has no column.
+RASTER_FORCINGS = (("PRECIPITATION", "precip"), ("PET", "pet"), ("TEMPERATURE", "temperature"))
+#: Reference names that would give the fields of the map under test (cwsc_map_mm,
+#: cwsc_map_sd_mm, kge_val_map, kge_val_free, kge_val_constant).
+RESERVED_NAMES = {"map", "map_sd", "free", "constant"}
+
+
+def reference_names(names):
+    """Field-safe, distinct names for the reference maps (``cwsc_<name>_mm``, ``kge_val_<name>``):
+    letters, digits and underscores in lower case, as the backend makes them; a name that
+    would clash with the map under test or with an earlier one gets a suffix."""
+    out = []
+    for i, name in enumerate(names):
+        clean = re.sub(r"[^0-9a-zA-Z]+", "_", str(name)).strip("_").lower() or "map{}".format(i + 1)
+        if clean in RESERVED_NAMES:
+            clean += "_ref"
+        candidate, n = clean, 2
+        while candidate in out or candidate in RESERVED_NAMES:
+            candidate = "{}_{}".format(clean, n)
+            n += 1
+        out.append(candidate)
+    return out
+
+
+class EvaluateCatchmentsAlgorithm(CwscAlgorithm):
+    ALG_NAME = "evaluatecatchments"
+    DISPLAY_NAME = "Evaluate CWSC at gauged catchments"
+    GROUP = "evaluation"
+    COMMAND = "evaluate-catchments"
+    TAGS = ("evaluation", "validation", "KGE", "gauge", "gauged", "catchment", "streamflow", "basin")
+    NUMBERS = {
+        "CATCHMENTS_SCORED": "catchments_scored",
+        "CATCHMENTS_NOT_SCORED": "catchments_not_scored",
+        "MEDIAN_KGE_VAL_MAP": "median_kge_val_map",
+        "MEDIAN_KGE_VAL_FREE": "median_kge_val_free",
+        "MEDIAN_KGE_VAL_CONSTANT": "median_kge_val_constant",
+    }
+    HELP = """
+<p>Scores a CWSC map at gauged catchments: each catchment's models are calibrated on its own
+runoff freely, with sc fixed to the map's mean over the polygon, and with a constant map;
+the validation KGEs tell what the map is worth.</p>
+<p><b>Inputs</b>: <b>CATCHMENTS</b> with <b>ID_FIELD</b>; <b>SERIES</b> (CSV: id, month
+YYYY-MM, runoff[, precipitation, pet, temperature]); rasters for the columns it lacks;
+<b>CWSC</b>; optionally <b>REFERENCE_MAPS</b>.</p>
+<p><b>Outputs</b>: <b>OUTPUT</b> (polygons coloured by the map's validation KGE),
+<b>OUTPUT_TABLE</b>, <b>OUTPUT_REPORT</b>; median KGEs. Catchments not scored are kept
+with their reason.</p>
+"""
+    DETAILS = """
+<p>The seed paper's check of a CWSC map: a map is useful where a water balance model run
+with sc from the map, its other parameters calibrated, reproduces the runoff of months it
+was not calibrated on nearly as well as the catchment's own free calibration, and clearly
+better than with a map that carries no information.</p>
+<p><b>Inputs</b>: <b>CATCHMENTS</b>: a polygon layer in any CRS (a memory layer, a
+selection or a database layer is written to a temporary GeoPackage first), with
+<b>ID_FIELD</b> holding each catchment's id. <b>SERIES</b>: a CSV table, one line per
+catchment and month, with the columns <code>id</code> (as in <b>ID_FIELD</b>),
+<code>month</code> (YYYY-MM), <code>runoff</code> (in <b>RUNOFF_UNITS</b>: mm/month, the
+default, mm/day, or m3/s, converted with the polygon's area on the WGS84 ellipsoid) and
+optionally <code>precipitation</code>, <code>pet</code> (mm/month) and
+<code>temperature</code> (degrees C). Where the table has no such column, the
+<b>PRECIPITATION</b>, <b>PET</b> and <b>TEMPERATURE</b> rasters (one dated band per month;
+a NetCDF variable layer is read from its file) are averaged over each polygon with the exact
+fraction of each cell it covers; with temperature a snow store runs ahead of the models.
+<b>CWSC</b>: the map under test (mm); <b>REFERENCE_MAPS</b>: other CWSC maps (mm), scored
+the same way, each named by its layer name (letters, digits and underscores; a name taken
+already gets a suffix).</p>
+<p><b>Per catchment</b>: the map's area-weighted mean and spread of sc over the polygon; the
+catchment's own calibration of <b>MODELS</b> (Zhang et al. 2008 DWBM, SWBM, Xia TVGM) by
+SCE-UA (Duan et al. 1992) on the calibration months (the first
+<b>CALIBRATION_FRACTION</b>, after <b>WARMUP_MONTHS</b>), which gives the label by the label
+rule with its identifiable range and quality flags (as <i>Calibrate water balance models</i>);
+then the calibration again with sc fixed to the map's mean, to each reference map's, and to a
+constant map (the median of the map's catchment means: the null model). Each is scored by
+the KGE (Gupta et al. 2009, or NSE with <b>OBJECTIVE</b>) over the validation months, in the
+models of the catchment's label. Advanced: <b>FORMULATION</b>, <b>RESTARTS</b>,
+<b>MAX_EVALUATIONS</b>, <b>SEED</b>, <b>TEMPERATURE_UNITS</b>.</p>
+<p><b>Not scored</b>: a catchment without a polygon or without series, with fewer than 24
+months of runoff, off the rasters or the map, or in m3/s without an area is kept in every
+output with its reason in the field <code>not_scored</code>; nothing is dropped silently.</p>
+<p><b>Outputs</b>: <b>OUTPUT</b>: a GeoPackage of the polygons with the fields id, area_km2,
+months, cwsc_map_mm, cwsc_map_sd_mm, sc_free_mm, sc_low_mm, sc_high_mm, flags,
+kge_cal_free, kge_val_free, kge_cal_map, kge_val_map, kge_val_constant, models, not_scored
+and, per reference map, cwsc_NAME_mm and kge_val_NAME; loaded coloured by kge_val_map (red
+below 0, blue up to 1, grey: not scored). <b>OUTPUT_TABLE</b>: the same fields as a CSV;
+<b>OUTPUT_REPORT</b>: an HTML report (table, map, hydrographs, sc of the map against the
+catchments' own). Numbers: <b>CATCHMENTS_SCORED</b>, <b>CATCHMENTS_NOT_SCORED</b>,
+<b>MEDIAN_KGE_VAL_MAP</b>, <b>MEDIAN_KGE_VAL_FREE</b>, <b>MEDIAN_KGE_VAL_CONSTANT</b> and
+every other metric the backend reports. A useful map scores clearly above the constant map
+and close to free calibration.</p>
+"""
+    REFS = ("xie2021", "zhang2008", "duan1992", "gupta2009")
+
+    def initAlgorithm(self, config=None):  # noqa: N802
+        self.addParameter(
+            QgsProcessingParameterFeatureSource(
+                "CATCHMENTS", tr("Gauged catchments (polygons)"), [TYPE_POLYGON]
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterField(
+                "ID_FIELD",
+                tr("Catchment id field (as in the series table)"),
+                parentLayerParameterName="CATCHMENTS",
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterFile(
+                "SERIES", tr("Monthly series table (CSV: id, month, runoff ...)"), extension="csv"
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterEnum(
+                "RUNOFF_UNITS", tr("Units of the table's runoff"), options=RUNOFF_UNITS, defaultValue=0
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterRasterLayer("PRECIPITATION", term("PRECIPITATION"), optional=True)
+        )
+        self.addParameter(QgsProcessingParameterRasterLayer("PET", term("PET"), optional=True))
+        self.addParameter(temperature_parameter())
+        self.addParameter(QgsProcessingParameterRasterLayer("CWSC", term("CWSC")))
+        self.addParameter(
+            QgsProcessingParameterMultipleLayers(
+                "REFERENCE_MAPS",
+                tr("Reference CWSC maps (mm)"),
+                TYPE_RASTER,
+                optional=True,
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterEnum(
+                "MODELS", term("MODELS"), options=MODELS, allowMultiple=True, defaultValue=[0, 1, 2]
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterEnum("OBJECTIVE", term("OBJECTIVE"), options=OBJECTIVES, defaultValue=0)
+        )
+        # Advanced, in the same order as in calibrate: the models, the optimiser, the data.
+        for param in period_parameters():
+            self.addParameter(param)
+        self.addParameter(
+            advanced(
+                QgsProcessingParameterNumber(
+                    "RESTARTS",
+                    term("RESTARTS"),
+                    type=INTEGER,
+                    minValue=1,
+                    defaultValue=RESTARTS_DEFAULT,
+                    optional=True,
+                )
+            )
+        )
+        self.addParameter(
+            advanced(
+                QgsProcessingParameterNumber(
+                    "MAX_EVALUATIONS",
+                    term("MAX_EVALUATIONS"),
+                    type=INTEGER,
+                    minValue=10,
+                    defaultValue=MAX_EVALUATIONS_DEFAULT,
+                    optional=True,
+                )
+            )
+        )
+        self.addParameter(
+            advanced(
+                QgsProcessingParameterNumber("SEED", term("SEED"), type=INTEGER, defaultValue=0, minValue=0)
+            )
+        )
+        self.addParameter(
+            advanced(
+                QgsProcessingParameterEnum(
+                    "TEMPERATURE_UNITS",
+                    tr("Units of the temperature (auto: as the file says)"),
+                    options=TEMPERATURE_UNITS,
+                    defaultValue=0,
+                )
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterVectorDestination("OUTPUT", tr("Catchment scores"), type=TYPE_POLYGON)
+        )
+        self.addParameter(
+            QgsProcessingParameterFileDestination(
+                "OUTPUT_TABLE", tr("Catchment scores table"), fileFilter="CSV files (*.csv)"
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterFileDestination(
+                "OUTPUT_REPORT", tr("Catchment evaluation report"), fileFilter="HTML files (*.html)"
+            )
+        )
+        for name, label in (
+            ("CATCHMENTS_SCORED", "Catchments scored"),
+            ("CATCHMENTS_NOT_SCORED", "Catchments not scored"),
+            ("MEDIAN_KGE_VAL_MAP", "Median validation KGE, CWSC fixed to the map"),
+            ("MEDIAN_KGE_VAL_FREE", "Median validation KGE, CWSC calibrated freely"),
+            ("MEDIAN_KGE_VAL_CONSTANT", "Median validation KGE, a constant CWSC map"),
+        ):
+            self.addOutput(QgsProcessingOutputNumber(name, tr(label)))
+
+    # -- build -------------------------------------------------------------------------
+    def catchments_path(self, parameters, context, feedback):
+        """The polygons as a file the backend reads: the layer's own GeoPackage, Shapefile or
+        GeoJSON file where it is one; else (memory, selected features, a filter, a database,
+        another format) a temporary GeoPackage that QGIS writes."""
+        path = self.parameterAsCompatibleSourceLayerPath(
+            parameters, "CATCHMENTS", context, CATCHMENT_FORMATS, "gpkg", feedback
+        )
+        if not path:
+            raise QgsProcessingException(
+                tr("CATCHMENTS: the polygon layer cannot be read ({})").format(parameters.get("CATCHMENTS"))
+            )
+        return os.path.abspath(path) if os.path.isfile(path) else path
+
+    def output_gpkg(self, parameters, context):
+        path = self.parameterAsOutputLayer(parameters, "OUTPUT", context)
+        if path and not path.lower().endswith(".gpkg"):
+            raise QgsProcessingException(
+                tr(
+                    "OUTPUT: the catchment scores are written as a GeoPackage: give a file name "
+                    "ending in .gpkg (not '{}')"
+                ).format(path)
+            )
+        return self.output_raster(parameters, "OUTPUT", context)
+
+    def reference_maps(self, parameters, context, feedback):
+        """([path, ...], [name, ...]) of REFERENCE_MAPS: files as they are (named by their
+        stems), layers by their layer names (written to GeoTIFFs where they are no files)."""
+        values = parameters.get("REFERENCE_MAPS")
+        if values in (None, "", []):
+            return [], []
+        if not isinstance(values, (list, tuple)):
+            values = [values]
+        if all(_file_path(v) for v in values):
+            paths = [_file_path(v) for v in values]
+            return paths, reference_names(os.path.splitext(os.path.basename(p))[0] for p in paths)
+        paths, names = [], []
+        for layer in self.parameterAsLayerList(parameters, "REFERENCE_MAPS", context):
+            if not isinstance(layer, QgsRasterLayer):
+                raise QgsProcessingException(
+                    tr("REFERENCE_MAPS: '{}' is not a raster layer").format(layer.name())
+                )
+            paths.append(local_raster_path(layer, "REFERENCE_MAPS", context, feedback))
+            names.append(layer.name())
+        return paths, reference_names(names)
+
+    def build(self, parameters, context, feedback):
+        outputs = {
+            "OUTPUT": self.output_gpkg(parameters, context),
+            "OUTPUT_TABLE": self.output_file(parameters, "OUTPUT_TABLE", context),
+            "OUTPUT_REPORT": self.output_file(parameters, "OUTPUT_REPORT", context),
+        }
+        id_field = (self.parameterAsString(parameters, "ID_FIELD", context) or "").strip()
+        if not id_field:
+            raise QgsProcessingException(tr("ID_FIELD: choose the field that holds the catchment ids"))
+        series = self.parameterAsFile(parameters, "SERIES", context)
+        args = [
+            "--catchments",
+            self.catchments_path(parameters, context, feedback),
+            "--id-field",
+            id_field,
+            "--series",
+            os.path.abspath(series) if series else series,
+            "--runoff-units",
+            RUNOFF_UNITS[self.parameterAsEnum(parameters, "RUNOFF_UNITS", context)],
+        ]
+        for name, stem in RASTER_FORCINGS:
+            path, variable = self.forcing_source(parameters, name, context, feedback, optional=True)
+            if path:
+                args += ["--" + stem, path] + (["--{}-var".format(stem), variable] if variable else [])
+        unit = TEMPERATURE_UNITS[self.parameterAsEnum(parameters, "TEMPERATURE_UNITS", context)]
+        if unit != "auto":
+            args += ["--temperature-units", unit]
+        args += ["--cwsc", self.raster_path(parameters, "CWSC", context, feedback)]
+        paths, names = self.reference_maps(parameters, context, feedback)
+        if paths:
+            args += ["--reference-maps", *paths, "--reference-names", *names]
+        models = self.parameterAsEnums(parameters, "MODELS", context) or [0, 1, 2]
+        args += [
+            "--models",
+            ",".join(MODELS[i] for i in sorted(set(models))),
+            "--objective",
+            OBJECTIVES[self.parameterAsEnum(parameters, "OBJECTIVE", context)].lower(),
+            "--formulation",
+            FORMULATIONS[self.parameterAsEnum(parameters, "FORMULATION", context)],
+            "--calibration-fraction",
+            repr(self.parameterAsDouble(parameters, "CALIBRATION_FRACTION", context)),
+            "--seed",
+            str(self.parameterAsInt(parameters, "SEED", context)),
+        ]
+        args += self.optional_args(
+            parameters,
+            context,
+            (
+                ("WARMUP_MONTHS", "--warmup-months"),
+                ("RESTARTS", "--restarts"),
+                ("MAX_EVALUATIONS", "--max-evaluations"),
+            ),
+        )
+        args += [
+            "--out",
+            outputs["OUTPUT"],
+            "--out-table",
+            outputs["OUTPUT_TABLE"],
+            "--out-report",
+            outputs["OUTPUT_REPORT"],
+        ]
+        return args, outputs
+
+    def collect(self, result, outputs, context, feedback):
+        results = super().collect(result, outputs, context, feedback)
+        if results.get("OUTPUT"):
+            styles.style_catchments(results["OUTPUT"], context, feedback)
+        return results
