@@ -109,6 +109,11 @@ def test_a_map_of_each_catchments_own_label_scores_like_the_free_calibration_and
     rows, metrics, _ = _evaluate(
         real, own, tmp_path / "own", "--reference-maps", wrong, "--reference-names", "five"
     )
+    print(
+        f"\nmedian validation KGE: free {_median(rows, 'kge_val_free'):.3f}, own-label map "
+        f"{_median(rows, 'kge_val_map'):.3f}, 5 mm map {_median(rows, 'kge_val_five'):.3f}, constant map "
+        f"{_median(rows, 'kge_val_constant'):.3f}"
+    )
     assert abs(_median(rows, "kge_val_map") - _median(rows, "kge_val_free")) <= 0.05
     assert metrics["median_kge_val_map"] == pytest.approx(_median(rows, "kge_val_map"))
     assert _median(rows, "kge_val_five") <= _median(rows, "kge_val_free") - 0.2
