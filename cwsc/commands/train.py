@@ -28,9 +28,10 @@ def _train(args, outputs: Outputs) -> dict:
     from cwsc.machine.devices import resolve_device
     from cwsc.machine.versions import software_versions
     from cwsc.ml import patches as P
+    from cwsc.ml.baseline import fit_baseline
     from cwsc.ml.modelfile import ModelBundle, grid_summary, save_model
     from cwsc.ml.training import TrainConfig, recipe_dict, train_from_arrays
-    from cwsc.reports.html import training_report
+    from cwsc.reports.html import baseline_sentence, training_report
 
     t0 = time.perf_counter()
     # Fail before any work: outputs writable (Outputs), device present, settings sane.
@@ -92,6 +93,11 @@ def _train(args, outputs: Outputs) -> dict:
         "test: "
         + ", ".join(f"{k[5:]} {v:.4g}" for k, v in m.items() if isinstance(v, float) and np.isfinite(v))
     )
+    # The tree baseline on the network's own cells (after it: the network's results are
+    # untouched by it).
+    protocol.progress(0.9, "fitting the tree baseline")
+    baseline = fit_baseline(stack.data, result.split, args.seed)
+    protocol.log(baseline_sentence(m["test_r2"], baseline.test_r2))
     settings = {
         "recipe": recipe.name,
         "patch_size": args.patch_size,
@@ -113,7 +119,7 @@ def _train(args, outputs: Outputs) -> dict:
         patch_size=args.patch_size,
         grid=grid_summary(grid),
         recipe=recipe_dict(recipe),
-        metrics=m,
+        metrics={**m, "test_r2_baseline": baseline.test_r2},
         sizes=s,
         training={
             **settings,
@@ -132,10 +138,19 @@ def _train(args, outputs: Outputs) -> dict:
     if outputs.temporary("OUTPUT_REPORT"):
         a, _, c, _, e, f = grid.transform
         extent = (c, c + a * grid.width, f + e * grid.height, f)
-        training_report(outputs.temporary("OUTPUT_REPORT"), result, grid.shape, stack.names, settings, extent)
+        training_report(
+            outputs.temporary("OUTPUT_REPORT"),
+            result,
+            grid.shape,
+            stack.names,
+            settings,
+            extent,
+            baseline_r2=baseline.test_r2,
+        )
     protocol.progress(1.0, "finished")
     metrics = {
         **{k: m[k] for k in ("test_r2", "test_rmse", "test_mae", "test_bias", "test_kge")},
+        "test_r2_baseline": baseline.test_r2,
         "train_samples": s["train_samples"],
         "val_samples": s["val_samples"],
         "test_samples": s["test_samples"],

@@ -5,6 +5,8 @@ file and prediction.
 - :mod:`cwsc.ml.network`: :class:`~cwsc.ml.network.ResNetConfig`, ``build_network``.
 - :mod:`cwsc.ml.training`: :class:`~cwsc.ml.training.TrainConfig`, recipes,
   ``train_from_arrays``.
+- :mod:`cwsc.ml.baseline`: the tree baseline scored beside the network on its split
+  (``fit_baseline``, neighbourhood-mean features).
 - :mod:`cwsc.ml.physics`: :class:`~cwsc.ml.physics.LearnConfig`, ``learn_from_arrays``
   (the models' parameters learned from runoff through the month loop).
 - :mod:`cwsc.ml.modelfile`: ``save_model`` / ``load_model`` (``weights_only`` loading).

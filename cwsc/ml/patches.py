@@ -281,6 +281,46 @@ def split_samples(
     return np.nonzero(~out)[0], np.nonzero(out)[0]
 
 
+@dataclass
+class TrainingSplit:
+    """The cells of one training run: int64 indices into ``samples`` for each part.
+
+    ``train``: the cells a model is fitted on; ``val``: the cells its early stopping watches
+    (empty when the recipe holds none); ``test``: the held-out cells of the test metrics.
+    """
+
+    samples: Samples
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+
+
+def training_split(
+    samples: Samples,
+    test_fraction: float,
+    method: str = "random",
+    block_size: int | None = None,
+    seed: int = 0,
+    val_fraction: float = 0.0,
+) -> TrainingSplit:
+    """The split ``cwsc.ml.training.train_from_arrays`` trains and tests on (the one place it
+    is made, so every model scored beside the network sees the same cells).
+
+    ``test_fraction`` of the samples are held out for the test (:func:`split_samples` with
+    ``seed``); then ``val_fraction`` of the rest for validation, by the same method with
+    ``seed + 1``.
+    """
+    rows, cols = samples.rows, samples.cols
+    train_idx, test_idx = split_samples(rows, cols, test_fraction, method, block_size, seed)
+    val_idx = np.zeros(0, np.int64)
+    if val_fraction > 0:
+        sub_tr, sub_val = split_samples(
+            rows[train_idx], cols[train_idx], val_fraction, method, block_size, seed + 1
+        )
+        train_idx, val_idx = train_idx[sub_tr], train_idx[sub_val]
+    return TrainingSplit(samples, train_idx, val_idx, test_idx)
+
+
 # ---------------------------------------------------------------------------------------
 # Scaling and patches
 # ---------------------------------------------------------------------------------------

@@ -159,6 +159,7 @@ class TrainResult:
     seconds: float
     device: str
     epochs_run: int = 0
+    split: P.TrainingSplit | None = None  # the cells trained, validated and tested on
 
 
 # ---------------------------------------------------------------------------------------
@@ -378,20 +379,10 @@ def train_from_arrays(
             f"{kge_threshold:g} and valid predictors ({samples.masked} masked by KGE, "
             f"{samples.skipped} skipped for nodata predictors)"
         )
-    train_idx, test_idx = P.split_samples(
-        samples.rows, samples.cols, config.test_fraction, config.split, config.block_size, config.seed
+    split = P.training_split(
+        samples, config.test_fraction, config.split, config.block_size, config.seed, recipe.val_fraction
     )
-    val_idx = np.zeros(0, np.int64)
-    if recipe.val_fraction > 0:
-        sub_tr, sub_val = P.split_samples(
-            samples.rows[train_idx],
-            samples.cols[train_idx],
-            recipe.val_fraction,
-            config.split,
-            config.block_size,
-            config.seed + 1,
-        )
-        train_idx, val_idx = train_idx[sub_tr], train_idx[sub_val]
+    train_idx, val_idx, test_idx = split.train, split.val, split.test
     if len(train_idx) < recipe.batch_size:
         raise InputFileError(
             f"LABELS: {len(train_idx)} training samples (of {n} valid cells, after the "
@@ -487,6 +478,7 @@ def train_from_arrays(
         time.perf_counter() - t_start,
         str(device),
         epochs_run,
+        split,
     )
 
 

@@ -225,6 +225,29 @@ def residual_map_figure(shape, rows, cols, residuals, extent=None):
     return fig
 
 
+def baseline_sentence(network_r2: float, baseline_r2: float) -> str:
+    """One line comparing the network's test R2 with the tree baseline's (same test cells)."""
+    if not (math.isfinite(network_r2) and math.isfinite(baseline_r2)):
+        return (
+            f"No comparison with the tree baseline: no test score (test R² {network_r2:.3f} vs "
+            f"{baseline_r2:.3f})."
+        )
+    gap = network_r2 - baseline_r2
+    scores = f"(test R² {network_r2:.3f} vs {baseline_r2:.3f})"
+    if gap > 0:
+        return f"The network beats a tree baseline by {gap:.3f} {scores}."
+    return f"The network does not beat a tree baseline: it trails it by {-gap:.3f} {scores}."
+
+
+BASELINE_NOTE = (
+    "The baseline: gradient-boosted trees (scikit-learn HistGradientBoostingRegressor) on "
+    "each cell's predictors and their 3 x 3 and 11 x 11 neighbourhood means, fitted on the "
+    "network's training cells (early stopping on its validation cells) and scored on the "
+    "same test cells. A network that does not beat it has not earned its place yet: "
+    "try more epochs, another patch size or network, or use the trees' score as the bar."
+)
+
+
 def training_report(
     path: str | Path,
     result,
@@ -232,8 +255,11 @@ def training_report(
     channels: Sequence[str],
     settings: Mapping[str, Any],
     extent=None,
+    baseline_r2: float | None = None,
 ) -> Path:
-    """The train command's report from a :class:`cwsc.ml.training.TrainResult`."""
+    """The train command's report from a :class:`cwsc.ml.training.TrainResult`; with
+    ``baseline_r2`` (the tree baseline's test R2, :mod:`cwsc.ml.baseline`) a line on
+    whether the network beats it."""
     res = result.test_pred - result.test_obs
     metrics = {
         "R²": result.metrics.get("test_r2"),
@@ -242,6 +268,8 @@ def training_report(
         "bias (mm, predicted - observed)": result.metrics.get("test_bias"),
         "KGE": result.metrics.get("test_kge"),
     }
+    if baseline_r2 is not None:
+        metrics["R² of the tree baseline"] = baseline_r2
     summary = {
         **settings,
         **result.sizes,
@@ -256,8 +284,16 @@ def training_report(
             )
         ),
     }
-    sections: list[tuple[str, Any]] = [
-        ("Test metrics", metrics),
+    sections: list[tuple[str, Any]] = [("Test metrics", metrics)]
+    if baseline_r2 is not None:
+        line = baseline_sentence(result.metrics.get("test_r2", float("nan")), baseline_r2)
+        sections.append(
+            (
+                "Against a tree baseline",
+                f"<p><b>{html.escape(line)}</b></p><p>{html.escape(BASELINE_NOTE)}</p>",
+            )
+        )
+    sections += [
         ("Run", summary),
         ("Predictor channels", "<p>" + ", ".join(channels) + "</p>"),
         ("Learning curves", learning_curves_figure(result.histories)),

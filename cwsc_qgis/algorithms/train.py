@@ -38,6 +38,7 @@ class TrainAlgorithm(CwscAlgorithm):
     TAGS = ("deep learning", "ResNet", "neural network", "machine learning", "PyTorch", "training")
     NUMBERS = {
         "TEST_R2": "test_r2",
+        "TEST_R2_BASELINE": "test_r2_baseline",
         "TEST_RMSE": "test_rmse",
         "TEST_KGE": "test_kge",
         "TRAIN_SAMPLES": "train_samples",
@@ -62,8 +63,11 @@ their spread is the prediction uncertainty), <b>DEVICE</b> (auto, cpu, cuda), <b
 <b>BLOCKS</b> (n of 6n+2 layers) and <b>WIDTHS</b> (e.g. 16,32,128).</p>
 <p><b>Outputs</b>: <b>OUTPUT_MODEL</b>: the model file (.pt, it remembers the predictors,
 their order and normalisation); <b>OUTPUT_REPORT</b>: an HTML report with loss curves and test
-scatter; numbers <b>TEST_R2</b>, <b>TEST_RMSE</b> (mm), <b>TEST_KGE</b>,
-<b>TRAIN_SAMPLES</b>, <b>TEST_SAMPLES</b>.</p>
+scatter, and whether the network beats a tree baseline; numbers <b>TEST_R2</b>,
+<b>TEST_R2_BASELINE</b> (the test R2 of gradient-boosted trees on each cell's predictors and
+their 3 x 3 and 11 x 11 neighbourhood means, fitted on the same training cells and scored on
+the same test cells: the bar the network has to clear), <b>TEST_RMSE</b> (mm),
+<b>TEST_KGE</b>, <b>TRAIN_SAMPLES</b>, <b>TEST_SAMPLES</b>.</p>
 <p>Next step: <i>Predict CWSC</i> with the model file and the same predictors.</p>
 """
     HELP = """
@@ -72,7 +76,8 @@ labelled cell, holds cells out for the test, and writes a model file for <i>Pred
 <p><b>Inputs</b>: <b>PREDICTORS</b> (climate, terrain, soil, vegetation; each band one channel,
 in this order), <b>LABELS</b> (masked CWSC labels, mm), optionally <b>KGE</b>.</p>
 <p><b>Outputs</b>: <b>OUTPUT_MODEL</b> (.pt), <b>OUTPUT_REPORT</b> (HTML: learning curves,
-test scores); <b>TEST_R2</b>, <b>TEST_RMSE</b>.</p>
+test scores, a tree baseline beside the network); <b>TEST_R2</b>,
+<b>TEST_R2_BASELINE</b> (the tree baseline's, on the same test cells), <b>TEST_RMSE</b>.</p>
 <p>Predictors on another grid than the labels are resampled onto the labels' grid, with a
 warning. <b>SPLIT</b> blocks holds out whole regions, the honest test of a map.</p>
 """
@@ -131,22 +136,9 @@ warning. <b>SPLIT</b> blocks holds out whole regions, the honest test of a map.<
         self.addParameter(
             QgsProcessingParameterEnum("RECIPE", tr("Training recipe"), options=RECIPES, defaultValue=0)
         )
-        self.addParameter(
-            advanced(
-                QgsProcessingParameterNumber(
-                    "ENSEMBLE", tr("Ensemble members"), type=INTEGER, defaultValue=1, minValue=1, maxValue=50
-                )
-            )
-        )
         self.addParameter(device_parameter(is_advanced=False))
-        self.addParameter(extent_parameter())
-        self.addParameter(
-            advanced(
-                QgsProcessingParameterNumber(
-                    "SEED", tr("Random seed"), type=INTEGER, defaultValue=0, minValue=0
-                )
-            )
-        )
+        # Advanced, in the same order in every algorithm: the network and its split, the
+        # ensemble and the seed, the data; the outputs come last.
         self.addParameter(
             advanced(
                 QgsProcessingParameterNumber(
@@ -171,6 +163,22 @@ warning. <b>SPLIT</b> blocks holds out whole regions, the honest test of a map.<
         )
         self.addParameter(advanced(QgsProcessingParameterString("WIDTHS", term("WIDTHS"), optional=True)))
         self.addParameter(
+            advanced(
+                QgsProcessingParameterNumber(
+                    "ENSEMBLE", tr("Ensemble members"), type=INTEGER, defaultValue=1, minValue=1, maxValue=50
+                )
+            )
+        )
+        self.addParameter(
+            advanced(
+                QgsProcessingParameterNumber(
+                    "SEED", tr("Random seed"), type=INTEGER, defaultValue=0, minValue=0
+                )
+            )
+        )
+        # The data: the region
+        self.addParameter(extent_parameter())
+        self.addParameter(
             QgsProcessingParameterFileDestination("OUTPUT_MODEL", tr("Model file"), fileFilter=MODEL_FILTER)
         )
         self.addParameter(
@@ -184,6 +192,7 @@ warning. <b>SPLIT</b> blocks holds out whole regions, the honest test of a map.<
         )
         for name, label in (
             ("TEST_R2", "Test R2"),
+            ("TEST_R2_BASELINE", "Test R2 of a tree baseline"),
             ("TEST_RMSE", "Test RMSE (mm)"),
             ("TEST_KGE", "Test KGE"),
             ("TRAIN_SAMPLES", "Training samples"),

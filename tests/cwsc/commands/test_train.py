@@ -42,6 +42,7 @@ def test_train_then_predict_speaks_the_protocol(twin_files, tmp_path):
         "test_mae",
         "test_bias",
         "test_kge",
+        "test_r2_baseline",
         "train_samples",
         "val_samples",
         "test_samples",
@@ -50,8 +51,15 @@ def test_train_then_predict_speaks_the_protocol(twin_files, tmp_path):
         "seconds",
     } <= set(m)
     assert m["epochs_run"] == 6 and m["test_samples"] > 0
+    assert np.isfinite(m["test_r2_baseline"]) and m["test_r2_baseline"] > 0.3  # trees learn the twin
+    logs = [e["message"] for e in events if e["event"] == "log"]
+    assert any(
+        line.startswith(("The network beats a tree", "The network does not beat a tree")) for line in logs
+    )
     html = report.read_text()
     assert html.count("data:image/png;base64,") >= 4 and "RMSE (mm)" in html
+    assert "beat a tree baseline" in html or "beats a tree baseline" in html
+    assert "R² of the tree baseline" in html
 
     out, std = tmp_path / "cwsc.tif", tmp_path / "std.tif"
     rc, events, err = run_backend(
