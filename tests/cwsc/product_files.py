@@ -160,3 +160,44 @@ def era5(tmp_path, truth, key="P"):
         dims=("time", "latitude", "longitude"),
         time_attrs={"units": "hours since 1900-01-01", "calendar": "gregorian"},
     )
+
+
+def make_temperature():
+    """Monthly mean air temperature in degrees C, (months, lat, lon): cold at the poles, a
+    season of either sign by hemisphere."""
+    m = np.arange(N)[:, None, None]
+    lat = LAT[None, :, None]
+    season = np.cos(2 * np.pi * ((START + m) % 12 - 0.5) / 12) * np.sign(lat)
+    values = 27.0 - 0.45 * np.abs(lat) - 12.0 * season + 0.0 * LON[None, None, :]
+    return values.astype(np.float64)
+
+
+def cru_tmp(tmp_path, temperature):
+    """CRU TS: tmp in degrees Celsius beside stn, latitudes south to north, mid-month stamps,
+    2000-07 .. 2004-12."""
+    months = list(range(START, M.month(2004, 12) + 1))
+    tmp = temperature[: len(months)][:, ::-1, :]
+    return write_nc(
+        tmp_path / "cru_ts4.tmp.nc",
+        {
+            "tmp": (tmp, {"units": "degrees Celsius", "long_name": "near-surface temperature"}),
+            "stn": (np.full_like(tmp, 8.0), {"units": "1"}),
+        },
+        months,
+        lat=LAT[::-1],
+    )
+
+
+def era5_t2m(tmp_path, temperature):
+    """ERA5: t2m in K on longitudes 0..360, latitudes north to south, hours since 1900."""
+    months = list(range(START, START + N))
+    order = np.argsort(np.where(LON < 0, LON + 360, LON))
+    lon360 = np.where(LON < 0, LON + 360, LON)[order]
+    return write_nc(
+        tmp_path / "era5_t2m.nc",
+        {"t2m": (temperature[:, :, order] + 273.15, {"units": "K", "long_name": "2 metre temperature"})},
+        months,
+        lon=lon360,
+        dims=("time", "latitude", "longitude"),
+        time_attrs={"units": "hours since 1900-01-01", "calendar": "gregorian"},
+    )

@@ -144,3 +144,25 @@ def test_prepare_refuses_what_calibrate_refuses_and_writes_nothing(tmp_path, tru
     assert rc == 2 and "q_sentinel.tif" in error["message"] and "RUNOFF_NODATA" in error["message"]
     assert not any(p.exists() for k, p in out.items() if k != "--out-predictors")
     assert not any(out["--out-predictors"].iterdir())
+
+
+@pytest.mark.parametrize("product", ["cru", "era5"])
+def test_temperature_from_cru_ts_and_era5_comes_out_in_celsius_value_by_value(tmp_path, truth, product):
+    from product_files import cru_tmp, era5_t2m, make_temperature
+
+    t = make_temperature()
+    source = cru_tmp(tmp_path, t) if product == "cru" else era5_t2m(tmp_path, t)
+    extra = ["--temperature", source, "--out-temperature", tmp_path / "T.tif", "--precip-var", "pre"]
+    if product == "cru":
+        extra += ["--temperature-var", "tmp"]
+    rc, events, err, out = _prepare(
+        tmp_path, cru(tmp_path, truth), gleam(tmp_path, truth), grun(tmp_path, truth), *extra
+    )
+    assert rc == 0, err
+    data, profile, descriptions = read_tif(tmp_path / "T.tif")
+    i0 = COMMON[0] - START
+    expected = t[i0 : i0 + len(COMMON)]
+    np.testing.assert_allclose(data, expected, atol=1e-4)
+    assert descriptions[0] == "air temperature (C) 2001-06" and profile["transform"][:6] == TRANSFORM
+    logs = " ".join(x["message"] for x in events if x["event"] == "log")
+    assert ("converted to degrees C" in logs) == (product == "era5")
