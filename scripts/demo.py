@@ -182,6 +182,59 @@ def main() -> int:
         str(WORK / "labels_vs_truth.html"),
     )["metrics"]
 
+    # The map at "gauged catchments": squares of 2 x 2 cells whose runoff is the gauge record.
+    print("\nscoring the map at 12 gauged catchments of the region (squares of 2 x 2 cells)", flush=True)
+    t = time.perf_counter()
+    from demo_gauges import make_gauges
+
+    gpkg, table = make_gauges(data, WORK / "gauges")
+    gauges = run_algorithm(
+        qp,
+        "cwsc:evaluatecatchments",
+        [
+            ("CATCHMENTS", gpkg),
+            ("ID_FIELD", "gauge"),
+            ("SERIES", table),
+            ("PRECIPITATION", data / "precipitation.tif"),
+            ("PET", data / "pet.tif"),
+            ("CWSC", WORK / "cwsc.tif"),
+            ("REFERENCE_MAPS", data / "true_cwsc.tif"),
+            ("SEED", SEED),
+            *budget_param,
+            ("OUTPUT", WORK / "gauges_scores.gpkg"),
+            ("OUTPUT_TABLE", WORK / "gauges_scores.csv"),
+            ("OUTPUT_REPORT", WORK / "gauges_report.html"),
+        ],
+    )
+    timings["evaluate at gauges"] = time.perf_counter() - t
+
+    # Snow: the region's snowy variant, calibrated over the Alps with and without temperature.
+    print("\nsnow: the snowy variant, calibrated over the Alps without and with TEMPERATURE", flush=True)
+    t = time.perf_counter()
+    snowy = WORK / "snowy"
+    backend("demo-data", "--out", str(snowy), "--seed", str(SEED), "--snow")
+    snow = {}
+    for name, extra in (("without", []), ("with", [("TEMPERATURE", snowy / "temperature.tif")])):
+        result = run_algorithm(
+            qp,
+            "cwsc:calibrate",
+            [
+                ("PRECIPITATION", snowy / "precipitation.tif"),
+                ("PET", snowy / "pet.tif"),
+                ("RUNOFF", snowy / "runoff.tif"),
+                *extra,
+                ("EXTENT", "5,12,44.5,48 [EPSG:4326]"),
+                ("SEED", SEED),
+                *budget_param,
+                ("OUTPUT_CWSC", snowy / f"cwsc_labels_{name}_temperature.tif"),
+                ("OUTPUT_KGE", snowy / f"kge_{name}_temperature.tif"),
+            ],
+        )
+        snow[f"best_model_median_kge_{name}_temperature"] = max(
+            float(v) for k, v in result.items() if k.startswith("MEDIAN_KGE_") and v is not None
+        )
+    timings["snow (Alps)"] = time.perf_counter() - t
+
     physics = None
     if PHYSICS:
         print("learning CWSC from runoff through the models (physics-guided route)", flush=True)
@@ -245,6 +298,13 @@ def main() -> int:
         "r_labels_vs_true_kept_cells": labels_vs_truth.get("r_reference"),
         "median_kge_fixed_cwsc": ev.get("MEDIAN_KGE_FIXED"),
         **({"physics_route": physics} if physics else {}),
+        "gauges": {
+            "catchments_scored": gauges.get("CATCHMENTS_SCORED"),
+            "median_kge_val_map": gauges.get("MEDIAN_KGE_VAL_MAP"),
+            "median_kge_val_free": gauges.get("MEDIAN_KGE_VAL_FREE"),
+            "median_kge_val_constant": gauges.get("MEDIAN_KGE_VAL_CONSTANT"),
+        },
+        "snow_alps": snow,
         "seconds": {k: round(v, 1) for k, v in timings.items()},
     }
     (WORK / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
@@ -282,6 +342,16 @@ def main() -> int:
         )
     else:
         print("physics route: skipped (CWSC_DEMO_PHYSICS=0)")
+    print(
+        f"at 12 gauges: median validation KGE with the map {fmt(summary['gauges']['median_kge_val_map'])},"
+        f" free {fmt(summary['gauges']['median_kge_val_free'])},"
+        f" constant map {fmt(summary['gauges']['median_kge_val_constant'])}"
+    )
+    print(
+        "snow (Alps, snowy variant): median calibration KGE of the best model "
+        f"{fmt(snow['best_model_median_kge_without_temperature'])} without TEMPERATURE, "
+        f"{fmt(snow['best_model_median_kge_with_temperature'])} with it"
+    )
     print("time per step:")
     for k, v in timings.items():
         print(f"  {k:<34} {v:7.1f} s")
