@@ -131,6 +131,9 @@ def read_catchments(
     except (FionaError, OSError) as exc:
         raise InputFileError(f"catchments: {where} cannot be read as a vector file ({_short(exc)})") from None
     key = _find_field(names, id_field)
+    if key is None and id_field.strip().lower() == "fid":
+        # A GeoPackage's feature id is no attribute for fiona, but QGIS lists it as a field.
+        key, features = "fid", [(fid, {"fid": fid}, geom) for fid, _, geom in features]
     if key is None:
         raise InputFileError(
             f"catchments: {where} has no field '{id_field}' for the catchment ids; its fields: "

@@ -130,6 +130,8 @@ def test_read_catchments_every_format(tmp_path, name, driver):
     assert C.area_km2(shapes[1].geometry, shapes[1].crs_wkt) == pytest.approx(2 * 12308.46, rel=1e-4)
     # case-insensitive field name
     assert [s.id for s in C.read_catchments(path, "GAUGE")[0]] == ["7", "12"]
+    if driver == "GPKG":  # the feature id, which QGIS lists as a field "fid"
+        assert [s.id for s in C.read_catchments(path, "fid")[0]] == ["1", "2"]
 
 
 def test_read_catchments_string_ids_and_empty_geometry(tmp_path):
