@@ -58,7 +58,11 @@ such as 2001-01 in the band descriptions) and the three are aligned on their com
 the log says the period used and what was dropped. Units are read from the file (mm/month,
 mm/day, kg m-2 s-1, m ...) and converted to mm/month with the days of each month; a file
 without units is read as mm/month, and values far from what the Earth produces get a
-warning. Longitudes 0 to 360 and east-to-west grids are read the right way round.</p>
+warning. Longitudes 0 to 360 and east-to-west grids are read the right way round.
+<b>TEMPERATURE</b> (optional, monthly mean air temperature in C or K on the same grid): a snow
+store (McCabe and Markstrom 2007, published parameters) runs ahead of the models in the cells
+where a tenth or more of the precipitation falls as snow; without it, cells whose cold months
+hold much of their precipitation get quality bit 32.</p>
 <p><b>Parameters</b>: <b>MODELS</b>: DWBM (Zhang et al. 2008), SWBM and TVGM (Xia), default all;
 <b>OBJECTIVE</b>: KGE (Gupta et al. 2009, default) or NSE; advanced: <b>FORMULATION</b>
 (conserving, default: the seed paper's equations with the water balance closed; seed: the
@@ -89,7 +93,8 @@ ranges of the models that enter the label, so their disagreement counts); band 3
 flags, a bit mask: 1 = sc within 1 % of a bound of its range in a model entering the label;
 2 = the models entering the label disagree on sc by more than a factor 1.5; 4 = fewer than
 24 valid calibration months; 8 = identifiable range wider than the label itself; 16 = the
-conserving limits emptied the store in more than 10 % of the calibration months (a flag
+conserving limits emptied the store in more than 10 % of the calibration months; 32 = months
+with PET below 5 mm hold more than 20 % of the precipitation and no temperature was given (a flag
 value is the sum of its bits: 9 = 1 + 8). <b>OUTPUT_KGE</b>: calibration KGE of the best model
 (-inf..1, used by <i>Mask labels by KGE</i>); <b>OUTPUT_DETAILS</b> (optional): per model
 every parameter, the identifiable range of sc (low, high, mm) and the efficiencies (band
@@ -115,7 +120,7 @@ unless <b>KEEP_WORK</b>.</p>
 <p>Calibrates the monthly water balance models DWBM, SWBM and TVGM on every cell with SCE-UA
 against runoff. The storage capacities of the models that fit best give the CWSC label.</p>
 <p><b>Inputs</b>: <b>PRECIPITATION</b>, <b>PET</b>, <b>RUNOFF</b> (mm/month, one band per
-month, one grid); <b>MODELS</b>.</p>
+month, one grid); <b>TEMPERATURE</b> (optional: a snow store); <b>MODELS</b>.</p>
 <p><b>Outputs</b>: <b>OUTPUT_CWSC</b> (label, width of its identifiable range, quality flags),
 <b>OUTPUT_KGE</b>, optionally <b>OUTPUT_DETAILS</b> (every model's parameters and fits).</p>
 <p>About a minute per thousand cells on a laptop's CPU (every core is used); a GPU or a Dask

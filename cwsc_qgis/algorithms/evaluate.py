@@ -72,7 +72,8 @@ A useful map scores clearly above the constant map, and close to free calibratio
 <p>Checks a CWSC map: its agreement with a reference map, and by simulation, the validation
 KGE of the models run with sc fixed to the map against free calibration and a constant map.</p>
 <p><b>Inputs</b>: <b>CWSC</b> (the map, mm); <b>REFERENCE</b> and/or <b>PRECIPITATION</b>,
-<b>PET</b>, <b>RUNOFF</b>; optionally <b>DETAILS</b>, <b>LABELS</b>, <b>MODEL</b>.</p>
+<b>PET</b>, <b>RUNOFF</b> (and <b>TEMPERATURE</b>: a snow store); optionally <b>DETAILS</b>,
+<b>LABELS</b>, <b>MODEL</b>.</p>
 <p><b>Outputs</b>: <b>OUTPUT_REPORT</b> (HTML); <b>KGE_VAL_FIXED</b>, <b>KGE_VAL_FREE</b>,
 <b>KGE_VAL_CONSTANT</b>, <b>CELLS_SCORED</b>.</p>
 <p>A map in metres is converted (by its unit) or questioned (no unit, tiny values).</p>

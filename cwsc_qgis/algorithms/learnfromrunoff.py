@@ -99,7 +99,8 @@ label route maps CWSC better.</p>
 model's parameters per cell, and its loss is the models' fit to the observed runoff. The
 training cells are first calibrated and the network pretrained on them.</p>
 <p><b>Inputs</b>: <b>PREDICTORS</b>, <b>PRECIPITATION</b>, <b>PET</b>, <b>RUNOFF</b>
-(mm/month); optionally <b>LABELS</b> to compare with.</p>
+(mm/month); optionally <b>TEMPERATURE</b> (a snow store ahead of the models) and <b>LABELS</b>
+to compare with.</p>
 <p><b>Outputs</b>: <b>OUTPUT_MODEL</b> (for <i>Predict CWSC</i>: the map and each model's
 sc), <b>OUTPUT_REPORT</b>; validation KGE of the held-out cells.</p>
 <p>A few minutes for thousands of cells on a laptop; a GPU is much faster.</p>
