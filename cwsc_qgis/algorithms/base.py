@@ -134,6 +134,56 @@ def device_parameter(name="DEVICE", is_advanced=True):
     return advanced(param) if is_advanced else param
 
 
+#: The backend's models and objectives (cwsc/hydro/options.py; the contract test holds them equal).
+MODELS = ["DWBM", "SWBM", "TVGM"]
+OBJECTIVES = ["KGE", "NSE"]
+
+
+def models_parameter():
+    """MODELS: any of DWBM, SWBM, TVGM, all by default."""
+    return QgsProcessingParameterEnum(
+        "MODELS", term("MODELS"), options=MODELS, allowMultiple=True, defaultValue=[0, 1, 2]
+    )
+
+
+def objective_parameter():
+    """OBJECTIVE: KGE (default) or NSE."""
+    return QgsProcessingParameterEnum("OBJECTIVE", term("OBJECTIVE"), options=OBJECTIVES, defaultValue=0)
+
+
+def optimiser_parameters(min_evaluations=10):
+    """RESTARTS and MAX_EVALUATIONS of SCE-UA (advanced; empty: the backend's defaults)."""
+    return [
+        advanced(
+            QgsProcessingParameterNumber(
+                "RESTARTS",
+                term("RESTARTS"),
+                type=INTEGER,
+                minValue=1,
+                defaultValue=RESTARTS_DEFAULT,
+                optional=True,
+            )
+        ),
+        advanced(
+            QgsProcessingParameterNumber(
+                "MAX_EVALUATIONS",
+                term("MAX_EVALUATIONS"),
+                type=INTEGER,
+                minValue=min_evaluations,
+                defaultValue=MAX_EVALUATIONS_DEFAULT,
+                optional=True,
+            )
+        ),
+    ]
+
+
+def seed_parameter():
+    """SEED (advanced): one number behind every random choice."""
+    return advanced(
+        QgsProcessingParameterNumber("SEED", term("SEED"), type=INTEGER, defaultValue=0, minValue=0)
+    )
+
+
 def period_parameters():
     """The model formulation and the calibration period (warm-up, calibration fraction), the
     same in calibrate and learn from runoff; advanced."""
@@ -444,6 +494,23 @@ class CwscAlgorithm(QgsProcessingAlgorithm):
             if path:
                 args += ["--temperature", path] + (["--temperature-var", variable] if variable else [])
         return args
+
+    def model_args(self, parameters, context):
+        """``--models``, ``--objective``, ``--formulation``, ``--calibration-fraction`` and
+        ``--warmup-months`` (when set) of :func:`models_parameter`, :func:`objective_parameter`
+        and :func:`period_parameters`."""
+        models = self.parameterAsEnums(parameters, "MODELS", context) or [0, 1, 2]
+        args = [
+            "--models",
+            ",".join(MODELS[i] for i in sorted(set(models))),
+            "--objective",
+            OBJECTIVES[self.parameterAsEnum(parameters, "OBJECTIVE", context)].lower(),
+            "--formulation",
+            FORMULATIONS[self.parameterAsEnum(parameters, "FORMULATION", context)],
+            "--calibration-fraction",
+            repr(self.parameterAsDouble(parameters, "CALIBRATION_FRACTION", context)),
+        ]
+        return args + self.optional_args(parameters, context, (("WARMUP_MONTHS", "--warmup-months"),))
 
     def kge_margin_args(self, parameters, context, name="MODEL_KGE_MARGIN"):
         """``--kge-margin``: absent, the default (0.02); present but empty (a cleared field,

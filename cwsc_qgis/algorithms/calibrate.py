@@ -3,7 +3,6 @@
 from qgis.core import (
     QgsProcessingOutputNumber,
     QgsProcessingParameterBoolean,
-    QgsProcessingParameterEnum,
     QgsProcessingParameterFile,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
@@ -14,21 +13,20 @@ from .. import settings
 from ..compat import DOUBLE, INTEGER
 from ..glossary import term
 from .base import (
-    FORMULATIONS,
-    MAX_EVALUATIONS_DEFAULT,
-    RESTARTS_DEFAULT,
     CwscAlgorithm,
     advanced,
     device_parameter,
     extent_parameter,
     forcing_layer_parameters,
     forcing_parameters,
+    models_parameter,
+    objective_parameter,
+    optimiser_parameters,
     period_parameters,
+    seed_parameter,
     tr,
 )
 
-MODELS = ["DWBM", "SWBM", "TVGM"]
-OBJECTIVES = ["KGE", "NSE"]
 #: The backend's defaults (cwsc/hydro/options.py; the contract test holds them equal).
 IDENTIFIABILITY_TOLERANCE = 0.01
 PROFILE_EVALUATIONS = 100
@@ -132,20 +130,8 @@ last quarter is kept for validation.</p>
     def initAlgorithm(self, config=None):  # noqa: N802
         for param in forcing_layer_parameters():
             self.addParameter(param)
-        self.addParameter(
-            QgsProcessingParameterEnum(
-                "MODELS",
-                tr("Water balance models"),
-                options=MODELS,
-                allowMultiple=True,
-                defaultValue=[0, 1, 2],
-            )
-        )
-        self.addParameter(
-            QgsProcessingParameterEnum(
-                "OBJECTIVE", tr("Objective function"), options=OBJECTIVES, defaultValue=0
-            )
-        )
+        self.addParameter(models_parameter())
+        self.addParameter(objective_parameter())
         # Advanced, in the same order in every algorithm: the models and the label rule, the
         # optimiser, the data, computing; the outputs come last.
         for param in period_parameters():
@@ -195,37 +181,9 @@ last quarter is kept for validation.</p>
             )
         )
         # The optimiser (SCE-UA)
-        self.addParameter(
-            advanced(
-                QgsProcessingParameterNumber(
-                    "RESTARTS",
-                    tr("SCE-UA restarts per cell"),
-                    type=INTEGER,
-                    minValue=1,
-                    defaultValue=RESTARTS_DEFAULT,
-                    optional=True,
-                )
-            )
-        )
-        self.addParameter(
-            advanced(
-                QgsProcessingParameterNumber(
-                    "MAX_EVALUATIONS",
-                    tr("Evaluations per SCE-UA run (at most)"),
-                    type=INTEGER,
-                    minValue=10,
-                    defaultValue=MAX_EVALUATIONS_DEFAULT,
-                    optional=True,
-                )
-            )
-        )
-        self.addParameter(
-            advanced(
-                QgsProcessingParameterNumber(
-                    "SEED", tr("Random seed"), type=INTEGER, defaultValue=0, minValue=0
-                )
-            )
-        )
+        for param in optimiser_parameters():
+            self.addParameter(param)
+        self.addParameter(seed_parameter())
         # The data: forcing overrides, period and region
         for param in forcing_parameters():
             self.addParameter(param)
@@ -284,22 +242,13 @@ last quarter is kept for validation.</p>
             self.addOutput(QgsProcessingOutputNumber(name, tr(label)))
 
     def build(self, parameters, context, feedback):
-        models = self.parameterAsEnums(parameters, "MODELS", context) or [0, 1, 2]
         outputs = {
             "OUTPUT_CWSC": self.output_raster(parameters, "OUTPUT_CWSC", context),
             "OUTPUT_KGE": self.output_raster(parameters, "OUTPUT_KGE", context),
             "OUTPUT_DETAILS": self.output_raster(parameters, "OUTPUT_DETAILS", context, optional=True),
         }
-        args = self.forcing_layer_args(parameters, context, feedback)
+        args = self.forcing_layer_args(parameters, context, feedback) + self.model_args(parameters, context)
         args += [
-            "--models",
-            ",".join(MODELS[i] for i in sorted(set(models))),
-            "--objective",
-            OBJECTIVES[self.parameterAsEnum(parameters, "OBJECTIVE", context)].lower(),
-            "--formulation",
-            FORMULATIONS[self.parameterAsEnum(parameters, "FORMULATION", context)],
-            "--calibration-fraction",
-            repr(self.parameterAsDouble(parameters, "CALIBRATION_FRACTION", context)),
             "--kge-threshold",
             repr(self.parameterAsDouble(parameters, "MODEL_KGE_THRESHOLD", context)),
             "--identifiability-tolerance",
@@ -319,7 +268,6 @@ last quarter is kept for validation.</p>
             parameters,
             context,
             (
-                ("WARMUP_MONTHS", "--warmup-months"),
                 ("RESTARTS", "--restarts"),
                 ("MAX_EVALUATIONS", "--max-evaluations"),
             ),

@@ -2,7 +2,6 @@
 
 from qgis.core import (
     QgsProcessingOutputNumber,
-    QgsProcessingParameterEnum,
     QgsProcessingParameterFile,
     QgsProcessingParameterFileDestination,
     QgsProcessingParameterNumber,
@@ -12,16 +11,17 @@ from qgis.core import (
 from ..compat import INTEGER
 from ..glossary import term
 from .base import (
-    MAX_EVALUATIONS_DEFAULT,
-    RESTARTS_DEFAULT,
+    MODELS,
     CwscAlgorithm,
     advanced,
     device_parameter,
     forcing_parameters,
+    models_parameter,
+    optimiser_parameters,
+    seed_parameter,
     temperature_parameter,
     tr,
 )
-from .calibrate import MODELS
 
 
 class EvaluateAlgorithm(CwscAlgorithm):
@@ -108,41 +108,9 @@ KGE of the models run with sc fixed to the map against free calibration and a co
         )
         # Advanced, in the same order in every algorithm: the models, the optimiser, the
         # sample, the data, computing.
-        self.addParameter(
-            advanced(
-                QgsProcessingParameterEnum(
-                    "MODELS",
-                    tr("Water balance models"),
-                    options=MODELS,
-                    allowMultiple=True,
-                    defaultValue=[0, 1, 2],
-                )
-            )
-        )
-        self.addParameter(
-            advanced(
-                QgsProcessingParameterNumber(
-                    "RESTARTS",
-                    tr("SCE-UA restarts per cell"),
-                    type=INTEGER,
-                    minValue=1,
-                    defaultValue=RESTARTS_DEFAULT,
-                    optional=True,
-                )
-            )
-        )
-        self.addParameter(
-            advanced(
-                QgsProcessingParameterNumber(
-                    "MAX_EVALUATIONS",
-                    tr("Evaluations per SCE-UA run (at most)"),
-                    type=INTEGER,
-                    minValue=1,
-                    defaultValue=MAX_EVALUATIONS_DEFAULT,
-                    optional=True,
-                )
-            )
-        )
+        self.addParameter(advanced(models_parameter()))
+        for param in optimiser_parameters(min_evaluations=1):
+            self.addParameter(param)
         self.addParameter(
             advanced(
                 QgsProcessingParameterNumber(
@@ -154,13 +122,7 @@ KGE of the models run with sc fixed to the map against free calibration and a co
                 )
             )
         )
-        self.addParameter(
-            advanced(
-                QgsProcessingParameterNumber(
-                    "SEED", tr("Random seed"), type=INTEGER, defaultValue=0, minValue=0
-                )
-            )
-        )
+        self.addParameter(seed_parameter())
         for param in forcing_parameters():
             self.addParameter(param)
         self.addParameter(device_parameter())

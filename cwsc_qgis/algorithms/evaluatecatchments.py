@@ -13,29 +13,28 @@ from qgis.core import (
     QgsProcessingParameterFile,
     QgsProcessingParameterFileDestination,
     QgsProcessingParameterMultipleLayers,
-    QgsProcessingParameterNumber,
     QgsProcessingParameterRasterLayer,
     QgsProcessingParameterVectorDestination,
     QgsRasterLayer,
 )
 
 from .. import styles
-from ..compat import INTEGER, TYPE_RASTER, _pick
+from ..compat import TYPE_RASTER, _pick
 from ..glossary import term
 from .base import (
-    FORMULATIONS,
-    MAX_EVALUATIONS_DEFAULT,
-    RESTARTS_DEFAULT,
     TEMPERATURE_UNITS,
     CwscAlgorithm,
     _file_path,
     advanced,
     local_raster_path,
+    models_parameter,
+    objective_parameter,
+    optimiser_parameters,
     period_parameters,
+    seed_parameter,
     temperature_parameter,
     tr,
 )
-from .calibrate import MODELS, OBJECTIVES
 
 TYPE_POLYGON = _pick("ProcessingSourceType", "VectorPolygon", QgsProcessing, "TypeVectorPolygon")
 #: The units of the table's runoff (the backend's ``--runoff-units`` choices).
@@ -173,46 +172,14 @@ and close to free calibration.</p>
                 optional=True,
             )
         )
-        self.addParameter(
-            QgsProcessingParameterEnum(
-                "MODELS", term("MODELS"), options=MODELS, allowMultiple=True, defaultValue=[0, 1, 2]
-            )
-        )
-        self.addParameter(
-            QgsProcessingParameterEnum("OBJECTIVE", term("OBJECTIVE"), options=OBJECTIVES, defaultValue=0)
-        )
+        self.addParameter(models_parameter())
+        self.addParameter(objective_parameter())
         # Advanced, in the same order as in calibrate: the models, the optimiser, the data.
         for param in period_parameters():
             self.addParameter(param)
-        self.addParameter(
-            advanced(
-                QgsProcessingParameterNumber(
-                    "RESTARTS",
-                    term("RESTARTS"),
-                    type=INTEGER,
-                    minValue=1,
-                    defaultValue=RESTARTS_DEFAULT,
-                    optional=True,
-                )
-            )
-        )
-        self.addParameter(
-            advanced(
-                QgsProcessingParameterNumber(
-                    "MAX_EVALUATIONS",
-                    term("MAX_EVALUATIONS"),
-                    type=INTEGER,
-                    minValue=10,
-                    defaultValue=MAX_EVALUATIONS_DEFAULT,
-                    optional=True,
-                )
-            )
-        )
-        self.addParameter(
-            advanced(
-                QgsProcessingParameterNumber("SEED", term("SEED"), type=INTEGER, defaultValue=0, minValue=0)
-            )
-        )
+        for param in optimiser_parameters():
+            self.addParameter(param)
+        self.addParameter(seed_parameter())
         self.addParameter(
             advanced(
                 QgsProcessingParameterEnum(
@@ -322,16 +289,8 @@ and close to free calibration.</p>
         paths, names = self.reference_maps(parameters, context, feedback)
         if paths:
             args += ["--reference-maps", *paths, "--reference-names", *names]
-        models = self.parameterAsEnums(parameters, "MODELS", context) or [0, 1, 2]
+        args += self.model_args(parameters, context)
         args += [
-            "--models",
-            ",".join(MODELS[i] for i in sorted(set(models))),
-            "--objective",
-            OBJECTIVES[self.parameterAsEnum(parameters, "OBJECTIVE", context)].lower(),
-            "--formulation",
-            FORMULATIONS[self.parameterAsEnum(parameters, "FORMULATION", context)],
-            "--calibration-fraction",
-            repr(self.parameterAsDouble(parameters, "CALIBRATION_FRACTION", context)),
             "--seed",
             str(self.parameterAsInt(parameters, "SEED", context)),
         ]
@@ -339,7 +298,6 @@ and close to free calibration.</p>
             parameters,
             context,
             (
-                ("WARMUP_MONTHS", "--warmup-months"),
                 ("RESTARTS", "--restarts"),
                 ("MAX_EVALUATIONS", "--max-evaluations"),
             ),

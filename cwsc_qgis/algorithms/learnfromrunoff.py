@@ -23,10 +23,11 @@ from .base import (
     extent_parameter,
     forcing_layer_parameters,
     forcing_parameters,
+    models_parameter,
+    objective_parameter,
     period_parameters,
     tr,
 )
-from .calibrate import FORMULATIONS, MODELS, OBJECTIVES
 from .train import HTML_FILTER, MODEL_FILTER, SPLITS
 
 MODEL_LOSSES = ["best", "mean"]
@@ -111,20 +112,8 @@ sc), <b>OUTPUT_REPORT</b>; validation KGE of the held-out cells.</p>
         self.addParameter(QgsProcessingParameterMultipleLayers("PREDICTORS", term("PREDICTORS"), TYPE_RASTER))
         for param in forcing_layer_parameters():
             self.addParameter(param)
-        self.addParameter(
-            QgsProcessingParameterEnum(
-                "MODELS",
-                tr("Water balance models"),
-                options=MODELS,
-                allowMultiple=True,
-                defaultValue=[0, 1, 2],
-            )
-        )
-        self.addParameter(
-            QgsProcessingParameterEnum(
-                "OBJECTIVE", tr("Objective function"), options=OBJECTIVES, defaultValue=0
-            )
-        )
+        self.addParameter(models_parameter())
+        self.addParameter(objective_parameter())
         self.addParameter(
             QgsProcessingParameterNumber(
                 "TEST_FRACTION",
@@ -278,7 +267,6 @@ sc), <b>OUTPUT_REPORT</b>; validation KGE of the held-out cells.</p>
             self.addOutput(QgsProcessingOutputNumber(name, tr(label)))
 
     def build(self, parameters, context, feedback):
-        models = self.parameterAsEnums(parameters, "MODELS", context) or [0, 1, 2]
         outputs = {
             "OUTPUT_MODEL": self.output_file(parameters, "OUTPUT_MODEL", context),
             "OUTPUT_REPORT": self.output_file(parameters, "OUTPUT_REPORT", context, optional=True),
@@ -288,15 +276,8 @@ sc), <b>OUTPUT_REPORT</b>; validation KGE of the held-out cells.</p>
         labels = self.raster_path(parameters, "LABELS", context, feedback, optional=True)
         if labels:
             args += ["--labels", labels]
+        args += self.model_args(parameters, context)
         args += [
-            "--models",
-            ",".join(MODELS[i] for i in sorted(set(models))),
-            "--objective",
-            OBJECTIVES[self.parameterAsEnum(parameters, "OBJECTIVE", context)].lower(),
-            "--formulation",
-            FORMULATIONS[self.parameterAsEnum(parameters, "FORMULATION", context)],
-            "--calibration-fraction",
-            repr(self.parameterAsDouble(parameters, "CALIBRATION_FRACTION", context)),
             "--model-loss",
             MODEL_LOSSES[self.parameterAsEnum(parameters, "MODEL_LOSS", context)],
             "--patch-size",
@@ -323,7 +304,7 @@ sc), <b>OUTPUT_REPORT</b>; validation KGE of the held-out cells.</p>
         args += self.optional_args(
             parameters,
             context,
-            (("WARMUP_MONTHS", "--warmup-months"), ("BLOCK_SIZE", "--block-size"), ("BLOCKS", "--blocks")),
+            (("BLOCK_SIZE", "--block-size"), ("BLOCKS", "--blocks")),
         )
         args += self.kge_margin_args(parameters, context)
         widths = (self.parameterAsString(parameters, "WIDTHS", context) or "").strip()

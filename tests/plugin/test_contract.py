@@ -237,23 +237,23 @@ def test_every_option_the_plugin_can_pass_has_a_help_line(provider):  # noqa: AR
 
 def test_enum_options_match_the_backend_choices():
     calibrate_options = cli.command_options("calibrate")
-    assert tuple(calibrate.MODELS) == options.MODELS
-    assert tuple(o.lower() for o in calibrate.OBJECTIVES) == calibrate_options["--objective"]["choices"]
-    assert tuple(calibrate.FORMULATIONS) == calibrate_options["--formulation"]["choices"]
+    assert tuple(base.MODELS) == options.MODELS
+    assert tuple(o.lower() for o in base.OBJECTIVES) == calibrate_options["--objective"]["choices"]
+    assert tuple(base.FORMULATIONS) == calibrate_options["--formulation"]["choices"]
     train_options = cli.command_options("train")
     assert tuple(train.SPLITS) == train_options["--split"]["choices"]
     assert tuple(train.RECIPES) == train_options["--recipe"]["choices"]
     learn_options = cli.command_options("learn")
-    assert tuple(o.lower() for o in calibrate.OBJECTIVES) == learn_options["--objective"]["choices"]
-    assert tuple(calibrate.FORMULATIONS) == learn_options["--formulation"]["choices"]
+    assert tuple(o.lower() for o in base.OBJECTIVES) == learn_options["--objective"]["choices"]
+    assert tuple(base.FORMULATIONS) == learn_options["--formulation"]["choices"]
     assert tuple(train.SPLITS) == learn_options["--split"]["choices"]
     assert tuple(learnfromrunoff.MODEL_LOSSES) == learn_options["--model-loss"]["choices"]
     from cwsc_qgis.algorithms import evaluatecatchments
 
     catchment_options = cli.command_options("evaluate-catchments")
     assert tuple(evaluatecatchments.RUNOFF_UNITS) == catchment_options["--runoff-units"]["choices"]
-    assert tuple(o.lower() for o in calibrate.OBJECTIVES) == catchment_options["--objective"]["choices"]
-    assert tuple(calibrate.FORMULATIONS) == catchment_options["--formulation"]["choices"]
+    assert tuple(o.lower() for o in base.OBJECTIVES) == catchment_options["--objective"]["choices"]
+    assert tuple(base.FORMULATIONS) == catchment_options["--formulation"]["choices"]
     for command in ("calibrate", "train", "learn", "predict", "evaluate"):
         assert tuple(base.DEVICES) == cli.command_options(command)["--device"]["choices"]
     from cwsc.io import units
