@@ -108,7 +108,7 @@ def _raster_series(path: str, label: str, variable, shapes, problems, args) -> d
     with one band per month, averaged over the polygon."""
     from cwsc.io import catchments as C
     from cwsc.io import rasters as io
-    from cwsc.io.forcing import ForcingInput, _temperature_unit, _unit
+    from cwsc.io.forcing import dated_input
 
     with io.open_raster(path, label, variable) as r:
         if r.months is None:
@@ -118,12 +118,8 @@ def _raster_series(path: str, label: str, variable, shapes, problems, args) -> d
                 "in the band descriptions)"
             )
         notes: list[str] = []
-        if label == "TEMPERATURE":
-            unit = _temperature_unit(r, getattr(args, "temperature_units", "auto"), notes)
-            inp = ForcingInput(r, list(range(r.count)), np.ones(r.count), unit, unit.offset)
-        else:
-            unit = _unit(r, "auto", notes)
-            inp = ForcingInput(r, list(range(r.count)), unit.factors(r.months, r.calendar), unit)
+        override = getattr(args, "temperature_units", "auto") if label == "TEMPERATURE" else "auto"
+        inp = dated_input(r, override, notes)
         data = inp.read()
         months, grid = list(r.months), r.grid
     for line in notes:

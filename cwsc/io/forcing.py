@@ -266,7 +266,7 @@ def _check_temperature(r: ForcingInput, strips: list[slice]) -> None:
             )
 
 
-def _temperature_unit(raster: io.Raster, override: str | None, notes: list[str]) -> U.TemperatureUnit:
+def temperature_unit(raster: io.Raster, override: str | None, notes: list[str]) -> U.TemperatureUnit:
     option = f"{raster.label}_UNITS"
     if override and override.strip().lower() != "auto":
         return U.parse_temperature(override, option)
@@ -274,6 +274,18 @@ def _temperature_unit(raster: io.Raster, override: str | None, notes: list[str])
         notes.append(f"{raster.label}: '{raster.path}' declares no units: read as degrees C")
         return U.CELSIUS
     return U.parse_temperature(raster.units, f"{raster.label}: '{raster.path}'", option)
+
+
+def dated_input(raster: io.Raster, override: str | None, notes: list[str]) -> ForcingInput:
+    """Every band of a dated raster as a :class:`ForcingInput` in mm/month (degrees C when its
+    label is ``TEMPERATURE``), its units from the file or ``override`` ("auto": the file's);
+    for readers that pair months themselves (evaluate-catchments)."""
+    bands = list(range(raster.count))
+    if raster.label == TEMPERATURE:
+        unit = temperature_unit(raster, override, notes)
+        return ForcingInput(raster, bands, np.ones(raster.count), unit, unit.offset)
+    unit = water_unit(raster, override, notes)
+    return ForcingInput(raster, bands, unit.factors(raster.months, raster.calendar), unit)
 
 
 def runoff_above_precipitation(above: int, cells: int) -> str | None:
@@ -289,7 +301,7 @@ def runoff_above_precipitation(above: int, cells: int) -> str | None:
     )
 
 
-def _unit(raster: io.Raster, override: str | None, notes: list[str]) -> U.Unit:
+def water_unit(raster: io.Raster, override: str | None, notes: list[str]) -> U.Unit:
     option = f"{raster.label}_UNITS"
     if override and override.strip().lower() != "auto":
         return U.parse(override, f"{option}", "")
@@ -349,13 +361,13 @@ def open_forcing(
         inputs = []
         for r in rasters:
             if r.label == TEMPERATURE:
-                t_unit = _temperature_unit(r, options.units.get(r.label), notes)
+                t_unit = temperature_unit(r, options.units.get(r.label), notes)
                 if not t_unit.is_celsius:
                     notes.append(f"{r.label}: '{r.path}' in {t_unit.text}, converted to degrees C")
                 ones = np.ones(len(alignment.bands[r.label]))
                 inputs.append(ForcingInput(r, alignment.bands[r.label], ones, t_unit, t_unit.offset))
                 continue
-            unit = _unit(r, options.units.get(r.label), notes)
+            unit = water_unit(r, options.units.get(r.label), notes)
             common = alignment.months if alignment.months is not None else []
             factors = (
                 unit.factors(common, r.calendar)

@@ -220,3 +220,43 @@ def test_a_missing_id_field_is_refused_naming_the_fields_there_are(small, tmp_pa
     args[args.index("gauge")] = "station"
     refused(args, "station", "gauge", "gauges.gpkg")
     assert not list(tmp_path.glob("s.*"))
+
+
+def test_forcing_from_rasters_averaged_over_the_polygons_gives_the_tables_result(small, tmp_path):
+    """P and PET as dated rasters (each polygon's cells holding its series, and the same in
+    kelvin-free mm/month) instead of table columns: the same scores."""
+    import rasterio
+
+    lines = small["table"].read_text().splitlines()
+    rows = [x.split(",") for x in lines[1:]]
+    ids = sorted({r[0] for r in rows})
+    with rasterio.open(small["cwsc"]) as src:
+        shape, transform = src.shape, src.transform
+        map_values = src.read(1)
+    cells = {cid: np.isclose(map_values, v) for cid, v in zip(ids, (150.0, 300.0, 450.0))}
+    months = small["months"]
+    stacks = {}
+    for column, name in ((3, "p"), (4, "e")):
+        stack = np.full((len(months), *shape), np.nan, np.float32)
+        for r in rows:
+            stack[months.index(r[1])][cells[r[0]]] = float(r[column])
+        stacks[name] = write_tif(
+            tmp_path / f"{name}.tif", stack, transform=tuple(transform)[:6], descriptions=months
+        )
+    table = tmp_path / "runoff_only.csv"
+    table.write_text("\n".join(["id,month,runoff"] + [",".join(r[:3]) for r in rows]) + "\n")
+    results = []
+    for folder, series, extra in (
+        (tmp_path / "columns", small["table"], []),
+        (tmp_path / "rasters", table, ["--precip", stacks["p"], "--pet", stacks["e"]]),
+    ):
+        folder.mkdir()
+        rc, _, err = run_backend(*_small_args(small, folder, series), *extra)
+        assert rc == 0, err[-2000:]
+        with open(folder / "s.csv", newline="") as f:
+            results.append({r["id"]: r for r in csv.DictReader(f)})
+    for cid in ids:
+        assert results[1][cid]["not_scored"] == ""
+        assert float(results[1][cid]["kge_cal_free"]) == pytest.approx(
+            float(results[0][cid]["kge_cal_free"]), abs=1e-3
+        )
