@@ -220,6 +220,12 @@ def test_a_missing_id_field_is_refused_naming_the_fields_there_are(small, tmp_pa
     args[args.index("gauge")] = "station"
     refused(args, "station", "gauge", "gauges.gpkg")
     assert not list(tmp_path.glob("s.*"))
+    # Last year's outputs survive a refused run byte for byte.
+    old = {name: f"last year's {name}".encode() for name in ("s.gpkg", "s.csv", "r.html")}
+    for name, data in old.items():
+        (tmp_path / name).write_bytes(data)
+    refused(args, "station")
+    assert {name: (tmp_path / name).read_bytes() for name in old} == old
 
 
 def test_forcing_from_rasters_averaged_over_the_polygons_gives_the_tables_result(small, tmp_path):
