@@ -10,6 +10,6 @@ see it) and raises the classes of :mod:`cwsc.errors`.
 
 import logging
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
