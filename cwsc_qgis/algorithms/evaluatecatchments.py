@@ -1,5 +1,6 @@
 """cwsc:evaluatecatchments - score a CWSC map at gauged catchments against their own calibration."""
 
+import csv
 import os
 import re
 
@@ -26,6 +27,7 @@ from .base import (
     CwscAlgorithm,
     _file_path,
     advanced,
+    checked_output,
     local_raster_path,
     models_parameter,
     objective_parameter,
@@ -66,6 +68,43 @@ def reference_names(names):
     return out
 
 
+def series_ids(path, limit=2_000_000):
+    """The distinct ids of the series table ``path`` (its ``id`` column, the delimiter as the
+    backend reads it: the most frequent of ``,`` ``;`` tab in the header), or an empty set when
+    the file cannot be read or has no such column (the backend then says why). At most
+    ``limit`` characters are read: the ids of a large table are near its start and end anyway."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            text = fh.read(limit)
+    except (OSError, TypeError, UnicodeDecodeError):
+        return set()
+    lines = text.splitlines()
+    if not lines:
+        return set()
+    delimiter = max((",", ";", "\t"), key=lines[0].count)
+    rows = csv.reader(lines, delimiter=delimiter)
+    header = [h.strip().lower() for h in next(rows)]
+    if "id" not in header:
+        return set()
+    column = header.index("id")
+    return {row[column].strip() for row in rows if len(row) > column and row[column].strip()}
+
+
+def field_matches(source, ids):
+    """{field name: how many of ``ids`` are among its values} for each field of ``source``;
+    numbers compare as their text (12 and '12', 12.0 and '12')."""
+    names = source.fields().names()
+    values = {name: set() for name in names}
+    for feature in source.getFeatures():
+        for name, value in zip(names, feature.attributes()):
+            if value is None or value == "" or str(value) == "NULL":
+                continue
+            if isinstance(value, float) and value.is_integer():
+                value = int(value)
+            values[name].add(str(value).strip())
+    return {name: len(ids & found) for name, found in values.items()}
+
+
 class EvaluateCatchmentsAlgorithm(CwscAlgorithm):
     ALG_NAME = "evaluatecatchments"
     DISPLAY_NAME = "Evaluate CWSC at gauged catchments"
@@ -83,7 +122,8 @@ class EvaluateCatchmentsAlgorithm(CwscAlgorithm):
 <p>Scores a CWSC map at gauged catchments: each catchment's models are calibrated on its own
 runoff freely, with sc fixed to the map's mean over the polygon, and with a constant map;
 the validation KGEs tell what the map is worth.</p>
-<p><b>Inputs</b>: <b>CATCHMENTS</b> with <b>ID_FIELD</b>; <b>SERIES</b> (CSV: id, month
+<p><b>Inputs</b>: <b>CATCHMENTS</b> with <b>ID_FIELD</b> (empty: the field holding the
+table's ids); <b>SERIES</b> (CSV: id, month
 YYYY-MM, runoff[, precipitation, pet, temperature]); rasters for the columns it lacks;
 <b>CWSC</b>; optionally <b>REFERENCE_MAPS</b>.</p>
 <p><b>Outputs</b>: <b>OUTPUT</b> (polygons coloured by the map's validation KGE),
@@ -97,7 +137,9 @@ was not calibrated on nearly as well as the catchment's own free calibration, an
 better than with a map that carries no information.</p>
 <p><b>Inputs</b>: <b>CATCHMENTS</b>: a polygon layer in any CRS (a memory layer, a
 selection or a database layer is written to a temporary GeoPackage first), with
-<b>ID_FIELD</b> holding each catchment's id. <b>SERIES</b>: a CSV table, one line per
+<b>ID_FIELD</b> holding each catchment's id; left empty, the field whose values are most of
+the table's ids is used (and named in the log), and a field that holds none of them is
+refused, naming the one that does. <b>SERIES</b>: a CSV table, one line per
 catchment and month, with the columns <code>id</code> (as in <b>ID_FIELD</b>),
 <code>month</code> (YYYY-MM), <code>runoff</code> (in <b>RUNOFF_UNITS</b>: mm/month, the
 default, mm/day, or m3/s, converted with the polygon's area on the WGS84 ellipsoid) and
@@ -144,8 +186,9 @@ and close to free calibration.</p>
         self.addParameter(
             QgsProcessingParameterField(
                 "ID_FIELD",
-                tr("Catchment id field (as in the series table)"),
+                tr("Catchment id field (empty: the field whose values are the table's ids)"),
                 parentLayerParameterName="CATCHMENTS",
+                optional=True,
             )
         )
         self.addParameter(
@@ -235,7 +278,9 @@ and close to free calibration.</p>
                     "ending in .gpkg (not '{}')"
                 ).format(path)
             )
-        return self.output_raster(parameters, "OUTPUT", context)
+        # The path asked for once: QGIS makes a new temporary name at each call for a
+        # TEMPORARY_OUTPUT, and loads the one it gave first.
+        return checked_output("OUTPUT", path)
 
     def reference_maps(self, parameters, context, feedback):
         """([path, ...], [name, ...]) of REFERENCE_MAPS: files as they are (named by their
@@ -258,23 +303,61 @@ and close to free calibration.</p>
             names.append(layer.name())
         return paths, reference_names(names)
 
+    def id_field(self, parameters, context, feedback, series):
+        """ID_FIELD, or (empty) the field of CATCHMENTS whose values match most of the SERIES
+        table's ids. A field that matches none of them is refused, naming a field that does
+        (a GeoPackage's ``fid``, the first in the dialog's list, is rarely the gauge id)."""
+        chosen = (self.parameterAsString(parameters, "ID_FIELD", context) or "").strip()
+        ids = series_ids(series)
+        source = self.parameterAsSource(parameters, "CATCHMENTS", context)
+        if not ids or source is None:  # the backend names what is wrong with the table or layer
+            if chosen:
+                return chosen
+            raise QgsProcessingException(tr("ID_FIELD: choose the field that holds the catchment ids"))
+        matches = field_matches(source, ids)
+        best = max(matches, key=matches.get) if matches else None
+        example = sorted(ids)[0]
+        where = os.path.basename(series)
+        if chosen:
+            if matches.get(chosen, 0) == 0 and best is not None and matches[best] > 0:
+                raise QgsProcessingException(
+                    tr(
+                        "ID_FIELD: no value of the field '{}' is an id of the table '{}' (such as "
+                        "'{}'); the field '{}' holds {} of its {} ids: choose it, or leave ID_FIELD "
+                        "empty"
+                    ).format(chosen, where, example, best, matches[best], len(ids))
+                )
+            return chosen
+        if best is None or matches[best] == 0:
+            raise QgsProcessingException(
+                tr(
+                    "ID_FIELD: no field of the catchments holds the ids of the table '{}' (such as "
+                    "'{}'): check that the table and the polygons are of the same gauges"
+                ).format(where, example)
+            )
+        feedback.pushInfo(
+            tr("ID_FIELD: '{}', whose values are {} of the table's {} ids").format(
+                best, matches[best], len(ids)
+            )
+        )
+        return best
+
     def build(self, parameters, context, feedback):
         outputs = {
             "OUTPUT": self.output_gpkg(parameters, context),
             "OUTPUT_TABLE": self.output_file(parameters, "OUTPUT_TABLE", context),
             "OUTPUT_REPORT": self.output_file(parameters, "OUTPUT_REPORT", context),
         }
-        id_field = (self.parameterAsString(parameters, "ID_FIELD", context) or "").strip()
-        if not id_field:
-            raise QgsProcessingException(tr("ID_FIELD: choose the field that holds the catchment ids"))
         series = self.parameterAsFile(parameters, "SERIES", context)
+        series = os.path.abspath(os.path.expanduser(series)) if series else series
+        id_field = self.id_field(parameters, context, feedback, series)
         args = [
             "--catchments",
             self.catchments_path(parameters, context, feedback),
             "--id-field",
             id_field,
             "--series",
-            os.path.abspath(series) if series else series,
+            series,
             "--runoff-units",
             RUNOFF_UNITS[self.parameterAsEnum(parameters, "RUNOFF_UNITS", context)],
         ]

@@ -132,10 +132,11 @@ def test_parameters_and_defaults(provider):  # noqa: ARG001
     def is_advanced(name):
         return bool(params[name].flags() & QgsProcessingParameterDefinition.FlagAdvanced)
 
-    required = {"CATCHMENTS", "ID_FIELD", "SERIES", "CWSC", "OUTPUT", "OUTPUT_TABLE", "OUTPUT_REPORT"}
+    required = {"CATCHMENTS", "SERIES", "CWSC", "OUTPUT", "OUTPUT_TABLE", "OUTPUT_REPORT"}
     assert {n for n in params if not optional(n)} >= required
     assert all(
-        optional(n) for n in ("PRECIPITATION", "PET", "TEMPERATURE", "REFERENCE_MAPS", "WARMUP_MONTHS")
+        optional(n)
+        for n in ("ID_FIELD", "PRECIPITATION", "PET", "TEMPERATURE", "REFERENCE_MAPS", "WARMUP_MONTHS")
     )
     assert {n for n in params if is_advanced(n)} == {
         "FORMULATION",
@@ -331,6 +332,54 @@ def test_the_output_must_be_a_geopackage(provider, data_dir, tmp_path, gauges): 
     params = _parameters(data_dir, tmp_path, gauges.id(), OUTPUT="TEMPORARY_OUTPUT")
     _, outputs = _alg().build(params, _context(), QgsProcessingFeedback())
     assert outputs["OUTPUT"].endswith(".gpkg")
+
+
+def test_a_temporary_output_is_the_file_qgis_loads(provider, data_dir, tmp_path, gauges):  # noqa: ARG001
+    """The dialog's default (a temporary GeoPackage): the path handed to the backend is the one
+    QGIS loads at the end, not a second temporary name ("not correctly generated")."""
+    from qgis.core import QgsProcessingOutputLayerDefinition
+
+    destination = QgsProcessingOutputLayerDefinition("TEMPORARY_OUTPUT", QgsProject.instance())
+    params = _parameters(data_dir, tmp_path, gauges.id(), OUTPUT=destination)
+    context = _context()
+    args, outputs = _alg().build(params, context, QgsProcessingFeedback())
+    to_load = [os.path.abspath(p) for p in context.layersToLoadOnCompletion()]
+    assert to_load == [outputs["OUTPUT"]]
+    assert _option([str(a) for a in args], "--out") == outputs["OUTPUT"]
+
+
+def test_an_empty_id_field_is_the_field_holding_the_tables_ids(provider, data_dir, tmp_path, gauges):  # noqa: ARG001
+    """Left empty (the dialog's default), ID_FIELD is the field whose values are the table's
+    ids, also in a semicolon table; a field matching none of them is refused, naming the one
+    that does, instead of a run that scores nothing."""
+    params = _parameters(data_dir, tmp_path, gauges.id(), ID_FIELD=None)
+    series = tmp_path / "semicolons.csv"
+    series.write_text("ID;month;runoff\nG2;2001-01;3,5\nG1;2001-01;4\nX9;2001-01;1\n", encoding="utf-8")
+    params["SERIES"] = str(series)
+    feedback = _Recording()
+    args, _ = _alg().build(params, _context(), feedback)
+    assert _option([str(a) for a in args], "--id-field") == "gauge"
+    assert any("'gauge'" in line and "2 of the table's 3 ids" in line for line in feedback.lines), (
+        feedback.lines
+    )
+    with pytest.raises(QgsProcessingException) as refused:
+        _alg().build({**params, "ID_FIELD": "name"}, _context(), QgsProcessingFeedback())
+    message = str(refused.value)
+    print("\nID_FIELD refused:", message)
+    assert "'name'" in message and "'gauge'" in message and "semicolons.csv" in message
+    with pytest.raises(QgsProcessingException, match="no field of the catchments holds the ids"):
+        series.write_text("id;month;runoff\nZ1;2001-01;1\n", encoding="utf-8")
+        _alg().build(params, _context(), QgsProcessingFeedback())
+
+
+class _Recording(QgsProcessingFeedback):
+    def __init__(self):
+        super().__init__()
+        self.lines = []
+
+    def pushInfo(self, info):  # noqa: N802 - QGIS API
+        self.lines.append(info)
+        super().pushInfo(info)
 
 
 def _scores(path):
