@@ -1,5 +1,8 @@
 """``python -m benchmarks [name ...]``: run every ``bench_*`` module (or the ones named).
 
+``python -m benchmarks real_map --case DIR ...``: a benchmark that takes its own options
+(:data:`WITH_OPTIONS`; never run by the plain form, it needs data the repository does not hold).
+
 Figures are printed as ratios against a baseline measured in the same run, because the
 machine is shared and noisy. ``CWSC_BENCH_QUICK=1`` shrinks every benchmark.
 """
@@ -12,8 +15,13 @@ import sys
 import time
 from pathlib import Path
 
+#: Benchmarks with their own command line: ``python -m benchmarks NAME OPTIONS``.
+WITH_OPTIONS = {"real_map": "benchmarks.real_map"}
+
 
 def main(argv: list[str]) -> int:
+    if argv and argv[0] in WITH_OPTIONS:
+        return importlib.import_module(WITH_OPTIONS[argv[0]]).main(argv[1:])
     here = Path(__file__).parent
     names = sorted(m.name for m in pkgutil.iter_modules([str(here)]) if m.name.startswith("bench_"))
     if argv:

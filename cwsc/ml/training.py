@@ -358,10 +358,14 @@ def train_from_arrays(
     config: TrainConfig,
     kge_threshold: float = 0.0,
     on_epoch: Callable[[int, dict, float], None] | None = None,
+    split: P.TrainingSplit | None = None,
 ) -> TrainResult:
     """Train on arrays: predictors ``(C, rows, cols)``, labels and kge ``(rows, cols)`` (mm, NaN nodata).
 
-    ``on_epoch(member, record, fraction_done)`` is called after every epoch.
+    ``on_epoch(member, record, fraction_done)`` is called after every epoch. ``split``, when
+    given, is the cells to train, validate and test on (a benchmark's held-out region, or the
+    same cells for several learners) instead of the one ``config`` draws; its samples must be
+    cells of these arrays with valid predictors.
     """
     from cwsc.machine.devices import resolve_device
 
@@ -371,7 +375,7 @@ def train_from_arrays(
     configure_threads(device, config.threads)
     patch = config.patch_size
     P.check_patch_size(patch, labels.shape)
-    samples = P.select_samples(predictors, labels, kge, kge_threshold)
+    samples = P.select_samples(predictors, labels, kge, kge_threshold) if split is None else split.samples
     n = len(samples.labels)
     if n == 0:
         raise InputFileError(
@@ -379,9 +383,10 @@ def train_from_arrays(
             f"{kge_threshold:g} and valid predictors ({samples.masked} masked by KGE, "
             f"{samples.skipped} skipped for nodata predictors)"
         )
-    split = P.training_split(
-        samples, config.test_fraction, config.split, config.block_size, config.seed, recipe.val_fraction
-    )
+    if split is None:
+        split = P.training_split(
+            samples, config.test_fraction, config.split, config.block_size, config.seed, recipe.val_fraction
+        )
     train_idx, val_idx, test_idx = split.train, split.val, split.test
     if len(train_idx) < recipe.batch_size:
         raise InputFileError(

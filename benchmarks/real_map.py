@@ -1,0 +1,442 @@
+"""The network against the trees on the real-map case, on many splits (issue 34).
+
+    python -m benchmarks real_map --case DIR [--splits ...] [--learners ...] [--quick]
+                                  [--out FILE.jsonl] [--epochs N] [--table FILE.jsonl ...]
+
+``--case``: the folder ``../shared/real-map/build.sh DIR`` builds (``DIR`` or ``DIR/case``:
+``predictors/*.tif`` and ``xie_cwsc.tif``, 16 public predictors and the published CWSC map at
+0.5 degree); ``demo`` (the masked labels and predictors ``make demo`` leaves in
+``demo-output/``); ``twin`` (``make_twin((60, 60), 13 channels, seed 0)``). The repository never
+holds the real case and the tests do not need it.
+
+Splits (:func:`block_splits`, :func:`region_splits`): ``blocks0`` .. ``blocks4``: 30 % of the
+10 x 10-cell blocks held out, seeds 0-4; and held-out regions, the way a map is used where no
+labels exist: on a grid in degrees three latitude bands (``tropics``, ``north`` of 50 N,
+``south`` of 23.5 S) and three continents (``americas``, ``africa``, ``australia``), boxes in
+:data:`GEOGRAPHIC_REGIONS`; on the twin, whose grid is not in degrees, the north, middle and
+south third of its rows. In every split the validation cells (early stopping of the network and
+of the trees) are 15 % of the training cells, drawn in 10 x 10 blocks.
+
+Learners (:data:`LEARNERS`): ``trees-cell`` (the toolkit's gradient-boosted trees,
+:func:`cwsc.ml.baseline.fit_baseline`, on each cell's predictors), ``trees-neighbourhood``
+(the same with the 3 x 3 and 11 x 11 neighbourhood means), ``network`` (the default recipe as
+shipped), and the candidates: ``patch5``, ``patch7`` (patch size), ``minmax`` (the seed's
+per-patch min-max scaling instead of per-channel standardisation), ``context`` (the 31 x 31
+and 91 x 91 neighbourhood means as extra channels), ``position`` (sine and cosine of latitude
+and longitude as extra channels), ``seeds3`` (an ensemble of three seeds), ``tta`` (the default
+network averaged over the 8 rotations and reflections of each test patch, no retraining),
+``net+trees`` (the mean of the default network and the neighbourhood trees). The table adds
+``best-tree``: per split the better of the two trees on test R2, the bar of the issue.
+
+One JSON line per split and learner goes to stdout and ``--out`` (appended; a split and
+learner already in it is not run again, so a long run can be resumed); the table at the end
+gives per learner the mean test R2, its spread (standard deviation over splits), the worst
+split, the mean margin over the best tree on the same splits and the mean seconds.
+``--table FILE ...`` prints the table of result files without running anything. ``--quick``:
+two block splits, one region, the trees and the network with at most 5 epochs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+BLOCK = 10  # cells a side of the blocks held out (and of the validation blocks)
+TEST_FRACTION = 0.3
+VAL_FRACTION = 0.15  # the default recipe's share of the training cells for validation
+BLOCK_SEEDS = (0, 1, 2, 3, 4)
+
+#: Held-out regions on a grid in degrees: name -> (south, north, west, east) in degrees.
+GEOGRAPHIC_REGIONS: dict[str, tuple[float, float, float, float]] = {
+    "tropics": (-23.5, 23.5, -180.0, 180.0),
+    "north": (50.0, 90.0, -180.0, 180.0),
+    "south": (-90.0, -23.5, -180.0, 180.0),
+    "americas": (-90.0, 90.0, -180.0, -30.0),
+    "africa": (-35.0, 37.0, -20.0, 55.0),
+    "australia": (-45.0, -10.0, 110.0, 155.0),
+}
+#: Held-out regions on a grid not in degrees: thirds of the labelled rows, north first.
+ROW_THIRDS = ("north-third", "middle-third", "south-third")
+
+TREES = ("trees-cell", "trees-neighbourhood")
+LEARNERS = (
+    *TREES,
+    "network",
+    "patch5",
+    "patch7",
+    "minmax",
+    "context",
+    "position",
+    "seeds3",
+    "tta",
+    "net+trees",
+)
+BEST_TREE = "best-tree"
+
+
+# ---------------------------------------------------------------------------------------
+# Splits
+# ---------------------------------------------------------------------------------------
+
+
+def block_splits(samples, seeds: Iterable[int] = BLOCK_SEEDS, block: int = BLOCK) -> dict:
+    """``{"blocks<seed>": TrainingSplit}``: for each seed, :data:`TEST_FRACTION` of the
+    samples held out in whole ``block`` x ``block`` blocks, and :data:`VAL_FRACTION` of the
+    rest for validation in blocks too (:func:`cwsc.ml.patches.training_split`, as ``train``
+    with ``SPLIT blocks`` draws it)."""
+    from cwsc.ml import patches as P
+
+    return {
+        f"blocks{s}": P.training_split(samples, TEST_FRACTION, "blocks", block, s, VAL_FRACTION)
+        for s in seeds
+    }
+
+
+def held_out_split(samples, held: np.ndarray, seed: int = 0, block: int = BLOCK):
+    """A :class:`~cwsc.ml.patches.TrainingSplit` testing on the samples where ``held``
+    (bool ``(N,)``) is true; validation: :data:`VAL_FRACTION` of the others in blocks."""
+    from cwsc.ml import patches as P
+
+    test = np.nonzero(held)[0]
+    rest = np.nonzero(~held)[0]
+    sub_tr, sub_val = P.split_samples(
+        samples.rows[rest], samples.cols[rest], VAL_FRACTION, "blocks", block, seed + 1
+    )
+    return P.TrainingSplit(samples, rest[sub_tr], rest[sub_val], test)
+
+
+def region_masks(samples, latitude: np.ndarray | None, longitude: np.ndarray | None) -> dict:
+    """``{region: bool (N,)}``: which samples lie in each held-out region.
+
+    latitude: degrees of each grid row ``(rows,)``; longitude: of each column ``(cols,)``;
+    both None for a grid not in degrees (then :data:`ROW_THIRDS`, by the samples' rows).
+    A region with no sample, or with every sample, is left out (nothing to test or to train on).
+    """
+    n = len(samples.rows)
+    out = {}
+    if latitude is None or longitude is None:
+        edges = np.quantile(samples.rows, [1 / 3, 2 / 3])
+        third = np.searchsorted(edges, samples.rows, side="right")
+        for k, name in enumerate(ROW_THIRDS):
+            out[name] = third == k
+    else:
+        lat, lon = latitude[samples.rows], longitude[samples.cols]
+        for name, (s, nth, w, e) in GEOGRAPHIC_REGIONS.items():
+            out[name] = (lat >= s) & (lat < nth) & (lon >= w) & (lon < e)
+    return {k: v for k, v in out.items() if 0 < int(v.sum()) < n}
+
+
+def region_splits(samples, latitude=None, longitude=None, seed: int = 0) -> dict:
+    """``{region: TrainingSplit}`` holding out each region of :func:`region_masks` whole."""
+    return {
+        name: held_out_split(samples, held, seed)
+        for name, held in region_masks(samples, latitude, longitude).items()
+    }
+
+
+# ---------------------------------------------------------------------------------------
+# The case
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Case:
+    """Predictors float32 ``(C, rows, cols)`` and labels ``(rows, cols)`` in mm (NaN nodata);
+    ``latitude``/``longitude`` of the rows/columns in degrees, None off a geographic grid."""
+
+    name: str
+    predictors: np.ndarray
+    labels: np.ndarray
+    latitude: np.ndarray | None
+    longitude: np.ndarray | None
+
+
+def load_case(case: str) -> Case:
+    from cwsc.ml import patches as P
+
+    if case == "twin":
+        from cwsc.synthetic.twin import make_twin
+
+        t = make_twin((60, 60), channels=13, seed=0)
+        labels = np.where(np.isfinite(t.kge) & (t.kge > 0), t.labels, np.nan).astype(np.float32)
+        return Case("twin", t.predictors, labels, None, None)
+    if case == "demo":
+        folder = ROOT / "demo-output"
+        label_path, pred_dir = folder / "cwsc_labels_masked.tif", folder / "data" / "predictors"
+    else:
+        folder = Path(case).expanduser()
+        if (folder / "case").is_dir():
+            folder = folder / "case"
+        label_path, pred_dir = folder / "xie_cwsc.tif", folder / "predictors"
+    if not label_path.exists():
+        raise SystemExit(f"--case: no labels at '{label_path}' (build the case, or run make demo)")
+    labels, grid = P.read_single_band(str(label_path), "LABELS")
+    paths = sorted(str(p) for p in pred_dir.glob("*.tif"))
+    stack = P.read_predictors(paths, grid)
+    lat = lon = None
+    crs = grid.rasterio_crs()
+    if crs is not None and crs.is_geographic:
+        a, _, c, _, e, f = grid.transform[:6]
+        lat = f + e * (np.arange(grid.height) + 0.5)
+        lon = c + a * (np.arange(grid.width) + 0.5)
+    return Case("demo" if case == "demo" else "real-map", stack.data, labels, lat, lon)
+
+
+# ---------------------------------------------------------------------------------------
+# Learners
+# ---------------------------------------------------------------------------------------
+
+
+def extra_channels(case: Case, kind: str) -> np.ndarray:
+    """The predictors with the candidate's extra channels appended (float32 ``(C', rows, cols)``)."""
+    from cwsc.ml.baseline import neighbourhood_mean
+
+    p = case.predictors
+    if kind == "context":
+        extra = [neighbourhood_mean(p[i], s) for s in (31, 91) for i in range(p.shape[0])]
+    else:  # position: sine and cosine of latitude and longitude (of the row/column index off a geographic grid)
+        h, w = p.shape[1:]
+        lat = case.latitude if case.latitude is not None else 90 - 180 * (np.arange(h) + 0.5) / h
+        lon = case.longitude if case.longitude is not None else -180 + 360 * (np.arange(w) + 0.5) / w
+        la, lo = np.deg2rad(lat)[:, None] * np.ones((1, w)), np.ones((h, 1)) * np.deg2rad(lon)[None, :]
+        extra = [np.sin(la), np.cos(la), np.sin(lo), np.cos(lo)]
+    return np.concatenate([p, np.stack(extra).astype(np.float32)], axis=0)
+
+
+def tta_predictions(result, predictors: np.ndarray, patch: int) -> np.ndarray:
+    """The trained ensemble's test predictions (mm) averaged over the 8 symmetries of the
+    square, patch by patch: float32 ``(N_test,)``."""
+    import torch
+
+    from cwsc.ml import patches as P
+    from cwsc.ml.network import build_network
+    from cwsc.ml.training import predict_scaled
+
+    split, sc = result.split, result.scaling
+    padded = P.pad_block(predictors.copy(), sc, patch // 2)
+    x = torch.from_numpy(
+        P.extract_patches(
+            padded, split.samples.rows[split.test], split.samples.cols[split.test], patch, sc.kind
+        )
+    )
+    net = build_network(result.network)
+    dev = torch.device("cpu")
+    preds = []
+    for state in result.members:
+        net.load_state_dict(state)
+        for k in range(8):
+            xk = x.flip(3) if k & 4 else x
+            xk = torch.rot90(xk, k & 3, dims=(2, 3)).contiguous() if k & 3 else xk
+            preds.append(sc.unscale_labels(predict_scaled(net, xk, dev)))
+    return np.mean(preds, axis=0).astype(np.float32)
+
+
+def run_split(case: Case, split, learners: Sequence[str], epochs: int | None, seed: int) -> Iterable[dict]:
+    """Fit and score each learner on ``split``: yields ``{"learner", "test_r2", "seconds", ...}``."""
+    from cwsc.ml.baseline import NEIGHBOURHOODS, fit_baseline
+    from cwsc.ml.metrics import r2_score
+    from cwsc.ml.training import RECIPES, TrainConfig, train_from_arrays
+
+    obs = split.samples.labels[split.test]
+    trees, networks = {}, {}
+
+    def tree(name: str):
+        if name not in trees:
+            trees[name] = fit_baseline(
+                case.predictors, split, seed, sizes=() if name == "trees-cell" else NEIGHBOURHOODS
+            )
+        return trees[name]
+
+    def network(name: str):
+        if name in networks:
+            return networks[name]
+        predictors = case.predictors
+        options: dict = {"patch_size": 11}
+        if name in ("patch5", "patch7"):
+            options["patch_size"] = int(name[5:])
+        elif name == "minmax":
+            RECIPES["minmax"] = replace(RECIPES["default"], name="minmax", scaling="patch_minmax")
+            options["recipe"] = "minmax"
+        elif name in ("context", "position"):
+            predictors = extra_channels(case, name)
+        elif name == "seeds3":
+            options["ensemble"] = 3
+        config = TrainConfig(**options, epochs=epochs, seed=seed, device="cpu")
+        t0 = time.perf_counter()
+        res = train_from_arrays(predictors, case.labels, None, config, split=split)
+        networks[name] = (res, time.perf_counter() - t0, predictors)
+        return networks[name]
+
+    for learner in learners:
+        t0 = time.perf_counter()
+        extra: dict = {}
+        if learner in TREES:
+            res = tree(learner)
+            r2, seconds, extra = res.test_r2, res.seconds, {"iterations": res.iterations}
+        elif learner == "tta":
+            res, fit_seconds, predictors = network("network")
+            pred = tta_predictions(res, predictors, 11)
+            r2, seconds = r2_score(obs, pred), fit_seconds + time.perf_counter() - t0
+        elif learner == "net+trees":
+            (res, fit_seconds, _), t = network("network"), tree("trees-neighbourhood")
+            r2 = r2_score(obs, 0.5 * (res.test_pred + t.test_pred))
+            seconds = fit_seconds + t.seconds
+        else:
+            res, seconds, _ = network(learner)
+            r2 = res.metrics["test_r2"]
+            extra = {"epochs_run": res.epochs_run}
+        yield {"learner": learner, "test_r2": float(r2), "seconds": round(float(seconds), 1), **extra}
+
+
+# ---------------------------------------------------------------------------------------
+# The table
+# ---------------------------------------------------------------------------------------
+
+
+def summarise(rows: Sequence[dict]) -> list[dict]:
+    """Per case and learner: splits, mean, spread (population standard deviation), worst split
+    of test R2, mean margin over the best tree on the same splits, mean seconds. Adds the
+    ``best-tree`` learner: per split the better of :data:`TREES` (where both ran)."""
+    by: dict[tuple, dict[str, dict]] = {}
+    for r in rows:
+        by.setdefault((r["case"], r["learner"]), {})[r["split"]] = r
+    for case in {c for c, _ in by}:
+        cell, nb = by.get((case, TREES[0]), {}), by.get((case, TREES[1]), {})
+        best = {}
+        for s in set(cell) & set(nb):
+            a, b = cell[s], nb[s]
+            pick = a if a["test_r2"] >= b["test_r2"] else b
+            best[s] = {**pick, "learner": BEST_TREE, "picked": pick["learner"]}
+        if best:
+            by[(case, BEST_TREE)] = best
+    table = []
+    for (case, learner), splits in sorted(by.items()):
+        r2 = np.array([splits[s]["test_r2"] for s in sorted(splits)])
+        worst = min(splits, key=lambda s: splits[s]["test_r2"])
+        best = by.get((case, BEST_TREE), {})
+        common = [s for s in splits if s in best]
+        margin = (
+            float(np.mean([splits[s]["test_r2"] - best[s]["test_r2"] for s in common]))
+            if common
+            else math.nan
+        )
+        table.append(
+            {
+                "case": case,
+                "learner": learner,
+                "splits": len(splits),
+                "mean": float(r2.mean()),
+                "spread": float(r2.std()),
+                "worst": float(splits[worst]["test_r2"]),
+                "worst_split": worst,
+                "vs_best_tree": margin,
+                "seconds": float(np.mean([splits[s]["seconds"] for s in splits])),
+            }
+        )
+    return table
+
+
+def format_table(table: Sequence[dict]) -> str:
+    lines = [
+        "| case | learner | splits | mean test R2 | spread (sd) | worst split | vs best tree | seconds |",
+        "|---|---|---:|---:|---:|---|---:|---:|",
+    ]
+    for t in table:
+        lines.append(
+            f"| {t['case']} | {t['learner']} | {t['splits']} | {t['mean']:.3f} | {t['spread']:.3f} | "
+            f"{t['worst']:.3f} ({t['worst_split']}) | {t['vs_best_tree']:+.3f} | {t['seconds']:.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def read_rows(paths: Iterable[str | Path]) -> list[dict]:
+    rows = []
+    for p in paths:
+        p = Path(p)
+        if p.exists():
+            rows += [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
+    return rows
+
+
+def main(argv: Sequence[str] | None = None, emit: Callable[[str], None] = print) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks real_map", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("--case", help="the real-map case folder, or 'demo' or 'twin'")
+    parser.add_argument("--splits", help="comma-separated split names (default: all)")
+    parser.add_argument("--learners", help=f"comma-separated, of {', '.join(LEARNERS)} (default: all)")
+    parser.add_argument(
+        "--epochs", type=int, help="at most this many epochs per network (default: the recipe's)"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="the learners' seed (the splits have their own)")
+    parser.add_argument(
+        "--out", help="append one JSON line per split and learner to this file (and resume from it)"
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="two block splits, one region, trees and a 5-epoch network"
+    )
+    parser.add_argument(
+        "--table", nargs="+", metavar="FILE", help="print the table of these result files and stop"
+    )
+    args = parser.parse_args(argv)
+    if args.table:
+        emit(format_table(summarise(read_rows(args.table))))
+        return 0
+    if not args.case:
+        parser.error("--case is required (or --table)")
+
+    from cwsc.machine.devices import prepare_process
+
+    prepare_process()  # before torch loads
+    from cwsc.ml import patches as P
+
+    case = load_case(args.case)
+    samples = P.select_samples(case.predictors, case.labels)
+    splits = {**block_splits(samples), **region_splits(samples, case.latitude, case.longitude)}
+    learners = list(LEARNERS)
+    epochs = args.epochs
+    if args.quick:
+        regions = [k for k in splits if not k.startswith("blocks")]
+        splits = {k: splits[k] for k in ("blocks0", "blocks1", *regions[:1])}
+        learners, epochs = [*TREES, "network"], min(epochs or 5, 5)
+    if args.splits:
+        wanted = args.splits.split(",")
+        unknown = [s for s in wanted if s not in splits]
+        if unknown:
+            parser.error(f"--splits: unknown {', '.join(unknown)} (this case has {', '.join(splits)})")
+        splits = {k: splits[k] for k in wanted}
+    if args.learners:
+        learners = args.learners.split(",")
+        unknown = [x for x in learners if x not in LEARNERS]
+        if unknown:
+            parser.error(f"--learners: unknown {', '.join(unknown)} (use {', '.join(LEARNERS)})")
+    emit(
+        f"case {case.name}: {len(samples.labels)} labelled cells, {case.predictors.shape[0]} predictors; "
+        f"splits {', '.join(f'{k} ({len(v.test)} test)' for k, v in splits.items())}"
+    )
+    done = {(r["case"], r["split"], r["learner"]) for r in read_rows([args.out] if args.out else [])}
+    rows = read_rows([args.out]) if args.out else []
+    for name, split in splits.items():
+        todo = [x for x in learners if (case.name, name, x) not in done]
+        for row in run_split(case, split, todo, epochs, args.seed):
+            row = {"case": case.name, "split": name, **row, "epochs_max": epochs}
+            emit(json.dumps(row))
+            rows.append(row)
+            if args.out:
+                with open(args.out, "a") as f:
+                    f.write(json.dumps(row) + "\n")
+    emit(format_table([t for t in summarise(rows) if t["case"] == case.name]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
