@@ -122,8 +122,7 @@ class EvaluateCatchmentsAlgorithm(CwscAlgorithm):
 <p>Scores a CWSC map at gauged catchments: each catchment's models are calibrated on its own
 runoff freely, with sc fixed to the map's mean over the polygon, and with a constant map;
 the validation KGEs tell what the map is worth.</p>
-<p><b>Inputs</b>: <b>CATCHMENTS</b> with <b>ID_FIELD</b> (empty: the field holding the
-table's ids); <b>SERIES</b> (CSV: id, month
+<p><b>Inputs</b>: <b>CATCHMENTS</b> with <b>ID_FIELD</b>; <b>SERIES</b> (CSV: id, month
 YYYY-MM, runoff[, precipitation, pet, temperature]); rasters for the columns it lacks;
 <b>CWSC</b>; optionally <b>REFERENCE_MAPS</b>.</p>
 <p><b>Outputs</b>: <b>OUTPUT</b> (polygons coloured by the map's validation KGE),
@@ -186,7 +185,7 @@ and close to free calibration.</p>
         self.addParameter(
             QgsProcessingParameterField(
                 "ID_FIELD",
-                tr("Catchment id field (empty: the field whose values are the table's ids)"),
+                tr("Catchment id field (empty: matched to the table's ids)"),
                 parentLayerParameterName="CATCHMENTS",
                 optional=True,
             )
@@ -310,9 +309,13 @@ and close to free calibration.</p>
         chosen = (self.parameterAsString(parameters, "ID_FIELD", context) or "").strip()
         ids = series_ids(series)
         source = self.parameterAsSource(parameters, "CATCHMENTS", context)
-        if not ids or source is None:  # the backend names what is wrong with the table or layer
-            if chosen:
-                return chosen
+        if not ids or source is None:
+            # No ids to match (a table the backend will refuse, naming what is wrong with it):
+            # the field named id where there is one.
+            names = source.fields().names() if source is not None else []
+            fallback = next((n for n in names if n.lower() == "id"), names[0] if names else "")
+            if chosen or fallback:
+                return chosen or fallback
             raise QgsProcessingException(tr("ID_FIELD: choose the field that holds the catchment ids"))
         matches = field_matches(source, ids)
         best = max(matches, key=matches.get) if matches else None
