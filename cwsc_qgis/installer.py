@@ -17,6 +17,7 @@ import threading
 import time
 
 from qgis.core import QgsProcessingException
+from qgis.PyQt.QtCore import QObject, pyqtSignal
 
 from . import interpreter, settings
 
@@ -32,6 +33,17 @@ _VERSION_SCRIPT = "import sys, venv, ensurepip; print('%d.%d.%d' % sys.version_i
 
 class SetupCancelled(Exception):
     """The user cancelled the set-up."""
+
+
+class _Notices(QObject):
+    """``backend_ready(python)``: a set-up finished and recorded ``python``. Emitted from the
+    Processing task's thread; a receiver connected in the main thread runs there (queued), so
+    the plugin can take down its "not set up" message without a restart."""
+
+    backend_ready = pyqtSignal(str)
+
+
+NOTICES = _Notices()
 
 
 def default_folder():
@@ -276,13 +288,14 @@ def record(python):
     if cfg is not None and settings.BACKEND_PYTHON in cfg.settings:
         cfg.setSettingValue(settings.BACKEND_PYTHON, python)
     interpreter.forget_checks()
+    NOTICES.backend_ready.emit(python)
 
 
 def backend_info(python, feedback=None):  # noqa: ARG001 - callers pass their feedback
     """The ``info`` command's metrics from ``python``, or a clear error."""
     root = settings.backend_root()
     done = subprocess.run(
-        [python, "-m", "cwsc", "info"],
+        [python, "-m", "cwsc", "--json", "info"],
         capture_output=True,
         text=True,
         timeout=300,

@@ -1,8 +1,13 @@
 """cwsc:info - the backend interpreter, package versions and devices."""
 
 import json
+import os
 
-from qgis.core import QgsProcessingOutputBoolean, QgsProcessingOutputString
+from qgis.core import (
+    QgsProcessingOutputBoolean,
+    QgsProcessingOutputString,
+    QgsProcessingParameterFile,
+)
 
 from .. import runner
 from .base import CwscAlgorithm, tr
@@ -19,6 +24,8 @@ class InfoAlgorithm(CwscAlgorithm):
 backend</i> made, or the one chosen in Processing &gt; Options &gt; Providers &gt; CWSC), the
 versions of the backend, torch, numpy, rasterio and xarray, and the devices: the CPU and,
 when present, each CUDA device with its name and memory.</p>
+<p><b>Input</b>: <b>BACKEND_PYTHON</b> (optional): another interpreter to check, e.g. before
+choosing it in the provider's settings; empty: the one CWSC runs.</p>
 <p><b>Outputs</b>: <b>INTERPRETER</b>, <b>BACKEND_VERSION</b>, <b>TORCH_VERSION</b>,
 <b>CUDA_AVAILABLE</b>, <b>DEVICES</b> (text) and <b>INFO_JSON</b> (everything, as JSON).</p>
 <p>When the backend is missing or broken, run <i>Set up the backend</i> (in this group): it
@@ -27,6 +34,8 @@ builds the environment from inside QGIS and records it.</p>
     HELP = """
 <p>Checks the set-up: which Python environment runs the CWSC backend, the versions of the
 backend and its packages, and the devices (the CPU and each CUDA device).</p>
+<p><b>Input</b>: <b>BACKEND_PYTHON</b> (optional): another interpreter to check; empty: the one CWSC
+runs.</p>
 <p><b>Outputs</b>: <b>INTERPRETER</b>, <b>BACKEND_VERSION</b>, <b>TORCH_VERSION</b>,
 <b>CUDA_AVAILABLE</b>, <b>DEVICES</b>, <b>INFO_JSON</b>.</p>
 <p>When the backend is missing or broken, run <i>Set up the backend</i>.</p>
@@ -34,6 +43,18 @@ backend and its packages, and the devices (the CPU and each CUDA device).</p>
     REFS = ()
 
     def initAlgorithm(self, config=None):  # noqa: N802
+        # A visible parameter also makes the Toolbox open a dialog (with the results and the
+        # log) instead of running in the message bar, whose progress bar QGIS 3.22 feeds
+        # with floats (a TypeError under Python 3.10+).
+        self.addParameter(
+            QgsProcessingParameterFile(
+                "BACKEND_PYTHON",
+                tr("Backend Python interpreter to check (empty: the one in use)"),
+                optional=True,
+                # "*": an interpreter has no extension (QGIS's default filter, *.*, wants one)
+                fileFilter="All files (*)",
+            )
+        )
         self.addOutput(QgsProcessingOutputString("INTERPRETER", tr("Backend interpreter")))
         self.addOutput(QgsProcessingOutputString("BACKEND_VERSION", tr("Backend version")))
         self.addOutput(QgsProcessingOutputString("TORCH_VERSION", tr("torch version")))
@@ -42,7 +63,9 @@ backend and its packages, and the devices (the CPU and each CUDA device).</p>
         self.addOutput(QgsProcessingOutputString("INFO_JSON", tr("Everything, as JSON")))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
-        run = runner.BackendRun("info", [], feedback=feedback)
+        python = (self.parameterAsFile(parameters, "BACKEND_PYTHON", context) or "").strip()
+        python = os.path.abspath(os.path.expanduser(python)) if python else None
+        run = runner.BackendRun("info", [], feedback=feedback, python=python)
         result = run.run()
         python = run.python
         feedback.pushInfo(tr("Backend interpreter: {} (from {})").format(python, run.source))

@@ -35,7 +35,7 @@ profile folder; a new or empty folder, or an earlier environment, which is updat
 venv module; on Windows and macOS install one from python.org if none is found, on Debian and
 Ubuntu <i>apt install python3-venv</i>); <b>PyTorch build</b>: auto (the CUDA build when
 nvidia-smi reports an NVIDIA GPU, else the CPU build), cpu or cuda.</p>
-<p><b>Outputs</b>: <b>PYTHON</b>, the environment's interpreter, and <b>INFO</b>, what the
+<p><b>Outputs</b>: <b>INTERPRETER</b>, the environment's interpreter, and <b>INFO</b>, what the
 backend reports (versions, devices). Cancel stops pip and removes a folder this run made.
 To use an environment you built yourself instead, set <i>Processing &gt; Options &gt;
 Providers &gt; CWSC &gt; Backend Python interpreter</i> to its python.</p>
@@ -48,7 +48,7 @@ plugin: a virtual environment in your QGIS profile, filled by pip with the exact
 plugin was tested with (PyTorch: the CPU build, or CUDA when an NVIDIA GPU is found), then
 checked and recorded.</p>
 <p><b>Inputs</b>: optionally <b>FOLDER</b>, <b>PYTHON</b> (3.10 or newer) and <b>TORCH</b>.</p>
-<p><b>Outputs</b>: <b>PYTHON</b> (the environment's interpreter), <b>INFO</b>.</p>
+<p><b>Outputs</b>: <b>INTERPRETER</b> (the environment's interpreter), <b>INFO</b>.</p>
 <p>Takes a few minutes (PyTorch is a large download); Cancel removes the half-made folder.</p>
 """
     REFS = ()
@@ -67,6 +67,8 @@ checked and recorded.</p>
                 "PYTHON",
                 tr("Python to build it with (3.10+)"),
                 optional=True,
+                # "*": an interpreter has no extension (QGIS's default filter, *.*, wants one)
+                fileFilter="All files (*)",
             )
         )
         self.addParameter(
@@ -77,7 +79,8 @@ checked and recorded.</p>
                 defaultValue=0,
             )
         )
-        self.addOutput(QgsProcessingOutputString("PYTHON", tr("Backend interpreter")))
+        # INTERPRETER, not PYTHON: an output named as an input is listed under the input's label
+        self.addOutput(QgsProcessingOutputString("INTERPRETER", tr("Backend interpreter")))
         self.addOutput(QgsProcessingOutputString("INFO", tr("Backend information")))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
@@ -116,7 +119,7 @@ checked and recorded.</p>
         feedback.setProgress(100)
         feedback.pushInfo(tr("set up in {:.0f} s: {}").format(seconds, summary))
         feedback.pushInfo(tr("the CWSC algorithms now use {}").format(target))
-        return {"PYTHON": target, "INFO": summary}
+        return {"INTERPRETER": target, "INFO": summary}
 
     def build(self, parameters, context, feedback):  # pragma: no cover - not a backend call
         raise QgsProcessingException("cwsc:setup builds the backend; it does not call it")

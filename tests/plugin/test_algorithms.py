@@ -185,6 +185,20 @@ def test_backend_interpreter_without_torch(run_alg, backend_env):
     assert "lacks torch" in str(err.value) and "Set up the backend" in str(err.value)
 
 
+def test_info_opens_a_dialog_and_checks_another_interpreter(run_alg, backend_env):  # noqa: ARG001
+    """The Toolbox runs an algorithm without visible parameters in the message bar, whose
+    progress bar QGIS 3.22 feeds with floats (TypeError: setValue ... 'float'); with BACKEND_PYTHON it
+    opens a dialog, and BACKEND_PYTHON checks an interpreter before it is chosen."""
+    from qgis.core import QgsApplication
+
+    alg = QgsApplication.processingRegistry().algorithmById("cwsc:info")
+    assert alg.countVisibleParameters() == 1
+    result = run_alg("cwsc:info", {"BACKEND_PYTHON": os.environ["CWSC_BACKEND_PYTHON"]})
+    assert result["INTERPRETER"] == os.environ["CWSC_BACKEND_PYTHON"]
+    with pytest.raises(QgsProcessingException, match="lacks torch"):
+        run_alg("cwsc:info", {"BACKEND_PYTHON": "/usr/bin/python3"})  # QGIS's own Python
+
+
 def test_info_reports_the_backend(run_alg):
     result = run_alg("cwsc:info", {})
     assert result["INTERPRETER"] == os.environ["CWSC_BACKEND_PYTHON"]

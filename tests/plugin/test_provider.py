@@ -143,7 +143,7 @@ CONTRACT = {
         ["OUTPUT", "OUTPUT_TABLE", "OUTPUT_REPORT"],
         ["CATCHMENTS_SCORED", "MEDIAN_KGE_VAL_MAP", "MEDIAN_KGE_VAL_FREE", "MEDIAN_KGE_VAL_CONSTANT"],
     ),
-    "cwsc:info": ([], [], []),
+    "cwsc:info": (["BACKEND_PYTHON"], [], []),
     "cwsc:setup": (["FOLDER", "PYTHON", "TORCH"], [], []),
 }
 
@@ -163,7 +163,9 @@ def test_provider_loads_its_algorithms_and_the_workflow(provider):
         [*CONTRACT, "cwsc:demodata", "cwsc:workflow"]
     )
     setup = _alg("cwsc:setup")
-    assert {o.name() for o in setup.outputDefinitions()} >= {"PYTHON", "INFO"}
+    # the output is not named as the input PYTHON (QGIS's help would list it under its label)
+    assert {o.name() for o in setup.outputDefinitions()} >= {"INTERPRETER", "INFO"}
+    assert "PYTHON" not in {o.name() for o in setup.outputDefinitions()}
 
 
 def test_contracted_parameter_and_output_names(provider):  # noqa: ARG001
@@ -348,3 +350,37 @@ def test_without_a_backend_a_message_bar_offers_the_set_up(qgis_iface, monkeypat
     assert [b.text() for b in buttons] == ["Set up the backend"]
     buttons[0].click()
     assert opened == ["cwsc:setup"]
+
+
+def test_after_a_set_up_the_not_set_up_message_goes(qgis_iface, monkeypatch):
+    """A set-up that finishes (in the Processing task's thread) takes the "not set up" message
+    down at once and says which interpreter the algorithms now use: no restart."""
+    import threading
+
+    from qgis.core import QgsProcessingException
+    from qgis.gui import QgsMessageBar
+    from qgis.PyQt.QtCore import QCoreApplication
+
+    import cwsc_qgis
+    from cwsc_qgis import installer, interpreter
+
+    bar = QgsMessageBar()
+    monkeypatch.setattr(qgis_iface, "messageBar", lambda: bar)
+
+    def nothing():
+        raise QgsProcessingException("No CWSC backend interpreter found")
+
+    monkeypatch.setattr(interpreter, "find_backend_python", nothing)
+    plugin = cwsc_qgis.classFactory(qgis_iface)
+    item = plugin.offer_setup()
+    assert bar.items() == [item]
+    # what cwsc:setup does when it has built and recorded the environment, from its thread
+    worker = threading.Thread(target=installer.NOTICES.backend_ready.emit, args=("/opt/cwsc/bin/python",))
+    worker.start()
+    worker.join()
+    for _ in range(20):
+        QCoreApplication.processEvents()
+    assert item not in bar.items()
+    texts = [i.text() for i in bar.items()]
+    assert any("set up" in t and "/opt/cwsc/bin/python" in t for t in texts), texts
+    plugin.unload()

@@ -54,7 +54,7 @@ def test_setup_from_a_fresh_profile_then_info_runs(fresh_profile):
     minutes = (time.monotonic() - t0) / 60
     print(f"cwsc:setup from a fresh profile: {minutes:.1f} min (target under 5 with a warm pip cache)")
     assert data is not None, done.stdout[-3000:] + done.stderr[-3000:]
-    python = data["results"]["PYTHON"]
+    python = data["results"]["INTERPRETER"]
     assert python == str(folder / "bin" / "python") and os.path.isfile(python)
     assert "torch 2.13.0" in data["results"]["INFO"] and "devices: cpu" in data["results"]["INFO"]
     assert minutes < 5
