@@ -351,8 +351,7 @@ and close to free calibration.</p>
             "OUTPUT_TABLE": self.output_file(parameters, "OUTPUT_TABLE", context),
             "OUTPUT_REPORT": self.output_file(parameters, "OUTPUT_REPORT", context),
         }
-        series = self.parameterAsFile(parameters, "SERIES", context)
-        series = os.path.abspath(os.path.expanduser(series)) if series else series
+        series = self.user_path(parameters, "SERIES", context)
         id_field = self.id_field(parameters, context, feedback, series)
         args = [
             "--catchments",
