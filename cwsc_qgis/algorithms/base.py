@@ -445,6 +445,14 @@ class CwscAlgorithm(QgsProcessingAlgorithm):
             paths.append(local_raster_path(layer, name, context, feedback))
         return paths
 
+    def user_path(self, parameters, name, context):
+        """A file or folder parameter's path, absolute: a relative path (``MODEL=model.pt`` in
+        ``qgis_process``) is the caller's, from the folder QGIS was started in, never the
+        backend's (which runs in the plugin's folder, which the next update of the plugin
+        replaces); ``~`` is the home folder. Empty when not given."""
+        path = (self.parameterAsFile(parameters, name, context) or "").strip()
+        return os.path.abspath(os.path.expanduser(path)) if path else ""
+
     def output_raster(self, parameters, name, context, optional=False):
         path = self.parameterAsOutputLayer(parameters, name, context)
         if optional and not path:

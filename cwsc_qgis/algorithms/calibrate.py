@@ -284,7 +284,7 @@ last quarter is kept for validation.</p>
         )
         if scheduler:
             args += ["--dask-scheduler", scheduler]
-        work_dir = self.parameterAsFile(parameters, "WORK_DIR", context)
+        work_dir = self.user_path(parameters, "WORK_DIR", context)
         if work_dir:
             args += ["--work-dir", work_dir]
             if self.parameterAsBool(parameters, "KEEP_WORK", context):

@@ -74,7 +74,7 @@ against the truth.</p>
         self.addOutput(QgsProcessingOutputString("TRUE_CWSC", tr("True CWSC (mm)")))
 
     def build(self, parameters, context, feedback):
-        folder = self.parameterAsString(parameters, "OUTPUT", context)
+        folder = os.path.abspath(os.path.expanduser(self.parameterAsString(parameters, "OUTPUT", context)))
         # The folder itself is the output: it must be new or empty (the backend refuses a file).
         checked_output("OUTPUT", os.path.join(folder, "README.md"))
         args = ["--out", folder, "--seed", str(self.parameterAsInt(parameters, "SEED", context))]

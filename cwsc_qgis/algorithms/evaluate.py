@@ -154,7 +154,7 @@ KGE of the models run with sc fixed to the map against free calibration and a co
             path = self.raster_path(parameters, name, context, feedback, optional=True)
             if path:
                 args += [flag, path]
-        model = self.parameterAsFile(parameters, "MODEL", context)
+        model = self.user_path(parameters, "MODEL", context)
         if model:
             args += ["--model", model]
         models = self.parameterAsEnums(parameters, "MODELS", context) or [0, 1, 2]

@@ -104,7 +104,7 @@ NetCDF copy.</p>
             ),
             "OUTPUT_NETCDF": self.output_file(parameters, "OUTPUT_NETCDF", context, optional=True),
         }
-        args = ["--model", self.parameterAsFile(parameters, "MODEL", context)]
+        args = ["--model", self.user_path(parameters, "MODEL", context)]
         args += ["--predictors"] + self.raster_paths(parameters, "PREDICTORS", context, feedback)
         args += ["--device", self.device(parameters, "DEVICE", context), "--out", outputs["OUTPUT"]]
         batch = self.optional_number(parameters, "BATCH_SIZE", context)

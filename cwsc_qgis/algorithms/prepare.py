@@ -1,6 +1,8 @@
 """cwsc:prepare - real products (GeoTIFF or NetCDF, any units, periods and grids) onto one grid
 in mm/month over their common months, and the climate predictors derived from them."""
 
+import os
+
 from qgis.core import (
     QgsProcessingOutputNumber,
     QgsProcessingOutputString,
@@ -136,7 +138,7 @@ averaged by area when grids differ.</p>
         }
         args = []
         for name, stem, _ in FORCINGS:
-            args += ["--" + stem, self.parameterAsFile(parameters, name, context)]
+            args += ["--" + stem, self.user_path(parameters, name, context)]
             variable = (self.parameterAsString(parameters, name + "_VARIABLE", context) or "").strip()
             if variable:
                 args += ["--{}-var".format(stem), variable]
@@ -152,7 +154,7 @@ averaged by area when grids differ.</p>
             "--out-runoff",
             outputs["OUTPUT_RUNOFF"],
         ]
-        temperature = (self.parameterAsFile(parameters, "TEMPERATURE", context) or "").strip()
+        temperature = self.user_path(parameters, "TEMPERATURE", context)
         if temperature:
             args += ["--temperature", temperature]
             variable = (self.parameterAsString(parameters, "TEMPERATURE_VARIABLE", context) or "").strip()
@@ -165,6 +167,7 @@ averaged by area when grids differ.</p>
             args += ["--out-temperature", out]
         folder = self.parameterAsString(parameters, "OUTPUT_PREDICTORS", context)
         if folder:
+            folder = os.path.abspath(os.path.expanduser(folder))
             args += ["--out-predictors", folder]
             outputs["OUTPUT_PREDICTORS"] = folder
         return args + self.forcing_args(parameters, context), outputs

@@ -594,3 +594,69 @@ def test_demo_data_from_the_toolbox_loads_as_a_group(provider, tmp_path):
         group = project.layerTreeRoot().findGroup("CWSC demo data")
         if group is not None:
             project.layerTreeRoot().removeChildNode(group)
+
+
+def test_relative_paths_are_the_callers(provider, data_dir, tmp_path, monkeypatch):  # noqa: ARG001
+    """qgis_process in a user's folder: ``MODEL=cwsc_model.pt`` right after train wrote it there,
+    ``WORK_DIR=wd``, ``SERIES=gauges.csv``, ``OUTPUT=cwsc.tif`` are files of that folder, never
+    of the plugin's (where the backend runs and the next plugin update deletes what is there)."""
+    import shutil
+
+    from qgis.core import QgsApplication, QgsProcessingContext
+
+    here = tmp_path / "my project"
+    here.mkdir()
+    for name in ("precipitation.tif", "pet.tif", "runoff.tif"):
+        shutil.copy(data_dir / name, here / name)
+    (here / "cwsc_model.pt").write_bytes(b"a model file")
+    (here / "gauges.csv").write_text("id,month,runoff\ng0,2001-01,3\n", encoding="utf-8")
+    monkeypatch.chdir(here)
+
+    def build(alg_id, params):
+        alg = QgsApplication.processingRegistry().algorithmById(alg_id).create()
+        context = QgsProcessingContext()
+        context.setProject(QgsProject.instance())
+        args, _ = alg.build(params, context, QgsProcessingFeedback())
+        return [str(a) for a in args]
+
+    def option(args, flag):
+        return args[args.index(flag) + 1]
+
+    predictors = [str(p) for p in sorted((data_dir / "predictors").glob("*.tif"))]
+    args = build("cwsc:predict", {"MODEL": "cwsc_model.pt", "PREDICTORS": predictors, "OUTPUT": "cwsc.tif"})
+    assert option(args, "--model") == str(here / "cwsc_model.pt")
+    assert option(args, "--out") == str(here / "cwsc.tif")
+    args = build(
+        "cwsc:calibrate",
+        {
+            "PRECIPITATION": "precipitation.tif",
+            "PET": "pet.tif",
+            "RUNOFF": "runoff.tif",
+            "WORK_DIR": "wd",
+            "OUTPUT_CWSC": "labels.tif",
+            "OUTPUT_KGE": "kge.tif",
+        },
+    )
+    assert option(args, "--work-dir") == str(here / "wd")
+    assert option(args, "--precip") == str(here / "precipitation.tif")
+    args = build(
+        "cwsc:evaluate",
+        {"CWSC": str(data_dir / "labels.tif"), "MODEL": "cwsc_model.pt", "OUTPUT_REPORT": "report.html"},
+    )
+    assert option(args, "--model") == str(here / "cwsc_model.pt")
+    args = build(
+        "cwsc:prepare",
+        {
+            "PRECIPITATION": "precipitation.tif",
+            "PET": "pet.tif",
+            "RUNOFF": "runoff.tif",
+            "OUTPUT_PRECIPITATION": "p.tif",
+            "OUTPUT_PET": "e.tif",
+            "OUTPUT_RUNOFF": "q.tif",
+            "OUTPUT_PREDICTORS": "climate",
+        },
+    )
+    assert option(args, "--runoff") == str(here / "runoff.tif")
+    assert option(args, "--out-predictors") == str(here / "climate")
+    args = build("cwsc:demodata", {"OUTPUT": "demo"})
+    assert option(args, "--out") == str(here / "demo")
