@@ -21,11 +21,13 @@ import numpy as np
 
 from cwsc.errors import OutputRefused
 from cwsc.io import rasters as io
+from cwsc.io.catchments import write_catchments, write_table
 from cwsc.io.rasters import Grid
 
 #: predictor file stem -> band description (units in brackets, as the original inputs)
 from cwsc.progress import progress
 from cwsc.synthetic.fields import smooth_field
+from cwsc.synthetic.gauges import GAUGE_FIELDS, SERIES_FIELDS, demo_gauges
 
 log = logging.getLogger(__name__)
 
@@ -295,6 +297,8 @@ Grid: {width} x {height} cells of 0.5 degree, EPSG:4326, {west} to {east} E, {so
 | `failed_cells.tif` | 1 where the runoff was replaced by noise, 0 elsewhere | - |
 | `runoff_model.tif` | the model that made each cell's runoff: 0 DWBM, 1 SWBM, 2 TVGM | - |
 | `predictors/*.tif` | 13 predictor rasters (the ResNet's channels), one band each: {predictors} | see band descriptions |
+| `gauges.gpkg` | 12 gauged catchments (field `gauge`: G01 ...), squares of 2 x 2 cells whose runoff a model made | - |
+| `gauges.csv` | their monthly runoff (`id`, `month`, `runoff`): the area-weighted mean of the four cells, for *Evaluate CWSC at gauged catchments* | mm/month |
 
 The true CWSC is a nonlinear function of soil depth, tree cover, aridity, slope, soil
 texture and LAI (see `cwsc/synthetic/demo_region.py`, `true_cwsc`).
@@ -347,7 +351,9 @@ def write_demo(
     paths = {name: out / f"{name}.tif" for name, _, _ in series + maps}
     paths.update({f"predictors/{name}": out / "predictors" / f"{name}.tif" for name in PREDICTORS})
     paths.update({"README": out / "README.md", "manifest": out / "manifest.json"})
-    kinds = {"README": "text", "manifest": "json"}
+    # the gauged catchments of the demo (cwsc:evaluatecatchments): polygons and their runoff
+    paths.update({"gauges": out / "gauges.gpkg", "gauges_table": out / "gauges.csv"})
+    kinds = {"README": "text", "manifest": "json", "gauges": "vector", "gauges_table": "table"}
     with Outputs(paths, kinds=kinds) as outputs:
         progress(log, 0.05, "writing the demo data")
         data = make_demo(region, seed, formulation, snow=snow)
@@ -364,6 +370,9 @@ def write_demo(
             io.write_raster(outputs.temporary(name), data[key][None], grid, [what])
         for name, description in PREDICTORS.items():
             io.write_raster(outputs.temporary(f"predictors/{name}"), data[name][None], grid, [description])
+        shapes, records, rows = demo_gauges(data["failed"], data["runoff_series"], grid, labels)
+        write_catchments(outputs.temporary("gauges"), shapes, records, GAUGE_FIELDS, layer="gauges")
+        write_table(outputs.temporary("gauges_table"), rows, SERIES_FIELDS)
         land = int(data["land"].sum())
         failed = int(np.nansum(data["failed"]))
         outputs.temporary("README").write_text(
@@ -384,7 +393,10 @@ def write_demo(
             + (_SNOW_README if snow else ""),
             encoding="utf-8",
         )
-        files = {name: str(paths[name]) for name in ("precipitation", "pet", "runoff", "true_cwsc")}
+        files = {
+            name: str(paths[name])
+            for name in ("precipitation", "pet", "runoff", "true_cwsc", "gauges", "gauges_table")
+        }
         if snow:
             files["temperature"] = str(paths["temperature"])
         manifest = {
