@@ -75,6 +75,19 @@ def write_sidecar(raster_path, style, feedback=None):
         return None
 
 
+def shared_scale_style(style, target):
+    """A copy of ``style`` (one of :data:`SHARED_SCALE`) on the shared scale at ``target``,
+    written away from the data (a file beside a demo folder's raster would be a stranger
+    there); its path, or the template's when the copy cannot be written."""
+    template = style_file(style)
+    try:
+        if _write_rescaled(template, target, 0.0, setting_scale_max(), SHARED_SCALE[style]):
+            return target
+    except OSError:
+        pass
+    return template
+
+
 def _band_maximum(raster_path):
     """The maximum of band 1, from a data provider alone (no layer, no renderer)."""
     from qgis.core import QgsDataProvider, QgsProviderRegistry
@@ -222,15 +235,20 @@ class FirstBandPostProcessor(QgsProcessingLayerPostProcessorInterface):
 
     _alive = []
 
-    def __init__(self, first_band=True, group=None):
+    def __init__(self, first_band=True, group=None, subgroup=None, qml=None):
         super().__init__()
         self.first_band = first_band
         self.group = group
+        self.subgroup = subgroup
+        self.qml = qml
 
     def postProcessLayer(self, layer, context, feedback):  # noqa: N802 - QGIS API
         if layer is None or not layer.isValid():
             return
-        if self.first_band and layer.bandCount() > 1:
+        if self.qml and os.path.isfile(self.qml):
+            layer.loadNamedStyle(self.qml)
+            layer.triggerRepaint()
+        elif self.first_band and hasattr(layer, "bandCount") and layer.bandCount() > 1:
             from qgis.core import QgsContrastEnhancement, QgsSingleBandGrayRenderer
 
             provider = layer.dataProvider()
@@ -246,14 +264,19 @@ class FirstBandPostProcessor(QgsProcessingLayerPostProcessorInterface):
         if self.group and context.project() is not None:
             root = context.project().layerTreeRoot()
             group = root.findGroup(self.group) or root.insertGroup(0, self.group)
+            if self.subgroup:
+                # a subgroup keeps apart what must not be mixed up (monthly forcing and the
+                # annual means among the predictors); it stays below the group's layers
+                group = group.findGroup(self.subgroup) or group.addGroup(self.subgroup)
+                group.setExpanded(False)
             node = root.findLayer(layer.id())
             if node is not None and node.parent() is not group:
                 group.addChildNode(node.clone())
                 node.parent().removeChildNode(node)
 
     @classmethod
-    def create(cls, first_band=True, group=None):
-        processor = cls(first_band, group)
+    def create(cls, first_band=True, group=None, subgroup=None, qml=None):
+        processor = cls(first_band, group, subgroup, qml)
         cls._alive.append(processor)
         return processor
 
@@ -267,19 +290,23 @@ def show_first_band(raster_path, context, name=None):
             details.name = name
 
 
-def load_on_completion(paths, context, group_name):
+def load_on_completion(paths, context, group_name, names=None, subgroups=None, qmls=None):
     """Add files the algorithm wrote beyond its declared outputs (the predictors of a folder,
     the demo data) to the layers QGIS loads when the run ends, in the group ``group_name``;
-    a many-band raster shows its first band."""
+    a many-band raster shows its first band. Per path, optionally: ``names`` its layer name
+    (default: the file's stem), ``subgroups`` a group inside ``group_name``, ``qmls`` a style."""
     if context is None or context.project() is None:
         return
     from qgis.core import QgsProcessingContext
 
+    names, subgroups, qmls = names or {}, subgroups or {}, qmls or {}
     for path in paths:
         if os.path.isfile(path):
-            name = os.path.splitext(os.path.basename(path))[0]
+            name = names.get(path) or os.path.splitext(os.path.basename(path))[0]
             details = QgsProcessingContext.LayerDetails(name, context.project(), name)
-            details.setPostProcessor(FirstBandPostProcessor.create(True, group_name))
+            details.setPostProcessor(
+                FirstBandPostProcessor.create(True, group_name, subgroups.get(path), qmls.get(path))
+            )
             context.addLayerToLoadOnCompletion(path, details)
 
 

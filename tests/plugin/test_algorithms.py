@@ -566,6 +566,14 @@ def test_prepare_outputs_load_readable_and_the_predictors_with_them(provider, da
             project.removeMapLayer(i)
 
 
+def test_demo_data_defaults_to_a_folder_the_user_keeps(provider):  # noqa: ARG001
+    from qgis.core import QgsApplication
+
+    alg = QgsApplication.processingRegistry().algorithmById("cwsc:demodata")
+    default = alg.parameterDefinition("OUTPUT").defaultValue()
+    assert default == os.path.join(os.path.expanduser("~"), "CWSC demo data")
+
+
 def test_demo_data_from_the_toolbox_loads_as_a_group(provider, tmp_path):
     """Create demo data: a user without a terminal gets the demo region, loaded as a group."""
     import processing
@@ -588,6 +596,27 @@ def test_demo_data_from_the_toolbox_loads_as_a_group(provider, tmp_path):
         assert group is not None
         names = {Path(node.layer().source()).name for node in group.findLayers()}
         assert {"precipitation.tif", "pet.tif", "runoff.tif", "true_cwsc.tif", "elevation.tif"} <= names
+        # Named apart: the monthly forcing and the annual means among the predictors (a
+        # subgroup), never two layers of one name in a drop-down.
+        layers = [node.layer() for node in group.findLayers()]
+        assert len({layer.name() for layer in layers}) == len(layers), sorted(x.name() for x in layers)
+        by_name = {layer.name(): layer for layer in layers}
+        assert Path(by_name["precipitation (monthly)"].source()).name == "precipitation.tif"
+        predictors = group.findGroup("predictors (annual means and maps)")
+        assert predictors is not None
+        inside = {node.layer().name() for node in predictors.findLayers()}
+        assert len(inside) == 13 and "precipitation, annual mean (predictor)" in inside
+        assert "precipitation (monthly)" not in inside
+        # The gauges, to try Evaluate CWSC at gauged catchments on (with gauges.csv).
+        gauges = by_name["gauges (catchments, G01-G12)"]
+        assert gauges.featureCount() == 12 and result["GAUGES"] == str(tmp_path / "demo" / "gauges.gpkg")
+        assert Path(result["GAUGES_TABLE"]).read_text(encoding="utf-8").startswith("id,month,runoff")
+        # The true CWSC on the CWSC scale (0-800 mm), not grey over its own range.
+        truth = by_name["true CWSC (mm)"].renderer()
+        assert truth.type() == "singlebandpseudocolor"
+        assert (truth.classificationMin(), truth.classificationMax()) == (0.0, 800.0)
+        # and the folder holds only what demo-data wrote (a rerun there replaces it whole)
+        assert not list((tmp_path / "demo").glob("*.qml"))
     finally:
         for i in set(project.mapLayers()) - before:
             project.removeMapLayer(i)
