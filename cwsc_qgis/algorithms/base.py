@@ -28,7 +28,7 @@ from qgis.PyQt.QtCore import QCoreApplication, QUrl
 from qgis.PyQt.QtGui import QIcon
 
 from .. import settings, styles
-from ..compat import CAPABILITY_SIZE, DOUBLE, FLAG_ADVANCED, INTEGER, WRITER_OK
+from ..compat import CAPABILITY_SIZE, DOUBLE, FLAG_ADVANCED, INTEGER, TYPE_RASTER, WRITER_OK
 from ..glossary import term
 from ..runner import BackendCancelled, run_backend
 
@@ -432,18 +432,51 @@ class CwscAlgorithm(QgsProcessingAlgorithm):
         return local_raster_path(layer, name, context, feedback)
 
     def raster_paths(self, parameters, name, context, feedback):
+        """The files of a list of raster layers (PREDICTORS); GIS sidecar files that "Add
+        Directory..." picks up (``.aux.xml``, ``.qml``, ``.ovr`` ...) are left out, and a
+        predictor with many bands (a monthly series given as a predictor) is refused."""
         values = parameters.get(name)
+        if isinstance(values, (list, tuple)):
+            values = [v for v in values if not is_sidecar(v)]
+            parameters = dict(parameters, **{name: values})
         if isinstance(values, (list, tuple)) and values and all(_file_path(v) for v in values):
-            return [_file_path(v) for v in values]
-        layers = self.parameterAsLayerList(parameters, name, context)
-        if not layers:
-            raise QgsProcessingException(tr("{}: at least one raster layer is needed").format(name))
-        paths = []
-        for layer in layers:
-            if not isinstance(layer, QgsRasterLayer):
-                raise QgsProcessingException(tr("{}: '{}' is not a raster layer").format(name, layer.name()))
-            paths.append(local_raster_path(layer, name, context, feedback))
+            paths = [_file_path(v) for v in values]
+        else:
+            layers = self.parameterAsLayerList(parameters, name, context)
+            if not layers:
+                raise QgsProcessingException(tr("{}: at least one raster layer is needed").format(name))
+            paths = []
+            for layer in layers:
+                if not isinstance(layer, QgsRasterLayer):
+                    raise QgsProcessingException(
+                        tr("{}: '{}' is not a raster layer").format(name, layer.name())
+                    )
+                paths.append(local_raster_path(layer, name, context, feedback))
+        if name == "PREDICTORS":
+            for path in paths:
+                check_predictor_bands(name, path)
         return paths
+
+    def checkParameterValues(self, parameters, context):  # noqa: N802 - QGIS API
+        """QGIS's check, with a list of layers checked one by one so that a refusal names the
+        file ("Incorrect parameter value for PREDICTORS" does not), and the sidecar files that
+        "Add Directory..." picks up left out instead of refused."""
+        parameters = dict(parameters)
+        for definition in self.parameterDefinitions():
+            name, values = definition.name(), parameters.get(definition.name())
+            if definition.type() != "multilayer" or not isinstance(values, (list, tuple)):
+                continue
+            values = [v for v in values if not is_sidecar(v)]
+            for value in values:
+                if not isinstance(value, str):
+                    continue
+                unreadable = not definition.checkValueIsAcceptable([value], context)
+                if definition.layerType() == TYPE_RASTER and os.path.isfile(value):
+                    unreadable = unreadable or _raster_bands(value) == 0  # a CSV opens as a table
+                if unreadable:
+                    return False, tr("{}: '{}' is not a raster QGIS can open").format(name, value)
+            parameters[name] = values
+        return super().checkParameterValues(parameters, context)
 
     def user_path(self, parameters, name, context):
         """A file or folder parameter's path, absolute: a relative path (``MODEL=model.pt`` in
@@ -735,6 +768,40 @@ def checked_output(name, path):
     if os.path.isdir(path):
         raise QgsProcessingException(tr("{}: '{}' is a folder, not a file name").format(name, path))
     return path
+
+
+#: Files GIS programs keep beside a raster (statistics, styles, overviews, world files),
+#: never inputs themselves.
+SIDECARS = (".aux.xml", ".qml", ".sld", ".ovr", ".msk", ".tfw", ".wld", ".prj", ".xml", ".md", ".txt")
+#: More bands than this in one predictor file is a series (monthly forcing), not a predictor.
+MAX_PREDICTOR_BANDS = 12
+
+
+def is_sidecar(value):
+    """True for a path (a string) to a sidecar file of :data:`SIDECARS`."""
+    return isinstance(value, str) and value.lower().endswith(SIDECARS)
+
+
+def check_predictor_bands(name, path):
+    """Refuse a predictor file with more than :data:`MAX_PREDICTOR_BANDS` bands, naming it: a
+    360-band monthly raster is not 360 predictors."""
+    bands = _raster_bands(path)
+    if bands > MAX_PREDICTOR_BANDS:
+        raise QgsProcessingException(
+            tr(
+                "{}: '{}' has {} bands, a series (monthly forcing?) rather than a predictor: a "
+                "predictor is a map of one band (or a few); give its mean instead, e.g. the "
+                "annual means Prepare forcing and predictors writes"
+            ).format(name, os.path.basename(path), bands)
+        )
+
+
+def _raster_bands(path):
+    """The number of bands of the raster file ``path`` (0: GDAL cannot open it as a raster)."""
+    from qgis.core import QgsDataProvider, QgsProviderRegistry
+
+    provider = QgsProviderRegistry.instance().createProvider("gdal", path, QgsDataProvider.ProviderOptions())
+    return provider.bandCount() if provider is not None and provider.isValid() else 0
 
 
 def local_raster_path(layer, name, context, feedback):

@@ -689,3 +689,43 @@ def test_relative_paths_are_the_callers(provider, data_dir, tmp_path, monkeypatc
     assert option(args, "--out-predictors") == str(here / "climate")
     args = build("cwsc:demodata", {"OUTPUT": "demo"})
     assert option(args, "--out") == str(here / "demo")
+
+
+def test_predictor_lists_skip_sidecars_and_name_what_they_refuse(provider, data_dir, tmp_path):  # noqa: ARG001
+    """ "Add Directory..." in a predictor list also adds QGIS's .aux.xml files: left out, not
+    "Incorrect parameter value for PREDICTORS"; a file that is no raster is named; a monthly
+    raster given as a predictor (48 bands here, 360 in the demo) is refused, named."""
+    import shutil
+
+    from qgis.core import QgsApplication, QgsProcessingContext
+
+    folder = tmp_path / "predictors"
+    shutil.copytree(data_dir / "predictors", folder)
+    (folder / "elevation.tif.aux.xml").write_text("<PAMDataset/>", encoding="utf-8")
+    alg = QgsApplication.processingRegistry().algorithmById("cwsc:train").create()
+    context = QgsProcessingContext()
+    context.setProject(QgsProject.instance())
+    listed = sorted(str(p) for p in folder.iterdir())  # what "Add Directory..." puts in the list
+    params = {
+        "PREDICTORS": listed,
+        "LABELS": str(data_dir / "labels.tif"),
+        "OUTPUT_MODEL": str(tmp_path / "model.pt"),
+        "OUTPUT_REPORT": str(tmp_path / "report.html"),
+    }
+    ok, message = alg.checkParameterValues(params, context)
+    assert ok, message
+    args, _ = alg.build(params, context, QgsProcessingFeedback())
+    args = [str(a) for a in args]
+    given = args[args.index("--predictors") + 1 : args.index("--predictors") + 4]
+    assert given == sorted(str(p) for p in folder.glob("*.tif"))
+    assert not any(a.endswith(".aux.xml") for a in args)
+    (folder / "stations.csv").write_text("id,x\n1,2\n", encoding="utf-8")
+    ok, message = alg.checkParameterValues(
+        {**params, "PREDICTORS": [*listed, str(folder / "stations.csv")]}, context
+    )
+    assert not ok and "stations.csv" in message and "PREDICTORS" in message, message
+    monthly = {**params, "PREDICTORS": [*listed, str(data_dir / "precipitation.tif")]}
+    with pytest.raises(QgsProcessingException) as refused:
+        alg.build(monthly, context, QgsProcessingFeedback())
+    print("\nrefused:", refused.value)
+    assert "'precipitation.tif' has 48 bands" in str(refused.value)
