@@ -311,7 +311,12 @@ def match_ids(
     """Pair the polygons with the series by id: the ids that have both (in the polygons'
     order), and a :class:`NotScored` for a polygon without a series and for a series without
     a polygon. Ids already listed in ``known`` (the problems of :func:`read_catchments` and of
-    the table) are not listed again."""
+    the table) are not listed again.
+
+    Ids left unpaired that are one number written two ways (``7`` in an integer field of the
+    polygons, ``007`` in the table, as gauge numbers with leading zeros often are) are paired
+    with a warning naming them, one to one only; the table's series is then filed under the
+    polygon's id (``series`` is changed in place)."""
     already = {p.id for p in known}
     if isinstance(series, SeriesTable):
         table, have = f"'{series.path}'", series.series
@@ -320,6 +325,8 @@ def match_ids(
         table, have = "the series table", series
     shape_ids = [s.id for s in shapes]
     polygon_set = set(shape_ids)
+    if isinstance(have, dict):
+        _pair_by_number(shape_ids, have, table)
     paired = [i for i in shape_ids if i in have]
     problems = [
         NotScored(i, f"catchment {i} has a polygon but no row in the series table {table}")
@@ -332,6 +339,39 @@ def match_ids(
         if i not in polygon_set and i not in already
     ]
     return paired, problems
+
+
+def _number(cid: str) -> int | None:
+    """An id made of ASCII digits only as its number (``"007"`` -> 7), else None."""
+    text = cid.strip()
+    return int(text) if text.isascii() and text.isdigit() else None
+
+
+def _pair_by_number(shape_ids: Sequence[str], have: dict[str, Any], table: str) -> None:
+    """File under the polygon's id the series whose id is the same number with other leading
+    zeros, where the number names exactly one unpaired polygon and one unpaired series."""
+    lone_shapes = [i for i in shape_ids if i not in have]
+    polygon_set = set(shape_ids)
+    lone_series = [i for i in have if i not in polygon_set]
+    by_number: dict[int, tuple[list[str], list[str]]] = {}
+    for side, ids in ((0, lone_shapes), (1, lone_series)):
+        for i in ids:
+            n = _number(i)
+            if n is not None:
+                by_number.setdefault(n, ([], []))[side].append(i)
+    pairs = [(s[0], t[0]) for s, t in by_number.values() if len(s) == 1 and len(t) == 1]
+    for polygon_id, table_id in pairs:
+        found = have.pop(table_id)
+        if isinstance(found, Series):
+            found.id = polygon_id
+        have[polygon_id] = found
+    if pairs:
+        log.warning(
+            "catchments: ids paired as numbers, the same gauge with and without leading zeros "
+            "(polygon = series table %s): %s",
+            table,
+            _some([f"{a} = {b}" for a, b in pairs]),
+        )
 
 
 def runoff_in_mm(

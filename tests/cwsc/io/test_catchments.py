@@ -117,6 +117,20 @@ def test_match_ids_both_ways(tmp_path):
     assert "catchment 9 has rows in the series table" in reasons["9"] and "no polygon" in reasons["9"]
 
 
+def test_match_ids_integer_against_zero_padded_ids(tmp_path, caplog):
+    # an integer id field (7, 12) against a table of gauge numbers with leading zeros
+    shapes = [C.CatchmentShape(i, poly(box(0, 0, 1, 1)), WGS84) for i in ("7", "12", "30", "4")]
+    rows = [(i, m, "1") for i in ("007", "0012", "030", "0030", "4") for m in months_from(2001, 24)]
+    table = C.read_series(write_csv(tmp_path / "q.csv", rows))
+    with caplog.at_level(logging.WARNING, logger="cwsc.io.catchments"):
+        paired, problems = C.match_ids(shapes, table)
+    assert paired == ["7", "12", "4"]
+    assert "7 = 007" in caplog.text and "12 = 0012" in caplog.text and "q.csv" in caplog.text
+    assert table.series["7"].id == "7" and "007" not in table.series
+    # 30 is ambiguous (030 and 0030): not paired, every id listed
+    assert {p.id for p in problems} == {"30", "030", "0030"}
+
+
 def test_runoff_in_mm():
     months = ["2000-01", "2000-02", "2001-02"]
     values = np.array([1.0, 1.0, 1.0])
