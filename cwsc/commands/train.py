@@ -28,7 +28,7 @@ def _train(args, outputs: Outputs) -> dict:
     from cwsc.machine.devices import resolve_device
     from cwsc.machine.versions import software_versions
     from cwsc.ml import patches as P
-    from cwsc.ml.baseline import fit_baseline
+    from cwsc.ml.baseline import fit_best_baseline
     from cwsc.ml.modelfile import ModelBundle, grid_summary, save_model
     from cwsc.ml.training import TrainConfig, recipe_dict, train_from_arrays
     from cwsc.reports.html import baseline_sentence, training_report
@@ -93,11 +93,14 @@ def _train(args, outputs: Outputs) -> dict:
         "test: "
         + ", ".join(f"{k[5:]} {v:.4g}" for k, v in m.items() if isinstance(v, float) and np.isfinite(v))
     )
-    # The tree baseline on the network's own cells (after it: the network's results are
-    # untouched by it).
-    protocol.progress(0.9, "fitting the tree baseline")
-    baseline = fit_baseline(stack.data, result.split, args.seed)
-    protocol.log(baseline_sentence(m["test_r2"], baseline.test_r2))
+    # The tree baselines on the network's own cells (after it: the network's results are
+    # untouched by them); the network is compared with the better one.
+    protocol.progress(0.9, "fitting the tree baselines")
+    best = fit_best_baseline(stack.data, result.split, args.seed)
+    baseline = best.result
+    line = baseline_sentence(m["test_r2"], baseline.test_r2, best.name)
+    trails = np.isfinite(m["test_r2"]) and np.isfinite(baseline.test_r2) and m["test_r2"] <= baseline.test_r2
+    (protocol.warning if trails else protocol.log)(line)
     settings = {
         "recipe": recipe.name,
         "patch_size": args.patch_size,
@@ -119,13 +122,20 @@ def _train(args, outputs: Outputs) -> dict:
         patch_size=args.patch_size,
         grid=grid_summary(grid),
         recipe=recipe_dict(recipe),
-        metrics={**m, "test_r2_baseline": baseline.test_r2},
+        metrics={
+            **m,
+            "test_r2_baseline": baseline.test_r2,
+            "baseline": best.name,
+            **{f"test_r2 ({name})": r2 for name, r2 in best.test_r2.items()},
+        },
         sizes=s,
         training={
             **settings,
             "histories": result.histories,
             "device": result.device,
             "seconds": result.seconds,
+            # The range of the labels the model was fitted to (mm): predict bounds the map by it.
+            "label_range": _label_range(result.split),
             # The held-out cells, for cwsc:evaluate's MODEL.
             "test_rows": [int(r) for r in result.test_rows],
             "test_cols": [int(c) for c in result.test_cols],
@@ -146,6 +156,7 @@ def _train(args, outputs: Outputs) -> dict:
             settings,
             extent,
             baseline_r2=baseline.test_r2,
+            baseline_name=best.name,
         )
     protocol.progress(1.0, "finished")
     metrics = {
@@ -160,3 +171,11 @@ def _train(args, outputs: Outputs) -> dict:
         "seconds": round(time.perf_counter() - t0, 3),
     }
     return metrics
+
+
+def _label_range(split) -> list[float]:
+    """The lowest and highest label (mm) of the training and validation cells of ``split``."""
+    import numpy as np
+
+    seen = split.samples.labels[np.concatenate([split.train, split.val])]
+    return [float(seen.min()), float(seen.max())]

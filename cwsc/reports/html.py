@@ -225,25 +225,24 @@ def residual_map_figure(shape, rows, cols, residuals, extent=None):
     return fig
 
 
-def baseline_sentence(network_r2: float, baseline_r2: float) -> str:
-    """One line comparing the network's test R2 with the tree baseline's (same test cells)."""
+def baseline_sentence(network_r2: float, baseline_r2: float, name: str | None = None) -> str:
+    """One line comparing the network's test R2 with the tree baseline's (same test cells);
+    ``name``: which baseline, the better of the two (:func:`cwsc.ml.baseline.fit_best_baseline`)."""
+    which = f"the better tree baseline ({name})" if name else "a tree baseline"
     if not (math.isfinite(network_r2) and math.isfinite(baseline_r2)):
-        return (
-            f"No comparison with the tree baseline: no test score (test R² {network_r2:.3f} vs "
-            f"{baseline_r2:.3f})."
-        )
+        return f"No comparison with {which}: no test score (test R² {network_r2:.3f} vs {baseline_r2:.3f})."
     gap = network_r2 - baseline_r2
     scores = f"(test R² {network_r2:.3f} vs {baseline_r2:.3f})"
     if gap > 0:
-        return f"The network beats a tree baseline by {gap:.3f} {scores}."
-    return f"The network does not beat a tree baseline: it trails it by {-gap:.3f} {scores}."
+        return f"The network beats {which} by {gap:.3f} {scores}."
+    return f"The network does not beat {which}: it trails it by {-gap:.3f} {scores}."
 
 
 BASELINE_NOTE = (
-    "The baseline: gradient-boosted trees (scikit-learn HistGradientBoostingRegressor) on "
-    "each cell's predictors and their 3 x 3 and 11 x 11 neighbourhood means, fitted on the "
-    "network's training cells (early stopping on its validation cells) and scored on the "
-    "same test cells. A network that does not beat it has not earned its place yet: "
+    "The baseline: the better, on these test cells, of two gradient-boosted trees "
+    "(scikit-learn HistGradientBoostingRegressor), one on each cell's predictors and one on "
+    "them and their 3 x 3 and 11 x 11 neighbourhood means, each fitted on the network's "
+    "training cells (early stopping on its validation cells). A network that does not beat it has not earned its place yet: "
     "try more epochs, another patch size or network, or use the trees' score as the bar."
 )
 
@@ -256,10 +255,11 @@ def training_report(
     settings: Mapping[str, Any],
     extent=None,
     baseline_r2: float | None = None,
+    baseline_name: str | None = None,
 ) -> Path:
     """The train command's report from a :class:`cwsc.ml.training.TrainResult`; with
     ``baseline_r2`` (the tree baseline's test R2, :mod:`cwsc.ml.baseline`) a line on
-    whether the network beats it."""
+    whether the network beats it; ``baseline_name``: which of the two tree baselines it is."""
     res = result.test_pred - result.test_obs
     metrics = {
         "R²": result.metrics.get("test_r2"),
@@ -269,7 +269,7 @@ def training_report(
         "KGE": result.metrics.get("test_kge"),
     }
     if baseline_r2 is not None:
-        metrics["R² of the tree baseline"] = baseline_r2
+        metrics["R² of the tree baseline" + (f" ({baseline_name})" if baseline_name else "")] = baseline_r2
     summary = {
         **settings,
         **result.sizes,
@@ -286,11 +286,13 @@ def training_report(
     }
     sections: list[tuple[str, Any]] = [("Test metrics", metrics)]
     if baseline_r2 is not None:
-        line = baseline_sentence(result.metrics.get("test_r2", float("nan")), baseline_r2)
+        line = baseline_sentence(result.metrics.get("test_r2", float("nan")), baseline_r2, baseline_name)
         sections.append(
             (
                 "Against a tree baseline",
-                f"<p><b>{html.escape(line)}</b></p><p>{html.escape(BASELINE_NOTE)}</p>",
+                # A network that trails the trees is a warning, in the report as in the log.
+                f"<p><b>{'Warning: ' if ' does not beat ' in line else ''}{html.escape(line)}</b></p>"
+                f"<p>{html.escape(BASELINE_NOTE)}</p>",
             )
         )
     sections += [

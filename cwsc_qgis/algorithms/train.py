@@ -64,9 +64,10 @@ their spread is the prediction uncertainty), <b>DEVICE</b> (auto, cpu, cuda), <b
 <p><b>Outputs</b>: <b>OUTPUT_MODEL</b>: the model file (.pt, it remembers the predictors,
 their order and normalisation); <b>OUTPUT_REPORT</b>: an HTML report with loss curves and test
 scatter, and whether the network beats a tree baseline; numbers <b>TEST_R2</b>,
-<b>TEST_R2_BASELINE</b> (the test R2 of gradient-boosted trees on each cell's predictors and
-their 3 x 3 and 11 x 11 neighbourhood means, fitted on the same training cells and scored on
-the same test cells: the bar the network has to clear), <b>TEST_RMSE</b> (mm),
+<b>TEST_R2_BASELINE</b> (the test R2 of the better of two gradient-boosted trees, one on each
+cell's predictors and one on them and their 3 x 3 and 11 x 11 neighbourhood means, fitted on
+the same training cells and scored on the same test cells: the bar the network has to clear;
+the report names which), <b>TEST_RMSE</b> (mm),
 <b>TEST_KGE</b>, <b>TRAIN_SAMPLES</b>, <b>TEST_SAMPLES</b>.</p>
 <p>Next step: <i>Predict CWSC</i> with the model file and the same predictors.</p>
 """
@@ -77,7 +78,7 @@ labelled cell, holds cells out for the test, and writes a model file for <i>Pred
 in this order), <b>LABELS</b> (masked CWSC labels, mm), optionally <b>KGE</b>.</p>
 <p><b>Outputs</b>: <b>OUTPUT_MODEL</b> (.pt), <b>OUTPUT_REPORT</b> (HTML: learning curves,
 test scores, a tree baseline beside the network); <b>TEST_R2</b>,
-<b>TEST_R2_BASELINE</b> (the tree baseline's, on the same test cells), <b>TEST_RMSE</b>.</p>
+<b>TEST_R2_BASELINE</b> (the better tree baseline's, on the same test cells), <b>TEST_RMSE</b>.</p>
 <p>Predictors on another grid than the labels are resampled onto the labels' grid, with a
 warning. <b>SPLIT</b> blocks holds out whole regions, the honest test of a map.</p>
 """

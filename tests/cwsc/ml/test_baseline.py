@@ -11,6 +11,7 @@ from cwsc.ml.baseline import (
     baseline_features,
     feature_names,
     fit_baseline,
+    fit_best_baseline,
     neighbourhood_mean,
 )
 from cwsc.ml.metrics import r2_score
@@ -161,3 +162,28 @@ def test_the_report_sentence():
         "The network does not beat a tree baseline: it trails it by 0.009 (test R² 0.824 vs 0.833)."
     )
     assert baseline_sentence(math.nan, math.nan).startswith("No comparison")
+    assert baseline_sentence(0.80, 0.83, "trees on each cell's predictors") == (
+        "The network does not beat the better tree baseline (trees on each cell's predictors): "
+        "it trails it by 0.030 (test R² 0.800 vs 0.830)."
+    )
+
+
+def test_the_bar_is_the_better_of_the_per_cell_and_the_neighbourhood_trees():
+    # A neighbourhood function: the trees with the means win.
+    stack, labels = _neighbourhood_task()
+    split = P.training_split(P.select_samples(stack, labels), 0.3, "random", seed=0, val_fraction=0.15)
+    best = fit_best_baseline(stack, split, seed=0)
+    assert best.name == "trees with neighbourhood means"
+    assert best.test_r2["trees with neighbourhood means"] == fit_baseline(stack, split, seed=0).test_r2
+    assert best.result.test_r2 == max(best.test_r2.values())
+    # A function of each cell's own predictors with noisy neighbours: the means only add
+    # features to overfit on, and the per-cell trees are at least as good.
+    rng = np.random.default_rng(8)
+    own = rng.normal(size=(2, 36, 36)).astype(np.float32)
+    labels = (200 + 60 * np.sin(2 * own[0]) + 30 * own[1] ** 2).astype(np.float32)
+    split = P.training_split(P.select_samples(own, labels), 0.3, "blocks", 6, seed=1, val_fraction=0.15)
+    best = fit_best_baseline(own, split, seed=1)
+    cell = fit_baseline(own, split, seed=1, sizes=())
+    assert best.test_r2["trees on each cell's predictors"] == cell.test_r2
+    assert best.result.test_r2 == max(best.test_r2.values()) >= cell.test_r2
+    assert best.name == max(best.test_r2, key=best.test_r2.get)
