@@ -30,6 +30,18 @@ log = logging.getLogger(__name__)
 
 CWSC_DESCRIPTION = "CWSC (mm)"
 STD_DESCRIPTION = "CWSC ensemble standard deviation (mm)"
+BOUND_DESCRIPTION = (
+    "CWSC bound flags (1: raised to the lowest training label, 2: lowered to the highest, 0: within)"
+)
+RAISED, LOWERED = 1.0, 2.0
+
+
+def label_bounds(bundle: ModelBundle) -> tuple[float, float]:
+    """The range (mm) a label-route model's map is bounded by: the training labels' lowest and
+    highest value (``training["label_range"]``), never below 0 mm; a model file without it
+    (written before it was kept) is bounded below by 0 mm only."""
+    lo, hi = bundle.training.get("label_range") or (0.0, float("inf"))
+    return max(float(lo), 0.0), float(hi)
 
 
 def match_channels(expected: Sequence[str], given: Sequence[str], label: str = "PREDICTORS") -> list[int]:
@@ -110,12 +122,17 @@ def predict_raster(
     GeoTIFF(s) to ``out`` (and ``out_uncertainty``), in place (the command gives temporaries).
 
     With an ensemble the output holds the members' mean; their standard deviation goes to
-    ``out_uncertainty`` or, when that is not given, to band 2 of ``out``. ``reserve``, when
+    ``out_uncertainty`` or, when that is not given, to band 2 of ``out``. A label-route model's
+    members are bounded by the training labels' range (:func:`label_bounds`): a storage
+    capacity below the lowest label (or 0 mm) or above the highest is not something the model
+    learned; the cells where a member was bounded get a last band of ``out``
+    (:data:`BOUND_DESCRIPTION`: 1 raised, 2 lowered, 0 within), written only when there is one. ``reserve``, when
     given, is called with the estimated bytes of each output (``{"OUTPUT": n, ...}``) once the
     grid is known, before any prediction. ``extent`` ("xmin,xmax,ymin,ymax [CRS]") predicts
     the cells of that region only. A strip whose predictors lie far outside the
     training distribution of a channel (:func:`cwsc.ml.patches.shifted_channels`) is a
-    ``BadInput`` unless ``allow_shift``. Returns ``{"cells_predicted": int, "seconds": float}``.
+    ``BadInput`` unless ``allow_shift``. Returns ``{"cells_predicted": int, "cells_bounded":
+    int, "seconds": float}``.
     """
     import rasterio
 
@@ -153,6 +170,9 @@ def predict_raster(
         sc_bands = list(head.models) if head is not None else []
         margin = bundle.physics.get("kge_margin") if head is not None else None
         two_bands = k > 1 and out_uncertainty is None
+        bounded_route = head is None  # a learned model's sc comes from bounded parameters
+        lo, hi = label_bounds(bundle)
+        n_bands = (2 if two_bands else 1) + len(sc_bands) + (1 if bounded_route else 0)
         half = bundle.patch_size // 2
         scaling = bundle.scaling
         # A bounded GDAL block cache: the default (5 % of RAM) would grow with the raster.
@@ -162,9 +182,7 @@ def predict_raster(
 
             reserve(
                 {
-                    "OUTPUT": raster_bytes(
-                        grid.width, grid.height, (2 if two_bands else 1) + len(sc_bands), True
-                    ),
+                    "OUTPUT": raster_bytes(grid.width, grid.height, n_bands, True),
                     "OUTPUT_UNCERTAINTY": raster_bytes(grid.width, grid.height, 1, True)
                     if out_uncertainty is not None
                     else 0,
@@ -173,7 +191,7 @@ def predict_raster(
         # Written strip by strip to a staging GeoTIFF, then rewritten as a COG (its layout
         # needs the overviews before the data, which a strip-by-strip write cannot give).
         tmp = stage_path(out)
-        profile = io.geotiff_profile(grid, (2 if two_bands else 1) + len(sc_bands))
+        profile = io.geotiff_profile(grid, n_bands)
         dst = stack.enter_context(rasterio.open(tmp, "w", **profile))
         dst_std = None
         if k > 1 and out_uncertainty is not None:
@@ -181,7 +199,7 @@ def predict_raster(
             dst_std = stack.enter_context(rasterio.open(tmp_std, "w", **io.geotiff_profile(grid, 1)))
         n_ch = len(bundle.channels)
         step = _strip_rows(grid, n_ch, profile.get("blockysize", 1), budget_bytes)
-        cells = finite = clamped = 0
+        cells = finite = bounded = 0
         from rasterio.windows import Window
 
         for r0 in range(0, grid.height, step):
@@ -201,6 +219,7 @@ def predict_raster(
             mean = np.full((r1 - r0, grid.width), io.NODATA, np.float32)
             std = np.full_like(mean, io.NODATA) if k > 1 else None
             scs = np.full((len(sc_bands),) + mean.shape, io.NODATA, np.float32)
+            flags = np.full_like(mean, io.NODATA) if bounded_route else None
             on_gpu = dev.type == "cuda"
             if on_gpu:  # one upload per strip; patches are gathered on the device
                 padded_t = torch.from_numpy(padded).to(dev)
@@ -226,11 +245,13 @@ def predict_raster(
                     ys = np.stack([cw for cw, _ in joint])
                 else:
                     ys = ys.cpu().numpy() * scaling.label_scale + scaling.label_offset
-                    # A storage capacity is never below 0 mm: the network's linear output
-                    # layer can say so far from the training cells; such cells get 0.
-                    below = ys < 0
-                    clamped += int(below.any(axis=0).sum())
-                    ys[below] = 0.0
+                    # The network's linear output layer can leave the labels' range far from
+                    # the training cells (even below 0 mm, which is not physical): bound it
+                    # there and flag the cell.
+                    below, above = (ys < lo).any(axis=0), (ys > hi).any(axis=0)
+                    bounded += int((below | above).sum())
+                    ys = np.clip(ys, lo, hi)
+                    flags[rr, cc] = np.where(below, RAISED, np.where(above, LOWERED, 0.0))
                 mean[rr, cc] = ys.mean(axis=0)
                 finite += int(np.isfinite(mean[rr, cc]).sum())
                 if std is not None:
@@ -247,6 +268,8 @@ def predict_raster(
                 dst_std.write(std, 1, window=win)
             for j in range(len(sc_bands)):
                 dst.write(scs[j], (2 if two_bands else 1) + 1 + j, window=win)
+            if flags is not None:
+                dst.write(flags, n_bands, window=win)
             if on_progress is not None:
                 on_progress(r1 / grid.height)
         dst.set_band_description(1, CWSC_DESCRIPTION)
@@ -254,10 +277,15 @@ def predict_raster(
             dst.set_band_description(2, STD_DESCRIPTION)
         for j, m in enumerate(sc_bands):
             dst.set_band_description((2 if two_bands else 1) + 1 + j, f"{m} sc (mm)")
+        if bounded_route:
+            dst.set_band_description(n_bands, BOUND_DESCRIPTION)
         dst.update_tags(model_recipe=bundle.recipe.get("name", ""), ensemble=str(k))
-        dst.units = ["mm"] * dst.count
+        dst.units = ["mm"] * (n_bands - 1) + ["" if bounded_route else "mm"]
         dst.close()
-        to_cog(tmp, out)
+        if bounded_route and not bounded and "?" not in str(tmp):  # no cell flagged: the usual bands
+            to_cog(f"vrt://{tmp}?bands={','.join(str(b) for b in range(1, n_bands))}", out)
+        else:
+            to_cog(tmp, out)
         os.unlink(tmp)
         if dst_std is not None:
             dst_std.set_band_description(1, STD_DESCRIPTION)
@@ -270,12 +298,13 @@ def predict_raster(
             f"MODEL: the model gives no finite CWSC for any of the {cells:,} cells with predictors: "
             "its weights are damaged; train it again or use another copy"
         )
-    if clamped:
+    if bounded:
         log.warning(
-            f"{clamped:,} of {cells:,} cells were predicted below 0 mm (far from what the model was "
-            "trained on) and set to 0 mm"
+            f"{bounded:,} of {cells:,} cells were predicted outside the training labels' range "
+            f"({lo:.4g} to {hi:.4g} mm; far from what the model was trained on) and set to its "
+            f"nearest end; band {n_bands} of the map flags them (1 raised, 2 lowered)"
         )
-    return {"cells_predicted": int(cells), "cells_set_to_zero": clamped, "seconds": time.perf_counter() - t0}
+    return {"cells_predicted": int(cells), "cells_bounded": bounded, "seconds": time.perf_counter() - t0}
 
 
 #: Cells a strip needs before its distribution is compared with the training one.

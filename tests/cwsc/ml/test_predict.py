@@ -9,7 +9,7 @@ from backend_testing import read_tif, write_tif
 
 from cwsc.errors import InputFileError, ParameterError
 from cwsc.io import rasters as io
-from cwsc.ml import modelfile
+from cwsc.ml import modelfile, predict
 from cwsc.ml.modelfile import ModelBundle, grid_summary, load_model, save_model
 from cwsc.ml.network import ResNetConfig, build_network
 from cwsc.ml.patches import Scaling
@@ -218,4 +218,53 @@ def test_the_label_route_never_maps_a_negative_cwsc(tmp_path):
     with rasterio.open(tmp_path / "map.tif") as r:
         values = r.read(1, masked=True).compressed()
     assert values.size and values.min() >= 0.0
-    assert metrics["cells_set_to_zero"] == metrics["cells_predicted"] > 0
+    assert metrics["cells_bounded"] == metrics["cells_predicted"] > 0
+
+
+def _biased(bundle, bias_mm):
+    """The bundle with its output shifted by ``bias_mm`` (through the last layer's bias)."""
+    last = [k for k, v in bundle.members[0].items() if k.endswith("bias")][-1]
+    for state in bundle.members:
+        state[last] = state[last] + bias_mm / bundle.scaling.label_scale
+    return bundle
+
+
+def test_the_map_stays_in_the_training_labels_range_and_flags_the_cells_it_bounds(tmp_path, caplog):
+    paths, data = _predictors(tmp_path)
+    # Within the range: the usual bands, nothing flagged.
+    b = _bundle()
+    b.training["label_range"] = [0.0, 1e6]
+    m = predict_raster(b, paths, tmp_path / "within.tif", device="cpu")
+    within, _, desc = read_tif(tmp_path / "within.tif")
+    assert desc == ["CWSC (mm)"] and m["cells_bounded"] == 0
+    # A narrow range around the outputs: cells above it lowered to its top (flag 2), cells
+    # below raised to its bottom (flag 1), the others untouched (0).
+    values = within[0][np.isfinite(within[0])]
+    lo, hi = np.percentile(values, [20, 70])
+    b.training["label_range"] = [float(lo), float(hi)]
+    with caplog.at_level("WARNING", logger="cwsc.ml.predict"):
+        m = predict_raster(b, paths, tmp_path / "bounded.tif", device="cpu")
+    out, _, desc = read_tif(tmp_path / "bounded.tif")
+    assert desc == ["CWSC (mm)", predict.BOUND_DESCRIPTION]
+    cwsc, flags = out
+    land = np.isfinite(within[0])
+    np.testing.assert_array_equal(np.isfinite(cwsc), land)
+    np.testing.assert_array_equal(
+        flags[land], np.where(within[0][land] < lo, 1, np.where(within[0][land] > hi, 2, 0))
+    )
+    np.testing.assert_allclose(cwsc[land], np.clip(within[0][land], lo, hi), rtol=1e-6)
+    assert m["cells_bounded"] == int((flags[land] > 0).sum()) > 0
+    assert "band 2 of the map flags them" in caplog.text
+    # An ensemble: the spread is band 2 and the flags the last band.
+    e = _biased(_bundle(members=2), 0.0)
+    e.training["label_range"] = [float(lo), float(hi)]
+    predict_raster(e, paths, tmp_path / "ensemble.tif", device="cpu")
+    assert read_tif(tmp_path / "ensemble.tif")[2] == [
+        "CWSC (mm)",
+        "CWSC ensemble standard deviation (mm)",
+        predict.BOUND_DESCRIPTION,
+    ]
+    # A model file written before the range was kept: bounded below by 0 mm only.
+    old = _biased(_bundle(), 1e5)
+    predict_raster(old, paths, tmp_path / "old.tif", device="cpu")
+    assert read_tif(tmp_path / "old.tif")[2] == ["CWSC (mm)"]
