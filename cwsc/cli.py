@@ -496,7 +496,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="SCE-UA evaluations per catchment, model and run",
     )
     p.add_argument("--seed", type=_count("SEED", 0), default=0)
-    p.add_argument("--out", required=True, help="the catchments with their scores (GeoPackage, .gpkg)")
+    p.add_argument(
+        "--out",
+        required=True,
+        help="the catchments with their scores: a layer of this GeoPackage (.gpkg), its other layers kept",
+    )
+    p.add_argument(
+        "--layer",
+        default=None,
+        help="the layer of --out the scores are written to (default cwsc_scores; only that layer is replaced)",
+    )
     p.add_argument("--out-table", required=True, help="the same scores as a table (.csv)")
     p.add_argument("--out-report", required=True)
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cwsc.errors import InputFileError, ParameterError
+from cwsc.errors import InputFileError, OutputRefused, ParameterError
 from cwsc.runtime import protocol
 from cwsc.runtime.outputs import Outputs
 
@@ -222,6 +222,26 @@ def _config(args, models):
     )
 
 
+#: The layer the scores are written to when none is named.
+SCORES_LAYER = "cwsc_scores"
+
+
+def scores_layer(out: str, layer: str | None) -> tuple[str, str]:
+    """(file, layer) of ``--out``: ``project.gpkg`` or QGIS's ``project.gpkg|layername=NAME``;
+    ``--layer`` names the layer otherwise (default :data:`SCORES_LAYER`)."""
+    path, _, options = str(out).partition("|")
+    for option in options.split("|") if options else []:
+        key, _, value = option.partition("=")
+        if key.strip().lower() == "layername" and value.strip():
+            layer = layer or value.strip()
+    name = (layer or SCORES_LAYER).strip()
+    if not name or name.lower().startswith(("gpkg_", "rtree_", "sqlite_")):
+        raise OutputRefused(
+            f"--layer: '{name}' cannot name a GeoPackage layer; give a name such as {SCORES_LAYER}"
+        )
+    return path, name
+
+
 def _run(args: argparse.Namespace) -> None:
     from cwsc.evaluation.catchments import score_catchment
     from cwsc.hydro.metrics import finite_median
@@ -248,8 +268,9 @@ def _run(args: argparse.Namespace) -> None:
         "TEMPERATURE": args.temperature,
         "REFERENCE_MAPS": list(args.reference_maps or []),
     }
+    out, layer = scores_layer(args.out, getattr(args, "layer", None))
     outputs = Outputs(
-        {"OUTPUT": args.out, "OUTPUT_TABLE": args.out_table, "OUTPUT_REPORT": args.out_report},
+        {"OUTPUT": out, "OUTPUT_TABLE": args.out_table, "OUTPUT_REPORT": args.out_report},
         kinds={"OUTPUT": "vector", "OUTPUT_TABLE": "table", "OUTPUT_REPORT": "report"},
         inputs=inputs,
     )
@@ -349,7 +370,8 @@ def _run(args: argparse.Namespace) -> None:
             + [(f"kge_val_{n}", "float") for n in names]
         )
         protocol.progress(0.96, "writing the outputs")
-        C.write_catchments(outputs.temporary("OUTPUT"), shapes, records, fields, layer=Path(args.out).stem)
+        # Into a copy of the GeoPackage already there: the user's other layers stay as they are.
+        C.write_catchments(outputs.keep_other_layers("OUTPUT"), shapes, records, fields, layer=layer)
         C.write_table(outputs.temporary("OUTPUT_TABLE"), records + table_only, fields)
         medians = {
             key: finite_median(np.array([r.get(key) for r in records if r.get(key) is not None], dtype=float))
@@ -390,4 +412,5 @@ def _run(args: argparse.Namespace) -> None:
         f"{len(scores)} catchments scored: median validation KGE with the map {medians['kge_val_map']:.3f}, "
         f"free {medians['kge_val_free']:.3f}, constant map {medians['kge_val_constant']:.3f}"
     )
+    protocol.log(f"the catchment scores are the layer '{layer}' of '{out}' (its other layers as they were)")
     protocol.result({k: str(v) for k, v in outputs.paths().items()}, metrics)

@@ -53,10 +53,6 @@ def _prepare(args: argparse.Namespace) -> None:
         paths["OUTPUT_TEMPERATURE"] = args.out_temperature
     folder = Path(args.out_predictors) if args.out_predictors else None
     if folder is not None:
-        if folder.exists() and not folder.is_dir():
-            raise OutputRefused(f"OUTPUT_PREDICTORS: '{folder}' is a file, not a folder")
-        if not folder.parent.is_dir():
-            raise OutputRefused(f"OUTPUT_PREDICTORS: the folder '{folder.parent}' does not exist")
         paths.update({f"OUTPUT_PREDICTORS/{k}": folder / f"{k}.tif" for k in PREDICTORS})
     inputs = {
         "PRECIPITATION": args.precip,
@@ -66,9 +62,9 @@ def _prepare(args: argparse.Namespace) -> None:
     }
     if temperature:
         inputs["TEMPERATURE"] = temperature
-    if folder is not None:
-        folder.mkdir(exist_ok=True)
-    outputs = Outputs(paths, inputs=inputs)
+    # A folder output: new, empty, or holding only an earlier prepare's predictors.
+    folders = {"OUTPUT_PREDICTORS": (folder, "prepare (climate predictors)")} if folder is not None else None
+    outputs = Outputs(paths, inputs=inputs, folders=folders)
     with outputs:
         forcing, alignment = open_forcing(
             args.precip,

@@ -450,7 +450,9 @@ def write_catchments(
     ``fields`` ``(name, type)`` in order, types ``"str"``, ``"int"``, ``"float"``; a missing
     key, None or NaN is written as null. A shape whose geometry is None is written with a
     null geometry. The CRS is the shapes' (they must share it) or ``crs_wkt`` when there is
-    no shape. A file already at ``path`` is replaced; nothing is renamed."""
+    no shape. Into a GeoPackage already at ``path`` only the layer ``layer`` is written (replacing
+    a layer of that name), its other layers kept; any other file there is replaced. Nothing is
+    renamed."""
     import fiona
     from fiona.errors import FionaError
     from fiona.model import Feature, Geometry, Properties
@@ -467,7 +469,7 @@ def write_catchments(
     schema = {"geometry": gtype, "properties": {name: kind for name, kind in fields}}
     path = Path(path)
     try:
-        if path.exists():
+        if path.exists() and not _is_geopackage(path):
             path.unlink()
         opts = {"crs": _crs(wkt)} if wkt else {}
         with fiona.open(path, "w", driver="GPKG", schema=schema, layer=layer or path.stem, **opts) as dst:
@@ -486,6 +488,16 @@ def write_catchments(
         raise OutputRefused(f"'{path}' cannot be written ({_short(exc)})") from None
     log.info("catchments: %d polygons written to '%s'", len(shapes), path)
     return path
+
+
+def _is_geopackage(path: Path) -> bool:
+    """Whether ``path`` is an SQLite file (a GeoPackage to add a layer to), not an empty or
+    foreign file to replace."""
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(16) == b"SQLite format 3\x00"
+    except OSError:
+        return False
 
 
 def write_table(

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import numpy as np
 
-from cwsc.errors import OutputRefused
 from cwsc.io import rasters as io
 from cwsc.io.catchments import write_catchments, write_table
 from cwsc.io.rasters import Grid
@@ -326,12 +325,6 @@ def write_demo(
 
     region = region or DemoRegion()
     out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise OutputRefused(f"--out: '{out}' exists and is not a folder")
-    parent = out.parent if str(out.parent) else Path(".")
-    if not parent.is_dir():
-        raise OutputRefused(f"--out: the folder '{parent}' does not exist")
-    (out / "predictors").mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     grid = region.grid
     months = region.years * 12
@@ -354,7 +347,8 @@ def write_demo(
     # the gauged catchments of the demo (cwsc:evaluatecatchments): polygons and their runoff
     paths.update({"gauges": out / "gauges.gpkg", "gauges_table": out / "gauges.csv"})
     kinds = {"README": "text", "manifest": "json", "gauges": "vector", "gauges_table": "table"}
-    with Outputs(paths, kinds=kinds) as outputs:
+    # A folder output: new, empty, or an earlier demo's (which the new set replaces whole).
+    with Outputs(paths, kinds=kinds, folders={"OUTPUT": (out, "demo-data")}) as outputs:
         progress(log, 0.05, "writing the demo data")
         data = make_demo(region, seed, formulation, snow=snow)
         progress(log, 0.6, "writing the demo data")

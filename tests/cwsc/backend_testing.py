@@ -324,3 +324,36 @@ def calibrate_args(paths, folder, **over):
         **over,
     }
     return ["calibrate", *[str(x) for kv in base.items() for x in kv], *FAST]
+
+
+_HOLD_OUTPUTS = """
+import sys, time
+from cwsc.runtime.outputs import Outputs
+
+with Outputs({"OUTPUT": sys.argv[1]}) as out:
+    print(out.temporary("OUTPUT"), flush=True)
+    time.sleep(float(sys.argv[2]))
+    raise SystemExit(0)
+"""
+
+
+class running_run:
+    """Another process whose run is working on ``output`` (its temporary created, its lock
+    held) until the ``with`` block ends; the block gets that temporary's path."""
+
+    def __init__(self, output, seconds: float = 60.0):
+        self.args = [sys.executable, "-c", _HOLD_OUTPUTS, str(output), str(seconds)]
+
+    def __enter__(self) -> Path:
+        self.proc = subprocess.Popen(
+            self.args,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        )
+        return Path(self.proc.stdout.readline().strip())
+
+    def __exit__(self, *exc) -> None:
+        self.proc.kill()
+        self.proc.communicate(timeout=30)

@@ -266,3 +266,23 @@ def test_forcing_from_rasters_averaged_over_the_polygons_gives_the_tables_result
         assert float(results[1][cid]["kge_cal_free"]) == pytest.approx(
             float(results[0][cid]["kge_cal_free"]), abs=1e-3
         )
+
+
+def test_scores_are_one_layer_of_the_users_project_geopackage(small, tmp_path):
+    """--out project.gpkg: the scores become the layer cwsc_scores (or --layer); the user's
+    layers (here the gauges' polygons) stay as they were (issue 33: they were all lost)."""
+    import fiona
+
+    project = tmp_path / "project.gpkg"
+    project.write_bytes(small["gpkg"].read_bytes())  # the user's project: layer "gauges"
+    with fiona.open(project) as src:
+        mine = [dict(f.properties) for f in src]
+    args = _small_args(small, tmp_path)
+    args[args.index(tmp_path / "s.gpkg")] = f"{project}|layername=scores 2024"
+    rc, events, err = run_backend(*args)
+    assert rc == 0, err[-2000:]
+    assert sorted(fiona.listlayers(project)) == ["gauges", "scores 2024"]
+    with fiona.open(project, layer="gauges") as src:
+        assert [dict(f.properties) for f in src] == mine
+    with fiona.open(project, layer="scores 2024") as src:
+        assert {f.properties["id"] for f in src} == {"a", "b", "c"}

@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from backend_testing import lock_folder, snapshot, unlock_folder
+from backend_testing import lock_folder, running_run, snapshot, unlock_folder
 
 from cwsc.errors import BadInput, OutputRefused
 from cwsc.runtime import outputs as outputs_module
@@ -169,14 +169,17 @@ def test_leftovers_of_a_killed_run_are_cleaned_by_the_next_run(tmp_path):
     dead = subprocess.run(
         [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
     ).stdout.strip()
-    (tmp_path / f".cwsc.tif.cwsc-{dead}-0123abcd.part").write_bytes(b"partial")
-    (tmp_path / f".cwsc.tif.cwsc-{dead}-0123abcd.part.aux.xml").write_bytes(b"partial aux")
-    (tmp_path / f".kge.tif.cwsc-{dead}-0123abcd.backup").write_bytes(b"the old kge")
-    alive = tmp_path / f".other.tif.cwsc-{os.getppid()}-89abcdef.part"
-    alive.write_bytes(b"a running run's file")
-    done = clean_stale(tmp_path)
-    assert len(done) == 3 and any("put back 'kge.tif'" in line for line in done)
-    assert snapshot(tmp_path) == {"kge.tif": b"the old kge", alive.name: b"a running run's file"}
+    with running_run(tmp_path / "other.tif") as alive:  # another process, working
+        alive.write_bytes(b"a running run's file")
+        (tmp_path / f".cwsc.tif.cwsc-{dead}-0123abcd.part").write_bytes(b"partial")
+        (tmp_path / f".cwsc.tif.cwsc-{dead}-0123abcd.part.aux.xml").write_bytes(b"partial aux")
+        (tmp_path / f".kge.tif.cwsc-{dead}-0123abcd.backup").write_bytes(b"the old kge")
+        done = clean_stale(tmp_path)
+        assert len(done) == 3 and any("put back 'kge.tif'" in line for line in done)
+        assert {k: v for k, v in snapshot(tmp_path).items() if not k.endswith(".lock")} == {
+            "kge.tif": b"the old kge",
+            alive.name: b"a running run's file",
+        }
 
 
 _STUCK_IN_C = """
