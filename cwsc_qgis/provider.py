@@ -3,6 +3,7 @@
 import os
 
 from qgis.core import QgsApplication, QgsProcessingModelAlgorithm, QgsProcessingProvider
+from qgis.PyQt.QtCore import QUrl
 from qgis.PyQt.QtGui import QIcon
 
 from . import settings
@@ -102,7 +103,24 @@ class WorkflowModel(QgsProcessingModelAlgorithm):
             text = content.get(definition.name())
             if text:
                 parts.append("<p><b>{}</b>: {}</p>".format(definition.description(), text))
+        parts.append(
+            "<p><b>To change more</b>: <i>Processing &gt; Graphical Modeler...</i>, then <i>Open "
+            "Model...</i> (the folder button) and choose <code>{}</code>; save your version with "
+            "<i>Save Model As...</i> outside the plugin's folder, which the next update of the "
+            "plugin replaces.</p>".format(settings.resource_path(*WORKFLOW_FILE))
+        )
         return " ".join("".join(parts).split())
+
+    def helpUrl(self):  # noqa: N802
+        """The workflow's page of the documentation site shipped with the plugin (the Help
+        button), as the algorithms' pages."""
+        from .algorithms.base import DOCS_FOLDERS
+
+        for parts in DOCS_FOLDERS:
+            page = os.path.join(settings.PLUGIN_DIR, *parts, "workflow.html")
+            if os.path.isfile(page):
+                return QUrl.fromLocalFile(os.path.normpath(page)).toString()
+        return ""
 
     def createInstance(self):  # noqa: N802
         return load_workflow()

@@ -193,7 +193,7 @@ def test_defaults_from_the_issue(provider):  # noqa: ARG001
     assert cal.parameterDefinition("DEVICE").options() == ["auto", "cpu", "cuda"]
     assert _alg("cwsc:maskbykge").parameterDefinition("THRESHOLD").defaultValue() == 0.0
     flags = _alg("cwsc:maskbykge").parameterDefinition("EXCLUDE_FLAGS")
-    assert flags.allowMultiple() and len(flags.options()) == 6 and flags.defaultValue() == [0]
+    assert flags.allowMultiple() and len(flags.options()) == 8 and flags.defaultValue() == [0, 6, 7]
     assert cal.parameterDefinition("IDENTIFIABILITY_TOLERANCE").defaultValue() == 0.01
     train = _alg("cwsc:train")
     assert train.parameterDefinition("KGE").flags() & QgsProcessingParameterDefinition.FlagOptional
@@ -384,3 +384,18 @@ def test_after_a_set_up_the_not_set_up_message_goes(qgis_iface, monkeypatch):
     texts = [i.text() for i in bar.items()]
     assert any("set up" in t and "/opt/cwsc/bin/python" in t for t in texts), texts
     plugin.unload()
+
+
+def test_the_workflow_model_has_a_help_button_and_says_where_its_file_is(provider):  # noqa: ARG001
+    """Its Help button opens the workflow page of the shipped site; its help names the menu and
+    the .model3 file to open in the graphical modeler."""
+    from cwsc_qgis import settings
+
+    model = _alg("cwsc:workflow")
+    url = model.helpUrl()  # in this checkout: the site make docs built
+    assert url.startswith("file://") and url.endswith("/workflow.html"), url
+    assert Path(url[len("file://") :]).is_file()
+    text = model.shortHelpString()
+    path = settings.resource_path("models", "cwsc_workflow.model3")
+    assert "Graphical Modeler" in text and path in text and os.path.isfile(path)
+    assert "<br" not in text and "\n" not in text
