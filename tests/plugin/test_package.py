@@ -49,6 +49,10 @@ def test_the_zip_passes_the_repository_checks(tmp_path):
         assert general.getboolean("experimental") is True
     assert general["hasProcessingProvider"] == "yes"
     assert "cwsc_qgis/" + general["icon"] in names
+    # The Plugin Manager's page lists every tool, the gauged catchments and demo data too.
+    for tool in ("Evaluate CWSC at gauged catchments", "Create demo data"):
+        assert tool in general["about"], tool
+    assert general["changelog"].startswith(general["version"]) and "gauged catchments" in general["changelog"]
     text = archive.read("cwsc_qgis/metadata.txt").decode("utf-8")
     assert not re.search(r"example\.(org|com|net)|noreply\.example|TODO|FIXME", text)
     for field in NOT_YET:
