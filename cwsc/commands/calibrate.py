@@ -218,6 +218,8 @@ def _run(args, models, outputs, rasters, alignment, device, started) -> dict:
     }
     cwsc, width, flags, kge = (np.full(n_cells, np.nan, np.float32) for _ in range(4))
     snow_likely = np.zeros(n_cells, bool)  # cold months hold much of P, no temperature given
+    # The long-term balance of the forcing per cell: Q / P and (P - Q) / PET (hydro/balance.py).
+    runoff_excess, evaporation_excess = (np.full(n_cells, np.nan) for _ in range(2))
     resumed = []
 
     def place(number: int, cells: np.ndarray, result) -> None:
@@ -242,6 +244,7 @@ def _run(args, models, outputs, rasters, alignment, device, started) -> dict:
         """The land cells strip by strip: (flat grid index, P, PET, Q) as (cells, months); P
         is the snow store's rain and melt when temperature is given."""
         from cwsc.hydro import snow as S
+        from cwsc.hydro.balance import water_balance
 
         for rows in strips:
             arrays = [r.read(rows) for r in rasters]
@@ -252,6 +255,11 @@ def _run(args, models, outputs, rasters, alignment, device, started) -> dict:
                 ok &= np.isfinite(t[0]).all(1)
             land = np.nonzero(ok)[0]
             cells = rows.start * grid.width + land
+            balance = water_balance(p[land], e[land], q[land])
+            runoff_excess[cells], evaporation_excess[cells] = (
+                balance.runoff_excess,
+                balance.evaporation_excess,
+            )
             if t:
                 p_land = S.liquid_water(p[land], t[0][land]).astype(p.dtype, copy=False)
             else:
@@ -292,6 +300,7 @@ def _run(args, models, outputs, rasters, alignment, device, started) -> dict:
     from cwsc.hydro.labels import FLAG_SNOW
     from cwsc.hydro.snow import COLD_PET
 
+    _flag_water_balance(flags, runoff_excess, evaporation_excess)
     flagged = snow_likely & np.isfinite(flags)
     flags[flagged] = (flags[flagged].astype(np.int64) | FLAG_SNOW).astype(np.float32)
     if flagged.any():
@@ -362,6 +371,28 @@ def _run(args, models, outputs, rasters, alignment, device, started) -> dict:
             "seconds": round(time.monotonic() - started, 3),
         }
     return metrics
+
+
+def _flag_water_balance(flags: np.ndarray, runoff_excess: np.ndarray, evaporation_excess: np.ndarray) -> None:
+    """Quality bit 128 (in place) and a warning for the labelled cells whose forcing does not
+    balance over the record: long-term Q above P, or P - Q above PET, beyond the tolerance;
+    their labels come from a model compensating for the forcing (issue 35)."""
+    from cwsc.hydro.balance import TOLERANCE, WaterBalance, describe
+    from cwsc.hydro.labels import FLAG_WATER_BALANCE
+
+    with np.errstate(invalid="ignore"):
+        bad = (runoff_excess > 1.0 + TOLERANCE) | (evaporation_excess > 1.0 + TOLERANCE)
+    bad &= np.isfinite(flags)
+    if not bad.any():
+        return
+    flags[bad] = (flags[bad].astype(np.int64) | FLAG_WATER_BALANCE).astype(np.float32)
+    nan = np.full_like(runoff_excess, np.nan)
+    words = describe(WaterBalance(nan, nan, nan, runoff_excess, evaporation_excess, bad))
+    protocol.warning(
+        f"{int(bad.sum()):,} labelled cells have forcing that cannot balance over the record: {words} "
+        f"(tolerance {TOLERANCE:.0%}); their labels come from a model compensating for the forcing, "
+        "check the precipitation, PET and runoff there (quality bit 128)"
+    )
 
 
 def period_tags(common: list[int] | None, w: int, c: int, n: int) -> dict[str, str]:

@@ -44,8 +44,10 @@ BASE_FIELDS = [
     ("kge_cal_map", "float"),
     ("kge_val_map", "float"),
     ("kge_val_constant", "float"),
+    ("in_range_map", "int"),
+    ("in_range_constant", "int"),
     ("models", "str"),
-    ("snow", "int"),
+    ("snow", "float"),
     ("not_scored", "str"),
 ]
 
@@ -128,6 +130,11 @@ def _raster_series(path: str, label: str, variable, shapes, problems, args) -> d
     known = {p.id for p in problems}
     problems += [p for p in off if p.id not in known]
     return {k: dict(zip(months, C.weighted_mean(data, c))) for k, c in covers.items()}
+
+
+def _bit(value: float) -> int | None:
+    """1 / 0 from a 1.0 / 0.0 check, None where it could not be made."""
+    return None if not np.isfinite(value) else int(value)
 
 
 def _longest_run(ok: np.ndarray) -> slice:
@@ -244,9 +251,12 @@ def scores_layer(out: str, layer: str | None) -> tuple[str, str]:
 
 def _run(args: argparse.Namespace) -> None:
     from cwsc.evaluation.catchments import score_catchment
+    from cwsc.evaluation.maps import range_check
+    from cwsc.hydro.balance import water_balance
+    from cwsc.hydro.labels import FLAG_WATER_BALANCE
     from cwsc.hydro.metrics import finite_median
     from cwsc.hydro.options import parse_models
-    from cwsc.hydro.snow import liquid_water
+    from cwsc.hydro.snow import liquid_water, snowfall_share, store_weight
     from cwsc.io import catchments as C
     from cwsc.reports.catchments import catchments_report
 
@@ -314,22 +324,58 @@ def _run(args: argparse.Namespace) -> None:
             f"{constant:.1f} mm (the median of the map over them); models {', '.join(models)}, "
             f"formulation {args.formulation}, {args.restarts} restart{'s' if args.restarts != 1 else ''}"
         )
-        scores, hydro = {}, {}
+        scores, hydro, snow = {}, {}, {}
+        # The forcing's long-term balance per catchment (hydro/balance.py): where it cannot
+        # balance, the labels come from a model compensating for it (quality bit 128).
+        balance = {cid: water_balance(p, e, q) for cid, (_, p, e, q, _) in assembled.items()}
+        unbalanced = sorted(cid for cid, b in balance.items() if b.bad)
+        if unbalanced:
+            from cwsc.hydro.balance import TOLERANCE
+
+            protocol.warning(
+                f"{len(unbalanced)} catchment{'s' if len(unbalanced) != 1 else ''} with forcing that cannot "
+                "balance over the record (tolerance "
+                f"{TOLERANCE:.0%}): "
+                + "; ".join(
+                    f"{cid}: Q/P {balance[cid].runoff_excess:.2f}, (P - Q)/PET {balance[cid].evaporation_excess:.2f}"
+                    for cid in unbalanced[:20]
+                )
+                + ("; ..." if len(unbalanced) > 20 else "")
+                + "; long-term runoff cannot exceed precipitation, nor P - Q the PET: their labels come from "
+                "a model compensating for the forcing, check the series there (quality bit 128)"
+            )
         for k, (cid, (months, p, e, q, t)) in enumerate(assembled.items()):
             protocol.progress(
                 0.05 + 0.9 * k / max(len(assembled), 1),
                 f"calibrating catchment {cid} ({k + 1:,} of {len(assembled):,})",
             )
             liquid = p if t is None else liquid_water(p, t)
+            if t is not None:  # the share of P that passed through the snow store (0-1)
+                snow[cid] = float(store_weight(snowfall_share(p, t)))
             maps = {"map": map_mean.get(cid, np.nan), "constant": constant}
             maps.update({f"ref:{n}": references[n].get(cid, np.nan) for n in names})
             if not np.isfinite(maps["map"]):
                 not_scored[cid] = f"catchment {cid}: the map has no value inside its polygon"
                 continue
             scores[cid] = score_catchment(liquid, e, q, maps, config)
+            if balance[cid].bad:
+                scores[cid].flags |= FLAG_WATER_BALANCE
             hydro[cid] = (months, q)
         for reason in not_scored.values():
             protocol.warning(f"not scored: {reason}")
+        # Does the map's sc lie inside each catchment's identifiable range, and do its ranks
+        # follow the catchments' own labels? (KGE with sc fixed cannot tell: issue 35.)
+        ranked = list(scores)
+        check = range_check(
+            [map_mean[c] for c in ranked],
+            [scores[c].label_mm for c in ranked],
+            [scores[c].sc_low_mm for c in ranked],
+            [scores[c].sc_high_mm for c in ranked],
+            constant,
+        )
+        in_range = {
+            cid: (check["in_range_map"][i], check["in_range_constant"][i]) for i, cid in enumerate(ranked)
+        }
 
         records = []
         for s in shapes:
@@ -351,7 +397,9 @@ def _run(args: argparse.Namespace) -> None:
                     kge_cal_free=sc.free.kge_cal,
                     kge_val_free=sc.free.kge_val,
                     models=",".join(sc.models),
-                    snow=int(assembled[cid][4] is not None),
+                    snow=snow.get(cid),
+                    in_range_map=_bit(in_range[cid][0]),
+                    in_range_constant=_bit(in_range[cid][1]),
                 )
                 if "map" in sc.fixed:
                     rec.update(kge_cal_map=sc.fixed["map"].kge_cal, kge_val_map=sc.fixed["map"].kge_val)
@@ -384,8 +432,9 @@ def _run(args: argparse.Namespace) -> None:
             "formulation": args.formulation,
             "objective": args.objective.upper(),
             "restarts": int(args.restarts),
-            "catchments with a snow store (temperature given)": sum(
-                1 for cid in scores if assembled[cid][4] is not None
+            "catchments with temperature given": len(snow),
+            "catchments where the snow store ran (some precipitation through it)": sum(
+                1 for v in snow.values() if v > 0
             ),
         }
         periods = {cid: config.periods(len(hydro[cid][0])) for cid in scores}
@@ -398,6 +447,7 @@ def _run(args: argparse.Namespace) -> None:
             medians,
             settings,
             periods,
+            check,
         )
     metrics = {
         "catchments_scored": len(scores),
@@ -406,11 +456,17 @@ def _run(args: argparse.Namespace) -> None:
         "median_kge_val_free": medians["kge_val_free"],
         "median_kge_val_constant": medians["kge_val_constant"],
         "constant_map_mm": constant,
+        "share_in_range_map": check["share_in_range_map"],
+        "share_in_range_constant": check["share_in_range_constant"],
+        "spearman_map_labels": check["spearman_map_labels"],
         "seconds": round(time.perf_counter() - t0, 2),
     }
     protocol.log(
         f"{len(scores)} catchments scored: median validation KGE with the map {medians['kge_val_map']:.3f}, "
-        f"free {medians['kge_val_free']:.3f}, constant map {medians['kge_val_constant']:.3f}"
+        f"free {medians['kge_val_free']:.3f}, constant map {medians['kge_val_constant']:.3f}; the map lies "
+        f"inside the identifiable range of sc at {check['share_in_range_map']:.0%} of them, the constant map "
+        f"at {check['share_in_range_constant']:.0%}; rank correlation of the map with their own labels "
+        f"{check['spearman_map_labels']:.2f}"
     )
     protocol.log(f"the catchment scores are the layer '{layer}' of '{out}' (its other layers as they were)")
     protocol.result({k: str(v) for k, v in outputs.paths().items()}, metrics)

@@ -118,6 +118,9 @@ def _learn(args: argparse.Namespace, outputs: Outputs) -> dict:
     device = resolve_device(args.device)
     protocol.progress(0.0, "reading the forcing and the predictors")
     (precip, pet, runoff), grid, alignment = read_forcing(args)
+    from cwsc.hydro.balance import warn_if_unbalanced
+
+    warn_if_unbalanced(precip, pet, runoff, axis=0)
     P.check_patch_size(config.patch_size, grid.shape)
     stack = P.read_predictors(args.predictors, grid)
     labels = P.read_single_band(args.labels, "LABELS", grid)[0] if args.labels else None

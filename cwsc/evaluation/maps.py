@@ -247,3 +247,42 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
     if ra.std() == 0 or rb.std() == 0:
         return math.nan
     return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def range_check(
+    map_mm: np.ndarray,
+    labels_mm: np.ndarray,
+    low_mm: np.ndarray,
+    high_mm: np.ndarray,
+    constant_mm: float | None = None,
+) -> dict:
+    """Whether a map's sc lies inside each place's identifiable range of sc, and how its ranks
+    follow the places' own labels: the checks that separate a right map from a plausible
+    constant one, where the validation KGE with sc fixed cannot (the other parameters
+    re-calibrated absorb most of a wrong sc: issue 35).
+
+    Arrays (N,) in mm, one value per cell or catchment: the map's sc, the calibrated label
+    and its identifiable range [low, high]; ``constant_mm``: the constant map (default: the
+    median of the map where a range is known). Returns ``in_range_map`` and
+    ``in_range_constant`` ((N,) float: 1 inside, 0 outside, NaN where the map or the range is
+    missing), their shares over the places with a range (``share_in_range_map``,
+    ``share_in_range_constant``), ``spearman_map_labels`` (the rank correlation of the map
+    with the labels), ``constant_mm`` and ``places`` (how many have a range and a map value).
+    """
+    m, lab, lo, hi = (np.asarray(a, dtype=np.float64).ravel() for a in (map_mm, labels_mm, low_mm, high_mm))
+    known = np.isfinite(lo) & np.isfinite(hi) & np.isfinite(m)
+    if constant_mm is None:
+        constant_mm = median(m[known]) if known.any() else math.nan
+    with np.errstate(invalid="ignore"):
+        in_map = np.where(known, ((m >= lo) & (m <= hi)).astype(float), np.nan)
+        in_constant = np.where(known, ((constant_mm >= lo) & (constant_mm <= hi)).astype(float), np.nan)
+    places = int(known.sum())
+    return {
+        "in_range_map": in_map,
+        "in_range_constant": in_constant,
+        "share_in_range_map": float(np.nanmean(in_map)) if places else math.nan,
+        "share_in_range_constant": float(np.nanmean(in_constant)) if places else math.nan,
+        "spearman_map_labels": spearman(m, lab),
+        "constant_mm": float(constant_mm),
+        "places": places,
+    }

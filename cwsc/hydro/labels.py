@@ -22,10 +22,18 @@ PARAMETER_UNITS = {"sc": "mm"}
 FIT_FIELDS = ("sc_low", "sc_high", "kge_cal", "kge_val", "nse_cal", "nse_val")
 #: Quality flags (the bits of :data:`cwsc.hydro.options.FLAG_BITS`) and their limits.
 FLAG_AT_BOUND, FLAG_DISAGREE, FLAG_FEW_MONTHS, FLAG_WIDE_RANGE, FLAG_LIMITS, FLAG_SNOW = 1, 2, 4, 8, 16, 32
+FLAG_ABOVE_PET, FLAG_WATER_BALANCE = 64, 128
 BOUND_SHARE = 0.01  # sc within this share of its range from a bound
 DISAGREEMENT = 1.5  # largest / smallest sc among the models of the label
 MIN_CALIBRATION_MONTHS = 24
 LIMITED_SHARE = 0.10  # share of calibration months with the store emptied by a limit
+#: A model "exceeds PET" in a cell when its evaporation is above PET in more than this share
+#: of the calibration months (issue 35: TVGM and SWBM under ``conserving`` evaporate 1.5-1.9 x
+#: PET in 98-99 % of months where the PET given is too low, and still win on KGE).
+ABOVE_PET_SHARE = 0.10
+#: Evaporation counts as above PET when it exceeds PET by more than this (mm/month): float32
+#: rounding of a store evaporating exactly PET must not count.
+ABOVE_PET_SLACK = 0.01
 
 
 @dataclass
@@ -46,6 +54,8 @@ class ModelLabels:
     calibration_months: np.ndarray
     evaluations: np.ndarray
     restart_objective: np.ndarray | None = None  # (C, restarts): each restart's best
+    #: (C,) share of calibration months whose evaporation exceeds PET (None: not measured)
+    above_pet_fraction: np.ndarray | None = None
 
     @classmethod
     def empty(cls, model: str, cells: int) -> ModelLabels:
@@ -57,6 +67,7 @@ class ModelLabels:
             {k: nan.copy() for k in PARAMETERS[model]},
             *(nan.copy() for _ in range(9)),
             np.zeros(cells, np.int64),
+            above_pet_fraction=nan.copy(),
         )
 
     @classmethod
@@ -64,10 +75,12 @@ class ModelLabels:
         """The labels of consecutive groups of cells, end to end."""
         cat = lambda xs: np.concatenate(xs) if xs else np.empty(0)  # noqa: E731
         restart = [pt.restart_objective for pt in parts]
+        above = [pt.above_pet_fraction for pt in parts]
         return cls(
             {k: cat([pt.params[k] for pt in parts]) for k in parts[0].params},
             *(cat([getattr(pt, a) for pt in parts]) for a in _LABEL_ARRAYS),
             restart_objective=None if any(r is None for r in restart) else cat(restart),
+            above_pet_fraction=None if any(a is None for a in above) else cat(above),
         )
 
 
@@ -94,6 +107,8 @@ def result_arrays(result: CalibrationResult) -> dict[str, np.ndarray]:
             out[f"{m}/{k}"] = getattr(lab, k)
         if lab.restart_objective is not None:
             out[f"{m}/restart_objective"] = lab.restart_objective
+        if lab.above_pet_fraction is not None:
+            out[f"{m}/above_pet_fraction"] = lab.above_pet_fraction
     return out
 
 
@@ -106,6 +121,7 @@ def result_from_arrays(arrays: Mapping[str, np.ndarray], models: Sequence[str]) 
             params,
             *(arrays[f"{m}/{k}"] for k in _LABEL_ARRAYS),
             restart_objective=arrays.get(f"{m}/restart_objective"),
+            above_pet_fraction=arrays.get(f"{m}/above_pet_fraction"),
         )
     return CalibrationResult(out, arrays["cwsc"], arrays["cwsc_range"], arrays["flags"], arrays["kge"])
 
@@ -125,15 +141,25 @@ _LABEL_ARRAYS = (
 
 
 def label_rule(
-    kges: np.ndarray, scs: np.ndarray, threshold: float = 0.0, margin: float | None = None
+    kges: np.ndarray,
+    scs: np.ndarray,
+    threshold: float = 0.0,
+    margin: float | None = None,
+    respects_pet: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(cwsc ``(C,)``, models entering ``(models, C)``) from each model's KGE and sc
     ``(models, C)``: the rule of :func:`joint_labels`, shared with the physics-guided route
-    (whose KGEs are the network's predicted fits)."""
+    (whose KGEs are the network's predicted fits). ``respects_pet`` ``(models, C)`` bool:
+    where one of the models within the margin respects PET, only those that do enter."""
     with np.errstate(invalid="ignore"):
         calibrated = np.isfinite(kges) & np.isfinite(scs)
         best = np.max(np.where(calibrated, kges, -np.inf), axis=0)
         near = calibrated if margin is None else calibrated & (kges >= best - float(margin))
+        if respects_pet is not None:
+            # A model that fits by evaporating more than the atmosphere demands compensates
+            # for the forcing; a model within the margin that does not is the better witness.
+            near_ok = near & np.asarray(respects_pet, bool)
+            near = np.where(near_ok.any(0), near_ok, near)
         above = near & (kges > threshold)
         ok = np.where(above.any(0), above, near)
     weights = np.where(ok, np.clip(np.nan_to_num(kges), 0.0, None), 0.0)
@@ -158,13 +184,22 @@ def joint_labels(
     cwsc_range: the width of the union of the identifiable ranges of those models (their
     disagreement included). flags: the quality bits (:data:`FLAG_BITS`). kge: the best
     model's calibration KGE.
+
+    Where the models carry ``above_pet_fraction``, a model whose evaporation exceeds PET in
+    more than :data:`ABOVE_PET_SHARE` of the calibration months enters only where no model
+    within the margin respects PET, and then the cell gets bit 64.
     """
     from cwsc.hydro.models import PARAMETERS
 
     names = list(labels)
     kges = np.stack([labels[m].kge_cal for m in names])  # (models, C)
     scs = np.stack([labels[m].params["sc"] for m in names])
-    cwsc, ok = label_rule(kges, scs, threshold, margin)
+    above_pet = respects_pet = None
+    if all(labels[m].above_pet_fraction is not None for m in names):
+        above_pet = np.stack([labels[m].above_pet_fraction for m in names])
+        with np.errstate(invalid="ignore"):
+            respects_pet = ~(above_pet > ABOVE_PET_SHARE)
+    cwsc, ok = label_rule(kges, scs, threshold, margin, respects_pet)
     has = np.isfinite(cwsc)
     with np.errstate(invalid="ignore", divide="ignore"):
         lows = np.stack(
@@ -187,6 +222,8 @@ def joint_labels(
             at_bound = (scs[i] <= lo + share) | (scs[i] >= hi - share)
             flags |= np.where(ok[i] & at_bound, FLAG_AT_BOUND, 0)
             flags |= np.where(ok[i] & (labels[m].limited_fraction > LIMITED_SHARE), FLAG_LIMITS, 0)
+            if respects_pet is not None:
+                flags |= np.where(ok[i] & ~respects_pet[i], FLAG_ABOVE_PET, 0)
         sc_max = np.where(ok, scs, -np.inf).max(0)
         sc_min = np.where(ok, scs, np.inf).min(0)
         flags |= np.where(

@@ -20,6 +20,9 @@ COLUMNS = {
     "kge_val_free": "validation KGE, free",
     "kge_val_map": "validation KGE, map",
     "kge_val_constant": "validation KGE, constant map",
+    "in_range_map": "map inside the identifiable range",
+    "in_range_constant": "constant inside the identifiable range",
+    "snow": "share of P through the snow store",
     "models": "models of the label",
     "not_scored": "not scored because",
 }
@@ -104,6 +107,21 @@ def sc_figure(records: Sequence[Mapping[str, Any]]):
     return fig
 
 
+def _check_words(check: Mapping[str, Any]) -> str:
+    """The map check in a sentence."""
+
+    def pct(x: float) -> str:
+        return "-" if not np.isfinite(x) else f"{100 * x:.0f} %"
+
+    rho = check["spearman_map_labels"]
+    return (
+        f" Here the map lies inside the range at {pct(check['share_in_range_map'])} of the "
+        f"{check['places']} catchments with a range, the constant map ({check['constant_mm']:.0f} mm) at "
+        f"{pct(check['share_in_range_constant'])}; the rank correlation with the labels is "
+        f"{'-' if not np.isfinite(rho) else f'{rho:.2f}'}."
+    )
+
+
 def catchments_report(
     path,
     shapes,
@@ -113,15 +131,30 @@ def catchments_report(
     medians: Mapping[str, float],
     settings: Mapping[str, Any],
     periods: Mapping[str, tuple[int, int]],
+    check: Mapping[str, Any] | None = None,
 ):
     """Write the report to ``path``. ``settings``: what the run used, in words;
-    ``periods``: catchment -> (first calibration month, first validation month) indices."""
+    ``periods``: catchment -> (first calibration month, first validation month) indices;
+    ``check``: :func:`cwsc.evaluation.maps.range_check` over the scored catchments."""
     summary = {
         "catchments scored": len(scores),
         "catchments not scored": sum(1 for r in records if r.get("not_scored")),
         "median validation KGE, sc from the map": medians.get("kge_val_map"),
         "median validation KGE, free calibration": medians.get("kge_val_free"),
         "median validation KGE, constant map": medians.get("kge_val_constant"),
+        **(
+            {
+                "share of catchments with the map inside their identifiable range": check[
+                    "share_in_range_map"
+                ],
+                "share with the constant map inside it": check["share_in_range_constant"],
+                "rank correlation (Spearman) of the map with the catchments' own labels": check[
+                    "spearman_map_labels"
+                ],
+            }
+            if check
+            else {}
+        ),
         **settings,
     }
     table = [{COLUMNS[k]: r.get(k) for k in COLUMNS} for r in records]
@@ -133,7 +166,13 @@ def catchments_report(
             "best model entering it), then again in the models of its label with sc fixed to the "
             "map's area-weighted mean inside the polygon, and to a constant map (the median of the "
             "map over the catchments). A map that carries information scores close to the free "
-            "calibration and above the constant map in the validation months.</p>",
+            "calibration and above the constant map in the validation months.</p>"
+            "<p>The validation KGE alone cannot tell a right map from a plausible constant one: the other "
+            "parameters, re-calibrated, absorb most of a wrong sc. Two checks can: whether the map's sc lies "
+            "inside each catchment's identifiable range of sc (the values whose best fit is within the "
+            "identifiability tolerance of the best), for the map and for the constant map; and the rank "
+            "correlation of the map with the catchments' own labels, which a constant map does not have and "
+            "a shuffled map loses." + (_check_words(check) if check else "") + "</p>",
         ),
         ("Catchments", table),
         ("Map", map_figure(shapes, records)),

@@ -92,8 +92,12 @@ flags, a bit mask: 1 = sc within 1 % of a bound of its range in a model entering
 2 = the models entering the label disagree on sc by more than a factor 1.5; 4 = fewer than
 24 valid calibration months; 8 = identifiable range wider than the label itself; 16 = the
 conserving limits emptied the store in more than 10 % of the calibration months; 32 = months
-with PET below 5 mm hold more than 20 % of the precipitation and no temperature was given (a flag
-value is the sum of its bits: 9 = 1 + 8). <b>OUTPUT_KGE</b>: calibration KGE of the best model
+with PET below 5 mm hold more than 15 % of the precipitation and no temperature was given; 64 =
+the label rests on a model that evaporates more than PET in more than 10 % of the calibration
+months (such models enter the label only where no model within <b>MODEL_KGE_MARGIN</b> respects
+PET); 128 = the forcing cannot balance: long-term runoff above precipitation, or P - Q above
+PET, by more than 10 % (the run warns with the number of cells) (a flag value is the sum of
+its bits: 9 = 1 + 8). <b>OUTPUT_KGE</b>: calibration KGE of the best model
 (-inf..1, used by <i>Mask labels by KGE</i>); <b>OUTPUT_DETAILS</b> (optional): per model
 every parameter, the identifiable range of sc (low, high, mm) and the efficiencies (band
 descriptions name them); numbers

@@ -117,6 +117,9 @@ class EvaluateCatchmentsAlgorithm(CwscAlgorithm):
         "MEDIAN_KGE_VAL_MAP": "median_kge_val_map",
         "MEDIAN_KGE_VAL_FREE": "median_kge_val_free",
         "MEDIAN_KGE_VAL_CONSTANT": "median_kge_val_constant",
+        "SHARE_IN_RANGE_MAP": "share_in_range_map",
+        "SHARE_IN_RANGE_CONSTANT": "share_in_range_constant",
+        "SPEARMAN_MAP_LABELS": "spearman_map_labels",
     }
     HELP = """
 <p>Scores a CWSC map at gauged catchments: each catchment's models are calibrated on its own
@@ -126,8 +129,8 @@ the validation KGEs tell what the map is worth.</p>
 YYYY-MM, runoff[, precipitation, pet, temperature]); rasters for the columns it lacks;
 <b>CWSC</b>; optionally <b>REFERENCE_MAPS</b>.</p>
 <p><b>Outputs</b>: <b>OUTPUT</b> (polygons coloured by the map's validation KGE),
-<b>OUTPUT_TABLE</b>, <b>OUTPUT_REPORT</b>; median KGEs. Catchments not scored are kept
-with their reason.</p>
+<b>OUTPUT_TABLE</b>, <b>OUTPUT_REPORT</b>; median KGEs, map checks. Catchments not scored
+are kept with their reason.</p>
 """
     DETAILS = """
 <p>The seed paper's check of a CWSC map: a map is useful where a water balance model run
@@ -164,15 +167,24 @@ models of the catchment's label. Advanced: <b>FORMULATION</b>, <b>RESTARTS</b>,
 months of runoff, off the rasters or the map, or in m3/s without an area is kept in every
 output with its reason in the field <code>not_scored</code>; nothing is dropped silently.</p>
 <p><b>Outputs</b>: <b>OUTPUT</b>: a GeoPackage of the polygons with the fields id, area_km2,
-months, cwsc_map_mm, cwsc_map_sd_mm, sc_free_mm, sc_low_mm, sc_high_mm, flags,
-kge_cal_free, kge_val_free, kge_cal_map, kge_val_map, kge_val_constant, models, not_scored
-and, per reference map, cwsc_NAME_mm and kge_val_NAME; loaded coloured by kge_val_map (red
+months, cwsc_map_mm, cwsc_map_sd_mm, sc_free_mm, sc_low_mm, sc_high_mm, flags (the quality
+bits of <i>Calibrate water balance models</i>; 128: the catchment's P, PET and Q cannot
+balance over the record, and the run warns naming it), kge_cal_free, kge_val_free,
+kge_cal_map, kge_val_map, kge_val_constant, in_range_map and in_range_constant (1 where the
+map's, or the constant map's, sc lies inside the catchment's identifiable range of sc, 0
+where not), models, snow (the share of the precipitation that passed through the snow
+store, 0-1; empty without temperature), not_scored and, per reference map, cwsc_NAME_mm and
+kge_val_NAME; loaded coloured by kge_val_map (red
 below 0, blue up to 1, grey: not scored). <b>OUTPUT_TABLE</b>: the same fields as a CSV;
 <b>OUTPUT_REPORT</b>: an HTML report (table, map, hydrographs, sc of the map against the
 catchments' own). Numbers: <b>CATCHMENTS_SCORED</b>, <b>CATCHMENTS_NOT_SCORED</b>,
-<b>MEDIAN_KGE_VAL_MAP</b>, <b>MEDIAN_KGE_VAL_FREE</b>, <b>MEDIAN_KGE_VAL_CONSTANT</b> and
-every other metric the backend reports. A useful map scores clearly above the constant map
-and close to free calibration.</p>
+<b>MEDIAN_KGE_VAL_MAP</b>, <b>MEDIAN_KGE_VAL_FREE</b>, <b>MEDIAN_KGE_VAL_CONSTANT</b>,
+<b>SHARE_IN_RANGE_MAP</b>, <b>SHARE_IN_RANGE_CONSTANT</b>, <b>SPEARMAN_MAP_LABELS</b> and
+every other metric the backend reports. A useful map scores close to free calibration and
+above the constant map; since the other parameters, re-calibrated, absorb most of a wrong
+sc, a plausible constant scores close too, and the checks that tell them apart are the
+share in range (the map's well above the constant's) and a clearly positive rank
+correlation with the catchments' own labels.</p>
 """
     REFS = ("xie2021", "zhang2008", "duan1992", "gupta2009")
 
@@ -251,6 +263,9 @@ and close to free calibration.</p>
             ("MEDIAN_KGE_VAL_MAP", "Median validation KGE, CWSC fixed to the map"),
             ("MEDIAN_KGE_VAL_FREE", "Median validation KGE, CWSC calibrated freely"),
             ("MEDIAN_KGE_VAL_CONSTANT", "Median validation KGE, a constant CWSC map"),
+            ("SHARE_IN_RANGE_MAP", "Share of catchments whose identifiable range holds the map's sc"),
+            ("SHARE_IN_RANGE_CONSTANT", "Share of catchments whose identifiable range holds the constant"),
+            ("SPEARMAN_MAP_LABELS", "Rank correlation of the map with the catchments' own labels"),
         ):
             self.addOutput(QgsProcessingOutputNumber(name, tr(label)))
 

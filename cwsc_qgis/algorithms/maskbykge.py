@@ -14,8 +14,8 @@ from ..glossary import term
 from .base import CwscAlgorithm, tr
 
 #: The backend's default (cwsc/hydro/options.py; the contract test holds them equal).
-EXCLUDE_FLAGS = 1
-#: The quality flags in the order of their bits (1, 2, 4, 8, 16, 32: cwsc/hydro/options.py FLAG_BITS).
+EXCLUDE_FLAGS = 1 | 64 | 128
+#: The quality flags in the order of their bits (1, 2, ..., 128: cwsc/hydro/options.py FLAG_BITS).
 FLAG_NAMES = [
     "sc at a bound of its range",
     "models disagree on sc (factor > 1.5)",
@@ -23,6 +23,8 @@ FLAG_NAMES = [
     "identifiable range wider than the label",
     "store emptied in > 10 % of months (conserving)",
     "snowy (cold months wet) but no temperature given",
+    "label rests on a model evaporating above PET",
+    "forcing does not balance (Q > P or P - Q > PET)",
 ]
 
 
@@ -74,9 +76,12 @@ class MaskByKgeAlgorithm(CwscAlgorithm):
 KGE (Gupta et al. 2009) is above <b>THRESHOLD</b> (default 0.0, the KGE of the mean flow
 benchmark is -0.41) and whose quality flags (band 3 of the labels) are none of those ticked in
 <b>EXCLUDE_FLAGS</b> (default: sc at a bound of its range, a censored value rather than an
-estimate; labels without a flags band are masked by KGE only), and sets every other cell to
-nodata, so the network trains only on labels the models could explain. From qgis_process or a
-script the flags can also be given as the bit mask of band 3 (1, 2, 4, 8, 16; e.g. 9 = 1 + 8).</p>
+estimate; a label resting on a model that evaporates above PET; forcing that cannot balance:
+in the last two a model fits by compensating for the forcing; labels without a flags band are
+masked by KGE only), and sets every other cell to nodata, so the network trains only on
+labels the models could explain. From qgis_process or a script the flags can also be given
+as the bit mask of band 3 (1, 2, 4, ..., 128; e.g. 9 = 1 + 8; the default is 193 = 1 + 64 +
+128).</p>
 <p><b>Inputs</b>: <b>LABELS</b> (the CWSC output of <i>Calibrate water balance models</i>, mm;
 every band is masked) and <b>KGE</b> (its KGE output), on the same grid.</p>
 <p><b>Outputs</b>: <b>OUTPUT</b>: masked labels in mm (nodata -9999); numbers

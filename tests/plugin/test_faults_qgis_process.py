@@ -291,7 +291,7 @@ def test_quality_flags_as_ticks_or_as_the_bit_mask(qp_env, data_dir, tmp_path):
         [
             ("LABELS", data_dir / "labels.tif"),
             ("KGE", data_dir / "kge.tif"),
-            ("EXCLUDE_FLAGS", "64"),
+            ("EXCLUDE_FLAGS", "256"),
             ("OUTPUT", tmp_path / "x.tif"),
         ],
         check=False,

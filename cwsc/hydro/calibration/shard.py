@@ -29,7 +29,7 @@ from cwsc.hydro.calibration.config import CalibrationConfig
 from cwsc.hydro.engines import cuda as cuda_kernels
 from cwsc.hydro.engines.selection import Engine, Tuning, choose_engine
 from cwsc.hydro.identifiability import profile_range
-from cwsc.hydro.labels import CalibrationResult, ModelLabels, joint_labels
+from cwsc.hydro.labels import ABOVE_PET_SLACK, CalibrationResult, ModelLabels, joint_labels
 from cwsc.hydro.models import PARAMETERS, SEED_EPS, Forcing, run_months
 from cwsc.hydro.sceua import sceua
 
@@ -209,6 +209,9 @@ def calibrate_batch(
     full = run_months(forcing, prm, full=True, fused=fused)
     sim = full["runoff"]
     limited = (full["storage"][w + 1 : c + 1] <= LIMIT_EMPTY).to(config.dtype).mean(0)
+    # How often the model evaporates more than the atmosphere demands (issue 35): a fit that
+    # needs it compensates for forcing that does not balance.
+    above_pet = (full["evap"][w:c] > ec[w:c] + ABOVE_PET_SLACK).to(config.dtype).mean(0)
     scored = torch.isfinite(qc[w:c]).sum(0)
     if sc_low is None:  # sc given (or profile off): no range
         sc_low = sc_high = torch.full((n_c,), float("nan"), dtype=config.dtype, device=config.device)
@@ -231,6 +234,7 @@ def calibrate_batch(
     put(labels.objective, objective_best)
     put(labels.sc_low, sc_low), put(labels.sc_high, sc_high)
     put(labels.limited_fraction, limited), put(labels.calibration_months, scored)
+    put(labels.above_pet_fraction, above_pet)
     labels.evaluations[idx] = evaluations.cpu().numpy()
     if progress:
         progress(1.0)

@@ -57,7 +57,7 @@ def test_mask_applies_the_kge_threshold_and_the_excluded_flags(tmp_path):
     ]
     # A bit that does not exist is refused; labels without a flags band: KGE only, said.
     code, events, _ = run_backend(
-        "mask", "--labels", labels, "--kge", kge, "--exclude-flags", "64", "--out", tmp_path / "x.tif"
+        "mask", "--labels", labels, "--kge", kge, "--exclude-flags", "256", "--out", tmp_path / "x.tif"
     )
     assert code == 2 and "EXCLUDE_FLAGS" in last_event(events, "error")["message"]
     plain = write_tif(tmp_path / "plain.tif", cwsc)

@@ -93,3 +93,29 @@ def test_mask_by_kge_keeps_only_cells_above_threshold_and_without_excluded_flags
     assert out[0] == 100 and np.isnan(out[4]) and out[5] == 500
     out = mask_by_kge(labels, kge, 0.0, flags, exclude=1 | 8)
     assert np.isnan(out[4]) and np.isnan(out[5])
+
+
+def test_models_that_evaporate_above_pet_leave_the_label_where_one_within_the_margin_does_not():
+    """Issue 35: a model that fits only by evaporating more than PET (share of months above
+    ABOVE_PET_SHARE) enters the label only where no model within the margin respects PET;
+    then the cell carries bit 64."""
+    from cwsc.hydro.labels import ABOVE_PET_SHARE, FLAG_ABOVE_PET
+
+    # cell 0: both fit equally, TVGM above PET -> DWBM alone; cell 1: DWBM far behind -> TVGM
+    # alone, bit 64; cell 2: both respect PET -> the mean of both; cell 3: above PET in
+    # exactly the allowed share -> counts as respecting it.
+    dwbm = _labels([0.85, 0.5, 0.85, 0.85], [300, 300, 300, 300])
+    tvgm = _labels([0.86, 0.86, 0.86, 0.86], [100, 100, 100, 100])
+    dwbm.above_pet_fraction = np.zeros(4)
+    tvgm.above_pet_fraction = np.array([0.9, 0.9, 0.0, ABOVE_PET_SHARE])
+    cwsc, _, flags, kge = joint_labels({"DWBM": dwbm, "TVGM": tvgm}, threshold=0.0, margin=0.02)
+    assert cwsc[0] == 300 and cwsc[1] == 100
+    assert cwsc[2] == pytest.approx((0.85 * 300 + 0.86 * 100) / (0.85 + 0.86)) == cwsc[3]
+    bits = flags.astype(int) & FLAG_ABOVE_PET
+    assert bits.tolist() == [0, FLAG_ABOVE_PET, 0, 0]
+    np.testing.assert_array_equal(kge, [0.86] * 4)  # the joint KGE stays the best model's
+    # Without the measure (labels of an earlier release) the rule is the old one.
+    dwbm.above_pet_fraction = tvgm.above_pet_fraction = None
+    cwsc_old, _, flags_old, _ = joint_labels({"DWBM": dwbm, "TVGM": tvgm}, threshold=0.0, margin=0.02)
+    assert cwsc_old[0] == pytest.approx((0.85 * 300 + 0.86 * 100) / (0.85 + 0.86))
+    assert not (flags_old.astype(int) & FLAG_ABOVE_PET).any()

@@ -87,15 +87,57 @@ def test_cold_share_counts_precipitation_in_months_whose_pet_is_near_zero():
     assert np.isnan(cold_precipitation_share(np.full((1, 5), np.nan), np.ones((1, 5))))[0]
 
 
-def test_the_store_runs_only_where_a_tenth_or_more_of_the_precipitation_is_snow():
-    from cwsc.hydro.snow import MIN_SNOW_SHARE, snowfall_share
+def test_the_store_weighs_in_continuously_with_the_share_of_snow():
+    """No cliff (issue 35): the liquid water moves continuously from P (no snow) to the
+    store's rain and melt (a tenth and more of P as snow); water is conserved throughout."""
+    from cwsc.hydro.snow import SNOW_SHARE_RAMP, snowfall_share, store_weight
 
-    p = np.full((2, 24), 50.0)
-    t = np.tile(np.r_[np.full(3, -20.0), np.full(21, 15.0)], (2, 1))  # an eighth of the months frozen
-    t[1, :3] = 10.0  # the second cell never freezes
-    assert snowfall_share(p, t)[0] == pytest.approx(3 / 24) and snowfall_share(p, t)[1] == 0
-    out = liquid_water(p, t)
-    assert out[0, 0] == 0.0 and out[0].sum() == pytest.approx(p[0].sum() - snow_store(p, t).pack[0, -1])
-    np.testing.assert_array_equal(out[1], p[1])
-    np.testing.assert_array_equal(liquid_water(p, t, min_snow_share=0.2)[0], p[0])
-    assert MIN_SNOW_SHARE == 0.10
+    months = 120
+    p = np.full((1, months), 50.0)
+    frozen = np.arange(months) % 12 < 1  # one month a year at -20 C: 1/12 of P as snow
+    t = np.where(frozen, -20.0, 15.0)[None]
+    share = float(snowfall_share(p, t)[0])
+    assert share == pytest.approx(1 / 12)
+    lo, hi = SNOW_SHARE_RAMP
+    weight = float(store_weight(share))
+    assert 0.0 < weight < 1.0 and weight == pytest.approx((share - lo) / (hi - lo))
+    out = liquid_water(p, t)[0]
+    full = snow_store(p, t).liquid[0]
+    np.testing.assert_allclose(out, weight * full + (1 - weight) * p[0])
+    assert out.sum() == pytest.approx(p.sum() - weight * snow_store(p, t).pack[0, -1])
+    # Shares either side of the old 10 % cut give nearly the same weight, not 0 and 1.
+    assert store_weight(0.0985) == pytest.approx(0.97) and store_weight(0.105) == 1.0
+    steps = np.diff(store_weight(np.linspace(0.0, 0.2, 201)))
+    assert steps.max() <= 0.001 / (hi - lo) + 1e-12  # no jump larger than the ramp's slope allows
+    np.testing.assert_array_equal(liquid_water(p, np.full_like(p, 15.0)), p)  # never freezes: nothing
+
+
+@pytest.mark.network
+def test_bit_32_threshold_lies_between_the_snowless_and_the_snowy_real_catchments():
+    """The cold-month share that sets bit 32 without TEMPERATURE separates the real catchments
+    where the store runs (Quebec) from those where it does not (Hesse), and fires from where
+    the store starts to matter."""
+    import real_catchments as rc
+
+    from cwsc.hydro.snow import COLD_SHARE, SNOW_SHARE_RAMP, snowfall_share, store_weight
+
+    try:
+        catchments = [c for c in rc.all_catchments() if c.temperature is not None]
+    except rc.DataUnavailable as exc:
+        pytest.skip(f"real catchment data unavailable: {exc}")
+    snow, cold = [], []
+    for c in catchments:
+        snow.append(float(snowfall_share(c.precipitation, c.temperature)))
+        cold.append(float(cold_precipitation_share(c.precipitation, c.pet)))
+        weight = float(store_weight(snow[-1]))
+        flagged = bool(snow_likely(c.precipitation, c.pet))
+        assert flagged == (weight > 0.5), (
+            c.name,
+            weight,
+            float(cold_precipitation_share(c.precipitation, c.pet)),
+        )
+    # The cold-month share runs with the snowfall share; the threshold lies within the ramp
+    # (where the store starts and where it is whole), so bit 32 fires where snow matters.
+    slope, intercept = np.polyfit(snow, cold, 1)
+    lo, hi = SNOW_SHARE_RAMP
+    assert intercept + slope * lo <= COLD_SHARE <= intercept + slope * hi
