@@ -207,7 +207,7 @@ def _learn(args: argparse.Namespace, outputs: Outputs) -> dict:
             if config.pretraining()
             else "none"
         ),
-        "network": f"ResNet-{6 * config.blocks + 2} widths {list(config.widths)}",
+        "network": f"ResNet-{6 * config.blocks + 2} widths {'/'.join(str(w) for w in config.widths)}",
     }
     test = result.part == 2
     bundle = ModelBundle(

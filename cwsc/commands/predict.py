@@ -52,7 +52,11 @@ def predict_command(args) -> None:
         result["OUTPUT_NETCDF"] = str(args.out_netcdf)
     protocol.result(
         outputs=result,
-        metrics={"cells_predicted": out["cells_predicted"], "seconds": round(time.perf_counter() - t0, 3)},
+        metrics={
+            "cells_predicted": out["cells_predicted"],
+            "cells_bounded": out["cells_bounded"],
+            "seconds": round(time.perf_counter() - t0, 3),
+        },
     )
 
 

@@ -112,7 +112,7 @@ def _train(args, outputs: Outputs) -> dict:
         "ensemble": args.ensemble,
         "epochs (max)": recipe.epochs,
         "batch_size": recipe.batch_size,
-        "network": f"ResNet-{result.network.depth} widths {list(result.network.widths)}",
+        "network": f"ResNet-{result.network.depth} widths {'/'.join(str(w) for w in result.network.widths)}",
     }
     bundle = ModelBundle(
         members=result.members,

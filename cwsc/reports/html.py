@@ -84,6 +84,8 @@ def format_value(value: Any) -> str:
         if not math.isfinite(value):
             return "-"
         return f"{value:.4g}" if abs(value) < 1e5 else f"{value:,.0f}"
+    if isinstance(value, (list, tuple)):  # a list of models or widths, as a reader writes it
+        return ", ".join(format_value(v) for v in value)
     return str(value)
 
 
