@@ -453,7 +453,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "evaluate-catchments", help="score a CWSC map at gauged catchments against their own calibration"
     )
-    p.add_argument("--catchments", required=True, help="catchment polygons (GeoPackage, Shapefile, GeoJSON)")
+    p.add_argument(
+        "--catchments",
+        required=True,
+        help="catchment polygons (GeoPackage, Shapefile, GeoJSON; path|layername=NAME picks a layer)",
+    )
     p.add_argument("--id-field", required=True, help="the polygons' field holding the catchment id")
     p.add_argument(
         "--series",

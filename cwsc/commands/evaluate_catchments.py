@@ -270,7 +270,7 @@ def _run(args: argparse.Namespace) -> None:
         )
     config = _config(args, models)
     inputs = {
-        "CATCHMENTS": args.catchments,
+        "CATCHMENTS": C.split_source(args.catchments)[0],  # path|layername=NAME: the file
         "SERIES": args.series,
         "CWSC": args.cwsc,
         "PRECIPITATION": args.precip,

@@ -353,3 +353,20 @@ def test_scores_are_one_layer_of_the_users_project_geopackage(small, tmp_path):
         assert [dict(f.properties) for f in src] == mine
     with fiona.open(project, layer="scores 2024") as src:
         assert {f.properties["id"] for f in src} == {"a", "b", "c"}
+
+
+def test_the_polygon_layer_is_picked_as_qgis_writes_it(small, tmp_path):
+    """--catchments path|layername=NAME, as QGIS writes a layer of a GeoPackage: naming the
+    gauges' points layer is refused, naming the polygon layers there are, before any work."""
+    import fiona
+    from fiona.crs import CRS
+
+    schema = {"geometry": "Point", "properties": {"gauge": "str"}}
+    with fiona.open(
+        small["gpkg"], "w", driver="GPKG", schema=schema, crs=CRS.from_epsg(4326), layer="stations"
+    ) as dst:
+        dst.write({"geometry": {"type": "Point", "coordinates": (6.0, 46.5)}, "properties": {"gauge": "a"}})  # fmt: skip
+    args = _small_args(small, tmp_path)
+    args[args.index(small["gpkg"])] = f"{small['gpkg']}|layername=stations"
+    refused(args, "'stations'", "point", "its polygon layers: gauges", "|layername=gauges")
+    assert not list(tmp_path.glob("s.*"))
