@@ -79,6 +79,12 @@ def test_evaluate_scores_validation_months_on_the_same_cells(tmp_path):
     html = (tmp_path / "e.html").read_text()
     assert "Simulation efficiency on the validation months" in html and "By aridity" in html
     assert "constant map (its median)" in html
+    # per model: the median at the cells of its label and over all cells (KGE_VAL_FIXED_SWBM),
+    # named apart
+    assert "median validation KGE at those cells, map" in html
+    assert "median over all cells scored, map (KGE_VAL_FIXED_&lt;model&gt;)" in html or (
+        "median over all cells scored, map (KGE_VAL_FIXED_<model>)" in html
+    )
     # Three years leave 9 validation months: too few for a KGE, said before any work.
     short = DemoRegion(west=-10.0, east=-6.0, south=37.0, north=42.0, years=3)
     write_demo(tmp_path / "s", seed=1, region=short)
