@@ -138,10 +138,37 @@ def _evaluate(args, outputs: Outputs) -> dict:
             f"R2 {stats['r2']:.3f}, RMSE {stats['rmse']:.1f} mm"
         )
         protocol.progress(0.2, "evaluating the map")
+    if args.details:
+        check = _range_check(cwsc, args.details, grid, models)
+        metrics.update(
+            {k: check[k] for k in ("share_in_range_map", "share_in_range_constant", "spearman_map_labels")}
+        )
+        metrics["cells_with_range"] = check["places"]
+        sections.append(
+            (
+                "Is the map inside the identifiable range of sc?",
+                f"<p>Over the {check['places']:,} cells whose calibration details give the label's "
+                "identifiable range of sc (the union of the ranges of the models entering the label): the map "
+                f"lies inside it at {_pct(check['share_in_range_map'])} of them, a constant map "
+                f"({check['constant_mm']:.0f} mm, the map's median there) at {_pct(check['share_in_range_constant'])}; "
+                f"the rank correlation (Spearman) of the map with the labels is {check['spearman_map_labels']:.2f}. "
+                "The validation KGE with sc fixed cannot tell a right map from a plausible constant one (the other "
+                "parameters, re-calibrated, absorb most of a wrong sc); these can: a right map lies inside "
+                "far more ranges than the constant and ranks like the labels.</p>",
+            )
+        )
+        protocol.log(
+            f"the map lies inside the identifiable range of sc at {_pct(check['share_in_range_map'])} of "
+            f"{check['places']:,} cells, a constant map at {_pct(check['share_in_range_constant'])}; Spearman "
+            f"with the labels {check['spearman_map_labels']:.2f}"
+        )
     if all(forcing):
         precip, pet, runoff, fgrid, _, temperature = read_forcing(
             args.precip, args.pet, args.runoff, forcing_options(args), getattr(args, "temperature", None)
         )
+        from cwsc.hydro.balance import warn_if_unbalanced
+
+        warn_if_unbalanced(precip, pet, runoff, axis=0)
         if temperature is not None:
             from cwsc.hydro.snow import liquid_water
 
@@ -257,6 +284,47 @@ def _evaluate(args, outputs: Outputs) -> dict:
 
 #: The simulation check's variants in words.
 _VARIANT_WORDS = {"fixed": "with the map", "constant": "with the constant map", "free": "free"}
+
+
+def _pct(x: float) -> str:
+    return "-" if not np.isfinite(x) else f"{100 * x:.0f} %"
+
+
+def _range_check(cwsc: np.ndarray, path: str, grid, models) -> dict:
+    """The map against each cell's label and its identifiable range of sc, both from
+    calibrate's OUTPUT_DETAILS (the label rule over the models' sc and KGE; the union of the
+    ranges of the models entering it): :func:`cwsc.evaluation.maps.range_check` per cell."""
+    from cwsc.evaluation.maps import range_check
+    from cwsc.hydro.labels import label_rule
+    from cwsc.hydro.options import DEFAULT_KGE_MARGIN
+
+    kges = _details_kge(path, grid, models)
+    with gate.open_input(path, "DETAILS") as r:
+        names = list(r.descriptions)
+        bands = {}
+        for m in models:
+            for key, band in (
+                ("sc", f"{m} sc (mm)"),
+                ("low", f"{m} sc identifiable low (mm)"),
+                ("high", f"{m} sc identifiable high (mm)"),
+            ):
+                if band not in names:
+                    raise InputFileError(
+                        f"DETAILS: '{path}' has no band '{band}' (give the details raster of Calibrate, "
+                        "with the same MODELS)"
+                    )
+                bands[m, key] = r.read(bands=[names.index(band)])[0].ravel().astype(np.float64)
+    k = np.stack([kges[m].ravel().astype(np.float64) for m in models])
+    sc = np.stack([bands[m, "sc"] for m in models])
+    label, ok = label_rule(k, sc, 0.0, DEFAULT_KGE_MARGIN)
+    lows = np.stack([np.where(np.isfinite(bands[m, "low"]), bands[m, "low"], bands[m, "sc"]) for m in models])
+    highs = np.stack(
+        [np.where(np.isfinite(bands[m, "high"]), bands[m, "high"], bands[m, "sc"]) for m in models]
+    )
+    with np.errstate(invalid="ignore"):
+        low = np.where(ok.any(0), np.where(ok, lows, np.inf).min(0), np.nan)
+        high = np.where(ok.any(0), np.where(ok, highs, -np.inf).max(0), np.nan)
+    return range_check(cwsc.ravel(), label, low, high)
 
 
 def _details_kge(path: str, grid, models) -> dict:
