@@ -302,27 +302,33 @@ def run_split(case: Case, split, learners: Sequence[str], epochs: int | None, se
 # ---------------------------------------------------------------------------------------
 
 
+def split_kind(name: str) -> str:
+    """``blocks`` for a block split, ``regions`` for a held-out region."""
+    return "blocks" if name.startswith("blocks") else "regions"
+
+
 def summarise(rows: Sequence[dict]) -> list[dict]:
-    """Per case and learner: splits, mean, spread (population standard deviation), worst split
-    of test R2, mean margin over the best tree on the same splits, mean seconds. Adds the
-    ``best-tree`` learner: per split the better of :data:`TREES` (where both ran)."""
+    """Per case, kind of split (:func:`split_kind`) and learner: splits, mean, spread
+    (population standard deviation), worst split of test R2, mean margin over the best tree on
+    the same splits, mean seconds. Adds the ``best-tree`` learner: per split the better of
+    :data:`TREES` (where both ran)."""
     by: dict[tuple, dict[str, dict]] = {}
     for r in rows:
-        by.setdefault((r["case"], r["learner"]), {})[r["split"]] = r
-    for case in {c for c, _ in by}:
-        cell, nb = by.get((case, TREES[0]), {}), by.get((case, TREES[1]), {})
+        by.setdefault((r["case"], split_kind(r["split"]), r["learner"]), {})[r["split"]] = r
+    for case, kind in {(c, k) for c, k, _ in by}:
+        cell, nb = by.get((case, kind, TREES[0]), {}), by.get((case, kind, TREES[1]), {})
         best = {}
         for s in set(cell) & set(nb):
             a, b = cell[s], nb[s]
             pick = a if a["test_r2"] >= b["test_r2"] else b
             best[s] = {**pick, "learner": BEST_TREE, "picked": pick["learner"]}
         if best:
-            by[(case, BEST_TREE)] = best
+            by[(case, kind, BEST_TREE)] = best
     table = []
-    for (case, learner), splits in sorted(by.items()):
+    for (case, kind, learner), splits in sorted(by.items()):
         r2 = np.array([splits[s]["test_r2"] for s in sorted(splits)])
         worst = min(splits, key=lambda s: splits[s]["test_r2"])
-        best = by.get((case, BEST_TREE), {})
+        best = by.get((case, kind, BEST_TREE), {})
         common = [s for s in splits if s in best]
         margin = (
             float(np.mean([splits[s]["test_r2"] - best[s]["test_r2"] for s in common]))
@@ -332,6 +338,7 @@ def summarise(rows: Sequence[dict]) -> list[dict]:
         table.append(
             {
                 "case": case,
+                "kind": kind,
                 "learner": learner,
                 "splits": len(splits),
                 "mean": float(r2.mean()),
@@ -347,12 +354,12 @@ def summarise(rows: Sequence[dict]) -> list[dict]:
 
 def format_table(table: Sequence[dict]) -> str:
     lines = [
-        "| case | learner | splits | mean test R2 | spread (sd) | worst split | vs best tree | seconds |",
-        "|---|---|---:|---:|---:|---|---:|---:|",
+        "| case | splits | learner | n | mean test R2 | spread (sd) | worst split | vs best tree | seconds |",
+        "|---|---|---|---:|---:|---:|---|---:|---:|",
     ]
     for t in table:
         lines.append(
-            f"| {t['case']} | {t['learner']} | {t['splits']} | {t['mean']:.3f} | {t['spread']:.3f} | "
+            f"| {t['case']} | {t['kind']} | {t['learner']} | {t['splits']} | {t['mean']:.3f} | {t['spread']:.3f} | "
             f"{t['worst']:.3f} ({t['worst_split']}) | {t['vs_best_tree']:+.3f} | {t['seconds']:.0f} |"
         )
     return "\n".join(lines)

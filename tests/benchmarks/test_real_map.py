@@ -82,23 +82,26 @@ def test_region_splits_leave_out_a_region_without_cells_and_use_thirds_off_degre
 def test_table_gives_mean_spread_worst_and_margin_over_the_better_tree_per_split():
     rows = []
     scores = {
-        "trees-cell": {"a": 0.70, "b": 0.80},
-        "trees-neighbourhood": {"a": 0.75, "b": 0.60},
-        "network": {"a": 0.78, "b": 0.82},
+        "trees-cell": {"blocks0": 0.70, "blocks1": 0.80, "north": 0.1},
+        "trees-neighbourhood": {"blocks0": 0.75, "blocks1": 0.60, "north": 0.3},
+        "network": {"blocks0": 0.78, "blocks1": 0.82, "north": 0.2},
     }
     for learner, by_split in scores.items():
         for split, r2 in by_split.items():
             rows.append({"case": "x", "split": split, "learner": learner, "test_r2": r2, "seconds": 10.0})
-    table = {t["learner"]: t for t in R.summarise(rows)}
+    table = {t["learner"]: t for t in R.summarise(rows) if t["kind"] == "blocks"}
     best = table[R.BEST_TREE]
     assert best["mean"] == pytest.approx((0.75 + 0.80) / 2)  # per split the better tree
     net = table["network"]
     assert net["mean"] == pytest.approx(0.80)
     assert net["spread"] == pytest.approx(np.std([0.78, 0.82]))
-    assert (net["worst"], net["worst_split"]) == (pytest.approx(0.78), "a")
+    assert (net["worst"], net["worst_split"]) == (pytest.approx(0.78), "blocks0")
     assert net["vs_best_tree"] == pytest.approx(((0.78 - 0.75) + (0.82 - 0.80)) / 2)
+    regions = {t["learner"]: t for t in R.summarise(rows) if t["kind"] == "regions"}
+    assert regions[R.BEST_TREE]["mean"] == pytest.approx(0.3)
+    assert regions["network"]["vs_best_tree"] == pytest.approx(0.2 - 0.3)
     text = R.format_table(R.summarise(rows))
-    assert "| x | network | 2 | 0.800 |" in text and "0.780 (a)" in text
+    assert "| x | blocks | network | 2 | 0.800 |" in text and "0.780 (blocks0)" in text
 
 
 def test_a_run_on_the_twin_prints_rows_and_the_table_and_resumes(tmp_path):
@@ -118,7 +121,9 @@ def test_a_run_on_the_twin_prints_rows_and_the_table_and_resumes(tmp_path):
         (s, x) for s in ("blocks0", "north-third") for x in ("trees-cell", "trees-neighbourhood")
     }
     assert all(np.isfinite(r["test_r2"]) and r["seconds"] >= 0 for r in rows)
-    assert any(line.startswith("| twin | best-tree | 2 |") for line in lines[-1].splitlines())
+    table = lines[-1].splitlines()
+    assert any(x.startswith("| twin | blocks | best-tree | 1 |") for x in table)
+    assert any(x.startswith("| twin | regions | best-tree | 1 |") for x in table)
     # A second run with the same file runs nothing again.
     again: list[str] = []
     R.main([*argv, "--out", str(out)], emit=again.append)
