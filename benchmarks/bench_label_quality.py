@@ -110,6 +110,25 @@ def flags_and_cost(cells: int) -> None:
     np.testing.assert_array_equal(plain.cwsc, res.cwsc)  # the range never moves the label
     bits = np.where(np.isfinite(res.flags), res.flags, 0).astype(int)
     base = mask_by_kge(res.cwsc, res.kge, 0.0)
+    # The label rule before it respected PET (issue 35): every model within the margin.
+    from cwsc.hydro.labels import label_rule
+
+    names = list(res.models)
+    before, _ = label_rule(
+        np.stack([res.models[m].kge_cal for m in names]),
+        np.stack([res.models[m].params["sc"] for m in names]),
+        0.0,
+        CalibrationConfig().kge_margin,
+    )
+    before = mask_by_kge(before, res.kge, 0.0)
+    print(
+        f"label rule without respecting PET: {np.isfinite(before).sum()} labels, R2 vs truth "
+        f"{_r2(before, truth):.3f}; "
+        + ", ".join(
+            f"{m} above PET in > 10 % of months at {np.mean(res.models[m].above_pet_fraction > 0.1):.0%} of cells"
+            for m in names
+        )
+    )
     print(
         f"mask at KGE > 0, no flag excluded: {np.isfinite(base).sum()} labels, R2 vs truth "
         f"{_r2(base, truth):.3f}"
