@@ -108,7 +108,7 @@ KGE of the models run with sc fixed to the map against free calibration and a co
         )
         # Advanced, in the same order in every algorithm: the models, the optimiser, the
         # sample, the data, computing.
-        self.addParameter(advanced(models_parameter()))
+        self.addParameter(models_parameter())  # not advanced: as in every algorithm that has it
         for param in optimiser_parameters(min_evaluations=1):
             self.addParameter(param)
         self.addParameter(

@@ -399,3 +399,19 @@ def test_the_workflow_model_has_a_help_button_and_says_where_its_file_is(provide
     path = settings.resource_path("models", "cwsc_workflow.model3")
     assert "Graphical Modeler" in text and path in text and os.path.isfile(path)
     assert "<br" not in text and "\n" not in text
+
+
+def test_a_parameter_is_advanced_in_every_dialog_or_in_none(provider):  # noqa: ARG001
+    """The same parameter (MODELS, "Water balance models") sits in the same place in every
+    dialog that has it: among the main inputs or under Advanced, never both."""
+    import collections
+
+    from qgis.core import QgsProcessingParameterDefinition
+
+    where = collections.defaultdict(set)
+    for alg in provider.algorithms():
+        if not hasattr(alg, "COMMAND"):
+            continue
+        for d in alg.parameterDefinitions():
+            where[d.name()].add(bool(d.flags() & QgsProcessingParameterDefinition.FlagAdvanced))
+    assert where["MODELS"] == {False}
