@@ -312,7 +312,7 @@ def _shapefile_encoding(file: str, layer: str | None) -> str | None:
     if len(head) < 30 or head[29] != 0:  # byte 29: the language driver (code page) id
         return None
     # Latin-1 maps every byte to one character, so the text read as Latin-1 gives back the bytes.
-    with fiona.open(file, layer=layer) as src:
+    with fiona.open(file, layer=layer, ignore_geometry=True) as src:
         texts = [v for f in src for v in f.properties.values() if isinstance(v, str) and not v.isascii()]
     if not texts:
         return None
@@ -770,15 +770,19 @@ def cell_fractions(
     total = float(shapely.area(pixel))
     if total <= 0:
         return _empty_cover()
-    covered: dict[int, float] = {}
+    cells, parts = [], []
     for shift in shifts:
         moved = affinity.translate(pixel, xoff=shift / a) if shift else pixel
-        for flat, frac in zip(*_exact_fractions(moved, width, height)):
-            covered[int(flat)] = covered.get(int(flat), 0.0) + float(frac)
-    flat = np.fromiter(sorted(k for k, v in covered.items() if v > 1e-12), dtype=np.int64)
+        found, fractions = _exact_fractions(moved, width, height)
+        cells.append(found)
+        parts.append(fractions)
+    # a cell met at two shifts (a raster wider than 360 degrees) adds up its parts
+    flat, index = np.unique(np.concatenate(cells), return_inverse=True)
+    fractions = np.bincount(index, weights=np.concatenate(parts), minlength=flat.size)
+    keep = fractions > 1e-12
+    flat, fractions = flat[keep], np.clip(fractions[keep], 0.0, 1.0)
     if flat.size == 0:
         return _empty_cover()
-    fractions = np.clip(np.array([covered[int(k)] for k in flat]), 0.0, 1.0)
     rows_out, cols_out = flat // width, flat % width
     return CellCover(
         rows=rows_out,
@@ -805,7 +809,9 @@ def _exact_fractions(pixel, width: int, height: int) -> tuple[np.ndarray, np.nda
         return np.zeros(0, dtype=np.int64), np.zeros(0)
     # exactextract's rasters are north-up: y = -v puts row r between y = -r - 1 and y = -r
     upright = shapely.transform(pixel, lambda xy: xy * np.array([1.0, -1.0]))
-    window = NumPyRasterSource(np.zeros((r1 - r0, c1 - c0), dtype=np.uint8), c0, -r1, c1, -r0)
+    # the values are never used: a read-only array of zeros that takes no memory
+    zeros = np.broadcast_to(np.zeros(1, dtype=np.uint8), (r1 - r0, c1 - c0))
+    window = NumPyRasterSource(zeros, c0, -r1, c1, -r0)
     feature = {"type": "Feature", "properties": {}, "geometry": mapping(upright)}
     out = exact_extract(window, [feature], ["cell_id", "coverage"], output="geojson")
     props = out[0]["properties"] if out else {}
