@@ -76,7 +76,7 @@ def _run(args: list[str], kill_at: float | None = None) -> dict:
 
     t0 = time.perf_counter()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "cwsc", "calibrate", *args],
+        [sys.executable, "-m", "cwsc", "--json", "calibrate", *args],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -15,7 +15,7 @@ import sys
 from typing import Sequence
 
 from cwsc import __version__
-from cwsc.commands.options import help_for
+from cwsc.commands.options import absent, help_for
 from cwsc.hydro.options import (
     DEFAULT_EXCLUDE_FLAGS,
     DEFAULT_KGE_MARGIN,
@@ -48,12 +48,55 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse that reports a usage mistake as a ``bad_input`` event (exit 2)."""
+    """argparse that reports a usage mistake as a ``bad_input`` event (exit 2) for the plugin
+    (``--json``), and as argparse does, in the words of the command line, for a person."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
+        if not _wants_json(sys.argv[1:] if _ARGV is None else _ARGV):
+            command = self.prog.split()[-1]
+            self.print_usage(sys.stderr)
+            message = _console_for(command, quiet=False).rename(message)
+            self.exit(protocol.EXIT_BAD_INPUT, f"{self.prog}: error: {message}\n")
         protocol.emit("error", kind="bad_input", message=f"{self.prog}: {message}")
         sys.stderr.write(self.format_usage())
         sys.exit(protocol.EXIT_BAD_INPUT)
+
+
+#: The arguments :func:`main` parses (None: ``sys.argv[1:]``), for :meth:`_Parser.error`.
+_ARGV: list[str] | None = None
+
+
+def _wants_json(argv: Sequence[str]) -> bool:
+    """``--json`` anywhere before ``--``, or ``CWSC_JSON=1`` (the plugin sets it): events as
+    JSON lines, the plugin's protocol."""
+    from cwsc.machine.environment import json_events
+
+    if json_events():
+        return True
+    for arg in argv:
+        if arg == "--":
+            return False
+        if arg == "--json":
+            return True
+    return False
+
+
+def _output_mode(parser: argparse.ArgumentParser, top: bool = False) -> None:
+    """``--json`` and ``--quiet``, before the command or after it."""
+    default = {} if top else {"default": argparse.SUPPRESS}
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="write the run's events as JSON lines on stdout (the protocol the QGIS plugin reads) "
+        "instead of a progress bar and a summary",
+        **default,
+    )
+    parser.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no progress bar, no summary: warnings and errors only (for scripts)",
+        **default,
+    )
 
 
 def _number(name: str):
@@ -156,7 +199,10 @@ def _periods(parser: argparse.ArgumentParser) -> None:
     """The formulation and the calibration period, the same for calibrate and learn."""
     parser.add_argument("--formulation", default=FORMULATIONS[0], choices=FORMULATIONS)
     parser.add_argument(
-        "--warmup-months", type=_count("WARMUP_MONTHS", 0), default=None, help="default min(n/8, 24)"
+        "--warmup-months",
+        type=_count("WARMUP_MONTHS", 0),
+        default=None,
+        help="months the models run before the calibration period, to fill their stores",
     )
     parser.add_argument(
         "--calibration-fraction",
@@ -209,9 +255,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="cwsc",
         description="CWSC toolkit: catchment water storage capacity from monthly water balance "
-        "models and a deep residual network. Each command writes JSON-lines events on stdout.",
+        "models and a deep residual network. Each command shows a progress bar and ends with a "
+        "summary of what it wrote; with --json it writes JSON-lines events on stdout instead. "
+        "'cwsc COMMAND --help' lists a command's options with their defaults.",
     )
     parser.add_argument("--version", action="version", version=f"cwsc {__version__}")
+    _output_mode(parser, top=True)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND")
 
     sub.add_parser("info", help="versions, devices, and the interpreter")
@@ -260,7 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=_margin,
         default=DEFAULT_KGE_MARGIN,
         help="and only models whose calibration KGE is within this of the cell's "
-        "best model (default 0.02; 'none': every model above the threshold)",
+        "best model ('none': every model above the threshold)",
     )
     p.add_argument(
         "--identifiability-tolerance",
@@ -319,8 +368,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--block-size", type=_count("BLOCK_SIZE"), default=None, help="cells per side of a spatial block"
     )
-    p.add_argument("--epochs", type=_count("EPOCHS"), default=None, help="default: the recipe's")
-    p.add_argument("--batch-size", type=_count("BATCH_SIZE"), default=None, help="default: the recipe's")
+    p.add_argument("--epochs", type=_count("EPOCHS"), default=None, help="passes over the training cells")
+    p.add_argument("--batch-size", type=_count("BATCH_SIZE"), default=None, help="patches per step")
     p.add_argument("--recipe", default="default", choices=("default", "seed"))
     p.add_argument("--ensemble", type=_count("ENSEMBLE"), default=1)
     _extent(p)
@@ -486,9 +535,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--cwsc", required=True)
     p.add_argument("--reference-maps", nargs="*", default=[], help="other CWSC maps (mm) scored side by side")
-    p.add_argument(
-        "--reference-names", nargs="*", default=[], help="a name for each reference map (default: file stems)"
-    )
+    p.add_argument("--reference-names", nargs="*", default=[], help="a name for each reference map")
     p.add_argument("--models", default=",".join(MODELS))
     p.add_argument("--objective", default=OBJECTIVES[0], choices=OBJECTIVES)
     _periods(p)
@@ -533,28 +580,42 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 class _HelpFormatter(argparse.HelpFormatter):
-    """Adds the default to every option's help line that has one (none for flags and
-    options whose absence means something of its own)."""
+    """Adds the default to every option's help line that does not say it already (options
+    whose default is no value say what leaving them out means: :func:`_complete_help`)."""
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
         default = action.default
         if (
-            not (default is None or default is False or default == argparse.SUPPRESS)
-            and "%(default)" not in text
+            not (default is None or default is False or default == [] or default == argparse.SUPPRESS)
+            and "(default" not in text
         ):
             text += " (default: %(default)s)"
         return text
 
 
 def _complete_help(sub: argparse._SubParsersAction) -> None:
-    """Every option's help from :mod:`cwsc.commands.options` where the parser gives none."""
+    """Every option's help from :mod:`cwsc.commands.options` where the parser gives none; each
+    command's help opens with what it does (its line in ``cwsc --help``)."""
+    said = {action.dest: action.help for action in sub._choices_actions}
     for command, parser in sub.choices.items():
+        _output_mode(parser)
         parser.formatter_class = _HelpFormatter
+        if parser.description is None and said.get(command):
+            text = said[command]
+            parser.description = text[0].upper() + text[1:] + "."
         for action in parser._actions:
             flag = next((f for f in action.option_strings if f.startswith("--")), None)
             if flag and flag != "--help" and not action.help:
                 action.help = help_for(command, flag)
+            if (
+                flag
+                and action.default in (None, [])
+                and not action.required
+                and action.nargs != 0
+                and "(default" not in (action.help or "")
+            ):
+                action.help = f"{action.help or ''} (default: {absent(command, flag)})".strip()
 
 
 def command_options(command: str) -> dict[str, dict]:
@@ -593,19 +654,62 @@ def _start(args: argparse.Namespace) -> None:
     _dispatch(args)
 
 
+def _console_for(command: str, quiet: bool):
+    """The console that renders ``command``'s events for a person, naming the options the user
+    typed (``--precip``) where the backend's messages name the plugin's parameters."""
+    from cwsc.commands.options import AMBIGUOUS_NAMES, option_of
+    from cwsc.runtime.console import Console
+
+    flags = set(command_options(command)) if command in COMMANDS else set()
+
+    def option(name: str) -> str | None:
+        flag = option_of(name)
+        return flag if flag in flags else None
+
+    return Console(command, quiet=quiet, option=option, ambiguous=AMBIGUOUS_NAMES)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Parse ``argv`` and run the command; returns the exit status (0, 1, 2 or 3)."""
-    args = build_parser().parse_args(argv)
+    """Parse ``argv`` and run the command; returns the exit status (0, 1, 2 or 3). Events go
+    to a person (progress bar, summary) unless ``--json`` asks for the plugin's JSON lines."""
+    global _ARGV
+    _ARGV = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(_ARGV)
+    if not (getattr(args, "json", False) or _wants_json(())):
+        protocol.use_console(_console_for(args.command, quiet=getattr(args, "quiet", False)))
     return protocol.run(lambda: _start(args))
+
+
+def _release_semaphores() -> None:
+    """Unlink the worker pool's semaphores before the quick exit: without it the resource
+    tracker warns of "leaked semaphore objects" under the run's last line. Only finalizers that
+    do not wait (exit priority 0 and above: semaphores, queue closes) run here."""
+    mp_util = sys.modules.get("multiprocessing.util")
+    if mp_util is None:
+        return
+    try:
+        mp_util._run_finalizers(0)
+    except Exception:  # noqa: BLE001 - a stopped run must exit whatever this does
+        pass
 
 
 def run() -> None:
     """The ``cwsc`` console command and ``python -m cwsc``: :func:`main`, then exit with its
     status."""
-    code = main()
+    try:
+        code = main()
+    except KeyboardInterrupt:
+        # Ctrl-C before the run's own handler is in place (while Python starts): one line, as
+        # a stop later on gives, not a traceback.
+        if _wants_json(sys.argv[1:]):
+            protocol.emit("error", kind="cancelled", message="stopped by signal SIGINT")
+        else:
+            sys.stderr.write("cwsc: stopped (Ctrl-C) before the run began; nothing was written.\n")
+        code = protocol.EXIT_CANCELLED
     if code == protocol.EXIT_CANCELLED:
         # Everything the run made is already removed (its contexts unwound before the event);
         # skip the interpreter's teardown (a second with torch loaded) so Cancel is quick.
+        _release_semaphores()
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)

@@ -102,7 +102,9 @@ def find_backend_python():
 
 
 def clean_env(root):
-    """The child's environment: no PYTHONHOME/PYTHONPATH or GDAL/PROJ data paths from QGIS."""
+    """The child's environment: no PYTHONHOME/PYTHONPATH or GDAL/PROJ data paths from QGIS, and
+    ``CWSC_JSON=1``: the backend writes its events as JSON lines, the protocol the runner reads
+    (a person at a terminal gets a progress bar and a summary instead)."""
     env = dict(os.environ)
     for name in (
         "PYTHONHOME",
@@ -120,6 +122,7 @@ def clean_env(root):
     env["PYTHONUNBUFFERED"] = "1"
     env["PYTHONIOENCODING"] = "utf-8"
     env["PYTHONUTF8"] = "1"
+    env["CWSC_JSON"] = "1"
     return env
 
 

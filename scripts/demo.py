@@ -60,7 +60,7 @@ def run_algorithm(qp: list[str], alg: str, params: list[tuple[str, object]]) -> 
 
 
 def backend(*args: str) -> dict:
-    proc = subprocess.run([BACKEND, "-m", "cwsc", *args], cwd=ROOT, capture_output=True, text=True)
+    proc = subprocess.run([BACKEND, "-m", "cwsc", "--json", *args], cwd=ROOT, capture_output=True, text=True)
     events = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
     result = next((e for e in events if e["event"] == "result"), None)
     if proc.returncode != 0 or result is None:

@@ -140,3 +140,82 @@ COMMAND_HELP: dict[tuple[str, str], str] = {
 def help_for(command: str, option: str) -> str | None:
     """The help line of ``option`` in ``command``, or None when none is written."""
     return COMMAND_HELP.get((command, option)) or HELP.get(option)
+
+
+#: What an option left out means, for the options whose default is no value (``--help`` shows
+#: it as the default). ``tests/cwsc/test_cli.py`` holds the numbers to the library's.
+ABSENT: dict[str, str] = {
+    "--time-dim": "found in the file",
+    "--period-start": "the first month every input has",
+    "--period-end": "the last month every input has",
+    "--extent": "the whole grid",
+    "--temperature": "none: no snow store",
+    "--dask-scheduler": "none: worker processes on this machine",
+    "--work-dir": "none: a stopped run starts afresh",
+    "--warmup-months": "min(months / 8, 24)",
+    "--block-size": "a tenth of the labelled cells' longer side, at least 4",
+    "--labels": "none",
+    "--out-report": "none: no report",
+    "--out-details": "none: not written",
+    "--out-temperature": "none: not written",
+    "--out-predictors": "none: no climate predictors",
+    "--out-netcdf": "none: not written",
+    "--out-uncertainty": "none: not written",
+    "--reference-maps": "none",
+    "--workers": "CWSC_WORKERS, else one per core",
+}
+for _key in ("precip", "pet", "runoff", "temperature"):
+    ABSENT[f"--{_key}-var"] = "the file's one data variable"
+    ABSENT[f"--{_key}-nodata"] = "the file's own nodata value"
+    ABSENT[f"--{_key}-start"] = "the file's own dates"
+
+#: :data:`ABSENT` for one command: ``(command, option) -> meaning``.
+COMMAND_ABSENT: dict[tuple[str, str], str] = {
+    ("train", "--kge"): "none: every labelled cell",
+    ("train", "--epochs"): "40; 150 with --recipe seed",
+    ("train", "--batch-size"): "64; 32 with --recipe seed",
+    ("train", "--blocks"): "2; 5 with --recipe seed",
+    ("train", "--widths"): "16,32,64; 16,32,128 with --recipe seed",
+    ("learn", "--blocks"): "2",
+    ("learn", "--widths"): "16,32,64",
+    ("learn", "--labels"): "none: no comparison in the report",
+    ("predict", "--batch-size"): "as many cells as memory allows",
+    ("evaluate", "--reference"): "none: no agreement with a reference",
+    ("evaluate", "--details"): "none",
+    ("evaluate", "--labels"): "none: no breakdown by flag",
+    ("evaluate", "--model"): "none: every cell",
+    ("evaluate", "--precip"): "none: no free vs fixed calibration",
+    ("evaluate", "--pet"): "none: no free vs fixed calibration",
+    ("evaluate", "--runoff"): "none: no free vs fixed calibration",
+    ("evaluate-catchments", "--precip"): "the table's precipitation column",
+    ("evaluate-catchments", "--pet"): "the table's pet column",
+    ("evaluate-catchments", "--temperature"): "the table's temperature column, else no snow store",
+    ("evaluate-catchments", "--reference-names"): "the maps' file names",
+    ("prepare", "--target-grid"): "the runoff's grid",
+}
+
+
+def absent(command: str, option: str) -> str:
+    """What leaving ``option`` out of ``command`` means (``--help`` shows it as the default)."""
+    return COMMAND_ABSENT.get((command, option)) or ABSENT.get(option) or "none"
+
+
+#: Parameter names that are also words of the trade: a message names the parameter only where
+#: it leads a clause (``PET: ...``), not in ``P, PET and Q``.
+AMBIGUOUS_NAMES = {"PET", "KGE", "CWSC", "MODEL", "MODELS", "LABELS", "DEVICE", "OUTPUT"}
+
+
+def option_of(parameter: str) -> str:
+    """The command-line option of the QGIS parameter ``parameter``: ``RESTARTS`` ->
+    ``--restarts``, ``PRECIPITATION`` -> ``--precip``, ``PET_VARIABLE`` -> ``--pet-var``,
+    ``OUTPUT_CWSC`` -> ``--out-cwsc``, ``MODEL_KGE_THRESHOLD`` -> ``--kge-threshold``. Whether a
+    command has it is the parser's to say (:func:`cwsc.cli.command_options`); the page
+    ``docs/cli.md`` lists every parameter with its option, and ``tests/plugin/test_cli_names.py``
+    holds it to what the plugin passes."""
+    words = parameter.lower().split("_")
+    if words[0] == "output":
+        words[0] = "out"
+    if words[:2] == ["model", "kge"]:
+        words = words[1:]
+    words = [{"precipitation": "precip", "variable": "var"}.get(w, w) for w in words]
+    return "--" + "-".join(words)

@@ -11,6 +11,9 @@ Settings a user or an administrator may set for a whole machine or job (none is 
 - ``CWSC_CACHE_DIR``: where the C kernels are built (default ``$XDG_CACHE_HOME/cwsc`` or
   ``~/.cache/cwsc``).
 - ``CC``: the C compiler for the kernels (default: ``cc``, ``gcc`` or ``clang``).
+- ``CWSC_JSON``: ``1`` writes a command's events as JSON lines on stdout, as ``--json`` does
+  (the QGIS plugin sets it for the processes it starts); unset, a run shows a progress bar
+  and a summary.
 
 Tuning knobs, for benchmarks and tests:
 
@@ -39,6 +42,11 @@ def _switch(name: str) -> bool | None:
     if value in _ON:
         return True
     return None
+
+
+def json_events() -> bool:
+    """``CWSC_JSON``: True when a program that reads the JSON-lines events asks for them."""
+    return _switch("CWSC_JSON") is True
 
 
 def kernels_switch() -> bool | None:

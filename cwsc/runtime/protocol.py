@@ -29,9 +29,32 @@ EXIT_BAD_INPUT = 2
 EXIT_CANCELLED = 3
 
 
+#: Where events go for a person at a terminal (:class:`cwsc.runtime.console.Console`, set by
+#: :func:`use_console`); None: JSON lines on stdout, the plugin's protocol.
+_console: Any = None
+
+
+def use_console(console: Any) -> None:
+    """Render the events of this process for a person (``console.event(kind, fields)``)
+    instead of writing JSON lines; None goes back to JSON lines."""
+    global _console
+    _console = console
+
+
 def emit(event: str, **fields: Any) -> None:
-    """Write one event as a JSON line on stdout and flush it at once. When nobody reads them
-    any more (the plugin or a pipe's reader is gone), the run ends: see :func:`_reader_gone`."""
+    """Write one event as a JSON line on stdout and flush it at once (or hand it to the
+    console, see :func:`use_console`). When nobody reads them any more (the plugin or a pipe's
+    reader is gone), the run ends: see :func:`_reader_gone`."""
+    if _console is not None:
+        try:
+            _console.event(event, jsonable(fields))
+        except BrokenPipeError:
+            _reader_gone()
+        except ValueError as exc:  # a stream closed by a clean-up, as for the JSON lines
+            if "closed file" not in str(exc):
+                raise
+            _reader_gone()
+        return
     line = json.dumps({"event": event, **jsonable(fields)}, ensure_ascii=False)
     try:
         sys.stdout.write(line + "\n")
@@ -295,6 +318,8 @@ def run(command: Callable[[], None]) -> int:
     finally:
         _running.clear()
         unbridge()
+        if _console is not None:
+            _console.close()
         _finished.set()
 
 

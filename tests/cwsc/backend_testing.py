@@ -54,8 +54,9 @@ def read_tif(path):
 
 
 def run_backend(*args, timeout=600, **kwargs):
-    """Run ``python -m cwsc`` as the plugin does; returns (exit code, events, stderr)."""
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    """Run ``python -m cwsc`` as the plugin does (``CWSC_JSON=1``: JSON-lines events); returns
+    (exit code, events, stderr)."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1", CWSC_JSON="1")
     proc = subprocess.run(
         [sys.executable, "-m", "cwsc", *map(str, args)],
         cwd=ROOT,
@@ -75,9 +76,9 @@ def last_event(events, kind):
 
 
 def start_backend(args, env=None):
-    """Start ``python -m cwsc`` as the plugin does (``env``: extra variables); the caller reads
-    its events."""
-    env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
+    """Start ``python -m cwsc`` as the plugin does (``CWSC_JSON=1``; ``env``: extra variables);
+    the caller reads its events."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1", CWSC_JSON="1", **(env or {}))
     return subprocess.Popen(
         [sys.executable, "-m", "cwsc", *map(str, args)],
         cwd=ROOT,

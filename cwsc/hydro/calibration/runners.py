@@ -86,8 +86,13 @@ _EVENTS = None
 
 def _worker_init(events) -> None:
     global _EVENTS
+    import signal
+
     from cwsc.machine.devices import prepare_process, single_thread
 
+    # Ctrl-C at a terminal reaches every process of the group: the command stops the run and
+    # its workers go with it (_exit_with_parent), so a worker prints no traceback of its own.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     prepare_process()
     _EVENTS = events
     single_thread()
@@ -253,9 +258,10 @@ def check_cluster(client, address: str) -> None:
             problems.append(f"{where} has cwsc {version}")
     if problems:
         raise ClusterError(
-            f"DASK_SCHEDULER: {'; '.join(problems)}; this run uses cwsc {__version__}. Install the "
-            f"same version in the scheduler's and every worker's environment (pip install "
-            f"cwsc=={__version__}, or the plugin's lib folder)"
+            f"DASK_SCHEDULER: {'; '.join(problems)}; this run uses cwsc {__version__}. Install this "
+            f"same package in the scheduler's and every worker's environment: 'pip install .' in "
+            f"the same checkout (cwsc {__version__}), or 'pip install cwsc-{__version__}-py3-none-any.whl' "
+            f"(a wheel made with 'pip wheel --no-deps .'), or 'pip install' the plugin's lib folder"
         )
 
 

@@ -347,6 +347,7 @@ def test_sigterm_mid_run_exits_3_and_leaves_nothing(tmp_path, sharded):
         sys.executable,
         "-m",
         "cwsc",
+        "--json",
         "calibrate",
         *_args(inputs, out),
         "--out-details",

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.slow  # subprocess runs of the backend, tens of seconds
 
 def _long_run(paths, out):
     return (
-        [sys.executable, "-m", "cwsc"]
+        [sys.executable, "-m", "cwsc", "--json"]
         + calibrate_args(paths, out)[:-2]
         + [
             "--max-evaluations",
