@@ -680,6 +680,7 @@ class CwscAlgorithm(QgsProcessingAlgorithm):
             style = self.STYLES.get(name)
             if style and os.path.isfile(path):
                 styles.style_output(path, style, context, feedback, on_top=name in self.ON_TOP)
+            name_by_run(context, path)
         metrics = result.get("metrics") or {}
         for output, key in self.NUMBERS.items():
             results[output] = _number(metrics.get(key))
@@ -687,6 +688,21 @@ class CwscAlgorithm(QgsProcessingAlgorithm):
             if name not in results:
                 results[name] = value
         return results
+
+
+def name_by_run(context, path):
+    """The layer QGIS loads for the output ``path`` is named by its role and its file ("CWSC
+    map (cwsc_1990s)"), or for a temporary output by its role and the time of the run
+    ("Calibration KGE (18:23:05)"): three runs are three names, not "Calibration KGE" x3."""
+    if context is None or not context.willLoadLayerOnCompletion(path):
+        return
+    import time
+
+    details = context.layerToLoadOnCompletionDetails(path)
+    temporary = os.path.abspath(path).startswith(os.path.abspath(QgsProcessingUtils.tempFolder()))
+    which = time.strftime("%H:%M:%S") if temporary else os.path.splitext(os.path.basename(path))[0]
+    if which and "(" + which + ")" not in (details.name or ""):
+        details.name = "{} ({})".format(details.name or os.path.basename(path), which)
 
 
 def _not_to_load(context, path):

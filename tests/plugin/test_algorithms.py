@@ -3,6 +3,7 @@ styles; the Run -> first progress overhead."""
 
 import math
 import os
+import re
 import sys
 import time
 import zipfile
@@ -729,3 +730,31 @@ def test_predictor_lists_skip_sidecars_and_name_what_they_refuse(provider, data_
         alg.build(monthly, context, QgsProcessingFeedback())
     print("\nrefused:", refused.value)
     assert "'precipitation.tif' has 48 bands" in str(refused.value)
+
+
+def test_result_layers_are_named_by_their_file_or_run(provider, data_dir, tmp_path):  # noqa: ARG001
+    """Three runs are three names in the layer tree, not "Masked CWSC labels" x3: a file output
+    by its file, a temporary one by the time of its run."""
+    import processing
+    from qgis.core import QgsProcessingContext
+
+    project = QgsProject.instance()
+    before = set(project.mapLayers())
+    params = {"LABELS": str(data_dir / "labels.tif"), "KGE": str(data_dir / "kge.tif"), "THRESHOLD": 0.2}
+    try:
+        for output in (str(tmp_path / "masked_1990s.tif"), "TEMPORARY_OUTPUT"):
+            context = QgsProcessingContext()
+            context.setProject(project)
+            processing.runAndLoadResults(
+                "cwsc:maskbykge",
+                {**params, "OUTPUT": output},
+                feedback=QgsProcessingFeedback(),
+                context=context,
+            )
+        names = sorted(project.mapLayer(i).name() for i in set(project.mapLayers()) - before)
+        assert len(names) == 2 and len(set(names)) == 2, names
+        assert any(n.endswith("(masked_1990s)") for n in names), names
+        assert any(re.search(r"\(\d\d:\d\d:\d\d\)$", n) for n in names), names
+    finally:
+        for i in set(project.mapLayers()) - before:
+            project.removeMapLayer(i)
