@@ -15,7 +15,7 @@ import sys
 from typing import Sequence
 
 from cwsc import __version__
-from cwsc.commands.options import absent, help_for
+from cwsc.commands.options import absent, help_for, refuse_contradictions
 from cwsc.hydro.options import (
     DEFAULT_EXCLUDE_FLAGS,
     DEFAULT_KGE_MARGIN,
@@ -651,6 +651,7 @@ def _start(args: argparse.Namespace) -> None:
     # A first event before the heavy imports (torch takes ~1 s): the user sees the run start.
     protocol.progress(0.0, f"starting {args.command}")
     prepare_process()
+    refuse_contradictions(args)  # every command: options no run can honour, by name
     _dispatch(args)
 
 
@@ -669,11 +670,25 @@ def _console_for(command: str, quiet: bool):
     return Console(command, quiet=quiet, option=option, ambiguous=AMBIGUOUS_NAMES)
 
 
+def _extent_words(argv: list[str]) -> list[str]:
+    """``--extent`` as its help shows it, ``xmin,xmax,ymin,ymax [CRS]``, typed without quotes
+    (``--extent=-10,5,40,50 [EPSG:4326]``, ``--extent 0,5,2,8 [EPSG:4326]``): the shell makes
+    the CRS a word of its own, joined here to the extent it belongs to."""
+    out: list[str] = []
+    for word in argv:
+        joined = out and word.startswith("[") and (out[-1].startswith("--extent=") or out[-2:-1] == ["--extent"])
+        if joined and "[" not in out[-1]:
+            out[-1] = f"{out[-1]} {word}"
+        else:
+            out.append(word)
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv`` and run the command; returns the exit status (0, 1, 2 or 3). Events go
     to a person (progress bar, summary) unless ``--json`` asks for the plugin's JSON lines."""
     global _ARGV
-    _ARGV = list(sys.argv[1:] if argv is None else argv)
+    _ARGV = _extent_words(list(sys.argv[1:] if argv is None else argv))
     args = build_parser().parse_args(_ARGV)
     if not (getattr(args, "json", False) or _wants_json(())):
         protocol.use_console(_console_for(args.command, quiet=getattr(args, "quiet", False)))

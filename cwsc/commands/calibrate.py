@@ -93,7 +93,7 @@ def _calibrate(args: argparse.Namespace) -> None:
     from cwsc.hydro.calibration.runners import prestart
     from cwsc.hydro.calibration.shards import workers
     from cwsc.hydro.options import parse_models
-    from cwsc.io.forcing import open_forcing
+    from cwsc.io.gate import open_forcing
     from cwsc.machine.devices import configure_cpu_threads, resolve_device
 
     started = time.monotonic()
@@ -166,7 +166,7 @@ def _run(args, models, outputs, rasters, alignment, device, started) -> dict:
         result_from_arrays,
     )
     from cwsc.hydro.models import PARAMETERS
-    from cwsc.io.forcing import forcing_strips
+    from cwsc.io.gate import forcing_strips
     from cwsc.io.rasters import raster_bytes
     from cwsc.runtime.workfolder import WorkFolder, check_writable, input_fingerprint
 

@@ -18,8 +18,9 @@ from cwsc.evaluation.maps import (
     spearman,
 )
 from cwsc.hydro.options import parse_models
+from cwsc.io import gate
 from cwsc.io import rasters as io
-from cwsc.io.forcing import read_forcing
+from cwsc.io.gate import read_forcing
 from cwsc.machine.devices import resolve_device
 from cwsc.reports import html as report
 from cwsc.reports.evaluation import distribution_figure, maps_figure, scatter_figure
@@ -68,13 +69,14 @@ def _evaluate(args, outputs: Outputs) -> dict:
             "or both: there is nothing to evaluate the CWSC map against"
         )
     models = parse_models(args.models)
-    with io.open_raster(args.cwsc, "CWSC") as r:
+    with gate.open_input(args.cwsc, "CWSC") as r:
         grid = r.grid
         cwsc = r.read(bands=[0])[0]
         cwsc_units = r.units
     if not np.isfinite(cwsc).any():
         raise InputFileError(f"CWSC: '{args.cwsc}' holds nodata only")
     cwsc = _in_mm(cwsc, cwsc_units, f"CWSC: '{args.cwsc}'")
+    gate.check_values(cwsc, "CWSC", f"CWSC: '{args.cwsc}'", cwsc_units)
     protocol.progress(0.05, "evaluating the map")
     sections: list = [
         (
@@ -89,11 +91,12 @@ def _evaluate(args, outputs: Outputs) -> dict:
     ]
     metrics: dict = {"cwsc_cells": int(np.isfinite(cwsc).sum()), "cwsc_median_mm": median(cwsc)}
     if args.reference:
-        with io.open_raster(args.reference, "REFERENCE") as ref:
+        with gate.open_input(args.reference, "REFERENCE") as ref:
             io.warn_if_resampled(ref, grid, "bilinear")
             reference = io.read_aligned(ref, grid)[0]
             reference_units = ref.units
         reference = _in_mm(reference, reference_units, f"REFERENCE: '{args.reference}'")
+        gate.check_values(reference, "REFERENCE", f"REFERENCE: '{args.reference}'", reference_units)
         stats = agreement(cwsc, reference)
         stats["spearman"] = spearman(cwsc, reference)
         flat_map = np.where(np.isfinite(cwsc), float(np.nanmedian(cwsc)), np.nan)
@@ -329,7 +332,7 @@ def _range_check(cwsc: np.ndarray, path: str, grid, models) -> dict:
 
 def _details_kge(path: str, grid, models) -> dict:
     """Model -> (rows, cols) calibration KGE from calibrate's OUTPUT_DETAILS."""
-    with io.open_raster(path, "DETAILS") as r:
+    with gate.open_input(path, "DETAILS") as r:
         if not r.grid.same_as(grid):
             raise GridMismatch(
                 f"DETAILS: '{path}' is on a different grid "
@@ -352,7 +355,7 @@ def _label_flags(path: str, grid):
     """The quality flags band of calibrate's labels, or None when it has none."""
     from cwsc.commands.options import flags_band
 
-    with io.open_raster(path, "LABELS") as r:
+    with gate.open_input(path, "LABELS") as r:
         if not r.grid.same_as(grid):
             raise GridMismatch(
                 f"LABELS: '{path}' is on a different grid "

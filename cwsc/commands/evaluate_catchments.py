@@ -49,6 +49,7 @@ BASE_FIELDS = [
     ("models", "str"),
     ("snow", "float"),
     ("not_scored", "str"),
+    ("notes", "str"),
 ]
 
 
@@ -79,6 +80,13 @@ def _names(args: argparse.Namespace) -> list[str]:
             f"REFERENCE_MAPS: the names {', '.join(clean)} must differ from each other and from "
             "map, constant and free"
         )
+    taken = {name for name, _ in BASE_FIELDS}
+    for n in clean:
+        if f"cwsc_{n}_mm" in taken or f"kge_val_{n}" in taken:
+            raise ParameterError(
+                f"REFERENCE_NAMES: the name '{n}' would write the field cwsc_{n}_mm or kge_val_{n}, which the "
+                "output already has for the map under test; give the reference map another name"
+            )
     return clean
 
 
@@ -86,13 +94,10 @@ def _map_values(path: str, label: str, shapes, problems):
     """Each catchment's area-weighted mean and spread (mm) of a one-band map; catchments off
     the map are added to ``problems`` (once)."""
     from cwsc.io import catchments as C
-    from cwsc.io import rasters as io
-    from cwsc.io.units import depth_in_mm
+    from cwsc.io import gate
 
-    with io.open_raster(path, label) as r:
-        data = r.read()[0]
-        values, notes, warnings = depth_in_mm(data, r.units, f"{label}: '{path}'")
-        grid = r.grid
+    read = gate.read_map(path, label)
+    values, notes, warnings, grid = read.values, read.notes, read.warnings, read.grid
     for line in notes:
         protocol.log(line)
     for line in warnings:
@@ -109,21 +114,11 @@ def _raster_series(path: str, label: str, variable, shapes, problems, args) -> d
     """Each catchment's monthly series (month number -> value, mm/month or C) of a raster
     with one band per month, averaged over the polygon."""
     from cwsc.io import catchments as C
-    from cwsc.io import rasters as io
-    from cwsc.io.forcing import dated_input
+    from cwsc.io import gate
 
-    with io.open_raster(path, label, variable) as r:
-        if r.months is None:
-            raise InputFileError(
-                f"{label}: '{path}' does not say which months its bands are, so they cannot be "
-                "paired with the table's months: give a file with dates (NetCDF time, or YYYY-MM "
-                "in the band descriptions)"
-            )
-        notes: list[str] = []
-        override = getattr(args, "temperature_units", "auto") if label == "TEMPERATURE" else "auto"
-        inp = dated_input(r, override, notes)
-        data = inp.read()
-        months, grid = list(r.months), r.grid
+    override = getattr(args, "temperature_units", "auto") if label == "TEMPERATURE" else "auto"
+    read = gate.read_dated(path, label, variable, override)
+    data, months, grid, notes = read.data, read.months, read.grid, read.notes
     for line in notes:
         protocol.log(line)
     covers, off = C.cover_catchments(shapes, grid.transform, grid.crs, grid.shape, path)
@@ -195,6 +190,23 @@ def _assemble(series, rasters: dict, area: float, args, min_months: int):
             f"catchment {series.id}: {with_q} months with runoff, precipitation and PET together "
             f"(from {M.label(axis[0])} to {M.label(axis[-1])}); at least {min_months} are needed"
         )
+    from cwsc.errors import PeriodError
+    from cwsc.hydro.calibration.config import split_months
+
+    span = run.stop - run.start
+    try:
+        split_months(span, args.warmup_months, args.calibration_fraction)
+    except PeriodError:
+        return None, (
+            f"catchment {series.id}: {span} consecutive months (from {M.label(axis[run][0])} to "
+            f"{M.label(axis[run][-1])}) are too short for WARMUP_MONTHS={args.warmup_months} and "
+            f"CALIBRATION_FRACTION={args.calibration_fraction:g}: no calibration month would be left"
+        )
+    reason = _runoff_unit_mistake(
+        series.id, q[run], data["precipitation"][run], axis[run], area, args.runoff_units
+    )
+    if reason:
+        return None, reason
     months = [M.label(m) for m in axis[run]]
     return (
         months,
@@ -203,6 +215,65 @@ def _assemble(series, rasters: dict, area: float, args, min_months: int):
         q[run],
         None if t is None else t[run],
     ), None
+
+
+#: Over a whole record runoff cannot be this many times the precipitation: beyond it the
+#: runoff is in another unit (m3/s read as mm/month), not a leaky catchment.
+RUNOFF_RATIO_IMPOSSIBLE = 2.0
+
+
+def _runoff_unit_mistake(cid: str, q, p, months, area: float, units: str) -> str | None:
+    """The reason a catchment's runoff (mm/month after RUNOFF_UNITS) cannot be in that unit:
+    over the months with both it is more than :data:`RUNOFF_RATIO_IMPOSSIBLE` times the
+    precipitation; names the unit that would fit (m3/s over the polygon's area) when one does."""
+    from cwsc.io import catchments as C
+
+    both = np.isfinite(q) & np.isfinite(p)
+    sp, sq = float(p[both].sum()), float(q[both].sum())
+    if not both.any() or sp <= 0 or sq <= RUNOFF_RATIO_IMPOSSIBLE * sp:
+        return None
+    hint = "is RUNOFF_UNITS right?"
+    if " ".join(str(units).lower().split()) in ("mm/month", "mm month-1") and np.isfinite(area) and area > 0:
+        as_m3s = C.runoff_in_mm(q, list(months), "m3/s", area, id=cid)
+        ratio = float(as_m3s[both].sum()) / sp
+        if ratio <= 1.0:
+            hint = (
+                f"read as m3/s over its {area:,.0f} km2 the ratio would be {ratio:.2f}: give RUNOFF_UNITS=m3/s "
+                "if the table's runoff is a discharge"
+            )
+    return (
+        f"catchment {cid}: its runoff is {sq / sp:.1f} times its precipitation over {int(both.sum())} months "
+        f"(RUNOFF_UNITS={units}), which no catchment does; {hint}"
+    )
+
+
+def _worst_for_undefined(scores: dict) -> dict[str, str]:
+    """Give every fit whose validation KGE is undefined (the model simulates no runoff under
+    that sc, or a constant one) the worst validation KGE of the run, as cwsc:evaluate does, so
+    a map that dries catchments out is not rewarded by their leaving the medians. Returns
+    catchment id -> the note saying so (also logged)."""
+    fits = [
+        (cid, name, fit) for cid, sc in scores.items() for name, fit in [("free", sc.free), *sc.fixed.items()]
+    ]
+    finite = [fit.kge_val for _, _, fit in fits if np.isfinite(fit.kge_val)]
+    if not finite or all(np.isfinite(fit.kge_val) for _, _, fit in fits):
+        return {}
+    worst = float(min(finite))
+    notes: dict[str, list[str]] = {}
+    for cid, name, fit in fits:
+        if not np.isfinite(fit.kge_val):
+            fit.kge_val = worst
+            notes.setdefault(cid, []).append(name.removeprefix("ref:"))
+    out = {
+        cid: (
+            f"validation KGE undefined with sc of {', '.join(names)} (the model simulates no runoff, or a constant "
+            f"one): counted as the worst of the run, {worst:.3f}"
+        )
+        for cid, names in notes.items()
+    }
+    for cid, line in out.items():
+        protocol.warning(f"catchment {cid}: {line}")
+    return out
 
 
 def _config(args, models):
@@ -258,6 +329,7 @@ def _run(args: argparse.Namespace) -> None:
     from cwsc.hydro.options import parse_models
     from cwsc.hydro.snow import liquid_water, snowfall_share, store_weight
     from cwsc.io import catchments as C
+    from cwsc.io import gate
     from cwsc.reports.catchments import catchments_report
 
     t0 = time.perf_counter()
@@ -278,6 +350,14 @@ def _run(args: argparse.Namespace) -> None:
         "TEMPERATURE": args.temperature,
         "REFERENCE_MAPS": list(args.reference_maps or []),
     }
+    gate.distinct(
+        {
+            **inputs,
+            "PRECIPITATION": (args.precip, args.precip_var) if args.precip else None,
+            "PET": (args.pet, args.pet_var) if args.pet else None,
+            "TEMPERATURE": (args.temperature, args.temperature_var) if args.temperature else None,
+        }
+    )
     out, layer = scores_layer(args.out, getattr(args, "layer", None))
     outputs = Outputs(
         {"OUTPUT": out, "OUTPUT_TABLE": args.out_table, "OUTPUT_REPORT": args.out_report},
@@ -287,7 +367,7 @@ def _run(args: argparse.Namespace) -> None:
     with outputs:
         protocol.progress(0.0, "reading the catchments and their series")
         shapes, problems = C.read_catchments(args.catchments, args.id_field)
-        table = C.read_series(args.series)
+        table = gate.read_series(args.series)
         problems += table.problems
         paired, unmatched = C.match_ids(shapes, table, known=problems)
         problems += unmatched
@@ -363,6 +443,13 @@ def _run(args: argparse.Namespace) -> None:
             hydro[cid] = (months, q)
         for reason in not_scored.values():
             protocol.warning(f"not scored: {reason}")
+        if not scores:
+            raise InputFileError(
+                f"no catchment could be scored ({len(not_scored)} not scored), so nothing was written: "
+                + "; ".join(list(not_scored.values())[:5])
+                + ("; ..." if len(not_scored) > 5 else "")
+            )
+        notes = _worst_for_undefined(scores)
         # Does the map's sc lie inside each catchment's identifiable range, and do its ranks
         # follow the catchments' own labels? (KGE with sc fixed cannot tell: issue 35.)
         ranked = list(scores)
@@ -381,6 +468,8 @@ def _run(args: argparse.Namespace) -> None:
         for s in shapes:
             cid = s.id
             rec = {"id": cid, "area_km2": areas.get(cid), "not_scored": not_scored.get(cid, "")}
+            if cid in notes:
+                rec["notes"] = notes[cid]
             if cid in map_mean:
                 rec.update(cwsc_map_mm=map_mean[cid], cwsc_map_sd_mm=map_sd.get(cid))
             for n in names:

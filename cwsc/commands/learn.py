@@ -82,7 +82,7 @@ def read_forcing(args: argparse.Namespace):
     nodata), that grid, and the alignment (first month, months). With ``--temperature`` P is
     the rain and snowmelt of the snow store (:mod:`cwsc.hydro.snow`)."""
     from cwsc.commands.options import forcing_options
-    from cwsc.io.forcing import forcing_strips, open_forcing
+    from cwsc.io.gate import forcing_strips, open_forcing
 
     temperature = getattr(args, "temperature", None)
     rasters, alignment = open_forcing(

@@ -9,6 +9,7 @@ from cwsc.commands.options import flags_band
 from cwsc.errors import InputFileError, ParameterError
 from cwsc.hydro.labels import mask_by_kge
 from cwsc.hydro.options import FLAG_BITS
+from cwsc.io import gate
 from cwsc.io import rasters as io
 from cwsc.io.rasters import raster_bytes
 from cwsc.runtime import protocol
@@ -62,9 +63,13 @@ def mask_command(args) -> None:
             f"EXCLUDE_FLAGS: {exclude} is not a sum of the flag bits "
             f"{', '.join(map(str, FLAG_BITS))} (0: exclude none)"
         )
+    if args.threshold >= 1.0:
+        raise ParameterError(
+            f"THRESHOLD: {args.threshold:g} is not below 1, the highest KGE there is: every label would be masked"
+        )
     outputs = Outputs({"OUTPUT": args.out}, inputs={"LABELS": args.labels, "KGE": args.kge})
     with outputs:
-        with io.open_raster(args.labels, "LABELS") as labels, io.open_raster(args.kge, "KGE") as kge:
+        with gate.open_input(args.labels, "LABELS") as labels, gate.open_input(args.kge, "KGE") as kge:
             io.check_same_grid([labels, kge])
             if kge.count < 1:
                 raise InputFileError(f"KGE: '{kge.path}' has no band")
@@ -87,11 +92,11 @@ def mask_command(args) -> None:
         masked = np.stack([mask_by_kge(b, kge_band, args.threshold, flags, exclude) for b in label_data])
         valid = np.isfinite(label_data[0])
         kept = int(np.isfinite(masked[0]).sum())
-        if kept == 0:
-            protocol.warning(
-                f"no cell has KGE > {args.threshold:g}"
-                + (f" and none of the flags {exclude}" if exclude else "")
-                + ": the output holds nodata only"
+        if kept == 0:  # a layer of nodata would replace last year's labels: refuse instead
+            raise ParameterError(
+                f"THRESHOLD: no cell has KGE > {args.threshold:g}"
+                + (f" and none of the flags {exclude} (EXCLUDE_FLAGS)" if exclude else "")
+                + f" of the {int(valid.sum()):,} labelled cells: every label would be masked, so nothing was written"
             )
         protocol.progress(0.6, "masking labels")
         rule = f"KGE > {args.threshold:g}" + (f", no flag of {exclude}" if exclude else "")

@@ -78,6 +78,38 @@ def flags_band(descriptions: list[str]) -> int | None:
     return None
 
 
+#: Seeds are drawn into 64-bit generators (torch, numpy) together with a shard's number.
+MAX_SEED = 2**63 - 1
+
+
+def refuse_contradictions(args: argparse.Namespace) -> None:
+    """Options that no run can honour, refused by name before any work (one sentence each):
+    a non-finite number (``--kge-margin nan``), a seed beyond 64 bits, ``BLOCK_SIZE`` with the
+    random split, a reversed period. Called for every command by :mod:`cwsc.cli`."""
+    import math
+
+    for dest, value in sorted(vars(args).items()):
+        if isinstance(value, float) and not math.isfinite(value):
+            name = {"kge_margin": "MODEL_KGE_MARGIN"}.get(dest, dest.upper())
+            raise ParameterError(f"{name} must be a finite number, got {value}")
+    seed = getattr(args, "seed", None)
+    if isinstance(seed, int) and not 0 <= seed <= MAX_SEED:
+        raise ParameterError(f"SEED: {seed} does not fit in 63 bits; give a whole number from 0 to {MAX_SEED}")
+    if getattr(args, "split", None) == "random" and getattr(args, "block_size", None) is not None:
+        raise ParameterError(
+            f"BLOCK_SIZE: {args.block_size} is given with SPLIT=random, which holds out single cells, not "
+            "blocks; give SPLIT=blocks to hold out blocks of that size, or leave BLOCK_SIZE out"
+        )
+    start, end = getattr(args, "period_start", None), getattr(args, "period_end", None)
+    if start not in (None, "") and end not in (None, ""):
+        from cwsc.errors import PeriodError
+        from cwsc.io import months
+
+        first, last = months.parse(start, "PERIOD_START"), months.parse(end, "PERIOD_END")
+        if first > last:
+            raise PeriodError(f"PERIOD_START {start} is after PERIOD_END {end}: the period is reversed")
+
+
 #: Help lines of the options that mean the same in every command that has them (their unit
 #: and what the default means; the parser adds the default's value). :data:`COMMAND_HELP`
 #: holds those whose meaning depends on the command.

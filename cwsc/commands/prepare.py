@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from cwsc.errors import GridMismatch, OutputRefused
+from cwsc.io import gate
 from cwsc.io import rasters as io
 from cwsc.io.rasters import raster_bytes
 from cwsc.runtime import protocol
@@ -37,7 +38,8 @@ def prepare_command(args: argparse.Namespace) -> None:
 def _prepare(args: argparse.Namespace) -> None:
     from cwsc.commands.options import forcing_options
     from cwsc.io import months as M
-    from cwsc.io.forcing import open_forcing, runoff_above_precipitation
+    from cwsc.io.forcing import runoff_above_precipitation
+    from cwsc.io.gate import open_forcing
     from cwsc.io.regrid import PREDICTORS, annual_mean, climate_predictors, monthly_means, to_grid
 
     t0 = time.perf_counter()
@@ -76,7 +78,7 @@ def _prepare(args: argparse.Namespace) -> None:
         )
         try:
             if args.target_grid:
-                with io.open_raster(args.target_grid, "TARGET_GRID") as target:
+                with gate.open_input(args.target_grid, "TARGET_GRID") as target:
                     grid = target.grid
                 if not grid.crs:
                     raise GridMismatch(

@@ -27,6 +27,7 @@ import numpy as np
 
 from cwsc.errors import BadInput, InputFileError, OutputRefused, ParameterError, UnitsError
 from cwsc.io import months as M
+from cwsc.io import values as _values
 
 # The polygons live in cwsc.io.polygons; their names stay importable from here (__all__).
 from cwsc.io.polygons import (
@@ -168,17 +169,45 @@ class SeriesTable:
         return list(self.series) + [p.id for p in self.problems if p.id not in self.series]
 
 
+#: The roles of the table's columns for the input gate; runoff is checked in its own unit
+#: (mm/month, mm/day or m3/s: the Amazon's mean discharge is about 2e5 m3/s) and again in
+#: mm/month once converted.
+_COLUMN_ROLES = {
+    "runoff": _values.replace(_values.ROLES["RUNOFF"], unit="", high=1e6),
+    "precipitation": _values.ROLES["PRECIPITATION"],
+    "pet": _values.ROLES["PET"],
+    "temperature": _values.ROLES["TEMPERATURE"],
+}
+
+
+def _check_cell(number: float, column: str, where: str) -> None:
+    """One cell of the series table through the input gate: no undeclared nodata sentinel,
+    a plausible value for its column (``where`` names the file, line and column)."""
+    if abs(number) >= 998.0 and _values.sentinel_mask(np.array([number])).any():
+        raise InputFileError(
+            f"{where}: {number:g} is a value products use for no data; leave the cell empty (or write NA) "
+            "for a month without a value"
+        )
+    spec = _COLUMN_ROLES[column]
+    if (spec.low is not None and number < spec.low) or (spec.high is not None and number > spec.high):
+        _values.refuse_implausible(np.array([number]), spec, where, frozen=False)
+
+
 def read_series(path: str | os.PathLike, min_months: int = MIN_MONTHS) -> SeriesTable:
     """The monthly series per catchment of the CSV file ``path``.
 
     Columns (headers case-insensitive, in any order; the delimiter ``,``, ``;`` or tab):
     ``id``, ``month`` (``YYYY-MM``; ``YYYYMM`` and ISO dates are read too), ``runoff`` and
     optionally ``precipitation``, ``pet``, ``temperature``; other columns are ignored with a
-    warning. Empty cells (and ``NA``, ``NaN``) are missing values (NaN).
+    warning. Empty cells (and ``NA``, ``NaN``) are missing values (NaN). With ``;`` as the
+    delimiter, a comma in a number is its decimal mark (``12,5``), as European spreadsheets
+    write it.
 
     Refused with an :class:`~cwsc.errors.InputFileError` naming the file and line: a missing
     or unreadable file, no ``id`` / ``month`` / ``runoff`` column, a row without an id or
-    month, a month that is not one, a value that is not a number (with its column). Per id,
+    month, a month that is not one, a value that is not a number (with its column), an
+    undeclared nodata value (-9999, -999, 1e20 ...) or a value no such variable takes (a
+    negative or 1e39 runoff, a temperature in K: :data:`cwsc.io.values.ROLES`). Per id,
     as a :class:`NotScored` in ``problems`` (and not among ``series``): duplicated months
     (named), fewer than ``min_months`` months with a runoff value. Months missing inside an
     id's span are listed in its ``gaps`` and logged.
@@ -242,12 +271,16 @@ def read_series(path: str | os.PathLike, min_months: int = MIN_MONTHS) -> Series
             if raw.lower() in _MISSING:
                 values.append(np.nan)
                 continue
+            if delimiter == ";" and "," in raw:  # a European spreadsheet: 1.234,5
+                raw = raw.replace(".", "").replace(",", ".")
             try:
                 number = float(raw)
             except ValueError:
                 raise InputFileError(
                     f"series: {where}, line {line}, column '{names[columns[v]]}': '{raw}' is not a number"
                 ) from None
+            if math.isfinite(number):
+                _check_cell(number, v, f"series: {where}, line {line}, column '{names[columns[v]]}'")
             values.append(number if math.isfinite(number) else np.nan)
         months_of = rows.setdefault(cid, {})
         if m in months_of:

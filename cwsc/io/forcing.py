@@ -25,6 +25,8 @@ from cwsc.errors import InputFileError
 from cwsc.io import months as M
 from cwsc.io import rasters as io
 from cwsc.io import units as U
+from cwsc.io import values as _values
+from cwsc.io.inputs import distinct, open_input
 
 log = logging.getLogger(__name__)
 
@@ -44,18 +46,8 @@ def forcing_strips(grid: io.Grid, months: int) -> list[slice]:
     return list(io.row_strips(grid.height, grid.width, 3 * months, budget_bytes=STRIP_BUDGET))
 
 
-#: Values that products use for "no data" and that must be declared as such: found in a
-#: file where nodata is not declared, they would be read as water.
-SENTINELS = (
-    -999.0,
-    -9999.0,
-    -99999.0,
-    -32768.0,
-    -3.4028234663852886e38,
-    1e20,
-    9.969209968386869e36,
-    3.4028234663852886e38,
-)
+#: Values that products use for "no data" (kept here for older imports; the gate's list).
+SENTINELS = _values.SENTINELS
 #: Override parameters, by input.
 NODATA_PARAMETERS = {
     "PRECIPITATION": "PRECIPITATION_NODATA",
@@ -141,14 +133,6 @@ class ForcingInput:
         self.raster.close()
 
 
-def _sentinel_mask(data: np.ndarray) -> np.ndarray:
-    out = np.zeros(data.shape, dtype=bool)
-    with np.errstate(invalid="ignore"):
-        for value in SENTINELS:
-            out |= np.abs(data - np.float32(value)) <= 1e-6 * abs(value)
-    return out
-
-
 def _first(mask: np.ndarray, row0: int) -> tuple[int, int, int]:
     """(index, row, column) of the first True of a (bands, rows, cols) mask; index 0-based,
     row and column 1-based."""
@@ -170,18 +154,6 @@ def _check_values(inputs: list[ForcingInput], strips: list[slice], runoff: bool 
         converted = {}
         for r in inputs:
             raw = r.read(rows, raw=True)
-            sentinel = _sentinel_mask(raw)
-            if sentinel.any():
-                index, row, col = _first(sentinel, rows.start)
-                value = float(raw[index, row - rows.start - 1, col - 1])
-                cells = int(sentinel.any(axis=0).sum())
-                raise InputFileError(
-                    f"{r.label}: '{r.path}' holds {value:g} in {cells} cells of this strip "
-                    f"(first at row {row}, column {col}, band {r.file_band(index)}), a value "
-                    f"products use for no data, but the file does not declare it as nodata. "
-                    f"Declare it (gdal_translate -a_nodata {value:g} in.tif out.tif) or give "
-                    f"{NODATA_PARAMETERS.get(r.label, 'NODATA')}={value:g}"
-                )
             with np.errstate(invalid="ignore"):
                 below = raw < 0
             if below.any():
@@ -196,6 +168,14 @@ def _check_values(inputs: list[ForcingInput], strips: list[slice], runoff: bool 
                     )
             data = raw if r._identity() else raw * r.factors.astype(np.float32)[:, None, None]
             converted[r.label] = data
+            with np.errstate(invalid="ignore"):
+                # negative values are counted and named below, with their count
+                _values.refuse_implausible(
+                    np.where(data < 0, np.nan, data),
+                    _values.ROLES[r.label],
+                    f"{r.label}: '{r.path}'",
+                    r.unit.text,
+                )
             with np.errstate(invalid="ignore"), warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN cells
                 cell_mean = np.nanmean(data, axis=0)
@@ -239,31 +219,21 @@ def _check_temperature(r: ForcingInput, strips: list[slice]) -> None:
     """Refused naming the file, band and cell: an undeclared nodata sentinel, or a value that
     is no monthly mean air temperature in degrees C after conversion (a file in K read as C
     or the reverse, tenths of a degree)."""
-    low, high = U.PLAUSIBLE_TEMPERATURE_C
+    highest = -np.inf
     for rows in strips:
-        raw = r.read(rows, raw=True)
-        sentinel = _sentinel_mask(raw)
-        if sentinel.any():
-            index, row, col = _first(sentinel, rows.start)
-            value = float(raw[index, row - rows.start - 1, col - 1])
-            raise InputFileError(
-                f"{r.label}: '{r.path}' holds {value:g} (first at row {row}, column {col}, band "
-                f"{r.file_band(index)}), a value products use for no data, but the file does not "
-                f"declare it as nodata. Declare it or give {NODATA_PARAMETERS[r.label]}={value:g}"
-            )
         data = r.read(rows)
-        with np.errstate(invalid="ignore"):
-            bad = (data < low) | (data > high)
-        if bad.any():
-            index, row, col = _first(bad, rows.start)
-            value = float(data[index, row - rows.start - 1, col - 1])
-            guess = "K" if value > high else "C"
-            raise InputFileError(
-                f"{r.label}: '{r.path}' holds {value:.6g} degrees C after conversion from "
-                f"{r.unit.text or 'no unit (read as C)'} (band {r.file_band(index)}, row {row}, "
-                f"column {col}), outside {low:g} to {high:g} C for a monthly mean air temperature: "
-                f"is it in {guess}? Give {r.label}_UNITS={guess} if the file does not say"
-            )
+        _values.refuse_implausible(
+            data,
+            _values.ROLES[r.label],
+            f"{r.label}: '{r.path}'",
+            r.unit.text or "no unit (read as C)",
+            frozen=False,
+        )
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            highest = max(highest, float(np.nanmax(data)) if np.isfinite(data).any() else -np.inf)
+    if np.isfinite(highest):
+        _values.refuse_frozen(highest, f"{r.label}: '{r.path}'")
 
 
 def temperature_unit(raster: io.Raster, override: str | None, notes: list[str]) -> U.TemperatureUnit:
@@ -329,18 +299,18 @@ def open_forcing(
     rasters: list[io.Raster] = []
     labels = LABELS + ((TEMPERATURE,) if temperature else ())
     try:
+        distinct(
+            {
+                label: (path, options.variables.get(label))
+                for label, path in zip(labels, (precip, pet, runoff, temperature))
+            }
+        )
         for label, path in zip(labels, (precip, pet, runoff, temperature)):
             rasters.append(
-                io.open_raster(
+                open_input(
                     path, label, options.variables.get(label), options.time_dim, options.nodata.get(label)
                 )
             )
-        for r in rasters:
-            if r.count < 2:
-                raise InputFileError(
-                    f"{r.label}: '{r.path}' holds a single month (no time "
-                    "dimension or one band): one band per month is needed"
-                )
         if same_grid:
             grid = io.check_same_grid(rasters)
             if options.extent:

@@ -18,6 +18,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from cwsc.errors import GridMismatch, InputFileError, ParameterError, PeriodError
+from cwsc.io.values import refuse_sentinels
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +137,8 @@ class Raster:
     notes: list[str] = field(default_factory=list)
     #: (first row, first column) of ``grid`` in the file's grid, when cut to a window
     _offset: tuple[int, int] = (0, 0)
+    #: the option that declares this input's nodata (named when an undeclared one is found)
+    nodata_option: str = ""
 
     def window(self, grid: Grid) -> Raster:
         """This raster read on ``grid``, a window of its own grid (same cells, fewer of
@@ -186,6 +189,14 @@ class Raster:
             data = np.array(data, dtype=np.float32, copy=True)  # views of NetCDF data: own it
         if nodata is not None and not math.isnan(nodata):
             data[data == np.float32(nodata)] = np.nan
+        # The gate's first check, on every read: an undeclared -9999 would be read as data.
+        refuse_sentinels(
+            data,
+            f"{self.label}: '{self.path}'",
+            self.nodata_option,
+            r0,
+            (lambda i: bands[i] + 1) if bands is not None else (lambda i: i + 1),
+        )
         return data
 
     def _read(self, r0: int, r1: int, bands: Sequence[int] | None) -> np.ndarray:
