@@ -69,3 +69,29 @@ def test_demo_data_with_the_bounded_formulation(tmp_path):
     b, _, _ = read_tif(tmp_path / "c" / "runoff.tif")
     land = np.isfinite(b)
     assert not np.array_equal(a[land], b[land])  # the same water, another physics
+
+
+def test_demo_data_refuses_a_folder_of_the_users_and_replaces_an_earlier_demo_whole(tmp_path):
+    """Into a folder holding the user's files (``--out ~``): refused with the files named,
+    nothing replaced. Into an earlier demo's folder: the new set replaces it whole, so the
+    snowy variant's temperature.tif does not stay beside a demo without snow."""
+    from backend_testing import snapshot
+
+    from cwsc.errors import OutputRefused
+
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "README.md").write_text("my readme")
+    (home / "manifest.json").write_text('{"mine": true}')
+    before = snapshot(home)
+    with pytest.raises(
+        OutputRefused, match=r"OUTPUT: the folder '.*home' holds files .*'README.md', 'manifest.json'"
+    ):
+        write_demo(home, seed=7, region=SMALL)
+    assert snapshot(home) == before
+    demo = tmp_path / "demo"
+    write_demo(demo, seed=7, region=SMALL, snow=True)
+    assert (demo / "temperature.tif").exists()
+    write_demo(demo, seed=7, region=SMALL)
+    assert not (demo / "temperature.tif").exists()
+    assert "temperature.tif" not in (demo / "README.md").read_text()

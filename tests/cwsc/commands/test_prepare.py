@@ -54,15 +54,18 @@ def test_products_come_out_on_one_grid_in_mm_per_month_over_the_common_months(tm
     folder = out["--out-predictors"]
     names = sorted(p.name for p in folder.iterdir())
     assert names == sorted(
-        f"{k}.tif"
-        for k in (
-            "precipitation",
-            "pet",
-            "runoff",
-            "aridity",
-            "runoff_coefficient",
-            "precipitation_seasonality",
-        )
+        [".cwsc-folder.json"]  # the record of what prepare wrote there
+        + [
+            f"{k}.tif"
+            for k in (
+                "precipitation",
+                "pet",
+                "runoff",
+                "aridity",
+                "runoff_coefficient",
+                "precipitation_seasonality",
+            )
+        ]
     )
     p_year, _, desc = read_tif(folder / "precipitation.tif")
     assert desc == ["mean annual precipitation (mm/yr)"]
@@ -142,8 +145,21 @@ def test_prepare_refuses_what_calibrate_refuses_and_writes_nothing(tmp_path, tru
     rc, events, _, out = _prepare(tmp_path, ref["P"], ref["E"], odd)
     error = last_event(events, "error")
     assert rc == 2 and "q_sentinel.tif" in error["message"] and "RUNOFF_NODATA" in error["message"]
-    assert not any(p.exists() for k, p in out.items() if k != "--out-predictors")
-    assert not any(out["--out-predictors"].iterdir())
+    assert not any(p.exists() for k, p in out.items())  # not even the predictors' folder it made
+
+
+def test_a_predictors_folder_holding_other_files_is_refused_naming_them(tmp_path, truth):
+    ref = reference(tmp_path, truth, list(range(START, START + 24)))
+    folder = tmp_path / "predictors"
+    folder.mkdir()
+    (folder / "aridity.tif").write_bytes(b"the user's own aridity map")
+    (folder / "soil_depth.tif").write_bytes(b"the user's soil depth")
+    rc, events, _, out = _prepare(tmp_path, ref["P"], ref["E"], ref["Q"])
+    error = last_event(events, "error")
+    assert rc == 2 and "OUTPUT_PREDICTORS" in error["message"], error
+    assert "'aridity.tif', 'soil_depth.tif'" in error["message"]
+    assert (folder / "aridity.tif").read_bytes() == b"the user's own aridity map"
+    assert sorted(p.name for p in folder.iterdir()) == ["aridity.tif", "soil_depth.tif"]
 
 
 @pytest.mark.parametrize("product", ["cru", "era5"])

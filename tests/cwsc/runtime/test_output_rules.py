@@ -353,3 +353,23 @@ def test_scores_go_into_a_geopackage_as_one_layer_and_the_users_layers_stay(tmp_
         with Outputs({"OUTPUT": tmp_path / "notes.gpkg"}, kinds={"OUTPUT": "vector"}) as out:
             out.keep_other_layers("OUTPUT")
     assert (tmp_path / "notes.gpkg").read_bytes() == b"not a GeoPackage"
+
+
+def test_a_folder_made_read_only_during_the_run_is_one_line(tmp_path):
+    from backend_testing import lock_folder, unlock_folder
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "cwsc.tif").write_bytes(b"last year's map")
+    try:
+        with pytest.raises(
+            OutputRefused, match=r"OUTPUT: the folder '.*out' can no longer be written .*read-only"
+        ):
+            with Outputs({"OUTPUT": out / "cwsc.tif"}) as run:
+                if not lock_folder(out):
+                    pytest.skip("chattr +i is not available here")
+                # GDAL creating its overview beside the temporary, as a COG write does
+                open(str(run.temporary("OUTPUT")) + ".ovr", "wb")
+    finally:
+        unlock_folder(out)
+    assert (out / "cwsc.tif").read_bytes() == b"last year's map"
