@@ -131,6 +131,7 @@ def read_catchments(
     """
     import fiona
     from fiona.errors import FionaError
+    from shapely.errors import GEOSException
 
     file, from_source = split_source(path)
     if layer is not None and from_source is not None and layer != from_source:
@@ -193,10 +194,24 @@ def read_catchments(
                 NotScored(cid, f"catchments: {where}: catchment {cid} has no geometry (null or empty)")
             )
             continue
+        if not np.isfinite(_coordinates(plain)).all():
+            problems.append(
+                NotScored(
+                    cid, f"catchments: {where}: catchment {cid} has coordinates that are not numbers (NaN)"
+                )
+            )
+            continue
         if geographic:
             _check_degrees(plain, file, where, cid)
         try:
             shape = _shapely(plain, unwrap=geographic)
+        except (ValueError, GEOSException) as exc:
+            problems.append(
+                NotScored(
+                    cid, f"catchments: {where}: catchment {cid}: its polygon cannot be read ({_short(exc)})"
+                )
+            )
+            continue
         except _RoundPole:
             problems.append(
                 NotScored(
@@ -382,15 +397,24 @@ def _rings(polygon: Any) -> list[list[tuple[float, float]]]:
             continue
         if points[0] != points[-1]:
             points.append(points[0])
+        if len(points) < 4:  # two points and back: no ring
+            if i == 0:
+                return []
+            continue
         rings.append(points)
     return rings
+
+
+def _coordinates(plain: Mapping) -> np.ndarray:
+    """Every (x, y) of a plain (multi)polygon, ``(n, 2)`` float64."""
+    parts = [plain["coordinates"]] if plain["type"] == "Polygon" else plain["coordinates"]
+    return np.asarray([p for part in parts for ring in part for p in ring], dtype=np.float64).reshape(-1, 2)
 
 
 def _check_degrees(plain: Mapping, file: str, where: str, cid: str) -> None:
     """Refuse longitude-latitude coordinates outside -180..360 x -90..90: the file's CRS says
     degrees but they are something else (most often a projection's metres)."""
-    parts = [plain["coordinates"]] if plain["type"] == "Polygon" else plain["coordinates"]
-    xy = np.asarray([p for part in parts for ring in part for p in ring], dtype=np.float64)
+    xy = _coordinates(plain)
     x0, y0 = xy.min(axis=0)
     x1, y1 = xy.max(axis=0)
     s = _DEGREE_SLACK

@@ -607,3 +607,15 @@ def test_covered_area_is_the_geodesic_area(lon, lat, radius, radii, res, origin,
     cover = P.cell_fractions(geometry, WGS84, (res, 0.0, origin, 0.0, -res, 90.0), WGS84, shape)
     assert cover.inside == pytest.approx(1.0, abs=1e-6)
     assert cover.area_km2 == pytest.approx(expected, rel=1e-3)
+
+
+def test_degenerate_polygons_are_not_scored_with_their_reason(tmp_path):
+    line_ring = poly([(0.0, 0.0), (1.0, 1.0), (0.0, 0.0)])  # there and back: no ring
+    flat = poly([(0.0, 0.0), (1.0, 1.0), (2.0, 2.0), (0.0, 0.0)])  # no area
+    good = poly(box(0, 0, 1, 1))
+    path = write_vector(tmp_path / "c.gpkg", [(1, line_ring), (2, flat), (3, good)], driver="GPKG")
+    shapes, problems = P.read_catchments(path, "gauge")
+    assert [s.id for s in shapes] == ["3"]
+    reasons = {p.id: p.reason for p in problems}
+    assert "catchment 1 has no geometry" in reasons["1"] and "c.gpkg" in reasons["1"]
+    assert "catchment 2 has no area once its polygon is repaired" in reasons["2"]
