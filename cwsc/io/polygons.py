@@ -119,8 +119,8 @@ def read_catchments(
     Returns ``(shapes, problems)``: a catchment with a null or empty geometry, or one going
     round a pole, is a :class:`NotScored` rather than a shape. An invalid polygon (a bow-tie,
     a hole outside its shell, a ring crossing itself) is repaired with shapely's
-    ``make_valid`` (:func:`_made_valid`) and a warning naming its id; a polygon
-    across 180 degrees is kept in continuous longitudes. Refused, naming the file: a missing
+    ``make_valid`` (each ring on its own, then the holes subtracted from their shell) and a
+    warning naming its id; a polygon across 180 degrees is kept in continuous longitudes. Refused, naming the file: a missing
     file or one fiona cannot read, a missing layer or a layer of no polygons (the polygon
     layers there are are listed), a missing ``id_field`` (the fields there are are listed), a
     feature without an id, duplicated ids, a geometry that is not a (multi)polygon, a file
@@ -449,7 +449,7 @@ def _short(exc: Exception) -> str:
 
 def _shapely(geometry: Any, unwrap: bool = False):
     """A shapely (Multi)Polygon of a GeoJSON-like dict (or a shapely geometry); ``unwrap``:
-    longitudes made continuous across 180 degrees (:func:`_unwrap`)."""
+    longitudes made continuous across 180 degrees (``_unwrap``)."""
     import shapely
     from shapely.geometry import shape
 
