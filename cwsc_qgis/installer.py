@@ -219,7 +219,7 @@ def stream(cmd, feedback, env=None, on_line=None, poll=0.2, quiet_s=QUIET_S):
     reader = threading.Thread(target=pump, daemon=True)
     reader.start()
     finished = False
-    started = last = time.monotonic()
+    started = last = said = time.monotonic()
     latest = ""
     while not finished:
         if feedback is not None and feedback.isCanceled():
@@ -230,19 +230,23 @@ def stream(cmd, feedback, env=None, on_line=None, poll=0.2, quiet_s=QUIET_S):
         try:
             line = lines.get(timeout=poll)
         except queue.Empty:
-            if feedback is not None and time.monotonic() - last >= quiet_s:
-                last = time.monotonic()
-                feedback.pushInfo(
-                    "still working ({:.0f} s so far){}".format(
-                        last - started, ": " + latest[:120] if latest else ""
-                    )
-                )
+            now = time.monotonic()
+            if feedback is not None and now - last >= quiet_s:
+                # pip's last line once (what it is busy with, e.g. a download), then only how
+                # long it has been quiet: repeating a stale line reads as if it were new
+                if latest:
+                    detail = ": " + latest[:120]
+                else:
+                    detail = "; no new line for {:.0f} s".format(now - said)
+                feedback.pushInfo("still working ({:.0f} s so far){}".format(now - started, detail))
+                last, latest = now, ""
             continue
         if line is None:
             finished = True
             continue
         if line.strip():
-            last, latest = time.monotonic(), line.strip()
+            last = said = time.monotonic()
+            latest = line.strip()
             if feedback is not None:
                 feedback.pushConsoleInfo(line)
             if on_line is not None:

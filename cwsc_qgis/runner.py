@@ -12,6 +12,7 @@ import collections
 import json
 import os
 import queue
+import re
 import signal
 import subprocess
 import sys
@@ -27,6 +28,8 @@ EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT, EXIT_CANCELLED = 0, 1, 2, 3
 POLL_S = 0.1
 TERM_GRACE_S = 1.5
 STDERR_TAIL_LINES = 25
+#: A progress text with new numbers only goes to the log after this share of the run.
+LINE_EVERY = 0.25
 
 
 class BackendCancelled(QgsProcessingException):
@@ -165,7 +168,7 @@ class BackendRun:
             stage = event.get("stage")
             if stage and stage != getattr(self, "_stage", None):
                 self._stage = stage
-                if hasattr(fb, "setProgressText"):
+                if hasattr(fb, "setProgressText") and self._worth_a_line(str(stage), event.get("fraction")):
                     fb.setProgressText(str(stage))
             extra = {k: v for k, v in event.items() if k not in ("event", "fraction", "stage")}
             if extra:
@@ -192,6 +195,22 @@ class BackendRun:
             }
         else:
             fb.pushDebugInfo(text)
+
+    def _worth_a_line(self, stage, fraction):
+        """Whether a new progress text goes to the log (QGIS's dialog writes each one as a
+        line): a new kind of stage always, the same one with new numbers ("calibrating: 230
+        of 2,298 cells", "epoch 7 of 100") at most every quarter of the run; the progress bar
+        shows the rest."""
+        kind = re.sub(r"\d[\d,.]*", "#", stage)
+        try:
+            fraction = float(fraction)
+        except (TypeError, ValueError):
+            fraction = 0.0
+        last = getattr(self, "_last_line", None)
+        if last is not None and last[0] == kind and fraction - last[1] < LINE_EVERY:
+            return False
+        self._last_line = (kind, fraction)
+        return True
 
     # -- the run --------------------------------------------------------------------------
     def command_line(self):

@@ -42,6 +42,11 @@ elif cmd == "crash":
     os._exit(7)
 elif cmd == "noresult":
     sys.exit(0)
+elif cmd == "counting":
+    for i in range(1, 101):
+        emit("progress", fraction=0.9 * i / 100, stage="calibrating: %s of 2,298 cells" % format(23 * i, ","))
+    emit("progress", fraction=0.95, stage="writing the outputs")
+    emit("result", outputs={}, metrics={})
 elif cmd == "env":
     emit("result", outputs={}, metrics={k: os.environ.get(k) for k in (
         "PYTHONPATH", "PYTHONHOME", "PYTHONUNBUFFERED", "PYTHONIOENCODING", "GDAL_DATA")}
@@ -217,3 +222,16 @@ def test_a_failed_run_removes_no_output_and_no_other_runs_file(fake_root, tmp_pa
         _run(fake_root, "bad", [], RecordingFeedback(), outputs=[str(out)])
     assert out.read_bytes() == b"another run's finished map"
     assert other.read_bytes() == b"another run's temporary"
+
+
+def test_a_counting_stage_is_a_few_log_lines_not_a_hundred(fake_root):
+    """QGIS's dialog writes every progress text as a log line: "calibrating: N of 2,298 cells"
+    a hundred times was noise; the count goes to the log about every quarter of the run, the
+    progress bar shows the rest, and a new stage always gets its line."""
+    feedback = RecordingFeedback()
+    _run(fake_root, "counting", feedback=feedback)
+    counting = [t for t in feedback.texts if t.startswith("calibrating")]
+    assert 2 <= len(counting) <= 5, feedback.texts
+    assert counting[0] == "calibrating: 23 of 2,298 cells"
+    assert feedback.texts[-1] == "writing the outputs"
+    assert len(feedback.progress) == 101  # the bar still moves with every event

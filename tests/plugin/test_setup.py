@@ -122,3 +122,5 @@ def test_a_long_quiet_step_still_says_it_is_working():
     assert code == 0
     still = [s for s in said if s.startswith("still working")]
     assert len(still) >= 2 and "Collecting torch" in still[0]
+    # pip's last line once; then how long pip has been quiet, not the stale line again
+    assert all("Collecting torch" not in s and "no new line for" in s for s in still[1:]), still
