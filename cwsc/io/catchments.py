@@ -271,10 +271,11 @@ def read_series(path: str | os.PathLike, min_months: int = MIN_MONTHS) -> Series
             if raw.lower() in _MISSING:
                 values.append(np.nan)
                 continue
+            number_text = raw
             if delimiter == ";" and "," in raw:  # a European spreadsheet: 1.234,5
-                raw = raw.replace(".", "").replace(",", ".")
+                number_text = raw.replace(".", "").replace(",", ".")
             try:
-                number = float(raw)
+                number = float(number_text)
             except ValueError:
                 raise InputFileError(
                     f"series: {where}, line {line}, column '{names[columns[v]]}': '{raw}' is not a number"
