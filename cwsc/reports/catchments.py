@@ -25,6 +25,7 @@ COLUMNS = {
     "snow": "share of P through the snow store",
     "models": "models of the label",
     "not_scored": "not scored because",
+    "notes": "notes",
 }
 
 
