@@ -25,6 +25,7 @@ $(STAMPS)/backend: requirements/lock.txt requirements/lock-test.txt pyproject.to
 	@test -x $(VENV_PY) || $(PYTHON) -m venv $(VENV)
 	$(VENV_PY) -m pip install -q --disable-pip-version-check -r requirements/lock.txt -r requirements/lock-test.txt
 	$(VENV_PY) -m pip install -q --disable-pip-version-check --no-deps -e .
+	@$(VENV_PY) -c "import torch; print('torch', torch.__version__ + ':', 'CUDA' if torch.version.cuda else 'CPU', 'build')"
 	@mkdir -p $(STAMPS) && touch $@
 
 $(STAMPS)/plugin-test: requirements/plugin-test.txt $(STAMPS)/qgis

@@ -165,3 +165,41 @@ def test_a_wheel_installs_into_a_clean_environment(tmp_path):
         env=_clean_env(),
     )
     assert str(target) in located.stdout
+
+
+def test_the_wheel_holds_only_the_package(tmp_path):
+    """``pip wheel .`` ships ``cwsc`` and its metadata; not the QGIS plugin (``cwsc_qgis``),
+    the tests or the scripts."""
+    import zipfile
+
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(ROOT)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    wheel = next(tmp_path.glob(f"cwsc-{cwsc.__version__}-py3-none-any.whl"))
+    tops = {name.split("/")[0] for name in zipfile.ZipFile(wheel).namelist()}
+    assert tops == {"cwsc", f"cwsc-{cwsc.__version__}.dist-info"}
+    assert "cwsc/hydro/engines/cpu_kernels.c" in zipfile.ZipFile(wheel).namelist()
+
+
+def test_torch_is_a_range_in_the_package_and_exact_in_the_locks():
+    """A user's own torch (CPU or CUDA build, any 2.x from 2.4) satisfies the package; the lock
+    files pin the version CI and the plugin's set-up install, and this environment runs it."""
+    from importlib.metadata import version
+
+    import tomllib
+    from packaging.requirements import Requirement
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    torch = next(Requirement(r) for r in project["dependencies"] if Requirement(r).name == "torch")
+    assert not any(s.operator in ("==", "===") for s in torch.specifier), torch
+    for lock in ("lock.txt", "lock-test.txt"):
+        pinned = re.search(r"^torch==(\S+)$", (ROOT / "requirements" / lock).read_text(), re.M).group(1)
+        assert torch.specifier.contains(pinned), (lock, pinned, torch)
+    assert version("torch").split("+")[0] == pinned
+    assert {"cluster", "test", "docs"} <= set(project["optional-dependencies"])
+    for name in ("tqdm",):
+        assert any(Requirement(r).name == name for r in project["dependencies"])
+        assert re.search(rf"^{name}==\S+$", (ROOT / "requirements" / "lock.txt").read_text(), re.M)
