@@ -661,9 +661,13 @@ class CwscAlgorithm(QgsProcessingAlgorithm):
             # traceback, and no results (so no output layers and no "HTML output has been
             # generated").
             feedback.pushInfo(tr("cancelled: no output written"))
+            self.after_cancel(parameters, context, feedback)
             _remove_empty(_MADE.folders)
             return {}
         return self.collect(result, outputs, context, feedback)
+
+    def after_cancel(self, parameters, context, feedback):
+        """What a cancelled run leaves that a rerun can use (calibrate: its work folder)."""
 
     def collect(self, result, outputs, context, feedback):
         results = {}

@@ -1,5 +1,8 @@
 """cwsc:calibrate - per-cell calibration of DWBM, SWBM and TVGM: CWSC labels and KGE."""
 
+import glob
+import os
+
 from qgis.core import (
     QgsProcessingOutputNumber,
     QgsProcessingParameterBoolean,
@@ -244,6 +247,33 @@ last quarter is kept for validation.</p>
             ("MEDIAN_CWSC_MM", "Median CWSC (mm)"),
         ):
             self.addOutput(QgsProcessingOutputNumber(name, tr(label)))
+
+    def after_cancel(self, parameters, context, feedback):
+        """Say what the work folder keeps: the shards that finished before the cancel, from
+        which a rerun with the same WORK_DIR continues, or that none had (a shard is 1,024
+        cells on the CPU; shards in flight are lost), so a rerun starts from the beginning."""
+        root = self.user_path(parameters, "WORK_DIR", context)
+        if not root:
+            return
+        folders = [os.path.join(root, n) for n in os.listdir(root)] if os.path.isdir(root) else []
+        folders = [f for f in folders if os.path.basename(f).startswith("calibrate-") and os.path.isdir(f)]
+        latest = max(folders, key=os.path.getmtime) if folders else None
+        kept = len(glob.glob(os.path.join(glob.escape(latest), "shard-*.npz"))) if latest else 0
+        if kept:
+            feedback.pushInfo(
+                tr(
+                    "WORK_DIR: {} finished shard{} kept in {}; run again with the same inputs, "
+                    "settings and WORK_DIR to continue from them"
+                ).format(kept, "s" if kept != 1 else "", latest)
+            )
+        else:
+            feedback.pushWarning(
+                tr(
+                    "WORK_DIR: no shard had finished before the cancel (a shard is 1,024 cells on "
+                    "the CPU; those in flight are lost), so nothing was kept: a rerun starts from "
+                    "the beginning"
+                )
+            )
 
     def build(self, parameters, context, feedback):
         outputs = {

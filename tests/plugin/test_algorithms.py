@@ -758,3 +758,43 @@ def test_result_layers_are_named_by_their_file_or_run(provider, data_dir, tmp_pa
     finally:
         for i in set(project.mapLayers()) - before:
             project.removeMapLayer(i)
+
+
+def test_a_cancelled_calibration_says_what_its_work_folder_keeps(run_alg, provider, data_dir, tmp_path):  # noqa: ARG001
+    """After Cancel with a work folder: how many finished shards a rerun continues from, or a
+    warning that none had finished and a rerun starts from the beginning (SHARDS_RESUMED 0
+    without a word was the surprise)."""
+    from qgis.core import QgsApplication, QgsProcessingContext
+
+    class Recording(QgsProcessingFeedback):
+        def __init__(self):
+            super().__init__()
+            self.lines = []
+
+        def pushInfo(self, info):  # noqa: N802
+            self.lines.append(info)
+
+        def pushWarning(self, warning):  # noqa: N802
+            self.lines.append(warning)
+
+    params = {
+        "PRECIPITATION": str(data_dir / "precipitation.tif"),
+        "PET": str(data_dir / "pet.tif"),
+        "RUNOFF": str(data_dir / "runoff.tif"),
+        **FAST_CALIBRATION,
+        "WORK_DIR": str(tmp_path / "work"),
+        "KEEP_WORK": True,  # a finished run's shard stays: what a cancel after it had left
+        "OUTPUT_CWSC": str(tmp_path / "labels.tif"),
+        "OUTPUT_KGE": str(tmp_path / "kge.tif"),
+    }
+    run_alg("cwsc:calibrate", params)
+    alg = QgsApplication.processingRegistry().algorithmById("cwsc:calibrate").create()
+    context = QgsProcessingContext()
+    feedback = Recording()
+    alg.after_cancel(params, context, feedback)
+    assert any("1 finished shard kept in" in line and "continue" in line for line in feedback.lines), (
+        feedback.lines
+    )
+    feedback = Recording()
+    alg.after_cancel({**params, "WORK_DIR": str(tmp_path / "empty")}, context, feedback)
+    assert any("nothing was kept" in line for line in feedback.lines), feedback.lines
