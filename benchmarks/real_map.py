@@ -6,7 +6,8 @@
 ``--case``: the folder ``../shared/real-map/build.sh DIR`` builds (``DIR`` or ``DIR/case``:
 ``predictors/*.tif`` and ``xie_cwsc.tif``, 16 public predictors and the published CWSC map at
 0.5 degree); ``demo`` (the masked labels and predictors ``make demo`` leaves in
-``demo-output/``); ``twin`` (``make_twin((60, 60), 13 channels, seed 0)``). The repository never
+``demo-output/``), or a folder laid out as that one (``cwsc_labels_masked.tif`` and
+``data/predictors/*.tif``: ``cwsc demo-data``, ``calibrate`` and ``mask`` at seed 42); ``twin`` (``make_twin((60, 60), 13 channels, seed 0)``). The repository never
 holds the real case and the tests do not need it.
 
 Splits (:func:`block_splits`, :func:`region_splits`): ``blocks0`` .. ``blocks4``: 30 % of the
@@ -118,21 +119,25 @@ def region_masks(samples, latitude: np.ndarray | None, longitude: np.ndarray | N
     """``{region: bool (N,)}``: which samples lie in each held-out region.
 
     latitude: degrees of each grid row ``(rows,)``; longitude: of each column ``(cols,)``;
-    both None for a grid not in degrees (then :data:`ROW_THIRDS`, by the samples' rows).
-    A region with no sample, or with every sample, is left out (nothing to test or to train on).
+    both None for a grid not in degrees. A region with no sample, or with every sample, is
+    left out (nothing to test or to train on); when fewer than three of
+    :data:`GEOGRAPHIC_REGIONS` are left (a region smaller than a continent, such as the demo's),
+    or off a grid in degrees, the regions are :data:`ROW_THIRDS`: latitude bands of the
+    samples' rows.
     """
     n = len(samples.rows)
     out = {}
-    if latitude is None or longitude is None:
-        edges = np.quantile(samples.rows, [1 / 3, 2 / 3])
-        third = np.searchsorted(edges, samples.rows, side="right")
-        for k, name in enumerate(ROW_THIRDS):
-            out[name] = third == k
-    else:
+    if latitude is not None and longitude is not None:
         lat, lon = latitude[samples.rows], longitude[samples.cols]
         for name, (s, nth, w, e) in GEOGRAPHIC_REGIONS.items():
-            out[name] = (lat >= s) & (lat < nth) & (lon >= w) & (lon < e)
-    return {k: v for k, v in out.items() if 0 < int(v.sum()) < n}
+            held = (lat >= s) & (lat < nth) & (lon >= w) & (lon < e)
+            if 0 < int(held.sum()) < n:
+                out[name] = held
+    if len(out) >= 3:
+        return out
+    edges = np.quantile(samples.rows, [1 / 3, 2 / 3])
+    third = np.searchsorted(edges, samples.rows, side="right")
+    return {name: third == k for k, name in enumerate(ROW_THIRDS)}
 
 
 def region_splits(samples, latitude=None, longitude=None, seed: int = 0) -> dict:
@@ -169,11 +174,12 @@ def load_case(case: str) -> Case:
         t = make_twin((60, 60), channels=13, seed=0)
         labels = np.where(np.isfinite(t.kge) & (t.kge > 0), t.labels, np.nan).astype(np.float32)
         return Case("twin", t.predictors, labels, None, None)
-    if case == "demo":
-        folder = ROOT / "demo-output"
+    folder = ROOT / "demo-output" if case == "demo" else Path(case).expanduser()
+    if (folder / "cwsc_labels_masked.tif").exists():  # a make demo output (or the same steps)
+        name = "demo"
         label_path, pred_dir = folder / "cwsc_labels_masked.tif", folder / "data" / "predictors"
     else:
-        folder = Path(case).expanduser()
+        name = "real-map"
         if (folder / "case").is_dir():
             folder = folder / "case"
         label_path, pred_dir = folder / "xie_cwsc.tif", folder / "predictors"
@@ -188,7 +194,7 @@ def load_case(case: str) -> Case:
         a, _, c, _, e, f = grid.transform[:6]
         lat = f + e * (np.arange(grid.height) + 0.5)
         lon = c + a * (np.arange(grid.width) + 0.5)
-    return Case("demo" if case == "demo" else "real-map", stack.data, labels, lat, lon)
+    return Case(name, stack.data, labels, lat, lon)
 
 
 # ---------------------------------------------------------------------------------------
