@@ -7,12 +7,17 @@ import numpy as np
 
 from cwsc.reports import html as report
 
+#: The top of the CWSC colour scale (mm) the QGIS plugin draws every CWSC layer on (its
+#: default; cwsc_qgis/settings.py DEFAULT_SCALE_MAX): the report's maps use the same colours.
+CWSC_SCALE_MM = 800.0
+
 
 def maps_figure(cwsc: np.ndarray, reference: np.ndarray):
+    """The map and its reference (rows, cols; mm) on the CWSC scale, 0 to 800 mm (higher
+    where the maps' 99th percentile is), and their difference."""
     fig, axes = report.new_figure(13, 3.8, ncols=3)
-    vmax = float(
-        np.nanpercentile(np.concatenate([cwsc[np.isfinite(cwsc)], reference[np.isfinite(reference)]]), 99)
-    )
+    values = np.concatenate([cwsc[np.isfinite(cwsc)], reference[np.isfinite(reference)]])
+    vmax = max(CWSC_SCALE_MM, float(np.nanpercentile(values, 99)) if values.size else 0.0)
     for ax, data, title in ((axes[0], cwsc, "CWSC map (mm)"), (axes[1], reference, "Reference (mm)")):
         im = ax.imshow(data, cmap="YlGnBu", vmin=0, vmax=vmax)
         ax.set_title(title)
