@@ -143,10 +143,12 @@ ROLES: dict[str, Role] = {
 
 
 def role(name: str) -> Role:
-    """The :class:`Role` of ``name`` (``REFERENCE_MAPS (x)`` is ``REFERENCE``)."""
+    """The :class:`Role` of ``name`` (``REFERENCE_MAPS (x)`` is ``REFERENCE``, ``PREDICTORS (x)``
+    ``PREDICTOR``)."""
     key = name.split(" ")[0]
     key = {"REFERENCE_MAPS": "REFERENCE", "PREDICTORS": "PREDICTOR", "SERIES": "RUNOFF"}.get(key, key)
-    return ROLES[key]
+    # An input of no listed role (a command's own raster) gets the checks every input gets.
+    return ROLES.get(key) or Role(key, "an input", MAP, max_bands=10**6)
 
 
 def refuse_implausible(

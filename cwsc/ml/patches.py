@@ -19,6 +19,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from cwsc.errors import InputFileError, ParameterError
 from cwsc.io import rasters as io
+from cwsc.io.inputs import open_input
 
 # ---------------------------------------------------------------------------------------
 # Reading
@@ -82,7 +83,7 @@ def open_predictors(paths: Sequence[str], label: str = "PREDICTORS") -> list[io.
                 "channel of the network, so give each file once"
             )
         seen[key] = str(p)
-    rasters = [io.open_raster(p, f"{label} ({Path(p).name})") for p in paths]
+    rasters = [open_input(p, f"{label} ({Path(p).name})") for p in paths]
     for r in rasters:
         if r.count >= TIME_SERIES_BANDS:
             log.warning(
@@ -164,7 +165,7 @@ def read_predictors(paths: Sequence[str], grid: io.Grid, label: str = "PREDICTOR
 
 def read_single_band(path: str, label: str, grid: io.Grid | None = None) -> tuple[np.ndarray, io.Grid]:
     """Band 1 of ``path`` as float32 ``(rows, cols)`` (NaN = nodata), aligned to ``grid`` if given."""
-    with io.open_raster(path, label) as r:
+    with open_input(path, label) as r:
         # A CWSC output (labels, masked labels, map) carries its spread or flags in the other
         # bands: nothing is lost by reading band 1 only. Other bands are worth a word.
         describing = ("spread", "uncertainty", "standard deviation", "range", "flags", " sc (mm)")
