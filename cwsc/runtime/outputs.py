@@ -711,10 +711,13 @@ class Outputs:
                     earlier.append(path)
                 else:
                     foreign.append(rel)
+            if len(foreign) > 10:  # enough to name (a home folder is not walked whole)
+                break
         if foreign:
+            named = _some(foreign) if len(foreign) <= 10 else _some(foreign[:10]) + " and more"
             raise OutputRefused(
                 f"{f.label}: the folder '{f.path}' holds files that {f.owner} did not write there "
-                f"({_some(foreign)}); its outputs would be mixed with them: choose a new or empty folder"
+                f"({named}); its outputs would be mixed with them: choose a new or empty folder"
             )
         f.earlier = earlier
 
