@@ -43,9 +43,12 @@ def check_bands(raster: io.Raster, spec: Role) -> None:
         raise InputFileError(
             f"{where} holds a single month (no time dimension or one band): one band per month is needed"
         )
-    if spec.bands == MAP and spec.max_bands <= 4 and (raster.count > spec.max_bands or raster.months):
+    # A map's band descriptions may name its period ("KGE (2001-01 to 2010-12)"): only bands
+    # of different months make a time series.
+    series = bool(raster.months) and len(set(raster.months)) > 1
+    if spec.bands == MAP and spec.max_bands <= 4 and (raster.count > spec.max_bands or series):
         dated = ""
-        if raster.months:
+        if series:
             from cwsc.io import months as M
 
             dated = f", dated {M.label(raster.months[0])} to {M.label(raster.months[-1])}"

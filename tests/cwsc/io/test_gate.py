@@ -66,6 +66,12 @@ def test_a_precipitation_file_given_as_the_cwsc_map_is_refused_by_its_bands(tmp_
     assert "24 bands" in str(err.value) and "2001-01 to 2002-12" in str(err.value)
     with pytest.raises(InputFileError, match="24 bands"):
         gate.open_input(path, "REFERENCE_MAPS (other)")
+    # A map whose band names its period (calibrate's KGE) is no time series.
+    kge = tif(
+        tmp_path / "kge.tif", np.full((4, 5), 0.5), nodata=-9999.0, descriptions=["KGE (2001-01 to 2010-12)"]
+    )
+    with gate.open_input(kge, "KGE") as r:
+        assert r.count == 1
 
 
 def test_a_negative_or_implausible_cwsc_map_is_refused(tmp_path):
