@@ -10,7 +10,7 @@ line and column) and what is wrong:
   (:mod:`cwsc.io.values`; every read of a :class:`~cwsc.io.rasters.Raster` checks them, and
   the series table checks every cell);
 - **band count against the role** (:data:`cwsc.io.values.ROLES`): a forcing has one band per
-  month; a map (CWSC, reference, labels, KGE) at most four bands and no dates (the 360-band
+  month; a map (CWSC, reference, labels, KGE) at most eight bands and no bands of different months (the 360-band
   precipitation file given as the CWSC map is refused);
 - **plausible values per variable and unit**, after conversion (mm/month, degrees C, mm):
   Kelvin read as Celsius by value, negative water, a runoff of 1e39, a KGE above 1, an air

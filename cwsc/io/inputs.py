@@ -46,7 +46,7 @@ def check_bands(raster: io.Raster, spec: Role) -> None:
     # A map's band descriptions may name its period ("KGE (2001-01 to 2010-12)"): only bands
     # of different months make a time series.
     series = bool(raster.months) and len(set(raster.months)) > 1
-    if spec.bands == MAP and spec.max_bands <= 4 and (raster.count > spec.max_bands or series):
+    if spec.bands == MAP and spec.max_bands <= 8 and (raster.count > spec.max_bands or series):
         dated = ""
         if series:
             from cwsc.io import months as M
