@@ -320,6 +320,26 @@ def scores_layer(out: str, layer: str | None) -> tuple[str, str]:
     return path, name
 
 
+def _not_the_catchments_layer(out: str, layer: str, catchments: str) -> None:
+    """The scores may go into the GeoPackage the catchments come from, as another layer: never
+    over the layer the polygons are read from (its first)."""
+    import os
+
+    import fiona
+
+    try:
+        if not (os.path.exists(out) and os.path.samefile(out, catchments)):
+            return
+        layers = fiona.listlayers(out)
+    except Exception:  # noqa: BLE001 - not readable here: the reader names the problem
+        return
+    if layers and layers[0] == layer:
+        raise OutputRefused(
+            f"OUTPUT: the layer '{layer}' of '{out}' holds the catchments (CATCHMENTS) the scores are "
+            f"made from; write the scores to another layer (--layer, default {SCORES_LAYER})"
+        )
+
+
 def _run(args: argparse.Namespace) -> None:
     from cwsc.evaluation.catchments import score_catchment
     from cwsc.evaluation.maps import range_check
@@ -359,6 +379,7 @@ def _run(args: argparse.Namespace) -> None:
         }
     )
     out, layer = scores_layer(args.out, getattr(args, "layer", None))
+    _not_the_catchments_layer(out, layer, args.catchments)
     outputs = Outputs(
         {"OUTPUT": out, "OUTPUT_TABLE": args.out_table, "OUTPUT_REPORT": args.out_report},
         kinds={"OUTPUT": "vector", "OUTPUT_TABLE": "table", "OUTPUT_REPORT": "report"},

@@ -107,7 +107,7 @@ NEARLY_FULL = 1 << 20
 _JOURNAL = re.compile(r"^\.cwsc-commit-(?P<pid>\d+)-(?P<token>[0-9a-f]{8})\.journal(?P<part>\.part)?$")
 _STALE = re.compile(
     r"^\.(?P<name>.+)\.cwsc-(?P<pid>\d+)-(?P<token>[0-9a-f]{8})\."
-    r"(?P<kind>part|backup)(?P<sidecar>\.aux\.xml|\.stage)?$"
+    r"(?P<kind>part|backup)(?P<sidecar>\.aux\.xml|\.stage|(?<=part)-(?:wal|shm|journal))?$"
 )
 
 
@@ -556,6 +556,8 @@ class _Output:
     kind: str
     temporary: Path = field(init=False)
     backup: Path = field(init=False)
+    #: A GeoPackage written into: committed into the file there through SQLite, not by rename.
+    in_place: bool = False
 
 
 @dataclass
@@ -637,7 +639,8 @@ class Outputs:
             if o.final.is_dir():
                 raise OutputRefused(f"{o.label}: '{o.final}' is a folder, not a file name")
             for label, path in self._inputs:
-                if _same_file(o.final, path):
+                # A GeoPackage output gets one layer written into it: it may be an input's file.
+                if o.kind != "vector" and _same_file(o.final, path):
                     raise OutputRefused(
                         f"{o.label}: '{o.final}' is the input {label}; choose another "
                         "output file (the input would be overwritten)"
@@ -907,13 +910,13 @@ class Outputs:
                     dst = sqlite3.connect(tmp)
                     try:
                         src.backup(dst)
-                        dst.execute("PRAGMA journal_mode=DELETE")
                     finally:
                         dst.close()
                 finally:
                     src.close()
             except sqlite3.Error as exc:
                 raise OutputRefused(f"{label}: '{final}' cannot be read as a GeoPackage ({exc})") from None
+            next(o for o in self._items if o.label == label).in_place = True
         return tmp
 
     def drop(self, label: str) -> None:
@@ -1028,6 +1031,8 @@ class Outputs:
     def _entries(self) -> list[_Entry]:
         entries = []
         for o in self._items:
+            if o.in_place:
+                continue
             for tmp, final, backup in self._parts(o):
                 entries.append(_Entry(tmp, final, backup, os.path.lexists(final), _identity(tmp)))
         # A folder output's earlier files that the new set does not replace go too (a stale
@@ -1069,6 +1074,9 @@ class Outputs:
                                 os.replace(e.backup, e.final)
                             raise
                     placed.append(e)
+                for o in self._items:
+                    if o.in_place:
+                        _sqlite_replace(o.temporary, o.final)
                 for f, path in journals.items():
                     _write_journal(path, pid, token, by_folder[f], complete=True)
                 _pause("committed")
@@ -1115,6 +1123,8 @@ class Outputs:
                 *(Path(str(o.temporary) + s) for s in SIDECARS),
                 Path(str(o.temporary) + ".ovr"),
                 Path(str(o.temporary) + STAGE_SUFFIX),
+                # SQLite's files beside a GeoPackage being written
+                *(Path(str(o.temporary) + s) for s in ("-wal", "-shm", "-journal")),
             ]:
                 try:
                     path.unlink()
@@ -1122,6 +1132,27 @@ class Outputs:
                     pass
                 except OSError:
                     pass
+
+
+def _sqlite_replace(source: Path, destination: Path) -> None:
+    """Make the GeoPackage ``destination`` a copy of ``source`` in one SQLite write
+    transaction (the backup API): atomic, and safe while another program (QGIS) has it open
+    with a write-ahead log, which a rename would leave paired with another file."""
+    import sqlite3
+
+    try:
+        src = sqlite3.connect(source)
+        try:
+            dst = sqlite3.connect(destination, timeout=60)
+            try:
+                src.backup(dst)
+            finally:
+                dst.close()
+        finally:
+            src.close()
+    except sqlite3.Error as exc:
+        raise OSError(errno.EIO, f"SQLite: {exc}", str(destination)) from None
+    _remove([source])
 
 
 def _disk_full(exc: BaseException | None) -> bool:

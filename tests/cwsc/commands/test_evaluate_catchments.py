@@ -345,7 +345,12 @@ def test_scores_are_one_layer_of_the_users_project_geopackage(small, tmp_path):
     with fiona.open(project) as src:
         mine = [dict(f.properties) for f in src]
     args = _small_args(small, tmp_path)
-    args[args.index(tmp_path / "s.gpkg")] = f"{project}|layername=scores 2024"
+    args[args.index(small["gpkg"])] = project  # the polygons come from the project too
+    args[args.index(tmp_path / "s.gpkg")] = project
+    before = project.read_bytes()
+    refused([*args, "--layer", "gauges"], "OUTPUT", "'gauges'", "holds the catchments")
+    assert project.read_bytes() == before
+    args[args.index(project, args.index("--out"))] = f"{project}|layername=scores 2024"
     rc, events, err = run_backend(*args)
     assert rc == 0, err[-2000:]
     assert sorted(fiona.listlayers(project)) == ["gauges", "scores 2024"]

@@ -373,3 +373,47 @@ def test_a_folder_made_read_only_during_the_run_is_one_line(tmp_path):
     finally:
         unlock_folder(out)
     assert (out / "cwsc.tif").read_bytes() == b"last year's map"
+
+
+def test_a_geopackage_open_in_another_program_with_a_write_ahead_log_stays_whole(tmp_path):
+    """QGIS keeps a GeoPackage it shows open in WAL mode: its recent edits live in
+    ``project.gpkg-wal``. The scores' layer goes in through SQLite, so that log stays paired
+    with its own file: the edits are kept and the file passes SQLite's integrity check."""
+    import sqlite3
+
+    import fiona
+
+    from cwsc.io import catchments as C
+
+    project = tmp_path / "project.gpkg"
+    square = _project(project)
+    wkt = fiona.open(project, layer="rivers").crs_wkt
+    qgis = sqlite3.connect(project)
+    qgis.execute("PRAGMA journal_mode=WAL")
+    qgis.execute("PRAGMA wal_autocheckpoint=0")
+    edit = "UPDATE gpkg_contents SET description = ? WHERE table_name = ?"
+    qgis.execute(edit, ("renamed in QGIS", "rivers"))
+    qgis.commit()
+    assert (tmp_path / "project.gpkg-wal").stat().st_size > 0
+    with Outputs({"OUTPUT": project}, kinds={"OUTPUT": "vector"}) as out:
+        C.write_catchments(
+            out.keep_other_layers("OUTPUT"),
+            [C.CatchmentShape("G1", square, wkt)],
+            [{"id": "G1"}],
+            [("id", "str")],
+            layer="cwsc_scores",
+        )
+    other = sqlite3.connect(project)  # QGIS opening another layer of the project
+    assert other.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    described = "SELECT description FROM gpkg_contents WHERE table_name = ?"
+    assert other.execute(described, ("rivers",)).fetchall() == [("renamed in QGIS",)]
+    assert other.execute("SELECT id FROM cwsc_scores").fetchall() == [("G1",)]
+    qgis.execute(edit, ("moved in QGIS", "stations"))  # QGIS goes on editing
+    qgis.commit()
+    qgis.close()
+    other.close()
+    assert sorted(fiona.listlayers(project)) == ["cwsc_scores", "rivers", "stations"]
+    last = sqlite3.connect(project)
+    assert last.execute(described, ("stations",)).fetchall() == [("moved in QGIS",)]
+    assert last.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    last.close()
