@@ -451,9 +451,23 @@ def _shapely(geometry: Any, unwrap: bool = False):
     """A shapely (Multi)Polygon of a GeoJSON-like dict (or a shapely geometry); ``unwrap``:
     longitudes made continuous across 180 degrees (``_unwrap``)."""
     import shapely
-    from shapely.geometry import shape
 
-    geom = geometry if isinstance(geometry, shapely.Geometry) else shape(geometry)
+    if isinstance(geometry, shapely.Geometry):
+        geom = geometry
+    else:
+        gtype, coords = geometry["type"], geometry["coordinates"]
+        if gtype not in _POLYGON_TYPES:
+            raise ValueError(f"a {gtype} is not a polygon")
+        # rings as arrays: shapely builds them in C (from lists of tuples it loops in Python)
+        parts = [
+            shapely.Polygon(
+                np.asarray(part[0], dtype=np.float64)[:, :2],
+                [np.asarray(h, dtype=np.float64)[:, :2] for h in part[1:]],
+            )
+            for part in ([coords] if gtype == "Polygon" else coords)
+            if len(part)
+        ]
+        geom = parts[0] if gtype == "Polygon" and parts else shapely.MultiPolygon(parts)
     if geom.geom_type not in _POLYGON_TYPES:
         raise ValueError(f"a {geom.geom_type} is not a polygon")
     return _unwrap(geom) if unwrap else geom
@@ -824,7 +838,6 @@ def _exact_fractions(pixel, width: int, height: int) -> tuple[np.ndarray, np.nda
     import shapely
     from exactextract import exact_extract
     from exactextract.raster import NumPyRasterSource
-    from shapely.geometry import mapping
 
     u0, v0, u1, v1 = pixel.bounds
     c0, c1 = max(0, math.floor(u0)), min(width, math.ceil(u1))
@@ -836,13 +849,59 @@ def _exact_fractions(pixel, width: int, height: int) -> tuple[np.ndarray, np.nda
     # the values are never used: a read-only array of zeros that takes no memory
     zeros = np.broadcast_to(np.zeros(1, dtype=np.uint8), (r1 - r0, c1 - c0))
     window = NumPyRasterSource(zeros, c0, -r1, c1, -r0)
-    feature = {"type": "Feature", "properties": {}, "geometry": mapping(upright)}
-    out = exact_extract(window, [feature], ["cell_id", "coverage"], output="geojson")
+    out = exact_extract(window, _one_feature(upright), ["cell_id", "coverage"], output="geojson")
     props = out[0]["properties"] if out else {}
     ids = np.asarray(props.get("cell_id", []), dtype=np.int64)
     fractions = np.asarray(props.get("coverage", []), dtype=np.float64)
     rows, cols = ids // (c1 - c0) + r0, ids % (c1 - c0) + c0
     return rows * width + cols, fractions
+
+
+@functools.cache
+def _feature_classes():
+    """exactextract's feature classes for one shapely geometry handed over as WKB, as its own
+    GDAL features are (GeoJSON text took three times as long as the fractions)."""
+    import shapely
+    from exactextract.feature import Feature, FeatureSource
+
+    class WkbFeature(Feature):
+        def __init__(self, geom):
+            Feature.__init__(self)
+            self.wkb = shapely.to_wkb(geom)
+            self.values: dict[str, Any] = {}
+
+        def geometry(self) -> bytes:
+            return self.wkb
+
+        def set(self, name, value):
+            self.values[name] = value
+
+        def get(self, name):
+            return self.values[name]
+
+        def fields(self):
+            return list(self.values)
+
+    class OneFeature(FeatureSource):
+        def __init__(self, geom):
+            FeatureSource.__init__(self)
+            self.geom = geom
+
+        def count(self) -> int:
+            return 1
+
+        def __iter__(self):
+            yield WkbFeature(self.geom)
+
+        def srs_wkt(self):
+            return None
+
+    return OneFeature
+
+
+def _one_feature(geom):
+    """An exactextract feature source of the one shapely geometry ``geom``."""
+    return _feature_classes()(geom)
 
 
 def cover_catchments(
