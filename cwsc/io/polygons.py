@@ -120,14 +120,14 @@ def read_catchments(
     round a pole, is a :class:`NotScored` rather than a shape. An invalid polygon (a bow-tie,
     a hole outside its shell, a ring crossing itself) is repaired with shapely's
     ``make_valid`` (each ring on its own, then the holes subtracted from their shell) and a
-    warning naming its id; a polygon across 180 degrees is kept in continuous longitudes. Refused, naming the file: a missing
-    file or one fiona cannot read, a missing layer or a layer of no polygons (the polygon
-    layers there are are listed), a missing ``id_field`` (the fields there are are listed), a
-    feature without an id, duplicated ids, a geometry that is not a (multi)polygon, a file
-    without a CRS, longitude-latitude coordinates that are not degrees (a GeoJSON in metres,
-    which RFC 7946 reads as degrees). An integer id ``7`` (or a float ``7.0``) reads as
-    ``"7"``; Z values are dropped. A Shapefile without a ``.cpg`` whose text is UTF-8 reads as
-    UTF-8 (GDAL would take it for Latin-1).
+    warning naming its id; a polygon across 180 degrees is kept in continuous longitudes.
+    Refused, naming the file: a missing file or one fiona cannot read, a missing layer or a
+    layer of no polygons (the polygon layers there are are listed), a missing ``id_field``
+    (the fields there are are listed), a feature without an id, duplicated ids, a geometry
+    that is not a (multi)polygon, a file without a CRS, longitude-latitude coordinates that
+    are not degrees (a GeoJSON in metres, which RFC 7946 reads as degrees). An integer id
+    ``7`` (or a float ``7.0``) reads as ``"7"``; Z values are dropped. A Shapefile without a
+    ``.cpg`` whose text is UTF-8 reads as UTF-8 (GDAL would take it for Latin-1).
     """
     import fiona
     from fiona.errors import FionaError

@@ -508,13 +508,22 @@ def test_layer_picked_as_qgis_writes_it(tmp_path, caplog):
     with fiona.open(
         path, "w", driver="GPKG", schema=point_schema, crs=CRS.from_epsg(4326), layer="stations"
     ) as dst:
-        dst.write(fiona.Feature(geometry=fiona.Geometry.from_dict({"type": "Point", "coordinates": (0.5, 0.5)}), properties={"gauge": "a"}))  # fmt: skip
+        dst.write(
+            fiona.Feature(
+                geometry=fiona.Geometry.from_dict({"type": "Point", "coordinates": (0.5, 0.5)}),
+                properties={"gauge": "a"},
+            )
+        )
     polygon_schema = {"geometry": "Polygon", "properties": {"gauge": "str"}}
     for layer, gid in (("basins", "b"), ("subbasins", "c")):
         with fiona.open(
             path, "w", driver="GPKG", schema=polygon_schema, crs=CRS.from_epsg(4326), layer=layer
         ) as dst:
-            dst.write(fiona.Feature(geometry=fiona.Geometry.from_dict(poly(box(0, 0, 1, 1))), properties={"gauge": gid}))  # fmt: skip
+            dst.write(
+                fiona.Feature(
+                    geometry=fiona.Geometry.from_dict(poly(box(0, 0, 1, 1))), properties={"gauge": gid}
+                )
+            )
     assert [s.id for s in P.read_catchments(f"{path}|layername=subbasins", "gauge")[0]] == ["c"]
     assert [s.id for s in P.read_catchments(f"{path}|layerid=1", "gauge")[0]] == ["b"]
     # no layer named: the first polygon layer, not the points
@@ -541,7 +550,11 @@ def test_shapefile_with_utf8_ids_and_no_cpg(tmp_path):
         schema={"geometry": "Polygon", "properties": {"gauge": "str"}},
     ) as dst:  # fmt: skip
         for i, name in enumerate(names):
-            dst.write(fiona.Feature(geometry=fiona.Geometry.from_dict(poly(box(i, 0, i + 1, 1))), properties={"gauge": name}))  # fmt: skip
+            dst.write(
+                fiona.Feature(
+                    geometry=fiona.Geometry.from_dict(poly(box(i, 0, i + 1, 1))), properties={"gauge": name}
+                )
+            )
     # GDAL writes UTF-8 and a .cpg saying so; many tools write the UTF-8 without the .cpg
     (tmp_path / "c.cpg").unlink()
     assert [s.id for s in P.read_catchments(path, "gauge")[0]] == names
@@ -550,7 +563,11 @@ def test_shapefile_with_utf8_ids_and_no_cpg(tmp_path):
         tmp_path / "l.shp", "w", driver="ESRI Shapefile", encoding="latin1", crs=CRS.from_epsg(4326),
         schema={"geometry": "Polygon", "properties": {"gauge": "str"}},
     ) as dst:  # fmt: skip
-        dst.write(fiona.Feature(geometry=fiona.Geometry.from_dict(poly(box(0, 0, 1, 1))), properties={"gauge": "Sée"}))  # fmt: skip
+        dst.write(
+            fiona.Feature(
+                geometry=fiona.Geometry.from_dict(poly(box(0, 0, 1, 1))), properties={"gauge": "Sée"}
+            )
+        )
     (tmp_path / "l.cpg").unlink()
     assert [s.id for s in P.read_catchments(tmp_path / "l.shp", "gauge")[0]] == ["Sée"]
 
