@@ -88,7 +88,7 @@ def split_source(source: str | os.PathLike) -> tuple[str, str | int | None]:
     Any other option after ``|`` (a ``subset`` filter, a ``geometrytype``) is refused with an
     :class:`~cwsc.errors.InputFileError` naming it: the backend would read every feature."""
     text = os.fspath(source)
-    if "|" not in text:
+    if "|" not in text or Path(text).exists():  # a file whose name holds a "|" is that file
         return text, None
     path, *options = text.split("|")
     layer: str | int | None = None
