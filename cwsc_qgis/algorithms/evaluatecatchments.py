@@ -197,7 +197,7 @@ correlation with the catchments' own labels.</p>
         self.addParameter(
             QgsProcessingParameterField(
                 "ID_FIELD",
-                tr("Catchment id field (empty: matched to the table's ids)"),
+                tr("Catchment id field (empty: auto)"),
                 parentLayerParameterName="CATCHMENTS",
                 optional=True,
             )

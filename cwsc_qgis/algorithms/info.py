@@ -49,7 +49,7 @@ runs.</p>
         self.addParameter(
             QgsProcessingParameterFile(
                 "BACKEND_PYTHON",
-                tr("Backend Python interpreter to check (empty: the one in use)"),
+                tr("Python to check (empty: the one in use)"),
                 optional=True,
                 # "*": an interpreter has no extension (QGIS's default filter, *.*, wants one)
                 fileFilter="All files (*)",
