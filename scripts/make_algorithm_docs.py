@@ -102,8 +102,32 @@ def page(alg) -> str:
             lines.append(f"| {o.description().replace('|', '/')} | `{o.name()}` | {o.type()} |")
     details = getattr(alg, "DETAILS", "")
     if details:
-        lines += ["", "## Details", "", markdown(details)]
+        lines += ["", "## Details", "", headed_sections(markdown(details))]
     return "\n".join(lines).rstrip() + "\n"
+
+
+#: A paragraph of the help that opens with its topic in bold ("**Inputs**: ...", "**Outputs**
+#: (files): ...") or with "Next step:" starts a section of its own on the page.
+SECTION = re.compile(r"^(?:\*\*(?P<bold>[A-Z][\w -]{0,30}?)\*\*(?P<paren> \()?|(?P<plain>Next step|Advanced)):?\s*")
+
+
+def headed_sections(text: str) -> str:
+    """The Details of a help text cut into headed sections: each paragraph that opens with its
+    topic (``**Inputs**: ...``) becomes ``### Inputs`` and the paragraph without the topic, so
+    the long pages read by their headings and the site's table of contents lists them."""
+    out = []
+    for paragraph in text.split("\n\n"):
+        match = SECTION.match(paragraph)
+        if match and (match["plain"] or paragraph[match.end() - 1 : match.end()] in (":", " ", "(")):
+            title = match["bold"] or match["plain"]
+            rest = paragraph[match.end() :]
+            if match["paren"]:
+                rest = "(" + rest
+            rest = rest[:1].upper() + rest[1:] if rest[:1].isalpha() else rest
+            out += [f"### {title}", rest]
+        else:
+            out.append(paragraph)
+    return "\n\n".join(out)
 
 
 def index(algorithms) -> str:

@@ -10,7 +10,7 @@ OUT=${CWSC_DIST_DIR:-$ROOT/dist}
 mkdir -p "$OUT"
 # The documentation site, opened offline by each algorithm's Help button: built here when the
 # package's environment can (make docs), else the zip goes without it (and says so).
-if [ ! -f docs/_build/html/index.html ] && [ -x .venv/bin/python ] && .venv/bin/python -c "import sphinx, myst_parser" 2>/dev/null; then
+if [ ! -f docs/_build/html/index.html ] && [ -x .venv/bin/python ] && .venv/bin/python -c "import sphinx, myst_parser, furo, sphinx_copybutton" 2>/dev/null; then
     .venv/bin/python -m sphinx -q -b html docs docs/_build/html || true
 fi
 [ -f docs/_build/html/index.html ] || echo "package: no docs/_build/html (make docs): the Help buttons will open nothing" >&2
