@@ -271,7 +271,10 @@ class FirstBandPostProcessor(QgsProcessingLayerPostProcessorInterface):
                 group.setExpanded(False)
             node = root.findLayer(layer.id())
             if node is not None and node.parent() is not group:
-                group.addChildNode(node.clone())
+                if hasattr(layer, "bandCount"):
+                    group.addChildNode(node.clone())
+                else:  # polygons (the demo's gauges) above the rasters, or they hide them
+                    group.insertChildNode(0, node.clone())
                 node.parent().removeChildNode(node)
 
     @classmethod

@@ -610,6 +610,7 @@ def test_demo_data_from_the_toolbox_loads_as_a_group(provider, tmp_path):
         assert "precipitation (monthly)" not in inside
         # The gauges, to try Evaluate CWSC at gauged catchments on (with gauges.csv).
         gauges = by_name["gauges (catchments, G01-G12)"]
+        assert group.children()[0].layer() is gauges  # polygons on top, not hidden by rasters
         assert gauges.featureCount() == 12 and result["GAUGES"] == str(tmp_path / "demo" / "gauges.gpkg")
         assert Path(result["GAUGES_TABLE"]).read_text(encoding="utf-8").startswith("id,month,runoff")
         # The true CWSC on the CWSC scale (0-800 mm), not grey over its own range.
