@@ -51,6 +51,27 @@ def test_an_undeclared_minus_9999_in_the_map_is_refused_not_averaged(small, tmp_
     assert _unchanged(tmp_path, old)
 
 
+def test_an_undeclared_minus_9999_in_a_precipitation_raster_is_refused_not_averaged(small, tmp_path):
+    """P from a dated raster (the table has no precipitation column) holding -9999 in one of
+    catchment a's cells, undeclared: refused naming the file, not averaged into a's P."""
+    import rasterio
+
+    with rasterio.open(small["cwsc"]) as src:
+        profile, inside = src.profile, np.argwhere(src.read(1) == 150.0)[0]
+    stack = np.full((len(small["months"]), profile["height"], profile["width"]), 80.0, np.float32)
+    stack[7, inside[0], inside[1]] = -9999.0
+    profile.update(count=stack.shape[0], nodata=None)
+    with rasterio.open(tmp_path / "p_fill.tif", "w", **profile) as dst:
+        dst.write(stack)
+        for band, month in enumerate(small["months"], start=1):
+            dst.set_band_description(band, month)
+    lines = [x.split(",") for x in small["table"].read_text().splitlines()]
+    table = tmp_path / "no_p.csv"
+    table.write_text("\n".join(",".join([r[0], r[1], r[2], r[4]]) for r in lines) + "\n")
+    args = [*_small_args(small, tmp_path, table), "--precip", tmp_path / "p_fill.tif"]
+    refused(args, "PRECIPITATION", "p_fill.tif", "-9999", "band 8")
+
+
 def test_a_forcing_file_given_as_the_map_is_refused_by_its_bands(small, tmp_path):
     stack = write_tif(tmp_path / "precip.tif", np.full((60, 6, 6), 80.0), descriptions=small["months"])
     args = _small_args(small, tmp_path)

@@ -85,21 +85,6 @@ def test_a_temperature_always_below_freezing_is_refused_by_name(forcing, tmp_pat
     refused(_calibrate(forcing, tmp_path, "--temperature", t), "TEMPERATURE", "below freezing")
 
 
-def test_an_undeclared_minus_9999_in_precipitation_is_refused(forcing, tmp_path):
-    import rasterio
-
-    with rasterio.open(forcing["p"]) as src:
-        data, profile = src.read(), src.profile
-    data[4, 1, 2] = -9999.0
-    profile.update(nodata=None)
-    with rasterio.open(tmp_path / "p_fill.tif", "w", **profile) as dst:
-        dst.write(data)
-        for band, month in enumerate(MONTHS, start=1):
-            dst.set_band_description(band, month)
-    paths = dict(forcing, p=tmp_path / "p_fill.tif")
-    refused(_calibrate(paths, tmp_path), "PRECIPITATION", "p_fill.tif", "-9999", "band 5")
-
-
 @pytest.mark.parametrize("threshold, words", [("1.5", ["THRESHOLD", "1.5"]), ("0.9", ["THRESHOLD", "0.9"])])
 def test_a_mask_that_would_mask_everything_is_refused_and_last_years_output_kept(tmp_path, threshold, words):
     labels = write_tif(tmp_path / "labels.tif", np.array([[100, 200], [300, 400.0]]))
