@@ -142,7 +142,7 @@ def _evaluate(args, outputs: Outputs) -> dict:
         )
         protocol.progress(0.2, "evaluating the map")
     if args.details:
-        check = _range_check(cwsc, args.details, grid, models)
+        check = _range_check(cwsc, args.details, grid, models, args.labels)
         metrics.update(
             {k: check[k] for k in ("share_in_range_map", "share_in_range_constant", "spearman_map_labels")}
         )
@@ -293,10 +293,11 @@ def _pct(x: float) -> str:
     return "-" if not np.isfinite(x) else f"{100 * x:.0f} %"
 
 
-def _range_check(cwsc: np.ndarray, path: str, grid, models) -> dict:
-    """The map against each cell's label and its identifiable range of sc, both from
-    calibrate's OUTPUT_DETAILS (the label rule over the models' sc and KGE; the union of the
-    ranges of the models entering it): :func:`cwsc.evaluation.maps.range_check` per cell."""
+def _range_check(cwsc: np.ndarray, path: str, grid, models, labels_path: str | None = None) -> dict:
+    """The map against each cell's label and its identifiable range of sc from calibrate's
+    OUTPUT_DETAILS (the union of the ranges of the models within the margin of the cell's
+    best), the label from ``labels_path`` (band 1 of calibrate's labels) or else the label rule
+    over the details' sc and KGE: :func:`cwsc.evaluation.maps.range_check` per cell."""
     from cwsc.evaluation.maps import range_check
     from cwsc.hydro.labels import label_rule
     from cwsc.hydro.options import DEFAULT_KGE_MARGIN
@@ -327,6 +328,14 @@ def _range_check(cwsc: np.ndarray, path: str, grid, models) -> dict:
     with np.errstate(invalid="ignore"):
         low = np.where(ok.any(0), np.where(ok, lows, np.inf).min(0), np.nan)
         high = np.where(ok.any(0), np.where(ok, highs, -np.inf).max(0), np.nan)
+    if labels_path:
+        with io.open_raster(labels_path, "LABELS") as r:
+            if not r.grid.same_as(grid):
+                raise GridMismatch(
+                    f"LABELS: '{labels_path}' is on a different grid ({r.grid.describe()}) from the CWSC map "
+                    f"({grid.describe()})"
+                )
+            label = r.read(bands=[0])[0].ravel().astype(np.float64)
     return range_check(cwsc.ravel(), label, low, high)
 
 

@@ -142,3 +142,49 @@ def test_the_true_map_beats_a_shuffled_copy_and_the_constant_map(tmp_path):
 #: Measured on this test's cells (see docs/science.md, "How the CWSC label is made"); the issue
 #: asks for at least 0.02.
 MARGIN_TRUE_OVER_SHUFFLED = 0.05  # measured: 0.114 (true 0.915, shuffled 0.801)
+
+
+def test_per_cell_the_own_labels_lie_in_their_ranges_and_a_shuffled_map_does_not(tmp_path):
+    """Issue 35, per cell: with calibrate's DETAILS, evaluate says where the map lies inside
+    each cell's identifiable range of sc and how it ranks with the labels; on a small demo
+    region the labels themselves do, a shuffled copy and the constant do not."""
+    import rasterio
+    from backend_testing import read_tif
+
+    region = DemoRegion(west=-10.0, east=-6.0, south=37.0, north=42.0, years=8)
+    write_demo(tmp_path / "d", seed=1, region=region)
+    d = tmp_path / "d"
+    code, _, err = run_backend(
+        "calibrate", "--precip", d / "precipitation.tif", "--pet", d / "pet.tif", "--runoff", d / "runoff.tif",
+        "--out-cwsc", tmp_path / "labels.tif", "--out-kge", tmp_path / "kge.tif",
+        "--out-details", tmp_path / "details.tif", "--max-evaluations", "300",
+    )  # fmt: skip
+    assert code == 0, err[-3000:]
+    labels = read_tif(tmp_path / "labels.tif")[0][0]
+    shuffled = labels.copy()
+    cells = np.flatnonzero(np.isfinite(labels.ravel()))
+    shuffled.ravel()[cells] = np.random.default_rng(0).permutation(labels.ravel()[cells])
+    with rasterio.open(tmp_path / "labels.tif") as src:
+        transform = src.transform
+    write_tif(tmp_path / "own.tif", labels, transform=tuple(transform)[:6])
+    write_tif(tmp_path / "shuffled.tif", shuffled, transform=tuple(transform)[:6])
+    got = {}
+    for name in ("own", "shuffled"):
+        code, events, err = run_backend(
+            "evaluate", "--cwsc", tmp_path / f"{name}.tif", "--reference", d / "true_cwsc.tif",
+            "--details", tmp_path / "details.tif", "--labels", tmp_path / "labels.tif",
+            "--out-report", tmp_path / f"{name}.html",
+        )  # fmt: skip
+        assert code == 0, err[-3000:]
+        got[name] = last_event(events, "result")["metrics"]
+    own, mixed = got["own"], got["shuffled"]
+    print(
+        f"\n{own['cells_with_range']} cells: share in range own {own['share_in_range_map']:.2f}, constant "
+        f"{own['share_in_range_constant']:.2f}, shuffled {mixed['share_in_range_map']:.2f}; Spearman own "
+        f"{own['spearman_map_labels']:.2f}, shuffled {mixed['spearman_map_labels']:.2f}"
+    )
+    assert own["cells_with_range"] == cells.size
+    assert own["share_in_range_map"] == 1.0 and own["spearman_map_labels"] == pytest.approx(1.0)
+    assert own["share_in_range_constant"] <= 0.6 and mixed["share_in_range_map"] <= 0.6
+    assert abs(mixed["spearman_map_labels"]) <= 0.3
+    assert "identifiable range" in (tmp_path / "own.html").read_text()
