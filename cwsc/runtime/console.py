@@ -113,6 +113,9 @@ class Console:
             bar.set_postfix_str(", ".join(f"{k}={_figure(v)}" for k, v in extra.items()), refresh=False)
         done = round(100.0 * min(max(fraction, 0.0), 1.0), 1)
         bar.update(done - bar.n)
+        if kind != self.stage_kind:  # a new stage shows at once, whatever tqdm's interval
+            self.stage_kind = kind
+            bar.refresh()
 
     def log(self, message: str, level: str) -> None:
         if level in ("warning", "error"):
