@@ -344,10 +344,10 @@ def _run(args: argparse.Namespace) -> None:
     from cwsc.evaluation.catchments import score_catchment
     from cwsc.evaluation.maps import range_check
     from cwsc.hydro.balance import water_balance
-    from cwsc.hydro.labels import FLAG_WATER_BALANCE
+    from cwsc.hydro.labels import FLAG_SNOW, FLAG_WATER_BALANCE
     from cwsc.hydro.metrics import finite_median
     from cwsc.hydro.options import parse_models
-    from cwsc.hydro.snow import liquid_water, snowfall_share, store_weight
+    from cwsc.hydro.snow import COLD_PET, liquid_water, snow_likely, snowfall_share, store_weight
     from cwsc.io import catchments as C
     from cwsc.io import gate
     from cwsc.reports.catchments import catchments_report
@@ -461,7 +461,18 @@ def _run(args: argparse.Namespace) -> None:
             scores[cid] = score_catchment(liquid, e, q, maps, config)
             if balance[cid].bad:
                 scores[cid].flags |= FLAG_WATER_BALANCE
+            if t is None and snow_likely(p, e):  # snow falls there, the models let it run off
+                scores[cid].flags |= FLAG_SNOW
             hydro[cid] = (months, q)
+        snowy = sorted(cid for cid, sc in scores.items() if sc.flags & FLAG_SNOW)
+        if snowy:
+            protocol.warning(
+                f"{len(snowy)} catchment{'s' if len(snowy) != 1 else ''} without temperature whose cold months "
+                f"(PET below {COLD_PET:g} mm) hold much of their precipitation: {', '.join(snowy[:20])}"
+                + (", ..." if len(snowy) > 20 else "")
+                + "; snow falls there and the models let it run off at once: give a temperature column or "
+                "TEMPERATURE (quality bit 32)"
+            )
         for reason in not_scored.values():
             protocol.warning(f"not scored: {reason}")
         if not scores:

@@ -168,8 +168,9 @@ months of runoff, off the rasters or the map, or in m3/s without an area is kept
 output with its reason in the field <code>not_scored</code>; nothing is dropped silently.</p>
 <p><b>Outputs</b>: <b>OUTPUT</b>: a GeoPackage of the polygons with the fields id, area_km2,
 months, cwsc_map_mm, cwsc_map_sd_mm, sc_free_mm, sc_low_mm, sc_high_mm, flags (the quality
-bits of <i>Calibrate water balance models</i>; 128: the catchment's P, PET and Q cannot
-balance over the record, and the run warns naming it), kge_cal_free, kge_val_free,
+bits of <i>Calibrate water balance models</i>; 32: no temperature, and its cold months hold
+much of its precipitation; 128: its P, PET and Q cannot balance over the record; the run warns
+naming such catchments), kge_cal_free, kge_val_free,
 kge_cal_map, kge_val_map, kge_val_constant, in_range_map and in_range_constant (1 where the
 map's, or the constant map's, sc lies inside the catchment's identifiable range of sc, 0
 where not), models, snow (the share of the precipitation that passed through the snow
