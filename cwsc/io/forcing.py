@@ -133,6 +133,11 @@ class ForcingInput:
         self.raster.close()
 
 
+def _unit_words(r: ForcingInput) -> str:
+    """The unit ``r`` was converted from, in words for a message ("no unit": assumed)."""
+    return "no unit" if r.unit is U.CELSIUS or r.unit is U.MM_PER_MONTH else r.unit.text
+
+
 def _first(mask: np.ndarray, row0: int) -> tuple[int, int, int]:
     """(index, row, column) of the first True of a (bands, rows, cols) mask; index 0-based,
     row and column 1-based."""
@@ -174,7 +179,9 @@ def _check_values(inputs: list[ForcingInput], strips: list[slice], runoff: bool 
                     np.where(data < 0, np.nan, data),
                     _values.ROLES[r.label],
                     f"{r.label}: '{r.path}'",
-                    r.unit.text,
+                    _unit_words(r),
+                    row0=rows.start or 0,
+                    band_of=r.file_band,
                 )
             with np.errstate(invalid="ignore"), warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN cells
@@ -226,8 +233,10 @@ def _check_temperature(r: ForcingInput, strips: list[slice]) -> None:
             data,
             _values.ROLES[r.label],
             f"{r.label}: '{r.path}'",
-            r.unit.text or "no unit (read as C)",
+            _unit_words(r),
             frozen=False,
+            row0=rows.start or 0,
+            band_of=r.file_band,
         )
         with np.errstate(invalid="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)

@@ -152,32 +152,45 @@ def role(name: str) -> Role:
 
 
 def refuse_implausible(
-    data: np.ndarray, role: Role, where: str, unit_text: str = "", frozen: bool = True
+    data: np.ndarray,
+    role: Role,
+    where: str,
+    unit_text: str = "",
+    frozen: bool = True,
+    row0: int = 0,
+    band_of: Callable[[int], int] = lambda i: i + 1,
 ) -> None:
     """An :class:`~cwsc.errors.InputFileError` when a value of ``data`` (any shape, in the
     role's unit after conversion; NaN ignored) lies outside the role's plausible range, naming
-    ``where``, the value, how many, and the likely mistake (Kelvin read as Celsius, another
-    unit); for temperature also when every value is below freezing (no rain, no melt: the
-    models would see no water; ``frozen=False``: a part of the input, the caller checks the whole
-    with :func:`refuse_frozen`)."""
+    ``where``, the value, how many, where the first is (for ``(bands, rows, cols)``: its band
+    by ``band_of``, its row after ``row0``, its column) and the likely mistake (Kelvin read as
+    Celsius, another unit); for temperature also when every value is below freezing (no rain,
+    no melt: the models would see no water; ``frozen=False``: a part of the input, the caller
+    checks the whole with :func:`refuse_frozen`)."""
     data = np.asarray(data)
     finite = data[np.isfinite(data)]
     if not finite.size:
         return
     unit = f" {role.unit}" if role.unit else ""
-    read_as = f", {unit_text} read as {role.unit}" if unit_text and role.unit else ""
-    for bad, side in (
-        (finite < role.low if role.low is not None else None, "below"),
-        (finite > role.high if role.high is not None else None, "above"),
-    ):
-        if bad is None or not bad.any():
+    read_as = (
+        f", {unit_text} read as {role.unit}" if unit_text and role.unit and unit_text != role.unit else ""
+    )
+    for limit, side in ((role.low, "below"), (role.high, "above")):
+        if limit is None:
+            continue
+        with np.errstate(invalid="ignore"):
+            bad = data < limit if side == "below" else data > limit
+        if not bad.any():
             continue
         value = float(finite.min() if side == "below" else finite.max())
-        hint = _likely(role, finite, side)
+        first = ""
+        if data.ndim == 3:
+            band, row, col = (int(v[0]) for v in np.nonzero(bad))
+            first = f", the first in band {band_of(band)}, row {row0 + row + 1}, column {col + 1}"
+        count = int(bad.sum())
         raise InputFileError(
-            f"{where} holds {value:.6g} ({int(bad.sum())} value{'s' if bad.sum() != 1 else ''} {side} "
-            f"{role.low if side == 'below' else role.high:g}{unit}{read_as}), implausible for {role.what}"
-            f"{hint}"
+            f"{where} holds {value:.6g} ({count} value{'s' if count != 1 else ''} {side} {limit:g}{unit}"
+            f"{read_as}{first}), implausible for {role.what}{_likely(role, finite, side)}"
         )
     if frozen and role.name == "TEMPERATURE" and finite.size >= 12:
         refuse_frozen(float(finite.max()), where)
