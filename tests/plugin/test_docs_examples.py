@@ -83,7 +83,19 @@ def runnable(page: Path) -> list[Example]:
     return [e for e in examples(page) if e.language in RUN_LANGUAGES]
 
 
-PAGES_WITH_EXAMPLES = [p for p in pages() if runnable(p)]
+def _heavy(page: Path) -> bool:
+    """A page whose examples run the commands (demo data, calibration, training): tens of
+    seconds; the API pages' examples take a second or two each."""
+    return any(
+        re.search(r"^\s*(cwsc|qgis_process\S*) ", e.code, re.M) for e in runnable(page) if not e.skip_reason
+    )
+
+
+PAGES_WITH_EXAMPLES = [
+    pytest.param(p, id=str(p.relative_to(ROOT)), marks=[pytest.mark.slow] if _heavy(p) else [])
+    for p in pages()
+    if runnable(p)
+]
 
 
 def test_the_extractor_finds_blocks_and_their_markers(tmp_path):
@@ -150,11 +162,11 @@ def run_page(page: Path, folder: Path, env: dict, timeout: float = 600) -> list[
     return skipped
 
 
-@pytest.mark.slow
-@pytest.mark.skipif(QGIS_PROCESS is None, reason="qgis_process is not installed")
-@pytest.mark.parametrize("page", PAGES_WITH_EXAMPLES, ids=lambda p: str(p.relative_to(ROOT)))
+@pytest.mark.parametrize("page", PAGES_WITH_EXAMPLES)
 def test_the_examples_of_the_page_run(page, tmp_path, request):
     uses_qgis = any("qgis_process" in e.code and not e.skip_reason for e in runnable(page))
+    if uses_qgis and QGIS_PROCESS is None:
+        pytest.skip("qgis_process is not installed")
     env = _environment(request.getfixturevalue("qp_env") if uses_qgis else None)
     skipped = run_page(page, tmp_path, env)
     print(
