@@ -329,7 +329,7 @@ def _range_check(cwsc: np.ndarray, path: str, grid, models, labels_path: str | N
         low = np.where(ok.any(0), np.where(ok, lows, np.inf).min(0), np.nan)
         high = np.where(ok.any(0), np.where(ok, highs, -np.inf).max(0), np.nan)
     if labels_path:
-        with io.open_raster(labels_path, "LABELS") as r:
+        with gate.open_input(labels_path, "LABELS") as r:
             if not r.grid.same_as(grid):
                 raise GridMismatch(
                     f"LABELS: '{labels_path}' is on a different grid ({r.grid.describe()}) from the CWSC map "
