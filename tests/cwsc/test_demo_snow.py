@@ -8,7 +8,7 @@ import pytest
 
 from cwsc.hydro.calibration.config import CalibrationConfig
 from cwsc.hydro.calibration.driver import calibrate
-from cwsc.hydro.snow import MIN_SNOW_SHARE, liquid_water, snowfall_share
+from cwsc.hydro.snow import SNOW_SHARE_RAMP, liquid_water, snowfall_share
 from cwsc.synthetic.demo_region import DemoRegion, make_demo
 
 ALPS = DemoRegion(west=5.0, east=12.0, south=44.0, north=48.0, years=8, failed_fraction=0.0)
@@ -36,7 +36,7 @@ def test_alpine_cells_need_the_temperature_to_calibrate_well():
     q = snowy["runoff_noise_free"]
     share = snowfall_share(p, t)
     cells = np.argsort(share)[-12:]  # the snowiest cells
-    assert share[cells].min() > MIN_SNOW_SHARE
+    assert share[cells].min() > SNOW_SHARE_RAMP[1]  # the whole store runs there
     config = CalibrationConfig(models=("DWBM", "SWBM", "TVGM"), profile=None, seed=1)
     config.sceua.max_evaluations = 400
     without = calibrate(p[cells], e[cells], q[cells], config, workers=1).kge
