@@ -49,7 +49,7 @@ def _figure(value: Any) -> str:
     if isinstance(value, float):
         return "-" if value != value else f"{value:,.4g}" if abs(value) < 1e5 else f"{value:,.0f}"
     if isinstance(value, dict):
-        return ", ".join(f"{k} {_figure(v)}" for k, v in value.items())
+        return ", ".join(f"{k} {_figure(v)}" for k, v in value.items() if v not in (None, ""))
     if isinstance(value, (list, tuple)):
         shown = ", ".join(_figure(v) for v in value[:8])
         return shown + (f", ... ({len(value)} in all)" if len(value) > 8 else "")
