@@ -180,6 +180,12 @@ def _assemble(series, rasters: dict, area: float, args, min_months: int):
                 f"{VARIABLE_LABELS[var]} raster covers it)"
             )
     t = data.get("temperature")
+    if t is not None and np.isfinite(t).any() and float(np.nanmax(t)) < 0.0:
+        return None, (
+            f"catchment {series.id}: its TEMPERATURE is below freezing in every month (at most "
+            f"{float(np.nanmax(t)):.3g} degrees C): no rain and no melt would reach the models; is it the right "
+            "series, or in another unit?"
+        )
     ok = np.isfinite(data["precipitation"]) & np.isfinite(data["pet"])
     if t is not None:
         ok &= np.isfinite(t)

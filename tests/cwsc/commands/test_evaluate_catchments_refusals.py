@@ -116,6 +116,22 @@ def test_a_catchment_too_short_for_the_warmup_is_skipped_with_its_reason(small, 
     assert "WARMUP_MONTHS=30" in (out / "r.html").read_text()
 
 
+def test_a_catchment_always_below_freezing_is_skipped_with_its_reason(small, tmp_path):
+    lines = small["table"].read_text().splitlines()
+    table = tmp_path / "cold_a.csv"
+    rows = [lines[0] + ",temperature"]
+    rows += [x + (",-6.5" if x.startswith("a,") else ",12.0") for x in lines[1:]]
+    table.write_text("\n".join(rows) + "\n")
+    out = tmp_path / "out"
+    out.mkdir()
+    rc, events, err = run_backend(*_small_args(small, out, table))
+    assert rc == 0, (events[-1:], err[-2000:])
+    with open(out / "s.csv", newline="") as f:
+        rows = {r["id"]: r for r in csv.DictReader(f)}
+    assert "below freezing in every month" in rows["a"]["not_scored"]
+    assert rows["b"]["not_scored"] == "" and rows["c"]["not_scored"] == ""
+
+
 def test_runoff_in_m3s_left_at_mm_per_month_is_named_with_the_unit_that_fits(tmp_path):
     """A 200,000 km2 basin whose table gives its discharge in m3/s: read as mm/month it is
     several times its precipitation; the refusal says RUNOFF_UNITS=m3/s."""
