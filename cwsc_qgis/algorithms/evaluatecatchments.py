@@ -174,7 +174,8 @@ naming such catchments), kge_cal_free, kge_val_free,
 kge_cal_map, kge_val_map, kge_val_constant, in_range_map and in_range_constant (1 where the
 map's, or the constant map's, sc lies inside the catchment's identifiable range of sc, 0
 where not), models, snow (the share of the precipitation that passed through the snow
-store, 0-1; empty without temperature), not_scored and, per reference map, cwsc_NAME_mm and
+store, 0-1; empty without temperature), not_scored, notes (a validation KGE that is undefined
+under a map, counted as the run's worst) and, per reference map, cwsc_NAME_mm and
 kge_val_NAME; loaded coloured by kge_val_map (red
 below 0, blue up to 1, grey: not scored). <b>OUTPUT_TABLE</b>: the same fields as a CSV;
 <b>OUTPUT_REPORT</b>: an HTML report (table, map, hydrographs, sc of the map against the
