@@ -471,6 +471,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="also write the map as CF-1.8 NetCDF (.nc), with the ensemble spread",
     )
     p.add_argument("--out-uncertainty", default=None)
+    p.add_argument("--out-flags", default=None)
 
     p = sub.add_parser("evaluate", help="compare a CWSC map with a reference and with free calibration")
     p.add_argument("--cwsc", required=True)

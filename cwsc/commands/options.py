@@ -157,6 +157,10 @@ COMMAND_HELP: dict[tuple[str, str], str] = {
     ("predict", "--batch-size"): "cells predicted at once (default: as many as memory allows)",
     ("predict", "--out"): "the CWSC map (GeoTIFF, mm)",
     ("predict", "--out-uncertainty"): "the spread of the ensemble's maps (GeoTIFF, mm; optional)",
+    ("predict", "--out-flags"): (
+        "per cell 1 where the map was raised to the training labels' lowest value, 2 where "
+        "lowered to their highest, 0 within (GeoTIFF; optional)"
+    ),
     ("evaluate", "--cwsc"): "the CWSC map under test (mm)",
     ("evaluate", "--reference"): "a reference CWSC map on the same grid (mm; optional)",
     ("evaluate", "--out-report"): "the evaluation report (.html)",
@@ -193,6 +197,7 @@ ABSENT: dict[str, str] = {
     "--out-predictors": "none: no climate predictors",
     "--out-netcdf": "none: not written",
     "--out-uncertainty": "none: not written",
+    "--out-flags": "none: not written (the log counts the cells)",
     "--reference-maps": "none",
     "--workers": "CWSC_WORKERS, else one per core",
 }

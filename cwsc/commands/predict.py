@@ -15,7 +15,12 @@ def predict_command(args) -> None:
 
     t0 = time.perf_counter()
     outputs = Outputs(
-        {"OUTPUT": args.out, "OUTPUT_UNCERTAINTY": args.out_uncertainty, "OUTPUT_NETCDF": args.out_netcdf},
+        {
+            "OUTPUT": args.out,
+            "OUTPUT_UNCERTAINTY": args.out_uncertainty,
+            "OUTPUT_NETCDF": args.out_netcdf,
+            "OUTPUT_FLAGS": getattr(args, "out_flags", None),
+        },
         kinds={"OUTPUT_NETCDF": "netcdf"},
         inputs={"MODEL": args.model, "PREDICTORS": list(args.predictors)},
     )
@@ -40,6 +45,7 @@ def predict_command(args) -> None:
             reserve=outputs.need,
             allow_shift=args.allow_shift,
             extent=args.extent,
+            out_flags=outputs.temporary("OUTPUT_FLAGS"),
         )
         if k == 1 and outputs.temporary("OUTPUT_UNCERTAINTY"):
             outputs.drop("OUTPUT_UNCERTAINTY")
@@ -50,6 +56,8 @@ def predict_command(args) -> None:
         result["OUTPUT_UNCERTAINTY"] = str(args.out_uncertainty)
     if args.out_netcdf:
         result["OUTPUT_NETCDF"] = str(args.out_netcdf)
+    if getattr(args, "out_flags", None):
+        result["OUTPUT_FLAGS"] = str(args.out_flags)
     protocol.result(
         outputs=result,
         metrics={

@@ -117,6 +117,7 @@ def predict_raster(
     reserve: Callable[[dict], None] | None = None,
     allow_shift: bool = False,
     extent: str | None = None,
+    out_flags: str | Path | None = None,
 ) -> dict:
     """Predict CWSC (mm) on every cell whose predictors are valid; write Cloud-Optimised
     GeoTIFF(s) to ``out`` (and ``out_uncertainty``), in place (the command gives temporaries).
@@ -125,8 +126,9 @@ def predict_raster(
     ``out_uncertainty`` or, when that is not given, to band 2 of ``out``. A label-route model's
     members are bounded by the training labels' range (:func:`label_bounds`): a storage
     capacity below the lowest label (or 0 mm) or above the highest is not something the model
-    learned; the cells where a member was bounded get a last band of ``out``
-    (:data:`BOUND_DESCRIPTION`: 1 raised, 2 lowered, 0 within), written only when there is one. ``reserve``, when
+    learned; ``out_flags``, when given, says where a member was bounded (one band,
+    :data:`BOUND_DESCRIPTION`: 1 raised, 2 lowered, 0 within; 0 everywhere for a model learned
+    from runoff, whose sc comes from bounded parameters). ``reserve``, when
     given, is called with the estimated bytes of each output (``{"OUTPUT": n, ...}``) once the
     grid is known, before any prediction. ``extent`` ("xmin,xmax,ymin,ymax [CRS]") predicts
     the cells of that region only. A strip whose predictors lie far outside the
@@ -170,9 +172,8 @@ def predict_raster(
         sc_bands = list(head.models) if head is not None else []
         margin = bundle.physics.get("kge_margin") if head is not None else None
         two_bands = k > 1 and out_uncertainty is None
-        bounded_route = head is None  # a learned model's sc comes from bounded parameters
         lo, hi = label_bounds(bundle)
-        n_bands = (2 if two_bands else 1) + len(sc_bands) + (1 if bounded_route else 0)
+        n_bands = (2 if two_bands else 1) + len(sc_bands)
         half = bundle.patch_size // 2
         scaling = bundle.scaling
         # A bounded GDAL block cache: the default (5 % of RAM) would grow with the raster.
@@ -186,6 +187,9 @@ def predict_raster(
                     "OUTPUT_UNCERTAINTY": raster_bytes(grid.width, grid.height, 1, True)
                     if out_uncertainty is not None
                     else 0,
+                    "OUTPUT_FLAGS": raster_bytes(grid.width, grid.height, 1, True)
+                    if out_flags is not None
+                    else 0,
                 }
             )
         # Written strip by strip to a staging GeoTIFF, then rewritten as a COG (its layout
@@ -193,6 +197,10 @@ def predict_raster(
         tmp = stage_path(out)
         profile = io.geotiff_profile(grid, n_bands)
         dst = stack.enter_context(rasterio.open(tmp, "w", **profile))
+        dst_flags = None
+        if out_flags is not None:
+            tmp_flags = stage_path(out_flags)
+            dst_flags = stack.enter_context(rasterio.open(tmp_flags, "w", **io.geotiff_profile(grid, 1)))
         dst_std = None
         if k > 1 and out_uncertainty is not None:
             tmp_std = stage_path(out_uncertainty)
@@ -219,7 +227,7 @@ def predict_raster(
             mean = np.full((r1 - r0, grid.width), io.NODATA, np.float32)
             std = np.full_like(mean, io.NODATA) if k > 1 else None
             scs = np.full((len(sc_bands),) + mean.shape, io.NODATA, np.float32)
-            flags = np.full_like(mean, io.NODATA) if bounded_route else None
+            flags = np.full_like(mean, io.NODATA)
             on_gpu = dev.type == "cuda"
             if on_gpu:  # one upload per strip; patches are gathered on the device
                 padded_t = torch.from_numpy(padded).to(dev)
@@ -243,6 +251,7 @@ def predict_raster(
                     joint = [joint_cwsc(head, y, margin) for y in ys.cpu().numpy()]
                     scs[:, rr, cc] = np.mean([s for _, s in joint], axis=0)
                     ys = np.stack([cw for cw, _ in joint])
+                    flags[rr, cc] = 0.0
                 else:
                     ys = ys.cpu().numpy() * scaling.label_scale + scaling.label_offset
                     # The network's linear output layer can leave the labels' range far from
@@ -268,8 +277,8 @@ def predict_raster(
                 dst_std.write(std, 1, window=win)
             for j in range(len(sc_bands)):
                 dst.write(scs[j], (2 if two_bands else 1) + 1 + j, window=win)
-            if flags is not None:
-                dst.write(flags, n_bands, window=win)
+            if dst_flags is not None:
+                dst_flags.write(flags, 1, window=win)
             if on_progress is not None:
                 on_progress(r1 / grid.height)
         dst.set_band_description(1, CWSC_DESCRIPTION)
@@ -277,16 +286,17 @@ def predict_raster(
             dst.set_band_description(2, STD_DESCRIPTION)
         for j, m in enumerate(sc_bands):
             dst.set_band_description((2 if two_bands else 1) + 1 + j, f"{m} sc (mm)")
-        if bounded_route:
-            dst.set_band_description(n_bands, BOUND_DESCRIPTION)
         dst.update_tags(model_recipe=bundle.recipe.get("name", ""), ensemble=str(k))
-        dst.units = ["mm"] * (n_bands - 1) + ["" if bounded_route else "mm"]
+        dst.units = ["mm"] * dst.count
         dst.close()
-        if bounded_route and not bounded and "?" not in str(tmp):  # no cell flagged: the usual bands
-            to_cog(f"vrt://{tmp}?bands={','.join(str(b) for b in range(1, n_bands))}", out)
-        else:
-            to_cog(tmp, out)
+        to_cog(tmp, out)
         os.unlink(tmp)
+        if dst_flags is not None:
+            dst_flags.set_band_description(1, BOUND_DESCRIPTION)
+            dst_flags.update_tags(label_range_mm=f"{lo:g},{hi:g}")
+            dst_flags.close()
+            to_cog(tmp_flags, out_flags)
+            os.unlink(tmp_flags)
         if dst_std is not None:
             dst_std.set_band_description(1, STD_DESCRIPTION)
             dst_std.units = ["mm"]
@@ -302,7 +312,8 @@ def predict_raster(
         log.warning(
             f"{bounded:,} of {cells:,} cells were predicted outside the training labels' range "
             f"({lo:.4g} to {hi:.4g} mm; far from what the model was trained on) and set to its "
-            f"nearest end; band {n_bands} of the map flags them (1 raised, 2 lowered)"
+            "nearest end"
+            + ("; OUTPUT_FLAGS flags them (1 raised, 2 lowered)" if out_flags is not None else "")
         )
     return {"cells_predicted": int(cells), "cells_bounded": bounded, "seconds": time.perf_counter() - t0}
 

@@ -38,9 +38,9 @@ predictor.</p>
 (tiled, with overviews, readable over HTTP by web maps); <b>OUTPUT_UNCERTAINTY</b> (optional):
 the spread of the ensemble members in mm (needs ENSEMBLE &gt; 1 at training; without this
 output the spread is band 2 of OUTPUT). A map of <i>Train CWSC ResNet</i> stays within the
-range of the labels it was trained on (never below 0 mm); when cells had to be raised or
-lowered to that range, the last band of OUTPUT flags them (1 raised, 2 lowered, 0 within) and
-the log says how many. <b>OUTPUT_NETCDF</b> (optional): the same map as
+range of the labels it was trained on (never below 0 mm): the log says how many cells were
+raised or lowered to it, and <code>cwsc predict --out-flags</code> writes which.
+<b>OUTPUT_NETCDF</b> (optional): the same map as
 CF-1.8 NetCDF (.nc), variable <i>cwsc</i> in mm on lat/lon (or projected x/y) coordinates
 with a <i>crs</i> grid mapping, and <i>cwsc_uncertainty</i> with an ensemble, compressed:
 the parameter-map format of distributed models such as mHM and Wflow.</p>
@@ -55,8 +55,8 @@ another order they are matched by name and put in the model's order).</p>
 <b>OUTPUT_UNCERTAINTY</b> (the spread of an ensemble's members; none for one member) and a
 NetCDF copy.</p>
 <p>Cells whose predictors lie far outside the training's are refused unless
-<b>ALLOW_SHIFT</b>; a CWSC outside the training labels' range is set to its nearest end and
-flagged in the last band.</p>
+<b>ALLOW_SHIFT</b>; a CWSC outside the training labels' range is set to its nearest end (the
+log counts those cells).</p>
 """
     REFS = ("xie2021", "he2016")
 

@@ -231,40 +231,40 @@ def _biased(bundle, bias_mm):
 
 def test_the_map_stays_in_the_training_labels_range_and_flags_the_cells_it_bounds(tmp_path, caplog):
     paths, data = _predictors(tmp_path)
-    # Within the range: the usual bands, nothing flagged.
+    flags_path = tmp_path / "flags.tif"
+    # Within the range: nothing flagged.
     b = _bundle()
     b.training["label_range"] = [0.0, 1e6]
-    m = predict_raster(b, paths, tmp_path / "within.tif", device="cpu")
+    m = predict_raster(b, paths, tmp_path / "within.tif", device="cpu", out_flags=flags_path)
     within, _, desc = read_tif(tmp_path / "within.tif")
+    land = np.isfinite(within[0])
     assert desc == ["CWSC (mm)"] and m["cells_bounded"] == 0
+    flags, _, flag_desc = read_tif(flags_path)
+    assert flag_desc == [predict.BOUND_DESCRIPTION]
+    np.testing.assert_array_equal(np.isfinite(flags[0]), land)
+    assert (flags[0][land] == 0).all()
     # A narrow range around the outputs: cells above it lowered to its top (flag 2), cells
-    # below raised to its bottom (flag 1), the others untouched (0).
-    values = within[0][np.isfinite(within[0])]
-    lo, hi = np.percentile(values, [20, 70])
+    # below raised to its bottom (flag 1), the others untouched (0); the map keeps one band.
+    lo, hi = np.percentile(within[0][land], [20, 70])
     b.training["label_range"] = [float(lo), float(hi)]
     with caplog.at_level("WARNING", logger="cwsc.ml.predict"):
-        m = predict_raster(b, paths, tmp_path / "bounded.tif", device="cpu")
+        m = predict_raster(b, paths, tmp_path / "bounded.tif", device="cpu", out_flags=tmp_path / "f2.tif")
     out, _, desc = read_tif(tmp_path / "bounded.tif")
-    assert desc == ["CWSC (mm)", predict.BOUND_DESCRIPTION]
-    cwsc, flags = out
-    land = np.isfinite(within[0])
-    np.testing.assert_array_equal(np.isfinite(cwsc), land)
-    np.testing.assert_array_equal(
-        flags[land], np.where(within[0][land] < lo, 1, np.where(within[0][land] > hi, 2, 0))
-    )
-    np.testing.assert_allclose(cwsc[land], np.clip(within[0][land], lo, hi), rtol=1e-6)
-    assert m["cells_bounded"] == int((flags[land] > 0).sum()) > 0
-    assert "band 2 of the map flags them" in caplog.text
-    # An ensemble: the spread is band 2 and the flags the last band.
-    e = _biased(_bundle(members=2), 0.0)
+    flags = read_tif(tmp_path / "f2.tif")[0][0]
+    assert desc == ["CWSC (mm)"]
+    expected = np.where(within[0][land] < lo, 1, np.where(within[0][land] > hi, 2, 0))
+    np.testing.assert_array_equal(flags[land], expected)
+    np.testing.assert_allclose(out[0][land], np.clip(within[0][land], lo, hi), rtol=1e-6)
+    assert m["cells_bounded"] == int((expected > 0).sum()) > 0
+    assert "outside the training labels' range" in caplog.text and "OUTPUT_FLAGS flags them" in caplog.text
+    # Without OUTPUT_FLAGS the map is bounded the same; an ensemble keeps its spread as band 2.
+    e = _bundle(members=2)
     e.training["label_range"] = [float(lo), float(hi)]
-    predict_raster(e, paths, tmp_path / "ensemble.tif", device="cpu")
-    assert read_tif(tmp_path / "ensemble.tif")[2] == [
-        "CWSC (mm)",
-        "CWSC ensemble standard deviation (mm)",
-        predict.BOUND_DESCRIPTION,
-    ]
+    m = predict_raster(e, paths, tmp_path / "ensemble.tif", device="cpu")
+    ens = read_tif(tmp_path / "ensemble.tif")
+    assert ens[2] == ["CWSC (mm)", "CWSC ensemble standard deviation (mm)"] and m["cells_bounded"] > 0
+    assert np.nanmin(ens[0][0]) >= lo - 1e-3 and np.nanmax(ens[0][0]) <= hi + 1e-3
     # A model file written before the range was kept: bounded below by 0 mm only.
     old = _biased(_bundle(), 1e5)
-    predict_raster(old, paths, tmp_path / "old.tif", device="cpu")
-    assert read_tif(tmp_path / "old.tif")[2] == ["CWSC (mm)"]
+    m = predict_raster(old, paths, tmp_path / "old.tif", device="cpu")
+    assert m["cells_bounded"] == 0 and np.nanmin(read_tif(tmp_path / "old.tif")[0][0]) > 1e4
