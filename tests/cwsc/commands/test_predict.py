@@ -138,3 +138,34 @@ def test_extent_predicts_a_window_like_the_whole_grid_inside_it(twin_files, tmp_
     inner_a, inner_b = a[0, 6:18, 4:16], b[0, 2:14, 2:14]
     ok = np.isfinite(inner_a)
     np.testing.assert_allclose(inner_b[ok], inner_a[ok], rtol=1e-5)
+
+
+@pytest.mark.slow
+def test_a_trained_model_keeps_its_label_range_and_predict_writes_the_flags(twin_files, tmp_path):
+    from cwsc.ml.modelfile import load_model
+
+    files, _ = twin_files
+    model = tmp_path / "m.pt"
+    assert run_backend(*train_args(files, model, "--epochs", "1"))[0] == 0
+    lo, hi = load_model(model).training["label_range"]
+    labels = read_tif(files["labels"])[0][0]
+    assert lo >= np.nanmin(labels) and hi <= np.nanmax(labels) and lo < hi
+    rc, events, err = run_backend(
+        "predict",
+        "--model",
+        model,
+        "--predictors",
+        *files["predictors"],
+        "--out",
+        tmp_path / "cwsc.tif",
+        "--out-flags",
+        tmp_path / "flags.tif",
+    )
+    assert rc == 0, err
+    res = last_event(events, "result")
+    assert res["outputs"]["OUTPUT_FLAGS"] == str(tmp_path / "flags.tif")
+    cwsc, flags = read_tif(tmp_path / "cwsc.tif")[0][0], read_tif(tmp_path / "flags.tif")[0][0]
+    land = np.isfinite(cwsc)
+    assert np.nanmin(cwsc) >= lo - 1e-3 and np.nanmax(cwsc) <= hi + 1e-3
+    np.testing.assert_array_equal(np.isfinite(flags), land)
+    assert int((flags[land] > 0).sum()) == res["metrics"]["cells_bounded"]
