@@ -31,3 +31,23 @@ def test_gaps_are_left_out_and_a_cell_without_months_is_not_bad():
     b = water_balance(p, e, q)
     assert b.precipitation[0] == 100.0 and b.runoff[0] == 40.0
     assert np.isnan(b.precipitation[1]) and not b.bad[1]
+
+
+def test_the_warning_counts_the_cells_and_gives_the_ratio(caplog):
+    """What learn and evaluate log (the runtime turns it into a warning event)."""
+    import logging
+
+    from cwsc.hydro.balance import warn_if_unbalanced
+
+    months = 36
+    p = np.full((months, 2, 3), 100.0)  # (months, rows, cols), as learn and evaluate hold it
+    q = np.full_like(p, 40.0)
+    e = np.full_like(p, 80.0)
+    e[:, 1, 2] = 30.0  # one cell: P - Q = 60 over a PET of 30
+    with caplog.at_level(logging.WARNING, logger="cwsc.hydro.balance"):
+        b = warn_if_unbalanced(p, e, q, axis=0)
+    assert b.bad.shape == (2, 3) and b.bad.sum() == 1 and b.bad[1, 2]
+    assert len(caplog.records) == 1 and "1 cells" in caplog.text and "2.00 x PET" in caplog.text
+    caplog.clear()
+    warn_if_unbalanced(p, np.full_like(p, 80.0), q, axis=0)
+    assert not caplog.records
