@@ -144,3 +144,16 @@ def test_the_workflow_model_is_valid_in_the_modeler_and_runs_from_it_with_the_ma
     # Every raster output of the model is loaded, the CWSC map on top of the others.
     assert sorted(tree) == ["CWSC labels", "CWSC map", "Calibration KGE", "Masked CWSC labels"], tree
     assert tree[0] == "CWSC map", tree
+
+
+def test_gauged_catchments_at_the_dialogs_defaults_end_without_a_red_line(window_run):
+    """Evaluate CWSC at gauged catchments on the demo's gauges with its default temporary
+    outputs and an empty id field: the GeoPackage QGIS loads is the one written (no "The
+    following layers were not correctly generated"), the id field is found from the table."""
+    result, _ = window_run
+    run = result["runs"]["gauges"]
+    assert run["finished"] and run["ok"], run["log"][-2000:]
+    assert "not correctly generated" not in run["log"], run["log"][-2000:]
+    assert "ID_FIELD: 'gauge', whose values are 12 of the table's 12 ids" in run["log"]
+    names = [layer["name"] for layer in result["layers_after_gauges"]]
+    assert any(n.startswith("Catchment scores (") for n in names), names

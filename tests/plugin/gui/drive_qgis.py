@@ -228,6 +228,24 @@ def steps():
     result["left_after_cancel"] = sorted(
         f for f in os.listdir(OUT) if f.startswith("cancelled") or ".part" in f
     )
+    # The demo's gauges at the dialog's defaults: temporary outputs and an empty id field.
+    QgsProject.instance().removeAllMapLayers()
+    yield from run(
+        "cwsc:evaluatecatchments",
+        {
+            "CATCHMENTS": os.path.join(REGION, "gauges.gpkg"),
+            "SERIES": os.path.join(REGION, "gauges.csv"),
+            "PRECIPITATION": os.path.join(REGION, "precipitation.tif"),
+            "PET": os.path.join(REGION, "pet.tif"),
+            "CWSC": os.path.join(REGION, "true_cwsc.tif"),
+            "MODELS": [0],
+            "MAX_EVALUATIONS": 100,
+        },
+        "gauges",
+        timeout=300,
+    )
+    yield 1.0
+    result["layers_after_gauges"] = layer_tree()
     yield from run_model_in_the_modeler()
 
 
