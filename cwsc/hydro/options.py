@@ -53,6 +53,7 @@ FLAG_BITS = {
 
 
 #: Flags that ``mask`` excludes by default:
+#:
 #: - 1, labels at a bound of sc, which are censored values rather than estimates (Tamaulipas'
 #:   0.09 mm): on the demo twin 1.1 % of the kept labels, and excluding them lifts the labels'
 #:   R2 against the truth from 0.879 to 0.887 (``python -m benchmarks label_quality``);
@@ -64,6 +65,7 @@ FLAG_BITS = {
 #:   0.879): docs/science.md, "Evaporation above PET";
 #: - 128, forcing that cannot balance over the record (none of the real catchments, no cell
 #:   of the twin): a label there is the model's answer to the forcing's error.
+#:
 #: The other bits cost more labels than they gain (8: 10 % for +0.014) or lose truth (16: the
 #: twin's own physics), so they are the user's choice.
 DEFAULT_EXCLUDE_FLAGS = 1 | 64 | 128
