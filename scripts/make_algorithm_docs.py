@@ -108,7 +108,9 @@ def page(alg) -> str:
 
 #: A paragraph of the help that opens with its topic in bold ("**Inputs**: ...", "**Outputs**
 #: (files): ...") or with "Next step:" starts a section of its own on the page.
-SECTION = re.compile(r"^(?:\*\*(?P<bold>[A-Z][\w -]{0,30}?)\*\*(?P<paren> \()?|(?P<plain>Next step|Advanced)):?\s*")
+SECTION = re.compile(
+    r"^(?:\*\*(?P<bold>[A-Z][\w -]{0,30}?)\*\*(?P<paren> \()?|(?P<plain>Next step|Advanced)):?\s*"
+)
 
 
 def headed_sections(text: str) -> str:
