@@ -251,6 +251,10 @@ def make_demo(
     shuffled = np.stack([rng.permutation(q[d]) for d in donors]) if n_failed else q[:0]
     factor = rng.uniform(1.5, 3.0, n_failed) * p_c[failed].mean(1) / np.maximum(shuffled.mean(1), 1e-6)
     q_obs[failed] = shuffled * factor[:, None] * rng.lognormal(0, 0.5, (n_failed, months))
+    # A donor with almost no runoff makes the factor huge; no month may exceed three times the
+    # cell's wettest month, so the data stay physically possible (the input gate refuses
+    # runoff above 10,000 mm/month) and every other cell keeps its bytes.
+    q_obs[failed] = np.minimum(q_obs[failed], 3.0 * p_c[failed].max(axis=1, keepdims=True))
 
     def to_grid(values: np.ndarray) -> np.ndarray:
         out = np.full(grid.height * grid.width, np.nan)
