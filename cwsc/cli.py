@@ -677,7 +677,9 @@ def _extent_words(argv: list[str]) -> list[str]:
     the CRS a word of its own, joined here to the extent it belongs to."""
     out: list[str] = []
     for word in argv:
-        joined = out and word.startswith("[") and (out[-1].startswith("--extent=") or out[-2:-1] == ["--extent"])
+        joined = (
+            out and word.startswith("[") and (out[-1].startswith("--extent=") or out[-2:-1] == ["--extent"])
+        )
         if joined and "[" not in out[-1]:
             out[-1] = f"{out[-1]} {word}"
         else:

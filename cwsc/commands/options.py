@@ -94,7 +94,9 @@ def refuse_contradictions(args: argparse.Namespace) -> None:
             raise ParameterError(f"{name} must be a finite number, got {value}")
     seed = getattr(args, "seed", None)
     if isinstance(seed, int) and not 0 <= seed <= MAX_SEED:
-        raise ParameterError(f"SEED: {seed} does not fit in 63 bits; give a whole number from 0 to {MAX_SEED}")
+        raise ParameterError(
+            f"SEED: {seed} does not fit in 63 bits; give a whole number from 0 to {MAX_SEED}"
+        )
     if getattr(args, "split", None) == "random" and getattr(args, "block_size", None) is not None:
         raise ParameterError(
             f"BLOCK_SIZE: {args.block_size} is given with SPLIT=random, which holds out single cells, not "

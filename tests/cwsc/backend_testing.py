@@ -338,7 +338,7 @@ with Outputs({"OUTPUT": sys.argv[1]}) as out:
 """
 
 
-class running_run:
+class RunningRun:
     """Another process whose run is working on ``output`` (its temporary created, its lock
     held) until the ``with`` block ends; the block gets that temporary's path."""
 

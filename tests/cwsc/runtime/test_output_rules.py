@@ -14,7 +14,7 @@ import sys
 import time
 
 import pytest
-from backend_testing import ROOT, running_run, snapshot
+from backend_testing import ROOT, RunningRun, snapshot
 
 from cwsc.errors import OutputRefused
 from cwsc.runtime.outputs import Outputs, clean_stale, recover_journal
@@ -96,7 +96,7 @@ def test_a_copied_folder_does_not_keep_a_live_runs_files_alive(tmp_path):
     not travel with the files); in the original it is alive and untouched."""
     original = tmp_path / "original"
     original.mkdir()
-    with running_run(original / "map.tif") as part:
+    with RunningRun(original / "map.tif") as part:
         part.write_bytes(b"a running run's map")
         copy = tmp_path / "copy"
         subprocess.run(["cp", "-a", str(original), str(copy)], check=True)

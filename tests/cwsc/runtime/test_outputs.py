@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from backend_testing import lock_folder, running_run, snapshot, unlock_folder
+from backend_testing import RunningRun, lock_folder, snapshot, unlock_folder
 
 from cwsc.errors import BadInput, OutputRefused
 from cwsc.runtime import outputs as outputs_module
@@ -169,7 +169,7 @@ def test_leftovers_of_a_killed_run_are_cleaned_by_the_next_run(tmp_path):
     dead = subprocess.run(
         [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
     ).stdout.strip()
-    with running_run(tmp_path / "other.tif") as alive:  # another process, working
+    with RunningRun(tmp_path / "other.tif") as alive:  # another process, working
         alive.write_bytes(b"a running run's file")
         (tmp_path / f".cwsc.tif.cwsc-{dead}-0123abcd.part").write_bytes(b"partial")
         (tmp_path / f".cwsc.tif.cwsc-{dead}-0123abcd.part.aux.xml").write_bytes(b"partial aux")
