@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from backend_testing import calibrate_args, last_event, refused, run_backend, snapshot, write_tif
-from product_files import START, make_truth, reference, write_nc
+from product_files import START, TRANSFORM, make_truth, reference, write_nc
 
 from cwsc.errors import GridMismatch, InputFileError, ParameterError
 
@@ -155,11 +155,15 @@ def test_12_17_a_grid_without_a_crs_in_prepare_is_named(tmp_path, truth):
     assert list(out.iterdir()) == []
 
 
-def test_21_prepare_warns_when_runoff_exceeds_precipitation(tmp_path, truth):
+def test_21_prepare_refuses_runoff_thirty_times_too_large_and_warns_when_it_exceeds_precipitation(
+    tmp_path, truth
+):
     months = list(range(START, START + 24))
     ref = reference(tmp_path, truth, months)
     out = tmp_path / "out"
     out.mkdir()
+    outputs = ["--out-precip", out / "p.tif", "--out-pet", out / "e.tif", "--out-runoff", out / "q.tif"]
+    # mm/month declared as mm/day: thirty times too much runoff, beyond any month on record
     rc, events, err = run_backend(
         "prepare",
         "--precip",
@@ -169,13 +173,23 @@ def test_21_prepare_warns_when_runoff_exceeds_precipitation(tmp_path, truth):
         "--runoff",
         ref["Q"],
         "--runoff-units",
-        "mm/day",  # mm/month declared as mm/day: thirty times too much runoff
-        "--out-precip",
-        out / "p.tif",
-        "--out-pet",
-        out / "e.tif",
-        "--out-runoff",
-        out / "q.tif",
+        "mm/day",
+        *outputs,
+    )
+    assert rc == 2, err
+    message = last_event(events, "error")["message"]
+    assert "RUNOFF" in message and "another unit" in message, message
+    # three times too much: plausible month by month, but more water out than came in
+    from cwsc.io import months as M
+
+    q3 = write_tif(
+        tmp_path / "q_x3.tif",
+        np.asarray(truth["Q"])[:24] * 3,
+        transform=TRANSFORM,
+        descriptions=[M.label(m) for m in months],
+    )
+    rc, events, err = run_backend(
+        "prepare", "--precip", ref["P"], "--pet", ref["E"], "--runoff", q3, *outputs
     )
     assert rc == 0, err
     warnings = [e["message"] for e in events if e["event"] == "log" and e["level"] == "warning"]

@@ -304,8 +304,8 @@ def test_runoff_above_precipitation_is_warned(tmp_path, truth):
     months = list(range(START, START + 24))
     ref = reference(tmp_path, truth, months)
     q = write_tif(
-        tmp_path / "q_x40.tif",
-        truth["Q"][:24] * 40,
+        tmp_path / "q_x3.tif",
+        truth["Q"][:24] * 3,
         transform=TRANSFORM,
         descriptions=[M.label(m) for m in months],
     )

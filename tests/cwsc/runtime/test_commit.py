@@ -33,6 +33,15 @@ def _journal(folder):
     return list(folder.glob(".cwsc-commit-*.journal"))
 
 
+def _complete(folder):
+    import json
+
+    try:
+        return all(json.loads(j.read_text())["complete"] for j in _journal(folder)) and bool(_journal(folder))
+    except (OSError, ValueError, KeyError):
+        return False  # being replaced
+
+
 def _outputs(folder):
     return tuple((folder / n).read_bytes() for n in NAMES)
 
@@ -63,7 +72,9 @@ def test_a_kill_after_the_last_rename_is_finished_by_the_next_run(forcing, tmp_p
     out = previous_outputs
     before = snapshot(out)
     proc = start_backend(_three(paths, out), env={"CWSC_TEST_PAUSE": "commit=2,committed=3"})
-    _wait(proc, lambda: all((out / n).read_bytes() != before[n] for n in NAMES))
+    # Kill inside the pause after the journal says every file is in place; the renames
+    # alone are not enough (on a loaded machine the kill can land before that mark).
+    _wait(proc, lambda: all((out / n).read_bytes() != before[n] for n in NAMES) and _complete(out))
     new = _outputs(out)
     proc.kill()
     proc.communicate(timeout=60)
