@@ -803,6 +803,8 @@ def cell_fractions(
         lo, hi = sorted((c, c + a * width))
         x0, _, x1, _ = geom.bounds
         shifts = [360.0 * k for k in range(math.ceil((lo - x1) / 360.0), math.floor((hi - x0) / 360.0) + 1)]
+        if not shifts:  # off the raster's longitudes at every multiple of 360 degrees
+            return _empty_cover()
     # pixel coordinates: u = (x - c) / a along columns, v = (y - f) / e along rows
     pixel = affinity.affine_transform(geom, [1.0 / a, 0.0, 0.0, 1.0 / e, -c / a, -f / e])
     total = float(shapely.area(pixel))

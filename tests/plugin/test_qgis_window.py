@@ -7,6 +7,7 @@ artefacts."""
 
 import json
 import os
+import re
 import shutil
 import subprocess
 
@@ -141,9 +142,12 @@ def test_the_workflow_model_is_valid_in_the_modeler_and_runs_from_it_with_the_ma
     assert run["ok"], run["log"][-3000:]
     assert "Traceback" not in run["log"] and "Execution failed" not in run["log"], run["log"][-3000:]
     tree = [layer["name"] for layer in modeler["layer_tree"]]
-    # Every raster output of the model is loaded, the CWSC map on top of the others.
-    assert sorted(tree) == ["CWSC labels", "CWSC map", "Calibration KGE", "Masked CWSC labels"], tree
-    assert tree[0] == "CWSC map", tree
+    # Every raster output of the model is loaded, named by its role and, being a temporary
+    # output, the run's time ("CWSC map (20:10:47)"); the CWSC map on top of the others.
+    assert all(re.fullmatch(r".+ \(\d\d:\d\d:\d\d\)", name) for name in tree), tree
+    roles = [name.rsplit(" (", 1)[0] for name in tree]
+    assert sorted(roles) == ["CWSC labels", "CWSC map", "Calibration KGE", "Masked CWSC labels"], tree
+    assert roles[0] == "CWSC map", tree
 
 
 def test_gauged_catchments_at_the_dialogs_defaults_end_without_a_red_line(window_run):

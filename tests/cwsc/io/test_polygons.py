@@ -636,3 +636,12 @@ def test_degenerate_polygons_are_not_scored_with_their_reason(tmp_path):
     reasons = {p.id: p.reason for p in problems}
     assert "catchment 1 has no geometry" in reasons["1"] and "c.gpkg" in reasons["1"]
     assert "catchment 2 has no area once its polygon is repaired" in reasons["2"]
+
+
+def test_a_polygon_off_the_rasters_longitudes_is_an_empty_cover():
+    """East of a small geographic raster, at no multiple of 360 degrees on it: an empty cover
+    (the catchment is then not scored), not a failure inside the fraction computation."""
+    square = {"type": "Polygon", "coordinates": [[(30, 30), (30.5, 30), (30.5, 30.5), (30, 30.5), (30, 30)]]}
+    wgs84 = CRS.from_epsg(4326).to_wkt()
+    cover = P.cell_fractions(square, wgs84, (0.25, 0, 10.0, 0, -0.25, 50.0), wgs84, (4, 6))
+    assert cover.inside == 0 and cover.rows.size == 0
