@@ -3,7 +3,7 @@
     python -m benchmarks real_map --case DIR [--splits ...] [--learners ...] [--quick]
                                   [--out FILE.jsonl] [--epochs N] [--table FILE.jsonl ...]
 
-``--case``: the folder ``../shared/real-map/build.sh DIR`` builds (``DIR`` or ``DIR/case``:
+``--case``: the real-map case folder described on the results page (docs/results.md, 'The real-map case') (``DIR`` or ``DIR/case``:
 ``predictors/*.tif`` and ``xie_cwsc.tif``, 16 public predictors and the published CWSC map at
 0.5 degree); ``demo`` (the masked labels and predictors ``make demo`` leaves in
 ``demo-output/``), or a folder laid out as that one (``cwsc_labels_masked.tif`` and
