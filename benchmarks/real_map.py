@@ -1,7 +1,7 @@
 """The network against the trees on the real-map case, on many splits (issue 34).
 
     python -m benchmarks real_map --case DIR [--splits ...] [--learners ...] [--quick]
-                                  [--out FILE.jsonl] [--epochs N] [--table FILE.jsonl ...]
+                                  [--out FILE.jsonl] [--preds DIR] [--epochs N] [--table FILE.jsonl ...]
 
 ``--case``: the real-map case folder described on the results page (docs/results.md, 'The real-map case') (``DIR`` or ``DIR/case``:
 ``predictors/*.tif`` and ``xie_cwsc.tif``, 16 public predictors and the published CWSC map at
@@ -26,11 +26,14 @@ per-patch min-max scaling instead of per-channel standardisation), ``context`` (
 and 91 x 91 neighbourhood means as extra channels), ``position`` (sine and cosine of latitude
 and longitude as extra channels), ``seeds3`` (an ensemble of three seeds), ``tta`` (the default
 network averaged over the 8 rotations and reflections of each test patch, no retraining),
-``net+trees`` (the mean of the default network and the neighbourhood trees). The table adds
+``net+trees`` and ``patch5+trees`` (the mean of that network and the better of the two trees on
+the validation cells, as ``train --ensemble-trees`` stores it). The table adds
 ``best-tree``: per split the better of the two trees on test R2, the bar of the issue.
 
 One JSON line per split and learner goes to stdout and ``--out`` (appended; a split and
-learner already in it is not run again, so a long run can be resumed); the table at the end
+learner already in it is not run again, so a long run can be resumed); ``--preds DIR`` keeps
+each learner's test predictions (``<case>_<split>_<learner>.npy``, float32 mm in the order of
+the split's test cells) and reuses them, so an ensemble of learners already run costs no fit; the table at the end
 gives per learner the mean test R2, its spread (standard deviation over splits), the worst
 split, the mean margin over the best tree on the same splits and the mean seconds.
 ``--table FILE ...`` prints the table of result files without running anything. ``--quick``:
@@ -80,7 +83,10 @@ LEARNERS = (
     "seeds3",
     "tta",
     "net+trees",
+    "patch5+trees",
 )
+#: Ensembles: learner -> the network it averages with the tree chosen on the validation cells.
+ENSEMBLES = {"net+trees": "network", "patch5+trees": "patch5"}
 BEST_TREE = "best-tree"
 
 
@@ -246,8 +252,19 @@ def tta_predictions(result, predictors: np.ndarray, patch: int) -> np.ndarray:
     return np.mean(preds, axis=0).astype(np.float32)
 
 
-def run_split(case: Case, split, learners: Sequence[str], epochs: int | None, seed: int) -> Iterable[dict]:
-    """Fit and score each learner on ``split``: yields ``{"learner", "test_r2", "seconds", ...}``."""
+def run_split(
+    case: Case,
+    split,
+    learners: Sequence[str],
+    epochs: int | None,
+    seed: int,
+    preds: Path | None = None,
+    split_name: str = "",
+) -> Iterable[dict]:
+    """Fit and score each learner on ``split``: yields ``{"learner", "test_r2", "seconds", ...}``.
+
+    preds: a folder keeping each learner's test predictions (and the fit's seconds), reused
+    by the ensembles and by a later run instead of fitting again."""
     from cwsc.ml.baseline import NEIGHBOURHOODS, fit_baseline
     from cwsc.ml.metrics import r2_score
     from cwsc.ml.training import RECIPES, TrainConfig, train_from_arrays
@@ -255,12 +272,51 @@ def run_split(case: Case, split, learners: Sequence[str], epochs: int | None, se
     obs = split.samples.labels[split.test]
     trees, networks = {}, {}
 
+    def kept(learner: str) -> Path | None:
+        return preds / f"{case.name}_{split_name}_{learner}.npy" if preds else None
+
+    def keep(learner: str, pred: np.ndarray, seconds: float, **extra) -> None:
+        if preds:
+            preds.mkdir(parents=True, exist_ok=True)
+            np.save(kept(learner), np.asarray(pred, np.float32))
+            kept(learner).with_suffix(".json").write_text(json.dumps({"seconds": seconds, **extra}))
+
+    def stored(learner: str):
+        """(test predictions, seconds, extra) of a learner already run, or None."""
+        p = kept(learner)
+        if p is None or not p.exists() or not p.with_suffix(".json").exists():
+            return None
+        meta = json.loads(p.with_suffix(".json").read_text())
+        return np.load(p), float(meta.pop("seconds")), meta
+
     def tree(name: str):
         if name not in trees:
             trees[name] = fit_baseline(
                 case.predictors, split, seed, sizes=() if name == "trees-cell" else NEIGHBOURHOODS
             )
+            t = trees[name]
+            keep(name, t.test_pred, t.seconds, val_r2=t.val_r2, iterations=t.iterations)
         return trees[name]
+
+    def chosen_tree():
+        """(test predictions, seconds, name) of the tree better on the validation cells."""
+        got = {}
+        for name in TREES:
+            s = stored(name)
+            if s is None:
+                t = tree(name)
+                s = (t.test_pred, t.seconds, {"val_r2": t.val_r2})
+            got[name] = s
+        best = max(TREES, key=lambda n: got[n][2].get("val_r2", -math.inf))
+        return got[best][0], sum(g[1] for g in got.values()), best
+
+    def network_pred(name: str):
+        """(test predictions, seconds, extra) of a network learner: stored, or fitted."""
+        s = stored(name)
+        if s is not None:
+            return s
+        res, seconds, _ = network(name)
+        return res.test_pred, seconds, {"epochs_run": res.epochs_run}
 
     def network(name: str):
         if name in networks:
@@ -280,6 +336,7 @@ def run_split(case: Case, split, learners: Sequence[str], epochs: int | None, se
         t0 = time.perf_counter()
         res = train_from_arrays(predictors, case.labels, None, config, split=split)
         networks[name] = (res, time.perf_counter() - t0, predictors)
+        keep(name, res.test_pred, networks[name][1], epochs_run=res.epochs_run)
         return networks[name]
 
     for learner in learners:
@@ -287,19 +344,20 @@ def run_split(case: Case, split, learners: Sequence[str], epochs: int | None, se
         extra: dict = {}
         if learner in TREES:
             res = tree(learner)
-            r2, seconds, extra = res.test_r2, res.seconds, {"iterations": res.iterations}
+            r2, seconds = res.test_r2, res.seconds
+            extra = {"iterations": res.iterations, "val_r2": res.val_r2}
         elif learner == "tta":
             res, fit_seconds, predictors = network("network")
             pred = tta_predictions(res, predictors, 11)
             r2, seconds = r2_score(obs, pred), fit_seconds + time.perf_counter() - t0
-        elif learner == "net+trees":
-            (res, fit_seconds, _), t = network("network"), tree("trees-neighbourhood")
-            r2 = r2_score(obs, 0.5 * (res.test_pred + t.test_pred))
-            seconds = fit_seconds + t.seconds
+        elif learner in ENSEMBLES:
+            net_pred, net_seconds, _ = network_pred(ENSEMBLES[learner])
+            tree_pred, tree_seconds, picked = chosen_tree()
+            r2 = r2_score(obs, 0.5 * (net_pred + tree_pred))
+            seconds, extra = net_seconds + tree_seconds, {"tree": picked}
         else:
-            res, seconds, _ = network(learner)
-            r2 = res.metrics["test_r2"]
-            extra = {"epochs_run": res.epochs_run}
+            pred, seconds, extra = network_pred(learner)
+            r2 = r2_score(obs, pred)
         yield {"learner": learner, "test_r2": float(r2), "seconds": round(float(seconds), 1), **extra}
 
 
@@ -395,6 +453,9 @@ def main(argv: Sequence[str] | None = None, emit: Callable[[str], None] = print)
         "--out", help="append one JSON line per split and learner to this file (and resume from it)"
     )
     parser.add_argument(
+        "--preds", help="keep each learner's test predictions in this folder (and reuse them)"
+    )
+    parser.add_argument(
         "--quick", action="store_true", help="two block splits, one region, trees and a 5-epoch network"
     )
     parser.add_argument(
@@ -440,7 +501,8 @@ def main(argv: Sequence[str] | None = None, emit: Callable[[str], None] = print)
     rows = read_rows([args.out]) if args.out else []
     for name, split in splits.items():
         todo = [x for x in learners if (case.name, name, x) not in done]
-        for row in run_split(case, split, todo, epochs, args.seed):
+        preds = Path(args.preds) if args.preds else None
+        for row in run_split(case, split, todo, epochs, args.seed, preds, name):
             row = {"case": case.name, "split": name, **row, "epochs_max": epochs}
             emit(json.dumps(row))
             rows.append(row)

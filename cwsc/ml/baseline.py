@@ -105,6 +105,7 @@ class BaselineResult:
     test_pred: np.ndarray  # (N_test,) float32, mm
     iterations: int  # boosting iterations kept
     seconds: float  # features and fit
+    val_r2: float = math.nan  # on the validation cells (NaN without them): chooses without the test
 
 
 def fit_baseline(
@@ -141,12 +142,13 @@ def fit_baseline(
     obs = s.labels[split.test].astype(np.float32)
     pred = model.predict(x[split.test]).astype(np.float32) if len(split.test) else np.zeros(0, np.float32)
     r2 = r2_score(obs, pred) if len(split.test) else math.nan
+    val_r2 = r2_score(s.labels[split.val], model.predict(x[split.val])) if has_val else math.nan
     seconds = time.perf_counter() - t0
     log.info(
         f"tree baseline: test R2 {r2:.4g} after {model.n_iter_} boosting iterations "
         f"({x.shape[1]} features, {len(split.train)} training cells, {seconds:.1f} s)"
     )
-    return BaselineResult(r2, obs, pred, int(model.n_iter_), seconds)
+    return BaselineResult(r2, obs, pred, int(model.n_iter_), seconds, float(val_r2))
 
 
 @dataclass
