@@ -28,7 +28,7 @@ from qgis.PyQt.QtCore import QCoreApplication, QUrl
 from qgis.PyQt.QtGui import QIcon
 
 from .. import settings, styles
-from ..compat import CAPABILITY_SIZE, DOUBLE, FLAG_ADVANCED, INTEGER, TYPE_RASTER, WRITER_OK
+from ..compat import CAPABILITY_SIZE, DOUBLE, FLAG_ADVANCED, FLAG_OPTIONAL, INTEGER, TYPE_RASTER, WRITER_OK
 from ..glossary import term
 from ..runner import BackendCancelled, run_backend
 
@@ -89,6 +89,67 @@ def tr(text):
 def advanced(param):
     param.setFlags(param.flags() | FLAG_ADVANCED)
     return param
+
+
+#: The layers a raster input shows first in a dialog, by name: the topmost raster layer of the
+#: project whose name starts with one of these (case-insensitive; the first name that matches
+#: wins), as Create demo data and the algorithms' outputs name them. No such layer: the input
+#: is shown empty, not QGIS's default of the active layer for every required input (which put
+#: "true CWSC" into precipitation, PET and runoff). An algorithm may set its own
+#: (``CwscAlgorithm.LAYER_NAMES``).
+LAYER_NAMES = {
+    "PRECIPITATION": ("precipitation (monthly)", "Precipitation (mm/month)"),
+    "PET": ("PET (monthly)", "PET (mm/month)"),
+    "RUNOFF": ("runoff (monthly)", "Runoff (mm/month)"),
+    "TEMPERATURE": ("temperature (monthly)", "Air temperature"),
+    "LABELS": ("Masked CWSC labels", "CWSC labels"),
+    "KGE": ("Calibration KGE",),
+    "CWSC": ("CWSC map", "CWSC (mm)"),
+    "REFERENCE": ("true CWSC",),
+    "DETAILS": ("Calibration details",),
+}
+#: What a required raster input shows when no layer matches its names: a blank entry (QGIS
+#: 3.22 cannot show a required layer input empty otherwise: the combo box falls back to the
+#: active layer, then to the first layer). Only the dialog sees it (the parameter's GUI
+#: default); :meth:`CwscAlgorithm.checkParameterValues` refuses it with one sentence.
+NO_LAYER = " "
+
+
+def dialog_default(definition, names):
+    """Set the GUI default of a raster layer input (``QgsProcessingParameterRasterLayer``
+    without a default of its own) to the id of the project's layer named for it (``names``),
+    else to :data:`NO_LAYER` (required inputs) so that the dialog shows it empty. Only in the
+    main thread (a model creates its child algorithms in a worker thread); the parameter's
+    default for qgis_process and scripts is untouched."""
+    from qgis.core import QgsProject
+    from qgis.PyQt.QtCore import QThread
+
+    if not isinstance(definition, QgsProcessingParameterRasterLayer) or definition.defaultValue():
+        return definition
+    app = QCoreApplication.instance()
+    if app is None or QThread.currentThread() is not app.thread():
+        return definition
+    layer = named_layer(QgsProject.instance(), names)
+    if layer is not None:
+        definition.setGuiDefaultValueOverride(layer.id())
+    elif not definition.flags() & FLAG_OPTIONAL:
+        definition.setGuiDefaultValueOverride(NO_LAYER)
+    return definition
+
+
+def named_layer(project, names):
+    """The topmost raster layer of ``project``'s layer tree whose name starts with one of
+    ``names`` (case-insensitive), the first name first; None when none does."""
+    layers = [
+        node.layer()
+        for node in project.layerTreeRoot().findLayers()
+        if isinstance(node.layer(), QgsRasterLayer) and node.layer().isValid()
+    ]
+    for name in names:
+        for layer in layers:
+            if layer.name().lower().startswith(name.lower()):
+                return layer
+    return None
 
 
 #: The fewest and the most decimals a double parameter's spin box shows (QGIS: six, 0.750000).
@@ -353,12 +414,16 @@ class CwscAlgorithm(QgsProcessingAlgorithm):
     NUMBERS = {}
     #: words the Toolbox search finds this algorithm by, beside the common ones
     TAGS = ()
+    #: raster input -> the names of the layers its dialog shows first (beside :data:`LAYER_NAMES`)
+    LAYER_NAMES = {}
 
     # -- QgsProcessingAlgorithm boilerplate --------------------------------------------
     def addParameter(self, definition, createOutput=True):  # noqa: N802, N803 - QGIS API
         """Every parameter of every CWSC algorithm comes through here: a double parameter
-        gets its decimals (:func:`set_decimals`)."""
-        return super().addParameter(set_decimals(definition), createOutput)
+        gets its decimals (:func:`set_decimals`), a raster layer input the layer named for
+        it in the dialog, or none (:func:`dialog_default`)."""
+        names = self.LAYER_NAMES.get(definition.name(), LAYER_NAMES.get(definition.name(), ()))
+        return super().addParameter(dialog_default(set_decimals(definition), names), createOutput)
 
     def name(self):
         return self.ALG_NAME
@@ -460,10 +525,20 @@ class CwscAlgorithm(QgsProcessingAlgorithm):
     def checkParameterValues(self, parameters, context):  # noqa: N802 - QGIS API
         """QGIS's check, with a list of layers checked one by one so that a refusal names the
         file ("Incorrect parameter value for PREDICTORS" does not), and the sidecar files that
-        "Add Directory..." picks up left out instead of refused."""
+        "Add Directory..." picks up left out instead of refused; a required raster input left
+        empty in the dialog (:data:`NO_LAYER`) is named."""
         parameters = dict(parameters)
         for definition in self.parameterDefinitions():
             name, values = definition.name(), parameters.get(definition.name())
+            if (
+                isinstance(definition, QgsProcessingParameterRasterLayer)
+                and not definition.flags() & FLAG_OPTIONAL
+                and isinstance(values, str)
+                and not values.strip()
+            ):
+                return False, tr("{} ({}): choose a raster layer or file").format(
+                    definition.description(), name
+                )
             if definition.type() != "multilayer" or not isinstance(values, (list, tuple)):
                 continue
             values = [v for v in values if not is_sidecar(v)]

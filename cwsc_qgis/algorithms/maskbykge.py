@@ -99,6 +99,8 @@ models</i> (given the wrong way round, they are refused).</p>
 <p>From qgis_process the flags can also be the bit mask of band 3 (e.g. 9 = 1 + 8).</p>
 """
     REFS = ("gupta2009",)
+    #: the calibration's labels, not an earlier mask's
+    LAYER_NAMES = {"LABELS": ("CWSC labels",)}
 
     def initAlgorithm(self, config=None):  # noqa: N802
         self.addParameter(QgsProcessingParameterRasterLayer("LABELS", tr("CWSC labels (mm)")))

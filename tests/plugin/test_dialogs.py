@@ -73,3 +73,94 @@ def test_a_normal_evaluate_run_needs_nothing_from_the_advanced_section(provider)
     alg = QgsApplication.processingRegistry().algorithmById("cwsc:evaluate")
     for name in ("CWSC", "REFERENCE", "PRECIPITATION", "PET", "RUNOFF", "DETAILS", "LABELS", "MODEL"):
         assert not alg.parameterDefinition(name).flags() & FLAG_ADVANCED, name
+
+
+def _shown_layers(alg_id, active):
+    """What each raster layer input of ``alg_id``'s dialog shows when it opens, built as
+    QGIS 3.22's ParametersPanel builds it (a fresh instance, the active layer in the widget
+    context): {name: (widget value, combo box text)}."""
+    from qgis.core import QgsProcessingParameterRasterLayer, QgsProject
+    from qgis.gui import QgsProcessingParameterWidgetContext
+    from qgis.PyQt.QtWidgets import QComboBox
+
+    alg = QgsApplication.processingRegistry().createAlgorithmById(alg_id)
+    context = QgsProcessingContext()
+    context.setProject(QgsProject.instance())
+    widget_context = QgsProcessingParameterWidgetContext()
+    widget_context.setProject(QgsProject.instance())
+    widget_context.setActiveLayer(active)
+    shown = {}
+    for d in alg.parameterDefinitions():
+        if not isinstance(d, QgsProcessingParameterRasterLayer):
+            continue
+        wrapper = QgsGui.processingGuiRegistry().createParameterWidgetWrapper(d, QgsProcessingGui.Standard)
+        wrapper.setWidgetContext(widget_context)
+        widget = wrapper.createWrappedWidget(context)
+        value = wrapper.widgetValue()
+        layer = QgsProject.instance().mapLayer(value) if isinstance(value, str) else None
+        shown[d.name()] = (
+            layer.name() if layer is not None else value,
+            widget.findChild(QComboBox).currentText(),
+        )
+    return alg, shown
+
+
+@pytest.fixture()
+def project_layers(data_dir):
+    """The project holds the demo's names: "true CWSC (mm)" (the active layer), the monthly
+    forcing, and a calibration's two outputs; removed afterwards."""
+    from qgis.core import QgsProject, QgsRasterLayer
+
+    files = {
+        "true CWSC (mm)": "labels.tif",
+        "precipitation (monthly)": "precipitation.tif",
+        "PET (monthly)": "pet.tif",
+        "runoff (monthly)": "runoff.tif",
+        "CWSC labels (mm) (18:23:05)": "labels.tif",
+        "Calibration KGE (18:23:05)": "kge.tif",
+    }
+    layers = {}
+    for name, file in files.items():
+        layers[name] = QgsRasterLayer(str(data_dir / file), name)
+        assert layers[name].isValid(), name
+        QgsProject.instance().addMapLayer(layers[name])
+    yield layers
+    QgsProject.instance().removeMapLayers([layer.id() for layer in layers.values()])
+
+
+def test_dialogs_show_the_layer_named_for_each_input_not_the_active_layer(provider, project_layers):  # noqa: ARG001
+    """#37 item 15: Calibrate showed the active layer ("true CWSC") in PRECIPITATION, PET and
+    RUNOFF, Mask by KGE "Calibration KGE" in both inputs: each input now shows the layer
+    named for it, in every algorithm."""
+    active = project_layers["true CWSC (mm)"]
+    _, calibrate = _shown_layers("cwsc:calibrate", active)
+    assert calibrate["PRECIPITATION"][0] == "precipitation (monthly)"
+    assert calibrate["PET"][0] == "PET (monthly)"
+    assert calibrate["RUNOFF"][0] == "runoff (monthly)"
+    assert calibrate["TEMPERATURE"][0] is None  # optional, and no layer is named for it
+    _, mask = _shown_layers("cwsc:maskbykge", active)
+    assert mask["LABELS"][0] == "CWSC labels (mm) (18:23:05)"
+    assert mask["KGE"][0] == "Calibration KGE (18:23:05)"
+    _, evaluate = _shown_layers("cwsc:evaluate", active)
+    assert evaluate["REFERENCE"][0] == "true CWSC (mm)"
+    assert evaluate["PRECIPITATION"][0] == "precipitation (monthly)"
+
+
+def test_a_required_input_without_a_layer_named_for_it_is_shown_empty_and_refused_with_its_name(
+    provider,  # noqa: ARG001
+    project_layers,
+):
+    """No layer named for an input: the dialog shows it empty (not the active layer), and a
+    run from there is refused naming the input; qgis_process and scripts keep no default."""
+    from qgis.core import QgsProject
+
+    QgsProject.instance().removeMapLayer(project_layers.pop("runoff (monthly)").id())
+    QgsProject.instance().removeMapLayer(project_layers.pop("Calibration KGE (18:23:05)").id())
+    active = project_layers["true CWSC (mm)"]
+    for alg_id, name in (("cwsc:calibrate", "RUNOFF"), ("cwsc:maskbykge", "KGE"), ("cwsc:evaluate", "CWSC")):
+        alg, shown = _shown_layers(alg_id, active)
+        value, text = shown[name]
+        assert not value.strip() and not text.strip(), (alg_id, name, shown[name])
+        assert alg.parameterDefinition(name).defaultValue() is None
+        ok, message = alg.checkParameterValues({name: value}, QgsProcessingContext())
+        assert not ok and message.endswith("({}): choose a raster layer or file".format(name)), message
