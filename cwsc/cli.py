@@ -372,6 +372,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=_count("BATCH_SIZE"), default=None, help="patches per step")
     p.add_argument("--recipe", default="default", choices=("default", "seed"))
     p.add_argument("--ensemble", type=_count("ENSEMBLE"), default=1)
+    p.add_argument(
+        "--trees",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="average the network with the gradient-boosted trees better on the validation cells, "
+        "stored in the model file (--no-trees: the network alone)",
+    )
     _extent(p)
     p.add_argument(
         "--blocks", type=_count("BLOCKS"), default=None, help="residual blocks per stage (n of 6n+2)"

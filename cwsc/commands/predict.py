@@ -27,13 +27,21 @@ def predict_command(args) -> None:
     with outputs:
         resolve_device(args.device)
         bundle = load_model(args.model)
-        k = len(bundle.members)
+        # How many predictions make the map: the network's members, and its trees when it has them.
+        k = bundle.predictions
+        trees = (
+            f", averaged with {bundle.trees_info.get('name', 'gradient-boosted trees')}"
+            if bundle.trees is not None
+            else ""
+        )
         protocol.log(
-            f"model: recipe {bundle.recipe.get('name')}, ensemble of {k}, "
+            f"model: recipe {bundle.recipe.get('name')}, ensemble of {len(bundle.members)}{trees}, "
             f"{len(bundle.channels)} channels, patch {bundle.patch_size}"
         )
         if k == 1 and args.out_uncertainty:
-            protocol.warning("OUTPUT_UNCERTAINTY: the model has one member, so no uncertainty is written")
+            protocol.warning(
+                "OUTPUT_UNCERTAINTY: the model is one network without trees, so no uncertainty is written"
+            )
         out = predict_raster(
             bundle,
             args.predictors,
@@ -50,7 +58,7 @@ def predict_command(args) -> None:
         if k == 1 and outputs.temporary("OUTPUT_UNCERTAINTY"):
             outputs.drop("OUTPUT_UNCERTAINTY")
         if outputs.temporary("OUTPUT_NETCDF"):
-            _write_netcdf(outputs, k, two_bands=k > 1 and not args.out_uncertainty)
+            _write_netcdf(outputs, bundle, two_bands=k > 1 and not args.out_uncertainty)
     result = {"OUTPUT": str(args.out)}
     if k > 1 and args.out_uncertainty:
         result["OUTPUT_UNCERTAINTY"] = str(args.out_uncertainty)
@@ -68,13 +76,16 @@ def predict_command(args) -> None:
     )
 
 
-def _write_netcdf(outputs: Outputs, members: int, two_bands: bool) -> None:
+def _write_netcdf(outputs: Outputs, bundle, two_bands: bool) -> None:
     """The map (and the ensemble's spread) as CF-1.8 NetCDF, from the GeoTIFF(s) written."""
     from cwsc.io.map_files import write_cf_netcdf
 
     cwsc = outputs.temporary("OUTPUT")
     layers = [(cwsc, 1, "cwsc", "catchment water storage capacity", "mm")]
+    members = bundle.predictions
     spread = "standard deviation of the CWSC ensemble members"
+    if bundle.trees is not None:
+        spread = "standard deviation of the network members and the trees around the map, weighted as in it"
     if two_bands:
         layers.append((cwsc, 2, "cwsc_uncertainty", spread, "mm"))
     elif members > 1 and outputs.temporary("OUTPUT_UNCERTAINTY"):
@@ -82,5 +93,6 @@ def _write_netcdf(outputs: Outputs, members: int, two_bands: bool) -> None:
     write_cf_netcdf(
         outputs.temporary("OUTPUT_NETCDF"),
         layers,
-        f"CWSC predicted by the CWSC ResNet (ensemble of {members})",
+        f"CWSC predicted by the CWSC ResNet (ensemble of {len(bundle.members)})"
+        + (" averaged with gradient-boosted trees" if bundle.trees is not None else ""),
     )

@@ -30,7 +30,7 @@ def _train(args, outputs: Outputs) -> dict:
     from cwsc.ml import patches as P
     from cwsc.ml.baseline import fit_best_baseline
     from cwsc.ml.modelfile import ModelBundle, grid_summary, save_model
-    from cwsc.ml.training import TrainConfig, recipe_dict, train_from_arrays
+    from cwsc.ml.training import TrainConfig, average_with_trees, recipe_dict, train_from_arrays
     from cwsc.reports.html import baseline_sentence, training_report
 
     t0 = time.perf_counter()
@@ -88,17 +88,34 @@ def _train(args, outputs: Outputs) -> dict:
         f"{s['test_samples']} test ({args.split} split); {s['skipped_cells']} labelled cells "
         f"skipped for nodata predictors; {s['masked_cells']} masked by KGE"
     )
-    m = result.metrics
-    protocol.log(
-        "test: "
-        + ", ".join(f"{k[5:]} {v:.4g}" for k, v in m.items() if isinstance(v, float) and np.isfinite(v))
-    )
+    network_metrics = result.metrics
+
+    def said(metrics: dict) -> str:
+        return ", ".join(
+            f"{k[5:]} {v:.4g}" for k, v in metrics.items() if isinstance(v, float) and np.isfinite(v)
+        )
+
+    protocol.log("test, the network: " + said(network_metrics))
     # The tree baselines on the network's own cells (after it: the network's results are
-    # untouched by them); the network is compared with the better one.
+    # untouched by them). The shipped model averages the network with the one better on the
+    # validation cells; the report compares it with the one better on the test cells.
     protocol.progress(0.9, "fitting the tree baselines")
     best = fit_best_baseline(stack.data, result.split, args.seed)
     baseline = best.result
-    line = baseline_sentence(m["test_r2"], baseline.test_r2, best.name)
+    shipped = average_with_trees(result, best) if args.trees else None
+    if args.trees and shipped is None:
+        protocol.log(
+            f"the {recipe.name} recipe holds no validation cells to choose the trees on: the "
+            "model file holds the network alone"
+        )
+    m = shipped.metrics if shipped is not None else network_metrics
+    if shipped is not None:
+        protocol.log(
+            f"the model averages the network with the {shipped.name} (better on the validation "
+            f"cells: R2 {shipped.info['val_r2']:.4g}); test: " + said(m)
+        )
+    subject = "The network averaged with trees" if shipped is not None else "The network"
+    line = baseline_sentence(m["test_r2"], baseline.test_r2, best.name, subject)
     trails = np.isfinite(m["test_r2"]) and np.isfinite(baseline.test_r2) and m["test_r2"] <= baseline.test_r2
     (protocol.warning if trails else protocol.log)(line)
     settings = {
@@ -113,6 +130,11 @@ def _train(args, outputs: Outputs) -> dict:
         "epochs (max)": recipe.epochs,
         "batch_size": recipe.batch_size,
         "network": f"ResNet-{result.network.depth} widths {'/'.join(str(w) for w in result.network.widths)}",
+        "averaged with": (
+            f"{shipped.name} (weight {shipped.info['weight']:g})"
+            if shipped is not None
+            else "nothing: the network alone"
+        ),
     }
     bundle = ModelBundle(
         members=result.members,
@@ -124,6 +146,7 @@ def _train(args, outputs: Outputs) -> dict:
         recipe=recipe_dict(recipe),
         metrics={
             **m,
+            "test_r2_network": network_metrics["test_r2"],
             "test_r2_baseline": baseline.test_r2,
             "baseline": best.name,
             **{f"test_r2 ({name})": r2 for name, r2 in best.test_r2.items()},
@@ -142,6 +165,8 @@ def _train(args, outputs: Outputs) -> dict:
         },
         versions=software_versions(),
         channel_statistics=P.channel_statistics(stack.data),
+        trees=shipped.trees if shipped is not None else None,
+        trees_info=shipped.info if shipped is not None else {},
     )
     protocol.progress(0.92, "saving the model file and report")
     save_model(outputs.temporary("OUTPUT_MODEL"), bundle)
@@ -157,10 +182,12 @@ def _train(args, outputs: Outputs) -> dict:
             extent,
             baseline_r2=baseline.test_r2,
             baseline_name=best.name,
+            shipped=shipped,
         )
     protocol.progress(1.0, "finished")
     metrics = {
         **{k: m[k] for k in ("test_r2", "test_rmse", "test_mae", "test_bias", "test_kge")},
+        "test_r2_network": network_metrics["test_r2"],
         "test_r2_baseline": baseline.test_r2,
         "train_samples": s["train_samples"],
         "val_samples": s["val_samples"],

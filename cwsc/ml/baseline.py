@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
@@ -106,6 +106,7 @@ class BaselineResult:
     iterations: int  # boosting iterations kept
     seconds: float  # features and fit
     val_r2: float = math.nan  # on the validation cells (NaN without them): chooses without the test
+    model: object = None  # the fitted HistGradientBoostingRegressor (cwsc.ml.trees exports it)
 
 
 def fit_baseline(
@@ -148,7 +149,7 @@ def fit_baseline(
         f"tree baseline: test R2 {r2:.4g} after {model.n_iter_} boosting iterations "
         f"({x.shape[1]} features, {len(split.train)} training cells, {seconds:.1f} s)"
     )
-    return BaselineResult(r2, obs, pred, int(model.n_iter_), seconds, float(val_r2))
+    return BaselineResult(r2, obs, pred, int(model.n_iter_), seconds, float(val_r2), model)
 
 
 @dataclass
@@ -158,6 +159,14 @@ class BestBaseline:
     name: str  # a key of BASELINES
     result: BaselineResult
     test_r2: dict[str, float]  # every baseline's test R2, by name
+    fits: dict[str, BaselineResult] = field(default_factory=dict)  # every baseline, by name
+
+    def chosen_on_validation(self) -> str | None:
+        """The baseline with the higher validation R2 (the first of :data:`BASELINES` on a
+        tie, as ``benchmarks/real_map.py`` picks it), or None without validation cells: the
+        choice the shipped model makes without looking at the test cells."""
+        scores = {n: f.val_r2 for n, f in self.fits.items() if math.isfinite(f.val_r2)}
+        return max(scores, key=scores.get) if scores else None
 
     @property
     def seconds(self) -> float:
@@ -174,4 +183,4 @@ def fit_best_baseline(predictors: np.ndarray, split: TrainingSplit, seed: int = 
     scores = {name: f.test_r2 for name, f in fits.items()}
     finite = {name: r2 for name, r2 in scores.items() if math.isfinite(r2)}
     name = max(finite, key=finite.get) if finite else "trees with neighbourhood means"
-    return BestBaseline(name, fits[name], scores)
+    return BestBaseline(name, fits[name], scores, fits)

@@ -1,10 +1,15 @@
 """The model file: one ``torch.save`` of plain containers, opened with ``weights_only=True``.
 
-Layout (format ``cwsc-resnet``, version 1)::
+Layout (format ``cwsc-resnet``, version 2)::
 
-    {"format": "cwsc-resnet", "version": 1,
+    {"format": "cwsc-resnet", "version": 2,
      "metadata": "<JSON text>",            # everything but the weights, see ModelBundle
-     "members": [state_dict, ...]}         # one dict of tensors per ensemble member
+     "members": [state_dict, ...],         # one dict of tensors per ensemble member
+     "trees": {name: tensor, ...}}         # only with trees: TreeEnsemble.arrays()
+
+Version 2 added the gradient-boosted trees ``train`` averages with the network (the
+metadata's ``"trees"`` says which, on which features, and with what weight); a version 1 file
+is a network alone and still loads.
 
 Loading never unpickles code: ``torch.load(weights_only=True)`` accepts tensors, dicts,
 lists, strings and numbers only, and the metadata is JSON text parsed by ``json``.
@@ -16,6 +21,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from cwsc.errors import InputFileError
@@ -24,9 +30,10 @@ from cwsc.io.jsonable import jsonable
 from cwsc.machine.versions import software_versions
 from cwsc.ml.network import ResNetConfig, build_network
 from cwsc.ml.patches import Scaling
+from cwsc.ml.trees import TREES_WEIGHT, TreeEnsemble
 
 FORMAT = "cwsc-resnet"
-VERSION = 1
+VERSION = 2
 
 
 @dataclass
@@ -49,6 +56,28 @@ class ModelBundle:
     #: a model learned from runoff (``learn``): {"head": ParameterHead.to_dict(),
     #: "kge_margin": float | None, "kge_threshold": float, ...}; empty for a label-route model
     physics: dict = field(default_factory=dict)
+    #: the gradient-boosted trees averaged with the network (label-route models; None: the
+    #: network alone) and what they are: {"name": a key of cwsc.ml.baseline.BASELINES,
+    #: "neighbourhoods": [3, 11] (sides of the neighbourhood means among the features),
+    #: "weight": TREES_WEIGHT, "val_r2", "test_r2", "iterations"}
+    trees: TreeEnsemble | None = None
+    trees_info: dict = field(default_factory=dict)
+
+    @property
+    def trees_weight(self) -> float:
+        """The trees' share of the map (0 without trees)."""
+        return float(self.trees_info.get("weight", TREES_WEIGHT)) if self.trees is not None else 0.0
+
+    @property
+    def tree_neighbourhoods(self) -> tuple[int, ...]:
+        """Sides (cells) of the neighbourhood means among the trees' features (empty: the
+        cell's own predictors only)."""
+        return tuple(int(s) for s in self.trees_info.get("neighbourhoods", ()))
+
+    @property
+    def predictions(self) -> int:
+        """How many predictions make the map: the network members, and the trees when carried."""
+        return len(self.members) + (1 if self.trees is not None else 0)
 
     def metadata(self) -> dict:
         return {
@@ -65,6 +94,7 @@ class ModelBundle:
             "channel_statistics": self.channel_statistics,
             "ensemble": len(self.members),
             **({"physics": self.physics} if self.physics else {}),
+            **({"trees": self.trees_info} if self.trees is not None else {}),
         }
 
     def parameter_head(self):
@@ -105,6 +135,10 @@ def save_model(path: str | Path, bundle: ModelBundle) -> Path:
         "metadata": json.dumps(jsonable(bundle.metadata()), allow_nan=False),
         "members": [{k: v.detach().cpu().contiguous() for k, v in m.items()} for m in bundle.members],
     }
+    if bundle.trees is not None:
+        payload["trees"] = {
+            k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in bundle.trees.arrays().items()
+        }
     torch.save(payload, path)
     return Path(path)
 
@@ -156,6 +190,16 @@ def load_model(path: str | Path, label: str = "MODEL") -> ModelBundle:
             channel_statistics=list(meta.get("channel_statistics", [])),
             physics=dict(meta.get("physics") or {}),
         )
+        if "trees" in meta or "trees" in payload:
+            if "trees" not in meta or "trees" not in payload:
+                raise ValueError("the trees' arrays or their description is missing")
+            bundle.trees = TreeEnsemble.from_arrays({k: v.numpy() for k, v in payload["trees"].items()})
+            bundle.trees_info = dict(meta["trees"])
+            want = len(bundle.channels) * (1 + len(bundle.tree_neighbourhoods))
+            if bundle.trees.n_features != want:
+                raise ValueError(f"the trees take {bundle.trees.n_features} features, not {want}")
+            if bundle.physics:
+                raise ValueError("a model learned from runoff carries trees")
         if not members:
             raise ValueError("no ensemble member")
         net = build_network(bundle.network)

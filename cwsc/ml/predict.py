@@ -1,9 +1,14 @@
 """CWSC raster from a model file and predictor rasters, strip by strip.
 
 Memory stays bounded whatever the raster size: the predictors are read in horizontal
-strips (plus a halo of ``patch_size // 2`` rows), patches are gathered batch by batch from
-the strip, and the output GeoTIFF is written strip by strip into a temporary file that is
-renamed at the end.
+strips (plus a halo of ``patch_size // 2`` rows, or of half the widest neighbourhood of a
+model's trees when wider), patches are gathered batch by batch from the strip, and the output
+GeoTIFF is written strip by strip into a temporary file that is renamed at the end.
+
+A model that carries gradient-boosted trees (``train``'s default) maps the weighted mean of
+the network (its members' mean) and the trees (:data:`cwsc.ml.trees.TREES_WEIGHT` each):
+the trees take each cell's predictors as read, unscaled, and their neighbourhood means over the
+predicted grid (:func:`cwsc.ml.baseline.baseline_features`), as at training.
 """
 
 from __future__ import annotations
@@ -30,6 +35,11 @@ log = logging.getLogger(__name__)
 
 CWSC_DESCRIPTION = "CWSC (mm)"
 STD_DESCRIPTION = "CWSC ensemble standard deviation (mm)"
+#: The spread of a model with trees: around the map, each prediction weighted as in the map.
+STD_TREES_DESCRIPTION = (
+    "CWSC spread: standard deviation of the network members and the trees around the map, "
+    "weighted as in the map (mm)"
+)
 BOUND_DESCRIPTION = (
     "CWSC bound flags (1: raised to the lowest training label, 2: lowered to the highest, 0: within)"
 )
@@ -96,9 +106,12 @@ class _Source:
         return self.raster.read(rows)
 
 
-def _strip_rows(grid: io.Grid, channels: int, block_rows: int, budget_bytes: int) -> int:
-    # The raw strip, its padded copy (C + 1 channels) and boolean masks: about 2.5x one copy.
-    per_row = int(grid.width * (channels + 1) * 4 * 2.5)
+def _strip_rows(
+    grid: io.Grid, channels: int, block_rows: int, budget_bytes: int, tree_features: int = 0
+) -> int:
+    # The raw strip, its padded copy (C + 1 channels) and boolean masks: about 2.5x one copy;
+    # with trees, their features (float32) and the float64 sums of a neighbourhood mean.
+    per_row = int(grid.width * ((channels + 1) * 4 * 2.5 + tree_features * 4 + 3 * 8))
     rows = max(1, budget_bytes // max(per_row, 1))
     if rows >= block_rows:  # whole output tiles per strip: no tile is compressed twice
         rows -= rows % block_rows
@@ -123,7 +136,11 @@ def predict_raster(
     GeoTIFF(s) to ``out`` (and ``out_uncertainty``), in place (the command gives temporaries).
 
     With an ensemble the output holds the members' mean; their standard deviation goes to
-    ``out_uncertainty`` or, when that is not given, to band 2 of ``out``. A label-route model's
+    ``out_uncertainty`` or, when that is not given, to band 2 of ``out``. A model with trees
+    (``bundle.trees``) maps ``(1 - w) * network mean + w * trees`` (``w``:
+    ``bundle.trees_weight``, 0.5), and its spread is the standard deviation of the network
+    members (each weighted ``(1 - w) / K``) and the trees (``w``) around that map: half the
+    gap between network and trees for one member. A label-route model's
     members are bounded by the training labels' range (:func:`label_bounds`): a storage
     capacity below the lowest label (or 0 mm) or above the highest is not something the model
     learned; ``out_flags``, when given, says where a member was bounded (one band,
@@ -165,16 +182,24 @@ def predict_raster(
         sources = [_Source(r, grid) for r in rasters]
         nets = bundle.networks(dev)
         k = len(nets)
+        trees, w = bundle.trees, bundle.trees_weight
+        sizes = bundle.tree_neighbourhoods
+        spread = bundle.predictions > 1  # an uncertainty to write
+        if trees is not None:
+            from cwsc.ml.baseline import baseline_features
+            from cwsc.ml.trees import predict_trees
         head = bundle.parameter_head()
         if head is not None:
             from cwsc.ml.physics import joint_cwsc
         # A model learned from runoff: band 1 the joint CWSC, then each model's sc.
         sc_bands = list(head.models) if head is not None else []
         margin = bundle.physics.get("kge_margin") if head is not None else None
-        two_bands = k > 1 and out_uncertainty is None
+        two_bands = spread and out_uncertainty is None
         lo, hi = label_bounds(bundle)
         n_bands = (2 if two_bands else 1) + len(sc_bands)
         half = bundle.patch_size // 2
+        # Rows read around a strip: the patches' halo, or the trees' widest neighbourhood's.
+        halo = max([half] + [s // 2 for s in sizes])
         scaling = bundle.scaling
         # A bounded GDAL block cache: the default (5 % of RAM) would grow with the raster.
         stack.enter_context(rasterio.Env(GDAL_CACHEMAX=64))
@@ -202,17 +227,18 @@ def predict_raster(
             tmp_flags = stage_path(out_flags)
             dst_flags = stack.enter_context(rasterio.open(tmp_flags, "w", **io.geotiff_profile(grid, 1)))
         dst_std = None
-        if k > 1 and out_uncertainty is not None:
+        if spread and out_uncertainty is not None:
             tmp_std = stage_path(out_uncertainty)
             dst_std = stack.enter_context(rasterio.open(tmp_std, "w", **io.geotiff_profile(grid, 1)))
         n_ch = len(bundle.channels)
-        step = _strip_rows(grid, n_ch, profile.get("blockysize", 1), budget_bytes)
+        n_features = trees.n_features if trees is not None else 0
+        step = _strip_rows(grid, n_ch, profile.get("blockysize", 1), budget_bytes, n_features)
         cells = finite = bounded = 0
         from rasterio.windows import Window
 
         for r0 in range(0, grid.height, step):
             r1 = min(grid.height, r0 + step)
-            a, b = max(0, r0 - half), min(grid.height, r1 + half)
+            a, b = max(0, r0 - halo), min(grid.height, r1 + halo)
             block = np.concatenate([s.read(slice(a, b)) for s in sources], axis=0)[order]
             for i in range(n_ch):
                 if np.isinf(block[i]).any():
@@ -221,11 +247,18 @@ def predict_raster(
             valid = np.isfinite(block[:, r0 - a : r1 - a]).all(axis=0)
             if bundle.channel_statistics and not allow_shift and valid.sum() >= SHIFT_MIN_CELLS:
                 _check_shift(bundle, block[:, r0 - a : r1 - a][:, valid], rasters, order)
-            padded = P.pad_block(block, scaling, half, top=half - (r0 - a), bottom=half - (b - r1))
-            del block
             rows, cols = np.nonzero(valid)
+            if trees is not None:  # before pad_block, which scales the block in place
+                # Neighbourhood means over the strip and its halo: those of the whole grid.
+                features = baseline_features(block, rows + (r0 - a), cols, sizes)
+            # The network's patches need half a patch of rows around the strip.
+            pa, pb = max(0, r0 - half), min(grid.height, r1 + half)
+            padded = P.pad_block(
+                block[:, pa - a : pb - a], scaling, half, top=half - (r0 - pa), bottom=half - (pb - r1)
+            )
+            del block
             mean = np.full((r1 - r0, grid.width), io.NODATA, np.float32)
-            std = np.full_like(mean, io.NODATA) if k > 1 else None
+            std = np.full_like(mean, io.NODATA) if spread else None
             scs = np.full((len(sc_bands),) + mean.shape, io.NODATA, np.float32)
             flags = np.full_like(mean, io.NODATA)
             on_gpu = dev.type == "cuda"
@@ -258,14 +291,27 @@ def predict_raster(
                     # the training cells (even below 0 mm, which is not physical): bound it
                     # there and flag the cell.
                     below, above = (ys < lo).any(axis=0), (ys > hi).any(axis=0)
+                    if trees is not None:  # bounded as the members are
+                        t = predict_trees(trees, features[i : i + batch_size]).astype(np.float32)
+                        below, above = below | (t < lo), above | (t > hi)
+                        t = np.clip(t, lo, hi)
                     bounded += int((below | above).sum())
                     ys = np.clip(ys, lo, hi)
                     flags[rr, cc] = np.where(below, RAISED, np.where(above, LOWERED, 0.0))
-                mean[rr, cc] = ys.mean(axis=0)
+                if trees is not None:
+                    m = (1.0 - w) * ys.mean(axis=0) + w * t
+                    mean[rr, cc] = m
+                    if std is not None:
+                        var = (1.0 - w) * ((ys - m) ** 2).mean(axis=0) + w * (t - m) ** 2
+                        std[rr, cc] = np.sqrt(var)
+                else:
+                    mean[rr, cc] = ys.mean(axis=0)
+                    if std is not None:
+                        std[rr, cc] = ys.std(axis=0)
                 finite += int(np.isfinite(mean[rr, cc]).sum())
-                if std is not None:
-                    std[rr, cc] = ys.std(axis=0)
             del padded
+            if trees is not None:
+                del features
             if on_gpu:
                 del padded_t, rows_t, cols_t
             cells += len(rows)
@@ -282,11 +328,20 @@ def predict_raster(
             if on_progress is not None:
                 on_progress(r1 / grid.height)
         dst.set_band_description(1, CWSC_DESCRIPTION)
+        std_description = STD_TREES_DESCRIPTION if trees is not None else STD_DESCRIPTION
         if two_bands:
-            dst.set_band_description(2, STD_DESCRIPTION)
+            dst.set_band_description(2, std_description)
         for j, m in enumerate(sc_bands):
             dst.set_band_description((2 if two_bands else 1) + 1 + j, f"{m} sc (mm)")
-        dst.update_tags(model_recipe=bundle.recipe.get("name", ""), ensemble=str(k))
+        dst.update_tags(
+            model_recipe=bundle.recipe.get("name", ""),
+            ensemble=str(k),
+            **(
+                {"trees": bundle.trees_info.get("name", ""), "trees_weight": f"{w:g}"}
+                if trees is not None
+                else {}
+            ),
+        )
         dst.units = ["mm"] * dst.count
         dst.close()
         to_cog(tmp, out)
@@ -298,7 +353,7 @@ def predict_raster(
             to_cog(tmp_flags, out_flags)
             os.unlink(tmp_flags)
         if dst_std is not None:
-            dst_std.set_band_description(1, STD_DESCRIPTION)
+            dst_std.set_band_description(1, std_description)
             dst_std.units = ["mm"]
             dst_std.close()
             to_cog(tmp_std, out_uncertainty)

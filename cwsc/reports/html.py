@@ -227,25 +227,31 @@ def residual_map_figure(shape, rows, cols, residuals, extent=None):
     return fig
 
 
-def baseline_sentence(network_r2: float, baseline_r2: float, name: str | None = None) -> str:
-    """One line comparing the network's test R2 with the tree baseline's (same test cells);
-    ``name``: which baseline, the better of the two (:func:`cwsc.ml.baseline.fit_best_baseline`)."""
+def baseline_sentence(
+    network_r2: float, baseline_r2: float, name: str | None = None, subject: str = "The network"
+) -> str:
+    """One line comparing the shipped model's test R2 with the tree baseline's (same test
+    cells); ``name``: which baseline, the better of the two
+    (:func:`cwsc.ml.baseline.fit_best_baseline`); ``subject``: what the model is (the network,
+    or the network averaged with trees)."""
     which = f"the better tree baseline ({name})" if name else "a tree baseline"
     if not (math.isfinite(network_r2) and math.isfinite(baseline_r2)):
         return f"No comparison with {which}: no test score (test R² {network_r2:.3f} vs {baseline_r2:.3f})."
     gap = network_r2 - baseline_r2
     scores = f"(test R² {network_r2:.3f} vs {baseline_r2:.3f})"
     if gap > 0:
-        return f"The network beats {which} by {gap:.3f} {scores}."
-    return f"The network does not beat {which}: it trails it by {-gap:.3f} {scores}."
+        return f"{subject} beats {which} by {gap:.3f} {scores}."
+    return f"{subject} does not beat {which}: it trails it by {-gap:.3f} {scores}."
 
 
 BASELINE_NOTE = (
     "The baseline: the better, on these test cells, of two gradient-boosted trees "
     "(scikit-learn HistGradientBoostingRegressor), one on each cell's predictors and one on "
     "them and their 3 x 3 and 11 x 11 neighbourhood means, each fitted on the network's "
-    "training cells (early stopping on its validation cells). A network that does not beat it has not earned its place yet: "
-    "try more epochs, another patch size or network, or use the trees' score as the bar."
+    "training cells (early stopping on its validation cells). The model file averages the network "
+    "with the one of the two better on the validation cells (never chosen on the test cells; "
+    "train --no-trees ships the network alone). A model that does not beat the baseline has not "
+    "earned its place yet: try more epochs, another patch size or network, or use the trees' score as the bar."
 )
 
 
@@ -258,10 +264,19 @@ def training_report(
     extent=None,
     baseline_r2: float | None = None,
     baseline_name: str | None = None,
+    shipped=None,
 ) -> Path:
     """The train command's report from a :class:`cwsc.ml.training.TrainResult`; with
     ``baseline_r2`` (the tree baseline's test R2, :mod:`cwsc.ml.baseline`) a line on
-    whether the network beats it; ``baseline_name``: which of the two tree baselines it is."""
+    whether the model beats it; ``baseline_name``: which of the two tree baselines it is;
+    ``shipped``: the network averaged with trees (:class:`cwsc.ml.training.WithTrees`), whose
+    test scores and predictions the report shows (the network alone's R2 beside them), or None
+    for the network alone."""
+    network_r2 = result.metrics.get("test_r2")
+    if shipped is not None:
+        from dataclasses import replace
+
+        result = replace(result, metrics=shipped.metrics, test_pred=shipped.test_pred)
     res = result.test_pred - result.test_obs
     metrics = {
         "R²": result.metrics.get("test_r2"),
@@ -270,6 +285,11 @@ def training_report(
         "bias (mm, predicted - observed)": result.metrics.get("test_bias"),
         "KGE": result.metrics.get("test_kge"),
     }
+    if shipped is not None:
+        metrics["R² of the network alone"] = network_r2
+        metrics[f"R² of the trees averaged in ({shipped.name}, chosen on the validation cells)"] = (
+            shipped.info.get("test_r2")
+        )
     if baseline_r2 is not None:
         metrics["R² of the tree baseline" + (f" ({baseline_name})" if baseline_name else "")] = baseline_r2
     summary = {
@@ -288,7 +308,12 @@ def training_report(
     }
     sections: list[tuple[str, Any]] = [("Test metrics", metrics)]
     if baseline_r2 is not None:
-        line = baseline_sentence(result.metrics.get("test_r2", float("nan")), baseline_r2, baseline_name)
+        line = baseline_sentence(
+            result.metrics.get("test_r2", float("nan")),
+            baseline_r2,
+            baseline_name,
+            "The network averaged with trees" if shipped is not None else "The network",
+        )
         sections.append(
             (
                 "Against a tree baseline",
