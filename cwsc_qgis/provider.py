@@ -80,7 +80,7 @@ class WorkflowModel(QgsProcessingModelAlgorithm):
         return "workflow"
 
     def displayName(self):  # noqa: N802
-        return "CWSC workflow: calibrate, mask, train, predict"
+        return "Forcing to CWSC map"
 
     def group(self):
         return "CWSC workflow"

@@ -148,12 +148,36 @@ class StylePostProcessor(QgsProcessingLayerPostProcessorInterface):
             layer.loadNamedStyle(self.qml)
             layer.triggerRepaint()
         stack(layer, context, self.on_top)
+        label_band(layer, context)
 
     @classmethod
     def create(cls, qml, on_top=False):
         processor = cls(qml, on_top)
         cls._alive.append(processor)
         return processor
+
+
+def label_band(layer, context):
+    """The legend of a colour ramp names its band as the layer does ("Band 1: CWSC (mm)"),
+    not as QGIS 3.22 does from GDAL's colour interpretation ("Band 1: CWSC (mm) (Gray)", the
+    interpretation every GeoTIFF's first band has and none can drop): the legend entry's
+    label, set on the layer's nodes in the layer tree (saved with the project, and what a
+    user's own renaming of that entry sets)."""
+    from qgis.core import QgsMapLayerLegendUtils
+
+    if layer is None or not layer.isValid() or context is None:
+        return
+    renderer = layer.renderer() if hasattr(layer, "bandCount") else None
+    if renderer is None or renderer.type() != "singlebandpseudocolor":
+        return
+    project = context.project() or layer.project()
+    if project is None:
+        return
+    node = project.layerTreeRoot().findLayer(layer.id())
+    if node is None:
+        return
+    QgsMapLayerLegendUtils.setLegendNodeUserLabel(node, 0, layer.bandName(renderer.band()))
+    layer.legend().itemsChanged.emit()  # the layer tree rebuilds the legend with the label
 
 
 #: (the run's processing context, layer id) of the last map loaded on top; the context is
@@ -276,6 +300,7 @@ class FirstBandPostProcessor(QgsProcessingLayerPostProcessorInterface):
                 else:  # polygons (the demo's gauges) above the rasters, or they hide them
                     group.insertChildNode(0, node.clone())
                 node.parent().removeChildNode(node)
+        label_band(layer, context)
 
     @classmethod
     def create(cls, first_band=True, group=None, subgroup=None, qml=None):

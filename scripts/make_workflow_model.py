@@ -16,7 +16,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET = ROOT / "resources" / "models" / "cwsc_workflow.model3"
-NAME = "CWSC workflow: calibrate, mask, train, predict"
+NAME = "Forcing to CWSC map"
 
 
 def build_model():
@@ -133,7 +133,7 @@ def build_model():
     child(
         "calibrate",
         "cwsc:calibrate",
-        "Calibrate water balance models",
+        "Calibrate models per cell",
         460.0,
         {
             "PRECIPITATION": param("PRECIPITATION"),

@@ -301,7 +301,7 @@ Grid: {width} x {height} cells of 0.5 degree, EPSG:4326, {west} to {east} E, {so
 | `runoff_model.tif` | the model that made each cell's runoff: 0 DWBM, 1 SWBM, 2 TVGM | - |
 | `predictors/*.tif` | 13 predictor rasters (the ResNet's channels), one band each: {predictors} | see band descriptions |
 | `gauges.gpkg` | 12 gauged catchments (field `gauge`: G01 ...), squares of 2 x 2 cells whose runoff a model made | - |
-| `gauges.csv` | their monthly runoff (`id`, `month`, `runoff`): the area-weighted mean of the four cells, for *Evaluate CWSC at gauged catchments* | mm/month |
+| `gauges.csv` | their monthly runoff (`id`, `month`, `runoff`): the area-weighted mean of the four cells, for *Evaluate CWSC with gauges* | mm/month |
 
 The true CWSC is a nonlinear function of soil depth, tree cover, aridity, slope, soil
 texture and LAI (see `cwsc/synthetic/demo_region.py`, `true_cwsc`).

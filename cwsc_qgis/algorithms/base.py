@@ -897,7 +897,7 @@ def check_predictor_bands(name, path):
             tr(
                 "{}: '{}' has {} bands, a series (monthly forcing?) rather than a predictor: a "
                 "predictor is a map of one band (or a few); give its mean instead, e.g. the "
-                "annual means Prepare forcing and predictors writes"
+                "annual means Prepare forcing & predictors writes"
             ).format(name, os.path.basename(path), bands)
         )
 

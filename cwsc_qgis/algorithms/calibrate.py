@@ -37,7 +37,7 @@ PROFILE_EVALUATIONS = 100
 
 class CalibrateAlgorithm(CwscAlgorithm):
     ALG_NAME = "calibrate"
-    DISPLAY_NAME = "Calibrate water balance models"
+    DISPLAY_NAME = "Calibrate models per cell"
     GROUP = "calibration"
     COMMAND = "calibrate"
     TAGS = ("calibration", "SCE-UA", "KGE", "DWBM", "SWBM", "TVGM", "model")

@@ -54,13 +54,13 @@ synthetic data (a twin experiment). Monthly precipitation, PET and runoff for 30
 predictor rasters (climate, terrain, soil, vegetation), and the true CWSC the runoff was made
 with, so that every step of the workflow can be checked against the truth; and 12 gauged
 catchments (gauges.gpkg, field <code>gauge</code>, with their monthly runoff in gauges.csv)
-for <i>Evaluate CWSC at gauged catchments</i>. The same seed gives the same files. The folder's README.md says what each file is. <b>SNOW</b> (advanced):
+for <i>Evaluate CWSC with gauges</i>. The same seed gives the same files. The folder's README.md says what each file is. <b>SNOW</b> (advanced):
 the snowy variant, with monthly air temperature (temperature.tif) and runoff made through a
 snow store, so that the Alps, the Carpathians and Scandinavia calibrate well only with
 <b>TEMPERATURE</b>.</p>
-<p>With them: <i>Calibrate water balance models</i> on precipitation, PET and runoff;
+<p>With them: <i>Calibrate models per cell</i> on precipitation, PET and runoff;
 <i>Mask labels by KGE</i>; <i>Train CWSC ResNet</i> on the predictors; <i>Predict CWSC</i>;
-<i>Evaluate CWSC map</i> against true_cwsc; <i>Evaluate CWSC at gauged catchments</i> with
+<i>Evaluate CWSC map</i> against true_cwsc; <i>Evaluate CWSC with gauges</i> with
 the gauges layer and gauges.csv. The CWSC workflow model runs all of it at once.</p>
 <p>The layers load in the group <i>CWSC demo data</i>: the monthly forcing as
 "precipitation (monthly)", "PET (monthly)", "runoff (monthly)", the 13 predictors in the
@@ -78,7 +78,7 @@ runoff, to try every step of the workflow on and check it against the truth.</p>
 QGIS closes); optionally <b>SEED</b>.</p>
 <p><b>Outputs</b>: the files in the folder (a text file there says what each is);
 <b>LAND_CELLS</b>, <b>GAUGES</b>, <b>GAUGES_TABLE</b>.</p>
-<p>Next: <i>Calibrate water balance models</i>, or the CWSC workflow model.</p>
+<p>Next: <i>Calibrate models per cell</i>, or the CWSC workflow model.</p>
 """
     REFS = ()
     NUMBERS = {"LAND_CELLS": "land_cells", "MONTHS": "months"}

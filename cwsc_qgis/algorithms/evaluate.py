@@ -52,7 +52,7 @@ months (the first 75 %) three ways: CWSC fixed to the map, fixed to a constant m
 the map's median (the null model: a map that carries no information scores no better), and
 free. Each cell is scored by the KGE (Gupta et al. 2009) of the <i>validation</i> months,
 which the calibration did not see, in the model(s) that make its label by the label rule
-(from <b>DETAILS</b>, the details output of <i>Calibrate water balance models</i>, when
+(from <b>DETAILS</b>, the details output of <i>Calibrate models per cell</i>, when
 given; else by the free calibration). A run that fails counts as the worst score and is
 reported. With <b>MODEL</b> (the model file of <i>Train CWSC ResNet</i>) only the network's
 held-out test cells are scored. With <b>LABELS</b> (the CWSC labels output of the calibration) the

@@ -107,7 +107,7 @@ def field_matches(source, ids):
 
 class EvaluateCatchmentsAlgorithm(CwscAlgorithm):
     ALG_NAME = "evaluatecatchments"
-    DISPLAY_NAME = "Evaluate CWSC at gauged catchments"
+    DISPLAY_NAME = "Evaluate CWSC with gauges"
     GROUP = "evaluation"
     COMMAND = "evaluate-catchments"
     TAGS = ("evaluation", "validation", "KGE", "gauge", "gauged", "catchment", "streamflow", "basin")
@@ -157,7 +157,7 @@ already gets a suffix).</p>
 catchment's own calibration of <b>MODELS</b> (Zhang et al. 2008 DWBM, SWBM, Xia TVGM) by
 SCE-UA (Duan et al. 1992) on the calibration months (the first
 <b>CALIBRATION_FRACTION</b>, after <b>WARMUP_MONTHS</b>), which gives the label by the label
-rule with its identifiable range and quality flags (as <i>Calibrate water balance models</i>);
+rule with its identifiable range and quality flags (as <i>Calibrate models per cell</i>);
 then the calibration again with sc fixed to the map's mean, to each reference map's, and to a
 constant map (the median of the map's catchment means: the null model). Each is scored by
 the KGE (Gupta et al. 2009, or NSE with <b>OBJECTIVE</b>) over the validation months, in the
@@ -168,7 +168,7 @@ months of runoff, off the rasters or the map, or in m3/s without an area is kept
 output with its reason in the field <code>not_scored</code>; nothing is dropped silently.</p>
 <p><b>Outputs</b>: <b>OUTPUT</b>: a GeoPackage of the polygons with the fields id, area_km2,
 months, cwsc_map_mm, cwsc_map_sd_mm, sc_free_mm, sc_low_mm, sc_high_mm, flags (the quality
-bits of <i>Calibrate water balance models</i>; 32: no temperature, and its cold months hold
+bits of <i>Calibrate models per cell</i>; 32: no temperature, and its cold months hold
 much of its precipitation; 128: its P, PET and Q cannot balance over the record; the run warns
 naming such catchments), kge_cal_free, kge_val_free,
 kge_cal_map, kge_val_map, kge_val_constant, in_range_map and in_range_constant (1 where the

@@ -35,7 +35,7 @@ MODEL_LOSSES = ["best", "mean"]
 
 class LearnFromRunoffAlgorithm(CwscAlgorithm):
     ALG_NAME = "learnfromrunoff"
-    DISPLAY_NAME = "Learn CWSC from runoff (physics-guided)"
+    DISPLAY_NAME = "Train CWSC ResNet on runoff"
     GROUP = "learning"
     COMMAND = "learn"
     TAGS = ("physics-guided", "deep learning", "differentiable model", "PyTorch", "runoff")

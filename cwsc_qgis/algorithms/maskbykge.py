@@ -82,7 +82,7 @@ masked by KGE only), and sets every other cell to nodata, so the network trains 
 labels the models could explain. From qgis_process or a script the flags can also be given
 as the bit mask of band 3 (1, 2, 4, ..., 128; e.g. 9 = 1 + 8; the default is 193 = 1 + 64 +
 128).</p>
-<p><b>Inputs</b>: <b>LABELS</b> (the CWSC output of <i>Calibrate water balance models</i>, mm;
+<p><b>Inputs</b>: <b>LABELS</b> (the CWSC output of <i>Calibrate models per cell</i>, mm;
 every band is masked) and <b>KGE</b> (its KGE output), on the same grid.</p>
 <p><b>Outputs</b>: <b>OUTPUT</b>: masked labels in mm (nodata -9999); numbers
 <b>KEPT_CELLS</b> and <b>MASKED_CELLS</b> (of which the log says how many by KGE and how many
@@ -93,8 +93,7 @@ by flags).</p>
 <p>Keeps the CWSC labels of the cells whose calibration KGE is above <b>THRESHOLD</b> and whose
 quality flags are none of those ticked in <b>EXCLUDE_FLAGS</b>; every other cell becomes
 nodata, so the network trains only on labels the models could explain.</p>
-<p><b>Inputs</b>: <b>LABELS</b> and <b>KGE</b>, the two outputs of <i>Calibrate water balance
-models</i> (given the wrong way round, they are refused).</p>
+<p><b>Inputs</b>: <b>LABELS</b> and <b>KGE</b>, the two outputs of <i>Calibrate models per cell</i> (given the wrong way round, they are refused).</p>
 <p><b>Outputs</b>: <b>OUTPUT</b> (masked labels, mm); <b>KEPT_CELLS</b>, <b>MASKED_CELLS</b>.</p>
 <p>From qgis_process the flags can also be the bit mask of band 3 (e.g. 9 = 1 + 8).</p>
 """

@@ -48,7 +48,7 @@ the parameter-map format of distributed models such as mHM and Wflow.</p>
 """
     HELP = """
 <p>Maps CWSC on every cell with predictors, from a model file of <i>Train CWSC ResNet</i> or
-<i>Learn CWSC from runoff</i>.</p>
+<i>Train CWSC ResNet on runoff</i>.</p>
 <p><b>Inputs</b>: <b>MODEL</b> (.pt), <b>PREDICTORS</b> (the training's channels; given in
 another order they are matched by name and put in the model's order).</p>
 <p><b>Outputs</b>: <b>OUTPUT</b> (CWSC, mm, a cloud-optimised GeoTIFF), optionally

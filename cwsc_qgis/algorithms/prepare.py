@@ -24,7 +24,7 @@ FILE_FILTER = "Rasters (*.tif *.tiff *.nc *.nc4 *.cdf);;All files (*.*)"
 
 class PrepareAlgorithm(CwscAlgorithm):
     ALG_NAME = "prepare"
-    DISPLAY_NAME = "Prepare forcing and predictors"
+    DISPLAY_NAME = "Prepare forcing & predictors"
     GROUP = "preparation"
     COMMAND = "prepare"
     TAGS = (
@@ -60,7 +60,7 @@ grid by area-weighted averaging; <b>OUTPUT_PREDICTORS</b> (a folder): mean annua
 precipitation, PET and runoff (mm/yr), aridity PET/P, runoff coefficient Q/P and
 precipitation seasonality, each a GeoTIFF described with its unit, over the whole years of
 the period.</p>
-<p>Next step: <i>Calibrate water balance models</i> on the three outputs; the predictors go
+<p>Next step: <i>Calibrate models per cell</i> on the three outputs; the predictors go
 to <i>Train CWSC ResNet</i> with the other predictors (soil, terrain, vegetation).</p>
 """
     HELP = """

@@ -39,8 +39,7 @@ nvidia-smi reports an NVIDIA GPU, else the CPU build), cpu or cuda.</p>
 backend reports (versions, devices). Cancel stops pip and removes a folder this run made.
 To use an environment you built yourself instead, set <i>Processing &gt; Options &gt;
 Providers &gt; CWSC &gt; Backend Python interpreter</i> to its python.</p>
-<p>Next step: <i>Prepare forcing and predictors</i>, or <i>Calibrate water balance
-models</i>.</p>
+<p>Next step: <i>Prepare forcing & predictors</i>, or <i>Calibrate models per cell</i>.</p>
 """
     HELP = """
 <p>Builds the backend's Python environment from inside QGIS, once after installing the

@@ -5,9 +5,11 @@ LICENSE, and no compiled files or caches."""
 import configparser
 import os
 import re
+import shutil
 import subprocess
 import zipfile
 
+import pytest
 from plugin_testing import ROOT
 
 #: Fields the repository's validator asks for; the ones the project cannot honestly give yet
@@ -50,7 +52,7 @@ def test_the_zip_passes_the_repository_checks(tmp_path):
     assert general["hasProcessingProvider"] == "yes"
     assert "cwsc_qgis/" + general["icon"] in names
     # The Plugin Manager's page lists every tool, the gauged catchments and demo data too.
-    for tool in ("Evaluate CWSC at gauged catchments", "Create demo data"):
+    for tool in ("Evaluate CWSC with gauges", "Create demo data"):
         assert tool in general["about"], tool
     assert general["changelog"].startswith(general["version"]) and "gauged catchments" in general["changelog"]
     text = archive.read("cwsc_qgis/metadata.txt").decode("utf-8")
@@ -61,3 +63,25 @@ def test_the_zip_passes_the_repository_checks(tmp_path):
     license_text = archive.read("cwsc_qgis/LICENSE").decode("utf-8")
     assert "GNU GENERAL PUBLIC LICENSE" in license_text and "Version 2" in license_text
     assert "any later version" in license_text
+
+
+def test_the_plugin_manager_reads_the_metadata_without_a_homepage_tracker_or_repository(
+    tmp_path,
+    monkeypatch,
+    qgis_app,  # noqa: ARG001
+):
+    """No public home exists yet (docs/development.md, Releasing): QGIS's Plugin Manager reads
+    metadata.txt without error and shows no links rather than invented ones; its about and
+    changelog name the gauged catchments and the demo data."""
+    monkeypatch.syspath_prepend("/usr/share/qgis/python")  # QGIS's own pyplugin_installer
+    installer_data = pytest.importorskip("pyplugin_installer.installer_data")
+    folder = tmp_path / "cwsc_qgis"
+    folder.mkdir()
+    shutil.copy(ROOT / "metadata.txt", folder / "metadata.txt")
+    (folder / "__init__.py").write_text("", encoding="utf-8")
+    plugin = installer_data.plugins.getInstalledPlugin("cwsc_qgis", str(folder), False)
+    assert plugin["error"] == "", plugin["error_details"]
+    assert plugin["name"] == "CWSC toolkit"
+    assert (plugin["homepage"], plugin["tracker"], plugin["code_repository"]) == ("", "", "")
+    for words in ("gauged catchment", "demo data"):
+        assert words in plugin["about"] and words in plugin["changelog"].lower(), words

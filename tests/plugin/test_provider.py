@@ -297,7 +297,7 @@ def test_metadata():
     # What a user reads in the Plugin Manager: no terminal commands, every algorithm named.
     text = general["about"] + general["description"] + general["changelog"]
     assert "make " not in text and ".venv" not in text
-    for name in ("Set up the backend", "Learn CWSC from runoff", "Prepare forcing", "Evaluate CWSC map"):
+    for name in ("Set up the backend", "Train CWSC ResNet on runoff", "Prepare forcing", "Evaluate CWSC map"):
         assert name in general["about"], name
     assert "hydrology" in general["tags"].split(",")
 

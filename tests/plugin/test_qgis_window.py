@@ -151,7 +151,7 @@ def test_the_workflow_model_is_valid_in_the_modeler_and_runs_from_it_with_the_ma
 
 
 def test_gauged_catchments_at_the_dialogs_defaults_end_without_a_red_line(window_run):
-    """Evaluate CWSC at gauged catchments on the demo's gauges with its default temporary
+    """Evaluate CWSC with gauges on the demo's gauges with its default temporary
     outputs and an empty id field: the GeoPackage QGIS loads is the one written (no "The
     following layers were not correctly generated"), the id field is found from the table."""
     result, _ = window_run

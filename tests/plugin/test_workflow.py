@@ -16,7 +16,7 @@ MODEL = ROOT / "resources" / "models" / "cwsc_workflow.model3"
 def test_the_model_is_registered_and_matches_the_algorithms_it_chains(provider):  # noqa: ARG001
     alg = QgsApplication.processingRegistry().algorithmById("cwsc:workflow")
     assert alg is not None
-    assert alg.displayName() == "CWSC workflow: calibrate, mask, train, predict"
+    assert alg.displayName() == "Forcing to CWSC map"
     assert alg.svgIconPath().endswith("icon.svg")
     names = {d.name() for d in alg.parameterDefinitions()}
     assert {"PRECIPITATION", "PET", "RUNOFF", "PREDICTORS", "MODELS", "EPOCHS", "SEED"} <= names
