@@ -268,3 +268,113 @@ def test_the_map_stays_in_the_training_labels_range_and_flags_the_cells_it_bound
     old = _biased(_bundle(), 1e5)
     m = predict_raster(old, paths, tmp_path / "old.tif", device="cpu")
     assert m["cells_bounded"] == 0 and np.nanmin(read_tif(tmp_path / "old.tif")[0][0]) > 1e4
+
+
+# -- a model that averages the network with gradient-boosted trees ------------------------
+
+
+def _with_trees(bundle, data, sizes=(3, 11)):
+    """``bundle`` carrying trees fitted on the valid cells of ``data`` (``(C, rows, cols)``,
+    labels that depend on a cell and its 11 x 11 mean), and the scikit-learn model."""
+    from dataclasses import replace
+
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    from cwsc.ml.baseline import baseline_features
+    from cwsc.ml.trees import export_trees
+
+    rows, cols = np.nonzero(np.isfinite(data).all(axis=0))
+    x = baseline_features(data, rows, cols, sizes)
+    y = 250 + 40 * x[:, 0] + 80 * x[:, -1]
+    model = HistGradientBoostingRegressor(max_iter=20, random_state=0).fit(x, y)
+    info = {"name": "trees with neighbourhood means", "neighbourhoods": list(sizes), "weight": 0.5}
+    return replace(bundle, trees=export_trees(model), trees_info=info), model
+
+
+def test_a_model_with_trees_round_trips_and_maps_the_mean_of_network_and_trees(tmp_path):
+    from cwsc.ml.baseline import baseline_features
+
+    paths, data = _predictors(tmp_path)
+    network = _bundle()  # patch 5: the strips' halo of 2 rows is too short for the 11 x 11 means
+    b, model = _with_trees(network, data)
+    back = load_model(save_model(tmp_path / "m.pt", b))
+    assert back.trees_info == b.trees_info and back.predictions == 2
+    for k, v in b.trees.arrays().items():
+        np.testing.assert_array_equal(back.trees.arrays()[k], v)
+    predict_raster(network, paths, tmp_path / "net.tif", device="cpu")
+    # One row per strip and 16 cells per batch: every strip reads its neighbourhoods' halo.
+    out = predict_raster(
+        back, paths, tmp_path / "cwsc.tif", tmp_path / "std.tif", device="cpu", budget_bytes=1, batch_size=16
+    )
+    predict_raster(back, paths, tmp_path / "whole.tif", device="cpu")  # one strip, spread as band 2
+    net = read_tif(tmp_path / "net.tif")[0][0]
+    cwsc, prof, desc = read_tif(tmp_path / "cwsc.tif")
+    std, _, std_desc = read_tif(tmp_path / "std.tif")
+    whole, _, whole_desc = read_tif(tmp_path / "whole.tif")
+    valid = np.isfinite(data).all(axis=0)
+    rows, cols = np.nonzero(valid)
+    # The trees see each cell's predictors and its means over the whole grid, as at training.
+    trees = np.clip(model.predict(baseline_features(data, rows, cols, (3, 11))), 0, None)
+    assert out["cells_predicted"] == len(rows)
+    np.testing.assert_array_equal(np.isfinite(cwsc[0]), valid)
+    np.testing.assert_allclose(cwsc[0][valid], 0.5 * net[valid] + 0.5 * trees, rtol=1e-5, atol=1e-3)
+    # One member: the spread around the map is half the gap between network and trees.
+    np.testing.assert_allclose(std[0][valid], np.abs(net[valid] - trees) / 2, rtol=1e-4, atol=1e-3)
+    assert std_desc == [predict.STD_TREES_DESCRIPTION] and desc == ["CWSC (mm)"]
+    assert whole_desc == ["CWSC (mm)", predict.STD_TREES_DESCRIPTION]
+    np.testing.assert_allclose(whole[0], cwsc[0], rtol=1e-5, atol=1e-3)
+    np.testing.assert_allclose(whole[1], std[0], rtol=1e-4, atol=1e-3)
+
+
+def test_an_ensemble_with_trees_weights_the_spread_as_the_map(tmp_path):
+    paths, data = _predictors(tmp_path)
+    network = _bundle(members=3)
+    b, _ = _with_trees(network, data, sizes=())
+    predict_raster(network, paths, tmp_path / "net.tif", tmp_path / "net_std.tif", device="cpu")
+    predict_raster(b, paths, tmp_path / "cwsc.tif", tmp_path / "std.tif", device="cpu")
+    net, net_sd = read_tif(tmp_path / "net.tif")[0][0], read_tif(tmp_path / "net_std.tif")[0][0]
+    cwsc, std = read_tif(tmp_path / "cwsc.tif")[0][0], read_tif(tmp_path / "std.tif")[0][0]
+    valid = np.isfinite(cwsc)
+    trees = 2 * cwsc[valid] - net[valid]
+    # Members weighted 1/6 each, the trees 1/2: variance = half the members' variance around
+    # the map plus half the trees' squared distance from it.
+    var = 0.5 * (net_sd[valid] ** 2 + (net[valid] - cwsc[valid]) ** 2) + 0.5 * (trees - cwsc[valid]) ** 2
+    np.testing.assert_allclose(std[valid], np.sqrt(var), rtol=1e-3, atol=1e-2)
+
+
+def test_a_model_file_of_format_1_without_trees_still_predicts(tmp_path):
+    import json
+
+    from cwsc.io.jsonable import jsonable
+
+    paths, _ = _predictors(tmp_path)
+    b = _bundle(members=2)
+    old = {  # the layout version 1 wrote: no trees
+        "format": modelfile.FORMAT,
+        "version": 1,
+        "metadata": json.dumps(jsonable(b.metadata())),
+        "members": b.members,
+    }
+    torch.save(old, tmp_path / "old.pt")
+    back = load_model(tmp_path / "old.pt")
+    assert back.trees is None and back.predictions == 2 and back.trees_weight == 0.0
+    predict_raster(back, paths, tmp_path / "old.tif", device="cpu")
+    predict_raster(b, paths, tmp_path / "new.tif", device="cpu")
+    old_map, _, desc = read_tif(tmp_path / "old.tif")
+    assert desc == ["CWSC (mm)", "CWSC ensemble standard deviation (mm)"]
+    np.testing.assert_array_equal(old_map, read_tif(tmp_path / "new.tif")[0])
+
+
+def test_a_model_file_with_damaged_trees_is_refused(tmp_path):
+    paths, data = _predictors(tmp_path)
+    b, _ = _with_trees(_bundle(), data)
+    path = save_model(tmp_path / "m.pt", b)
+    payload = torch.load(path, weights_only=True)
+    payload["trees"]["left"] = payload["trees"]["left"] + 10**6
+    torch.save(payload, tmp_path / "broken.pt")
+    with pytest.raises(InputFileError, match="damaged CWSC model file.*children point outside"):
+        load_model(tmp_path / "broken.pt")
+    del payload["trees"]
+    torch.save(payload, tmp_path / "half.pt")
+    with pytest.raises(InputFileError, match="trees' arrays or their description is missing"):
+        load_model(tmp_path / "half.pt")
