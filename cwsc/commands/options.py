@@ -129,7 +129,7 @@ HELP: dict[str, str] = {
     "--split": "how test cells are held out: random cells, or blocks of cells (spatial)",
     "--block-size": "cells per side of a spatial block (default: a tenth of the grid's shorter side)",
     "--recipe": "the training settings: default (this toolkit's) or seed (the original paper's)",
-    "--ensemble": "number of networks trained with different seeds; the map is their mean",
+    "--ensemble": "number of networks trained with different seeds; the network's prediction is their mean",
     "--out-report": "the HTML report (.html)",
     "--out-model": "the model file (.pt) that predict reads",
     "--kge-threshold": "KGE above which a cell's label is used",
@@ -158,7 +158,10 @@ COMMAND_HELP: dict[tuple[str, str], str] = {
     ("predict", "--model"): "a model file (.pt) written by train or learn",
     ("predict", "--batch-size"): "cells predicted at once (default: as many as memory allows)",
     ("predict", "--out"): "the CWSC map (GeoTIFF, mm)",
-    ("predict", "--out-uncertainty"): "the spread of the ensemble's maps (GeoTIFF, mm; optional)",
+    ("predict", "--out-uncertainty"): (
+        "the spread of the maps averaged (network members, and trees): their standard deviation "
+        "around the map, weighted as in it (GeoTIFF, mm; optional)"
+    ),
     ("predict", "--out-flags"): (
         "per cell 1 where the map was raised to the training labels' lowest value, 2 where "
         "lowered to their highest, 0 within (GeoTIFF; optional)"

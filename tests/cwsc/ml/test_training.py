@@ -164,3 +164,40 @@ def test_training_runs_with_very_few_steps(twin, epochs):
     cfg = TrainConfig(epochs=epochs, batch_size=256, device="cpu", seed=1, **TINY)
     res = train_from_arrays(twin.predictors, twin.labels, twin.kge, cfg)
     assert res.epochs_run >= 1 and math.isfinite(res.metrics["test_rmse"])
+
+
+def test_the_trees_averaged_in_are_chosen_on_the_validation_cells(twin):
+    from cwsc.ml.baseline import fit_best_baseline
+    from cwsc.ml.metrics import r2_score
+    from cwsc.ml.training import average_with_trees
+    from cwsc.ml.trees import predict_trees
+
+    res = train_from_arrays(
+        twin.predictors, twin.labels, twin.kge, TrainConfig(epochs=2, batch_size=32, device="cpu", **TINY)
+    )
+    best = fit_best_baseline(twin.predictors, res.split, 0)
+    shipped = average_with_trees(res, best)
+    val = {name: fit.val_r2 for name, fit in best.fits.items()}
+    assert shipped.name == max(val, key=val.get)  # by validation, whatever the test says
+    fit = best.fits[shipped.name]
+    np.testing.assert_array_equal(shipped.test_pred, 0.5 * (res.test_pred + fit.test_pred))
+    assert shipped.metrics["test_r2"] == pytest.approx(r2_score(res.test_obs, shipped.test_pred))
+    assert shipped.info["weight"] == 0.5 and shipped.info["val_r2"] == fit.val_r2
+    # The exported trees give the fitted trees' test predictions.
+    from cwsc.ml.baseline import BASELINES, baseline_features
+
+    s = res.split.samples
+    x = baseline_features(
+        twin.predictors, s.rows[res.split.test], s.cols[res.split.test], BASELINES[shipped.name]
+    )
+    np.testing.assert_allclose(predict_trees(shipped.trees, x), fit.test_pred, rtol=1e-6)
+
+
+def test_the_seed_recipe_has_no_validation_cells_to_choose_trees_on(twin):
+    from cwsc.ml.baseline import fit_best_baseline
+    from cwsc.ml.training import average_with_trees
+
+    cfg = TrainConfig(recipe="seed", epochs=1, batch_size=32, device="cpu", **TINY)
+    res = train_from_arrays(twin.predictors, twin.labels, twin.kge, cfg)
+    assert len(res.split.val) == 0
+    assert average_with_trees(res, fit_best_baseline(twin.predictors, res.split, 0)) is None
