@@ -8,6 +8,15 @@ QGIS_PY := $(QGIS_VENV)/bin/python
 STAMPS := .stamps
 export QT_QPA_PLATFORM ?= offscreen
 export CWSC_BACKEND_PYTHON ?= $(CURDIR)/$(VENV_PY)
+# Test processes per suite (pytest-xdist): 2 for the 2-core machines CI and developers have;
+# TEST_WORKERS=0 runs a suite in one process. Tests marked `serial` measure time (a stop within
+# N s, a speed) and run alone after the parallel pass, so that the other process does not slow them.
+TEST_WORKERS ?= 2
+# $(call suite,PYTHON AND PYTEST OPTIONS,MARKER EXPRESSION TAIL,FOLDER): both passes run, and the
+# target fails when either failed (pytest's 5, no test selected, is no failure of the serial pass).
+suite = $(1) -n $(TEST_WORKERS) --dist loadgroup -m "not serial$(2)" $(3); parallel=$$?; \
+	$(1) -m "serial$(2)" $(3); serial=$$?; [ $$serial = 5 ] && serial=0; exit $$((parallel || serial))
+FAST := and not slow and not gui and not network
 
 .PHONY: setup qgis test test-fast test-backend test-plugin lint lock bench demo docs package deploy clean
 
@@ -37,11 +46,11 @@ test: setup test-backend test-plugin
 
 # The tests that finish in a few minutes: everything but those marked slow or gui.
 test-fast: setup docs
-	$(VENV_PY) -m pytest -q -m "not slow and not gui and not network" tests/cwsc
-	$(QGIS_PY) -m pytest -q -p no:cacheprovider -m "not slow and not gui and not network" tests/plugin
+	$(call suite,$(VENV_PY) -m pytest -q, $(FAST),tests/cwsc)
+	$(call suite,$(QGIS_PY) -m pytest -q -p no:cacheprovider, $(FAST),tests/plugin)
 
 test-backend: $(STAMPS)/backend
-	$(VENV_PY) -m pytest -q tests/cwsc
+	$(call suite,$(VENV_PY) -m pytest -q,,tests/cwsc)
 
 docs: $(STAMPS)/backend
 	$(VENV_PY) -m sphinx -W --keep-going -q -b html docs docs/_build/html
@@ -62,7 +71,7 @@ lock:
 	sed -i -E 's/^(torch==[0-9.]+)\+cpu$$/\1/' requirements/lock.txt requirements/lock-test.txt
 
 test-plugin: $(STAMPS)/plugin-test $(STAMPS)/backend docs
-	$(QGIS_PY) -m pytest -q -p no:cacheprovider tests/plugin
+	$(call suite,$(QGIS_PY) -m pytest -q -p no:cacheprovider,,tests/plugin)
 
 bench: $(STAMPS)/backend
 	$(VENV_PY) -m benchmarks

@@ -6,12 +6,23 @@ every end-to-end test also checks such paths. The backend interpreter is
 $CWSC_BACKEND_PYTHON (the Makefile sets it to the repository's .venv python).
 """
 
+import atexit
 import os
+import shutil
 import subprocess
+import tempfile
 
 import numpy as np
 import pytest
 from plugin_testing import FORCING_SHAPE, GRID, PLUGIN, ROOT, ensure_provider, forcing, write_tif
+
+# Each pytest process (each pytest-xdist worker) is its own QGIS with its own profile folder,
+# set before pytest-qgis starts QGIS: Processing settings that a test changes (the default
+# device, the backend interpreter) are saved in the profile, and a test running at the same
+# moment in the other worker must not read them. It also keeps the user's own profile out of it.
+_PROFILE = tempfile.mkdtemp(prefix=f"cwsc-qgis-profile-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}-")
+os.environ["QGIS_CUSTOM_CONFIG_PATH"] = _PROFILE
+atexit.register(shutil.rmtree, _PROFILE, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -318,6 +318,7 @@ def test_cuda_without_cuda(run_alg, trained, data_dir, tmp_path):
         ProcessingConfig.setSettingValue(settings.DEFAULT_DEVICE, 0)
 
 
+@pytest.mark.serial
 @pytest.mark.skipif(sys.platform == "win32", reason="process groups")
 def test_cancel_during_training(run_alg, data_dir, tmp_path):
     from test_runner import _group_members
@@ -342,6 +343,7 @@ def test_cancel_during_training(run_alg, data_dir, tmp_path):
     assert not out_dir.exists()  # the folder the run made for its outputs goes with them
 
 
+@pytest.mark.serial
 def test_overhead_run_to_first_progress(run_alg, data_dir, tmp_path):
     run_alg("cwsc:info", {})  # warm disk cache and the interpreter check
     fb = TimingFeedback()

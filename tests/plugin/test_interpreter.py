@@ -49,6 +49,7 @@ def test_interpreter_lookup_order(provider, monkeypatch, tmp_path):  # noqa: ARG
         interpreter.find_backend_python()
 
 
+@pytest.mark.serial
 def test_check_is_cached_per_interpreter(monkeypatch):
     interpreter.forget_checks()
     python = os.environ["CWSC_BACKEND_PYTHON"]

@@ -192,6 +192,7 @@ def _group_members(pgid):
     return alive
 
 
+@pytest.mark.serial
 @pytest.mark.skipif(sys.platform == "win32", reason="process groups")
 @pytest.mark.parametrize("stubborn", [False, True], ids=["backend-stops", "backend-ignores-sigterm"])
 def test_cancel_stops_the_process_tree_within_2s(fake_root, tmp_path, stubborn):

@@ -42,6 +42,7 @@ def fresh_profile(tmp_path_factory):
     return env, home
 
 
+@pytest.mark.serial
 @pytest.mark.slow
 def test_setup_from_a_fresh_profile_then_info_runs(fresh_profile):
     env, home = fresh_profile

@@ -213,6 +213,7 @@ def test_a_failed_or_stopped_learn_leaves_the_users_files_byte_identical(runoff_
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.pt", "r.html"]
 
 
+@pytest.mark.serial
 def test_sigterm_during_learning_leaves_nothing(runoff_twin, tmp_path):
     files, _ = runoff_twin
     proc = start_backend(

@@ -29,6 +29,7 @@ def test_predict_bad_models_and_channels(twin_files, tmp_path):
     assert not (tmp_path / "o.tif").exists() and leftovers(tmp_path) == []
 
 
+@pytest.mark.serial
 def test_sigterm_during_prediction_leaves_nothing(tmp_path):
     from cwsc.io import rasters as io
     from cwsc.ml.modelfile import ModelBundle, grid_summary, save_model

@@ -129,6 +129,7 @@ def test_cuda_without_cuda_is_bad_input(twin_files, tmp_path):
     expect_bad_input(train_args(files, tmp_path / "m.pt", "--device", "cuda"), "no CUDA", tmp_path)
 
 
+@pytest.mark.serial
 def test_sigterm_during_training_leaves_nothing(twin_files, tmp_path):
     files, _ = twin_files
     proc = start_backend(

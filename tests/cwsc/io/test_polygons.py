@@ -377,9 +377,10 @@ def test_ten_thousand_cells_fast():
     radius = 57_000 + 3000 * np.sin(7 * angle)
     pts = [(4_060_000 + r * math.cos(a), 2_940_000 + r * math.sin(a)) for a, r in zip(angle, radius)]
     geometry = poly(pts + [pts[0]])
-    start = time.perf_counter()
+    # CPU seconds of this process, not wall time: other test processes on the machine do not count.
+    start = time.process_time()
     cover = P.cell_fractions(geometry, LAEA, GRID, LAEA, (120, 120))
-    assert time.perf_counter() - start < 1.0
+    assert time.process_time() - start < 1.0
     assert len(cover) > 10_000
     assert cover.area_km2 == pytest.approx(shapely_shape(geometry).area / 1e6, rel=1e-7)
 

@@ -198,6 +198,7 @@ sys.exit(protocol.run(command))
 """
 
 
+@pytest.mark.serial
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 @pytest.mark.slow
 def test_a_stop_during_a_long_call_in_c_still_ends_the_run_at_once(tmp_path):
