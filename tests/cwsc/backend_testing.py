@@ -16,15 +16,26 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def write_tif(
-    path, data, transform=(0.5, 0, -10.0, 0, -0.5, 60.0), crs="EPSG:4326", nodata=-9999.0, descriptions=None
+    path,
+    data,
+    transform=(0.5, 0, -10.0, 0, -0.5, 60.0),
+    crs="EPSG:4326",
+    nodata=-9999.0,
+    descriptions=None,
+    units=None,
+    as_is=False,
 ):
-    """Write float ``data`` (rows, cols) or (bands, rows, cols) with NaN as nodata."""
+    """Write float ``data`` (rows, cols) or (bands, rows, cols) with NaN as nodata; ``as_is``:
+    the values as they are (NaN, inf, a sentinel that ``nodata`` may or may not declare), as a
+    faulty file has them; ``units``: every band's unit."""
     import rasterio
     from affine import Affine
 
     data = np.asarray(data, dtype=np.float32)
     if data.ndim == 2:
         data = data[None]
+    if not as_is:
+        data = np.where(np.isfinite(data), data, nodata).astype(np.float32)
     with rasterio.open(
         path,
         "w",
@@ -37,9 +48,11 @@ def write_tif(
         transform=Affine(*transform),
         nodata=nodata,
     ) as dst:
-        dst.write(np.where(np.isfinite(data), data, nodata).astype(np.float32))
+        dst.write(data)
         for i, d in enumerate(descriptions or [], start=1):
             dst.set_band_description(i, d)
+        if units:
+            dst.units = [units] * data.shape[0]
     return Path(path)
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from backend_testing import write_tif
 
 from cwsc.errors import InputFileError
 from cwsc.io import gate
@@ -16,30 +17,11 @@ MONTHS = [f"{2001 + i // 12}-{i % 12 + 1:02d}" for i in range(24)]
 
 
 def tif(path, data, nodata=None, descriptions=None, units=None):
-    """A float32 GeoTIFF of ``data`` (bands, rows, cols) with ``nodata`` declared or not."""
-    import rasterio
-    from affine import Affine
-
-    data = np.asarray(data, dtype=np.float32)
-    data = data[None] if data.ndim == 2 else data
-    with rasterio.open(
-        path,
-        "w",
-        driver="GTiff",
-        width=data.shape[2],
-        height=data.shape[1],
-        count=data.shape[0],
-        dtype="float32",
-        crs="EPSG:4326",
-        transform=Affine(*TRANSFORM),
-        nodata=nodata,
-    ) as dst:
-        dst.write(data)
-        for i, d in enumerate(descriptions or [], start=1):
-            dst.set_band_description(i, d)
-        if units:
-            dst.units = [units] * data.shape[0]
-    return str(path)
+    """A float32 GeoTIFF of ``data`` (bands, rows, cols), values as they are, with ``nodata``
+    declared or not."""
+    return str(
+        write_tif(path, data, TRANSFORM, nodata=nodata, descriptions=descriptions, units=units, as_is=True)
+    )
 
 
 @pytest.mark.parametrize("sentinel", [-9999.0, -999.0, 1e20, 3.4028234663852886e38, 9.969209968386869e36])

@@ -112,27 +112,6 @@ def test_block_split_keeps_blocks_whole():
     assert not {block(i) for i in tr} & {block(i) for i in te}
 
 
-def write_raw(path, data, transform, nodata=-9999.0):
-    """Write values as they are (conftest.write_tif turns non-finite values into nodata)."""
-    import rasterio
-    from affine import Affine
-
-    with rasterio.open(
-        path,
-        "w",
-        driver="GTiff",
-        width=data.shape[2],
-        height=data.shape[1],
-        count=data.shape[0],
-        dtype="float32",
-        crs="EPSG:4326",
-        transform=Affine(*transform),
-        nodata=nodata,
-    ) as dst:
-        dst.write(data)
-    return path
-
-
 def test_read_predictors_names_bands_warns_on_warp_and_refuses_inf(tmp_path, caplog):
     t = (0.5, 0, 10.0, 0, -0.5, 50.0)
     a = write_tif(tmp_path / "soil.tif", np.ones((2, 10, 10)), transform=t, descriptions=["clay", ""])
@@ -149,7 +128,7 @@ def test_read_predictors_names_bands_warns_on_warp_and_refuses_inf(tmp_path, cap
     assert any(r.levelname == "WARNING" and "resampled" in r.getMessage() for r in caplog.records)
     bad = np.ones((2, 10, 10), np.float32)
     bad[1, 3, 3] = np.inf
-    c = write_raw(tmp_path / "broken.tif", bad, t)
+    c = write_tif(tmp_path / "broken.tif", bad, t, as_is=True)  # inf kept, not made nodata
     with pytest.raises(InputFileError, match=r"broken.tif' band 2 holds 1 infinite"):
         P.read_predictors([str(c)], grid)
     empty = write_tif(
