@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from backend_testing import read_tif, refused, run_backend, write_tif
+from backend_testing import calibrate_args, read_tif, refused, run_backend, write_tif
 
 from cwsc.hydro.labels import FLAG_SNOW
 from cwsc.hydro.snow import liquid_water
@@ -62,21 +62,7 @@ def test_temperature_lifts_the_fit_and_bit_32_flags_the_cells_without_it(snowy, 
 def test_a_temperature_in_kelvin_read_as_celsius_is_refused_naming_the_file(snowy, tmp_path):
     paths, _ = snowy
     message = refused(
-        [
-            "calibrate",
-            "--precip",
-            paths["p"],
-            "--pet",
-            paths["e"],
-            "--runoff",
-            paths["q"],
-            "--temperature",
-            paths["t_kelvin"],
-            "--out-cwsc",
-            tmp_path / "c.tif",
-            "--out-kge",
-            tmp_path / "k.tif",
-        ],
+        [*calibrate_args(paths, tmp_path), "--temperature", paths["t_kelvin"]],
         "TEMPERATURE",
         "t_kelvin.tif",
         "TEMPERATURE_UNITS=K",
@@ -90,21 +76,7 @@ def test_temperature_on_another_grid_is_refused(snowy, tmp_path):
     t = read_tif(paths["t"])[0]
     other = write_tif(folder / "t_shifted.tif", t, transform=(0.5, 0, -9.0, 0, -0.5, 60.0))
     refused(
-        [
-            "calibrate",
-            "--precip",
-            paths["p"],
-            "--pet",
-            paths["e"],
-            "--runoff",
-            paths["q"],
-            "--temperature",
-            other,
-            "--out-cwsc",
-            tmp_path / "c.tif",
-            "--out-kge",
-            tmp_path / "k.tif",
-        ],
+        [*calibrate_args(paths, tmp_path), "--temperature", other],
         "t_shifted.tif",
     )
 
@@ -112,23 +84,7 @@ def test_temperature_on_another_grid_is_refused(snowy, tmp_path):
 def test_unknown_temperature_units_name_the_option(snowy, tmp_path):
     paths, _ = snowy
     refused(
-        [
-            "calibrate",
-            "--precip",
-            paths["p"],
-            "--pet",
-            paths["e"],
-            "--runoff",
-            paths["q"],
-            "--temperature",
-            paths["t"],
-            "--temperature-units",
-            "F",
-            "--out-cwsc",
-            tmp_path / "c.tif",
-            "--out-kge",
-            tmp_path / "k.tif",
-        ],
+        [*calibrate_args(paths, tmp_path), "--temperature", paths["t"], "--temperature-units", "F"],
         "TEMPERATURE_UNITS",
         "'F'",
     )
