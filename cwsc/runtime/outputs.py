@@ -905,15 +905,7 @@ class Outputs:
                 )
 
             try:
-                src = sqlite3.connect(f"file:{pathname2url(str(final))}?mode=ro", uri=True)
-                try:
-                    dst = sqlite3.connect(tmp)
-                    try:
-                        src.backup(dst)
-                    finally:
-                        dst.close()
-                finally:
-                    src.close()
+                _sqlite_backup(f"file:{pathname2url(str(final))}?mode=ro", tmp, uri=True)
             except sqlite3.Error as exc:
                 raise OutputRefused(f"{label}: '{final}' cannot be read as a GeoPackage ({exc})") from None
             next(o for o in self._items if o.label == label).in_place = True
@@ -1141,18 +1133,22 @@ def _sqlite_replace(source: Path, destination: Path) -> None:
     import sqlite3
 
     try:
-        src = sqlite3.connect(source)
-        try:
-            dst = sqlite3.connect(destination, timeout=60)
-            try:
-                src.backup(dst)
-            finally:
-                dst.close()
-        finally:
-            src.close()
+        _sqlite_backup(str(source), destination, timeout=60)
     except sqlite3.Error as exc:
         raise OSError(errno.EIO, f"SQLite: {exc}", str(destination)) from None
     _remove([source])
+
+
+def _sqlite_backup(source: str, destination: Path, *, uri: bool = False, timeout: float = 5.0) -> None:
+    """Copy the SQLite database ``source`` (a path, or a ``file:`` URI when ``uri``) into
+    ``destination`` with SQLite's backup API, waiting up to ``timeout`` seconds for another
+    program's lock on ``destination``; both connections are closed whatever happens (an open
+    one would keep the file busy on Windows and hold its journal). Raises ``sqlite3.Error``."""
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(source, uri=uri)) as src:
+        with contextlib.closing(sqlite3.connect(destination, timeout=timeout)) as dst:
+            src.backup(dst)
 
 
 def _disk_full(exc: BaseException | None) -> bool:
