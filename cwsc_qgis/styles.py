@@ -23,6 +23,7 @@ STYLES = {
     "kge": "kge.qml",
     "uncertainty": "uncertainty.qml",
     "spread": "spread.qml",
+    "bounded": "bounded.qml",
 }
 #: styles whose ramp is rescaled to the data (0 .. rounded maximum)
 ADAPTIVE = {"uncertainty": "mm", "spread": "mm"}
