@@ -467,8 +467,9 @@ def test_evaluate_end_to_end(run_alg, data_dir, tmp_path):
 
 
 def test_a_spread_asked_of_a_one_member_model_ends_without_red(provider, data_dir, tmp_path):
-    """Predict with OUTPUT_UNCERTAINTY on a one-member model: the backend says there is no
-    spread; QGIS must not then report the missing layer as "not correctly generated"."""
+    """Predict with OUTPUT_UNCERTAINTY on a one-member model without trees: the backend says
+    there is no spread; QGIS must not then report the missing layer as "not correctly
+    generated"."""
     import processing
     from qgis.core import QgsProcessingContext
 
@@ -486,6 +487,7 @@ def test_a_spread_asked_of_a_one_member_model_ends_without_red(provider, data_di
             "PREDICTORS": predictors(data_dir),
             "LABELS": str(data_dir / "labels.tif"),
             "OUTPUT_MODEL": str(model),
+            "TREES": False,  # the network alone: one prediction, no spread
             **TINY_NET,
         },
         feedback=QgsProcessingFeedback(),
@@ -629,10 +631,61 @@ def test_demo_data_from_the_toolbox_loads_as_a_group(provider, tmp_path):
             project.layerTreeRoot().removeChildNode(group)
 
 
-def test_relative_paths_are_the_callers(provider, data_dir, tmp_path, monkeypatch):  # noqa: ARG001
+def _predictor_files(data_dir):
+    return [str(p) for p in sorted((data_dir / "predictors").glob("*.tif"))]
+
+
+@pytest.mark.parametrize(
+    ("alg_id", "params", "expected"),
+    [
+        (
+            "cwsc:predict",
+            {"MODEL": "cwsc_model.pt", "PREDICTORS": _predictor_files, "OUTPUT": "cwsc.tif"},
+            {"--model": "cwsc_model.pt", "--out": "cwsc.tif"},
+        ),
+        (
+            "cwsc:calibrate",
+            {
+                "PRECIPITATION": "precipitation.tif",
+                "PET": "pet.tif",
+                "RUNOFF": "runoff.tif",
+                "WORK_DIR": "wd",
+                "OUTPUT_CWSC": "labels.tif",
+                "OUTPUT_KGE": "kge.tif",
+            },
+            {"--work-dir": "wd", "--precip": "precipitation.tif"},
+        ),
+        (
+            "cwsc:evaluate",
+            {
+                "CWSC": lambda data_dir: str(data_dir / "labels.tif"),
+                "MODEL": "cwsc_model.pt",
+                "OUTPUT_REPORT": "report.html",
+            },
+            {"--model": "cwsc_model.pt"},
+        ),
+        (
+            "cwsc:prepare",
+            {
+                "PRECIPITATION": "precipitation.tif",
+                "PET": "pet.tif",
+                "RUNOFF": "runoff.tif",
+                "OUTPUT_PRECIPITATION": "p.tif",
+                "OUTPUT_PET": "e.tif",
+                "OUTPUT_RUNOFF": "q.tif",
+                "OUTPUT_PREDICTORS": "climate",
+            },
+            {"--runoff": "runoff.tif", "--out-predictors": "climate"},
+        ),
+        ("cwsc:demodata", {"OUTPUT": "demo"}, {"--out": "demo"}),
+    ],
+    ids=["predict", "calibrate", "evaluate", "prepare", "demodata"],
+)
+def test_relative_paths_are_the_callers(provider, data_dir, tmp_path, monkeypatch, alg_id, params, expected):  # noqa: ARG001
     """qgis_process in a user's folder: ``MODEL=cwsc_model.pt`` right after train wrote it there,
     ``WORK_DIR=wd``, ``SERIES=gauges.csv``, ``OUTPUT=cwsc.tif`` are files of that folder, never
-    of the plugin's (where the backend runs and the next plugin update deletes what is there)."""
+    of the plugin's (where the backend runs and the next plugin update deletes what is there).
+    ``params``: a value that is a function is given the test data's folder."""
     import shutil
 
     from qgis.core import QgsApplication, QgsProcessingContext
@@ -645,54 +698,14 @@ def test_relative_paths_are_the_callers(provider, data_dir, tmp_path, monkeypatc
     (here / "gauges.csv").write_text("id,month,runoff\ng0,2001-01,3\n", encoding="utf-8")
     monkeypatch.chdir(here)
 
-    def build(alg_id, params):
-        alg = QgsApplication.processingRegistry().algorithmById(alg_id).create()
-        context = QgsProcessingContext()
-        context.setProject(QgsProject.instance())
-        args, _ = alg.build(params, context, QgsProcessingFeedback())
-        return [str(a) for a in args]
-
-    def option(args, flag):
-        return args[args.index(flag) + 1]
-
-    predictors = [str(p) for p in sorted((data_dir / "predictors").glob("*.tif"))]
-    args = build("cwsc:predict", {"MODEL": "cwsc_model.pt", "PREDICTORS": predictors, "OUTPUT": "cwsc.tif"})
-    assert option(args, "--model") == str(here / "cwsc_model.pt")
-    assert option(args, "--out") == str(here / "cwsc.tif")
-    args = build(
-        "cwsc:calibrate",
-        {
-            "PRECIPITATION": "precipitation.tif",
-            "PET": "pet.tif",
-            "RUNOFF": "runoff.tif",
-            "WORK_DIR": "wd",
-            "OUTPUT_CWSC": "labels.tif",
-            "OUTPUT_KGE": "kge.tif",
-        },
-    )
-    assert option(args, "--work-dir") == str(here / "wd")
-    assert option(args, "--precip") == str(here / "precipitation.tif")
-    args = build(
-        "cwsc:evaluate",
-        {"CWSC": str(data_dir / "labels.tif"), "MODEL": "cwsc_model.pt", "OUTPUT_REPORT": "report.html"},
-    )
-    assert option(args, "--model") == str(here / "cwsc_model.pt")
-    args = build(
-        "cwsc:prepare",
-        {
-            "PRECIPITATION": "precipitation.tif",
-            "PET": "pet.tif",
-            "RUNOFF": "runoff.tif",
-            "OUTPUT_PRECIPITATION": "p.tif",
-            "OUTPUT_PET": "e.tif",
-            "OUTPUT_RUNOFF": "q.tif",
-            "OUTPUT_PREDICTORS": "climate",
-        },
-    )
-    assert option(args, "--runoff") == str(here / "runoff.tif")
-    assert option(args, "--out-predictors") == str(here / "climate")
-    args = build("cwsc:demodata", {"OUTPUT": "demo"})
-    assert option(args, "--out") == str(here / "demo")
+    alg = QgsApplication.processingRegistry().algorithmById(alg_id).create()
+    context = QgsProcessingContext()
+    context.setProject(QgsProject.instance())
+    params = {k: v(data_dir) if callable(v) else v for k, v in params.items()}
+    args, _ = alg.build(params, context, QgsProcessingFeedback())
+    args = [str(a) for a in args]
+    for flag, name in expected.items():
+        assert args[args.index(flag) + 1] == str(here / name), flag
 
 
 def test_predictor_lists_skip_sidecars_and_name_what_they_refuse(provider, data_dir, tmp_path):  # noqa: ARG001
