@@ -17,6 +17,7 @@ from backend_testing import (
 
 from cwsc.commands.options import parse_widths
 from cwsc.errors import ParameterError
+from cwsc.ml.predict import STD_TREES_DESCRIPTION
 
 
 @pytest.mark.slow
@@ -80,7 +81,8 @@ def test_train_then_predict_speaks_the_protocol(twin_files, tmp_path):
     cwsc, prof, desc = read_tif(out)
     land = np.isfinite(read_tif(files["truth"])[0][0])
     assert res["metrics"]["cells_predicted"] == int(land.sum()) == int(np.isfinite(cwsc).sum())
-    assert desc == ["CWSC (mm)"] and read_tif(std)[2] == ["CWSC ensemble standard deviation (mm)"]
+    # Two members and the trees: the spread is theirs around the map, weighted as in it.
+    assert desc == ["CWSC (mm)"] and read_tif(std)[2] == [STD_TREES_DESCRIPTION]
     assert leftovers(tmp_path) == []
 
 
