@@ -27,7 +27,7 @@ and 91 x 91 neighbourhood means as extra channels), ``position`` (sine and cosin
 and longitude as extra channels), ``seeds3`` (an ensemble of three seeds), ``tta`` (the default
 network averaged over the 8 rotations and reflections of each test patch, no retraining),
 ``net+trees`` and ``patch5+trees`` (the mean of that network and the better of the two trees on
-the validation cells, as ``train --ensemble-trees`` stores it). The table adds
+the validation cells, as ``train`` ships it by default; ``train --no-trees`` ships the network alone). The table adds
 ``best-tree``: per split the better of the two trees on test R2, the bar of the issue.
 
 One JSON line per split and learner goes to stdout and ``--out`` (appended; a split and

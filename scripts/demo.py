@@ -297,7 +297,9 @@ def main() -> int:
         "land_cells": demo["metrics"]["land_cells"],
         "cells_calibrated": calibrated,
         "cells_kept_by_kge_mask": kept,
-        "test_r2": train.get("TEST_R2"),
+        "test_r2": train.get("TEST_R2"),  # the shipped model: the network averaged with trees
+        "test_r2_network": train.get("TEST_R2_NETWORK"),
+        "test_r2_tree_baseline": train.get("TEST_R2_BASELINE"),
         "test_rmse_mm": train.get("TEST_RMSE"),
         "r2_predicted_vs_true_all_land_cells": ev.get("R2_REFERENCE"),
         "r_predicted_vs_true_all_land_cells": ev.get("R_REFERENCE"),
@@ -330,6 +332,7 @@ def main() -> int:
     print(f"cells kept by the mask              {kept}  (KGE > 0; flags 1 and 128 excluded)")
     print(
         f"test R2 / RMSE (mm)                 {fmt(summary['test_r2'])} / {fmt(summary['test_rmse_mm'], '.1f')}"
+        f"  (network alone {fmt(summary['test_r2_network'])}, best tree {fmt(summary['test_r2_tree_baseline'])})"
     )
     print(
         f"R2 predicted vs true CWSC (all land) {fmt(summary['r2_predicted_vs_true_all_land_cells'])}"
