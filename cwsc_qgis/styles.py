@@ -367,24 +367,30 @@ def catchment_renderer(field="kge_val_map"):
     return QgsGraduatedSymbolRenderer(expression, ranges)
 
 
-def style_catchments(gpkg_path, context, feedback=None, field="kge_val_map"):
+def style_catchments(gpkg_path, context, feedback=None, field="kge_val_map", layer=None, load=None):
     """The catchment scores: a ``.qml`` sidecar beside the GeoPackage (QGIS applies it when
     the file is opened) and, when QGIS loads the output, a post-processor that applies it.
-    Returns the sidecar's path, None when it could not be written."""
-    from qgis.core import QgsVectorLayer
+    Scores written as the named ``layer`` of a GeoPackage that QGIS loads as ``load`` get no
+    sidecar (it would style the file's other layers too): the style is applied on loading
+    only. Returns the style file's path, None when it could not be written."""
+    from qgis.core import QgsProcessingUtils, QgsVectorLayer
 
-    layer = QgsVectorLayer(gpkg_path, "catchments", "ogr")
-    if not layer.isValid() or layer.fields().indexOf(field) < 0:
+    source = "{}|layername={}".format(gpkg_path, layer) if layer else gpkg_path
+    scores = QgsVectorLayer(source, "catchments", "ogr")
+    if not scores.isValid() or scores.fields().indexOf(field) < 0:
         return None
-    layer.setRenderer(catchment_renderer(field))
-    target = sidecar_path(gpkg_path)
-    message, ok = layer.saveNamedStyle(target)
-    del layer
+    scores.setRenderer(catchment_renderer(field))
+    target = (
+        QgsProcessingUtils.generateTempFilename("catchment_scores.qml") if layer else sidecar_path(gpkg_path)
+    )
+    message, ok = scores.saveNamedStyle(target)
+    del scores
     if not ok or not os.path.isfile(target):
         if feedback is not None:
             feedback.pushWarning("could not write the style sidecar {}: {}".format(target, message))
         return None
-    if context is not None and context.willLoadLayerOnCompletion(gpkg_path):
-        details = context.layerToLoadOnCompletionDetails(gpkg_path)
+    loaded = load or gpkg_path
+    if context is not None and context.willLoadLayerOnCompletion(loaded):
+        details = context.layerToLoadOnCompletionDetails(loaded)
         details.setPostProcessor(StylePostProcessor.create(target))
     return target

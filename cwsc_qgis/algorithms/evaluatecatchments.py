@@ -105,9 +105,27 @@ def field_matches(source, ids):
     return {name: len(ids & found) for name, found in values.items()}
 
 
+def gpkg_layer(destination):
+    """(file, layer name or None) of a vector destination: ``scores.gpkg``,
+    ``scores.gpkg|layername=NAME`` or QGIS's ``ogr:dbname='scores.gpkg' table="NAME" (geom)``."""
+    from qgis.core import QgsDataSourceUri, QgsProviderRegistry
+
+    destination = destination or ""
+    if destination.startswith("ogr:"):
+        uri = QgsDataSourceUri(destination[len("ogr:") :])
+        return uri.database(), uri.table() or None
+    if "|" not in destination:
+        return destination, None
+    parts = QgsProviderRegistry.instance().decodeUri("ogr", destination)
+    return parts.get("path") or destination.split("|", 1)[0], parts.get("layerName") or None
+
+
 class EvaluateCatchmentsAlgorithm(CwscAlgorithm):
     ALG_NAME = "evaluatecatchments"
     DISPLAY_NAME = "Evaluate CWSC with gauges"
+    #: OUTPUT's layer name (None: the backend's default) and its destination as QGIS gave it
+    _layer = None
+    _destination = None
     GROUP = "evaluation"
     COMMAND = "evaluate-catchments"
     TAGS = ("evaluation", "validation", "KGE", "gauge", "gauged", "catchment", "streamflow", "basin")
@@ -166,7 +184,10 @@ models of the catchment's label. Advanced: <b>FORMULATION</b>, <b>RESTARTS</b>,
 <p><b>Not scored</b>: a catchment without a polygon or without series, with fewer than 24
 months of runoff, off the rasters or the map, or in m3/s without an area is kept in every
 output with its reason in the field <code>not_scored</code>; nothing is dropped silently.</p>
-<p><b>Outputs</b>: <b>OUTPUT</b>: a GeoPackage of the polygons with the fields id, area_km2,
+<p><b>Outputs</b>: <b>OUTPUT</b>: a GeoPackage of the polygons (a layer of its own,
+cwsc_scores unless named: <i>Save to GeoPackage...</i> asks for a layer name, and
+<code>scores.gpkg|layername=NAME</code> names one in qgis_process; the file's other layers stay
+as they are) with the fields id, area_km2,
 months, cwsc_map_mm, cwsc_map_sd_mm, sc_free_mm, sc_low_mm, sc_high_mm, flags (the quality
 bits of <i>Calibrate models per cell</i>; 32: no temperature, and its cold months hold
 much of its precipitation; 128: its P, PET and Q cannot balance over the record; the run warns
@@ -286,7 +307,14 @@ correlation with the catchments' own labels.</p>
         return os.path.abspath(path) if os.path.isfile(path) else path
 
     def output_gpkg(self, parameters, context):
-        path = self.parameterAsOutputLayer(parameters, "OUTPUT", context)
+        """(file, layer name or None, the destination as QGIS gave it) of OUTPUT: a file
+        ``scores.gpkg``, a layer of one as QGIS users name it (``scores.gpkg|layername=NAME``)
+        or as the dialog's *Save to GeoPackage...* gives it (``ogr:dbname='scores.gpkg'
+        table="NAME" (geom)``)."""
+        # The path asked for once: QGIS makes a new temporary name at each call for a
+        # TEMPORARY_OUTPUT, and loads the one it gave first.
+        destination = self.parameterAsOutputLayer(parameters, "OUTPUT", context)
+        path, layer = gpkg_layer(destination)
         if path and not path.lower().endswith(".gpkg"):
             raise QgsProcessingException(
                 tr(
@@ -294,9 +322,7 @@ correlation with the catchments' own labels.</p>
                     "ending in .gpkg (not '{}')"
                 ).format(path)
             )
-        # The path asked for once: QGIS makes a new temporary name at each call for a
-        # TEMPORARY_OUTPUT, and loads the one it gave first.
-        return checked_output("OUTPUT", path)
+        return checked_output("OUTPUT", path), layer, destination
 
     def reference_maps(self, parameters, context, feedback):
         """([path, ...], [name, ...]) of REFERENCE_MAPS: files as they are (named by their
@@ -363,8 +389,9 @@ correlation with the catchments' own labels.</p>
         return best
 
     def build(self, parameters, context, feedback):
+        gpkg, self._layer, self._destination = self.output_gpkg(parameters, context)
         outputs = {
-            "OUTPUT": self.output_gpkg(parameters, context),
+            "OUTPUT": gpkg,
             "OUTPUT_TABLE": self.output_file(parameters, "OUTPUT_TABLE", context),
             "OUTPUT_REPORT": self.output_file(parameters, "OUTPUT_REPORT", context),
         }
@@ -404,6 +431,8 @@ correlation with the catchments' own labels.</p>
                 ("MAX_EVALUATIONS", "--max-evaluations"),
             ),
         )
+        if self._layer:
+            args += ["--layer", self._layer]
         args += [
             "--out",
             outputs["OUTPUT"],
@@ -416,6 +445,16 @@ correlation with the catchments' own labels.</p>
 
     def collect(self, result, outputs, context, feedback):
         results = super().collect(result, outputs, context, feedback)
-        if results.get("OUTPUT"):
+        if results.get("OUTPUT") and self._layer:
+            # QGIS loads the scores' layer of the file: "scores.gpkg|layername=NAME" (also for
+            # a destination given as "ogr:dbname=... table=...", which it cannot load as such)
+            uri = "{}|layername={}".format(outputs["OUTPUT"], self._layer)
+            if self._destination != uri and context.willLoadLayerOnCompletion(self._destination):
+                layers = dict(context.layersToLoadOnCompletion())
+                layers[uri] = layers.pop(self._destination)
+                context.setLayersToLoadOnCompletion(layers)
+            results["OUTPUT"] = uri
+            styles.style_catchments(outputs["OUTPUT"], context, feedback, layer=self._layer, load=uri)
+        elif results.get("OUTPUT"):
             styles.style_catchments(results["OUTPUT"], context, feedback)
         return results

@@ -585,3 +585,78 @@ def test_a_failed_run_does_not_say_html_was_generated(run_alg, data_dir, tmp_pat
         run_alg(ALG_ID, params)
     assert not _alg().hasHtmlOutputs()
     assert not (tmp_path / "out" / "report.html").exists()
+
+
+@pytest.mark.parametrize(
+    ("destination", "expected"),
+    [
+        ("/d/scores.gpkg", ("/d/scores.gpkg", None)),
+        ("/d/my project.gpkg|layername=cwsc scores", ("/d/my project.gpkg", "cwsc scores")),
+        ("ogr:dbname='/d/my project.gpkg' table=\"scores\" (geom)", ("/d/my project.gpkg", "scores")),
+    ],
+)
+def test_a_geopackage_layer_is_read_from_the_destinations_qgis_users_give(destination, expected):
+    """``file.gpkg|layername=NAME`` (qgis_process, scripts) and the dialog's *Save to
+    GeoPackage...* (``ogr:dbname=... table=...``) name a layer of a GeoPackage."""
+    from cwsc_qgis.algorithms.evaluatecatchments import gpkg_layer
+
+    assert gpkg_layer(destination) == expected
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(__import__("plugin_testing").QGIS_PROCESS is None, reason="qgis_process is not installed")
+def test_from_the_command_line_into_a_layer_of_the_catchments_geopackage(qp_env, data_dir, tmp_path):
+    """OUTPUT=project.gpkg|layername=scores writes the scores as the layer 'scores' of the
+    GeoPackage the catchments come from; its catchments layer stays as it was."""
+    import hashlib
+
+    from plugin_testing import run_json
+    from qgis.core import QgsVectorFileWriter
+
+    layer, series = _gauged(data_dir, tmp_path)
+    project = tmp_path / "my project.gpkg"
+    options = QgsVectorFileWriter.SaveVectorOptions()
+    options.driverName, options.layerName = "GPKG", "gauges"
+    error = QgsVectorFileWriter.writeAsVectorFormatV3(
+        layer, str(project), QgsProject.instance().transformContext(), options
+    )
+    assert error[0] == QgsVectorFileWriter.NoError
+
+    def gauges_rows():
+        gauges = QgsVectorLayer(f"{project}|layername=gauges", "gauges", "ogr")
+        return hashlib.sha256(
+            repr([(f.attributes(), f.geometry().asWkt()) for f in gauges.getFeatures()]).encode()
+        )
+
+    before = gauges_rows().hexdigest()
+    destination = f"{project}|layername=scores"
+    _, data = run_json(
+        qp_env,
+        ALG_ID,
+        [
+            ("CATCHMENTS", f"{project}|layername=gauges"),
+            ("ID_FIELD", "gauge"),
+            ("SERIES", series),
+            ("CWSC", data_dir / "cwsc_forcing_grid.tif"),
+            ("MODELS", 0),
+            ("MAX_EVALUATIONS", 60),
+            ("OUTPUT", destination),
+            ("OUTPUT_TABLE", tmp_path / "scores.csv"),
+            ("OUTPUT_REPORT", tmp_path / "report.html"),
+        ],
+    )
+    results = data["results"]
+    assert results["OUTPUT"] == destination and results["CATCHMENTS_SCORED"] == 2
+    scores = QgsVectorLayer(destination, "scores", "ogr")
+    assert scores.isValid() and scores.featureCount() == 3 and "kge_val_map" in scores.fields().names()
+    del scores
+    from osgeo import ogr
+
+    dataset = ogr.Open(str(project))
+    assert sorted(dataset.GetLayer(i).GetName() for i in range(dataset.GetLayerCount())) == [
+        "gauges",
+        "scores",
+    ]
+    dataset = None
+    assert gauges_rows().hexdigest() == before
+    assert not project.with_suffix(".qml").exists()  # no sidecar to style the file's other layers
