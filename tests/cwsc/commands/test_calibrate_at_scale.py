@@ -111,6 +111,7 @@ def test_a_scheduler_without_the_package_is_refused_before_any_work(inputs, tmp_
     assert snapshot(tmp_path / "out") == {}
 
 
+@pytest.mark.serial
 def test_a_scheduler_that_does_not_answer_is_refused_quickly(inputs, tmp_path):
     t0 = time.monotonic()
     rc, events, err = run_backend(*_args(inputs, tmp_path / "out", "--dask-scheduler", "tcp://127.0.0.1:9"))
@@ -258,6 +259,7 @@ def test_a_second_run_into_a_work_folder_in_use_is_refused(inputs, tmp_path):
     assert sorted(p.name for p in (tmp_path / "a").iterdir()) == sorted(NAMES)
 
 
+@pytest.mark.serial
 def test_an_address_that_is_not_a_dask_scheduler_is_refused_within_seconds(inputs, tmp_path):
     import socket
     import subprocess

@@ -63,6 +63,7 @@ def _gone_within(pids, seconds):
     return True
 
 
+@pytest.mark.serial
 def test_a_closed_stdout_ends_the_run(forcing, tmp_path):
     paths, _ = forcing
     out = tmp_path / "piped"
@@ -77,6 +78,7 @@ def test_a_closed_stdout_ends_the_run(forcing, tmp_path):
     assert [p.name for p in out.iterdir()] == []
 
 
+@pytest.mark.serial
 def test_the_death_of_the_parent_ends_the_run(forcing, tmp_path):
     paths, _ = forcing
     out = tmp_path / "orphaned"
