@@ -126,6 +126,9 @@ class EvaluateCatchmentsAlgorithm(CwscAlgorithm):
     #: OUTPUT's layer name (None: the backend's default) and its destination as QGIS gave it
     _layer = None
     _destination = None
+    _gpkg = None
+    #: the scores' layer a successful run wrote, as QGIS loads it (``file|layername=NAME``)
+    _scores = None
     GROUP = "evaluation"
     COMMAND = "evaluate-catchments"
     TAGS = ("evaluation", "validation", "KGE", "gauge", "gauged", "catchment", "streamflow", "basin")
@@ -390,6 +393,7 @@ correlation with the catchments' own labels.</p>
 
     def build(self, parameters, context, feedback):
         gpkg, self._layer, self._destination = self.output_gpkg(parameters, context)
+        self._gpkg = gpkg
         outputs = {
             "OUTPUT": gpkg,
             "OUTPUT_TABLE": self.output_file(parameters, "OUTPUT_TABLE", context),
@@ -443,6 +447,21 @@ correlation with the catchments' own labels.</p>
         ]
         return args, outputs
 
+    def postProcessAlgorithm(self, context, feedback):  # noqa: N802 - QGIS API (main thread)
+        """The scores go into a copy of the GeoPackage that then replaces it; a layer of that
+        file open in the project (the catchments themselves) still reads the file as it was,
+        and QGIS would look for the scores' layer there too ("The following layers were not
+        correctly generated"): those layers are reopened before QGIS loads the scores."""
+        project = context.project() if context is not None else None
+        if self._gpkg and project is not None:
+            for layer in project.mapLayers().values():
+                source = layer.source().split("|", 1)[0]
+                if layer.providerType() == "ogr" and os.path.abspath(source) == self._gpkg:
+                    layer.reload()
+        if self._scores:  # a run that wrote its scores into a layer of a GeoPackage
+            styles.style_catchments(self._gpkg, context, feedback, layer=self._layer, load=self._scores)
+        return {}
+
     def collect(self, result, outputs, context, feedback):
         results = super().collect(result, outputs, context, feedback)
         if results.get("OUTPUT") and self._layer:
@@ -453,8 +472,9 @@ correlation with the catchments' own labels.</p>
                 layers = dict(context.layersToLoadOnCompletion())
                 layers[uri] = layers.pop(self._destination)
                 context.setLayersToLoadOnCompletion(layers)
-            results["OUTPUT"] = uri
-            styles.style_catchments(outputs["OUTPUT"], context, feedback, layer=self._layer, load=uri)
+            results["OUTPUT"] = self._scores = (
+                uri  # styled in postProcessAlgorithm, once the file is reopened
+            )
         elif results.get("OUTPUT"):
             styles.style_catchments(results["OUTPUT"], context, feedback)
         return results

@@ -111,3 +111,19 @@ def test_the_next_steps_dialogs_show_the_layer_named_for_each_input_or_none(tool
     assert not any(text.startswith("true CWSC") for text in shown), dialogs
     for d in result["dialogs"].values():
         assert os.path.getsize(d["screenshot"]) > 5000
+
+
+def test_the_gauges_scores_go_into_a_layer_of_a_geopackage_from_the_dialog(toolbox_run):
+    """Save to GeoPackage... on the demo's gauges.gpkg with the layer name "scores": the run
+    ends without "not correctly generated", the scores layer of that file loads styled, and
+    the gauges layer is still there."""
+    result, out = toolbox_run
+    run = result["gauges_run"]
+    assert run["ok"], run["log"][-2000:]
+    assert "not correctly generated" not in run["log"], run["log"][-2000:]
+    assert run["output"].endswith("gauges.gpkg|layername=scores"), run["output"]
+    scores = [layer for layer in run["layers"] if layer["source"].endswith("|layername=scores")]
+    assert scores and scores[0]["renderer"] == "graduatedSymbol", run["layers"]
+    gauges = [layer for layer in run["layers"] if layer["name"].startswith("gauges (catchments")]
+    assert gauges and gauges[0]["features"] == 12, run["layers"]  # reopened, still the gauges
+    assert os.path.getsize(run["screenshot"]) > 5000
