@@ -20,14 +20,15 @@ of the trees) are 15 % of the training cells, drawn in 10 x 10 blocks.
 
 Learners (:data:`LEARNERS`): ``trees-cell`` (the toolkit's gradient-boosted trees,
 :func:`cwsc.ml.baseline.fit_baseline`, on each cell's predictors), ``trees-neighbourhood``
-(the same with the 3 x 3 and 11 x 11 neighbourhood means), ``network`` (the default recipe as
-shipped), and the candidates: ``patch5``, ``patch7`` (patch size), ``minmax`` (the seed's
+(the same with the 3 x 3 and 11 x 11 neighbourhood means), ``network`` (the default recipe on
+11 x 11 patches, the default patch size until 0.2.0), and the candidates: ``patch5``, ``patch7`` (patch size), ``minmax`` (the seed's
 per-patch min-max scaling instead of per-channel standardisation), ``context`` (the 31 x 31
 and 91 x 91 neighbourhood means as extra channels), ``position`` (sine and cosine of latitude
 and longitude as extra channels), ``seeds3`` (an ensemble of three seeds), ``tta`` (the default
 network averaged over the 8 rotations and reflections of each test patch, no retraining),
 ``net+trees`` and ``patch5+trees`` (the mean of that network and the better of the two trees on
-the validation cells, as ``train`` ships it by default; ``train --no-trees`` ships the network alone). The table adds
+the validation cells). ``patch5+trees`` is what ``train`` ships by default (patch size 5, trees
+averaged in); ``patch5`` is ``train --no-trees``.The table adds
 ``best-tree``: per split the better of the two trees on test R2, the bar of the issue.
 
 One JSON line per split and learner goes to stdout and ``--out`` (appended; a split and

@@ -362,7 +362,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--labels", required=True)
     p.add_argument("--kge", default=None)
     p.add_argument("--kge-threshold", type=_number("KGE_THRESHOLD"), default=0.0)
-    p.add_argument("--patch-size", type=_count("PATCH_SIZE"), default=11)
+    p.add_argument("--patch-size", type=_count("PATCH_SIZE"), default=5)
     p.add_argument("--test-fraction", type=_number("TEST_FRACTION"), default=0.3)
     p.add_argument("--split", default="random", choices=("random", "blocks"))
     p.add_argument(

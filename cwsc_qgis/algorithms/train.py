@@ -55,7 +55,7 @@ vegetation), one channel each, in this order (predict needs the same order);
 <b>LABELS</b>: the CWSC labels in mm (band 1 is used), usually masked by KGE;
 <b>KGE</b> (optional) with <b>KGE_THRESHOLD</b> (0.0): only cells above it are used.
 Predictors on another grid than the labels are resampled onto the labels' grid, with a warning.</p>
-<p><b>Parameters</b>: <b>PATCH_SIZE</b> (11 cells, odd), <b>TEST_FRACTION</b> (0.3 of the
+<p><b>Parameters</b>: <b>PATCH_SIZE</b> (5 cells, odd), <b>TEST_FRACTION</b> (0.3 of the
 labelled cells held out), <b>SPLIT</b> (random cells, or spatial blocks against spatial
 leakage), <b>EPOCHS</b> (40) and <b>BATCH_SIZE</b> (64; with the seed recipe 150 and 32
 unless changed), <b>RECIPE</b> (default,
@@ -110,7 +110,7 @@ warning. <b>SPLIT</b> blocks holds out whole regions, the honest test of a map.<
                 "PATCH_SIZE",
                 tr("Patch size (cells, odd)"),
                 type=INTEGER,
-                defaultValue=11,
+                defaultValue=5,
                 minValue=1,
                 maxValue=101,
             )
