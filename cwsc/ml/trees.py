@@ -149,8 +149,9 @@ def export_trees(model) -> TreeEnsemble:
     )
 
 
-#: Cells x trees walked at once (bounds the memory of a walk to about 100 MB).
-CHUNK_STEPS = 2**22
+#: Cells x trees walked at once: a walk holds four int64 arrays of this length and their
+#: temporaries, some 60 MB.
+CHUNK_STEPS = 2**20
 
 
 def predict_trees(trees: TreeEnsemble, x: np.ndarray) -> np.ndarray:
@@ -163,10 +164,37 @@ def predict_trees(trees: TreeEnsemble, x: np.ndarray) -> np.ndarray:
     """
     if x.ndim != 2 or x.shape[1] != trees.n_features:
         raise ValueError(f"the trees take {trees.n_features} features per cell, given shape {x.shape}")
-    n, t = x.shape[0], trees.n_trees
+    n, t, f = x.shape[0], trees.n_trees, trees.n_features
     out = np.full(n, trees.baseline, np.float64)
     if n == 0 or t == 0:
         return out
+    chunk = max(1, CHUNK_STEPS // t)
+    for i in range(0, n, chunk):
+        xc = np.asarray(x[i : i + chunk], np.float64)  # a chunk at a time: float64 stays small
+        m = len(xc)
+        values = xc.ravel()
+        # One walk per (tree, cell), flat as tree * m + cell; those that reach a leaf leave
+        # the active set, so each level costs only the walks still inside a tree.
+        walk = np.arange(t * m)
+        node = np.repeat(trees.offsets, m)
+        row = np.tile(np.arange(m) * f, t)  # the cell's first value in ``values``
+        leaf_of = np.empty(t * m, np.int64)
+        while True:
+            done = trees.is_leaf[node]
+            if done.any():
+                leaf_of[walk[done]] = node[done]
+                going = ~done
+                walk, node, row = walk[going], node[going], row[going]
+                if not walk.size:
+                    break
+            v = values[row + trees.feature[node]]
+            go_left = np.where(np.isnan(v), trees.missing_left[node], v <= trees.threshold[node])
+            node = np.where(go_left, trees.left[node], trees.right[node])
+        leaf_values = trees.value[leaf_of].reshape(t, m)
+        acc = out[i : i + m]
+        for k in range(t):  # tree after tree, as scikit-learn adds them
+            acc += leaf_values[k]
+    return out
     chunk = max(1, CHUNK_STEPS // t)
     for i in range(0, n, chunk):
         xc = np.asarray(x[i : i + chunk], np.float64)  # a chunk at a time: float64 stays small
