@@ -1,6 +1,8 @@
 """Write resources/models/cwsc_workflow.model3: the CWSC workflow as a Processing model.
 
-    QT_QPA_PLATFORM=offscreen python3 scripts/make_workflow_model.py   # QGIS's Python
+    QT_HASH_SEED=0 QT_QPA_PLATFORM=offscreen python3 scripts/make_workflow_model.py   # QGIS's Python
+
+(``QT_HASH_SEED=0`` keeps Qt's order of the XML attributes, so the diff shows only what changed.)
 
 calibrate -> mask by KGE -> train -> predict, with the common parameters exposed: the three
 forcings, the predictors, the models, the epochs, the seed, and the outputs (labels, KGE,
