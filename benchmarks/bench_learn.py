@@ -11,8 +11,13 @@ Printed, all measured in this run, on CPU and (when present) CUDA:
    (``CHECKPOINT_MONTHS``) against full backpropagation through time: its time ratio (more
    recomputation, less memory held for the backward pass).
 3. A whole small ``learn_from_arrays`` (a demo cut) in seconds per epoch.
+4. The whole demo region as ``make demo`` learns it (seeds 42 and 7, every default), against
+   the settings before the larger batches (:data:`OLD_SETTINGS`), alternating in this run:
+   seconds of the pretraining and of the learning (the calibration of the training cells is
+   the same for both and made once per seed), the ratio old / new, and the held-out cells'
+   validation KGE that ``learn`` reports, each.
 
-``CWSC_BENCH_QUICK=1`` shortens every part.
+``CWSC_BENCH_QUICK=1`` shortens every part (part 4: a cut of the region, seed 42, few epochs).
 """
 
 from __future__ import annotations
@@ -28,6 +33,9 @@ prepare_process()  # before torch loads
 
 QUICK = os.environ.get("CWSC_BENCH_QUICK") == "1"
 MODELS = ("DWBM", "SWBM", "TVGM")
+#: ``learn``'s settings before issue 34 item 4: cells per step of the learning and of the
+#: pretraining (every other setting is the default of both).
+OLD_SETTINGS = {"batch_size": 128, "pretrain_batch_size": 64}
 
 
 def _step_rates(device, cells: int = 128, months: int = 240, repeats: int = 3) -> dict:
@@ -104,6 +112,57 @@ def _demo_cut_epoch() -> float:
     return r.history[-1]["seconds"] / len(r.history), cells
 
 
+def _demo_region_against_old(seed: int) -> dict:
+    """Part 4 for one seed: {"old"|"new": {"pretraining", "learning", "val_kge"}} and the
+    seconds of the calibration both start from."""
+    import cwsc.ml.physics.learning as L
+    from cwsc.ml.physics import LearnConfig, learn_from_arrays
+    from cwsc.synthetic.demo_region import PREDICTORS, DemoRegion, make_demo
+
+    region = DemoRegion(west=-10, east=0, south=40, north=56, years=15) if QUICK else DemoRegion()
+    d = make_demo(region, seed)
+    arrays = (
+        np.stack([d[k] for k in PREDICTORS]).astype(np.float32),
+        *(d[k].astype(np.float32) for k in ("precip_series", "pet_series", "runoff_series")),
+    )
+    quick = {"epochs": 4, "pretrain_epochs": 10} if QUICK else {}
+    made: dict = {}
+    calibrate_prior = L.calibrate_prior
+
+    def calibrate_once(*args, **kwargs):
+        t = time.perf_counter()
+        made["prior"] = calibrate_prior(*args, **kwargs)
+        made["seconds"] = time.perf_counter() - t
+        return made["prior"]
+
+    out: dict = {}
+    for name, settings in (("old", OLD_SETTINGS), ("new", {})):
+        marks: dict = {}
+
+        def pretrained(epoch: int, epochs: int, marks: dict = marks) -> None:
+            if epoch == epochs:
+                marks["pretrained"] = time.perf_counter()
+
+        config = LearnConfig(seed=seed, device="cpu", **quick, **settings)
+        L.calibrate_prior = calibrate_once
+        try:
+            t = time.perf_counter()
+            r = learn_from_arrays(*arrays, config, prior=made.get("prior"), on_pretrain=pretrained)
+            end = time.perf_counter()
+        finally:
+            L.calibrate_prior = calibrate_prior
+        start = t + (made["seconds"] if name == "old" else 0.0)
+        middle = marks.get("pretrained", start)
+        out[name] = {
+            "pretraining": middle - start,
+            "learning": end - middle,
+            "val_kge": r.metrics["val_kge_test_cells"],
+            "epochs": r.metrics["epochs_run"],
+        }
+    out["calibration"] = made.get("seconds", 0.0)
+    return out
+
+
 def main() -> None:
     import torch
 
@@ -128,6 +187,20 @@ def main() -> None:
         f"cpu: demo cut ({cells} training cells x 180 months x 3 models): {seconds:.1f} s per "
         "epoch (the full demo region has about 4x the cells and 2x the months)"
     )
+    for seed in (42,) if QUICK else (42, 7):
+        r = _demo_region_against_old(seed)
+        old, new = r["old"], r["new"]
+        t_old, t_new = old["pretraining"] + old["learning"], new["pretraining"] + new["learning"]
+        print(
+            f"cpu: demo region{' (cut)' if QUICK else ''}, seed {seed}: calibration of the training "
+            f"cells {r['calibration']:.0f} s (both); old settings {OLD_SETTINGS}: pretraining "
+            f"{old['pretraining']:.0f} s + learning {old['learning']:.0f} s ({old['epochs']} epochs), "
+            f"held-out validation KGE {old['val_kge']:.3f}; defaults: {new['pretraining']:.0f} s + "
+            f"{new['learning']:.0f} s ({new['epochs']} epochs), {new['val_kge']:.3f}; old / new "
+            f"time {t_old / t_new:.2f}x, with the calibration "
+            f"{(t_old + r['calibration']) / (t_new + r['calibration']):.2f}x",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -105,6 +105,22 @@ def read_forcing(args: argparse.Namespace):
     return arrays, grid, alignment
 
 
+def progress_bounds(seconds: dict[str, float], start: float = 0.05, end: float = 0.9) -> dict:
+    """Each stage's (first, last) progress fraction: the bar from ``start`` to ``end`` shared
+    out in proportion to the stages' estimated ``seconds`` (calibration, pretraining,
+    learning, in that order; see :func:`cwsc.ml.physics.learning.stage_seconds`)."""
+    order = ("calibration", "pretraining", "learning")
+    total = sum(max(seconds.get(k, 0.0), 0.0) for k in order)
+    out, at = {}, start
+    for k in order:
+        share = (end - start) * (
+            max(seconds.get(k, 0.0), 0.0) / total if total > 0 else float(k == "learning")
+        )
+        out[k] = (at, at + share)
+        at += share
+    return out
+
+
 def _learn(args: argparse.Namespace, outputs: Outputs) -> dict:
     from cwsc.machine.devices import resolve_device
     from cwsc.machine.versions import software_versions
@@ -130,19 +146,27 @@ def _learn(args: argparse.Namespace, outputs: Outputs) -> dict:
         f"models {', '.join(config.models)}; device {device}"
     )
 
-    # With a pretraining, the calibration of the training cells comes first (a few minutes
-    # for a region of thousands of cells on a laptop, a fifth of the whole run on the demo).
-    start = 0.25 if config.pretraining() else 0.05
+    # The bar from 0.05 to 0.9 is shared out between the stages in proportion to their
+    # estimated seconds (stage_seconds: unit costs measured on the demo region), so that it
+    # moves evenly; fixed shares sat at 17-23 % through a pretraining of 40 % of the time.
+    bounds = {"calibration": (0.05, 0.05), "pretraining": (0.05, 0.05), "learning": (0.05, 0.9)}
+
+    def on_plan(seconds: dict[str, float]) -> None:
+        bounds.update(progress_bounds(seconds))
+
+    def at(stage: str, fraction: float) -> float:
+        lo, hi = bounds[stage]
+        return lo + (hi - lo) * min(max(fraction, 0.0), 1.0)
 
     def on_calibration(fraction: float) -> None:
-        protocol.progress(0.05 + 0.1 * fraction, "pretraining: calibrating the training cells")
+        protocol.progress(at("calibration", fraction), "pretraining: calibrating the training cells")
 
     def on_pretrain(epoch: int, epochs: int) -> None:
-        protocol.progress(0.15 + 0.1 * epoch / epochs, f"pretraining: epoch {epoch:,} of {epochs:,}")
+        protocol.progress(at("pretraining", epoch / epochs), f"pretraining: epoch {epoch:,} of {epochs:,}")
 
     def on_epoch(rec: dict, fraction: float) -> None:
         protocol.progress(
-            start + (0.9 - start) * fraction,
+            at("learning", fraction),
             "learning",
             epoch=rec["epoch"],
             train_loss=rec["train_loss"],
@@ -159,6 +183,7 @@ def _learn(args: argparse.Namespace, outputs: Outputs) -> dict:
         on_epoch,
         on_calibration=on_calibration,
         on_pretrain=on_pretrain,
+        on_plan=on_plan,
     )
     m = result.metrics
     protocol.log(

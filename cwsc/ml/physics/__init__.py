@@ -49,7 +49,6 @@ from cwsc.ml.physics.learning import (
 )
 from cwsc.ml.physics.losses import FIT_WEIGHT, SOFT_MIN_WIDTH, combine, fit_loss, kge_mask_weight
 from cwsc.ml.physics.prior import (
-    PRETRAIN_BATCH_SIZE,
     PRETRAIN_LR,
     PRETRAIN_SC_WEIGHT,
     Prior,
@@ -66,7 +65,6 @@ __all__ = [
     "MAX_RUNOFF_COEFFICIENT",
     "MIN_CALIBRATION_MONTHS",
     "PRETRAINED_LR_FACTOR",
-    "PRETRAIN_BATCH_SIZE",
     "PRETRAIN_LR",
     "PRETRAIN_SC_WEIGHT",
     "SOFT_MIN_WIDTH",

@@ -4,6 +4,7 @@ part (:class:`Cells`), the learning loop (:func:`learn_from_arrays`) and its res
 
 from __future__ import annotations
 
+import logging
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -19,10 +20,17 @@ from cwsc.hydro.metrics import kge as kge_metric
 from cwsc.hydro.models import PARAMETERS, Forcing, run_months, runoff_with_gradients
 from cwsc.ml import patches as P
 from cwsc.ml.network import ResNetConfig, build_network
-from cwsc.ml.options import LEARN_BATCH_SIZE, LEARN_EPOCHS, LEARN_PRETRAIN_EPOCHS
+from cwsc.ml.options import (
+    LEARN_BATCH_SIZE,
+    LEARN_EPOCHS,
+    LEARN_PRETRAIN_BATCH_SIZE,
+    LEARN_PRETRAIN_EPOCHS,
+)
 from cwsc.ml.physics.head import ParameterHead, joint_cwsc
 from cwsc.ml.physics.losses import FIT_WEIGHT, combine, fit_loss, kge_mask_weight
 from cwsc.ml.physics.prior import Prior, calibrate_prior, pretrain, prior_targets
+
+log = logging.getLogger(__name__)
 
 #: Fewest valid calibration months a cell needs to take part.
 MIN_CALIBRATION_MONTHS = 24
@@ -48,6 +56,21 @@ CORRECTION_LR = 0.05
 #: Learning rate of the physics stage after a pretraining, as a fraction of
 #: ``LearnConfig.learning_rate`` (a full one-cycle peak would throw the pretraining away).
 PRETRAINED_LR_FACTOR = 0.1
+
+#: Seconds per unit of work of each stage, measured on the 2-core development CPU with the
+#: defaults on the demo region (seed 7: 1,191 training cells, 270 calibration months; under a
+#: load of about 15 other processes, so about five times an idle machine's seconds; the
+#: ratios are what counts, and they held on a twin, tests/cwsc/ml/test_physics.py): they only share the progress
+#: bar out between the stages (:func:`stage_seconds`), so that it moves evenly; no result
+#: depends on them. Calibrating: per training cell, model and calibration month (SCE-UA, one
+#: restart); pretraining: per step (a small network's step costs about the same for 64 or 512
+#: cells on a CPU); learning: per step, model and month run under autograd (the month loop's
+#: cost per call hardly depends on the cells in it), and validating per model and month (the
+#: same without gradients, on all the validation cells at once after each epoch).
+SECONDS_CALIBRATING = 1.2e-4  # 117 s
+SECONDS_PRETRAINING_STEP = 0.25  # 451 s for 100 epochs of 18 steps
+SECONDS_LEARNING_STEP_MONTH = 1.1e-2  # with the next: 759 s for 40 epochs of 2 steps
+SECONDS_VALIDATING_MONTH = 1.6e-3
 
 
 @dataclass
@@ -92,6 +115,8 @@ class LearnConfig:
     #: epochs of pretraining the network on a per-cell calibration of the training cells
     #: (:class:`Prior`; 0: none, learning starts from the models' initial parameters)
     pretrain_epochs: int | None = None  # None: LEARN_PRETRAIN_EPOCHS
+    #: cells per step of the pretraining (None: LEARN_PRETRAIN_BATCH_SIZE)
+    pretrain_batch_size: int | None = None
 
     def resolved(self) -> tuple[int, int]:
         epochs = LEARN_EPOCHS if self.epochs is None else int(self.epochs)
@@ -100,6 +125,10 @@ class LearnConfig:
             raise ParameterError(f"EPOCHS: {epochs} must be at least 1")
         if batch < 2:
             raise ParameterError(f"BATCH_SIZE: {batch} must be at least 2 (batch normalisation)")
+        if self.pretrain_batch_size is not None and int(self.pretrain_batch_size) < 2:
+            raise ParameterError(
+                f"pretrain_batch_size: {self.pretrain_batch_size} must be at least 2 (batch normalisation)"
+            )
         if not 0.0 <= self.test_fraction < 1.0:
             raise ParameterError(f"TEST_FRACTION: {self.test_fraction} must be in [0, 1)")
         if self.model_loss not in ("best", "mean"):
@@ -191,6 +220,33 @@ def _cells(predictors, precip, pet, runoff, w, c) -> Cells:
     )
 
 
+def stage_seconds(
+    config: LearnConfig, train_cells: int, val_cells: int, months: int, calibrate: bool = True
+) -> dict[str, float]:
+    """Estimated seconds of each stage of a learning on the 2-core development CPU:
+    ``calibration`` (of the training cells; 0 without a pretraining or with ``calibrate``
+    False), ``pretraining`` and ``learning`` (every epoch run: early stopping may end it
+    sooner), from the ``SECONDS_*`` unit costs. For the progress bar's shares, which only
+    the ratios matter to; on a GPU every stage is faster."""
+    epochs, batch = config.resolved()
+    w, c = config.periods(months)
+    models = len(config.models)
+    pretrain_epochs = config.pretraining()
+    pretrain_batch = (
+        LEARN_PRETRAIN_BATCH_SIZE if config.pretrain_batch_size is None else config.pretrain_batch_size
+    )
+    calibration = SECONDS_CALIBRATING * train_cells * models * c if (pretrain_epochs and calibrate) else 0.0
+    pretraining = SECONDS_PRETRAINING_STEP * pretrain_epochs * max(train_cells // max(pretrain_batch, 1), 1)
+    steps = max(train_cells // max(batch, 1), 1)
+    learning = (
+        epochs
+        * models
+        * c
+        * (SECONDS_LEARNING_STEP_MONTH * steps + SECONDS_VALIDATING_MONTH * (val_cells > 0))
+    )
+    return {"calibration": calibration, "pretraining": pretraining, "learning": learning}
+
+
 def _simulated(
     forcings: dict[str, Forcing],
     head: ParameterHead,
@@ -221,6 +277,7 @@ def learn_from_arrays(
     prior: Prior | None = None,
     on_calibration: Callable[[float], None] | None = None,
     on_pretrain: Callable[[int, int], None] | None = None,
+    on_plan: Callable[[dict[str, float]], None] | None = None,
 ) -> LearnResult:
     """Learn the models' parameters from runoff (see :mod:`cwsc.ml.physics`).
 
@@ -228,7 +285,8 @@ def learn_from_arrays(
     train_loss, val_loss, train_kge and val_kge (medians over cells of the best model's
     calibration KGE; the training cells' during the epoch's steps). ``on_calibration(fraction)``
     while the training cells are calibrated, ``on_pretrain(epoch, epochs)`` after every epoch
-    of the pretraining.
+    of the pretraining. ``on_plan(seconds)`` once the cells are known, before any stage runs:
+    :func:`stage_seconds` of this run (the calibration 0 when ``prior`` is given).
     """
     from cwsc.machine.devices import autocast, configure_threads, resolve_device
     from cwsc.ml.training import EarlyStopping, augment, one_cycle_schedule, to_device
@@ -255,18 +313,24 @@ def learn_from_arrays(
         config.seed + 1,
     )
     val_idx, train_idx = train_idx[sub_val], train_idx[sub_tr]
-    if len(train_idx) < batch:
+    if len(train_idx) < 2:
         raise InputFileError(
-            f"RUNOFF: {len(train_idx)} training cells (of {n} with runoff, after the "
-            f"test and validation parts) is fewer than one batch of {batch}; "
-            + (
-                "lower BATCH_SIZE or TEST_FRACTION"
-                if batch > 2
-                else "lower TEST_FRACTION, or give more cells with runoff"
-            )
+            f"RUNOFF: {len(train_idx)} training cells (of {n} with runoff, after the test and "
+            "validation parts): at least 2 are needed (batch normalisation); lower "
+            "TEST_FRACTION, or give more cells with runoff"
         )
+    if len(train_idx) < batch:
+        # A small region: every step takes all its training cells (the step costs about the
+        # same for fewer cells), rather than refusing the default batch size.
+        log.info(
+            f"BATCH_SIZE {batch} is more than the {len(train_idx)} training cells: each "
+            "learning step takes all of them"
+        )
+        batch = len(train_idx)
     part = np.zeros(n, np.int8)
     part[val_idx], part[test_idx] = 1, 2
+    if on_plan is not None:
+        on_plan(stage_seconds(config, len(train_idx), len(val_idx), months, calibrate=prior is None))
 
     scaling = P.fit_scaling(
         predictors, rows[train_idx], cols[train_idx], np.zeros(len(train_idx), np.float32), "standard"
@@ -298,7 +362,20 @@ def learn_from_arrays(
         target, weight = prior_targets(head, prior, rows, cols)
         weight[part != 0] = 0.0  # only the training cells' runoff is calibrated
         pretrained_cells = pretrain(
-            net, head, x_all, target, weight, pretrain_epochs, config.seed, device, on_pretrain
+            net,
+            head,
+            x_all,
+            target,
+            weight,
+            pretrain_epochs,
+            config.seed,
+            device,
+            on_pretrain,
+            batch_size=(
+                LEARN_PRETRAIN_BATCH_SIZE
+                if config.pretrain_batch_size is None
+                else config.pretrain_batch_size
+            ),
         )
         learning_rate *= PRETRAINED_LR_FACTOR
     steps = len(train_idx) // batch

@@ -10,10 +10,11 @@ from typing import Callable, Protocol
 import numpy as np
 import torch
 
+from cwsc.ml.options import LEARN_PRETRAIN_BATCH_SIZE
 from cwsc.ml.physics.head import ParameterHead
 
-#: Batch size and learning rate of the pretraining (network only: no month loop to run).
-PRETRAIN_BATCH_SIZE = 64
+#: Learning rate of the pretraining (network only: no month loop to run); its batch size is
+#: :data:`cwsc.ml.options.LEARN_PRETRAIN_BATCH_SIZE`.
 PRETRAIN_LR = 3e-3
 #: Weight of the sc outputs in the pretraining loss, beside the other parameters' and fits' 1.
 PRETRAIN_SC_WEIGHT = 10.0
@@ -131,10 +132,11 @@ def pretrain(
     seed: int,
     device: torch.device,
     on_epoch: Callable[[int, int], None] | None = None,
+    batch_size: int = LEARN_PRETRAIN_BATCH_SIZE,
 ) -> int:
     """Fits the network to a :class:`Prior`'s targets (squared error of the squashed
     parameters and of the fits, masked by ``weight``); returns how many cells it was fitted
-    to. ``on_epoch(done, epochs)`` after every epoch."""
+    to. ``on_epoch(done, epochs)`` after every epoch; ``batch_size`` cells per step."""
     from cwsc.machine.devices import autocast
     from cwsc.ml.training import augment, one_cycle_schedule
 
@@ -142,7 +144,7 @@ def pretrain(
     if len(keep) < 2 or epochs < 1:
         return 0
     target, weight = target.to(device), weight.to(device)
-    batch = min(PRETRAIN_BATCH_SIZE, len(keep))
+    batch = min(batch_size, len(keep))
     steps = max(len(keep) // batch, 1)
     opt = torch.optim.AdamW(net.parameters(), lr=PRETRAIN_LR, weight_decay=1e-4)
     sched = one_cycle_schedule(opt, PRETRAIN_LR, steps * epochs)

@@ -140,8 +140,66 @@ def test_learning_refuses_bad_input():
         learn_from_arrays(preds, p, e, np.full_like(q, np.nan), LearnConfig(models=("SWBM",), patch_size=5))
     with pytest.raises(ParameterError, match="MODELS: unknown model 'HBV'"):
         learn_from_arrays(preds, p, e, q, LearnConfig(models=("HBV",), patch_size=5))
-    with pytest.raises(InputFileError, match="fewer than one batch"):
-        learn_from_arrays(preds, p, e, q, LearnConfig(models=("SWBM",), patch_size=5, batch_size=500))
+    with pytest.raises(InputFileError, match="at least 2 are needed"):
+        learn_from_arrays(preds, p, e, q, LearnConfig(models=("SWBM",), patch_size=5, test_fraction=0.99))
+
+
+def test_a_batch_larger_than_the_training_cells_takes_them_all(caplog):
+    """A small region at the default batch size learns (one step of all its training cells
+    per epoch, said in the log) where it was refused."""
+    preds, p, e, q, _ = one_model_twin(shape=(12, 12), months=60)
+    config = LearnConfig(models=("SWBM",), patch_size=5, epochs=2, pretrain_epochs=0, batch_size=500)
+    with caplog.at_level("INFO", logger="cwsc.ml.physics.learning"):
+        result = learn_from_arrays(preds, p, e, q, config)
+    train = result.metrics["train_cells"]
+    assert 2 <= train < 500 and result.metrics["epochs_run"] == 2
+    assert f"BATCH_SIZE 500 is more than the {train} training cells" in caplog.text
+
+
+@pytest.mark.slow  # a calibration, a pretraining and a learning: 10 s idle, a minute under load
+def test_the_progress_shares_follow_the_measured_time_of_each_stage():
+    """The stage estimates that share out the progress bar (``on_plan``) against the time the
+    pretraining and the learning take, with the default network and batch sizes: the
+    pretraining's share of the bar is its share of the time within a factor of three (it sat
+    at 17-23 % through a pretraining of 40 % of the run), and the shares come before the
+    stages run. (The calibration is given, as its pool's start dominates on so few cells.)"""
+    import time
+
+    from cwsc.commands.learn import progress_bounds
+
+    preds, p, e, q, _ = one_model_twin(shape=(16, 16), months=72)
+    config = LearnConfig(models=("SWBM",), epochs=3, patience=3, pretrain_epochs=10, seed=0, device="cpu")
+    rows, cols = np.nonzero(np.ones((16, 16), bool))
+    prior = calibrate_prior(p, e, q, rows, cols, config)
+    marks: dict[str, list[float]] = {"pretraining": [], "learning": []}
+    plans = []
+
+    def on_plan(seconds):
+        plans.append(seconds)
+        marks["plan"] = [time.perf_counter()]
+
+    learn_from_arrays(
+        preds,
+        p,
+        e,
+        q,
+        config,
+        on_epoch=lambda rec, f: marks["learning"].append(time.perf_counter()),
+        prior=prior,
+        on_pretrain=lambda k, n: marks["pretraining"].append(time.perf_counter()),
+        on_plan=on_plan,
+    )
+    assert len(plans) == 1 and plans[0]["calibration"] == 0.0
+    assert marks["plan"][0] < marks["pretraining"][0] < marks["pretraining"][-1] < marks["learning"][0]
+    took = np.diff([marks["plan"][0], marks["pretraining"][-1], marks["learning"][-1]])
+    estimate = np.array([plans[0]["pretraining"], plans[0]["learning"]])
+    measured_share, estimated_share = took[0] / took.sum(), estimate[0] / estimate.sum()
+    print(f"\npretraining, learning took {np.round(took, 2)} s, estimated {np.round(estimate, 2)} s")
+    assert 1 / 3 < measured_share / estimated_share < 3
+    bounds = progress_bounds(plans[0])
+    assert bounds["pretraining"][1] - bounds["pretraining"][0] == pytest.approx(0.85 * estimated_share)
+    edges = [x for k in ("calibration", "pretraining", "learning") for x in bounds[k]]
+    assert edges == sorted(edges) and edges[0] == 0.05 and edges[-1] == pytest.approx(0.9)
 
 
 def test_cells_with_more_runoff_than_precipitation_take_no_part():
