@@ -233,8 +233,18 @@ def trained(processing_ready, data_dir, tmp_path_factory):  # noqa: ARG001
 def test_train_end_to_end(trained):
     result, folder = trained
     assert Path(result["OUTPUT_MODEL"]).is_file() and Path(result["OUTPUT_REPORT"]).is_file()
-    for name in ("TEST_R2", "TEST_R2_BASELINE", "TEST_RMSE", "TEST_KGE", "TRAIN_SAMPLES", "TEST_SAMPLES"):
+    for name in (
+        "TEST_R2",
+        "TEST_R2_NETWORK",
+        "TEST_R2_BASELINE",
+        "TEST_RMSE",
+        "TEST_KGE",
+        "TRAIN_SAMPLES",
+        "TEST_SAMPLES",
+    ):
         assert name in result
+    # TREES is on by default: TEST_R2 is the network averaged with the trees, not the network's.
+    assert math.isfinite(result["TEST_R2_NETWORK"]) and result["TEST_R2"] != result["TEST_R2_NETWORK"]
     assert result["TRAIN_SAMPLES"] > 0 and result["TEST_SAMPLES"] > 0
     assert math.isfinite(result["TEST_R2_BASELINE"])  # the tree baseline on the same test cells
     assert result["TEST_RMSE"] is not None and result["TEST_RMSE"] >= 0
