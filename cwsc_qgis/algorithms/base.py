@@ -64,7 +64,7 @@ SEED_RECIPE_EPOCHS = 150
 SEED_RECIPE_BATCH_SIZE = 32
 #: cwsc/ml/options.py: learning from runoff (cwsc:learnfromrunoff).
 LEARN_EPOCHS_DEFAULT = 40
-LEARN_BATCH_SIZE_DEFAULT = 128
+LEARN_BATCH_SIZE_DEFAULT = 512
 LEARN_PRETRAIN_EPOCHS_DEFAULT = 100
 
 #: The works an algorithm's help cites (``REFS``), each in one line; the full list is on the

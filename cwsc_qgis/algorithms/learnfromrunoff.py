@@ -73,7 +73,7 @@ of a cell follows the label rule on the models' fits, the models within
 over the calibration months); <b>TEST_FRACTION</b> (0.3 of the cells with runoff held out,
 never seen by learning) and <b>SPLIT</b> (random cells, or spatial blocks); <b>EPOCHS</b>
 (40, a maximum: learning stops when 15 % of the training cells kept for validation stop
-improving) and <b>BATCH_SIZE</b> (128 cells per step); <b>PRETRAIN_EPOCHS</b> (100, see
+improving) and <b>BATCH_SIZE</b> (512 cells per step; fewer training cells: all in each step); <b>PRETRAIN_EPOCHS</b> (100, see
 above); <b>DEVICE</b> (auto, cpu, cuda);
 advanced: <b>FORMULATION</b>, <b>WARMUP_MONTHS</b> (simulated, not scored; default
 min(n/8, 24)), <b>CALIBRATION_FRACTION</b> (0.75: the first 75 % of the months are learned
@@ -105,9 +105,9 @@ to compare with.</p>
 <p><b>Outputs</b>: <b>OUTPUT_MODEL</b> (for <i>Predict CWSC</i>: the map and each model's
 sc), <b>OUTPUT_REPORT</b>; validation KGE of the held-out cells.</p>
 <p>It writes a model file, not a map: run <i>Predict CWSC</i> with it for the map. On a
-2-core CPU the demo region's 2,298 cells take about 5 minutes and a larger region 10 minutes
-or more (the progress shows the stage: calibrating, pretraining, learning); a GPU is much
-faster.</p>
+2-core CPU the demo region (2,298 cells, 30 years) takes about 3 minutes when the CPU is free
+and two to three times that on a busy one, more with more cells (the progress shows the
+stage: calibrating, pretraining, learning); a GPU is much faster.</p>
 """
     REFS = ("tsai2021", "xie2021")
 
