@@ -151,9 +151,7 @@ def test_learn_bad_inputs(runoff_twin, tmp_path):
     files, _ = runoff_twin
     out = tmp_path / "m.pt"
     expect_bad_input(learn_args(files, out, "--models", "HBV"), "HBV", tmp_path)
-    expect_bad_input(
-        learn_args(files, out, "--batch-size", "1"), "BATCH_SIZE: 1 must be at least 2", tmp_path
-    )
+    expect_bad_input(learn_args(files, out, "--batch-size", "1"), "BATCH_SIZE must be at least 2", tmp_path)
     expect_bad_input(learn_args(files, out, "--calibration-fraction", "0.2"), "calibration", tmp_path)
     expect_bad_input(learn_args(files, out, "--pretrain-epochs", "-1"), "PRETRAIN_EPOCHS", tmp_path)
     expect_bad_input(learn_args(files, tmp_path / "nofolder" / "m.pt"), "does not exist", tmp_path)
