@@ -17,7 +17,9 @@ Printed, all measured in this run, on CPU and (when present) CUDA:
    the same for both and made once per seed), the ratio old / new, and the held-out cells'
    validation KGE that ``learn`` reports, each.
 
-``CWSC_BENCH_QUICK=1`` shortens every part (part 4: a cut of the region, seed 42, few epochs).
+``CWSC_BENCH_QUICK=1`` shortens every part (part 4: a cut of the region, seed 42, few epochs;
+a smoke test only: the cut has fewer training cells than one batch of either setting, so its
+ratio is about 1).
 """
 
 from __future__ import annotations
