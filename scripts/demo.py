@@ -27,8 +27,8 @@ DEMO_EXCLUDE_FLAGS = 1 | 128
 # Every algorithm runs with its defaults (SCE-UA: 1000 evaluations per cell and model);
 # CWSC_DEMO_EVALUATIONS sets a smaller budget for a quicker look.
 DEMO_EVALUATIONS = int(os.environ.get("CWSC_DEMO_EVALUATIONS", "0")) or None
-# The physics-guided route (cwsc:learnfromrunoff, then predict) runs as well; it is most of
-# the demo's time (about 5.5 of 8.5 minutes on a 2-core CPU): CWSC_DEMO_PHYSICS=0 skips it.
+# The physics-guided route (cwsc:learnfromrunoff, then predict) runs as well; it is the demo's
+# longest step (about 3 minutes on a free 2-core CPU): CWSC_DEMO_PHYSICS=0 skips it.
 PHYSICS = os.environ.get("CWSC_DEMO_PHYSICS", "1") not in ("", "0")
 BACKEND = os.environ.get("CWSC_BACKEND_PYTHON") or str(ROOT / ".venv" / "bin" / "python")
 
