@@ -58,7 +58,7 @@ def predict_command(args) -> None:
         if k == 1 and outputs.temporary("OUTPUT_UNCERTAINTY"):
             outputs.drop("OUTPUT_UNCERTAINTY")
         if outputs.temporary("OUTPUT_NETCDF"):
-            _write_netcdf(outputs, bundle, two_bands=k > 1 and not args.out_uncertainty)
+            _write_netcdf(outputs, bundle, two_bands=len(bundle.members) > 1 and not args.out_uncertainty)
     result = {"OUTPUT": str(args.out)}
     if k > 1 and args.out_uncertainty:
         result["OUTPUT_UNCERTAINTY"] = str(args.out_uncertainty)

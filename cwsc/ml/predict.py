@@ -136,7 +136,8 @@ def predict_raster(
     GeoTIFF(s) to ``out`` (and ``out_uncertainty``), in place (the command gives temporaries).
 
     With an ensemble the output holds the members' mean; their standard deviation goes to
-    ``out_uncertainty`` or, when that is not given, to band 2 of ``out``. A model with trees
+    ``out_uncertainty`` or, when that is not given and the network has several members, to
+    band 2 of ``out``. A model with trees
     (``bundle.trees``) maps ``(1 - w) * network mean + w * trees`` (``w``:
     ``bundle.trees_weight``, 0.5), and its spread is the standard deviation of the network
     members (each weighted ``(1 - w) / K``) and the trees (``w``) around that map: half the
@@ -184,7 +185,10 @@ def predict_raster(
         k = len(nets)
         trees, w = bundle.trees, bundle.trees_weight
         sizes = bundle.tree_neighbourhoods
-        spread = bundle.predictions > 1  # an uncertainty to write
+        # A spread exists with two predictions or more; it goes to band 2 of ``out`` only for
+        # an ensemble of networks (a map's layout as before the trees), else only when asked.
+        two_bands = k > 1 and out_uncertainty is None
+        spread = bundle.predictions > 1 and (two_bands or out_uncertainty is not None)
         if trees is not None:
             from cwsc.ml.baseline import baseline_features
             from cwsc.ml.trees import predict_trees
@@ -194,7 +198,6 @@ def predict_raster(
         # A model learned from runoff: band 1 the joint CWSC, then each model's sc.
         sc_bands = list(head.models) if head is not None else []
         margin = bundle.physics.get("kge_margin") if head is not None else None
-        two_bands = spread and out_uncertainty is None
         lo, hi = label_bounds(bundle)
         n_bands = (2 if two_bands else 1) + len(sc_bands)
         half = bundle.patch_size // 2

@@ -41,7 +41,7 @@ two. <b>OUTPUT_UNCERTAINTY</b> (optional): the spread in mm of the predictions t
 averages, their standard deviation around the map: the network members (ENSEMBLE at
 training) and, for a model with trees, the trees, each weighted as in the map (for one
 network and the trees, half their difference). None for one network without trees; without
-this output the spread is band 2 of OUTPUT. A map of <i>Train CWSC ResNet</i> stays within the
+this output an ensemble's spread (ENSEMBLE &gt; 1) is band 2 of OUTPUT. A map of <i>Train CWSC ResNet</i> stays within the
 range of the labels it was trained on (never below 0 mm): the log says how many cells were
 raised or lowered to it, and <b>OUTPUT_FLAGS</b> (optional) which: 1 raised to the labels'
 lowest value, 2 lowered to their highest, 0 within (loaded coloured: blue, red, transparent).
