@@ -100,6 +100,7 @@ def test_the_model_with_trees_trains_predicts_and_evaluates(tmp_path):
     assert leftovers(tmp_path) == []
 
 
+@pytest.mark.slow  # two backend runs: about 25 s on a loaded 2-core machine
 def test_no_trees_ships_the_network_alone(twin_files, tmp_path):
     files, _ = twin_files
     model = tmp_path / "m.pt"
