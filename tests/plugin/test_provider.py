@@ -198,7 +198,7 @@ def test_defaults_from_the_issue(provider):  # noqa: ARG001
     train = _alg("cwsc:train")
     assert train.parameterDefinition("KGE").flags() & QgsProcessingParameterDefinition.FlagOptional
     assert train.parameterDefinition("KGE_THRESHOLD").defaultValue() == 0.0
-    assert train.parameterDefinition("PATCH_SIZE").defaultValue() == 11
+    assert train.parameterDefinition("PATCH_SIZE").defaultValue() == 5  # issue 34
     assert train.parameterDefinition("TEST_FRACTION").defaultValue() == 0.3
     assert train.parameterDefinition("SPLIT").options() == ["random", "blocks"]
     assert train.parameterDefinition("RECIPE").options() == ["default", "seed"]
