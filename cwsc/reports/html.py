@@ -241,7 +241,21 @@ def baseline_sentence(
     scores = f"(test R² {network_r2:.3f} vs {baseline_r2:.3f})"
     if gap > 0:
         return f"{subject} beats {which} by {gap:.3f} {scores}."
-    return f"{subject} does not beat {which}: it trails it by {-gap:.3f} {scores}."
+    line = f"{subject} does not beat {which}: it trails it by {-gap:.3f} {scores}."
+    if -gap < CLOSE_GAP:
+        # The bar is picked on these test cells, the model's trees on the validation cells:
+        # on one split a gap this small says less than the split does.
+        line += (
+            f" A gap under {CLOSE_GAP} is within what the choice of test cells moves; the bar is "
+            "the better tree on these test cells, picked after the fact."
+        )
+    return line
+
+
+#: A gap smaller than this (test R2) is within the spread between splits: the standard deviation
+#: of the best tree's test R2 over five block splits is 0.02 on the real map and 0.04 on the twin
+#: (docs/results.md, 'The network against the trees').
+CLOSE_GAP = 0.02
 
 
 BASELINE_NOTE = (

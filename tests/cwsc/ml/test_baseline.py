@@ -158,14 +158,16 @@ def test_the_report_sentence():
     assert baseline_sentence(0.85, 0.80) == (
         "The network beats a tree baseline by 0.050 (test R² 0.850 vs 0.800)."
     )
-    assert baseline_sentence(0.824, 0.833) == (
-        "The network does not beat a tree baseline: it trails it by 0.009 (test R² 0.824 vs 0.833)."
+    close = baseline_sentence(0.824, 0.833)
+    assert close.startswith(
+        "The network does not beat a tree baseline: it trails it by 0.009 (test R² 0.824 vs 0.833). "
+        "A gap under 0.02 is within what the choice of test cells moves"
     )
     assert baseline_sentence(math.nan, math.nan).startswith("No comparison")
     assert baseline_sentence(0.80, 0.83, "trees on each cell's predictors") == (
         "The network does not beat the better tree baseline (trees on each cell's predictors): "
         "it trails it by 0.030 (test R² 0.800 vs 0.830)."
-    )
+    )  # a wider gap gets no excuse
 
 
 def test_the_bar_is_the_better_of_the_per_cell_and_the_neighbourhood_trees():
