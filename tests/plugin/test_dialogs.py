@@ -119,6 +119,9 @@ def project_layers(data_dir):
         "CWSC labels (mm) (18:23:05)": "labels.tif",
         "Calibration KGE (18:23:05)": "kge.tif",
     }
+    # Layers another test of this process left behind (an algorithm's loaded output named
+    # "CWSC (mm) ...") would be picked up by name: start from an empty project.
+    QgsProject.instance().removeAllMapLayers()
     layers = {}
     for name, file in files.items():
         layers[name] = QgsRasterLayer(str(data_dir / file), name)
