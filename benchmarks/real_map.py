@@ -83,11 +83,36 @@ LEARNERS = (
     "position",
     "seeds3",
     "tta",
+    "patch5-position",
+    "patch5-full",
+    "patch5-b256",
+    "patch5-residual",
+    "patch5-b256-position",
+    "patch5-b256-wide",
+    "patch5-context11",
+    "patch5-context11-position",
     "net+trees",
     "patch5+trees",
+    "patch5-position+trees",
+    "patch5-full+trees",
+    "patch5-b256+trees",
+    "patch5-b256-position+trees",
+    "patch5-b256-wide+trees",
+    "patch5-context11+trees",
+    "patch5-context11-position+trees",
 )
 #: Ensembles: learner -> the network it averages with the tree chosen on the validation cells.
-ENSEMBLES = {"net+trees": "network", "patch5+trees": "patch5"}
+ENSEMBLES = {
+    "net+trees": "network",
+    "patch5+trees": "patch5",
+    "patch5-position+trees": "patch5-position",
+    "patch5-full+trees": "patch5-full",
+    "patch5-b256+trees": "patch5-b256",
+    "patch5-b256-position+trees": "patch5-b256-position",
+    "patch5-b256-wide+trees": "patch5-b256-wide",
+    "patch5-context11+trees": "patch5-context11",
+    "patch5-context11-position+trees": "patch5-context11-position",
+}
 BEST_TREE = "best-tree"
 
 
@@ -210,12 +235,21 @@ def load_case(case: str) -> Case:
 
 
 def extra_channels(case: Case, kind: str) -> np.ndarray:
-    """The predictors with the candidate's extra channels appended (float32 ``(C', rows, cols)``)."""
+    """The predictors with the candidate's extra channels appended (float32 ``(C', rows, cols)``):
+    ``context`` the 31 x 31 and 91 x 91 neighbourhood means, ``context11`` the 11 x 11 means
+    (the neighbourhood trees' widest), ``position`` sine and cosine of latitude and longitude;
+    ``context11-position`` both."""
     from cwsc.ml.baseline import neighbourhood_mean
 
     p = case.predictors
-    if kind == "context":
-        extra = [neighbourhood_mean(p[i], s) for s in (31, 91) for i in range(p.shape[0])]
+    if kind == "context11-position":
+        return extra_channels(
+            Case(case.name, extra_channels(case, "context11"), case.labels, case.latitude, case.longitude),
+            "position",
+        )
+    if kind in ("context", "context11"):
+        sizes = (31, 91) if kind == "context" else (11,)
+        extra = [neighbourhood_mean(p[i], s) for s in sizes for i in range(p.shape[0])]
     else:  # position: sine and cosine of latitude and longitude (of the row/column index off a geographic grid)
         h, w = p.shape[1:]
         lat = case.latitude if case.latitude is not None else 90 - 180 * (np.arange(h) + 0.5) / h
@@ -266,7 +300,7 @@ def run_split(
 
     preds: a folder keeping each learner's test predictions (and the fit's seconds), reused
     by the ensembles and by a later run instead of fitting again."""
-    from cwsc.ml.baseline import NEIGHBOURHOODS, fit_baseline
+    from cwsc.ml.baseline import NEIGHBOURHOODS, baseline_features, fit_baseline
     from cwsc.ml.metrics import r2_score
     from cwsc.ml.training import RECIPES, TrainConfig, train_from_arrays
 
@@ -319,6 +353,39 @@ def run_split(
         res, seconds, _ = network(name)
         return res.test_pred, seconds, {"epochs_run": res.epochs_run}
 
+    def residual_pred():
+        """The neighbourhood trees' prediction plus a network fitted to their out-of-fold
+        residuals on the training cells (5 folds of 10 x 10 blocks)."""
+        from cwsc.ml import patches as P
+
+        s = split.samples
+        t0 = time.perf_counter()
+        full = fit_baseline(case.predictors, split, seed, sizes=NEIGHBOURHOODS)
+        feats = baseline_features(case.predictors, s.rows, s.cols, NEIGHBOURHOODS)
+        t_all = full.model.predict(feats).astype(np.float32)
+        rng = np.random.default_rng(seed)
+        blocks = (s.rows[split.train] // BLOCK) * 100003 + s.cols[split.train] // BLOCK
+        ub, inv = np.unique(blocks, return_inverse=True)
+        fold = rng.integers(0, 5, len(ub))[inv]
+        for f in range(5):
+            inner = P.TrainingSplit(s, split.train[fold != f], split.val, split.train[fold == f])
+            t_all[split.train[fold == f]] = fit_baseline(
+                case.predictors, inner, seed, NEIGHBOURHOODS
+            ).test_pred
+        resid = (s.labels - t_all).astype(np.float32)
+        grid = np.full(case.labels.shape, np.nan, np.float32)
+        grid[s.rows, s.cols] = resid
+        rsplit = P.TrainingSplit(
+            P.Samples(s.rows, s.cols, resid, s.skipped, s.masked), split.train, split.val, split.test
+        )
+        RECIPES["b256"] = replace(RECIPES["default"], name="b256", patience=None, batch_size=256, lr=6e-3)
+        config = TrainConfig(patch_size=5, recipe="b256", epochs=epochs, seed=seed, device="cpu")
+        res = train_from_arrays(case.predictors, grid, None, config, split=rsplit)
+        pred = t_all[split.test] + res.test_pred
+        seconds = time.perf_counter() - t0
+        keep("patch5-residual", pred, seconds, epochs_run=res.epochs_run)
+        return pred, seconds, {"epochs_run": res.epochs_run}
+
     def network(name: str):
         if name in networks:
             return networks[name]
@@ -331,6 +398,21 @@ def run_split(
             options["recipe"] = "minmax"
         elif name in ("context", "position"):
             predictors = extra_channels(case, name)
+        elif name == "patch5-full":  # every epoch of the one-cycle schedule, best weights kept
+            options["patch_size"] = 5
+            RECIPES["full"] = replace(RECIPES["default"], name="full", patience=None)
+            options["recipe"] = "full"
+        elif name.startswith("patch5-b256"):  # batches of 256 at twice the rate, every epoch
+            options["patch_size"] = 5
+            if name.endswith("-position"):
+                predictors = extra_channels(case, "position")
+            if name.endswith("-wide"):
+                options["widths"] = (32, 64, 128)
+            RECIPES["b256"] = replace(RECIPES["default"], name="b256", patience=None, batch_size=256, lr=6e-3)
+            options["recipe"] = "b256"
+        elif name.startswith("patch5-"):
+            options["patch_size"] = 5
+            predictors = extra_channels(case, name[len("patch5-") :])
         elif name == "seeds3":
             options["ensemble"] = 3
         config = TrainConfig(**options, epochs=epochs, seed=seed, device="cpu")
@@ -351,6 +433,9 @@ def run_split(
             res, fit_seconds, predictors = network("network")
             pred = tta_predictions(res, predictors, 11)
             r2, seconds = r2_score(obs, pred), fit_seconds + time.perf_counter() - t0
+        elif learner == "patch5-residual":
+            got = stored(learner) or residual_pred()
+            r2, seconds, extra = r2_score(obs, got[0]), got[1], got[2]
         elif learner in ENSEMBLES:
             net_pred, net_seconds, _ = network_pred(ENSEMBLES[learner])
             tree_pred, tree_seconds, picked = chosen_tree()

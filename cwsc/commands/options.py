@@ -215,7 +215,10 @@ for _key in ("precip", "pet", "runoff", "temperature"):
 COMMAND_ABSENT: dict[tuple[str, str], str] = {
     ("train", "--kge"): "none: every labelled cell",
     ("train", "--epochs"): "40; 150 with --recipe seed",
-    ("train", "--batch-size"): "64; 32 with --recipe seed",
+    (
+        "train",
+        "--batch-size",
+    ): "64, growing to 128 or 256 with tens of thousands of training cells; 32 with --recipe seed",
     ("train", "--blocks"): "2; 5 with --recipe seed",
     ("train", "--widths"): "16,32,64; 16,32,128 with --recipe seed",
     ("learn", "--blocks"): "2",

@@ -82,6 +82,7 @@ def _train(args, outputs: Outputs) -> dict:
         )
 
     result = train_from_arrays(stack.data, labels, kge, config, args.kge_threshold, on_epoch)
+    recipe = result.recipe  # its batch (and rate) grown with many training cells
     s = result.sizes
     protocol.log(
         f"samples: {s['train_samples']} train, {s['val_samples']} validation, "
@@ -127,8 +128,9 @@ def _train(args, outputs: Outputs) -> dict:
         "kge_threshold": args.kge_threshold if args.kge else None,
         "seed": args.seed,
         "ensemble": args.ensemble,
-        "epochs (max)": recipe.epochs,
+        ("epochs (max)" if recipe.patience else "epochs"): recipe.epochs,
         "batch_size": recipe.batch_size,
+        "learning_rate": recipe.lr,
         "network": f"ResNet-{result.network.depth} widths {'/'.join(str(w) for w in result.network.widths)}",
         "averaged with": (
             f"{shipped.name} (weight {shipped.info['weight']:g})"

@@ -57,8 +57,9 @@ vegetation), one channel each, in this order (predict needs the same order);
 Predictors on another grid than the labels are resampled onto the labels' grid, with a warning.</p>
 <p><b>Parameters</b>: <b>PATCH_SIZE</b> (5 cells, odd), <b>TEST_FRACTION</b> (0.3 of the
 labelled cells held out), <b>SPLIT</b> (random cells, or spatial blocks against spatial
-leakage), <b>EPOCHS</b> (40) and <b>BATCH_SIZE</b> (64; with the seed recipe 150 and 32
-unless changed), <b>RECIPE</b> (default,
+leakage), <b>EPOCHS</b> (40) and <b>BATCH_SIZE</b> (64, growing to 128 or 256 with
+tens of thousands of training cells unless set to another number; with the seed recipe 150
+and 32 unless changed), <b>RECIPE</b> (default,
 or the seed paper's settings), <b>ENSEMBLE</b> (1: networks trained with different seeds;
 their spread is the prediction uncertainty), <b>DEVICE</b> (auto, cpu, cuda), <b>SEED</b>
 (0: same seed on CPU gives the same model). Advanced: <b>BLOCK_SIZE</b>, network
@@ -252,7 +253,8 @@ warning. <b>SPLIT</b> blocks holds out whole regions, the honest test of a map.<
             "--out-model",
             outputs["OUTPUT_MODEL"],
         ]
-        seed_recipe = RECIPES[self.parameterAsEnum(parameters, "RECIPE", context)] == "seed"
+        # The default left in place is not passed: the seed recipe then takes its own, and
+        # the default recipe's batch may grow with many training cells.
         for name, flag, default in (
             ("EPOCHS", "--epochs", EPOCHS_DEFAULT),
             ("BATCH_SIZE", "--batch-size", BATCH_SIZE_DEFAULT),
@@ -260,8 +262,7 @@ warning. <b>SPLIT</b> blocks holds out whole regions, the honest test of a map.<
             ("BLOCKS", "--blocks", None),
         ):
             value = self.optional_number(parameters, name, context)
-            # The default recipe's number left in place with the seed recipe: the seed's own.
-            if value is not None and not (seed_recipe and value == default):
+            if value is not None and value != default:
                 args += [flag, str(value)]
         widths = (self.parameterAsString(parameters, "WIDTHS", context) or "").strip()
         if widths:

@@ -70,6 +70,7 @@ def _on_a_terminal(args, timeout=300):
     return proc.returncode, out, b"".join(received).decode("utf-8", "replace")
 
 
+@pytest.mark.slow
 def test_a_terminal_run_shows_a_progress_bar_and_a_summary(forcing, tmp_path):
     paths, _ = forcing
     out = tmp_path / "out"
@@ -88,6 +89,7 @@ def test_a_terminal_run_shows_a_progress_bar_and_a_summary(forcing, tmp_path):
     assert "cells calibrated" in stdout and "median kge" in stdout
 
 
+@pytest.mark.slow
 def test_without_a_terminal_the_stages_are_lines(forcing, tmp_path):
     """A run whose stderr goes to a log file: one line per stage, no bar redrawn."""
     paths, _ = forcing
@@ -98,6 +100,7 @@ def test_without_a_terminal_the_stages_are_lines(forcing, tmp_path):
     assert "Written:" in stdout
 
 
+@pytest.mark.slow
 def test_json_lines_are_the_plugins_protocol_unchanged(forcing, tmp_path):
     """``--json`` (before or after the command): every stdout line one event, written as
     ``json.dumps`` writes it; nothing for a person on stdout."""
@@ -114,6 +117,7 @@ def test_json_lines_are_the_plugins_protocol_unchanged(forcing, tmp_path):
         assert "Written:" not in done.stdout + done.stderr
 
 
+@pytest.mark.slow
 def test_quiet_keeps_the_warnings_only(forcing, tmp_path):
     paths, _ = forcing
     code, stdout, stderr = _human([*calibrate_args(paths, tmp_path), "--quiet"])
@@ -123,6 +127,7 @@ def test_quiet_keeps_the_warnings_only(forcing, tmp_path):
     assert (tmp_path / "cwsc.tif").exists()
 
 
+@pytest.mark.slow
 def test_errors_name_the_option_the_user_typed(forcing, tmp_path):
     """The backend's message names PRECIPITATION (the plugin shows that); the command line
     says --precip, in one line, without a traceback; exit 2."""
@@ -216,9 +221,14 @@ def test_the_defaults_help_shows_are_the_librarys():
     def said(command, flag):
         return command_options(command)[flag]["help"].split("(default: ", 1)[1]
 
+    from cwsc.ml.training import MAX_GROWN_BATCH
+
     default, seed = RECIPES["default"], RECIPES["seed"]
     assert said("train", "--epochs").startswith(f"{default.epochs}; {seed.epochs} with --recipe seed")
-    assert said("train", "--batch-size").startswith(f"{default.batch_size}; {seed.batch_size} with")
+    assert said("train", "--batch-size").startswith(
+        f"{default.batch_size}, growing to 128 or {MAX_GROWN_BATCH}"
+    )
+    assert f"; {seed.batch_size} with --recipe seed" in said("train", "--batch-size")
     assert said("train", "--blocks").startswith(f"{default.blocks}; {seed.blocks} with")
     widths = ",".join(map(str, default.widths)), ",".join(map(str, seed.widths))
     assert said("train", "--widths").startswith(f"{widths[0]}; {widths[1]} with")

@@ -106,6 +106,7 @@ def test_2_an_output_that_is_an_input_is_refused(forcing, tmp_path):
     assert snapshot(tmp_path) == before
 
 
+@pytest.mark.slow
 def test_4_one_file_under_two_names_is_refused(forcing, tmp_path):
     paths, _ = forcing
     (tmp_path / "maps").mkdir()
@@ -167,6 +168,7 @@ def test_6_nan_thresholds_are_refused_by_name(forcing, tmp_path):
     assert snapshot(tmp_path) == before
 
 
+@pytest.mark.slow
 def test_8_training_runs_with_four_steps(tmp_path):
     files = write_twin(tmp_path / "twin", make_twin((24, 24), channels=3, seed=2))
     rc, events, err = run_backend(
@@ -265,6 +267,7 @@ def test_12_unreplaceable_outputs_and_long_names_fail_before_any_work(forcing, t
     assert snapshot(tmp_path) == before
 
 
+@pytest.mark.slow
 def test_13_a_crs_mismatch_names_both_crss(forcing, tmp_path):
     paths, arrays = forcing
     other = write_tif(tmp_path / "q_3035.tif", arrays["q"], crs="EPSG:3035")

@@ -23,6 +23,7 @@ def _nc(tmp_path, truth, name="q.nc", months=48, **kw):
     )
 
 
+@pytest.mark.slow
 def test_4_a_truncated_netcdf3_file_is_named_as_damaged(tmp_path, truth):
     import xarray as xr
 
@@ -115,6 +116,7 @@ def test_7_a_variable_with_a_level_dimension_is_refused(tmp_path, truth):
     assert io.open_raster(tmp_path / "one_layer.nc", "RUNOFF").count == 24
 
 
+@pytest.mark.slow
 def test_20_all_zero_runoff_is_refused_and_the_old_maps_kept(forcing, tmp_path):
     paths, arrays = forcing
     zero = write_tif(tmp_path / "zero.tif", np.zeros_like(arrays["q"]))
@@ -218,6 +220,7 @@ def test_the_error_classes_reach_the_user_as_bad_input(forcing, tmp_path):
     assert rc == 2 and last_event(events, "error")["kind"] == "bad_input"
 
 
+@pytest.mark.slow
 def test_22_a_cwsc_map_in_metres_is_converted_or_questioned(tmp_path):
     import rasterio
 

@@ -167,6 +167,7 @@ def test_a_wheel_installs_into_a_clean_environment(tmp_path):
     assert str(target) in located.stdout
 
 
+@pytest.mark.slow
 def test_the_wheel_holds_only_the_package(tmp_path):
     """``pip wheel .`` ships ``cwsc`` and its metadata; not the QGIS plugin (``cwsc_qgis``),
     the tests or the scripts."""

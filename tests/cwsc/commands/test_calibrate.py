@@ -152,6 +152,7 @@ def test_netcdf_forcing_is_read(inputs, tmp_path):
     assert last_event(events, "result")["metrics"]["cells_calibrated"] == ROWS * COLS - 1
 
 
+@pytest.mark.slow
 def test_different_grids_are_refused(inputs, tmp_path):
     p, _, _ = _forcing()
     other = write_tif(tmp_path / "p_shifted.tif", p, transform=(0.5, 0, -9.0, 0, -0.5, 60.0))
@@ -255,6 +256,7 @@ def test_an_undeclared_nodata_sentinel_is_refused_and_can_be_declared(inputs, tm
     assert code == 0, err
 
 
+@pytest.mark.slow
 def test_all_nodata_runoff_is_refused(inputs, tmp_path):
     empty = write_tif(tmp_path / "q_empty.tif", np.full((MONTHS, ROWS, COLS), np.nan))
     code, events, _ = run_backend("calibrate", *_args({**inputs, "--runoff": empty}, tmp_path))
@@ -292,6 +294,7 @@ def test_netcdf_with_several_variables_is_refused(inputs, tmp_path):
     _no_outputs(tmp_path)
 
 
+@pytest.mark.slow
 def test_a_file_that_is_not_a_raster_is_refused(inputs, tmp_path):
     junk = tmp_path / "notes.tif"
     junk.write_text("this is not a raster")
@@ -300,6 +303,7 @@ def test_a_file_that_is_not_a_raster_is_refused(inputs, tmp_path):
     _no_outputs(tmp_path)
 
 
+@pytest.mark.slow
 def test_missing_output_folder_is_refused_before_work(inputs, tmp_path):
     code, events, _ = run_backend(
         "calibrate", *_args(inputs, tmp_path, **{"--out-kge": str(tmp_path / "nope" / "k.tif")})

@@ -39,6 +39,7 @@ def _calibrate(paths, out, *extra):
     return events, cwsc, kge, profile
 
 
+@pytest.mark.slow
 def test_temperature_lifts_the_fit_and_bit_32_flags_the_cells_without_it(snowy, tmp_path):
     paths, _ = snowy
     events, cwsc, kge, _ = _calibrate(paths, tmp_path / "without")
@@ -59,6 +60,7 @@ def test_temperature_lifts_the_fit_and_bit_32_flags_the_cells_without_it(snowy, 
     assert abs(np.median(kge_k) - np.median(kge_t)) < 0.01
 
 
+@pytest.mark.slow
 def test_a_temperature_in_kelvin_read_as_celsius_is_refused_naming_the_file(snowy, tmp_path):
     paths, _ = snowy
     message = refused(
@@ -81,6 +83,7 @@ def test_temperature_on_another_grid_is_refused(snowy, tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_unknown_temperature_units_name_the_option(snowy, tmp_path):
     paths, _ = snowy
     refused(

@@ -56,6 +56,7 @@ def test_demo_data_command_writes_manifest(tmp_path):
     assert manifest["predictors"] == res["outputs"]["predictors"]
 
 
+@pytest.mark.slow
 def test_demo_data_with_the_bounded_formulation(tmp_path):
     from cwsc.cli import build_parser
 

@@ -211,6 +211,7 @@ def _small_args(small, out, table=None):
     ]
 
 
+@pytest.mark.slow
 def test_every_catchment_not_scored_is_listed_with_its_reason(small, tmp_path):
     table = tmp_path / "bad.csv"
     lines = small["table"].read_text().splitlines()
@@ -231,6 +232,7 @@ def test_every_catchment_not_scored_is_listed_with_its_reason(small, tmp_path):
     assert all(f"{x}" in warnings for x in ("2000-01", "z"))
 
 
+@pytest.mark.slow
 def test_too_few_months_is_a_reason_not_a_crash(small, tmp_path):
     table = tmp_path / "short.csv"
     lines = small["table"].read_text().splitlines()
@@ -244,6 +246,7 @@ def test_too_few_months_is_a_reason_not_a_crash(small, tmp_path):
     assert "24" in rows["c"]["not_scored"]  # 20 months only
 
 
+@pytest.mark.slow
 def test_a_missing_id_field_is_refused_naming_the_fields_there_are(small, tmp_path):
     args = _small_args(small, tmp_path)
     args[args.index("gauge")] = "station"
@@ -257,6 +260,7 @@ def test_a_missing_id_field_is_refused_naming_the_fields_there_are(small, tmp_pa
     assert {name: (tmp_path / name).read_bytes() for name in old} == old
 
 
+@pytest.mark.slow
 def test_forcing_from_rasters_averaged_over_the_polygons_gives_the_tables_result(small, tmp_path):
     """P and PET as dated rasters (each polygon's cells holding its series, and the same in
     kelvin-free mm/month) instead of table columns: the same scores."""
@@ -297,6 +301,7 @@ def test_forcing_from_rasters_averaged_over_the_polygons_gives_the_tables_result
         )
 
 
+@pytest.mark.slow
 def test_a_catchment_whose_forcing_cannot_balance_is_warned_about_and_flagged(small, tmp_path):
     """Issue 35: catchment c's PET cut to a fifth, so its long-term P - Q exceeds the PET; the
     run names it with its numbers and sets bit 128; a and b balance."""
@@ -337,6 +342,7 @@ def test_a_catchment_whose_forcing_cannot_balance_is_warned_about_and_flagged(sm
     assert "a:" not in said[0] and "b:" not in said[0]
 
 
+@pytest.mark.slow
 def test_scores_are_one_layer_of_the_users_project_geopackage(small, tmp_path):
     """--out project.gpkg: the scores become the layer cwsc_scores (or --layer); the user's
     layers (here the gauges' polygons) stay as they were (issue 33: they were all lost)."""

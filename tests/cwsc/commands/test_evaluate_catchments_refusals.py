@@ -100,6 +100,7 @@ def test_a_run_where_nothing_can_be_scored_refuses_and_keeps_last_years_files(sm
     assert _unchanged(tmp_path, old)
 
 
+@pytest.mark.slow
 def test_a_catchment_too_short_for_the_warmup_is_skipped_with_its_reason(small, tmp_path):
     table = tmp_path / "short_a.csv"
     lines = small["table"].read_text().splitlines()
@@ -116,6 +117,7 @@ def test_a_catchment_too_short_for_the_warmup_is_skipped_with_its_reason(small, 
     assert "WARMUP_MONTHS=30" in (out / "r.html").read_text()
 
 
+@pytest.mark.slow
 def test_a_catchment_always_below_freezing_is_skipped_with_its_reason(small, tmp_path):
     lines = small["table"].read_text().splitlines()
     table = tmp_path / "cold_a.csv"

@@ -44,6 +44,7 @@ def test_a_block_size_with_the_random_split_is_refused_by_name(tmp_path):
     refused([*args, "--split", "random", "--block-size", "5"], "BLOCK_SIZE", "SPLIT=random")
 
 
+@pytest.mark.slow
 def test_an_extent_with_its_crs_as_the_help_shows_it_is_read(forcing, tmp_path):
     """``--extent=xmin,xmax,ymin,ymax [CRS]`` unquoted: the shell makes the CRS its own word."""
     rc, events, err = run_backend(
@@ -61,6 +62,7 @@ def test_one_file_given_as_precipitation_and_runoff_is_refused(forcing, tmp_path
     refused(calibrate_args(paths, tmp_path), "RUNOFF", "also given as PRECIPITATION")
 
 
+@pytest.mark.slow
 def test_a_temperature_always_below_freezing_is_refused_by_name(forcing, tmp_path):
     t = write_tif(tmp_path / "t.tif", np.full((36, 3, 4), -8.0), descriptions=MONTHS)
     refused([*calibrate_args(forcing, tmp_path), "--temperature", t], "TEMPERATURE", "below freezing")

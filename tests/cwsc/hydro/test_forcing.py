@@ -196,6 +196,7 @@ def _bad(tmp_path, p, e, q, *words, extra=()):
     return error["message"]
 
 
+@pytest.mark.slow
 def test_no_common_months_is_refused_naming_the_periods(tmp_path, truth):
     early = reference(tmp_path, truth, list(range(START, START + 12)))
     late = list(range(START + 24, START + 36))
@@ -328,6 +329,7 @@ def test_runoff_above_precipitation_is_warned(tmp_path, truth):
     assert any("runoff of the whole period exceeds its precipitation" in w for w in warnings)
 
 
+@pytest.mark.slow
 def test_undated_beside_dated_needs_its_start(tmp_path, truth):
     months = list(range(START, START + 24))
     ref = reference(tmp_path, truth, months)
@@ -347,6 +349,7 @@ def test_undated_beside_dated_needs_its_start(tmp_path, truth):
     np.testing.assert_allclose(q, truth["Q"][2:24], rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_a_netcdf_without_coordinates_is_refused(tmp_path, truth):
     months = list(range(START, START + 24))
     ref = reference(tmp_path, truth, months)

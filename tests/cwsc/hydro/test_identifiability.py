@@ -4,6 +4,7 @@ profiles."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from cwsc.hydro.calibration.config import CalibrationConfig
@@ -85,6 +86,7 @@ def test_range_overlaps_a_brute_force_profile():
     assert (width[~wide] <= 50).all()
 
 
+@pytest.mark.slow
 def test_range_does_not_follow_the_number_of_restarts():
     """The width of the identifiable range with 3 restarts over that with 1, as the median
     over eight draws of 16 cells: one draw's ratio alone ranges 0.6 to 1.3 with the search's

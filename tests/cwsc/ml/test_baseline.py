@@ -93,6 +93,7 @@ def _neighbourhood_task(shape=(48, 48), seed=2):
     return stack, labels
 
 
+@pytest.mark.slow
 def test_the_trees_learn_a_neighbourhood_function_a_per_cell_model_cannot():
     stack, labels = _neighbourhood_task()
     samples = P.select_samples(stack, labels)
@@ -107,6 +108,7 @@ def test_the_trees_learn_a_neighbourhood_function_a_per_cell_model_cannot():
     assert with_means.test_pred.shape == (len(split.test),) and with_means.test_pred.dtype == np.float32
 
 
+@pytest.mark.slow
 def test_same_seed_same_predictions_and_the_edge_cases():
     stack, labels = _neighbourhood_task((30, 30), seed=5)
     samples = P.select_samples(stack, labels)

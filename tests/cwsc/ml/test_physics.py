@@ -68,6 +68,7 @@ def one_model_twin(shape=(24, 24), months=120, seed=0):
     return preds, grid(p), grid(e), grid(q), truth
 
 
+@pytest.mark.slow
 def test_learning_recovers_sc_from_runoff_of_one_model():
     preds, p, e, q, truth = one_model_twin()
     q[:, :2, :] = np.nan  # cells without runoff take no part
@@ -91,6 +92,7 @@ def test_learning_recovers_sc_from_runoff_of_one_model():
     assert result.network.outputs == ParameterHead(("SWBM",)).outputs == 4
 
 
+@pytest.mark.slow
 def test_pretraining_on_a_calibration_of_the_training_cells_starts_learning_near_it():
     preds, p, e, q, truth = one_model_twin()
     base = dict(models=("SWBM",), epochs=1, batch_size=64, patch_size=5, seed=0)
@@ -202,6 +204,7 @@ def test_the_progress_shares_follow_the_measured_time_of_each_stage():
     assert edges == sorted(edges) and edges[0] == 0.05 and edges[-1] == pytest.approx(0.9)
 
 
+@pytest.mark.slow
 def test_cells_with_more_runoff_than_precipitation_take_no_part():
     preds, p, e, q, _ = one_model_twin(shape=(12, 12), months=60)
     q[:, 0, :] = 2.0 * p[:, 0, :]  # row 0: no water balance makes this runoff

@@ -9,7 +9,15 @@ import torch  # noqa: E402 - after cwsc.ml, which sets the OpenMP wait policy
 from cwsc.errors import InputFileError, ParameterError
 from cwsc.ml.metrics import kge, regression_metrics
 from cwsc.ml.network import ResNetConfig, build_network, count_parameters
-from cwsc.ml.training import RECIPES, TrainConfig, one_cycle_schedule, train_from_arrays
+from cwsc.ml.training import (
+    MAX_GROWN_BATCH,
+    MIN_STEPS_PER_EPOCH,
+    RECIPES,
+    TrainConfig,
+    grown_recipe,
+    one_cycle_schedule,
+    train_from_arrays,
+)
 from cwsc.synthetic.twin import make_twin
 
 TINY = dict(blocks=1, widths=(4, 8, 8), patch_size=5, threads=1)  # small work: one thread is fastest
@@ -201,3 +209,40 @@ def test_the_seed_recipe_has_no_validation_cells_to_choose_trees_on(twin):
     res = train_from_arrays(twin.predictors, twin.labels, twin.kge, cfg)
     assert len(res.split.val) == 0
     assert average_with_trees(res, fit_best_baseline(twin.predictors, res.split, 0)) is None
+
+
+def test_the_default_batch_grows_with_many_training_cells_and_its_rate_with_it():
+    d = RECIPES["default"]
+    assert grown_recipe(d, 1_000) == d  # the demo region's few thousand cells: 64
+    assert grown_recipe(d, 2 * 64 * MIN_STEPS_PER_EPOCH - 1) == d
+    r128 = grown_recipe(d, 2 * 64 * MIN_STEPS_PER_EPOCH)
+    assert r128.batch_size == 128 and r128.lr == pytest.approx(d.lr * math.sqrt(2))
+    big = grown_recipe(d, 36_000)  # the real map's training cells
+    assert big.batch_size == MAX_GROWN_BATCH == 256 and big.lr == pytest.approx(2 * d.lr)
+    assert grown_recipe(d, 10**7).batch_size == MAX_GROWN_BATCH
+    assert grown_recipe(RECIPES["seed"], 10**7) == RECIPES["seed"]  # the original's, as it was
+
+
+def test_the_default_recipe_runs_every_epoch_and_keeps_the_best_weights_on_validation(twin):
+    res = train_from_arrays(
+        twin.predictors, twin.labels, twin.kge, TrainConfig(epochs=6, batch_size=32, device="cpu", **TINY)
+    )
+    hist = res.histories[0]
+    assert [r["epoch"] for r in hist] == list(range(1, 7))  # no early stop
+    best = min(hist, key=lambda r: r["val_loss"])
+    # The weights kept are the best epoch's: their validation R2 is that epoch's.
+    from cwsc.ml import patches as P
+    from cwsc.ml.metrics import r2_score
+    from cwsc.ml.network import build_network
+    from cwsc.ml.training import predict_scaled, to_device
+
+    s = res.split
+    padded = P.pad_block(twin.predictors.copy(), res.scaling, 2)
+    x = P.extract_patches(padded, s.samples.rows[s.val], s.samples.cols[s.val], 5, res.scaling.kind)
+    net = build_network(res.network)
+    net.load_state_dict(res.members[0])
+    pv = res.scaling.unscale_labels(
+        predict_scaled(net, to_device(x, torch.device("cpu")), torch.device("cpu"))
+    )
+    assert r2_score(s.samples.labels[s.val], pv) == pytest.approx(best["val_r2"], abs=1e-4)
+    assert res.recipe.batch_size == 32  # given: not grown

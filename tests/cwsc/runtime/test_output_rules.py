@@ -253,6 +253,7 @@ sys.exit(protocol.run(command))
 """
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals and locks")
 def test_a_run_waiting_for_another_runs_lock_says_so_and_obeys_cancel(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
