@@ -250,10 +250,10 @@ def extra_channels(case: Case, kind: str) -> np.ndarray:
     if kind in ("context", "context11"):
         sizes = (31, 91) if kind == "context" else (11,)
         extra = [neighbourhood_mean(p[i], s) for s in sizes for i in range(p.shape[0])]
-    else:  # position: sine and cosine of latitude and longitude (of the row/column index off a geographic grid)
+    else:  # position: sine and cosine of latitude and longitude (the twin: where write_twin puts it)
         h, w = p.shape[1:]
-        lat = case.latitude if case.latitude is not None else 90 - 180 * (np.arange(h) + 0.5) / h
-        lon = case.longitude if case.longitude is not None else -180 + 360 * (np.arange(w) + 0.5) / w
+        lat = case.latitude if case.latitude is not None else 50.0 - 0.5 * (np.arange(h) + 0.5)
+        lon = case.longitude if case.longitude is not None else 10.0 + 0.5 * (np.arange(w) + 0.5)
         la, lo = np.deg2rad(lat)[:, None] * np.ones((1, w)), np.ones((h, 1)) * np.deg2rad(lon)[None, :]
         extra = [np.sin(la), np.cos(la), np.sin(lo), np.cos(lo)]
     return np.concatenate([p, np.stack(extra).astype(np.float32)], axis=0)

@@ -379,6 +379,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="average the network with the gradient-boosted trees better on the validation cells, "
         "stored in the model file (--no-trees: the network alone)",
     )
+    p.add_argument(
+        "--position",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="give the network each cell's latitude and longitude (sine and cosine) as four more "
+        "channels, on a grid with a CRS (--no-position: the predictors alone)",
+    )
     _extent(p)
     p.add_argument(
         "--blocks", type=_count("BLOCKS"), default=None, help="residual blocks per stage (n of 6n+2)"

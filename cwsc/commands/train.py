@@ -30,6 +30,7 @@ def _train(args, outputs: Outputs) -> dict:
     from cwsc.ml import patches as P
     from cwsc.ml.baseline import fit_best_baseline
     from cwsc.ml.modelfile import ModelBundle, grid_summary, save_model
+    from cwsc.ml.position import has_position, position_channels
     from cwsc.ml.training import TrainConfig, average_with_trees, recipe_dict, train_from_arrays
     from cwsc.reports.html import baseline_sentence, training_report
 
@@ -69,6 +70,14 @@ def _train(args, outputs: Outputs) -> dict:
         f"{grid.describe()}; device {device}"
     )
 
+    position = bool(args.position) and has_position(grid)
+    if args.position and not position:
+        protocol.warning(
+            "LABELS: the grid has no CRS, so the cells cannot be placed on the Earth: the network "
+            "is trained without position channels"
+        )
+    inputs = np.concatenate([stack.data, position_channels(grid)]) if position else stack.data
+
     def on_epoch(member: int, rec: dict, fraction: float) -> None:
         protocol.progress(
             0.05 + 0.85 * fraction,
@@ -81,7 +90,8 @@ def _train(args, outputs: Outputs) -> dict:
             **({"stopped_early": True} if rec.get("stopped_early") else {}),
         )
 
-    result = train_from_arrays(stack.data, labels, kge, config, args.kge_threshold, on_epoch)
+    result = train_from_arrays(inputs, labels, kge, config, args.kge_threshold, on_epoch)
+    del inputs
     recipe = result.recipe  # its batch (and rate) grown with many training cells
     s = result.sizes
     protocol.log(
@@ -131,6 +141,7 @@ def _train(args, outputs: Outputs) -> dict:
         ("epochs (max)" if recipe.patience else "epochs"): recipe.epochs,
         "batch_size": recipe.batch_size,
         "learning_rate": recipe.lr,
+        "position channels": "latitude and longitude (sine, cosine)" if position else "none",
         "network": f"ResNet-{result.network.depth} widths {'/'.join(str(w) for w in result.network.widths)}",
         "averaged with": (
             f"{shipped.name} (weight {shipped.info['weight']:g})"
@@ -169,6 +180,7 @@ def _train(args, outputs: Outputs) -> dict:
         channel_statistics=P.channel_statistics(stack.data),
         trees=shipped.trees if shipped is not None else None,
         trees_info=shipped.info if shipped is not None else {},
+        position=position,
     )
     protocol.progress(0.92, "saving the model file and report")
     save_model(outputs.temporary("OUTPUT_MODEL"), bundle)

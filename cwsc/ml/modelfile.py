@@ -1,15 +1,17 @@
 """The model file: one ``torch.save`` of plain containers, opened with ``weights_only=True``.
 
-Layout (format ``cwsc-resnet``, version 2)::
+Layout (format ``cwsc-resnet``, version 3)::
 
-    {"format": "cwsc-resnet", "version": 2,
+    {"format": "cwsc-resnet", "version": 3,
      "metadata": "<JSON text>",            # everything but the weights, see ModelBundle
      "members": [state_dict, ...],         # one dict of tensors per ensemble member
      "trees": {name: tensor, ...}}         # only with trees: TreeEnsemble.arrays()
 
 Version 2 added the gradient-boosted trees ``train`` averages with the network (the
 metadata's ``"trees"`` says which, on which features, and with what weight); a version 1 file
-is a network alone and still loads.
+is a network alone and still loads. Version 3: the network also takes each cell's position
+(``"position": true`` in the metadata); a file without it is still written as version 2, so
+an older backend reads it.
 
 Loading never unpickles code: ``torch.load(weights_only=True)`` accepts tensors, dicts,
 lists, strings and numbers only, and the metadata is JSON text parsed by ``json``.
@@ -33,7 +35,7 @@ from cwsc.ml.patches import Scaling
 from cwsc.ml.trees import TREES_WEIGHT, TreeEnsemble
 
 FORMAT = "cwsc-resnet"
-VERSION = 2
+VERSION = 3
 
 
 @dataclass
@@ -62,6 +64,16 @@ class ModelBundle:
     #: "weight": TREES_WEIGHT, "val_r2", "test_r2", "iterations"}
     trees: TreeEnsemble | None = None
     trees_info: dict = field(default_factory=dict)
+    #: the network also takes each cell's position (cwsc.ml.position.POSITION_CHANNELS, after
+    #: the predictors; the scaling covers them too)
+    position: bool = False
+
+    @property
+    def network_channels(self) -> int:
+        """Channels the network takes, the mask excluded: the predictors, then the position."""
+        from cwsc.ml.position import POSITION_CHANNELS
+
+        return len(self.channels) + (len(POSITION_CHANNELS) if self.position else 0)
 
     @property
     def trees_weight(self) -> float:
@@ -95,6 +107,7 @@ class ModelBundle:
             "ensemble": len(self.members),
             **({"physics": self.physics} if self.physics else {}),
             **({"trees": self.trees_info} if self.trees is not None else {}),
+            **({"position": True} if self.position else {}),
         }
 
     def parameter_head(self):
@@ -131,7 +144,7 @@ def save_model(path: str | Path, bundle: ModelBundle) -> Path:
     :class:`~cwsc.runtime.outputs.Outputs` temporary, committed at the end)."""
     payload = {
         "format": FORMAT,
-        "version": VERSION,
+        "version": VERSION if bundle.position else 2,
         "metadata": json.dumps(jsonable(bundle.metadata()), allow_nan=False),
         "members": [{k: v.detach().cpu().contiguous() for k, v in m.items()} for m in bundle.members],
     }
@@ -189,6 +202,7 @@ def load_model(path: str | Path, label: str = "MODEL") -> ModelBundle:
             versions=meta.get("versions", {}),
             channel_statistics=list(meta.get("channel_statistics", [])),
             physics=dict(meta.get("physics") or {}),
+            position=bool(meta.get("position", False)),
         )
         if "trees" in meta or "trees" in payload:
             if "trees" not in meta or "trees" not in payload:
@@ -215,8 +229,8 @@ def load_model(path: str | Path, label: str = "MODEL") -> ModelBundle:
                     f"member {k + 1}'s weights {', '.join(broken[:3])} hold NaN or infinite values"
                 )
         if (
-            len(bundle.scaling.mean) != len(bundle.channels)
-            or bundle.network.in_channels != len(bundle.channels) + 1
+            len(bundle.scaling.mean) != bundle.network_channels
+            or bundle.network.in_channels != bundle.network_channels + 1
         ):
             raise ValueError("channel count disagrees with the network")
         head = bundle.parameter_head()

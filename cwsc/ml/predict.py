@@ -189,6 +189,15 @@ def predict_raster(
         # an ensemble of networks (a map's layout as before the trees), else only when asked.
         two_bands = k > 1 and out_uncertainty is None
         spread = bundle.predictions > 1 and (two_bands or out_uncertainty is not None)
+        if bundle.position:
+            from cwsc.ml.position import has_position, position_channels
+
+            if not has_position(grid):
+                raise InputFileError(
+                    f"PREDICTORS: '{predictor_paths[0]}' has no CRS, but the model takes each "
+                    "cell's latitude and longitude; give the predictors with their CRS (the "
+                    "training's), e.g. assigned with gdal_edit.py -a_srs"
+                )
         if trees is not None:
             from cwsc.ml.baseline import baseline_features
             from cwsc.ml.trees import predict_trees
@@ -235,7 +244,9 @@ def predict_raster(
             dst_std = stack.enter_context(rasterio.open(tmp_std, "w", **io.geotiff_profile(grid, 1)))
         n_ch = len(bundle.channels)
         n_features = trees.n_features if trees is not None else 0
-        step = _strip_rows(grid, n_ch, profile.get("blockysize", 1), budget_bytes, n_features)
+        step = _strip_rows(
+            grid, bundle.network_channels, profile.get("blockysize", 1), budget_bytes, n_features
+        )
         cells = finite = bounded = 0
         from rasterio.windows import Window
 
@@ -254,6 +265,8 @@ def predict_raster(
             if trees is not None:  # before pad_block, which scales the block in place
                 # Neighbourhood means over the strip and its halo: those of the whole grid.
                 features = baseline_features(block, rows + (r0 - a), cols, sizes)
+            if bundle.position:  # after the predictors, as at training
+                block = np.concatenate([block, position_channels(grid, slice(a, b))])
             # The network's patches need half a patch of rows around the strip.
             pa, pb = max(0, r0 - half), min(grid.height, r1 + half)
             padded = P.pad_block(

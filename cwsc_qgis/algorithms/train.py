@@ -65,7 +65,9 @@ their spread is the prediction uncertainty), <b>DEVICE</b> (auto, cpu, cuda), <b
 (0: same seed on CPU gives the same model). Advanced: <b>BLOCK_SIZE</b>, network
 <b>BLOCKS</b> (n of 6n+2 layers) and <b>WIDTHS</b> (e.g. 16,32,128), <b>TREES</b> (on:
 the model averages the network with gradient-boosted trees, see below; off: the network
-alone).</p>
+alone), <b>POSITION</b> (on: the network also takes each cell's latitude and longitude, as
+sine and cosine, so it can learn what varies with place and is not in the predictors; needs
+rasters with a CRS).</p>
 <p><b>The model</b>: two gradient-boosted trees are fitted on the network's training cells,
 one on each cell's predictors and one on them and their 3 x 3 and 11 x 11 neighbourhood
 means. With <b>TREES</b> on (the default) the model file keeps the one better on the
@@ -192,6 +194,13 @@ warning. <b>SPLIT</b> blocks holds out whole regions, the honest test of a map.<
         )
         self.addParameter(
             advanced(
+                QgsProcessingParameterBoolean(
+                    "POSITION", tr("Give the network each cell's latitude and longitude"), defaultValue=True
+                )
+            )
+        )
+        self.addParameter(
+            advanced(
                 QgsProcessingParameterNumber(
                     "SEED", tr("Random seed"), type=INTEGER, defaultValue=0, minValue=0
                 )
@@ -246,6 +255,7 @@ warning. <b>SPLIT</b> blocks holds out whole regions, the honest test of a map.<
             "--ensemble",
             str(self.parameterAsInt(parameters, "ENSEMBLE", context)),
             "--trees" if self.parameterAsBoolean(parameters, "TREES", context) else "--no-trees",
+            "--position" if self.parameterAsBoolean(parameters, "POSITION", context) else "--no-position",
             "--seed",
             str(self.parameterAsInt(parameters, "SEED", context)),
             "--device",

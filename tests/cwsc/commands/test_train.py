@@ -152,3 +152,28 @@ def test_widths_option_parsing():
     for bad in ("16,32", "a,b,c", "0,1,2"):
         with pytest.raises(ParameterError, match="WIDTHS"):
             parse_widths(bad)
+
+
+@pytest.mark.slow  # three short trainings
+def test_the_network_takes_each_cells_position_on_a_grid_with_a_crs(twin_files, tmp_path):
+    from cwsc.ml.modelfile import load_model
+    from cwsc.ml.position import POSITION_CHANNELS
+    from cwsc.synthetic.twin import make_twin, write_twin
+
+    files, _ = twin_files
+    rc, events, err = run_backend(*train_args(files, tmp_path / "m.pt", "--epochs", "1"))
+    assert rc == 0, err
+    b = load_model(tmp_path / "m.pt")
+    assert b.position and b.network.in_channels == len(b.channels) + len(POSITION_CHANNELS) + 1
+    assert b.training["position channels"] == "latitude and longitude (sine, cosine)"
+    rc, events, err = run_backend(*train_args(files, tmp_path / "n.pt", "--epochs", "1", "--no-position"))
+    assert rc == 0, err
+    b = load_model(tmp_path / "n.pt")
+    assert not b.position and b.network.in_channels == len(b.channels) + 1
+    # Rasters without a CRS cannot be placed: trained without position, and said so.
+    bare = write_twin(tmp_path / "bare", make_twin((30, 30), channels=5, seed=4), crs=None)
+    rc, events, err = run_backend(*train_args(bare, tmp_path / "o.pt", "--epochs", "1"))
+    assert rc == 0, err
+    warned = [e["message"] for e in events if e["event"] == "log" and e.get("level") == "warning"]
+    assert any("no CRS" in w and "without position channels" in w for w in warned), warned
+    assert not load_model(tmp_path / "o.pt").position
