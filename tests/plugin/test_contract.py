@@ -291,15 +291,18 @@ def test_the_seed_recipe_keeps_its_own_epochs_unless_changed(provider, data_dir,
     alg = _algorithm("train")
     params = _parameters(alg, data_dir, tmp_path, full=False)
     seed = train.RECIPES.index("seed")
-    # The dialog sends its filled-in defaults (40, 64): with the seed recipe they mean "the
-    # recipe's own"; a changed number is sent.
+    # The dialog sends its filled-in defaults (40, 64): they mean "the recipe's own" (with the
+    # seed recipe its 150 and 32; with the default recipe 40, and a batch that may grow with
+    # many training cells); a changed number is sent.
     shown = {**params, "EPOCHS": base.EPOCHS_DEFAULT, "BATCH_SIZE": base.BATCH_SIZE_DEFAULT}
     args = _build(alg, {**shown, "RECIPE": seed})
     assert "--epochs" not in args and "--batch-size" not in args
     args = _build(alg, {**shown, "RECIPE": seed, "EPOCHS": 12})
     assert args[args.index("--epochs") + 1] == "12"
     args = _build(alg, shown)
-    assert args[args.index("--epochs") + 1] == "40" and args[args.index("--batch-size") + 1] == "64"
+    assert "--epochs" not in args and "--batch-size" not in args
+    args = _build(alg, {**shown, "BATCH_SIZE": 32})
+    assert args[args.index("--batch-size") + 1] == "32"
 
 
 @pytest.mark.parametrize("name", ALGORITHMS + ("info",))
