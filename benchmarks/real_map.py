@@ -18,18 +18,26 @@ labels exist: on a grid in degrees three latitude bands (``tropics``, ``north`` 
 south third of its rows. In every split the validation cells (early stopping of the network and
 of the trees) are 15 % of the training cells, drawn in 10 x 10 blocks.
 
-Learners (:data:`LEARNERS`): ``trees-cell`` (the toolkit's gradient-boosted trees,
+Learners (:data:`LEARNERS`), every network with the default recipe as it is now (every epoch
+of the one-cycle schedule, the weights best on validation kept, the batch growing with many
+training cells: 256 on the real map): ``trees-cell`` (the toolkit's gradient-boosted trees,
 :func:`cwsc.ml.baseline.fit_baseline`, on each cell's predictors), ``trees-neighbourhood``
-(the same with the 3 x 3 and 11 x 11 neighbourhood means), ``network`` (the default recipe on
-11 x 11 patches, the default patch size until 0.2.0), and the candidates: ``patch5``, ``patch7`` (patch size), ``minmax`` (the seed's
+(the same with the 3 x 3 and 11 x 11 neighbourhood means), ``network`` (11 x 11 patches, the
+default patch size until 0.2.0), ``patch5`` (5 x 5 patches: ``train --no-position``),
+``patch5-position`` (and the sine and cosine of each cell's latitude and longitude as four
+channels: the network ``train`` ships), and the candidates: ``patch7``, ``minmax`` (the seed's
 per-patch min-max scaling instead of per-channel standardisation), ``context`` (the 31 x 31
-and 91 x 91 neighbourhood means as extra channels), ``position`` (sine and cosine of latitude
-and longitude as extra channels), ``seeds3`` (an ensemble of three seeds), ``tta`` (the default
-network averaged over the 8 rotations and reflections of each test patch, no retraining),
-``net+trees`` and ``patch5+trees`` (the mean of that network and the better of the two trees on
-the validation cells). ``patch5+trees`` is what ``train`` ships by default (patch size 5, trees
-averaged in); ``patch5`` is ``train --no-trees``.The table adds
-``best-tree``: per split the better of the two trees on test R2, the bar of the issue.
+and 91 x 91 neighbourhood means as extra channels), ``patch5-context11`` (the 11 x 11 means),
+``patch5-context11-position``, ``position`` (on 11 x 11 patches), ``patch5-wide`` (widths
+32/64/128), ``patch5-residual`` (the neighbourhood trees plus a network fitted to their
+out-of-fold residuals), ``seeds3`` (an ensemble of three seeds), ``tta`` (``network``
+averaged over the 8 rotations and reflections of each test patch, no retraining); and
+``<network>+trees``: the mean of that network and the better of the two trees on the
+validation cells. ``patch5-position+trees`` is what ``train`` ships by default;
+``patch5-position`` is ``train --no-trees``. The table adds ``best-tree``: per split the
+better of the two trees on test R2, the bar of the issue. Rows whose learner ends in ``@0.2``
+(in result files of earlier runs) were measured with 0.2.0's recipe (early stopping after 10
+epochs without progress, batch 64).
 
 One JSON line per split and learner goes to stdout and ``--out`` (appended; a split and
 learner already in it is not run again, so a long run can be resumed); ``--preds DIR`` keeps
@@ -84,34 +92,25 @@ LEARNERS = (
     "seeds3",
     "tta",
     "patch5-position",
-    "patch5-full",
-    "patch5-b256",
-    "patch5-residual",
-    "patch5-b256-position",
-    "patch5-b256-wide",
     "patch5-context11",
     "patch5-context11-position",
+    "patch5-wide",
+    "patch5-residual",
     "net+trees",
     "patch5+trees",
     "patch5-position+trees",
-    "patch5-full+trees",
-    "patch5-b256+trees",
-    "patch5-b256-position+trees",
-    "patch5-b256-wide+trees",
     "patch5-context11+trees",
     "patch5-context11-position+trees",
+    "patch5-wide+trees",
 )
 #: Ensembles: learner -> the network it averages with the tree chosen on the validation cells.
 ENSEMBLES = {
     "net+trees": "network",
     "patch5+trees": "patch5",
     "patch5-position+trees": "patch5-position",
-    "patch5-full+trees": "patch5-full",
-    "patch5-b256+trees": "patch5-b256",
-    "patch5-b256-position+trees": "patch5-b256-position",
-    "patch5-b256-wide+trees": "patch5-b256-wide",
     "patch5-context11+trees": "patch5-context11",
     "patch5-context11-position+trees": "patch5-context11-position",
+    "patch5-wide+trees": "patch5-wide",
 }
 BEST_TREE = "best-tree"
 
@@ -378,8 +377,7 @@ def run_split(
         rsplit = P.TrainingSplit(
             P.Samples(s.rows, s.cols, resid, s.skipped, s.masked), split.train, split.val, split.test
         )
-        RECIPES["b256"] = replace(RECIPES["default"], name="b256", patience=None, batch_size=256, lr=6e-3)
-        config = TrainConfig(patch_size=5, recipe="b256", epochs=epochs, seed=seed, device="cpu")
+        config = TrainConfig(patch_size=5, epochs=epochs, seed=seed, device="cpu")
         res = train_from_arrays(case.predictors, grid, None, config, split=rsplit)
         pred = t_all[split.test] + res.test_pred
         seconds = time.perf_counter() - t0
@@ -398,18 +396,8 @@ def run_split(
             options["recipe"] = "minmax"
         elif name in ("context", "position"):
             predictors = extra_channels(case, name)
-        elif name == "patch5-full":  # every epoch of the one-cycle schedule, best weights kept
-            options["patch_size"] = 5
-            RECIPES["full"] = replace(RECIPES["default"], name="full", patience=None)
-            options["recipe"] = "full"
-        elif name.startswith("patch5-b256"):  # batches of 256 at twice the rate, every epoch
-            options["patch_size"] = 5
-            if name.endswith("-position"):
-                predictors = extra_channels(case, "position")
-            if name.endswith("-wide"):
-                options["widths"] = (32, 64, 128)
-            RECIPES["b256"] = replace(RECIPES["default"], name="b256", patience=None, batch_size=256, lr=6e-3)
-            options["recipe"] = "b256"
+        elif name == "patch5-wide":  # twice the widths: a network sized for 40,000 cells
+            options.update(patch_size=5, widths=(32, 64, 128))
         elif name.startswith("patch5-"):
             options["patch_size"] = 5
             predictors = extra_channels(case, name[len("patch5-") :])
