@@ -28,7 +28,7 @@ from cwsc.hydro.options import (
     OBJECTIVES,
     PROFILE_EVALUATIONS,
 )
-from cwsc.ml.options import LEARN_BATCH_SIZE, LEARN_EPOCHS, LEARN_PRETRAIN_EPOCHS
+from cwsc.ml.options import LEARN_BATCH_SIZE, LEARN_EPOCHS, LEARN_PRETRAIN_EPOCHS, POSITION_MIN_CELLS
 from cwsc.runtime import protocol
 
 #: command -> (module in cwsc.commands, function). Modules load only when their
@@ -382,9 +382,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--position",
         action=argparse.BooleanOptionalAction,
-        default=True,
+        default=None,
         help="give the network each cell's latitude and longitude (sine and cosine) as four more "
-        "channels, on a grid with a CRS (--no-position: the predictors alone)",
+        "channels, on a grid with a CRS (--no-position: the predictors alone; neither: with "
+        f"{POSITION_MIN_CELLS:,} labelled cells or more)",
     )
     _extent(p)
     p.add_argument(

@@ -30,7 +30,7 @@ def _train(args, outputs: Outputs) -> dict:
     from cwsc.ml import patches as P
     from cwsc.ml.baseline import fit_best_baseline
     from cwsc.ml.modelfile import ModelBundle, grid_summary, save_model
-    from cwsc.ml.position import has_position, position_channels
+    from cwsc.ml.position import position_channels, use_position
     from cwsc.ml.training import TrainConfig, average_with_trees, recipe_dict, train_from_arrays
     from cwsc.reports.html import baseline_sentence, training_report
 
@@ -70,12 +70,15 @@ def _train(args, outputs: Outputs) -> dict:
         f"{grid.describe()}; device {device}"
     )
 
-    position = bool(args.position) and has_position(grid)
+    cells = len(P.select_samples(stack.data, labels, kge, args.kge_threshold).labels)
+    position, why = use_position(args.position, cells, grid)
     if args.position and not position:
         protocol.warning(
             "LABELS: the grid has no CRS, so the cells cannot be placed on the Earth: the network "
             "is trained without position channels"
         )
+    else:
+        protocol.log(f"position channels (latitude and longitude): {why}")
     inputs = np.concatenate([stack.data, position_channels(grid)]) if position else stack.data
 
     def on_epoch(member: int, rec: dict, fraction: float) -> None:

@@ -25,3 +25,10 @@ LEARN_PRETRAIN_EPOCHS = 100
 #: Cells per step of that pretraining: 64 (256 or 128 are faster, but their fewer steps cost
 #: the held-out validation KGE 0.02-0.03 on the demo region).
 LEARN_PRETRAIN_BATCH_SIZE = 64
+
+#: With ``--position`` left to the data, the network takes the position when at least this
+#: many labelled cells train it: on the real map (tens of thousands of cells over every
+#: continent) the position lifted the network, on the demo region and the twin (a few
+#: thousand cells in one region) it cost test R2, the network learning the place instead of
+#: the predictors (docs/research-notes.md). The threshold lies between the two, unmeasured.
+POSITION_MIN_CELLS = 10_000

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from cwsc.io import rasters as io
+from cwsc.ml.options import POSITION_MIN_CELLS
 
 #: Names of the channels :func:`position_channels` returns, in order.
 POSITION_CHANNELS = ("sine of latitude", "cosine of latitude", "sine of longitude", "cosine of longitude")
@@ -47,3 +48,23 @@ def position_channels(grid: io.Grid, rows: slice | None = None) -> np.ndarray:
     lon, lat = cell_lonlat(grid, rows)
     la, lo = np.deg2rad(lat), np.deg2rad(lon)
     return np.stack([np.sin(la), np.cos(la), np.sin(lo), np.cos(lo)]).astype(np.float32)
+
+
+def use_position(requested: bool | None, cells: int, grid: io.Grid) -> tuple[bool, str]:
+    """Whether the network takes the position channels, and why in a few words.
+
+    requested: True (``--position``), False (``--no-position``) or None (decided by the
+    data: on with :data:`POSITION_MIN_CELLS` labelled cells or more); cells: the labelled
+    cells with valid predictors; a grid without a CRS never has a position."""
+    if requested is False:
+        return False, "off (--no-position)"
+    if not has_position(grid):
+        return False, "off: the grid has no CRS, so the cells cannot be placed on the Earth"
+    if requested:
+        return True, "on (--position)"
+    if cells >= POSITION_MIN_CELLS:
+        return True, f"on: {cells:,} labelled cells, at least {POSITION_MIN_CELLS:,}"
+    return False, (
+        f"off: {cells:,} labelled cells, fewer than {POSITION_MIN_CELLS:,} (on a small region "
+        "the network learns the place instead of the predictors; --position to force it)"
+    )

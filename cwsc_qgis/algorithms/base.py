@@ -66,6 +66,8 @@ SEED_RECIPE_BATCH_SIZE = 32
 LEARN_EPOCHS_DEFAULT = 40
 LEARN_BATCH_SIZE_DEFAULT = 512
 LEARN_PRETRAIN_EPOCHS_DEFAULT = 100
+#: cwsc/ml/options.py: labelled cells from which the network takes the position by default.
+POSITION_MIN_CELLS = 10_000
 
 #: The works an algorithm's help cites (``REFS``), each in one line; the full list is on the
 #: documentation site's science page.

@@ -16,6 +16,7 @@ from ..glossary import term
 from .base import (
     BATCH_SIZE_DEFAULT,
     EPOCHS_DEFAULT,
+    POSITION_MIN_CELLS,
     SEED_RECIPE_BATCH_SIZE,
     SEED_RECIPE_EPOCHS,
     CwscAlgorithm,
@@ -27,6 +28,8 @@ from .base import (
 
 SPLITS = ["random", "blocks"]
 RECIPES = ["default", "seed"]
+#: POSITION's options -> the backend's arguments: automatic (the backend decides), yes, no.
+POSITION_ARGS = ([], ["--position"], ["--no-position"])
 MODEL_FILTER = "CWSC model files (*.pt)"
 HTML_FILTER = "HTML files (*.html)"
 
@@ -65,9 +68,10 @@ their spread is the prediction uncertainty), <b>DEVICE</b> (auto, cpu, cuda), <b
 (0: same seed on CPU gives the same model). Advanced: <b>BLOCK_SIZE</b>, network
 <b>BLOCKS</b> (n of 6n+2 layers) and <b>WIDTHS</b> (e.g. 16,32,128), <b>TREES</b> (on:
 the model averages the network with gradient-boosted trees, see below; off: the network
-alone), <b>POSITION</b> (on: the network also takes each cell's latitude and longitude, as
+alone), <b>POSITION</b> (the network also takes each cell's latitude and longitude, as
 sine and cosine, so it can learn what varies with place and is not in the predictors; needs
-rasters with a CRS).</p>
+rasters with a CRS; automatic: with 10,000 labelled cells or more, as over a continent, where
+it helped, and not on a small region, where it cost accuracy).</p>
 <p><b>The model</b>: two gradient-boosted trees are fitted on the network's training cells,
 one on each cell's predictors and one on them and their 3 x 3 and 11 x 11 neighbourhood
 means. With <b>TREES</b> on (the default) the model file keeps the one better on the
@@ -194,8 +198,15 @@ warning. <b>SPLIT</b> blocks holds out whole regions, the honest test of a map.<
         )
         self.addParameter(
             advanced(
-                QgsProcessingParameterBoolean(
-                    "POSITION", tr("Give the network each cell's latitude and longitude"), defaultValue=True
+                QgsProcessingParameterEnum(
+                    "POSITION",
+                    tr("Give the network each cell's latitude and longitude"),
+                    options=[
+                        tr("Automatic: with {:,} labelled cells or more").format(POSITION_MIN_CELLS),
+                        tr("Yes"),
+                        tr("No"),
+                    ],
+                    defaultValue=0,
                 )
             )
         )
@@ -255,7 +266,7 @@ warning. <b>SPLIT</b> blocks holds out whole regions, the honest test of a map.<
             "--ensemble",
             str(self.parameterAsInt(parameters, "ENSEMBLE", context)),
             "--trees" if self.parameterAsBoolean(parameters, "TREES", context) else "--no-trees",
-            "--position" if self.parameterAsBoolean(parameters, "POSITION", context) else "--no-position",
+            *POSITION_ARGS[self.parameterAsEnum(parameters, "POSITION", context)],
             "--seed",
             str(self.parameterAsInt(parameters, "SEED", context)),
             "--device",

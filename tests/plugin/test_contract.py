@@ -280,6 +280,8 @@ def test_defaults_shown_in_the_dialogs_are_the_backends():
         ml_options.RECIPE_BATCH_SIZE["default"],
         ml_options.RECIPE_BATCH_SIZE["seed"],
     )
+    assert base.POSITION_MIN_CELLS == ml_options.POSITION_MIN_CELLS
+    assert f"{base.POSITION_MIN_CELLS:,} labelled cells" in train.TrainAlgorithm.DETAILS
     assert (base.LEARN_EPOCHS_DEFAULT, base.LEARN_BATCH_SIZE_DEFAULT, base.LEARN_PRETRAIN_EPOCHS_DEFAULT) == (
         ml_options.LEARN_EPOCHS,
         ml_options.LEARN_BATCH_SIZE,

@@ -155,24 +155,30 @@ def test_widths_option_parsing():
 
 
 @pytest.mark.slow  # three short trainings
-def test_the_network_takes_each_cells_position_on_a_grid_with_a_crs(twin_files, tmp_path):
+def test_the_network_takes_each_cells_position_when_asked_or_with_many_cells(twin_files, tmp_path):
     from cwsc.ml.modelfile import load_model
     from cwsc.ml.position import POSITION_CHANNELS
     from cwsc.synthetic.twin import make_twin, write_twin
 
     files, _ = twin_files
-    rc, events, err = run_backend(*train_args(files, tmp_path / "m.pt", "--epochs", "1"))
+
+    def said(events):
+        return [e["message"] for e in events if e["event"] == "log"]
+
+    # The twin's 900 cells are fewer than POSITION_MIN_CELLS: left to the data, no position.
+    rc, events, err = run_backend(*train_args(files, tmp_path / "n.pt", "--epochs", "1"))
+    assert rc == 0, err
+    b = load_model(tmp_path / "n.pt")
+    assert not b.position and b.network.in_channels == len(b.channels) + 1
+    assert any(m.startswith("position channels (latitude and longitude): off: ") for m in said(events))
+    rc, events, err = run_backend(*train_args(files, tmp_path / "m.pt", "--epochs", "1", "--position"))
     assert rc == 0, err
     b = load_model(tmp_path / "m.pt")
     assert b.position and b.network.in_channels == len(b.channels) + len(POSITION_CHANNELS) + 1
     assert b.training["position channels"] == "latitude and longitude (sine, cosine)"
-    rc, events, err = run_backend(*train_args(files, tmp_path / "n.pt", "--epochs", "1", "--no-position"))
-    assert rc == 0, err
-    b = load_model(tmp_path / "n.pt")
-    assert not b.position and b.network.in_channels == len(b.channels) + 1
     # Rasters without a CRS cannot be placed: trained without position, and said so.
     bare = write_twin(tmp_path / "bare", make_twin((30, 30), channels=5, seed=4), crs=None)
-    rc, events, err = run_backend(*train_args(bare, tmp_path / "o.pt", "--epochs", "1"))
+    rc, events, err = run_backend(*train_args(bare, tmp_path / "o.pt", "--epochs", "1", "--position"))
     assert rc == 0, err
     warned = [e["message"] for e in events if e["event"] == "log" and e.get("level") == "warning"]
     assert any("no CRS" in w and "without position channels" in w for w in warned), warned

@@ -11,7 +11,8 @@ from cwsc.io import rasters as io
 from cwsc.ml import patches as P
 from cwsc.ml.modelfile import ModelBundle, grid_summary, load_model, save_model
 from cwsc.ml.network import ResNetConfig, build_network
-from cwsc.ml.position import POSITION_CHANNELS, cell_lonlat, has_position, position_channels
+from cwsc.ml.options import POSITION_MIN_CELLS
+from cwsc.ml.position import POSITION_CHANNELS, cell_lonlat, has_position, position_channels, use_position
 from cwsc.ml.predict import predict_raster
 
 WGS84 = io.Grid("EPSG:4326", (0.5, 0, 10.0, 0, -0.5, 50.0), 6, 4)  # WKT or EPSG text both parse
@@ -112,3 +113,14 @@ def test_a_model_with_position_refuses_predictors_without_a_crs(tmp_path):
     with pytest.raises(InputFileError, match="has no CRS, but the model takes each cell's latitude"):
         predict_raster(b, [str(path)], tmp_path / "o.tif", device="cpu")
     assert not (tmp_path / "o.tif").exists()
+
+
+def test_left_to_the_data_the_position_comes_with_many_labelled_cells_on_a_grid_with_a_crs():
+    grid = io.Grid(_wkt(4326), (0.5, 0, -180.0, 0, -0.5, 90.0), 720, 360)
+    bare = io.Grid("", grid.transform, 720, 360)
+    assert use_position(None, POSITION_MIN_CELLS, grid)[0]
+    on, why = use_position(None, POSITION_MIN_CELLS - 1, grid)
+    assert not on and why.startswith("off: 9,999 labelled cells, fewer than 10,000")
+    assert use_position(True, 10, grid) == (True, "on (--position)")
+    assert use_position(False, 10**6, grid) == (False, "off (--no-position)")
+    assert not use_position(None, 10**6, bare)[0] and not use_position(True, 10**6, bare)[0]
