@@ -151,3 +151,13 @@ def test_network_candidates_on_the_same_split_of_the_twin():
     assert set(rows) == {"network", "tta", "net+trees", "position"}
     assert all(np.isfinite(r["test_r2"]) for r in rows.values())
     assert rows["tta"]["test_r2"] != rows["network"]["test_r2"]  # the 8 symmetries change the mean
+
+
+def test_the_shipped_learner_is_the_network_train_ships_on_the_case():
+    from cwsc.ml.options import POSITION_MIN_CELLS
+
+    side = int(np.ceil(np.sqrt(POSITION_MIN_CELLS)))
+    big = R.Case("big", np.zeros((1, side, side), np.float32), np.ones((side, side), np.float32), None, None)
+    small = R.Case("small", np.zeros((1, 30, 30), np.float32), np.ones((30, 30), np.float32), None, None)
+    assert R.shipped_network(big) == "patch5-position" and R.shipped_network(small) == "patch5"
+    assert "shipped" in R.LEARNERS
