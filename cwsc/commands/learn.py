@@ -217,7 +217,8 @@ def _learn(args: argparse.Namespace, outputs: Outputs) -> dict:
         "test_fraction": config.test_fraction,
         "seed": config.seed,
         "epochs (max)": config.resolved()[0],
-        "batch_size": config.resolved()[1],
+        # A batch larger than the training cells takes them all: the report says what ran.
+        "batch_size": min(config.resolved()[1], int(m["train_cells"])),
         "warm-up months": w,
         "calibration months": f"{w + 1}-{c}",
         "validation months": f"{c + 1}-{months}" if c < months else "none",
@@ -242,7 +243,7 @@ def _learn(args: argparse.Namespace, outputs: Outputs) -> dict:
         channels=stack.names,
         patch_size=config.patch_size,
         grid=grid_summary(grid),
-        recipe={"name": "physics", "epochs": config.resolved()[0], "batch_size": config.resolved()[1]},
+        recipe={"name": "physics", "epochs": config.resolved()[0], "batch_size": settings["batch_size"]},
         metrics=m,
         sizes={k: m[k] for k in CELL_COUNTS},
         training={

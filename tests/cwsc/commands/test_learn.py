@@ -95,6 +95,8 @@ def test_learn_then_predict_speaks_the_protocol(runoff_twin, tmp_path):
             files["labels"],
             "--out-report",
             report,
+            "--batch-size",
+            "4096",  # more than the training cells: each step takes them all
         )
     )
     assert rc == 0, err
@@ -130,6 +132,12 @@ def test_learn_then_predict_speaks_the_protocol(runoff_twin, tmp_path):
     assert html.count("data:image/png;base64,") >= 4
     assert "validation months, held-out cells" in html and "Against the labels" in html
     assert "2001-01" in html  # the period read from the files
+    # Fewer training cells than a batch: each step takes them all, and the model file says so.
+    from cwsc.ml.modelfile import load_model
+
+    bundle = load_model(model)
+    assert m["train_cells"] < 4096 and bundle.recipe["batch_size"] == m["train_cells"]
+    assert bundle.training["batch_size"] == m["train_cells"]
 
     out = tmp_path / "cwsc.tif"
     rc, events, err = run_backend(
