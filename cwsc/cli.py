@@ -28,7 +28,7 @@ from cwsc.hydro.options import (
     OBJECTIVES,
     PROFILE_EVALUATIONS,
 )
-from cwsc.ml.options import LEARN_BATCH_SIZE, LEARN_EPOCHS, LEARN_PRETRAIN_EPOCHS, POSITION_MIN_CELLS
+from cwsc.ml.options import LEARN_BATCH_SIZE, LEARN_EPOCHS, LEARN_PRETRAIN_EPOCHS
 from cwsc.runtime import protocol
 
 #: command -> (module in cwsc.commands, function). Modules load only when their
@@ -384,8 +384,7 @@ def build_parser() -> argparse.ArgumentParser:
         action=argparse.BooleanOptionalAction,
         default=None,
         help="give the network each cell's latitude and longitude (sine and cosine) as four more "
-        "channels, on a grid with a CRS (--no-position: the predictors alone; neither: with "
-        f"{POSITION_MIN_CELLS:,} labelled cells or more)",
+        "channels, on a grid with a CRS (--no-position: the predictors alone)",
     )
     _extent(p)
     p.add_argument(
@@ -628,7 +627,8 @@ def _complete_help(sub: argparse._SubParsersAction) -> None:
                 flag
                 and action.default in (None, [])
                 and not action.required
-                and action.nargs != 0
+                # a switch left out is no value; one with --no- is a choice left to the data
+                and (action.nargs != 0 or isinstance(action, argparse.BooleanOptionalAction))
                 and "(default" not in (action.help or "")
             ):
                 action.help = f"{action.help or ''} (default: {absent(command, flag)})".strip()

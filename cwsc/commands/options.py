@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 
 from cwsc.errors import ParameterError
+from cwsc.ml.options import POSITION_MIN_CELLS
 
 #: GDAL's block cache (MB). Its default (5 % of RAM) alone took about 1 GB of peak RSS on a
 #: 720 x 360 x 360-month input; reading strip by strip needs little cache.
@@ -219,6 +220,7 @@ COMMAND_ABSENT: dict[tuple[str, str], str] = {
         "train",
         "--batch-size",
     ): "64, growing to 128 or 256 with tens of thousands of training cells; 32 with --recipe seed",
+    ("train", "--position"): f"on with {POSITION_MIN_CELLS:,} labelled cells or more, on a grid with a CRS",
     ("train", "--blocks"): "2; 5 with --recipe seed",
     ("train", "--widths"): "16,32,64; 16,32,128 with --recipe seed",
     ("learn", "--blocks"): "2",
