@@ -29,10 +29,14 @@ def test_the_page_says_what_the_plugin_says(provider):  # noqa: ARG001
 
 
 def _options(args):
-    """``--flag value...`` of a built command line as {flag: (values...)}."""
+    """``--flag value...`` of a built command line as {flag: (values...)} (``--no-x``: ``--x``
+    off)."""
     out, flag = {}, None
     for arg in map(str, args):
-        if arg.startswith("--"):
+        if arg.startswith("--no-"):  # a switch's other name: --no-position is --position off
+            flag = "--" + arg[len("--no-") :]
+            out[flag] = ("off",)
+        elif arg.startswith("--"):
             flag, _, value = arg.partition("=")
             out[flag] = (value,) if value else ()
         elif flag is not None:
